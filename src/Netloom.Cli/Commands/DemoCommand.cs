@@ -1,0 +1,130 @@
+using System.CommandLine;
+using System.Text;
+using Netloom.Time;
+using Netloom.Wire;
+using Netloom.Wire.Capture;
+using Spectre.Console;
+
+namespace Netloom.Cli.Commands;
+
+/// <summary>
+/// `netloom demo`: for now a synthetic exchange built with the wire layer (ARP, ICMP echo, a TCP
+/// connection with options, data and FIN), written to pcapng, read back and shown decoded.
+/// </summary>
+internal static class DemoCommand
+{
+    public static Command Create()
+    {
+        var output = new Option<FileInfo>("--out") { Description = "Where to write the capture", DefaultValueFactory = _ => new FileInfo("netloom-demo.pcapng") };
+        var cmd = new Command("demo", "Build a short exchange with the wire layer, write it to pcapng and show it decoded") { output };
+        cmd.SetAction(r => Run(r.GetValue(output)!));
+        return cmd;
+    }
+
+    private static int Run(FileInfo output)
+    {
+        int frames;
+        try
+        {
+            frames = WireDemo.Write(output.FullName);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return CliErrors.Report($"cannot write {output}: {e.Message}");
+        }
+
+        var table = new Table().Border(TableBorder.Rounded)
+            .AddColumn("No.").AddColumn("Time").AddColumn("Source").AddColumn("Destination")
+            .AddColumn("Protocol").AddColumn(new TableColumn("Length").RightAligned()).AddColumn("Info");
+        using var reader = CaptureReader.Open(output.FullName);
+        int n = 0;
+        long first = 0;
+        while (reader.Read(out var p) == CaptureReadResult.Packet)
+        {
+            if (++n == 1) first = p.Timestamp.Nanoseconds;
+            var d = DecodedFrame.Decode(p.Data);
+            var (src, dst, proto, info) = FrameFormatter.Describe(d);
+            table.AddRow(n.ToString(), $"{(p.Timestamp.Nanoseconds - first) / 1e9:F6}", src, dst, proto, d.Length.ToString(), Markup.Escape(info));
+        }
+        if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200; // a log or pipe: do not wrap at 80
+        AnsiConsole.MarkupLine($"[bold]Netloom wire demo[/]: {frames} frames built with the wire layer's reprs and writers, written to [blue]{Markup.Escape(output.ToString())}[/], read back and decoded.");
+        AnsiConsole.Write(table);
+        AnsiConsole.MarkupLine($"Open it in Wireshark, or run [grey]./netloom pcap decode {Markup.Escape(output.ToString())} --json[/].");
+        return reader.Error is null ? CliErrors.Ok : CliErrors.Report(reader.Error);
+    }
+}
+
+/// <summary>The synthetic exchange between two hosts that the demo writes.</summary>
+public static class WireDemo
+{
+    public static readonly MacAddress MacA = MacAddress.Parse("02:00:00:00:00:01"), MacB = MacAddress.Parse("02:00:00:00:00:02");
+    public static readonly Ipv4Address IpA = Ipv4Address.Parse("10.0.0.1"), IpB = Ipv4Address.Parse("10.0.0.2");
+
+    /// <summary>Writes the exchange to a capture file and returns the number of frames.</summary>
+    public static int Write(string path)
+    {
+        using var writer = CaptureWriter.Create(path);
+        int iface = writer.AddInterface(LinkType.Ethernet, "demo0");
+        var t = Instant.FromSeconds(1_767_225_600); // 2026-01-01T00:00:00Z: fixed, so the file is reproducible
+        int count = 0;
+        foreach (var frame in Frames())
+        {
+            writer.Write(iface, t, frame);
+            t += Duration.FromMicroseconds(250);
+            count++;
+        }
+        return count;
+    }
+
+    /// <summary>ARP, an ICMP echo, and an HTTP request over a TCP connection with options, closed by FIN.</summary>
+    public static IEnumerable<byte[]> Frames()
+    {
+        var buf = new byte[1600];
+        var ab = new EthernetRepr(MacA, MacB, EtherType.Ipv4);
+        var ba = new EthernetRepr(MacB, MacA, EtherType.Ipv4);
+
+        yield return buf[..FrameBuilder.Arp(buf, new EthernetRepr(MacA, MacAddress.Broadcast, EtherType.Arp), ArpRepr.Request(MacA, IpA, IpB))];
+        yield return buf[..FrameBuilder.Arp(buf, new EthernetRepr(MacB, MacA, EtherType.Arp), ArpRepr.Reply(MacB, IpB, MacA, IpA))];
+
+        var ping = Encoding.ASCII.GetBytes("netloom ping payload: abcdefghijklmnopqrstuvwxyz012345");
+        yield return buf[..FrameBuilder.Icmp(buf, ab, Ip(IpA, IpB, 0x1001), IcmpRepr.Echo(true, 0x4e4c, 1, 0), ping)];
+        yield return buf[..FrameBuilder.Icmp(buf, ba, Ip(IpB, IpA, 0x2001), IcmpRepr.Echo(false, 0x4e4c, 1, 0), ping)];
+
+        const ushort cport = 40000, sport = 80;
+        uint cisn = 0x1000_0000, sisn = 0x5000_0000;
+        var syn = Tcp(cport, sport, cisn, 0, TcpFlags.Syn, 64240);
+        syn.MaxSegmentSize = 1460; syn.SackPermitted = true; syn.WindowScale = 7; syn.Timestamp = new TcpTimestamp(1000, 0);
+        yield return buf[..FrameBuilder.Tcp(buf, ab, Ip(IpA, IpB, 0x1002), syn, default)];
+        var synAck = Tcp(sport, cport, sisn, cisn + 1, TcpFlags.Syn | TcpFlags.Ack, 65160);
+        synAck.MaxSegmentSize = 1460; synAck.SackPermitted = true; synAck.WindowScale = 7; synAck.Timestamp = new TcpTimestamp(5000, 1000);
+        yield return buf[..FrameBuilder.Tcp(buf, ba, Ip(IpB, IpA, 0), synAck, default)];
+
+        uint c = cisn + 1, s = sisn + 1, tsA = 1001, tsB = 5001;
+        yield return buf[..FrameBuilder.Tcp(buf, ab, Ip(IpA, IpB, 0x1003), Ts(Tcp(cport, sport, c, s, TcpFlags.Ack, 502), tsA, tsB - 1), default)];
+        var request = Encoding.ASCII.GetBytes("GET / HTTP/1.1\r\nHost: 10.0.0.2\r\nUser-Agent: netloom-demo\r\n\r\n");
+        yield return buf[..FrameBuilder.Tcp(buf, ab, Ip(IpA, IpB, 0x1004), Ts(Tcp(cport, sport, c, s, TcpFlags.Psh | TcpFlags.Ack, 502), tsA, tsB - 1), request)];
+        c += (uint)request.Length;
+        yield return buf[..FrameBuilder.Tcp(buf, ba, Ip(IpB, IpA, 0x2002), Ts(Tcp(sport, cport, s, c, TcpFlags.Ack, 509), tsB, tsA), default)];
+        var response = Encoding.ASCII.GetBytes("HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nhello, world\n");
+        yield return buf[..FrameBuilder.Tcp(buf, ba, Ip(IpB, IpA, 0x2003), Ts(Tcp(sport, cport, s, c, TcpFlags.Psh | TcpFlags.Ack, 509), tsB, tsA), response)];
+        s += (uint)response.Length;
+        yield return buf[..FrameBuilder.Tcp(buf, ab, Ip(IpA, IpB, 0x1005), Ts(Tcp(cport, sport, c, s, TcpFlags.Ack, 501), tsA + 1, tsB), default)];
+        yield return buf[..FrameBuilder.Tcp(buf, ab, Ip(IpA, IpB, 0x1006), Ts(Tcp(cport, sport, c, s, TcpFlags.Fin | TcpFlags.Ack, 501), tsA + 2, tsB), default)];
+        yield return buf[..FrameBuilder.Tcp(buf, ba, Ip(IpB, IpA, 0x2004), Ts(Tcp(sport, cport, s, c + 1, TcpFlags.Fin | TcpFlags.Ack, 509), tsB + 1, tsA + 2), default)];
+        yield return buf[..FrameBuilder.Tcp(buf, ab, Ip(IpA, IpB, 0x1007), Ts(Tcp(cport, sport, c + 1, s + 1, TcpFlags.Ack, 501), tsA + 3, tsB + 1), default)];
+    }
+
+    private static Ipv4Repr Ip(Ipv4Address src, Ipv4Address dst, ushort id) =>
+        new(src, dst, IpProtocol.Tcp, 0) { Identification = id, DontFragment = true };
+
+    private static TcpRepr Tcp(ushort sp, ushort dp, uint seq, uint ack, TcpFlags flags, ushort window) => new()
+    {
+        SourcePort = sp, DestinationPort = dp, SequenceNumber = seq, AcknowledgmentNumber = ack, Flags = flags, Window = window,
+    };
+
+    private static TcpRepr Ts(TcpRepr r, uint value, uint echo)
+    {
+        r.Timestamp = new TcpTimestamp(value, echo);
+        return r;
+    }
+}

@@ -1,0 +1,137 @@
+using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+
+namespace Netloom.Wire;
+
+/// <summary>
+/// The Internet checksum (RFC 1071): the ones' complement of the ones' complement sum of 16-bit
+/// big-endian words. Partial sums are <c>uint</c> values in the big-endian word domain, so a
+/// pseudo-header can be added as plain numbers.
+/// </summary>
+public static class Checksum
+{
+    /// <summary>
+    /// Adds <paramref name="data"/> to a partial sum. An odd final byte is padded with zero as
+    /// the low-order byte of its word; only the last chunk of a message may have odd length.
+    /// </summary>
+    public static uint Add(uint sum, ReadOnlySpan<byte> data)
+    {
+        // RFC 1071 2(B): the sum is byte-order independent, so we add native (little-endian)
+        // words and swap the folded result once at the end.
+        ulong le = SumNative(data);
+        ushort folded = Fold16(le);
+        return sum + BinaryPrimitives.ReverseEndianness(folded);
+    }
+
+    /// <summary>Adds a 32-bit value (an IPv4 address) as two words.</summary>
+    public static uint Add(uint sum, uint value) => sum + (value >> 16) + (value & 0xFFFF);
+
+    /// <summary>The IPv4 pseudo-header sum for TCP and UDP (RFC 793 §3.1, RFC 768).</summary>
+    public static uint PseudoHeader(Ipv4Address source, Ipv4Address destination, byte protocol, int length) =>
+        Add(Add(0, source.Value), destination.Value) + protocol + (uint)length;
+
+    /// <summary>Folds a partial sum to 16 bits and complements it: the value to put on the wire.</summary>
+    public static ushort Finish(uint sum)
+    {
+        sum = (sum & 0xFFFF) + (sum >> 16);
+        sum = (sum & 0xFFFF) + (sum >> 16);
+        return (ushort)~sum;
+    }
+
+    /// <summary>The checksum of a whole buffer.</summary>
+    public static ushort Compute(ReadOnlySpan<byte> data) => Finish(Add(0, data));
+
+    /// <summary>True when a buffer that includes its checksum field sums to all ones.</summary>
+    public static bool Verify(ReadOnlySpan<byte> data, uint initial = 0) => Finish(Add(initial, data)) == 0;
+
+    /// <summary>
+    /// RFC 1624 eqn. 3: the new checksum after one 16-bit word changed from
+    /// <paramref name="oldWord"/> to <paramref name="newWord"/>: HC' = ~(~HC + ~m + m').
+    /// </summary>
+    public static ushort Update(ushort checksum, ushort oldWord, ushort newWord)
+    {
+        uint sum = (uint)(ushort)~checksum + (ushort)~oldWord + newWord;
+        return Finish(sum);
+    }
+
+    /// <summary>RFC 1624 update for a 32-bit field such as an address.</summary>
+    public static ushort Update(ushort checksum, uint oldValue, uint newValue)
+    {
+        uint sum = (uint)(ushort)~checksum
+            + (ushort)~(oldValue >> 16) + (ushort)~(oldValue & 0xFFFF)
+            + (newValue >> 16) + (newValue & 0xFFFF);
+        return Finish(sum);
+    }
+
+    private static ushort Fold16(ulong s)
+    {
+        s = (s & 0xFFFF_FFFF) + (s >> 32);
+        s = (s & 0xFFFF_FFFF) + (s >> 32);
+        s = (s & 0xFFFF) + (s >> 16);
+        s = (s & 0xFFFF) + (s >> 16);
+        s = (s & 0xFFFF) + (s >> 16);
+        return (ushort)s;
+    }
+
+    /// <summary>Sum of little-endian 32-bit words (and a tail) with end-around carries deferred.</summary>
+    internal static ulong SumNative(ReadOnlySpan<byte> data)
+    {
+        ref byte p = ref MemoryMarshal.GetReference(data);
+        nuint n = (nuint)data.Length, i = 0;
+        ulong sum = 0;
+
+        if (Vector256.IsHardwareAccelerated && n >= 128)
+        {
+            // Widen 32-bit words into 64-bit lanes: no lane can overflow before 2^32 iterations.
+            Vector256<ulong> a0 = default, a1 = default, a2 = default, a3 = default;
+            for (; i + 64 <= n; i += 64)
+            {
+                var v0 = Vector256.LoadUnsafe(ref p, i).AsUInt32();
+                var v1 = Vector256.LoadUnsafe(ref p, i + 32).AsUInt32();
+                a0 += Vector256.WidenLower(v0);
+                a1 += Vector256.WidenUpper(v0);
+                a2 += Vector256.WidenLower(v1);
+                a3 += Vector256.WidenUpper(v1);
+            }
+            var t = (a0 + a1) + (a2 + a3);
+            sum = AddCarry(AddCarry(t.GetElement(0), t.GetElement(1)), AddCarry(t.GetElement(2), t.GetElement(3)));
+        }
+        else if (Vector128.IsHardwareAccelerated && n >= 64)
+        {
+            Vector128<ulong> a0 = default, a1 = default;
+            for (; i + 16 <= n; i += 16)
+            {
+                var v = Vector128.LoadUnsafe(ref p, i).AsUInt32();
+                a0 += Vector128.WidenLower(v);
+                a1 += Vector128.WidenUpper(v);
+            }
+            var t = a0 + a1;
+            sum = AddCarry(t.GetElement(0), t.GetElement(1));
+        }
+
+        for (; i + 8 <= n; i += 8)
+            sum = AddCarry(sum, Unsafe.ReadUnaligned<ulong>(ref Unsafe.Add(ref p, i)));
+        if (i + 4 <= n)
+        {
+            sum = AddCarry(sum, Unsafe.ReadUnaligned<uint>(ref Unsafe.Add(ref p, i)));
+            i += 4;
+        }
+        if (i + 2 <= n)
+        {
+            sum = AddCarry(sum, Unsafe.ReadUnaligned<ushort>(ref Unsafe.Add(ref p, i)));
+            i += 2;
+        }
+        if (i < n)
+            sum = AddCarry(sum, Unsafe.Add(ref p, i)); // low byte in little-endian = high byte on the wire
+        return sum;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong AddCarry(ulong a, ulong b)
+    {
+        ulong s = a + b;
+        return s + (s < a ? 1UL : 0UL);
+    }
+}
