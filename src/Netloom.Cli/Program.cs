@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Help;
 using Netloom.Cli.Commands;
 
 namespace Netloom.Cli;
@@ -7,8 +8,11 @@ public static class Program
 {
     public static int Main(string[] args)
     {
-        var root = new RootCommand("Netloom: kernel-bypass networking for .NET on Linux (rings, switch, user-level stack, io_uring, emulator).")
+        // A plain command rather than RootCommand, so usage says "netloom" whatever the binary is called.
+        var root = new Command("netloom", "Netloom: kernel-bypass networking for .NET on Linux (rings, switch, user-level stack, io_uring, emulator).")
         {
+            new HelpOption(),
+            new VersionOption(),
             DemoCommand.Create(),
             PcapCommand.Create(),
         };

@@ -32,7 +32,7 @@ internal static class PcapCommand
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
         {
-            code = CliErrors.Report(e is FileNotFoundException ? $"{file}: no such file" : e.Message, CliErrors.BadInput);
+            code = CliErrors.Report(e is FileNotFoundException or DirectoryNotFoundException ? $"{file}: no such file" : e.Message, CliErrors.BadInput);
             return null;
         }
     }
