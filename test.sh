@@ -44,15 +44,12 @@ for proj in tests/Netloom.Tests tests/Netloom.Interop.Tests; do
   echo "test.sh: running $proj"
   log=$(mktemp)
   dotnet test "$proj" -c Release --no-build --nologo -v quiet --logger "console;verbosity=normal" 2>&1 | tee "$log" \
-    | grep -E '^\s+(Failed|Skipped) |^\s*(Passed|Failed)!|Error Message|Assert|at Netloom|\[SKIP\]|Total tests' || true
+    | grep -E '^\s+(Failed|Skipped) |^\s*(Passed|Failed)!|Error Message|Assert|at Netloom|\[SKIP\]|^Total tests|^\s+(Passed|Failed|Skipped): ' || true
   rc=${PIPESTATUS[0]}
-  # "Passed!  - Failed:     0, Passed:    42, Skipped:     1, Total:    43, Duration: ..."
-  line=$(grep -E '(Passed|Failed)! +- +Failed:' "$log" | tail -1)
-  if [ -n "$line" ]; then
-    f=$(sed -E 's/.*Failed: *([0-9]+).*/\1/' <<<"$line")
-    p=$(sed -E 's/.*Passed: *([0-9]+).*/\1/' <<<"$line")
-    s=$(sed -E 's/.*Skipped: *([0-9]+).*/\1/' <<<"$line")
-    passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+  # The console logger ends with "Total tests: N", then "Passed: N", "Failed: N", "Skipped: N" as present.
+  count() { grep -E "^\s+$1: +[0-9]+\s*$" "$log" | tail -1 | grep -oE '[0-9]+' || echo 0; }
+  if grep -qE '^Total tests: [0-9]+' "$log"; then
+    passed=$((passed + $(count Passed))) failed=$((failed + $(count Failed))) skipped=$((skipped + $(count Skipped)))
   elif [ "$rc" -ne 0 ]; then
     failed=$((failed + 1))
     tail -40 "$log"
