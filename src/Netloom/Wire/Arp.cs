@@ -56,6 +56,28 @@ public readonly ref struct ArpPacket
     public ReadOnlySpan<byte> Trailer => _b[ArpField.Length..];
 }
 
+/// <summary>An in-place writer over an Ethernet/IPv4 ARP packet; it writes the fixed type and length fields.</summary>
+public readonly ref struct ArpWriter
+{
+    private readonly Span<byte> _b;
+
+    public ArpWriter(Span<byte> packet)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(packet.Length, ArpField.Length, nameof(packet));
+        _b = packet;
+        BinaryPrimitives.WriteUInt16BigEndian(_b, 1);
+        BinaryPrimitives.WriteUInt16BigEndian(_b[ArpField.ProtocolType..], 0x0800);
+        _b[ArpField.HardwareLength] = 6;
+        _b[ArpField.ProtocolLength] = 4;
+    }
+
+    public ushort Operation { set => BinaryPrimitives.WriteUInt16BigEndian(_b[ArpField.Operation..], value); }
+    public MacAddress SenderMac { set => value.Write(_b[ArpField.SenderMac..]); }
+    public Ipv4Address SenderIp { set => value.Write(_b[ArpField.SenderIp..]); }
+    public MacAddress TargetMac { set => value.Write(_b[ArpField.TargetMac..]); }
+    public Ipv4Address TargetIp { set => value.Write(_b[ArpField.TargetIp..]); }
+}
+
 /// <summary>The parsed form of an Ethernet/IPv4 ARP packet.</summary>
 public struct ArpRepr
 {
@@ -81,17 +103,12 @@ public struct ArpRepr
         return true;
     }
 
-    public readonly void Emit(Span<byte> buffer)
+    public readonly void Emit(Span<byte> buffer) => _ = new ArpWriter(buffer)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(buffer.Length, ArpField.Length, nameof(buffer));
-        BinaryPrimitives.WriteUInt16BigEndian(buffer, 1);
-        BinaryPrimitives.WriteUInt16BigEndian(buffer[ArpField.ProtocolType..], 0x0800);
-        buffer[ArpField.HardwareLength] = 6;
-        buffer[ArpField.ProtocolLength] = 4;
-        BinaryPrimitives.WriteUInt16BigEndian(buffer[ArpField.Operation..], Operation);
-        SenderMac.Write(buffer[ArpField.SenderMac..]);
-        SenderIp.Write(buffer[ArpField.SenderIp..]);
-        TargetMac.Write(buffer[ArpField.TargetMac..]);
-        TargetIp.Write(buffer[ArpField.TargetIp..]);
-    }
+        Operation = Operation,
+        SenderMac = SenderMac,
+        SenderIp = SenderIp,
+        TargetMac = TargetMac,
+        TargetIp = TargetIp,
+    };
 }

@@ -74,6 +74,31 @@ public readonly ref struct IcmpMessage
     public bool TryGetQuoted(out Ipv4Packet quoted, out WireError error) => Ipv4Packet.TryParseQuoted(Data, out quoted, out error);
 }
 
+/// <summary>An in-place writer over an ICMPv4 message (header and data).</summary>
+public readonly ref struct IcmpWriter
+{
+    private readonly Span<byte> _b;
+
+    public IcmpWriter(Span<byte> message)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(message.Length, IcmpField.HeaderLength, nameof(message));
+        _b = message;
+    }
+
+    public byte Type { set => _b[IcmpField.Type] = value; }
+    public byte Code { set => _b[IcmpField.Code] = value; }
+    public uint RestOfHeader { set => BinaryPrimitives.WriteUInt32BigEndian(_b[IcmpField.Rest..], value); }
+    public ushort MessageChecksum { set => BinaryPrimitives.WriteUInt16BigEndian(_b[IcmpField.Checksum..], value); }
+    public Span<byte> Data => _b[IcmpField.HeaderLength..];
+
+    /// <summary>Computes the checksum over the whole message (the whole span).</summary>
+    public void FillChecksum()
+    {
+        MessageChecksum = 0;
+        MessageChecksum = Checksum.Compute(_b);
+    }
+}
+
 /// <summary>
 /// The parsed form of an ICMPv4 header. The data (echo payload or quoted datagram) follows the
 /// header in the buffer and is covered by the checksum when emitted.
@@ -131,11 +156,6 @@ public struct IcmpRepr
     public readonly void Emit(Span<byte> message)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(message.Length, BufferLength, nameof(message));
-        message = message[..BufferLength];
-        message[IcmpField.Type] = Type;
-        message[IcmpField.Code] = Code;
-        BinaryPrimitives.WriteUInt16BigEndian(message[IcmpField.Checksum..], 0);
-        BinaryPrimitives.WriteUInt32BigEndian(message[IcmpField.Rest..], RestOfHeader);
-        BinaryPrimitives.WriteUInt16BigEndian(message[IcmpField.Checksum..], Checksum.Compute(message));
+        new IcmpWriter(message[..BufferLength]) { Type = Type, Code = Code, RestOfHeader = RestOfHeader }.FillChecksum();
     }
 }

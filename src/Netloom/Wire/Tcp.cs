@@ -73,6 +73,40 @@ public readonly ref struct TcpSegment
 }
 
 /// <summary>
+/// An in-place writer over a TCP segment (header and payload): for rewriting fields of a segment
+/// already built, then refilling or patching the checksum.
+/// </summary>
+public readonly ref struct TcpWriter
+{
+    private readonly Span<byte> _b;
+
+    public TcpWriter(Span<byte> segment)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(segment.Length, TcpField.MinHeaderLength, nameof(segment));
+        _b = segment;
+    }
+
+    public ushort SourcePort { set => BinaryPrimitives.WriteUInt16BigEndian(_b, value); }
+    public ushort DestinationPort { set => BinaryPrimitives.WriteUInt16BigEndian(_b[TcpField.DestinationPort..], value); }
+    public uint SequenceNumber { set => BinaryPrimitives.WriteUInt32BigEndian(_b[TcpField.Sequence..], value); }
+    public uint AcknowledgmentNumber { set => BinaryPrimitives.WriteUInt32BigEndian(_b[TcpField.Acknowledgment..], value); }
+    public ushort Window { set => BinaryPrimitives.WriteUInt16BigEndian(_b[TcpField.Window..], value); }
+    public ushort UrgentPointer { set => BinaryPrimitives.WriteUInt16BigEndian(_b[TcpField.UrgentPointer..], value); }
+    public ushort SegmentChecksum { set => BinaryPrimitives.WriteUInt16BigEndian(_b[TcpField.Checksum..], value); }
+
+    /// <summary>Sets the data offset (from a header length in bytes) and the control bits.</summary>
+    public void SetHeaderLengthAndFlags(int headerLength, TcpFlags flags) =>
+        BinaryPrimitives.WriteUInt16BigEndian(_b[TcpField.OffsetFlags..], (ushort)(headerLength / 4 << 12 | (ushort)flags & TcpField.FlagMask));
+
+    /// <summary>Computes the checksum over pseudo-header, header and payload (the whole span).</summary>
+    public void FillChecksum(Ipv4Address source, Ipv4Address destination)
+    {
+        SegmentChecksum = 0;
+        SegmentChecksum = Checksum.Finish(Checksum.Add(Checksum.PseudoHeader(source, destination, (byte)IpProtocol.Tcp, _b.Length), _b));
+    }
+}
+
+/// <summary>
 /// The parsed form of a TCP header. Known options are typed fields; unknown ones, repeats and
 /// bytes after End of Option List are kept raw. A repr built in code (empty layout) emits its
 /// options in the order Linux uses; a parsed one re-emits the order it was read in.
@@ -178,19 +212,20 @@ public struct TcpRepr
         int len = hl + PayloadLength;
         ArgumentOutOfRangeException.ThrowIfLessThan(segment.Length, len, nameof(segment));
         segment = segment[..len];
-        BinaryPrimitives.WriteUInt16BigEndian(segment, SourcePort);
-        BinaryPrimitives.WriteUInt16BigEndian(segment[TcpField.DestinationPort..], DestinationPort);
-        BinaryPrimitives.WriteUInt32BigEndian(segment[TcpField.Sequence..], SequenceNumber);
-        BinaryPrimitives.WriteUInt32BigEndian(segment[TcpField.Acknowledgment..], AcknowledgmentNumber);
-        BinaryPrimitives.WriteUInt16BigEndian(segment[TcpField.OffsetFlags..], (ushort)(hl / 4 << 12 | (ushort)Flags & TcpField.FlagMask));
-        BinaryPrimitives.WriteUInt16BigEndian(segment[TcpField.Window..], Window);
-        BinaryPrimitives.WriteUInt16BigEndian(segment[TcpField.Checksum..], 0);
-        BinaryPrimitives.WriteUInt16BigEndian(segment[TcpField.UrgentPointer..], UrgentPointer);
+        var w = new TcpWriter(segment)
+        {
+            SourcePort = SourcePort,
+            DestinationPort = DestinationPort,
+            SequenceNumber = SequenceNumber,
+            AcknowledgmentNumber = AcknowledgmentNumber,
+            Window = Window,
+            UrgentPointer = UrgentPointer,
+        };
+        w.SetHeaderLengthAndFlags(hl, Flags);
         var area = segment[TcpField.MinHeaderLength..hl];
         WriteOptions(area, write: true);
         area[optLen..].Clear(); // pad with End of Option List
-        uint sum = Checksum.PseudoHeader(source, destination, (byte)IpProtocol.Tcp, len);
-        BinaryPrimitives.WriteUInt16BigEndian(segment[TcpField.Checksum..], Checksum.Finish(Checksum.Add(sum, segment)));
+        w.FillChecksum(source, destination);
     }
 
     /// <summary>Walks the options once: computes their length, and writes them when asked.</summary>

@@ -44,6 +44,33 @@ public readonly ref struct UdpDatagram
         DatagramChecksum == 0 || Checksum.Verify(_b, Checksum.PseudoHeader(source, destination, (byte)IpProtocol.Udp, _b.Length));
 }
 
+/// <summary>An in-place writer over a UDP datagram (header and payload).</summary>
+public readonly ref struct UdpWriter
+{
+    private readonly Span<byte> _b;
+
+    public UdpWriter(Span<byte> datagram)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(datagram.Length, UdpField.HeaderLength, nameof(datagram));
+        _b = datagram;
+    }
+
+    public ushort SourcePort { set => BinaryPrimitives.WriteUInt16BigEndian(_b, value); }
+    public ushort DestinationPort { set => BinaryPrimitives.WriteUInt16BigEndian(_b[UdpField.DestinationPort..], value); }
+    public ushort Length { set => BinaryPrimitives.WriteUInt16BigEndian(_b[UdpField.Length..], value); }
+    public ushort DatagramChecksum { set => BinaryPrimitives.WriteUInt16BigEndian(_b[UdpField.Checksum..], value); }
+    public Span<byte> Payload => _b[UdpField.HeaderLength..];
+
+    /// <summary>Computes the checksum over pseudo-header, header and payload (the whole span).</summary>
+    public void FillChecksum(Ipv4Address source, Ipv4Address destination)
+    {
+        DatagramChecksum = 0;
+        ushort c = Checksum.Finish(Checksum.Add(Checksum.PseudoHeader(source, destination, (byte)IpProtocol.Udp, _b.Length), _b));
+        // RFC 768: a computed zero is sent as all ones, zero meaning "no checksum".
+        DatagramChecksum = c == 0 ? (ushort)0xFFFF : c;
+    }
+}
+
 /// <summary>The parsed form of a UDP header.</summary>
 public struct UdpRepr
 {
@@ -81,14 +108,13 @@ public struct UdpRepr
         int len = BufferLength;
         ArgumentOutOfRangeException.ThrowIfLessThan(datagram.Length, len, nameof(datagram));
         ArgumentOutOfRangeException.ThrowIfGreaterThan(len, ushort.MaxValue, nameof(PayloadLength));
-        datagram = datagram[..len];
-        BinaryPrimitives.WriteUInt16BigEndian(datagram, SourcePort);
-        BinaryPrimitives.WriteUInt16BigEndian(datagram[UdpField.DestinationPort..], DestinationPort);
-        BinaryPrimitives.WriteUInt16BigEndian(datagram[UdpField.Length..], (ushort)len);
-        BinaryPrimitives.WriteUInt16BigEndian(datagram[UdpField.Checksum..], 0);
-        if (OmitChecksum) return;
-        ushort c = Checksum.Finish(Checksum.Add(Checksum.PseudoHeader(source, destination, (byte)IpProtocol.Udp, len), datagram));
-        // RFC 768: a computed zero is sent as all ones, zero meaning "no checksum".
-        BinaryPrimitives.WriteUInt16BigEndian(datagram[UdpField.Checksum..], c == 0 ? (ushort)0xFFFF : c);
+        var w = new UdpWriter(datagram[..len])
+        {
+            SourcePort = SourcePort,
+            DestinationPort = DestinationPort,
+            Length = (ushort)len,
+            DatagramChecksum = 0,
+        };
+        if (!OmitChecksum) w.FillChecksum(source, destination);
     }
 }

@@ -15,9 +15,11 @@ public class GoldenFrameTests
     internal const string PortUnreachable = "aa7f0db8d6785e679de9da71080045c0003b3979000040012af90ac700020ac700010303c259000000004500001f0e384000401117060ac700010ac700029ccd15b4000b15ad68690a";
     internal const string TcpSyn = "5e679de9da71aa7f0db8d67808004500003c11ec4000400613400ac700010ac70002d13c1f90fb56710900000000a002faf097e00000020405b40402080a8108c165000000000103030a";
     internal const string TcpRstAck = "aa7f0db8d6785e679de9da7108004500002800004000400625400ac700020ac700011f90d13c00000000fb56710a501400003d120000";
+    /// <summary>A Linux router's Time Exceeded for a ping sent with TTL 1; it quotes the whole datagram.</summary>
+    internal const string TimeExceeded = "2ea509b78b402a32d54bdd1a080045c00070c00300004001a13f0ac601fe0ac601010b00f4ff00000000450000546d9c40000101f37f0ac601010ac602010800a88f6c2d00018464016b000000009e9f000000000000101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f3031323334353637";
     internal const string VlanUdpWithIpOptions = "02000000000b02000000000a8100602a08004700002c0007000040114fa70a0102030a010204070704010203040004d200350010256e7061796c6f616421";
 
-    internal static readonly string[] All = [ArpRequest, EchoRequest, UdpFrame, PortUnreachable, TcpSyn, TcpRstAck, VlanUdpWithIpOptions];
+    internal static readonly string[] All = [ArpRequest, EchoRequest, UdpFrame, PortUnreachable, TimeExceeded, TcpSyn, TcpRstAck, VlanUdpWithIpOptions];
 
     public static TheoryData<string> AllFixtures() => [.. All];
 
@@ -80,6 +82,24 @@ public class GoldenFrameTests
         Assert.Equal((byte)IpProtocol.Udp, quoted.Protocol);
         Assert.True(UdpDatagram.TryParse(quoted.Payload, out var udp, out _));
         Assert.Equal(5556, udp.DestinationPort);
+    }
+
+    [Fact]
+    public void Time_exceeded_quotes_the_expired_echo_request()
+    {
+        var d = DecodedFrame.Decode(Hex.Bytes(TimeExceeded));
+        Assert.Equal((byte)IcmpType.TimeExceeded, d.Icmp.Type);
+        Assert.Equal((byte)TimeExceededCode.TtlExceeded, d.Icmp.Code);
+        Assert.Equal("10.198.1.254", d.Ipv4.Source.ToString());
+        var frame = Hex.Bytes(TimeExceeded);
+        Assert.True(IcmpMessage.TryParse(frame.AsSpan(d.TransportOffset), out var icmp, out _));
+        Assert.True(icmp.TryGetQuoted(out var quoted, out _));
+        Assert.Equal(1, quoted.Ttl);
+        Assert.Equal("10.198.2.1", quoted.Destination.ToString());
+        Assert.True(quoted.ChecksumValid);
+        Assert.True(IcmpMessage.TryParse(quoted.Payload, out var echo, out _));
+        Assert.Equal((byte)IcmpType.EchoRequest, echo.Type);
+        Assert.Equal(0x6c2d, echo.Identifier);
     }
 
     [Fact]
