@@ -32,6 +32,13 @@ public static class Checksum
     public static uint PseudoHeader(Ipv4Address source, Ipv4Address destination, byte protocol, int length) =>
         Add(Add(0, source.Value), destination.Value) + protocol + (uint)length;
 
+    /// <summary>
+    /// The TCP or UDP checksum of <paramref name="segment"/> (header and payload) under its IPv4
+    /// pseudo-header. Over a segment that holds its own checksum, zero means it verifies.
+    /// </summary>
+    public static ushort Transport(Ipv4Address source, Ipv4Address destination, IpProtocol protocol, ReadOnlySpan<byte> segment) =>
+        Finish(Add(PseudoHeader(source, destination, (byte)protocol, segment.Length), segment));
+
     /// <summary>Folds a partial sum to 16 bits and complements it: the value to put on the wire.</summary>
     public static ushort Finish(uint sum)
     {

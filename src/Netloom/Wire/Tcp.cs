@@ -69,7 +69,7 @@ public readonly ref struct TcpSegment
     public TcpOptionReader ReadOptions() => new(Options);
 
     public bool ChecksumValid(Ipv4Address source, Ipv4Address destination) =>
-        Checksum.Verify(_b, Checksum.PseudoHeader(source, destination, (byte)IpProtocol.Tcp, _b.Length));
+        Checksum.Transport(source, destination, IpProtocol.Tcp, _b) == 0;
 }
 
 /// <summary>
@@ -102,7 +102,7 @@ public readonly ref struct TcpWriter
     public void FillChecksum(Ipv4Address source, Ipv4Address destination)
     {
         SegmentChecksum = 0;
-        SegmentChecksum = Checksum.Finish(Checksum.Add(Checksum.PseudoHeader(source, destination, (byte)IpProtocol.Tcp, _b.Length), _b));
+        SegmentChecksum = Checksum.Transport(source, destination, IpProtocol.Tcp, _b);
     }
 }
 

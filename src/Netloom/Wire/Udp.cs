@@ -41,7 +41,7 @@ public readonly ref struct UdpDatagram
 
     /// <summary>True when the checksum matches, or is zero (RFC 768: no checksum was sent).</summary>
     public bool ChecksumValid(Ipv4Address source, Ipv4Address destination) =>
-        DatagramChecksum == 0 || Checksum.Verify(_b, Checksum.PseudoHeader(source, destination, (byte)IpProtocol.Udp, _b.Length));
+        DatagramChecksum == 0 || Checksum.Transport(source, destination, IpProtocol.Udp, _b) == 0;
 }
 
 /// <summary>An in-place writer over a UDP datagram (header and payload).</summary>
@@ -65,7 +65,7 @@ public readonly ref struct UdpWriter
     public void FillChecksum(Ipv4Address source, Ipv4Address destination)
     {
         DatagramChecksum = 0;
-        ushort c = Checksum.Finish(Checksum.Add(Checksum.PseudoHeader(source, destination, (byte)IpProtocol.Udp, _b.Length), _b));
+        ushort c = Checksum.Transport(source, destination, IpProtocol.Udp, _b);
         // RFC 768: a computed zero is sent as all ones, zero meaning "no checksum".
         DatagramChecksum = c == 0 ? (ushort)0xFFFF : c;
     }
