@@ -15,6 +15,8 @@ public static class Program
             new VersionOption(),
             DemoCommand.Create(),
             PcapCommand.Create(),
+            PktgenCommand.Create(),
+            BenchCommand.Create(),
         };
         return root.Parse(args).Invoke();
     }

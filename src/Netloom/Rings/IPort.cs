@@ -1,0 +1,57 @@
+using Netloom.Time;
+
+namespace Netloom.Rings;
+
+/// <summary>How a port waits for its rings: spinning on the ring (lowest latency, a core busy) or sleeping until woken.</summary>
+public enum WaitMode : byte { Block, BusyPoll }
+
+/// <summary>
+/// A port: one TX ring and one RX ring over some backend (an in-process pipe, shared memory,
+/// a TAP device, an AF_PACKET socket). The user fills TX slots and moves <see cref="Ring.Head"/>,
+/// then calls <see cref="TxSync"/>; it calls <see cref="RxSync"/> to pick up packets, reads
+/// [head, tail), and moves head on. One thread uses a port's rings at a time.
+/// </summary>
+public interface IPort : IDisposable
+{
+    /// <summary>The spec the port was opened with, such as "pipe:a{0".</summary>
+    string Name { get; }
+    Ring Tx { get; }
+    Ring Rx { get; }
+    WaitMode WaitMode { get; set; }
+
+    /// <summary>Sends the slots the user handed over and frees the slots already sent.</summary>
+    void TxSync();
+
+    /// <summary>Hands back the RX slots the user has read and picks up new packets.</summary>
+    void RxSync();
+
+    /// <summary>Syncs and waits until the RX ring holds packets; false on timeout or when the peer is gone.</summary>
+    bool WaitRx(Duration timeout);
+
+    /// <summary>Syncs and waits until the TX ring has a free slot; false on timeout or when the peer is gone.</summary>
+    bool WaitTx(Duration timeout);
+
+    /// <summary>
+    /// Syncs until every TX slot handed over has been sent (the peer may be slow to make room);
+    /// false on timeout or when the peer is gone.
+    /// </summary>
+    bool Flush(Duration timeout);
+
+    /// <summary>Null while the port works; otherwise why it stopped (for shm: the peer died).</summary>
+    string? Failure { get; }
+}
+
+/// <summary>Sizes used when a port creates its rings and pool.</summary>
+public sealed record PortOptions
+{
+    public int RingSize { get; init; } = 1024;
+    public int BufferSize { get; init; } = PacketPool.DefaultBufferSize;
+
+    public void Validate()
+    {
+        if (RingSize < 4 || RingSize > 1 << 16 || (RingSize & (RingSize - 1)) != 0)
+            throw new ArgumentOutOfRangeException(nameof(RingSize), RingSize, "ring size must be a power of two from 4 to 65536");
+        if (BufferSize < 64 || BufferSize > PacketPool.MaxBufferSize || (BufferSize & (BufferSize - 1)) != 0)
+            throw new ArgumentOutOfRangeException(nameof(BufferSize), BufferSize, $"buffer size must be a power of two from 64 to {PacketPool.MaxBufferSize}");
+    }
+}

@@ -1,0 +1,13 @@
+namespace Netloom.Rings;
+
+/// <summary>Opens a port from its spec string.</summary>
+public static class Ports
+{
+    public static IPort Open(string spec, PortOptions? options = null) => Open(PortSpec.Parse(spec), options);
+
+    public static IPort Open(PortSpec spec, PortOptions? options = null) => spec.Kind switch
+    {
+        PortKind.Pipe => PipePort.Open(spec, options),
+        _ => throw new NotSupportedException($"{spec}: {spec.Kind} ports are not available yet; this build supports pipe:NAME{{N and pipe:NAME}}N"),
+    };
+}
