@@ -13,7 +13,7 @@ internal static class BenchCommand
     {
         var seconds = new Option<double>("--duration") { Description = "Seconds per measurement", DefaultValueFactory = _ => 3 };
         var json = new Option<bool>("--json") { Description = "Print one JSON object" };
-        var rings = new Command("rings", "Pipe tx to rx and ping-pong with 64 B frames, both sides spinning on the two cores") { seconds, json };
+        var rings = new Command("rings", "Pipe and shm (two processes): tx to rx and ping-pong with 64 B frames, both sides spinning on the two cores") { seconds, json };
         rings.SetAction(r => Rings(r.GetValue(seconds), r.GetValue(json)));
         return new Command("bench", "End-to-end benchmarks") { rings };
     }
@@ -32,6 +32,13 @@ internal static class BenchCommand
         figures.Add(("pipe_rtt_p50_ns", ping.Percentile(50)));
         figures.Add(("pipe_rtt_p99_ns", ping.Percentile(99)));
 
+        var (shmTx, shmRx) = ShmRun(PktgenMode.Tx, PktgenMode.Rx, d);
+        figures.Add(("shm_mpps", Math.Round(shmRx?.GetProperty("mpps").GetDouble() ?? 0, 2)));
+        figures.Add(("shm_avg_batch", Math.Round(shmTx.AverageBatch, 1)));
+        var (shmPing, _) = ShmRun(PktgenMode.Ping, PktgenMode.Pong, d);
+        figures.Add(("shm_rtt_p50_ns", shmPing.Percentile(50)));
+        figures.Add(("shm_rtt_p99_ns", shmPing.Percentile(99)));
+
         if (json)
         {
             using var stdout = Console.OpenStandardOutput();
@@ -41,7 +48,7 @@ internal static class BenchCommand
                 foreach (var (k, v) in figures) w.WriteNumber(k, v);
                 w.WriteNumber("frame_bytes", 64);
                 w.WriteNumber("cores", Environment.ProcessorCount);
-                w.WriteString("note", "sender and receiver spin on separate cores; pipe_mpps counts packets received");
+                w.WriteString("note", "sender and receiver spin on separate cores; *_mpps count packets received; shm runs between this process and a child pktgen");
                 w.WriteEndObject();
             }
             stdout.WriteByte((byte)'\n');
@@ -51,6 +58,35 @@ internal static class BenchCommand
             foreach (var (k, v) in figures) Console.WriteLine($"{k,-18} {v}");
         }
         return CliErrors.Ok;
+    }
+
+    /// <summary>
+    /// This process opens shm:NAME as server and runs <paramref name="mode"/>; a child netloom
+    /// process runs the peer mode and reports in JSON.
+    /// </summary>
+    private static (PktgenResult Main, JsonElement? Peer) ShmRun(PktgenMode mode, PktgenMode peerMode, Duration d)
+    {
+        string spec = $"shm:bench{Environment.ProcessId}{mode}";
+        using var port = (ShmPort)Ports.Open(spec);
+        port.WaitMode = WaitMode.BusyPoll;
+        Generator.Prefill(port, Generator.Frame(64));
+        string self = Environment.ProcessPath!;
+        var psi = new System.Diagnostics.ProcessStartInfo(self) { RedirectStandardOutput = true, RedirectStandardError = true };
+        if (Path.GetFileNameWithoutExtension(self) == "dotnet") psi.ArgumentList.Add(typeof(BenchCommand).Assembly.Location);
+        foreach (var a in new[] { "pktgen", "--port", spec, "--mode", peerMode.ToString().ToLowerInvariant(), "--duration",
+                     (d.TotalSeconds + 1).ToString(System.Globalization.CultureInfo.InvariantCulture), "--json" })
+            psi.ArgumentList.Add(a);
+        using var child = System.Diagnostics.Process.Start(psi)!;
+        var output = child.StandardOutput.ReadToEndAsync();
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        while (!port.Connected && sw.ElapsedMilliseconds < 15_000 && !child.HasExited) Thread.Sleep(5);
+        if (!port.Connected) throw new InvalidOperationException($"the child pktgen never connected: {child.StandardError.ReadToEnd()}");
+        var main = Generator.Run(port, mode, 64, 256, d, 0, CancellationToken.None);
+        port.Dispose(); // the child sees its peer go and stops
+        if (!child.WaitForExit(10_000)) child.Kill();
+        string text = output.Result.Trim();
+        JsonElement? peer = text.StartsWith('{') ? JsonDocument.Parse(text).RootElement.Clone() : null;
+        return (main, peer);
     }
 
     private static (PktgenResult Main, PktgenResult Peer) PipeRun(PktgenMode mode, PktgenMode peerMode, Duration d)

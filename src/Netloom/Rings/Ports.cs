@@ -8,6 +8,7 @@ public static class Ports
     public static IPort Open(PortSpec spec, PortOptions? options = null) => spec.Kind switch
     {
         PortKind.Pipe => PipePort.Open(spec, options),
-        _ => throw new NotSupportedException($"{spec}: {spec.Kind} ports are not available yet; this build supports pipe:NAME{{N and pipe:NAME}}N"),
+        PortKind.Shm => ShmPort.Open(spec, options),
+        _ => throw new NotSupportedException($"{spec}: {spec.Kind} ports are not available yet; this build supports pipe: and shm: ports"),
     };
 }

@@ -57,7 +57,7 @@ public class PktgenCliTests
         var (code, stdout, stderr) = Support.Cli.Run("bench", "rings", "--duration", "0.3", "--json");
         Assert.True(code == 0, stderr);
         using var doc = JsonDocument.Parse(stdout);
-        foreach (var key in new[] { "pipe_mpps", "pipe_rtt_p50_ns", "pipe_rtt_p99_ns" })
+        foreach (var key in new[] { "pipe_mpps", "pipe_rtt_p50_ns", "pipe_rtt_p99_ns", "shm_mpps", "shm_rtt_p50_ns", "shm_rtt_p99_ns" })
             Assert.True(doc.RootElement.GetProperty(key).GetDouble() > 0, key);
     }
 }
