@@ -22,10 +22,10 @@ public abstract unsafe class PortBase : IPort
     public abstract void TxSync();
     public abstract void RxSync();
 
-    /// <summary>The word a sleeping RX waiter watches and the flag that asks the peer to wake it.</summary>
-    protected abstract (nint Word, nint Flag) RxWaitWord { get; }
+    /// <summary>The word a sleeping RX waiter watches and the flag that asks the peer to wake it (futex-backed ports).</summary>
+    protected virtual (nint Word, nint Flag) RxWaitWord => throw new NotSupportedException($"{GetType().Name} must override Block or RxWaitWord");
     /// <summary>The word a sleeping TX waiter watches (the peer's consumer head) and its flag.</summary>
-    protected abstract (nint Word, nint Flag) TxWaitWord { get; }
+    protected virtual (nint Word, nint Flag) TxWaitWord => throw new NotSupportedException($"{GetType().Name} must override Block or TxWaitWord");
 
     /// <summary>Longest single sleep, so liveness checks run even when no one wakes us.</summary>
     protected virtual long MaxSleepNs => 100_000_000;
@@ -63,13 +63,29 @@ public abstract unsafe class PortBase : IPort
             }
             long left = (long)((deadline - Stopwatch.GetTimestamp()) * (1e9 / Stopwatch.Frequency));
             if (left <= 0) return false;
-            var (word, flag) = rx ? RxWaitWord : TxWaitWord;
-            uint* w = (uint*)word, f = (uint*)flag;
-            uint seen = Volatile.Read(ref *w);
-            Interlocked.Exchange(ref *f, 1); // full fence: the peer's publish either sees the flag or we see its value
-            if (!ReadyWithoutSync(rx, seen)) Futex.Wait(w, seen, Math.Min(left, MaxSleepNs));
-            Volatile.Write(ref *f, 0);
+            Block(rx, Math.Min(left, MaxSleepNs));
         }
+    }
+
+    /// <summary>
+    /// Sleeps until the ring may be ready or <paramref name="timeoutNs"/> passes. The default
+    /// sleeps on the futex word the peer publishes; descriptor-backed ports poll(2) instead.
+    /// </summary>
+    protected virtual void Block(bool rx, long timeoutNs)
+    {
+        var (word, flag) = rx ? RxWaitWord : TxWaitWord;
+        uint* w = (uint*)word, f = (uint*)flag;
+        uint seen = Volatile.Read(ref *w);
+        Interlocked.Exchange(ref *f, 1); // full fence: the peer's publish either sees the flag or we see its value
+        if (!ReadyWithoutSync(rx, seen)) Futex.Wait(w, seen, timeoutNs);
+        Volatile.Write(ref *f, 0);
+    }
+
+    /// <summary>poll(2) on one descriptor, for ports backed by a file descriptor.</summary>
+    protected static void PollDescriptor(int fd, bool rx, long timeoutNs)
+    {
+        var p = new Libc.PollFd { Fd = fd, Events = rx ? Libc.POLLIN : Libc.POLLOUT };
+        Libc.Poll(&p, 1, (int)Math.Max(1, timeoutNs / 1_000_000));
     }
 
     /// <summary>Whether the watched word already moved since the sync (so sleeping would miss it).</summary>

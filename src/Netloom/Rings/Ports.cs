@@ -9,6 +9,7 @@ public static class Ports
     {
         PortKind.Pipe => PipePort.Open(spec, options),
         PortKind.Shm => ShmPort.Open(spec, options),
-        _ => throw new NotSupportedException($"{spec}: {spec.Kind} ports are not available yet; this build supports pipe: and shm: ports"),
+        PortKind.Tap => TapPort.Open(spec, options),
+        _ => throw new NotSupportedException($"{spec}: {spec.Kind} ports are not available yet; this build supports pipe:, shm: and tap: ports"),
     };
 }

@@ -1,0 +1,68 @@
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Netloom.Interop;
+
+/// <summary>struct ifreq and the interface ioctls (netdevice(7)), and TUNSETIFF (tuntap).</summary>
+internal static unsafe class Netdevice
+{
+    public const nuint TUNSETIFF = 0x400454ca;
+    public const nuint SIOCGIFFLAGS = 0x8913, SIOCSIFFLAGS = 0x8914, SIOCGIFINDEX = 0x8933;
+    public const short IFF_UP = 0x1;
+    public const short IFF_TAP = 0x0002, IFF_NO_PI = 0x1000, IFF_VNET_HDR = 0x4000;
+    public const int NameSize = 16;
+
+    /// <summary>struct ifreq: a 16-byte name, then a union whose first members are flags and ifindex.</summary>
+    [StructLayout(LayoutKind.Explicit, Size = 40)]
+    public struct IfReq
+    {
+        [FieldOffset(0)] public fixed byte Name[NameSize];
+        [FieldOffset(16)] public short Flags;
+        [FieldOffset(16)] public int Index;
+    }
+
+    public static IfReq Request(string name)
+    {
+        var r = new IfReq();
+        var bytes = Encoding.ASCII.GetBytes(name);
+        if (bytes.Length >= NameSize) throw new ArgumentException($"interface name '{name}' is longer than {NameSize - 1} bytes");
+        for (int i = 0; i < bytes.Length; i++) r.Name[i] = bytes[i];
+        return r;
+    }
+
+    /// <summary>Sets IFF_UP on an interface of the calling thread's network namespace.</summary>
+    public static void BringUp(string name)
+    {
+        int s = Libc.Socket(2 /* AF_INET */, 2 /* SOCK_DGRAM */ | 0x80000, 0);
+        if (s < 0) throw Error($"socket for {name}", Libc.Errno);
+        try
+        {
+            var r = Request(name);
+            if (Libc.Ioctl(s, SIOCGIFFLAGS, &r) < 0) throw Error($"SIOCGIFFLAGS {name}", Libc.Errno);
+            r.Flags |= IFF_UP;
+            if (Libc.Ioctl(s, SIOCSIFFLAGS, &r) < 0) throw Error($"bringing {name} up", Libc.Errno);
+        }
+        finally { Libc.Close(s); }
+    }
+
+    /// <summary>The interface index, or an exception saying the interface does not exist.</summary>
+    public static int Index(string name)
+    {
+        int s = Libc.Socket(2, 2 | 0x80000, 0);
+        if (s < 0) throw Error($"socket for {name}", Libc.Errno);
+        try
+        {
+            var r = Request(name);
+            if (Libc.Ioctl(s, SIOCGIFINDEX, &r) < 0) throw Error($"interface {name}", Libc.Errno);
+            return r.Index;
+        }
+        finally { Libc.Close(s); }
+    }
+
+    public static IOException Error(string what, int errno) => errno switch
+    {
+        Libc.EPERM or Libc.EACCES => new IOException($"{what}: {Libc.Describe(errno)} (needs root or CAP_NET_ADMIN/CAP_NET_RAW)"),
+        Libc.ENODEV => new IOException($"{what}: no such device"),
+        _ => new IOException($"{what}: {Libc.Describe(errno)} (errno {errno})"),
+    };
+}

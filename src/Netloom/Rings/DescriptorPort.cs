@@ -1,0 +1,43 @@
+namespace Netloom.Rings;
+
+/// <summary>
+/// What TAP and AF_PACKET ports share: a pool of their own, a TX ring whose slots all start
+/// free and an RX ring that starts empty, each slot holding a buffer for good.
+/// </summary>
+public abstract unsafe class DescriptorPort : PortBase
+{
+    private readonly RingMemory _txMemory, _rxMemory;
+    protected readonly Ring TxRing, RxRing;
+    protected uint TxHwCur;   // first TX slot not yet handed to the kernel
+
+    protected DescriptorPort(string name, PortOptions options) : base(name)
+    {
+        options.Validate();
+        int n = options.RingSize;
+        Pool = new PacketPool(2 * n + 1, options.BufferSize);
+        _txMemory = new RingMemory(n);
+        _rxMemory = new RingMemory(n);
+        TxRing = new Ring(_txMemory.Header, _txMemory.Slots, (uint)n, Pool, RingDirection.Tx);
+        RxRing = new Ring(_rxMemory.Header, _rxMemory.Slots, (uint)n, Pool, RingDirection.Rx);
+        Span<uint> one = stackalloc uint[1];
+        for (uint s = 0; s < n; s++)
+        {
+            Pool.Allocate(one);
+            _txMemory.Slots[s].BufferIndex = one[0];
+            Pool.Allocate(one);
+            _rxMemory.Slots[s].BufferIndex = one[0];
+        }
+        TxRing.SetTail((uint)n - 1);
+    }
+
+    public PacketPool Pool { get; }
+    public override Ring Tx => TxRing;
+    public override Ring Rx => RxRing;
+
+    protected void FreeRings()
+    {
+        _txMemory.Dispose();
+        _rxMemory.Dispose();
+        Pool.Dispose();
+    }
+}

@@ -1,0 +1,76 @@
+using Netloom.Interop.Tests.Support;
+using Netloom.Rings;
+using Netloom.Time;
+using Netloom.Wire;
+
+namespace Netloom.Interop.Tests.Rings;
+
+/// <summary>A TAP port in a namespace this test makes, with the Linux kernel's stack on the other side.</summary>
+public class TapPortTests
+{
+    private static readonly MacAddress OurMac = MacAddress.Parse("02:4e:4c:00:00:02");
+
+    /// <summary>Receives until <paramref name="match"/> accepts a frame or the time is up.</summary>
+    private static bool ReceiveUntil(IPort port, Func<DecodedFrame, bool> match, int ms)
+    {
+        var end = DateTime.UtcNow.AddMilliseconds(ms);
+        while (DateTime.UtcNow < end)
+        {
+            if (!port.WaitRx(Duration.FromMilliseconds(50))) continue;
+            var rx = port.Rx;
+            bool found = false;
+            for (uint h = rx.Head; h != rx.Tail; h = rx.Next(h))
+                found |= match(DecodedFrame.Decode(rx.Packet(h)));
+            rx.Release(rx.Space);
+            port.RxSync();
+            if (found) return true;
+        }
+        return false;
+    }
+
+    [RootFact("ip", "ping")]
+    public void Frames_pass_both_ways_between_the_kernel_and_a_tap_port()
+    {
+        string ns = $"nlT{Environment.ProcessId}";
+        string dev = $"nltap{Environment.ProcessId % 100000}";
+        int subnet = Environment.ProcessId % 250 + 1;
+        var kernelIp = Ipv4Address.Parse($"10.215.{subnet}.1");
+        var ourIp = Ipv4Address.Parse($"10.215.{subnet}.2");
+        Sh.Ok("ip", "netns", "add", ns);
+        try
+        {
+            using var port = InNamespace.Run(ns, () => Ports.Open($"tap:{dev}"));
+            port.WaitMode = WaitMode.Block;
+            Sh.Ok("ip", "-n", ns, "addr", "add", $"{kernelIp}/24", "dev", dev);
+            Assert.Contains("UP", Sh.Ok("ip", "-n", ns, "link", "show", dev)); // the port brought it up
+            Sh.Ok("ip", "-n", ns, "neigh", "replace", ourIp.ToString(), "lladdr", OurMac.ToString(), "dev", dev, "nud", "permanent");
+            string kernelMac = Sh.Ok("ip", "netns", "exec", ns, "cat", $"/sys/class/net/{dev}/address").Trim();
+
+            // Kernel to us: ping our address; the echo requests arrive on RX.
+            using (var ping = new Background(null, "ip", "netns", "exec", ns, "ping", "-c", "20", "-i", "0.2", ourIp.ToString()))
+            {
+                Assert.True(ReceiveUntil(port, d => d.Has(FrameLayers.Icmp) && d.Icmp.Type == (byte)IcmpType.EchoRequest
+                    && d.Ipv4.Source == kernelIp && d.Ipv4.Destination == ourIp, 5000), "no echo request from the kernel arrived");
+            }
+
+            // Us to the kernel: an echo request we build; the kernel's answer proves it arrived.
+            var frame = new byte[128];
+            int len = FrameBuilder.Icmp(frame, new EthernetRepr(OurMac, MacAddress.Parse(kernelMac), EtherType.Ipv4),
+                new Ipv4Repr(ourIp, kernelIp, IpProtocol.Icmp, 0) { Identification = 7 },
+                IcmpRepr.Echo(true, 0x4e4c, 1, 0), "netloom tap test"u8);
+            var tx = port.Tx;
+            frame.AsSpan(0, len).CopyTo(tx.Buffer(tx.Head));
+            tx[tx.Head].Length = (ushort)len;
+            tx.Release(1);
+            Assert.True(port.Flush(Duration.FromSeconds(2)));
+            Assert.Equal(1, tx.Counters.Packets);
+            Assert.True(ReceiveUntil(port, d => d.Has(FrameLayers.Icmp) && d.Icmp.Type == (byte)IcmpType.EchoReply
+                && d.Icmp.Identifier == 0x4e4c && d.Ipv4.Destination == ourIp && d.ChecksumsOk, 5000), "the kernel did not answer our echo request");
+            Assert.True(port.Rx.Counters.Packets > 0);
+        }
+        finally
+        {
+            Sh.Run("ip", "netns", "del", ns);
+        }
+    }
+}
