@@ -8,7 +8,7 @@ namespace Netloom.Interop;
 /// </summary>
 internal static unsafe partial class Futex
 {
-    private const long SysFutex = 202; // x86_64; checked against <sys/syscall.h> in the layout test
+    internal const long SysFutex = 202; // x86_64; checked against <sys/syscall.h> in the layout test
     private const int FutexWait = 0, FutexWake = 1;
 
     [StructLayout(LayoutKind.Sequential)]

@@ -10,6 +10,6 @@ public static class Ports
         PortKind.Pipe => PipePort.Open(spec, options),
         PortKind.Shm => ShmPort.Open(spec, options),
         PortKind.Tap => TapPort.Open(spec, options),
-        _ => throw new NotSupportedException($"{spec}: {spec.Kind} ports are not available yet; this build supports pipe:, shm: and tap: ports"),
+        _ => AfPacketPort.Open(spec, options),
     };
 }
