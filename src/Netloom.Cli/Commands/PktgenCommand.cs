@@ -20,16 +20,18 @@ internal static class PktgenCommand
         var wait = new Option<WaitMode>("--wait") { Description = "BusyPoll (spin) or Block (sleep until woken)", DefaultValueFactory = _ => WaitMode.BusyPoll };
         var ring = new Option<int>("--ring-size") { Description = "Slots per ring", DefaultValueFactory = _ => 1024 };
         var json = new Option<bool>("--json") { Description = "Print one JSON object" };
+        var cpu = new Option<int>("--cpu") { Description = "Pin the polling thread to this CPU (-1: no pinning); a pipe peer goes on the next CPU", DefaultValueFactory = _ => -1 };
         var cmd = new Command("pktgen", "Generate, receive or ping-pong packets on a port and report Mpps, Gbit/s, batch and RTT. " +
             "For a pipe end, the other end runs in the same process with the matching mode (tx with rx, ping with pong).")
-        { port, mode, size, batch, duration, rate, wait, ring, json };
+        { port, mode, size, batch, duration, rate, wait, ring, cpu, json };
         cmd.SetAction(r => Run(r.GetValue(port)!, r.GetValue(mode), r.GetValue(size), r.GetValue(batch), r.GetValue(duration),
-            r.GetValue(rate), r.GetValue(wait), r.GetValue(ring), r.GetValue(json)));
+            r.GetValue(rate), r.GetValue(wait), r.GetValue(ring), r.GetValue(cpu), r.GetValue(json)));
         return cmd;
     }
 
-    private static int Run(string spec, PktgenMode mode, int size, int batch, double seconds, long rate, WaitMode wait, int ringSize, bool json)
+    private static int Run(string spec, PktgenMode mode, int size, int batch, double seconds, long rate, WaitMode wait, int ringSize, int cpu, bool json)
     {
+        if (cpu >= Environment.ProcessorCount) return CliErrors.Report($"--cpu must be below {Environment.ProcessorCount} (or -1)", CliErrors.BadInput);
         if (!PortSpec.TryParse(spec, out var parsed, out var error)) return CliErrors.Report(error!, CliErrors.BadInput);
         if (batch < 1) return CliErrors.Report("--batch must be at least 1", CliErrors.BadInput);
         if (seconds <= 0 || seconds > 86_400) return CliErrors.Report("--duration must be between 0 and 86400 seconds", CliErrors.BadInput);
@@ -70,9 +72,14 @@ internal static class PktgenCommand
         {
             // The receiving side of a pair outlives the sender a little so that it drains the ring.
             var peerDuration = peerMode is PktgenMode.Rx or PktgenMode.Pong ? duration + Duration.FromMilliseconds(300) : duration;
-            peerThread = new Thread(() => peerResult = Generator.Run(peer, peerMode, size, batch, peerDuration, rate, cts.Token)) { Name = "pktgen peer" };
+            peerThread = new Thread(() =>
+            {
+                if (cpu >= 0) CpuAffinity.PinCurrentThread((cpu + 1) % Environment.ProcessorCount);
+                peerResult = Generator.Run(peer, peerMode, size, batch, peerDuration, rate, cts.Token);
+            }) { Name = "pktgen peer" };
             peerThread.Start();
         }
+        if (cpu >= 0) CpuAffinity.PinCurrentThread(cpu);
         var result = Generator.Run(port, mode, size, batch, mode is PktgenMode.Rx or PktgenMode.Pong && peer is not null ? duration + Duration.FromMilliseconds(300) : duration, rate, cts.Token);
         if (mode is PktgenMode.Tx or PktgenMode.Ping) cts.CancelAfter(500);
         peerThread?.Join();

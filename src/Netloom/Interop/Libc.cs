@@ -95,3 +95,24 @@ internal static unsafe partial class Libc
     /// <summary>The libc message for an errno value, such as "Operation not permitted".</summary>
     public static string Describe(int errno) => Marshal.GetPInvokeErrorMessage(errno);
 }
+
+internal static unsafe partial class Affinity
+{
+    [LibraryImport("libc", EntryPoint = "sched_setaffinity", SetLastError = true)]
+    private static partial int SchedSetAffinity(int pid, nuint size, ulong* mask);
+
+    /// <summary>Pins the calling thread (pid 0 means "this thread") to one CPU; false if the kernel refused.</summary>
+    public static bool PinCurrentThread(int cpu)
+    {
+        if (cpu < 0 || cpu >= 64) return false;
+        ulong mask = 1UL << cpu;
+        return SchedSetAffinity(0, sizeof(ulong), &mask) == 0;
+    }
+
+    /// <summary>Lets the calling thread run anywhere again (the kernel keeps only CPUs that exist).</summary>
+    public static bool Unpin()
+    {
+        ulong mask = ulong.MaxValue;
+        return SchedSetAffinity(0, sizeof(ulong), &mask) == 0;
+    }
+}
