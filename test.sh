@@ -43,8 +43,10 @@ passed=0 failed=0 skipped=0 status=0
 for proj in tests/Netloom.Tests tests/Netloom.Interop.Tests; do
   echo "test.sh: running $proj"
   log=$(mktemp)
+  # Live: skips with their reasons, failures with their messages, and the totals.
   dotnet test "$proj" -c Release --no-build --nologo -v quiet --logger "console;verbosity=normal" 2>&1 | tee "$log" \
-    | grep -E '^\s+(Failed|Skipped) |^\s*(Passed|Failed)!|Error Message|Assert|at Netloom|\[SKIP\]|^Total tests|^\s+(Passed|Failed|Skipped): ' || true
+    | grep -E -A8 '^\s+Failed [A-Za-z]|\[SKIP\]' | grep -v -E '^\s+at System\.' || true
+  grep -E '^Total tests|^\s+(Passed|Failed|Skipped): ' "$log" || true
   rc=${PIPESTATUS[0]}
   # The console logger ends with "Total tests: N", then "Passed: N", "Failed: N", "Skipped: N" as present.
   count() { grep -E "^\s+$1: +[0-9]+\s*$" "$log" | tail -1 | grep -oE '[0-9]+' || echo 0; }

@@ -57,8 +57,9 @@ public sealed unsafe partial class ShmPort : PortBase
     private static string SocketName(string name) => "\0netloom-shm-" + name;
     private static string RegionFile(string name) => $"/dev/shm/netloom-{name}";
 
-    private ShmPort(string spec, ShmRegion region, bool server, Socket? listener, Socket? peer) : base(spec)
+    private ShmPort(string spec, ShmRegion region, bool server, Socket? listener, Socket? peer, int peerPid = 0) : base(spec)
     {
+        PeerPid = peerPid; // before the control thread starts: it names the peer when it goes
         _region = region;
         _server = server;
         _listener = listener;
@@ -132,7 +133,7 @@ public sealed unsafe partial class ShmPort : PortBase
             var region = ShmRegion.Open(f.Path, f.Ring, f.Buffer);
             Send(s, $"OK pid={Environment.ProcessId}\n");
             s.ReceiveTimeout = 0;
-            return new ShmPort(spec.ToString(), region, server: false, listener: null, s) { PeerPid = f.Pid };
+            return new ShmPort(spec.ToString(), region, server: false, listener: null, s, f.Pid);
         }
         catch (SocketException e)
         {
