@@ -45,9 +45,9 @@ for proj in tests/Netloom.Tests tests/Netloom.Interop.Tests; do
   log=$(mktemp)
   # Live: skips with their reasons, failures with their messages, and the totals.
   dotnet test "$proj" -c Release --no-build --nologo -v quiet --logger "console;verbosity=normal" 2>&1 | tee "$log" \
-    | grep -E -A8 '^\s+Failed [A-Za-z]|\[SKIP\]' | grep -v -E '^\s+at System\.' || true
+    | grep -E -A8 '^\s+Failed [A-Za-z]|\[SKIP\]' | grep -v -E '^\s+at System\.'
+  rc=${PIPESTATUS[0]}   # no "|| true" above: it would replace PIPESTATUS with true's status
   grep -E '^Total tests|^\s+(Passed|Failed|Skipped): ' "$log" || true
-  rc=${PIPESTATUS[0]}
   # The console logger ends with "Total tests: N", then "Passed: N", "Failed: N", "Skipped: N" as present.
   count() { grep -E "^\s+$1: +[0-9]+\s*$" "$log" | tail -1 | grep -oE '[0-9]+' || echo 0; }
   if grep -qE '^Total tests: [0-9]+' "$log"; then
@@ -62,4 +62,5 @@ done
 
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 [ "$passed" -gt 0 ] || status=1
+[ "$failed" -eq 0 ] || status=1
 exit $status
