@@ -130,11 +130,7 @@ public sealed unsafe class AfPacketPort : DescriptorPort
         }
         TxHwCur = k;
         tx.SetTail((k + n - 1) % n);
-        tx.Counters.Packets += sent;
-        tx.Counters.Bytes += bytes;
-        tx.Counters.Drops += drops;
-        tx.Counters.Invalid += invalid;
-        tx.Counters.Syncs++;
+        tx.Counters.Record(sent, bytes, drops, invalid);
     }
 
     public override void RxSync()
@@ -181,10 +177,8 @@ public sealed unsafe class AfPacketPort : DescriptorPort
             _offset = hdr->NextOffset == 0 ? BlockSize : _offset + hdr->NextOffset;
         }
         rx.SetTail(t);
-        rx.Counters.Packets += got;
-        rx.Counters.Bytes += bytes;
-        rx.Counters.Invalid += invalid;
-        if ((++rx.Counters.Syncs & 255) == 0) ReadKernelDrops();
+        rx.Counters.Record(got, bytes, invalid: invalid);
+        if ((rx.Counters.Syncs & 255) == 0) ReadKernelDrops();
     }
 
     /// <summary>Adds the kernel's ring drops since the last read (PACKET_STATISTICS resets on read).</summary>

@@ -90,10 +90,7 @@ public sealed unsafe class PipePort : PortBase
         }
         _txHwCur = k;
         tx.SetTail((k + size - 1) % size);
-        tx.Counters.Packets += moved;
-        tx.Counters.Bytes += bytes;
-        tx.Counters.Invalid += invalid;
-        tx.Counters.Syncs++;
+        tx.Counters.Record(moved, bytes, invalid: invalid);
     }
 
     public override void RxSync()

@@ -168,4 +168,14 @@ public sealed class RingCounters
     /// <summary>Slots rejected because shared memory held an impossible value (length, index).</summary>
     public long Invalid;
     public long Syncs;
+
+    /// <summary>Adds one sync's worth of traffic: what moved, what was dropped, what was invalid.</summary>
+    public void Record(long packets, long bytes, long drops = 0, long invalid = 0)
+    {
+        Packets += packets;
+        Bytes += bytes;
+        Drops += drops;
+        Invalid += invalid;
+        Syncs++;
+    }
 }

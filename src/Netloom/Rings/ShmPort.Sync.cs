@@ -59,10 +59,7 @@ public sealed unsafe partial class ShmPort
             }
             _txProd = prod;
             tx.SetTail((cons + n - 1) % n);
-            tx.Counters.Packets += count - invalid;
-            tx.Counters.Bytes += bytes;
-            tx.Counters.Invalid += invalid;
-            tx.Counters.Syncs++;
+            tx.Counters.Record(count - invalid, bytes, invalid: invalid);
         }
     }
 
@@ -110,10 +107,7 @@ public sealed unsafe partial class ShmPort
             _rxScan = s;
             _rxPrivTail = pt;
             rx.SetTail(pt);
-            rx.Counters.Packets += packets;
-            rx.Counters.Bytes += bytes;
-            rx.Counters.Invalid += invalid;
-            rx.Counters.Syncs++;
+            rx.Counters.Record(packets, bytes, invalid: invalid);
         }
     }
 }

@@ -61,11 +61,7 @@ public sealed unsafe class TapPort : DescriptorPort
         }
         TxHwCur = k;
         tx.SetTail((k + n - 1) % n);
-        tx.Counters.Packets += sent;
-        tx.Counters.Bytes += bytes;
-        tx.Counters.Drops += drops;
-        tx.Counters.Invalid += invalid;
-        tx.Counters.Syncs++;
+        tx.Counters.Record(sent, bytes, drops, invalid);
     }
 
     public override void RxSync()
@@ -87,9 +83,7 @@ public sealed unsafe class TapPort : DescriptorPort
             t = t + 1 == n ? 0 : t + 1;
         }
         rx.SetTail(t);
-        rx.Counters.Packets += got;
-        rx.Counters.Bytes += bytes;
-        rx.Counters.Syncs++;
+        rx.Counters.Record(got, bytes);
     }
 
     protected override void Block(bool rx, long timeoutNs) => PollDescriptor(_fd, rx, timeoutNs);

@@ -59,23 +59,7 @@ public class ShmSteadyStateTests
         using var b = Ports.Open($"shm:{name}");
         var sw = System.Diagnostics.Stopwatch.StartNew();
         while (!((ShmPort)a).Connected && sw.ElapsedMilliseconds < 5000) Thread.Sleep(5);
-        void Run(int packets)
-        {
-            var tx = a.Tx;
-            var rx = b.Rx;
-            for (int sent = 0; sent < packets;)
-            {
-                int n = Math.Min(tx.Space, 64);
-                uint h = tx.Head;
-                for (int i = 0; i < n; i++) { tx[h].Length = 64; h = tx.Next(h); }
-                tx.Head = h;
-                a.TxSync();
-                b.RxSync();
-                rx.Release(rx.Space);
-                b.RxSync();
-                sent += n;
-            }
-        }
+        void Run(int packets) => RingTraffic.Move(a, b, packets);
         Allocations.AssertFlat(Run, 100_000);
         Assert.True(b.Rx.Counters.Packets >= 100_000);
     }

@@ -235,23 +235,7 @@ public class PipePortTests
         var (a, b) = PipePort.OpenPair(Unique("alloc"));
         using var _a = a;
         using var _b = b;
-        void Run(int packets)
-        {
-            var tx = a.Tx;
-            var rx = b.Rx;
-            for (int sent = 0; sent < packets;)
-            {
-                int n = Math.Min(tx.Space, 64);
-                uint h = tx.Head;
-                for (int i = 0; i < n; i++) { tx[h].Length = 64; h = tx.Next(h); }
-                tx.Head = h;
-                a.TxSync();
-                b.RxSync();
-                rx.Release(rx.Space);
-                b.RxSync();
-                sent += n;
-            }
-        }
+        void Run(int packets) => RingTraffic.Move(a, b, packets);
         Allocations.AssertFlat(Run, 100_000);
     }
 }
