@@ -47,6 +47,13 @@ public sealed record PortOptions
     public int RingSize { get; init; } = 1024;
     public int BufferSize { get; init; } = PacketPool.DefaultBufferSize;
 
+    /// <summary>
+    /// For pipes: take buffers from this pool instead of creating one. Ports that share a pool
+    /// let a switch forward between them by swapping buffer indexes (zero copy). A pipe needs
+    /// 4 x <see cref="RingSize"/> free buffers in it, and gives them back when both ends close.
+    /// </summary>
+    public PacketPool? SharedPool { get; init; }
+
     public void Validate()
     {
         if (RingSize < 4 || RingSize > 1 << 16 || (RingSize & (RingSize - 1)) != 0)

@@ -122,6 +122,7 @@ public sealed unsafe class PipePort : PortBase
 
         private readonly (string, int) _key;
         private readonly RingMemory[] _memory;
+        private readonly bool _ownsPool;
         private bool _masterOpen, _slaveOpen;
 
         public PacketPool Pool { get; }
@@ -135,7 +136,10 @@ public sealed unsafe class PipePort : PortBase
             o.Validate();
             _key = key;
             int n = o.RingSize;
-            Pool = new PacketPool(4 * n + 1, o.BufferSize);
+            _ownsPool = o.SharedPool is null;
+            Pool = o.SharedPool ?? new PacketPool(4 * n + 1, o.BufferSize);
+            if (Pool.FreeCount < 4 * n)
+                throw new InvalidOperationException($"the shared pool has {Pool.FreeCount} free buffers; a pipe with rings of {n} needs {4 * n}");
             _memory = [new(n), new(n), new(n), new(n)];
             MasterTx = Make(0, RingDirection.Tx);
             MasterRx = Make(1, RingDirection.Rx);
@@ -179,8 +183,17 @@ public sealed unsafe class PipePort : PortBase
                 if (master) _masterOpen = false; else _slaveOpen = false;
                 if (_masterOpen || _slaveOpen) return;
                 s_pipes.Remove(_key);
+                if (!_ownsPool)
+                {
+                    // Give the buffers back to the shared pool; the slots hold exactly the ones taken.
+                    var indexes = new uint[_memory.Length * MasterTx.Size];
+                    int k = 0;
+                    foreach (var m in _memory)
+                        for (int s = 0; s < MasterTx.Size; s++) indexes[k++] = m.Slots[s].BufferIndex;
+                    Pool.Release(indexes);
+                }
                 foreach (var m in _memory) m.Dispose();
-                Pool.Dispose();
+                if (_ownsPool) Pool.Dispose();
             }
         }
     }

@@ -11,11 +11,16 @@ public enum LinkType : ushort
     LinuxSll = 113,
 }
 
+/// <summary>Which way a packet went through the interface it was captured on (pcapng epb_flags bits 0-1).</summary>
+public enum PacketDirection : byte { Unknown = 0, Inbound = 1, Outbound = 2 }
+
 /// <summary>One packet read from a capture file. <see cref="Data"/> is valid until the next read.</summary>
 public readonly ref struct CapturedPacket
 {
-    public CapturedPacket(Instant timestamp, int interfaceId, LinkType linkType, int originalLength, ReadOnlySpan<byte> data)
+    public CapturedPacket(Instant timestamp, int interfaceId, LinkType linkType, int originalLength, ReadOnlySpan<byte> data,
+        PacketDirection direction = PacketDirection.Unknown)
     {
+        Direction = direction;
         Timestamp = timestamp;
         InterfaceId = interfaceId;
         LinkType = linkType;
@@ -28,6 +33,7 @@ public readonly ref struct CapturedPacket
     public LinkType LinkType { get; }
     public int OriginalLength { get; }
     public ReadOnlySpan<byte> Data { get; }
+    public PacketDirection Direction { get; }
 }
 
 public enum CaptureReadResult { Packet, End, Error }
@@ -38,7 +44,7 @@ public interface ICaptureWriter : IDisposable
     /// <summary>Declares an interface and returns its id for <see cref="Write"/>.</summary>
     int AddInterface(LinkType linkType, string? name = null, int snapLength = CaptureLimits.DefaultSnapLength);
 
-    void Write(int interfaceId, Instant timestamp, ReadOnlySpan<byte> data, int originalLength = -1);
+    void Write(int interfaceId, Instant timestamp, ReadOnlySpan<byte> data, int originalLength = -1, PacketDirection direction = PacketDirection.Unknown);
 
     void Flush();
 }

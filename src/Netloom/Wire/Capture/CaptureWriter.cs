@@ -25,7 +25,8 @@ public abstract class CaptureWriter : ICaptureWriter
     }
 
     public abstract int AddInterface(LinkType linkType, string? name = null, int snapLength = CaptureLimits.DefaultSnapLength);
-    public abstract void Write(int interfaceId, Time.Instant timestamp, ReadOnlySpan<byte> data, int originalLength = -1);
+    public abstract void Write(int interfaceId, Time.Instant timestamp, ReadOnlySpan<byte> data, int originalLength = -1,
+        PacketDirection direction = PacketDirection.Unknown);
 
     /// <summary>Reserves <paramref name="length"/> bytes in the staging buffer, flushing first when needed.</summary>
     protected Span<byte> Reserve(int length)

@@ -182,8 +182,24 @@ public sealed class PcapNgReader : CaptureReader
         uint cap = U32(b[12..]), orig = U32(b[16..]);
         if (cap > b.Length - 20) return Fail($"pcapng: packet block at offset {at} claims {cap} captured bytes but holds {b.Length - 20}");
         var iface = _interfaces[(int)id];
-        packet = new CapturedPacket(ToInstant(iface, ts), (int)id, iface.LinkType, (int)Math.Min(orig, int.MaxValue), b.Slice(20, (int)cap));
+        packet = new CapturedPacket(ToInstant(iface, ts), (int)id, iface.LinkType, (int)Math.Min(orig, int.MaxValue), b.Slice(20, (int)cap),
+            DirectionOf(b[Math.Min(b.Length, 20 + (int)((cap + 3) & ~3u))..])); // a block without padding has no options
         return CaptureReadResult.Packet;
+    }
+
+    /// <summary>The direction from an epb_flags option, if the options carry one.</summary>
+    private PacketDirection DirectionOf(ReadOnlySpan<byte> opts)
+    {
+        while (opts.Length >= 4)
+        {
+            ushort code = U16(opts), len = U16(opts[2..]);
+            if (code == 0) break;
+            int padded = len + 3 & ~3;
+            if (4 + padded > opts.Length) break;
+            if (code == 2 && len == 4) return (PacketDirection)(U32(opts[4..]) & 3);
+            opts = opts[(4 + padded)..];
+        }
+        return PacketDirection.Unknown;
     }
 
     private CaptureReadResult ReadSimple(ReadOnlySpan<byte> b, long at, out CapturedPacket packet)

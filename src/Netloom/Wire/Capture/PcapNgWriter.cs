@@ -63,12 +63,15 @@ public sealed class PcapNgWriter : CaptureWriter
         return _interfaces++;
     }
 
-    public override void Write(int interfaceId, Instant timestamp, ReadOnlySpan<byte> data, int originalLength = -1)
+    public override void Write(int interfaceId, Instant timestamp, ReadOnlySpan<byte> data, int originalLength = -1,
+        PacketDirection direction = PacketDirection.Unknown)
     {
         if ((uint)interfaceId >= (uint)_interfaces)
             throw new ArgumentOutOfRangeException(nameof(interfaceId), $"interface {interfaceId} was not added; {_interfaces} interfaces exist");
         int cap = Math.Min(data.Length, _snapLengths[interfaceId]);
-        int total = 32 + Pad4(cap);
+        // With a direction: an epb_flags option (code 2, 4 bytes) and the end-of-options marker.
+        int options = direction == PacketDirection.Unknown ? 0 : 12;
+        int total = 32 + Pad4(cap) + options;
         var b = Reserve(total);
         bool through = b.IsEmpty;
         if (through) b = new byte[28]; // only for records over 64 KiB
@@ -80,18 +83,28 @@ public sealed class PcapNgWriter : CaptureWriter
         BinaryPrimitives.WriteUInt32LittleEndian(b[16..], (uint)ts);
         BinaryPrimitives.WriteUInt32LittleEndian(b[20..], (uint)cap);
         BinaryPrimitives.WriteUInt32LittleEndian(b[24..], (uint)(originalLength < 0 ? data.Length : originalLength));
-        Span<byte> trailer = stackalloc byte[8];
+        Span<byte> trailer = stackalloc byte[20];
         int pad = Pad4(cap) - cap;
         trailer[..pad].Clear();
-        BinaryPrimitives.WriteUInt32LittleEndian(trailer[pad..], (uint)total);
+        int t = pad;
+        if (options > 0)
+        {
+            BinaryPrimitives.WriteUInt16LittleEndian(trailer[t..], 2);      // epb_flags
+            BinaryPrimitives.WriteUInt16LittleEndian(trailer[(t + 2)..], 4);
+            BinaryPrimitives.WriteUInt32LittleEndian(trailer[(t + 4)..], (uint)direction);
+            BinaryPrimitives.WriteUInt32LittleEndian(trailer[(t + 8)..], 0); // opt_endofopt
+            t += 12;
+        }
+        BinaryPrimitives.WriteUInt32LittleEndian(trailer[t..], (uint)total);
+        t += 4;
         if (through)
         {
             WriteThrough(b[..28]);
             WriteThrough(data[..cap]);
-            WriteThrough(trailer[..(pad + 4)]);
+            WriteThrough(trailer[..t]);
             return;
         }
         data[..cap].CopyTo(b[28..]);
-        trailer[..(pad + 4)].CopyTo(b[(28 + cap)..]);
+        trailer[..t].CopyTo(b[(28 + cap)..]);
     }
 }

@@ -34,7 +34,9 @@ public sealed class PcapWriter : CaptureWriter
         return 0;
     }
 
-    public override void Write(int interfaceId, Instant timestamp, ReadOnlySpan<byte> data, int originalLength = -1)
+    /// <summary>Writes one record; classic pcap has no place for the direction, so it is not kept.</summary>
+    public override void Write(int interfaceId, Instant timestamp, ReadOnlySpan<byte> data, int originalLength = -1,
+        PacketDirection direction = PacketDirection.Unknown)
     {
         if (_linkType is null || interfaceId != 0)
             throw new InvalidOperationException("call AddInterface once before writing; classic pcap has only interface 0");

@@ -1,0 +1,105 @@
+using System.Numerics;
+using Netloom.Time;
+using Netloom.Wire;
+
+namespace Netloom.Switching;
+
+/// <summary>
+/// A learning bridge's MAC table with a fixed size. Open addressing with a keyed hash (so an
+/// attacker cannot aim at one bucket) and a probe window of 8. An insert into a full window
+/// evicts the stalest entry in it, so a busy station, refreshed by every frame it sends, is not
+/// the one evicted; if it ever is, its next frame teaches it again. A flood of random source
+/// MACs therefore neither grows memory nor pins anyone out. Entries age after
+/// <see cref="AgeTime"/>. A last-source cache skips the table for runs of frames from one
+/// station, as VALE does.
+/// </summary>
+public sealed class LearningTable : ILookup
+{
+    private const int Window = 8;
+
+    private struct Entry
+    {
+        public ulong Key;      // MAC + 1; zero marks an empty entry
+        public int Port;
+        public long LastSeen;  // nanoseconds
+    }
+
+    private readonly Entry[] _entries;
+    private readonly int _shift;
+    private readonly ulong _seed;
+    private ulong _lastKey;
+    private int _lastPort = -1;
+    private long _lastRefresh;
+
+    public LearningTable(int capacity = 16_384, Duration? ageTime = null, ulong? seed = null)
+    {
+        if (capacity < Window || capacity > 1 << 24 || !BitOperations.IsPow2(capacity))
+            throw new ArgumentOutOfRangeException(nameof(capacity), capacity, $"capacity must be a power of two from {Window} to 2^24");
+        _entries = new Entry[capacity];
+        _shift = 64 - BitOperations.Log2((uint)capacity);
+        _seed = seed ?? (ulong)Random.Shared.NextInt64() | 1;
+        AgeTime = ageTime ?? Duration.FromSeconds(300);
+    }
+
+    public Duration AgeTime { get; }
+    public int Capacity => _entries.Length;
+    public long Evictions { get; private set; }
+
+    /// <summary>How many live entries the table holds (a scan: for tests and statistics, not the hot path).</summary>
+    public int Count(Instant now)
+    {
+        int n = 0;
+        foreach (ref readonly var e in _entries.AsSpan()) if (e.Key != 0 && now.Nanoseconds - e.LastSeen < AgeTime.Nanoseconds) n++;
+        return n;
+    }
+
+    private int Bucket(ulong key) => (int)(((key ^ _seed) * 0x9E3779B97F4A7C15UL) >> _shift);
+
+    public void Learn(MacAddress source, int port, Instant now)
+    {
+        if (source.IsMulticast) return; // a group address is never a station's location
+        ulong key = source.ToUInt64() + 1;
+        long t = now.Nanoseconds;
+        // Same station, same port, refreshed within the last second: nothing to do.
+        if (key == _lastKey && port == _lastPort && t - _lastRefresh < 1_000_000_000) return;
+        int mask = _entries.Length - 1, b = Bucket(key), victim = -1;
+        long oldest = long.MaxValue;
+        for (int i = 0; i < Window; i++)
+        {
+            ref Entry e = ref _entries[(b + i) & mask];
+            if (e.Key == key) { e.Port = port; e.LastSeen = t; Remember(key, port, t); return; }
+            if (e.Key == 0 || t - e.LastSeen >= AgeTime.Nanoseconds) { victim = (b + i) & mask; oldest = long.MinValue; continue; }
+            if (oldest != long.MinValue && e.LastSeen < oldest) { oldest = e.LastSeen; victim = (b + i) & mask; }
+        }
+        ref Entry v = ref _entries[victim];
+        if (v.Key != 0 && t - v.LastSeen < AgeTime.Nanoseconds) Evictions++;
+        v = new Entry { Key = key, Port = port, LastSeen = t };
+        Remember(key, port, t);
+    }
+
+    private void Remember(ulong key, int port, long t)
+    {
+        _lastKey = key;
+        _lastPort = port;
+        _lastRefresh = t;
+    }
+
+    public int Lookup(MacAddress destination, Instant now)
+    {
+        if (destination.IsMulticast) return ILookup.Flood;
+        ulong key = destination.ToUInt64() + 1;
+        int mask = _entries.Length - 1, b = Bucket(key);
+        for (int i = 0; i < Window; i++)
+        {
+            ref Entry e = ref _entries[(b + i) & mask];
+            if (e.Key == key) return now.Nanoseconds - e.LastSeen < AgeTime.Nanoseconds ? e.Port : ILookup.Flood;
+        }
+        return ILookup.Flood;
+    }
+
+    public void ForgetPort(int port)
+    {
+        foreach (ref var e in _entries.AsSpan()) if (e.Key != 0 && e.Port == port) e = default;
+        if (_lastPort == port) _lastPort = -1;
+    }
+}

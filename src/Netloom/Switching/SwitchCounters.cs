@@ -1,0 +1,25 @@
+namespace Netloom.Switching;
+
+/// <summary>Why the switch dropped a frame.</summary>
+public enum DropReason
+{
+    /// <summary>The output port's TX ring was full: a slow port drops instead of stalling the switch.</summary>
+    TxRingFull,
+    /// <summary>Shorter than an Ethernet header.</summary>
+    TooShort,
+    /// <summary>The destination lives on the port the frame came from.</summary>
+    SameSegment,
+}
+
+/// <summary>One switch port's counters; written by the forwarding thread only.</summary>
+public sealed class SwitchPortCounters
+{
+    public long RxPackets, RxBytes, TxPackets, TxBytes, Flooded;
+    /// <summary>Frames sent out of this port by swapping buffer indexes (zero copy) rather than copying.</summary>
+    public long ZeroCopy;
+    private readonly long[] _drops = new long[Enum.GetValues<DropReason>().Length];
+
+    public long Drops(DropReason reason) => _drops[(int)reason];
+    public long TotalDrops => _drops.Sum();
+    internal void Drop(DropReason reason) => _drops[(int)reason]++;
+}

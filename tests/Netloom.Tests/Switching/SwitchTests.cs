@@ -1,0 +1,269 @@
+using Netloom.Rings;
+using Netloom.Switching;
+using Netloom.Tests.Support;
+using Netloom.Time;
+using Netloom.Wire;
+using Netloom.Wire.Capture;
+
+namespace Netloom.Tests.Switching;
+
+/// <summary>A switch over pipe ports; each test holds the far ends ("hosts") and talks through them.</summary>
+public class SwitchTests
+{
+    private static MacAddress Mac(int i) => MacAddress.FromUInt64(0x0200_0000_0000UL | (uint)i);
+    private static readonly Instant T0 = Instant.FromSeconds(1000);
+
+    private sealed class Lab : IDisposable
+    {
+        public readonly Switch Switch;
+        public readonly List<PipePort> Hosts = [];
+        public readonly PacketPool? Shared;
+
+        public Lab(int ports, bool sharedPool = false, int ringSize = 64, ILookup? lookup = null)
+        {
+            Switch = new Switch(lookup, batch: 64);
+            if (sharedPool) Shared = new PacketPool(ports * 4 * ringSize + 1);
+            var options = new PortOptions { RingSize = ringSize, SharedPool = Shared };
+            string tag = Guid.NewGuid().ToString("N")[..12];
+            for (int i = 0; i < ports; i++)
+            {
+                var (host, sw) = PipePort.OpenPair($"sw{tag}-{i}", options);
+                Hosts.Add(host);
+                Switch.AddPort(sw, $"p{i}");
+            }
+        }
+
+        /// <summary>Host <paramref name="from"/> sends a frame; returns its sequence tag.</summary>
+        public void Send(int from, MacAddress dst, MacAddress src, byte tag = 0, int length = 64)
+        {
+            var h = Hosts[from];
+            var tx = h.Tx;
+            var buf = tx.Buffer(tx.Head);
+            buf[..length].Clear();
+            dst.Write(buf);
+            src.Write(buf[6..]);
+            buf[12] = 0x88; buf[13] = 0xb5; // local experimental ethertype
+            buf[14] = tag;
+            tx[tx.Head].Length = (ushort)length;
+            tx.Release(1);
+            h.TxSync();
+        }
+
+        /// <summary>What host <paramref name="at"/> has received: each frame's tag.</summary>
+        public List<byte> Received(int at)
+        {
+            var h = Hosts[at];
+            h.RxSync();
+            var tags = new List<byte>();
+            var rx = h.Rx;
+            for (uint s = rx.Head; s != rx.Tail; s = rx.Next(s)) tags.Add(rx.Packet(s)[14]);
+            rx.Release(rx.Space);
+            h.RxSync();
+            return tags;
+        }
+
+        public void Dispose()
+        {
+            foreach (var h in Hosts) h.Dispose();
+            Switch.Dispose();
+            Shared?.Dispose();
+        }
+    }
+
+    [Fact]
+    public void Unknown_unicast_floods_then_learned_stations_get_unicast()
+    {
+        using var lab = new Lab(4);
+        lab.Send(0, Mac(2), Mac(0), tag: 1);          // nobody knows Mac(2) yet
+        lab.Switch.Forward(T0);
+        Assert.Equal([1], lab.Received(1));
+        Assert.Equal([1], lab.Received(2));
+        Assert.Equal([1], lab.Received(3));
+        Assert.Empty(lab.Received(0));                // never back out of the source port
+
+        lab.Send(2, Mac(0), Mac(2), tag: 2);          // the switch learned Mac(0) on port 0
+        lab.Switch.Forward(T0);
+        Assert.Equal([2], lab.Received(0));
+        Assert.Empty(lab.Received(1));
+        Assert.Empty(lab.Received(3));
+
+        lab.Send(0, Mac(2), Mac(0), tag: 3);          // and Mac(2) on port 2
+        lab.Switch.Forward(T0);
+        Assert.Equal([3], lab.Received(2));
+        Assert.Empty(lab.Received(1));
+        Assert.Equal(1, lab.Switch.Counters(1).Flooded);
+    }
+
+    [Fact]
+    public void Broadcast_and_multicast_are_flooded_and_never_learned()
+    {
+        using var lab = new Lab(3);
+        lab.Send(0, MacAddress.Broadcast, Mac(0), tag: 1);
+        lab.Send(0, MacAddress.Parse("01:00:5e:00:00:fb"), Mac(0), tag: 2);
+        lab.Switch.Forward(T0);
+        Assert.Equal([1, 2], lab.Received(1));
+        Assert.Equal([1, 2], lab.Received(2));
+        // A frame claiming a multicast source teaches nothing.
+        lab.Send(1, Mac(9), MacAddress.Parse("01:00:5e:00:00:01"), tag: 3);
+        lab.Switch.Forward(T0);
+        Assert.Equal(ILookup.Flood, lab.Switch.Lookup.Lookup(MacAddress.Parse("01:00:5e:00:00:01"), T0));
+    }
+
+    [Fact]
+    public void Frames_keep_their_order_through_mixed_unicast_and_flood()
+    {
+        using var lab = new Lab(3);
+        lab.Send(1, Mac(0), Mac(1), tag: 0);          // teach Mac(1) on port 1 (flooded: Mac(0) is unknown)
+        lab.Switch.Forward(T0);
+        lab.Received(0);
+        lab.Received(2);
+        for (byte t = 1; t <= 30; t++) lab.Send(0, t % 3 == 0 ? MacAddress.Broadcast : Mac(1), Mac(0), tag: t);
+        lab.Switch.Forward(T0);
+        Assert.Equal(Enumerable.Range(1, 30).Select(i => (byte)i), lab.Received(1));
+        Assert.Equal(Enumerable.Range(1, 30).Where(i => i % 3 == 0).Select(i => (byte)i), lab.Received(2));
+    }
+
+    [Fact]
+    public void Frames_for_the_segment_they_came_from_and_runts_are_dropped_and_counted()
+    {
+        using var lab = new Lab(2);
+        lab.Send(0, Mac(5), Mac(5), tag: 1);          // learns Mac(5) on port 0, then targets port 0
+        lab.Send(0, Mac(1), Mac(0), tag: 2, length: 10);
+        lab.Switch.Forward(T0);
+        Assert.Empty(lab.Received(1));
+        Assert.Equal(1, lab.Switch.Counters(0).Drops(DropReason.SameSegment));
+        Assert.Equal(1, lab.Switch.Counters(0).Drops(DropReason.TooShort));
+    }
+
+    [Fact]
+    public void A_port_that_stops_reading_drops_and_counts_while_the_others_keep_flowing()
+    {
+        using var lab = new Lab(3, ringSize: 16);
+        // Host 2 never reads: its pipe fills, then the switch's TX ring to it fills.
+        int delivered = 0;
+        for (int round = 0; round < 20; round++)
+        {
+            for (int i = 0; i < 8; i++) lab.Send(0, MacAddress.Broadcast, Mac(0), tag: (byte)round);
+            lab.Switch.Forward(T0);
+            delivered += lab.Received(1).Count;
+        }
+        Assert.Equal(160, delivered);
+        Assert.True(lab.Switch.Counters(2).Drops(DropReason.TxRingFull) > 100);
+        Assert.Equal(0, lab.Switch.Counters(1).TotalDrops);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Ports_sharing_a_pool_forward_by_swapping_buffers_others_copy(bool shared)
+    {
+        using var lab = new Lab(2, sharedPool: shared);
+        lab.Send(1, Mac(0), Mac(1));
+        lab.Switch.Forward(T0);
+        lab.Received(0);
+        for (byte t = 0; t < 50; t++) lab.Send(0, Mac(1), Mac(0), tag: t);
+        lab.Switch.Forward(T0);
+        Assert.Equal(Enumerable.Range(0, 50).Select(i => (byte)i), lab.Received(1));
+        Assert.Equal(shared ? 50 : 0, lab.Switch.Counters(1).ZeroCopy);
+    }
+
+    [Fact]
+    public void Capture_records_each_watched_port_both_ways()
+    {
+        using var lab = new Lab(2);
+        var ms = new MemoryStream();
+        lab.Switch.Capture(new PcapNgWriter(ms), 0, 1);
+        lab.Send(0, MacAddress.Broadcast, Mac(0), tag: 7);
+        lab.Switch.Forward(T0);
+        lab.Switch.Dispose(); // flushes the capture
+        using var r = CaptureReader.Open(new MemoryStream(ms.ToArray()));
+        var seen = new List<(int, PacketDirection, byte)>();
+        while (r.Read(out var p) == CaptureReadResult.Packet) seen.Add((p.InterfaceId, p.Direction, p.Data[14]));
+        Assert.Equal([(0, PacketDirection.Inbound, 7), (1, PacketDirection.Outbound, 7)], seen);
+    }
+
+    [Fact]
+    public void Forwarding_allocates_nothing_in_steady_state()
+    {
+        using var lab = new Lab(3, sharedPool: true);
+        lab.Send(1, Mac(0), Mac(1));
+        lab.Switch.Forward(T0);
+        lab.Received(0);
+        int[] readers = [1, 2];
+        void Run(int frames)
+        {
+            for (int sent = 0; sent < frames; sent += 32)
+            {
+                for (int i = 0; i < 32; i++) lab.Send(0, i % 4 == 0 ? MacAddress.Broadcast : Mac(1), Mac(0));
+                lab.Switch.Forward(T0);
+                foreach (int h in readers)
+                {
+                    var p = lab.Hosts[h];
+                    p.RxSync();
+                    p.Rx.Release(p.Rx.Space);
+                    p.RxSync();
+                }
+            }
+        }
+        Allocations.AssertFlat(Run, 100_000);
+    }
+
+    [Fact]
+    public void A_static_table_sends_known_stations_to_their_port_and_floods_the_rest()
+    {
+        var table = new StaticTable();
+        table.Add(Mac(7), 2);
+        using var lab = new Lab(3, lookup: table);
+        lab.Send(0, Mac(7), Mac(0), tag: 1);
+        lab.Send(0, Mac(8), Mac(0), tag: 2);
+        lab.Switch.Forward(T0);
+        Assert.Equal([2], lab.Received(1));
+        Assert.Equal([1, 2], lab.Received(2));
+    }
+}
+
+public class LearningTableTests
+{
+    private static readonly Instant T0 = Instant.FromSeconds(1000);
+
+    [Fact]
+    public void A_million_random_sources_neither_grow_the_table_nor_lock_out_a_busy_station()
+    {
+        var table = new LearningTable(capacity: 4096, seed: 42);
+        var busy = MacAddress.Parse("02:aa:bb:cc:dd:ee");
+        var rng = new Random(9);
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        int missed = 0;
+        for (int i = 0; i < 1_000_000; i++)
+        {
+            var now = T0 + Duration.FromMicroseconds(i);
+            table.Learn(MacAddress.FromUInt64((ulong)rng.NextInt64() & 0xFEFF_FFFF_FFFFUL), 1 + i % 7, now); // unicast sources
+            if (i % 100 == 0) table.Learn(busy, 0, now);
+            if (i % 100 == 50 && table.Lookup(busy, now) != 0) missed++;
+        }
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before); // nothing grows
+        Assert.Equal(4096, table.Capacity);
+        Assert.Equal(0, missed);                                           // the busy station is always found
+        Assert.True(table.Evictions > 900_000);                            // the flood kept evicting idle entries
+    }
+
+    [Fact]
+    public void Entries_age_out()
+    {
+        var table = new LearningTable(ageTime: Duration.FromSeconds(10));
+        var m = MacAddress.Parse("02:00:00:00:00:01");
+        table.Learn(m, 3, T0);
+        Assert.Equal(3, table.Lookup(m, T0 + Duration.FromSeconds(9)));
+        Assert.Equal(ILookup.Flood, table.Lookup(m, T0 + Duration.FromSeconds(11)));
+    }
+
+    [Fact]
+    public void A_station_that_moves_is_found_on_its_new_port()
+    {
+        var table = new LearningTable();
+        var m = MacAddress.Parse("02:00:00:00:00:01");
+        table.Learn(m, 1, T0);
+        table.Learn(m, 2, T0 + Duration.FromMilliseconds(1));
+        Assert.Equal(2, table.Lookup(m, T0 + Duration.FromMilliseconds(2)));
+    }
+}
