@@ -16,6 +16,7 @@ public static class Program
             DemoCommand.Create(),
             PcapCommand.Create(),
             PktgenCommand.Create(),
+            SwitchCommand.Create(),
             BenchCommand.Create(),
         };
         return root.Parse(args).Invoke();

@@ -11,7 +11,8 @@ namespace Netloom.Switching;
 /// the one evicted; if it ever is, its next frame teaches it again. A flood of random source
 /// MACs therefore neither grows memory nor pins anyone out. Entries age after
 /// <see cref="AgeTime"/>. A last-source cache skips the table for runs of frames from one
-/// station, as VALE does.
+/// station, as VALE does, and a last-destination cache (dropped whenever an entry changes, and
+/// after a second) skips it for runs of frames to one station.
 /// </summary>
 public sealed class LearningTable : ILookup
 {
@@ -30,6 +31,11 @@ public sealed class LearningTable : ILookup
     private ulong _lastKey;
     private int _lastPort = -1;
     private long _lastRefresh;
+    // Last-destination cache: valid while no entry changed and for at most a second (so aging applies).
+    private int _version;
+    private ulong _lastDstKey;
+    private int _lastDstPort, _lastDstVersion = -1;
+    private long _lastDstAt;
 
     public LearningTable(int capacity = 16_384, Duration? ageTime = null, ulong? seed = null)
     {
@@ -67,13 +73,21 @@ public sealed class LearningTable : ILookup
         for (int i = 0; i < Window; i++)
         {
             ref Entry e = ref _entries[(b + i) & mask];
-            if (e.Key == key) { e.Port = port; e.LastSeen = t; Remember(key, port, t); return; }
+            if (e.Key == key)
+            {
+                if (e.Port != port) _version++;
+                e.Port = port;
+                e.LastSeen = t;
+                Remember(key, port, t);
+                return;
+            }
             if (e.Key == 0 || t - e.LastSeen >= AgeTime.Nanoseconds) { victim = (b + i) & mask; oldest = long.MinValue; continue; }
             if (oldest != long.MinValue && e.LastSeen < oldest) { oldest = e.LastSeen; victim = (b + i) & mask; }
         }
         ref Entry v = ref _entries[victim];
         if (v.Key != 0 && t - v.LastSeen < AgeTime.Nanoseconds) Evictions++;
         v = new Entry { Key = key, Port = port, LastSeen = t };
+        _version++;
         Remember(key, port, t);
     }
 
@@ -88,11 +102,16 @@ public sealed class LearningTable : ILookup
     {
         if (destination.IsMulticast) return ILookup.Flood;
         ulong key = destination.ToUInt64() + 1;
+        long t = now.Nanoseconds;
+        if (key == _lastDstKey && _version == _lastDstVersion && t - _lastDstAt < 1_000_000_000) return _lastDstPort;
         int mask = _entries.Length - 1, b = Bucket(key);
         for (int i = 0; i < Window; i++)
         {
             ref Entry e = ref _entries[(b + i) & mask];
-            if (e.Key == key) return now.Nanoseconds - e.LastSeen < AgeTime.Nanoseconds ? e.Port : ILookup.Flood;
+            if (e.Key != key) continue;
+            if (t - e.LastSeen >= AgeTime.Nanoseconds) return ILookup.Flood;
+            (_lastDstKey, _lastDstPort, _lastDstVersion, _lastDstAt) = (key, e.Port, _version, t);
+            return e.Port;
         }
         return ILookup.Flood;
     }
@@ -101,5 +120,6 @@ public sealed class LearningTable : ILookup
     {
         foreach (ref var e in _entries.AsSpan()) if (e.Key != 0 && e.Port == port) e = default;
         if (_lastPort == port) _lastPort = -1;
+        _version++;
     }
 }
