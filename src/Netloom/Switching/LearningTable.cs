@@ -61,11 +61,13 @@ public sealed class LearningTable : ILookup
 
     private int Bucket(ulong key) => (int)(((key ^ _seed) * 0x9E3779B97F4A7C15UL) >> _shift);
 
-    public void Learn(MacAddress source, int port, Instant now)
+    public void Learn(MacAddress source, int port, Instant now) => Learn(source.ToUInt64(), port, now.Nanoseconds);
+
+    /// <summary>The hot path: a 48-bit MAC as a number, time in nanoseconds.</summary>
+    internal void Learn(ulong mac, int port, long t)
     {
-        if (source.IsMulticast) return; // a group address is never a station's location
-        ulong key = source.ToUInt64() + 1;
-        long t = now.Nanoseconds;
+        if ((mac & (1UL << 40)) != 0) return; // a group address is never a station's location
+        ulong key = mac + 1;
         // Same station, same port, refreshed within the last second: nothing to do.
         if (key == _lastKey && port == _lastPort && t - _lastRefresh < 1_000_000_000) return;
         int mask = _entries.Length - 1, b = Bucket(key), victim = -1;
@@ -98,11 +100,12 @@ public sealed class LearningTable : ILookup
         _lastRefresh = t;
     }
 
-    public int Lookup(MacAddress destination, Instant now)
+    public int Lookup(MacAddress destination, Instant now) => Lookup(destination.ToUInt64(), now.Nanoseconds);
+
+    internal int Lookup(ulong mac, long t)
     {
-        if (destination.IsMulticast) return ILookup.Flood;
-        ulong key = destination.ToUInt64() + 1;
-        long t = now.Nanoseconds;
+        if ((mac & (1UL << 40)) != 0) return ILookup.Flood;
+        ulong key = mac + 1;
         if (key == _lastDstKey && _version == _lastDstVersion && t - _lastDstAt < 1_000_000_000) return _lastDstPort;
         int mask = _entries.Length - 1, b = Bucket(key);
         for (int i = 0; i < Window; i++)

@@ -85,24 +85,35 @@ public sealed class Switch : IDisposable
         _listHead.AsSpan().Fill(-1);
         int floodHead = -1, floodTail = -1;
 
-        // Pass 1: look up the whole batch.
+        // Pass 1: look up the whole batch. The learning table is called directly (no interface
+        // dispatch per frame) and counters are summed per batch.
+        var table = _lookup as LearningTable;
+        long t = now.Nanoseconds, bytes = 0;
         uint h = rx.Head;
         for (int j = 0; j < n; j++, h = rx.Next(h))
         {
             _slotOf[j] = h;
             _next[j] = -1;
-            var frame = rx.Packet(h);
-            inCounters.RxPackets++;
-            inCounters.RxBytes += frame.Length;
-            _monitor?.Capture(src, frame, now, PacketDirection.Inbound);
-            if (frame.Length < 14)
+            bool whole = rx.TryReadMacs(h, out ulong dstMac, out ulong srcMac, out int length);
+            bytes += length;
+            if (_monitor is not null) _monitor.Capture(src, rx.Packet(h), now, PacketDirection.Inbound);
+            if (!whole)
             {
                 _dest[j] = Dropped;
                 inCounters.Drop(DropReason.TooShort);
                 continue;
             }
-            _lookup.Learn(MacAddress.Read(frame[6..]), src, now);
-            int d = _lookup.Lookup(MacAddress.Read(frame), now);
+            int d;
+            if (table is not null)
+            {
+                table.Learn(srcMac, src, t);
+                d = table.Lookup(dstMac, t);
+            }
+            else
+            {
+                _lookup.Learn(MacAddress.FromUInt64(srcMac), src, now);
+                d = _lookup.Lookup(MacAddress.FromUInt64(dstMac), now);
+            }
             _dest[j] = d;
             if (d == ILookup.Flood)
             {
@@ -120,6 +131,8 @@ public sealed class Switch : IDisposable
                 _listTail[d] = j;
             }
         }
+        inCounters.RxPackets += n;
+        inCounters.RxBytes += bytes;
 
         // Pass 2: per destination, unicast and flooded frames merged back into arrival order.
         for (int o = 0; o < _ports.Count; o++)
@@ -143,42 +156,47 @@ public sealed class Switch : IDisposable
         bool samePool = rx.Pool == tx.Pool;
         uint th = tx.Head;
         int sent = 0;
+        long bytes = 0, flooded = 0, zeroCopy = 0, full = 0;
         while (u >= 0 || f >= 0)
         {
             // Next frame in arrival order: the smaller index of the two lists.
             int j;
-            bool flooded;
-            if (f < 0 || (u >= 0 && u < f)) { j = u; u = _next[u]; flooded = false; }
-            else { j = f; f = NextFlood(f); flooded = true; }
+            bool isFlood;
+            if (f < 0 || (u >= 0 && u < f)) { j = u; u = _next[u]; isFlood = false; }
+            else { j = f; f = NextFlood(f); isFlood = true; }
             if (avail == 0)
             {
-                c.Drop(DropReason.TxRingFull);
+                full++;
                 continue;
             }
             uint rs = _slotOf[j];
             ushort len = rx[rs].Length;
-            if (!flooded && samePool)
+            if (!isFlood && samePool)
             {
                 // Zero copy: the frame's buffer moves to the TX slot, the TX slot's buffer to RX.
                 ref Slot r = ref rx[rs];
                 ref Slot t = ref tx[th];
                 (r.BufferIndex, t.BufferIndex) = (t.BufferIndex, r.BufferIndex);
                 t.Flags = r.Flags = SlotFlags.BufferChanged;
-                c.ZeroCopy++;
+                zeroCopy++;
             }
             else
             {
                 rx.Packet(rs).CopyTo(tx.Buffer(th));
             }
             tx[th].Length = len;
-            _monitor?.Capture(o, tx.Packet(th), now, PacketDirection.Outbound);
-            c.TxPackets++;
-            c.TxBytes += len;
-            if (flooded) c.Flooded++;
+            if (_monitor is not null) _monitor.Capture(o, tx.Packet(th), now, PacketDirection.Outbound);
+            bytes += len;
+            if (isFlood) flooded++;
             th = tx.Next(th);
             avail--;
             sent++;
         }
+        c.TxPackets += sent;
+        c.TxBytes += bytes;
+        c.Flooded += flooded;
+        c.ZeroCopy += zeroCopy;
+        if (full > 0) c.Drop(DropReason.TxRingFull, full);
         if (sent > 0)
         {
             tx.Cur = th;

@@ -21,5 +21,5 @@ public sealed class SwitchPortCounters
 
     public long Drops(DropReason reason) => _drops[(int)reason];
     public long TotalDrops => _drops.Sum();
-    internal void Drop(DropReason reason) => _drops[(int)reason]++;
+    internal void Drop(DropReason reason, long count = 1) => _drops[(int)reason] += count;
 }
