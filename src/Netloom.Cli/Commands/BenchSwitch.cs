@@ -28,13 +28,19 @@ internal static partial class BenchSwitch
         var (_, copyGbps) = Forward(1500, sharedPool: false, d);
         figures.Add(("switch_copy_gbps_1500", Math.Round(copyGbps, 2)));
 
-        var testpmd = TestPmd(d);
+        var testpmd = TestPmd(d, "io");
         if (testpmd is { } t)
         {
             figures.Add(("testpmd_mpps", Math.Round(t.Total, 2)));
             figures.Add(("testpmd_port_mpps", Math.Round(t.PerPort, 2)));
             figures.Add(("ratio_vs_testpmd", Math.Round(mpps / t.Total, 2)));
             figures.Add(("ratio_copy_vs_testpmd", Math.Round(copyMpps / t.Total, 2)));
+            // macswap reads and rewrites the MACs of every frame, as a learning switch must read them.
+            if (TestPmd(d, "macswap") is { } m)
+            {
+                figures.Add(("testpmd_macswap_mpps", Math.Round(m.Total, 2)));
+                figures.Add(("ratio_vs_testpmd_macswap", Math.Round(mpps / m.Total, 2)));
+            }
         }
         else figures.Add(("testpmd", "not run: dpdk-testpmd not found (apt-get install dpdk-dev)"));
         return figures;
@@ -111,12 +117,12 @@ internal static partial class BenchSwitch
     private static partial Regex TxPps();
 
     /// <summary>testpmd io forwarding between two net_null ports, as the issue gives it; the last stats print is used.</summary>
-    private static (double Total, double PerPort)? TestPmd(Duration d)
+    private static (double Total, double PerPort)? TestPmd(Duration d, string mode)
     {
         string? exe = new[] { "/usr/bin/dpdk-testpmd", "/usr/local/bin/dpdk-testpmd" }.FirstOrDefault(File.Exists);
         if (exe is null) return null;
         var psi = new ProcessStartInfo(exe) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
-        foreach (var a in "-l 0-1 --no-huge -m 1024 --no-pci --vdev=net_null0 --vdev=net_null1 -- --forward-mode=io --total-num-mbufs=16384 -a --stats-period 1".Split(' '))
+        foreach (var a in $"-l 0-1 --no-huge -m 1024 --no-pci --vdev=net_null0 --vdev=net_null1 -- --forward-mode={mode} --total-num-mbufs=16384 -a --stats-period 1".Split(' '))
             psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         var output = p.StandardOutput.ReadToEndAsync();
