@@ -128,9 +128,7 @@ public sealed unsafe class AfPacketPort : DescriptorPort
             k = r == m ? kk : _slotOfMessage[r];
             if (r < m) break;
         }
-        TxHwCur = k;
-        tx.SetTail((k + n - 1) % n);
-        tx.Counters.Record(sent, bytes, drops, invalid);
+        FinishTxSync(k, sent, bytes, drops, invalid);
     }
 
     public override void RxSync()

@@ -34,6 +34,15 @@ public abstract unsafe class DescriptorPort : PortBase
     public override Ring Tx => TxRing;
     public override Ring Rx => RxRing;
 
+    /// <summary>Ends a TX sync: slots before <paramref name="k"/> are done and free for the user again.</summary>
+    protected void FinishTxSync(uint k, long sent, long bytes, long drops, long invalid)
+    {
+        uint n = (uint)TxRing.Size;
+        TxHwCur = k;
+        TxRing.SetTail((k + n - 1) % n);
+        TxRing.Counters.Record(sent, bytes, drops, invalid);
+    }
+
     protected void FreeRings()
     {
         _txMemory.Dispose();

@@ -59,9 +59,7 @@ public sealed unsafe class TapPort : DescriptorPort
             }
             k = k + 1 == n ? 0 : k + 1;
         }
-        TxHwCur = k;
-        tx.SetTail((k + n - 1) % n);
-        tx.Counters.Record(sent, bytes, drops, invalid);
+        FinishTxSync(k, sent, bytes, drops, invalid);
     }
 
     public override void RxSync()
