@@ -1,0 +1,70 @@
+using Netloom.Time;
+using Netloom.Wire;
+
+namespace Netloom.Stack;
+
+/// <summary>An echo reply the interface received.</summary>
+public readonly record struct PingReply(Ipv4Address From, ushort Identifier, ushort Sequence, int DataLength, Instant Received);
+
+public sealed partial class Interface
+{
+    private readonly PingReply[] _pings;
+    private int _pingHead, _pingCount;
+
+    private void ProcessIcmp(ReadOnlySpan<byte> header, Ipv4Address source, ReadOnlySpan<byte> message, bool broadcast)
+    {
+        if (!IcmpMessage.TryParse(message, out var icmp, out _)) { Counters.Drop(StackDrop.Malformed); return; }
+        if (!icmp.ChecksumValid) { Counters.Drop(StackDrop.BadChecksum); return; }
+        Counters.IcmpIn++;
+        switch ((IcmpType)icmp.Type)
+        {
+            case IcmpType.EchoRequest when !broadcast:
+                // The reply is the request with its type changed (RFC 792).
+                message.CopyTo(_transport);
+                new IcmpWriter(_transport.AsSpan(0, message.Length)) { Type = (byte)IcmpType.EchoReply, Code = 0 }.FillChecksum();
+                if (SendIpv4(source, IpProtocol.Icmp, _transport.AsSpan(0, message.Length))) Counters.IcmpOut++;
+                break;
+            case IcmpType.EchoReply:
+                int at = (_pingHead + _pingCount) % _pings.Length;
+                _pings[at] = new PingReply(source, icmp.Identifier, icmp.SequenceNumber, icmp.Data.Length, _now);
+                if (_pingCount < _pings.Length) _pingCount++; else _pingHead = (_pingHead + 1) % _pings.Length;
+                break;
+            case IcmpType.DestinationUnreachable or IcmpType.TimeExceeded:
+                DeliverIcmpError(icmp, source);
+                break;
+        }
+    }
+
+    /// <summary>Hands an ICMP error to the UDP socket whose datagram it quotes.</summary>
+    private void DeliverIcmpError(in IcmpMessage icmp, Ipv4Address from)
+    {
+        if (!icmp.TryGetQuoted(out var quoted, out _) || quoted.Source != _o.Address || quoted.Protocol != (byte)IpProtocol.Udp) return;
+        var q = quoted.Payload;
+        if (q.Length < 4) return;
+        var socket = FindUdp(ReadU16(q));
+        socket?.DeliverError(new IcmpError(icmp.Type, icmp.Code, from, quoted.Destination, ReadU16(q[2..])));
+    }
+
+    /// <summary>Sends an echo request (ping) with <paramref name="data"/> as its payload.</summary>
+    public bool SendPing(Ipv4Address to, ushort identifier, ushort sequence, ReadOnlySpan<byte> data)
+    {
+        if (data.Length > 65535 - 28) throw new ArgumentException("ping data too large for one datagram", nameof(data));
+        data.CopyTo(_transport.AsSpan(IcmpRepr.HeaderLength));
+        var icmp = IcmpRepr.Echo(true, identifier, sequence, data.Length);
+        icmp.Emit(_transport);
+        if (!SendIpv4(to, IpProtocol.Icmp, _transport.AsSpan(0, icmp.BufferLength))) return false;
+        Counters.IcmpOut++;
+        return true;
+    }
+
+    /// <summary>The oldest echo reply not yet taken (the last 64 are kept).</summary>
+    public bool TryTakePingReply(out PingReply reply)
+    {
+        reply = default;
+        if (_pingCount == 0) return false;
+        reply = _pings[_pingHead];
+        _pingHead = (_pingHead + 1) % _pings.Length;
+        _pingCount--;
+        return true;
+    }
+}

@@ -1,0 +1,162 @@
+using Netloom.Time;
+using Netloom.Wire;
+
+namespace Netloom.Stack;
+
+/// <summary>
+/// IPv4 reassembly (RFC 791 §3.2, RFC 815) with bounded memory: a fixed number of datagrams
+/// under way, fixed byte budgets in total and per source, and a timeout. Overlapping fragments
+/// drop the whole datagram (RFC 5722's rule, applied to IPv4 as Linux does). Each datagram
+/// keeps its fragments as ranges in one buffer taken from a shared arena.
+/// </summary>
+internal sealed class Reassembler
+{
+    private const int MaxRanges = 64;
+
+    private struct Slot
+    {
+        public bool Used;
+        public Ipv4Address Source, Destination;
+        public ushort Id;
+        public byte Protocol;
+        public int Total;        // payload length once the last fragment arrived, else -1
+        public int Received;     // payload bytes held
+        public int Timer;
+        public int RangeCount;
+        public int Buffer;       // offset of this datagram's buffer in the arena
+        public byte HeaderLength;
+        public long Created;     // nanoseconds: the oldest is evicted when every slot is in use
+    }
+
+    private readonly Slot[] _slots;
+    private readonly (int Start, int End)[] _ranges;
+    private readonly byte[] _arena;
+    private readonly byte[] _headers;   // the first fragment's IPv4 header per slot (up to 60 bytes)
+    private readonly int _maxDatagram;
+    private readonly int _totalBudget, _perSource;
+    private int _held;
+
+    public Reassembler(int slots, int totalBytes, int perSourceBytes)
+    {
+        _maxDatagram = 65535;
+        _slots = new Slot[slots];
+        for (int i = 0; i < slots; i++) _slots[i].Timer = -1;
+        _ranges = new (int, int)[slots * MaxRanges];
+        // The arena gives each slot a full-size buffer; the byte budgets bound what is held.
+        _arena = new byte[(long)slots * _maxDatagram > int.MaxValue ? throw new ArgumentException("too many reassembly slots") : slots * _maxDatagram];
+        _headers = new byte[slots * 60];
+        _totalBudget = totalBytes;
+        _perSource = perSourceBytes;
+    }
+
+    public int SlotCount => _slots.Length;
+    public int HeldBytes => _held;
+    public int InProgress => _slots.Count(s => s.Used);
+    public int TimerOf(int slot) => _slots[slot].Timer;
+    public void SetTimer(int slot, int timer) => _slots[slot].Timer = timer;
+
+    public enum Result { Incomplete, Complete, Overlap, Duplicate, NoMemory }
+
+    /// <summary>
+    /// Adds a fragment. On <see cref="Result.Complete"/>, <paramref name="datagram"/> holds the whole
+    /// payload and <paramref name="header"/> the first fragment's header; the slot is freed when the
+    /// caller calls <see cref="Free"/>.
+    /// </summary>
+    public Result Add(in Ipv4Packet fragment, Instant now, out int slot, out bool created, out bool evicted)
+    {
+        created = evicted = false;
+        slot = Find(fragment.Source, fragment.Destination, fragment.Identification, fragment.Protocol);
+        int start = fragment.FragmentOffset * 8;
+        var data = fragment.Payload;
+        int end = start + data.Length;
+        // A fragment that cannot belong to a valid datagram ends it (a middle fragment must carry a multiple of 8 bytes).
+        if (end > _maxDatagram - 60 || (fragment.MoreFragments && data.Length % 8 != 0)) return Result.Overlap;
+        if (slot < 0)
+        {
+            if (SourceBytes(fragment.Source) + data.Length > _perSource) return Result.NoMemory;
+            slot = FreeSlot();
+            if (slot < 0)
+            {
+                // Every slot busy: the oldest incomplete datagram goes. Real datagrams complete in
+                // microseconds, so a flood of never-finished ones evicts only its own kind.
+                slot = Oldest();
+                Free(slot);
+                evicted = true;
+            }
+            if (_held + data.Length > _totalBudget) return Result.NoMemory;
+            created = true;
+            ref var n = ref _slots[slot];
+            n = new Slot { Used = true, Source = fragment.Source, Destination = fragment.Destination, Id = fragment.Identification,
+                Protocol = fragment.Protocol, Total = -1, Timer = n.Timer, Buffer = slot * _maxDatagram, Created = now.Nanoseconds };
+        }
+        ref var s = ref _slots[slot];
+        // RFC 5722: overlapping fragments end the datagram. An exact duplicate (the network
+        // delivered a fragment twice) is only dropped itself, as Linux does.
+        var ranges = _ranges.AsSpan(slot * MaxRanges, s.RangeCount);
+        foreach (var (a, b) in ranges)
+        {
+            if (a == start && b == end) return Result.Duplicate;
+            if (start < b && a < end) return Result.Overlap;
+        }
+        if (s.RangeCount == MaxRanges) return Result.NoMemory;
+        if (!fragment.MoreFragments)
+        {
+            if (s.Total >= 0 && s.Total != end) return Result.Overlap;
+            s.Total = end;
+        }
+        if (s.Total >= 0 && end > s.Total) return Result.Overlap;
+        if (SourceBytes(fragment.Source) + data.Length > _perSource || _held + data.Length > _totalBudget) return Result.NoMemory;
+        data.CopyTo(_arena.AsSpan(s.Buffer + start));
+        _ranges[slot * MaxRanges + s.RangeCount++] = (start, end);
+        s.Received += data.Length;
+        _held += data.Length;
+        if (start == 0)
+        {
+            fragment.Header.CopyTo(_headers.AsSpan(slot * 60));
+            s.HeaderLength = (byte)fragment.HeaderLength;
+        }
+        return s.Total >= 0 && s.Received == s.Total ? Result.Complete : Result.Incomplete;
+    }
+
+    public ReadOnlySpan<byte> Payload(int slot) => _arena.AsSpan(_slots[slot].Buffer, _slots[slot].Total);
+    public ReadOnlySpan<byte> FirstHeader(int slot) => _headers.AsSpan(slot * 60, _slots[slot].HeaderLength);
+
+    public void Free(int slot)
+    {
+        ref var s = ref _slots[slot];
+        if (!s.Used) return;
+        _held -= s.Received;
+        int timer = s.Timer;
+        s = new Slot { Timer = timer };
+    }
+
+    private int Find(Ipv4Address src, Ipv4Address dst, ushort id, byte protocol)
+    {
+        for (int i = 0; i < _slots.Length; i++)
+        {
+            ref var s = ref _slots[i];
+            if (s.Used && s.Id == id && s.Source == src && s.Destination == dst && s.Protocol == protocol) return i;
+        }
+        return -1;
+    }
+
+    private int FreeSlot()
+    {
+        for (int i = 0; i < _slots.Length; i++) if (!_slots[i].Used) return i;
+        return -1;
+    }
+
+    private int Oldest()
+    {
+        int oldest = 0;
+        for (int i = 1; i < _slots.Length; i++) if (_slots[i].Created < _slots[oldest].Created) oldest = i;
+        return oldest;
+    }
+
+    private int SourceBytes(Ipv4Address src)
+    {
+        int n = 0;
+        foreach (ref readonly var s in _slots.AsSpan()) if (s.Used && s.Source == src) n += s.Received;
+        return n;
+    }
+}

@@ -1,0 +1,86 @@
+using Netloom.Wire;
+
+namespace Netloom.Stack;
+
+/// <summary>An ICMP error the network sent about a datagram of this socket.</summary>
+public readonly record struct IcmpError(byte Type, byte Code, Ipv4Address From, Ipv4Address OriginalDestination, ushort OriginalPort);
+
+/// <summary>
+/// A UDP socket of one <see cref="Interface"/>, used on the stack's owner thread. Datagrams wait
+/// in a bounded queue with their source; a full queue drops and counts. ICMP errors about
+/// datagrams it sent are kept (the last few) in <see cref="TryTakeError"/>.
+/// </summary>
+public sealed class UdpSocket
+{
+    private readonly Interface _stack;
+    private readonly DatagramQueue _queue;
+    private readonly IcmpError[] _errors = new IcmpError[8];
+    private int _errorCount, _errorHead;
+
+    internal UdpSocket(Interface stack, ushort port, int receiveBytes, int receiveCount)
+    {
+        _stack = stack;
+        LocalPort = port;
+        _queue = new DatagramQueue(receiveBytes, receiveCount);
+    }
+
+    public ushort LocalPort { get; }
+    public Ipv4Address? RemoteAddress { get; private set; }
+    public ushort RemotePort { get; private set; }
+    public bool IsOpen { get; internal set; } = true;
+    public long ReceivedDatagrams { get; private set; }
+    public long DroppedDatagrams { get; private set; }
+    public int QueuedDatagrams => _queue.Count;
+
+    /// <summary>Fixes the peer: sends go there, and only datagrams from it are accepted.</summary>
+    public void Connect(Ipv4Address address, ushort port)
+    {
+        RemoteAddress = address;
+        RemotePort = port;
+    }
+
+    /// <summary>Sends a datagram (fragmented above the MTU); false when the stack had to drop it (see its counters).</summary>
+    public bool SendTo(ReadOnlySpan<byte> payload, Ipv4Address to, ushort port)
+    {
+        if (!IsOpen) throw new ObjectDisposedException(nameof(UdpSocket), "the socket is closed");
+        return _stack.SendUdp(LocalPort, to, port, payload);
+    }
+
+    public bool Send(ReadOnlySpan<byte> payload)
+    {
+        if (RemoteAddress is not { } to) throw new InvalidOperationException("Send needs Connect first; use SendTo for an unconnected socket");
+        return SendTo(payload, to, RemotePort);
+    }
+
+    public bool TryReceive(Span<byte> buffer, out int length, out Ipv4Address from, out ushort fromPort) =>
+        _queue.TryDequeue(buffer, out length, out from, out fromPort);
+
+    public bool TryTakeError(out IcmpError error)
+    {
+        error = default;
+        if (_errorCount == 0) return false;
+        error = _errors[_errorHead];
+        _errorHead = (_errorHead + 1) % _errors.Length;
+        _errorCount--;
+        return true;
+    }
+
+    public void Close() => _stack.CloseUdp(this);
+
+    internal bool Accepts(Ipv4Address from, ushort port) =>
+        RemoteAddress is not { } r || (r == from && RemotePort == port);
+
+    internal bool Deliver(ReadOnlySpan<byte> payload, Ipv4Address from, ushort port)
+    {
+        if (!_queue.TryEnqueue(payload, from, port)) { DroppedDatagrams++; return false; }
+        ReceivedDatagrams++;
+        return true;
+    }
+
+    internal void DeliverError(in IcmpError e)
+    {
+        int at = (_errorHead + _errorCount) % _errors.Length;
+        _errors[at] = e;
+        if (_errorCount < _errors.Length) _errorCount++; else _errorHead = (_errorHead + 1) % _errors.Length; // keep the newest
+    }
+}

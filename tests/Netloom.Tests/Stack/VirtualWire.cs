@@ -1,0 +1,58 @@
+using Netloom.Stack;
+
+namespace Netloom.Tests.Stack;
+
+/// <summary>
+/// Two devices joined back to back in memory, for deterministic tests with a virtual clock.
+/// A filter sees every frame in flight and may drop or rewrite it.
+/// </summary>
+internal sealed class VirtualWire
+{
+    public sealed class End : IFrameDevice
+    {
+        internal readonly Queue<byte[]> Inbox = new();
+        internal End? Peer;
+        public Func<byte[], byte[]?>? Filter { get; set; }
+        private readonly byte[] _tx = new byte[9100];
+        private byte[]? _current;
+        public int Sent, Received;
+
+        public int MaxFrameSize { get; init; } = 1514;
+        public int Capacity { get; init; } = 4096;
+
+        public bool TryReceive(out ReadOnlySpan<byte> frame)
+        {
+            frame = default;
+            if (!Inbox.TryDequeue(out _current)) return false;
+            frame = _current;
+            Received++;
+            return true;
+        }
+
+        public void ReleaseReceived() => _current = null;
+
+        public Span<byte> TryAllocateTransmit(int length) =>
+            Peer!.Inbox.Count >= Capacity || length > _tx.Length ? Span<byte>.Empty : _tx.AsSpan(0, length);
+
+        public void CommitTransmit(int length)
+        {
+            var frame = _tx[..length];
+            Sent++;
+            if (Filter?.Invoke(frame) is { } f) Peer!.Inbox.Enqueue(f);
+            else if (Filter is null) Peer!.Inbox.Enqueue(frame);
+        }
+
+        public void Flush() { }
+
+        /// <summary>Puts a frame straight into this end's inbox, as if it came off the wire.</summary>
+        public void Inject(byte[] frame) => Inbox.Enqueue(frame);
+    }
+
+    public readonly End A = new(), B = new();
+
+    public VirtualWire()
+    {
+        A.Peer = B;
+        B.Peer = A;
+    }
+}
