@@ -17,6 +17,7 @@ public static class Program
             PcapCommand.Create(),
             PktgenCommand.Create(),
             SwitchCommand.Create(),
+            HostCommand.Create(),
             BenchCommand.Create(),
         };
         return root.Parse(args).Invoke();

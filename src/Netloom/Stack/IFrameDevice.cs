@@ -16,7 +16,11 @@ public interface IFrameDevice
     /// <summary>Done with every frame received since the last call: the device may reuse their buffers.</summary>
     void ReleaseReceived();
 
-    /// <summary>A buffer for one frame of at most <paramref name="length"/> bytes, or empty when the device is full.</summary>
+    /// <summary>
+    /// A buffer for one frame of at most <paramref name="length"/> bytes, or empty when the device
+    /// is full. Asking again before <see cref="CommitTransmit"/> returns the same buffer, contents
+    /// kept (decorators rely on this to look at a frame before passing it on).
+    /// </summary>
     Span<byte> TryAllocateTransmit(int length);
 
     /// <summary>Queues the frame written into the last allocated buffer, cut to <paramref name="length"/>.</summary>

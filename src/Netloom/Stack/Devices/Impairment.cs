@@ -1,0 +1,69 @@
+using System.Globalization;
+using Netloom.Time;
+
+namespace Netloom.Stack.Devices;
+
+/// <summary>
+/// netem's basic impairments for one direction: random loss, duplication, delay with uniform
+/// jitter, and reordering (that share of frames skips the delay, so it overtakes the others).
+/// </summary>
+public sealed record Impairment
+{
+    public double Loss { get; init; }
+    public double Duplicate { get; init; }
+    public double Reorder { get; init; }
+    public Duration Delay { get; init; }
+    public Duration Jitter { get; init; }
+
+    public bool IsNone => Loss == 0 && Duplicate == 0 && Reorder == 0 && Delay == Duration.Zero && Jitter == Duration.Zero;
+
+    /// <summary>Parses "loss=1%,delay=10ms,jitter=2ms,duplicate=0.5%,reorder=5%" (any subset, any order).</summary>
+    public static bool TryParse(string text, out Impairment result, out string? error)
+    {
+        result = new Impairment();
+        error = null;
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var kv = part.Split('=', 2);
+            if (kv.Length != 2) { error = $"'{part}': expected key=value"; return false; }
+            string key = kv[0], v = kv[1];
+            switch (key)
+            {
+                case "loss" or "duplicate" or "reorder":
+                    if (!TryPercent(v, out double p)) { error = $"{key}={v}: expected a percentage from 0% to 100%, such as 1.5%"; return false; }
+                    result = key switch { "loss" => result with { Loss = p }, "duplicate" => result with { Duplicate = p }, _ => result with { Reorder = p } };
+                    break;
+                case "delay" or "jitter":
+                    if (!TryDuration(v, out var d)) { error = $"{key}={v}: expected a time such as 10ms, 500us or 1s"; return false; }
+                    result = key == "delay" ? result with { Delay = d } : result with { Jitter = d };
+                    break;
+                default:
+                    error = $"unknown impairment '{key}'; use loss, delay, jitter, duplicate, reorder";
+                    return false;
+            }
+        }
+        if (result.Jitter > result.Delay && result.Jitter > Duration.Zero && result.Delay == Duration.Zero)
+        {
+            error = "jitter needs a delay at least as large (jitter moves frames around the delay)";
+            return false;
+        }
+        return true;
+    }
+
+    private static bool TryPercent(string v, out double p)
+    {
+        p = 0;
+        if (!v.EndsWith('%') || !double.TryParse(v[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out double x) || x < 0 || x > 100) return false;
+        p = x / 100;
+        return true;
+    }
+
+    internal static bool TryDuration(string v, out Duration d)
+    {
+        d = default;
+        (string unit, long scale) = v.EndsWith("ms") ? ("ms", 1_000_000L) : v.EndsWith("us") ? ("us", 1000L) : v.EndsWith("ns") ? ("ns", 1L) : v.EndsWith('s') ? ("s", 1_000_000_000L) : ("", 0L);
+        if (scale == 0 || !double.TryParse(v[..^unit.Length], NumberStyles.Float, CultureInfo.InvariantCulture, out double x) || x < 0 || x > 3600e9 / scale) return false;
+        d = Duration.FromNanoseconds((long)(x * scale));
+        return true;
+    }
+}
