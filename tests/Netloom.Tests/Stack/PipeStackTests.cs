@@ -1,0 +1,191 @@
+using Netloom.Rings;
+using Netloom.Sockets;
+using Netloom.Stack;
+using Netloom.Stack.Devices;
+using Netloom.Tests.Support;
+using Netloom.Time;
+using Netloom.Wire;
+using Netloom.Wire.Capture;
+
+namespace Netloom.Tests.Stack;
+
+/// <summary>Two stacks over an in-process pipe (the ring path the hosts use), driven by a virtual clock.</summary>
+public class PipeStackTests
+{
+    private static readonly Ipv4Address IpA = Ipv4Address.Parse("10.2.0.1"), IpB = Ipv4Address.Parse("10.2.0.2");
+
+    private sealed class Pair : IDisposable
+    {
+        public readonly PipePort PortA, PortB;
+        public readonly Interface A, B;
+        public Instant Now = Instant.FromSeconds(10);
+
+        public Pair(Func<IFrameDevice, IFrameDevice>? wrapA = null)
+        {
+            (PortA, PortB) = PipePort.OpenPair($"stk{Guid.NewGuid():N}");
+            IFrameDevice da = new PortDevice(PortA);
+            if (wrapA is not null) da = wrapA(da);
+            A = new Interface(new StackOptions { Mac = MacAddress.Parse("02:00:00:00:0b:01"), Address = IpA }, da, seed: 1);
+            B = new Interface(new StackOptions { Mac = MacAddress.Parse("02:00:00:00:0b:02"), Address = IpB }, new PortDevice(PortB), seed: 2);
+        }
+
+        public void Run(int rounds = 20, Duration? step = null)
+        {
+            for (int i = 0; i < rounds; i++)
+            {
+                A.Poll(Now);
+                B.Poll(Now);
+                Now += step ?? Duration.FromMicroseconds(5);
+            }
+        }
+
+        public void Dispose()
+        {
+            PortA.Dispose();
+            PortB.Dispose();
+        }
+    }
+
+    [Fact]
+    public void Udp_echo_over_a_pipe_allocates_nothing_per_packet()
+    {
+        using var p = new Pair();
+        var server = p.B.OpenUdp(7);
+        var client = p.A.OpenUdp();
+        var buf = new byte[2048];
+        var payload = new byte[64];
+        client.SendTo(payload, IpB, 7); // resolves ARP both ways
+        p.Run(40);
+        while (server.TryReceive(buf, out _, out _, out _)) { }
+        long echoed = 0;
+        void Run(int packets)
+        {
+            for (int i = 0; i < packets; i++)
+            {
+                client.SendTo(payload, IpB, 7);
+                p.A.Poll(p.Now);
+                p.B.Poll(p.Now);
+                while (server.TryReceive(buf, out int n, out var from, out ushort port)) server.SendTo(buf.AsSpan(0, n), from, port);
+                p.B.Poll(p.Now);
+                p.A.Poll(p.Now);
+                while (client.TryReceive(buf, out _, out _, out _)) echoed++;
+                p.Now += Duration.FromMicroseconds(1);
+            }
+        }
+        Allocations.AssertFlat(Run, 100_000);
+        Assert.True(echoed >= 100_000);
+        Assert.Equal(0, p.A.Counters.TotalDrops + p.B.Counters.TotalDrops);
+    }
+
+    [Fact]
+    public void The_same_seed_gives_the_same_run()
+    {
+        string Trace(int seed)
+        {
+            using var p = new Pair(d => new ImpairedDevice(d, new Impairment { Loss = 0.2, Duplicate = 0.1 }, new Impairment(), () => Instant.Zero, seed));
+            var got = new List<ushort>();
+            for (ushort i = 0; i < 50; i++)
+            {
+                p.A.SendPing(IpB, 1, i, "x"u8);
+                p.Run(10);
+                while (p.A.TryTakePingReply(out var r)) got.Add(r.Sequence);
+            }
+            return string.Join(',', got);
+        }
+        Assert.Equal(Trace(7), Trace(7));
+        Assert.NotEqual(Trace(7), Trace(8));
+    }
+
+    [Fact]
+    public void The_capture_decorator_records_both_directions()
+    {
+        var ms = new MemoryStream();
+        var writer = new PcapNgWriter(ms);
+        using (var p = new Pair(d => new CaptureDevice(d, writer, () => Instant.FromSeconds(1), "a")))
+        {
+            p.A.SendPing(IpB, 1, 1, "cap"u8);
+            p.Run();
+            writer.Flush();
+        }
+        using var r = CaptureReader.Open(new MemoryStream(ms.ToArray()));
+        var seen = new List<(PacketDirection, string)>();
+        while (r.Read(out var pkt) == CaptureReadResult.Packet)
+        {
+            var d = DecodedFrame.Decode(pkt.Data);
+            seen.Add((pkt.Direction, d.Has(FrameLayers.Arp) ? "arp" : d.Has(FrameLayers.Icmp) ? $"icmp{d.Icmp.Type}" : "?"));
+        }
+        Assert.Contains((PacketDirection.Outbound, "icmp8"), seen);
+        Assert.Contains((PacketDirection.Inbound, "icmp0"), seen);
+        Assert.Contains((PacketDirection.Inbound, "arp"), seen);
+    }
+}
+
+public class ImpairedDeviceTests
+{
+    /// <summary>A device that records what reaches it and hands out what it is given.</summary>
+    private sealed class Recorder : IFrameDevice
+    {
+        public readonly List<(byte Tag, long At)> Sent = [];
+        public readonly Queue<byte[]> Incoming = new();
+        private readonly byte[] _tx = new byte[1514];
+        private byte[]? _rx;
+        public Func<long> Clock = () => 0;
+        public int MaxFrameSize => 1514;
+        public bool TryReceive(out ReadOnlySpan<byte> frame) { frame = default; if (!Incoming.TryDequeue(out _rx)) return false; frame = _rx; return true; }
+        public void ReleaseReceived() { }
+        public Span<byte> TryAllocateTransmit(int length) => _tx.AsSpan(0, length);
+        public void CommitTransmit(int length) => Sent.Add((_tx[0], Clock()));
+        public void Flush() { }
+    }
+
+    private static (ImpairedDevice Device, Recorder Inner, Func<long> Now, Action<long> Advance) Make(Impairment tx, int seed = 1)
+    {
+        long now = 0;
+        var inner = new Recorder { Clock = () => now };
+        var dev = new ImpairedDevice(inner, tx, new Impairment(), () => new Instant(now), seed);
+        return (dev, inner, () => now, d => now += d);
+    }
+
+    private static void Send(ImpairedDevice d, byte tag)
+    {
+        d.TryAllocateTransmit(60)[0] = tag;
+        d.CommitTransmit(60);
+    }
+
+    [Fact]
+    public void Loss_and_duplication_happen_at_about_the_configured_rates()
+    {
+        var (dev, inner, _, _) = Make(new Impairment { Loss = 0.1, Duplicate = 0.05 });
+        for (int i = 0; i < 100_000; i++) Send(dev, 1);
+        dev.Flush();
+        Assert.InRange(dev.Lost, 9_000, 11_000);
+        Assert.InRange(dev.Duplicated, 4_000, 5_000);
+        Assert.Equal(100_000 - dev.Lost + dev.Duplicated, inner.Sent.Count);
+    }
+
+    [Fact]
+    public void Delay_holds_frames_until_due_and_jitter_stays_within_its_bound()
+    {
+        var (dev, inner, now, advance) = Make(new Impairment { Delay = Duration.FromMilliseconds(10), Jitter = Duration.FromMilliseconds(2) });
+        for (byte i = 0; i < 100; i++) Send(dev, i);
+        dev.Flush();
+        Assert.Empty(inner.Sent);
+        Assert.InRange(dev.NextDue()!.Value.Nanoseconds, 8_000_000, 12_000_000); // no frame is due before delay - jitter
+        for (int ms = 0; ms <= 12; ms++) { advance(1_000_000); dev.Flush(); }
+        Assert.Equal(100, inner.Sent.Count);
+        Assert.All(inner.Sent, s => Assert.InRange(s.At, 8_000_000, 13_000_000));
+    }
+
+    [Fact]
+    public void Reordering_lets_some_frames_overtake_the_delayed_ones()
+    {
+        var (dev, inner, _, advance) = Make(new Impairment { Delay = Duration.FromMilliseconds(5), Reorder = 0.25 });
+        for (byte i = 0; i < 200; i++) Send(dev, i);
+        advance(10_000_000);
+        dev.Flush();
+        var order = inner.Sent.Select(s => s.Tag).ToList();
+        Assert.Equal(200, order.Count);
+        Assert.NotEqual(order.OrderBy(x => x).ToList(), order);  // something overtook
+        Assert.InRange(dev.Reordered, 30, 70);
+    }
+}
