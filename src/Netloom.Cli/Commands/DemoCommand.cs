@@ -1,5 +1,9 @@
 using System.CommandLine;
 using System.Text;
+using Netloom.Rings;
+using Netloom.Sockets;
+using Netloom.Stack;
+using Netloom.Switching;
 using Netloom.Time;
 using Netloom.Wire;
 using Netloom.Wire.Capture;
@@ -16,12 +20,74 @@ internal static class DemoCommand
     public static Command Create()
     {
         var output = new Option<FileInfo>("--out") { Description = "Where to write the capture", DefaultValueFactory = _ => new FileInfo("netloom-demo.pcapng") };
-        var cmd = new Command("demo", "Build a short exchange with the wire layer, write it to pcapng and show it decoded") { output };
-        cmd.SetAction(r => Run(r.GetValue(output)!));
+        var wire = new Option<bool>("--wire") { Description = "Instead: a synthetic exchange built with the wire layer alone" };
+        var cmd = new Command("demo", "Two user-level hosts through the learning switch on pipes: ARP, ping and UDP, captured and shown decoded") { output, wire };
+        cmd.SetAction(r => r.GetValue(wire) ? RunWire(r.GetValue(output)!) : RunHosts(r.GetValue(output)!));
         return cmd;
     }
 
-    private static int Run(FileInfo output)
+    /// <summary>Two hosts and a switch in one process, in virtual time: the same bytes every run.</summary>
+    private static int RunHosts(FileInfo output)
+    {
+        if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200; // a log or pipe: do not wrap at 80
+        ICaptureWriter writer;
+        try { writer = CaptureWriter.Create(output.FullName); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException) { return CliErrors.Report($"cannot write {output}: {e.Message}"); }
+        var ipA = Ipv4Address.Parse("10.0.0.1");
+        var ipB = Ipv4Address.Parse("10.0.0.2");
+        string tag = $"demo{Environment.ProcessId}";
+        var (hostA, swA) = PipePort.OpenPair(tag + "a");
+        var (hostB, swB) = PipePort.OpenPair(tag + "b");
+        var results = new List<string>();
+        using (var sw = new Netloom.Switching.Switch(new LearningTable()))
+        using (hostA)
+        using (hostB)
+        {
+            sw.AddPort(swA, "sw-port-a");
+            sw.AddPort(swB, "sw-port-b");
+            sw.Capture(writer, 0, 1);
+            var a = new Interface(new StackOptions { Mac = WireDemo.MacA, Address = ipA }, new PortDevice(hostA), seed: 1);
+            var b = new Interface(new StackOptions { Mac = WireDemo.MacB, Address = ipB }, new PortDevice(hostB), seed: 2);
+            var echo = b.OpenUdp(7);
+            var client = a.OpenUdp(40000);
+            var now = Instant.FromSeconds(1_767_225_600);
+            var buf = new byte[4096];
+            void Step(int rounds = 20)
+            {
+                for (int i = 0; i < rounds; i++)
+                {
+                    a.Poll(now);
+                    sw.Forward(now);
+                    b.Poll(now);
+                    while (echo.TryReceive(buf, out int n, out var from, out ushort port)) echo.SendTo(buf.AsSpan(0, n), from, port);
+                    sw.Forward(now);
+                    now += Duration.FromMicroseconds(50);
+                }
+            }
+            Step();
+            for (ushort seq = 1; seq <= 3; seq++)
+            {
+                var sent = now;
+                a.SendPing(ipB, 0x4e4c, seq, Encoding.ASCII.GetBytes("netloom demo ping"));
+                Step();
+                while (a.TryTakePingReply(out var r)) results.Add($"ping {r.From} seq={r.Sequence}: reply, {r.DataLength} bytes, {(r.Received - sent).Microseconds} us (virtual time)");
+                now += Duration.FromMilliseconds(100);
+            }
+            a.SendPing(ipB, 0x4e4c, 4, new byte[3000]);
+            Step();
+            while (a.TryTakePingReply(out var r)) results.Add($"ping {r.From} seq={r.Sequence}: reply, {r.DataLength} bytes in fragments, reassembled both ways");
+            client.SendTo("hello over UDP"u8, ipB, 7);
+            Step();
+            if (client.TryReceive(buf, out int got, out var src, out ushort srcPort))
+                results.Add($"udp echo from {src}:{srcPort}: \"{Encoding.ASCII.GetString(buf, 0, got)}\"");
+        }
+        writer.Dispose();
+        AnsiConsole.MarkupLine("[bold]Netloom demo[/]: hosts [blue]10.0.0.1[/] and [blue]10.0.0.2[/] (user-level stacks) through a learning switch, on in-process pipes, in virtual time.");
+        foreach (var line in results) AnsiConsole.MarkupLine(Markup.Escape(line));
+        return ShowCapture(output, "the switch's capture of both ports");
+    }
+
+    private static int RunWire(FileInfo output)
     {
         int frames;
         try
@@ -33,9 +99,17 @@ internal static class DemoCommand
             return CliErrors.Report($"cannot write {output}: {e.Message}");
         }
 
+        if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200;
+        AnsiConsole.MarkupLine($"[bold]Netloom wire demo[/]: {frames} frames built with the wire layer's reprs and writers.");
+        return ShowCapture(output, "the synthetic exchange");
+    }
+
+    /// <summary>Reads a capture back and prints it as a table, as Wireshark's packet list would.</summary>
+    private static int ShowCapture(FileInfo output, string what)
+    {
         var table = new Table().Border(TableBorder.Rounded)
             .AddColumn("No.").AddColumn("Time").AddColumn("Source").AddColumn("Destination")
-            .AddColumn("Protocol").AddColumn(new TableColumn("Length").RightAligned()).AddColumn("Info");
+            .AddColumn("If").AddColumn("Protocol").AddColumn(new TableColumn("Length").RightAligned()).AddColumn("Info");
         using var reader = CaptureReader.Open(output.FullName);
         int n = 0;
         long first = 0;
@@ -44,10 +118,11 @@ internal static class DemoCommand
             if (++n == 1) first = p.Timestamp.Nanoseconds;
             var d = DecodedFrame.Decode(p.Data);
             var (src, dst, proto, info) = FrameFormatter.Describe(d);
-            table.AddRow(n.ToString(), $"{(p.Timestamp.Nanoseconds - first) / 1e9:F6}", src, dst, proto, d.Length.ToString(), Markup.Escape(info));
+            string dir = p.Direction switch { PacketDirection.Inbound => " in", PacketDirection.Outbound => " out", _ => "" };
+            table.AddRow(n.ToString(), $"{(p.Timestamp.Nanoseconds - first) / 1e9:F6}", src, dst, $"{p.InterfaceId}{dir}", proto, d.Length.ToString(), Markup.Escape(info));
         }
         if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 200; // a log or pipe: do not wrap at 80
-        AnsiConsole.MarkupLine($"[bold]Netloom wire demo[/]: {frames} frames built with the wire layer's reprs and writers, written to [blue]{Markup.Escape(output.ToString())}[/], read back and decoded.");
+        AnsiConsole.MarkupLine($"{n} frames of {what} written to [blue]{Markup.Escape(output.ToString())}[/], read back and decoded:");
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLine($"Open it in Wireshark, or run [grey]./netloom pcap decode {Markup.Escape(output.ToString())} --json[/].");
         return reader.Error is null ? CliErrors.Ok : CliErrors.Report(reader.Error);

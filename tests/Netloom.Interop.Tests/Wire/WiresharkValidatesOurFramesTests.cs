@@ -97,4 +97,23 @@ public class WiresharkValidatesOurFramesTests(ITestOutputHelper output)
         Assert.True(errors.Trim() == "", errors);
         output.WriteLine($"{count} frames, {checkedGood} checksums verified good by Wireshark");
     }
+
+    [ToolFact("tshark")]
+    public void The_demo_capture_of_two_stacks_through_the_switch_is_clean_to_wireshark()
+    {
+        using var dir = new TempDir();
+        string file = dir.File("demo.pcapng");
+        var (code, _, err) = Sh.Run("dotnet", Path.Combine(AppContext.BaseDirectory, "Netloom.Cli.dll"), "demo", "--out", file);
+        Assert.True(code == 0, err);
+        var rows = Tshark.Fields(file, "frame.number", "_ws.malformed", "ip.checksum.status", "icmp.checksum.status", "udp.checksum.status", "frame.packet_flags_direction");
+        Assert.True(rows.Count >= 30);
+        foreach (var r in rows)
+        {
+            Assert.True(r["_ws.malformed"] == "", $"frame {r["frame.number"]} is malformed");
+            foreach (var k in new[] { "ip.checksum.status", "icmp.checksum.status", "udp.checksum.status" })
+                Assert.True(r[k] is "" or "1" or "2", $"frame {r["frame.number"]}: {k} = {r[k]}"); // 2: a first fragment's ICMP is unverifiable
+            Assert.True(r["frame.packet_flags_direction"] is "1" or "2" or "0x1" or "0x2" or "0x00000001" or "0x00000002", $"frame {r["frame.number"]}: direction '{r["frame.packet_flags_direction"]}'");
+        }
+        output.WriteLine($"{rows.Count} frames from the demo, clean to Wireshark");
+    }
 }

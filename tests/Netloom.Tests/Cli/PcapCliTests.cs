@@ -125,11 +125,28 @@ public class PcapCliTests
     }
 
     [Fact]
-    public void Demo_writes_a_capture_that_decodes_cleanly()
+    public void Demo_runs_two_hosts_through_the_switch_and_its_capture_decodes_cleanly()
     {
         using var dir = new TempDir();
         string file = dir.File("demo.pcapng");
         var (code, stdout, stderr) = Support.Cli.Run("demo", "--out", file);
+        Assert.True(code == 0, stderr);
+        Assert.Contains("ping 10.0.0.2 seq=3: reply", stdout);
+        Assert.Contains("3000 bytes in fragments", stdout);
+        Assert.Contains("udp echo from 10.0.0.2:7: \"hello over UDP\"", stdout);
+        var (_, json, _) = Support.Cli.Run("pcap", "decode", file, "--json");
+        var frames = json.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(frames.Length >= 30);
+        Assert.All(frames, f => Assert.DoesNotContain("\"error\"", f));
+        Assert.All(frames, f => Assert.DoesNotContain("\"checksum_ok\":false", f));
+    }
+
+    [Fact]
+    public void Wire_demo_writes_a_capture_that_decodes_cleanly()
+    {
+        using var dir = new TempDir();
+        string file = dir.File("demo.pcapng");
+        var (code, stdout, stderr) = Support.Cli.Run("demo", "--wire", "--out", file);
         Assert.True(code == 0, stderr);
         Assert.Contains("14 frames", stdout);
         var (_, json, _) = Support.Cli.Run("pcap", "decode", file, "--json");

@@ -58,8 +58,12 @@ public abstract class CaptureWriter : ICaptureWriter
         _stream.Flush();
     }
 
+    private bool _disposed;
+
     public void Dispose()
     {
+        if (_disposed) return; // a writer shared with a switch monitor may be disposed by both
+        _disposed = true;
         Flush();
         if (_ownsStream) _stream.Dispose();
         GC.SuppressFinalize(this);
