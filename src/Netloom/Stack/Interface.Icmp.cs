@@ -8,8 +8,7 @@ public readonly record struct PingReply(Ipv4Address From, ushort Identifier, ush
 
 public sealed partial class Interface
 {
-    private readonly PingReply[] _pings;
-    private int _pingHead, _pingCount;
+    private readonly RecentQueue<PingReply> _pings = new(64);
 
     private void ProcessIcmp(ReadOnlySpan<byte> header, Ipv4Address source, ReadOnlySpan<byte> message, bool broadcast)
     {
@@ -25,9 +24,7 @@ public sealed partial class Interface
                 if (SendIpv4(source, IpProtocol.Icmp, _transport.AsSpan(0, message.Length))) Counters.IcmpOut++;
                 break;
             case IcmpType.EchoReply:
-                int at = (_pingHead + _pingCount) % _pings.Length;
-                _pings[at] = new PingReply(source, icmp.Identifier, icmp.SequenceNumber, icmp.Data.Length, _now);
-                if (_pingCount < _pings.Length) _pingCount++; else _pingHead = (_pingHead + 1) % _pings.Length;
+                _pings.Add(new PingReply(source, icmp.Identifier, icmp.SequenceNumber, icmp.Data.Length, _now));
                 break;
             case IcmpType.DestinationUnreachable or IcmpType.TimeExceeded:
                 DeliverIcmpError(icmp, source);
@@ -58,13 +55,5 @@ public sealed partial class Interface
     }
 
     /// <summary>The oldest echo reply not yet taken (the last 64 are kept).</summary>
-    public bool TryTakePingReply(out PingReply reply)
-    {
-        reply = default;
-        if (_pingCount == 0) return false;
-        reply = _pings[_pingHead];
-        _pingHead = (_pingHead + 1) % _pings.Length;
-        _pingCount--;
-        return true;
-    }
+    public bool TryTakePingReply(out PingReply reply) => _pings.TryTake(out reply);
 }

@@ -42,7 +42,6 @@ public sealed partial class Interface
         _udp = new UdpSocket?[options.UdpSockets];
         _ipId = (ushort)_random.Next(65536);
         _icmpTokens = options.IcmpErrorsPerSecond;
-        _pings = new PingReply[64];
     }
 
     public StackOptions Options => _o;

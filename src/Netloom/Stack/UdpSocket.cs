@@ -14,8 +14,7 @@ public sealed class UdpSocket
 {
     private readonly Interface _stack;
     private readonly DatagramQueue _queue;
-    private readonly IcmpError[] _errors = new IcmpError[8];
-    private int _errorCount, _errorHead;
+    private readonly RecentQueue<IcmpError> _errors = new(8);
 
     internal UdpSocket(Interface stack, ushort port, int receiveBytes, int receiveCount)
     {
@@ -55,15 +54,7 @@ public sealed class UdpSocket
     public bool TryReceive(Span<byte> buffer, out int length, out Ipv4Address from, out ushort fromPort) =>
         _queue.TryDequeue(buffer, out length, out from, out fromPort);
 
-    public bool TryTakeError(out IcmpError error)
-    {
-        error = default;
-        if (_errorCount == 0) return false;
-        error = _errors[_errorHead];
-        _errorHead = (_errorHead + 1) % _errors.Length;
-        _errorCount--;
-        return true;
-    }
+    public bool TryTakeError(out IcmpError error) => _errors.TryTake(out error);
 
     public void Close() => _stack.CloseUdp(this);
 
@@ -77,10 +68,5 @@ public sealed class UdpSocket
         return true;
     }
 
-    internal void DeliverError(in IcmpError e)
-    {
-        int at = (_errorHead + _errorCount) % _errors.Length;
-        _errors[at] = e;
-        if (_errorCount < _errors.Length) _errorCount++; else _errorHead = (_errorHead + 1) % _errors.Length; // keep the newest
-    }
+    internal void DeliverError(in IcmpError e) => _errors.Add(e);
 }
