@@ -4,7 +4,7 @@ namespace Netloom.Stack;
 
 public sealed partial class Interface
 {
-    private void ProcessIpv4(ReadOnlySpan<byte> payload, MacAddress fromMac)
+    private void ProcessIpv4(ReadOnlySpan<byte> payload)
     {
         if (!Ipv4Packet.TryParse(payload, out var ip, out _)) { Counters.Drop(StackDrop.Malformed); return; }
         if (!ip.ChecksumValid) { Counters.Drop(StackDrop.BadChecksum); return; }

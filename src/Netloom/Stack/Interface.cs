@@ -91,7 +91,7 @@ public sealed partial class Interface
         switch ((EtherType)eth.EtherType)
         {
             case EtherType.Arp: ProcessArp(eth.Payload); break;
-            case EtherType.Ipv4: ProcessIpv4(eth.Payload, eth.Source); break;
+            case EtherType.Ipv4: ProcessIpv4(eth.Payload); break;
             default: Counters.Drop(StackDrop.UnknownProtocol); break;
         }
     }
