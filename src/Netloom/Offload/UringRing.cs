@@ -1,0 +1,148 @@
+using System.Runtime.InteropServices;
+using Netloom.Interop;
+using static Netloom.Interop.IoUring;
+
+namespace Netloom.Offload;
+
+/// <summary>What went wrong setting io_uring up, said so a user can act on it.</summary>
+public sealed class UringUnavailableException(string message, int errno) : Exception(message)
+{
+    public int Errno { get; } = errno;
+}
+
+/// <summary>
+/// One io_uring instance: the submission queue (SQ), its entries (SQEs) and the completion queue
+/// (CQ), each mmap'd from the kernel. One thread owns it. Prepare entries with <see cref="TryGetSqe"/>,
+/// then <see cref="Submit"/> publishes the SQ tail once and enters the kernel once for all of
+/// them; completions are read with <see cref="TryPeek"/> and <see cref="Advance"/>.
+/// </summary>
+internal sealed unsafe class UringRing : IDisposable
+{
+    private readonly int _fd;
+    private readonly void* _sqRing, _cqRing;
+    private readonly nuint _sqRingSize, _cqRingSize, _sqesSize;
+    private readonly bool _singleMmap;
+    private readonly uint* _sqHead, _sqTail, _sqFlags, _sqArray, _cqHead, _cqTail;
+    private readonly uint _sqMask, _cqMask;
+    private readonly Sqe* _sqes;
+    private readonly Cqe* _cqes;
+    private uint _sqLocalTail;   // entries prepared but not yet published
+    private bool _disposed;
+
+    public UringRing(uint entries = 256, uint flags = 0, uint cqEntries = 0)
+    {
+        var p = new Params { Flags = flags | (cqEntries > 0 ? SetupCqSize : 0), CqEntries = cqEntries };
+        int fd = Setup(entries, &p);
+        if (fd < 0) throw Unavailable("io_uring_setup", Libc.Errno);
+        _fd = fd;
+        Features = p.Features;
+        SqEntries = p.SqEntries;
+        CqEntries = p.CqEntries;
+        _sqRingSize = p.SqOff.Array + p.SqEntries * sizeof(uint);
+        _cqRingSize = p.CqOff.Cqes + p.CqEntries * (uint)sizeof(Cqe);
+        _singleMmap = (p.Features & FeatSingleMmap) != 0;
+        if (_singleMmap) _sqRingSize = _cqRingSize = Math.Max(_sqRingSize, _cqRingSize);
+        _sqRing = Map(_sqRingSize, OffSqRing);
+        _cqRing = _singleMmap ? _sqRing : Map(_cqRingSize, OffCqRing);
+        _sqesSize = p.SqEntries * (uint)sizeof(Sqe);
+        _sqes = (Sqe*)Map(_sqesSize, OffSqes);
+        byte* sq = (byte*)_sqRing, cq = (byte*)_cqRing;
+        _sqHead = (uint*)(sq + p.SqOff.Head);
+        _sqTail = (uint*)(sq + p.SqOff.Tail);
+        _sqFlags = (uint*)(sq + p.SqOff.Flags);
+        _sqArray = (uint*)(sq + p.SqOff.Array);
+        _sqMask = *(uint*)(sq + p.SqOff.RingMask);
+        _cqHead = (uint*)(cq + p.CqOff.Head);
+        _cqTail = (uint*)(cq + p.CqOff.Tail);
+        _cqMask = *(uint*)(cq + p.CqOff.RingMask);
+        _cqes = (Cqe*)(cq + p.CqOff.Cqes);
+        _sqLocalTail = *_sqTail;
+        // The SQ array maps slot i to SQE i for good: entries are used in ring order.
+        for (uint i = 0; i < p.SqEntries; i++) _sqArray[i] = i;
+    }
+
+    public int Fd => _fd;
+    public uint Features { get; }
+    public uint SqEntries { get; }
+    public uint CqEntries { get; }
+    public long Enters { get; private set; }
+
+    private void* Map(nuint size, ulong offset)
+    {
+        void* p = Libc.Mmap(null, size, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED | 0x8000 /* MAP_POPULATE */, _fd, (nint)offset);
+        if (p == (void*)-1) throw Unavailable($"mmap of the io_uring region at 0x{offset:x}", Libc.Errno);
+        return p;
+    }
+
+    internal static UringUnavailableException Unavailable(string what, int errno)
+    {
+        string disabled = File.Exists("/proc/sys/kernel/io_uring_disabled") ? File.ReadAllText("/proc/sys/kernel/io_uring_disabled").Trim() : "?";
+        string hint = errno switch
+        {
+            1 or 13 => $"io_uring is not allowed here (kernel.io_uring_disabled={disabled}, or a seccomp filter); run with --engine sockets",
+            38 => "this kernel has no io_uring (ENOSYS); run with --engine sockets",
+            12 => "not enough locked memory for the rings; raise RLIMIT_MEMLOCK or use fewer entries",
+            _ => $"{Libc.Describe(errno)} (errno {errno})",
+        };
+        return new UringUnavailableException($"{what} failed: {hint}", errno);
+    }
+
+    /// <summary>Free submission slots (prepared but unsubmitted entries count as used).</summary>
+    public uint SqSpace => SqEntries - (_sqLocalTail - Volatile.Read(ref *_sqHead));
+
+    /// <summary>The next free SQE, cleared, or false when the SQ is full (submit first).</summary>
+    public bool TryGetSqe(out Sqe* sqe)
+    {
+        sqe = null;
+        if (SqSpace == 0) return false;
+        sqe = &_sqes[_sqLocalTail & _sqMask];
+        *sqe = default;
+        _sqLocalTail++;
+        return true;
+    }
+
+    /// <summary>
+    /// Publishes every prepared entry and enters the kernel once; with <paramref name="waitFor"/>
+    /// it also waits until that many completions are ready. Returns the entries the kernel took.
+    /// </summary>
+    public int Submit(uint waitFor = 0)
+    {
+        uint toSubmit = _sqLocalTail - *_sqTail;
+        Volatile.Write(ref *_sqTail, _sqLocalTail);
+        if (toSubmit == 0 && waitFor == 0) return 0;
+        while (true)
+        {
+            int r = Enter(_fd, toSubmit, waitFor, waitFor > 0 ? EnterGetEvents : 0);
+            Enters++;
+            if (r >= 0) return r;
+            int e = Libc.Errno;
+            if (e == Libc.EINTR) continue;
+            if (e is Libc.EAGAIN or 16 /* EBUSY: the CQ is full, reap first */) return 0;
+            throw new IOException($"io_uring_enter: {Libc.Describe(e)} (errno {e})");
+        }
+    }
+
+    /// <summary>The oldest unread completion, if any.</summary>
+    public bool TryPeek(out Cqe cqe)
+    {
+        uint head = *_cqHead;
+        if (head == Volatile.Read(ref *_cqTail)) { cqe = default; return false; }
+        cqe = _cqes[head & _cqMask];
+        return true;
+    }
+
+    /// <summary>Marks <paramref name="count"/> completions read, giving their slots back to the kernel.</summary>
+    public void Advance(uint count = 1) => Volatile.Write(ref *_cqHead, *_cqHead + count);
+
+    public uint CqReady => Volatile.Read(ref *_cqTail) - *_cqHead;
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        Libc.Munmap(_sqes, _sqesSize);
+        if (!_singleMmap) Libc.Munmap(_cqRing, _cqRingSize);
+        Libc.Munmap(_sqRing, _sqRingSize);
+        Libc.Close(_fd);
+    }
+}

@@ -1,0 +1,74 @@
+using System.Runtime.InteropServices;
+using Netloom.Interop.Tests.Support;
+using static Netloom.Interop.IoUring;
+
+namespace Netloom.Interop.Tests.Offload;
+
+/// <summary>io_uring's structs and constants as Netloom declares them, against linux/io_uring.h through gcc.</summary>
+public class UringLayoutTests
+{
+    private const string Program = """
+#include <stdio.h>
+#include <stddef.h>
+#include <linux/io_uring.h>
+#include <sys/syscall.h>
+#define P(name, value) printf("%s=%ld\n", name, (long)(value))
+int main(void) {
+  P("params", sizeof(struct io_uring_params)); P("params.features", offsetof(struct io_uring_params, features));
+  P("params.sq_off", offsetof(struct io_uring_params, sq_off)); P("params.cq_off", offsetof(struct io_uring_params, cq_off));
+  P("sqoff", sizeof(struct io_sqring_offsets)); P("sqoff.array", offsetof(struct io_sqring_offsets, array)); P("sqoff.flags", offsetof(struct io_sqring_offsets, flags));
+  P("cqoff", sizeof(struct io_cqring_offsets)); P("cqoff.cqes", offsetof(struct io_cqring_offsets, cqes)); P("cqoff.overflow", offsetof(struct io_cqring_offsets, overflow));
+  P("sqe", sizeof(struct io_uring_sqe)); P("sqe.fd", offsetof(struct io_uring_sqe, fd)); P("sqe.off", offsetof(struct io_uring_sqe, off));
+  P("sqe.addr", offsetof(struct io_uring_sqe, addr)); P("sqe.len", offsetof(struct io_uring_sqe, len)); P("sqe.op_flags", offsetof(struct io_uring_sqe, rw_flags));
+  P("sqe.user_data", offsetof(struct io_uring_sqe, user_data)); P("sqe.buf_index", offsetof(struct io_uring_sqe, buf_index));
+  P("sqe.file_index", offsetof(struct io_uring_sqe, file_index)); P("sqe.addr3", offsetof(struct io_uring_sqe, addr3));
+  P("cqe", sizeof(struct io_uring_cqe)); P("cqe.res", offsetof(struct io_uring_cqe, res)); P("cqe.flags", offsetof(struct io_uring_cqe, flags));
+  P("probe", sizeof(struct io_uring_probe)); P("probe_op", sizeof(struct io_uring_probe_op));
+  P("buf", sizeof(struct io_uring_buf)); P("buf_reg", sizeof(struct io_uring_buf_reg));
+  P("OFF_CQ_RING", IORING_OFF_CQ_RING); P("OFF_SQES", IORING_OFF_SQES);
+  P("OP_ACCEPT", IORING_OP_ACCEPT); P("OP_RECV", IORING_OP_RECV); P("OP_SEND", IORING_OP_SEND); P("OP_SEND_ZC", IORING_OP_SEND_ZC);
+  P("OP_TIMEOUT", IORING_OP_TIMEOUT); P("OP_ASYNC_CANCEL", IORING_OP_ASYNC_CANCEL); P("OP_CLOSE", IORING_OP_CLOSE);
+  P("SETUP_SQPOLL", IORING_SETUP_SQPOLL); P("SETUP_SINGLE_ISSUER", IORING_SETUP_SINGLE_ISSUER); P("SETUP_DEFER_TASKRUN", IORING_SETUP_DEFER_TASKRUN);
+  P("REGISTER_PROBE", IORING_REGISTER_PROBE); P("REGISTER_PBUF_RING", IORING_REGISTER_PBUF_RING); P("REGISTER_FILES", IORING_REGISTER_FILES);
+  P("CQE_F_MORE", IORING_CQE_F_MORE); P("CQE_F_BUFFER", IORING_CQE_F_BUFFER); P("CQE_F_NOTIF", IORING_CQE_F_NOTIF);
+  P("ACCEPT_MULTISHOT", IORING_ACCEPT_MULTISHOT); P("RECV_MULTISHOT", IORING_RECV_MULTISHOT); P("IOSQE_BUFFER_SELECT", IOSQE_BUFFER_SELECT);
+  P("SYS_io_uring_setup", SYS_io_uring_setup); P("SYS_io_uring_enter", SYS_io_uring_enter); P("SYS_io_uring_register", SYS_io_uring_register);
+  return 0;
+}
+""";
+
+    [ToolFact("gcc")]
+    public unsafe void Uring_structs_and_constants_match_the_c_compiler()
+    {
+        using var dir = new TempDir();
+        File.WriteAllText(dir.File("uring.c"), Program);
+        var (cc, _, err) = Sh.Run("gcc", "-o", dir.File("uring"), dir.File("uring.c"));
+        Assert.True(cc == 0, err);
+        var c = Sh.Ok(dir.File("uring")).Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => l.Split('=')).ToDictionary(p => p[0], p => long.Parse(p[1]));
+        long Off<T>(string field) where T : struct => Marshal.OffsetOf<T>(field).ToInt64();
+        var ours = new Dictionary<string, long>
+        {
+            ["params"] = sizeof(Params), ["params.features"] = Off<Params>(nameof(Params.Features)),
+            ["params.sq_off"] = Off<Params>(nameof(Params.SqOff)), ["params.cq_off"] = Off<Params>(nameof(Params.CqOff)),
+            ["sqoff"] = sizeof(SqRingOffsets), ["sqoff.array"] = Off<SqRingOffsets>(nameof(SqRingOffsets.Array)), ["sqoff.flags"] = Off<SqRingOffsets>(nameof(SqRingOffsets.Flags)),
+            ["cqoff"] = sizeof(CqRingOffsets), ["cqoff.cqes"] = Off<CqRingOffsets>(nameof(CqRingOffsets.Cqes)), ["cqoff.overflow"] = Off<CqRingOffsets>(nameof(CqRingOffsets.Overflow)),
+            ["sqe"] = sizeof(Sqe), ["sqe.fd"] = Off<Sqe>(nameof(Sqe.Fd)), ["sqe.off"] = Off<Sqe>(nameof(Sqe.Off)), ["sqe.addr"] = Off<Sqe>(nameof(Sqe.Addr)),
+            ["sqe.len"] = Off<Sqe>(nameof(Sqe.Len)), ["sqe.op_flags"] = Off<Sqe>(nameof(Sqe.OpFlags)), ["sqe.user_data"] = Off<Sqe>(nameof(Sqe.UserData)),
+            ["sqe.buf_index"] = Off<Sqe>(nameof(Sqe.BufIndex)), ["sqe.file_index"] = Off<Sqe>(nameof(Sqe.FileIndex)), ["sqe.addr3"] = Off<Sqe>(nameof(Sqe.Addr3)),
+            ["cqe"] = sizeof(Cqe), ["cqe.res"] = Off<Cqe>(nameof(Cqe.Res)), ["cqe.flags"] = Off<Cqe>(nameof(Cqe.Flags)),
+            ["probe"] = sizeof(ProbeHeader), ["probe_op"] = sizeof(ProbeOp), ["buf"] = sizeof(Buf), ["buf_reg"] = sizeof(BufReg),
+            ["OFF_CQ_RING"] = (long)OffCqRing, ["OFF_SQES"] = (long)OffSqes,
+            ["OP_ACCEPT"] = OpAccept, ["OP_RECV"] = OpRecv, ["OP_SEND"] = OpSend, ["OP_SEND_ZC"] = OpSendZc, ["OP_TIMEOUT"] = OpTimeout,
+            ["OP_ASYNC_CANCEL"] = OpAsyncCancel, ["OP_CLOSE"] = OpClose,
+            ["SETUP_SQPOLL"] = SetupSqPoll, ["SETUP_SINGLE_ISSUER"] = SetupSingleIssuer, ["SETUP_DEFER_TASKRUN"] = SetupDeferTaskrun,
+            ["REGISTER_PROBE"] = RegisterProbe, ["REGISTER_PBUF_RING"] = RegisterPbufRing, ["REGISTER_FILES"] = RegisterFiles,
+            ["CQE_F_MORE"] = CqeFMore, ["CQE_F_BUFFER"] = CqeFBuffer, ["CQE_F_NOTIF"] = CqeFNotif,
+            ["ACCEPT_MULTISHOT"] = AcceptMultishot, ["RECV_MULTISHOT"] = RecvMultishot, ["IOSQE_BUFFER_SELECT"] = SqeBufferSelect,
+            ["SYS_io_uring_setup"] = SysSetup, ["SYS_io_uring_enter"] = SysEnter, ["SYS_io_uring_register"] = SysRegister,
+        };
+        var mismatches = ours.Where(kv => !c.TryGetValue(kv.Key, out long v) || v != kv.Value)
+            .Select(kv => $"{kv.Key}: netloom {kv.Value}, C {(c.TryGetValue(kv.Key, out long v) ? v : "missing")}").ToList();
+        Assert.Empty(mismatches);
+        Assert.Equal(c.Count, ours.Count);
+    }
+}

@@ -1,0 +1,130 @@
+using System.Net;
+using System.Net.Sockets;
+using Netloom.Interop;
+using Netloom.Offload;
+using static Netloom.Interop.IoUring;
+
+namespace Netloom.Tests.Offload;
+
+/// <summary>The raw ring against the running kernel's io_uring.</summary>
+public unsafe class UringRingTests
+{
+    private const int ETIME = 62, ECANCELED = 125;
+
+    private static List<Cqe> Reap(UringRing ring, int count)
+    {
+        var got = new List<Cqe>();
+        while (got.Count < count)
+        {
+            if (!ring.TryPeek(out var c)) { ring.Submit(1); continue; }
+            got.Add(c);
+            ring.Advance();
+        }
+        return got;
+    }
+
+    [Fact]
+    public void A_hundred_nops_complete_with_their_user_data_in_one_submit()
+    {
+        using var ring = new UringRing(128);
+        for (ulong i = 0; i < 100; i++)
+        {
+            Assert.True(ring.TryGetSqe(out var sqe));
+            sqe->Opcode = OpNop;
+            sqe->UserData = 1000 + i;
+        }
+        Assert.Equal(100, ring.Submit(100));
+        var cqes = Reap(ring, 100);
+        Assert.All(cqes, c => Assert.Equal(0, c.Res));
+        Assert.Equal(Enumerable.Range(1000, 100).Select(i => (ulong)i).ToHashSet(), cqes.Select(c => c.UserData).ToHashSet());
+    }
+
+    [Fact]
+    public void A_full_submission_queue_says_so()
+    {
+        using var ring = new UringRing(8);
+        int taken = 0;
+        while (ring.TryGetSqe(out var sqe)) { sqe->Opcode = OpNop; taken++; }
+        Assert.Equal((int)ring.SqEntries, taken);
+        ring.Submit(0);
+        Reap(ring, taken);
+        Assert.True(ring.TryGetSqe(out _)); // space again after the kernel took them
+    }
+
+    [Fact]
+    public void A_timeout_fires_and_a_cancelled_one_reports_cancellation()
+    {
+        using var ring = new UringRing(8);
+        var shortTs = new KernelTimespec { Nanoseconds = 5_000_000 };
+        var longTs = new KernelTimespec { Seconds = 30 };
+        Assert.True(ring.TryGetSqe(out var t1));
+        t1->Opcode = OpTimeout; t1->Addr = (ulong)&shortTs; t1->Len = 1; t1->UserData = 1;
+        Assert.True(ring.TryGetSqe(out var t2));
+        t2->Opcode = OpTimeout; t2->Addr = (ulong)&longTs; t2->Len = 1; t2->UserData = 2;
+        ring.Submit();
+        Assert.True(ring.TryGetSqe(out var cancel));
+        cancel->Opcode = OpAsyncCancel; cancel->Addr = 2; cancel->UserData = 3;
+        ring.Submit();
+        var byData = Reap(ring, 3).ToDictionary(c => c.UserData, c => c.Res);
+        Assert.Equal(-ETIME, byData[1]);
+        Assert.Equal(-ECANCELED, byData[2]);
+        Assert.Equal(0, byData[3]);
+    }
+
+    [Fact]
+    public void The_probe_lists_the_operations_the_engine_needs()
+    {
+        using var ring = new UringRing(4);
+        int size = sizeof(ProbeHeader) + 256 * sizeof(ProbeOp);
+        byte* buf = stackalloc byte[size];
+        new Span<byte>(buf, size).Clear();
+        Assert.Equal(0, IoUring.Register(ring.Fd, RegisterProbe, buf, 256));
+        var ops = (ProbeOp*)(buf + sizeof(ProbeHeader));
+        int last = ((ProbeHeader*)buf)->LastOp;
+        bool Supported(byte op) => op <= last && (ops[op].Flags & ProbeOpSupported) != 0;
+        Assert.True(Supported(OpNop) && Supported(OpAccept) && Supported(OpRecv) && Supported(OpSend) && Supported(OpAsyncCancel));
+    }
+
+    [Fact]
+    public void Multishot_accept_then_recv_and_send_on_loopback()
+    {
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(16);
+        int lfd = (int)listener.SafeHandle.DangerousGetHandle();
+        using var ring = new UringRing(32);
+        Assert.True(ring.TryGetSqe(out var acc));
+        acc->Opcode = OpAccept; acc->Fd = lfd; acc->IoPrio = AcceptMultishot; acc->UserData = 7;
+        ring.Submit();
+
+        var clients = Enumerable.Range(0, 3).Select(_ => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp)).ToList();
+        foreach (var c in clients) c.Connect(listener.LocalEndPoint!);
+        var accepted = Reap(ring, 3);
+        Assert.All(accepted, c => { Assert.Equal(7ul, c.UserData); Assert.True(c.Res >= 0); Assert.True((c.Flags & CqeFMore) != 0); });
+
+        int fd = accepted[0].Res;
+        clients[0].Send("hello"u8);
+        var buf = new byte[64];
+        fixed (byte* b = buf)
+        {
+            Assert.True(ring.TryGetSqe(out var recv));
+            recv->Opcode = OpRecv; recv->Fd = fd; recv->Addr = (ulong)b; recv->Len = 64; recv->UserData = 8;
+            ring.Submit();
+            var r = Reap(ring, 1)[0];
+            Assert.Equal((8ul, 5), (r.UserData, r.Res));
+        }
+        Assert.Equal("hello"u8.ToArray(), buf[..5]);
+        fixed (byte* w = "world"u8)
+        {
+            Assert.True(ring.TryGetSqe(out var send));
+            send->Opcode = OpSend; send->Fd = fd; send->Addr = (ulong)w; send->Len = 5; send->UserData = 9;
+            ring.Submit();
+            Assert.Equal(5, Reap(ring, 1)[0].Res);
+        }
+        var got = new byte[5];
+        clients[0].Receive(got);
+        Assert.Equal("world"u8.ToArray(), got);
+        foreach (var a in accepted) Libc.Close(a.Res);
+        foreach (var c in clients) c.Dispose();
+    }
+}
