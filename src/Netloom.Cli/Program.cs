@@ -18,6 +18,7 @@ public static class Program
             PktgenCommand.Create(),
             SwitchCommand.Create(),
             HostCommand.Create(),
+            KvCommand.Create(),
             BenchCommand.Create(),
         };
         return root.Parse(args).Invoke();

@@ -116,3 +116,11 @@ internal static unsafe partial class Affinity
         return SchedSetAffinity(0, sizeof(ulong), &mask) == 0;
     }
 }
+
+internal static partial class SocketCalls
+{
+    public const int SHUT_RDWR = 2, MSG_NOSIGNAL = 0x4000;
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "shutdown", SetLastError = true)]
+    public static partial int Shutdown(int fd, int how);
+}

@@ -1,0 +1,62 @@
+using System.CommandLine;
+using System.Net;
+using Netloom.Offload;
+using Netloom.Offload.Kv;
+
+namespace Netloom.Cli.Commands;
+
+public enum KvEngine { Uring, Sockets }
+
+/// <summary>`netloom kv`: the RESP key-value server on io_uring or on .NET sockets.</summary>
+internal static class KvCommand
+{
+    public static Command Create()
+    {
+        var engine = new Option<KvEngine>("--engine") { Description = "uring (io_uring, one ring per thread) or sockets (System.Net.Sockets)", DefaultValueFactory = _ => KvEngine.Uring };
+        var listen = new Option<string>("--listen") { Description = "ADDRESS:PORT to listen on", DefaultValueFactory = _ => "127.0.0.1:6380" };
+        var threads = new Option<int>("--threads") { Description = "io_uring threads (one ring each)", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var duration = new Option<double>("--duration") { Description = "Stop after this many seconds (0: until Ctrl-C)", DefaultValueFactory = _ => 0 };
+        var cmd = new Command("kv", "An in-memory key-value server speaking RESP2 (redis-cli, redis-benchmark) on io_uring or on .NET sockets")
+            { engine, listen, threads, duration };
+        cmd.SetAction(r => Run(r.GetValue(engine), r.GetValue(listen)!, r.GetValue(threads), r.GetValue(duration)));
+        return cmd;
+    }
+
+    private static int Run(KvEngine engine, string listen, int threads, double seconds)
+    {
+        if (!IPEndPoint.TryParse(listen, out var endpoint) || endpoint.Port == 0 && !listen.EndsWith(":0"))
+            return CliErrors.Report($"--listen '{listen}': expected ADDRESS:PORT such as 127.0.0.1:6380", CliErrors.BadInput);
+        if (threads < 1 || threads > 64) return CliErrors.Report("--threads must be from 1 to 64", CliErrors.BadInput);
+        var handler = new KvHandler();
+        IDisposable server;
+        EndPoint bound;
+        try
+        {
+            if (engine == KvEngine.Uring)
+            {
+                var u = new UringServer(endpoint, handler, threads);
+                u.Start();
+                (server, bound) = (u, u.LocalEndPoint);
+            }
+            else
+            {
+                var s = new SocketsServer(endpoint, handler);
+                s.Start();
+                (server, bound) = (s, s.LocalEndPoint);
+            }
+        }
+        catch (UringUnavailableException e) { return CliErrors.Report(e.Message); }
+        catch (System.Net.Sockets.SocketException e) { return CliErrors.Report($"cannot listen on {listen}: {e.Message}"); }
+
+        using (server)
+        {
+            Console.Error.WriteLine($"netloom kv ({engine.ToString().ToLowerInvariant()}{(engine == KvEngine.Uring ? $", {threads} threads" : "")}) listening on {bound}; Ctrl-C to stop");
+            using var stop = new ManualResetEventSlim();
+            Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Set(); };
+            if (seconds > 0) stop.Wait(TimeSpan.FromSeconds(seconds)); else stop.Wait();
+            if (server is UringServer us && us.Failure is { } f) return CliErrors.Report($"an io_uring loop failed: {f.Message}");
+            Console.Error.WriteLine($"netloom kv: {handler.Commands:N0} commands, {handler.Keys:N0} keys");
+        }
+        return CliErrors.Ok;
+    }
+}

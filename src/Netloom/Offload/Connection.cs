@@ -1,0 +1,115 @@
+using System.Runtime.InteropServices;
+
+namespace Netloom.Offload;
+
+/// <summary>
+/// What a server engine calls, on the engine's own thread, for each connection. Handlers for a
+/// multi-threaded engine are called from several threads at once, one thread per connection.
+/// </summary>
+public interface IConnectionHandler
+{
+    void OnConnected(Connection connection);
+
+    /// <summary>
+    /// Bytes arrived. The handler consumes what it can and returns how many bytes it consumed;
+    /// the engine keeps the rest (bounded) and presents it again with the next bytes.
+    /// </summary>
+    int OnData(Connection connection, ReadOnlySpan<byte> data);
+
+    void OnClosed(Connection connection);
+}
+
+/// <summary>
+/// One connection of a server engine. Replies are appended to <see cref="Output"/> and sent
+/// after the handler returns. A connection object and its buffers are reused for later
+/// connections, so steady-state traffic allocates nothing.
+/// </summary>
+public sealed class Connection
+{
+    internal Connection(int id) => Id = id;
+
+    public int Id { get; }
+    public long Generation { get; internal set; }
+
+    /// <summary>The handler's per-connection state, kept while the object is reused.</summary>
+    public object? State { get; set; }
+
+    public OutputBuffer Output { get; } = new();
+
+    internal bool CloseRequested;
+
+    /// <summary>Closes the connection once what is in <see cref="Output"/> has been sent.</summary>
+    public void Close() => CloseRequested = true;
+}
+
+/// <summary>
+/// An append-only byte buffer in native memory, so the kernel can send from it while the
+/// handler keeps appending to the other one of a pair. It grows by doubling up to a limit;
+/// beyond that <see cref="Overflowed"/> is set and the engine closes the connection (a client
+/// that never reads cannot make the server hold unbounded replies).
+/// </summary>
+public sealed unsafe class OutputBuffer
+{
+    public const int Limit = 64 << 20;
+    private byte* _data;
+    private int _capacity, _length;
+
+    public int Length => _length;
+    public bool Overflowed { get; private set; }
+    internal byte* Pointer => _data;
+
+    public Span<byte> GetSpan(int size)
+    {
+        if (_length + size > _capacity) Grow(_length + size);
+        return Overflowed ? Span<byte>.Empty : new Span<byte>(_data + _length, _capacity - _length);
+    }
+
+    public void Advance(int count) => _length += count;
+
+    public void Write(ReadOnlySpan<byte> bytes)
+    {
+        var s = GetSpan(bytes.Length);
+        if (s.Length < bytes.Length) return;
+        bytes.CopyTo(s);
+        _length += bytes.Length;
+    }
+
+    private void Grow(int needed)
+    {
+        if (needed > Limit) { Overflowed = true; return; }
+        int cap = Math.Max(4096, _capacity);
+        while (cap < needed) cap *= 2;
+        var grown = (byte*)NativeMemory.Alloc((nuint)cap);
+        if (_data is not null)
+        {
+            Buffer.MemoryCopy(_data, grown, cap, _length);
+            NativeMemory.Free(_data);
+        }
+        _data = grown;
+        _capacity = cap;
+    }
+
+    internal void Consume(int count)
+    {
+        // Sent bytes leave the front: shift what is left (rare: usually everything went).
+        if (count >= _length) { _length = 0; return; }
+        Buffer.MemoryCopy(_data + count, _data, _capacity, _length - count);
+        _length -= count;
+    }
+
+    internal void Reset()
+    {
+        _length = 0;
+        Overflowed = false;
+    }
+
+    internal void Swap(OutputBuffer other)
+    {
+        byte* d = _data;
+        _data = other._data;
+        other._data = d;
+        (_capacity, other._capacity) = (other._capacity, _capacity);
+        (_length, other._length) = (other._length, _length);
+        (Overflowed, other.Overflowed) = (other.Overflowed, Overflowed);
+    }
+}

@@ -1,0 +1,276 @@
+using System.Net;
+using System.Net.Sockets;
+using Netloom.Interop;
+using static Netloom.Interop.IoUring;
+
+namespace Netloom.Offload;
+
+/// <summary>
+/// An event-driven TCP server on io_uring: one ring per thread, each thread with its own
+/// listening socket (SO_REUSEPORT, so the kernel spreads connections). Per loop turn it submits
+/// everything prepared and waits in one io_uring_enter. Connections are accepted by one
+/// multishot accept, read by one multishot recv each from a provided buffer ring (an idle
+/// connection holds no buffer), and answered by at most one send in flight from a double buffer.
+/// </summary>
+public sealed unsafe class UringServer : IDisposable
+{
+    private const int MaxConnections = 4096, RecvBuffers = 2048, RecvBufferSize = 8192;
+    private const ulong KindAccept = 1, KindRecv = 2, KindSend = 3, KindTick = 4;
+
+    private readonly IPEndPoint _endpoint;
+    private readonly IConnectionHandler _handler;
+    private readonly int _threads;
+    private readonly List<Thread> _loops = [];
+    private readonly List<Socket> _listeners = [];
+    private volatile bool _stop;
+    private Exception? _failure;
+
+    public UringServer(IPEndPoint endpoint, IConnectionHandler handler, int threads)
+    {
+        _endpoint = endpoint;
+        _handler = handler;
+        _threads = Math.Max(1, threads);
+    }
+
+    public IPEndPoint LocalEndPoint => (IPEndPoint)_listeners[0].LocalEndPoint!;
+    public long Accepted, Requests, Enters;  // Requests counts receive completions handed to the handler
+
+    /// <summary>Binds every thread's listener and starts the loops; throws if io_uring cannot be used.</summary>
+    public void Start()
+    {
+        using (new UringRing(4)) { } // fail early, with a clear message, when io_uring is unavailable
+        var endpoint = _endpoint;
+        for (int t = 0; t < _threads; t++)
+        {
+            var l = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+            l.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            l.SetRawSocketOption(1 /* SOL_SOCKET */, 15 /* SO_REUSEPORT */, BitConverter.GetBytes(1));
+            l.Bind(endpoint);
+            l.Listen(1024);
+            endpoint = (IPEndPoint)l.LocalEndPoint!; // the first bind picks the port when asked for 0
+            _listeners.Add(l);
+            var listener = l;
+            var thread = new Thread(() =>
+            {
+                try { new Loop(this, (int)listener.SafeHandle.DangerousGetHandle()).Run(); }
+                catch (Exception e) { _failure ??= e; }
+            }) { Name = $"uring loop {t}", IsBackground = true };
+            _loops.Add(thread);
+            thread.Start();
+        }
+    }
+
+    /// <summary>Why a loop stopped, if one failed.</summary>
+    public Exception? Failure => _failure;
+
+    public void Dispose()
+    {
+        _stop = true;
+        foreach (var t in _loops) t.Join(2000);
+        foreach (var l in _listeners) l.Dispose();
+    }
+
+    private sealed class Slot
+    {
+        public int Fd = -1;
+        public uint Generation;
+        public bool RecvArmed, Sending, Closing;
+        public readonly Connection Connection;
+        public readonly OutputBuffer InFlight = new();
+        public readonly InputBuffer Input = new();
+        public Slot(int id) => Connection = new Connection(id);
+    }
+
+    /// <summary>One thread's ring and connections.</summary>
+    private sealed class Loop
+    {
+        private readonly UringServer _server;
+        private readonly int _listenFd;
+        private readonly UringRing _ring;
+        private readonly ProvidedBuffers _buffers;
+        private readonly Slot[] _slots = new Slot[MaxConnections];
+        private readonly Stack<int> _free = new(Enumerable.Range(0, MaxConnections).Reverse());
+        private readonly KernelTimespec* _tick;
+
+        public Loop(UringServer server, int listenFd)
+        {
+            _server = server;
+            _listenFd = listenFd;
+            _ring = CreateRing();
+            _buffers = new ProvidedBuffers(_ring, 1, RecvBuffers, RecvBufferSize);
+            for (int i = 0; i < MaxConnections; i++) _slots[i] = new Slot(i);
+            _tick = (KernelTimespec*)System.Runtime.InteropServices.NativeMemory.Alloc((nuint)sizeof(KernelTimespec));
+            *_tick = new KernelTimespec { Nanoseconds = 100_000_000 };
+        }
+
+        private static UringRing CreateRing()
+        {
+            // One thread submits, and completions run when it enters: the cheapest mode (6.1+); older kernels get the plain ring.
+            try { return new UringRing(4096, SetupSingleIssuer | SetupDeferTaskrun, 16384); }
+            catch (UringUnavailableException e) when (e.Errno == 22) { return new UringRing(4096, 0, 16384); }
+        }
+
+        private static ulong Tag(ulong kind, int slot, uint generation) => kind << 56 | (ulong)(uint)slot << 32 | generation;
+
+        private Sqe* Next()
+        {
+            Sqe* sqe;
+            while (!_ring.TryGetSqe(out sqe)) _ring.Submit();
+            return sqe;
+        }
+
+        private void ArmAccept()
+        {
+            var s = Next();
+            s->Opcode = OpAccept; s->Fd = _listenFd; s->IoPrio = AcceptMultishot; s->OpFlags = 0x80000 /* SOCK_CLOEXEC */;
+            s->UserData = Tag(KindAccept, 0, 0);
+        }
+
+        private void ArmTick()
+        {
+            var s = Next();
+            s->Opcode = OpTimeout; s->Addr = (ulong)_tick; s->Len = 1; s->UserData = Tag(KindTick, 0, 0);
+        }
+
+        private void ArmRecv(int i)
+        {
+            var slot = _slots[i];
+            var s = Next();
+            s->Opcode = OpRecv; s->Fd = slot.Fd; s->IoPrio = RecvMultishot; s->Flags = SqeBufferSelect; s->BufIndex = _buffers.GroupId;
+            s->UserData = Tag(KindRecv, i, slot.Generation);
+            slot.RecvArmed = true;
+        }
+
+        private void Send(int i)
+        {
+            var slot = _slots[i];
+            if (slot.Sending) return;
+            if (slot.InFlight.Length == 0)
+            {
+                if (slot.Connection.Output.Length == 0) return;
+                slot.InFlight.Swap(slot.Connection.Output);
+            }
+            var s = Next();
+            s->Opcode = OpSend; s->Fd = slot.Fd; s->Addr = (ulong)slot.InFlight.Pointer; s->Len = (uint)slot.InFlight.Length;
+            s->OpFlags = SocketCalls.MSG_NOSIGNAL;
+            s->UserData = Tag(KindSend, i, slot.Generation);
+            slot.Sending = true;
+        }
+
+        public void Run()
+        {
+            ArmAccept();
+            ArmTick();
+            while (!_server._stop)
+            {
+                _ring.Submit(waitFor: 1);
+                Interlocked.Increment(ref _server.Enters);
+                while (_ring.TryPeek(out var cqe))
+                {
+                    _ring.Advance();
+                    Dispatch(cqe);
+                }
+            }
+            for (int i = 0; i < MaxConnections; i++) if (_slots[i].Fd >= 0) { Libc.Close(_slots[i].Fd); _server._handler.OnClosed(_slots[i].Connection); }
+            _buffers.Dispose();
+            _ring.Dispose();
+        }
+
+        private void Dispatch(in Cqe cqe)
+        {
+            ulong kind = cqe.UserData >> 56;
+            int i = (int)(cqe.UserData >> 32 & 0xFFFFFF);
+            uint generation = (uint)cqe.UserData;
+            bool more = (cqe.Flags & CqeFMore) != 0;
+            switch (kind)
+            {
+                case KindTick:
+                    ArmTick();
+                    return;
+                case KindAccept:
+                    if (cqe.Res >= 0) Accepted(cqe.Res);
+                    if (!more) ArmAccept();
+                    return;
+            }
+            var slot = _slots[i];
+            if (slot.Generation != generation || slot.Fd < 0)
+            {
+                // A late completion for a connection already gone: give back its buffer.
+                if ((cqe.Flags & CqeFBuffer) != 0) _buffers.Recycle((ushort)(cqe.Flags >> CqeBufferShift));
+                return;
+            }
+            if (kind == KindRecv) Received(i, cqe, more);
+            else SendDone(i, cqe.Res);
+        }
+
+        private void Accepted(int fd)
+        {
+            Interlocked.Increment(ref _server.Accepted);
+            if (!_free.TryPop(out int i)) { Libc.Close(fd); return; } // at the connection limit: refuse
+            var slot = _slots[i];
+            slot.Fd = fd;
+            slot.Generation++;
+            slot.Sending = slot.Closing = false;
+            slot.Input.Reset();
+            slot.InFlight.Reset();
+            slot.Connection.Output.Reset();
+            slot.Connection.CloseRequested = false;
+            slot.Connection.Generation = slot.Generation;
+            _server._handler.OnConnected(slot.Connection);
+            ArmRecv(i);
+        }
+
+        private void Received(int i, in Cqe cqe, bool more)
+        {
+            var slot = _slots[i];
+            if (!more) slot.RecvArmed = false;
+            if (cqe.Res <= 0)
+            {
+                // End of stream or an error (-ENOBUFS re-arms: the buffer ring ran dry for a moment).
+                if (cqe.Res == -105 && !slot.Closing) { ArmRecv(i); return; }
+                Close(i);
+                return;
+            }
+            ushort id = (ushort)(cqe.Flags >> CqeBufferShift);
+            var data = _buffers.Data(id, cqe.Res);
+            if (!slot.Closing) Consume(i, data);
+            _buffers.Recycle(id);
+            if (!slot.RecvArmed && !slot.Closing) ArmRecv(i);
+        }
+
+        private void Consume(int i, ReadOnlySpan<byte> data)
+        {
+            var slot = _slots[i];
+            var c = slot.Connection;
+            Interlocked.Increment(ref _server.Requests);
+            if (!slot.Input.Feed(_server._handler, c, data) || c.Output.Overflowed) { Close(i); return; }
+            Send(i);
+            if (c.CloseRequested && !slot.Sending) Close(i);
+        }
+
+        private void SendDone(int i, int res)
+        {
+            var slot = _slots[i];
+            slot.Sending = false;
+            if (res < 0) { Close(i); return; }
+            slot.InFlight.Consume(res);
+            Send(i);
+            if (!slot.Sending && slot.Connection.CloseRequested) Close(i);
+        }
+
+        private void Close(int i)
+        {
+            var slot = _slots[i];
+            if (!slot.Closing)
+            {
+                slot.Closing = true;
+                SocketCalls.Shutdown(slot.Fd, SocketCalls.SHUT_RDWR); // ends the multishot recv
+            }
+            if (slot.RecvArmed || slot.Sending) return; // wait for the last completions
+            Libc.Close(slot.Fd);
+            slot.Fd = -1;
+            _server._handler.OnClosed(slot.Connection);
+            _free.Push(i);
+        }
+    }
+}
