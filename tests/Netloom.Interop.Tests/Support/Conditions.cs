@@ -39,3 +39,12 @@ public sealed class ToolFactAttribute : FactAttribute
         if (Machine.Missing(needRoot: false, tools) is { } why) Skip = why;
     }
 }
+
+/// <summary>A theory that needs the named tools but not root.</summary>
+public sealed class ToolTheoryAttribute : TheoryAttribute
+{
+    public ToolTheoryAttribute(params string[] tools)
+    {
+        if (Machine.Missing(needRoot: false, tools) is { } why) Skip = why;
+    }
+}

@@ -1,0 +1,136 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Netloom.Interop.Tests.Support;
+using Netloom.Offload;
+using Netloom.Offload.Kv;
+
+namespace Netloom.Interop.Tests.Offload;
+
+/// <summary>The key-value server on both engines, driven by redis-cli and by raw sockets, on loopback.</summary>
+public class KvInteropTests
+{
+    public static TheoryData<string> Engines() => ["uring", "sockets"];
+
+    private static (IDisposable Server, int Port) Start(string engine, KvHandler handler)
+    {
+        var ep = new IPEndPoint(IPAddress.Loopback, 0);
+        if (engine == "uring")
+        {
+            var u = new UringServer(ep, handler, 2);
+            u.Start();
+            return (u, u.LocalEndPoint.Port);
+        }
+        var s = new SocketsServer(ep, handler);
+        s.Start();
+        return (s, s.LocalEndPoint.Port);
+    }
+
+    private static string Cli(int port, params string[] args) =>
+        Sh.Run(TimeSpan.FromSeconds(10), "redis-cli", ["-p", port.ToString(), .. args]).Out.TrimEnd('\n');
+
+    [ToolTheory("redis-cli")]
+    [MemberData(nameof(Engines))]
+    public void Redis_cli_gets_the_answers_redis_would_give(string engine)
+    {
+        var (server, port) = Start(engine, new KvHandler());
+        using var _ = server;
+        Assert.Equal("PONG", Cli(port, "PING"));
+        Assert.Equal("hello", Cli(port, "ECHO", "hello"));
+        Assert.Equal("OK", Cli(port, "SET", "k", "v", "EX", "100"));
+        Assert.Equal("v", Cli(port, "GET", "k"));
+        Assert.Equal("100", Cli(port, "TTL", "k"));
+        Assert.Equal("", Cli(port, "SET", "k", "x", "NX"));
+        Assert.Equal("OK", Cli(port, "SET", "k", "x", "XX", "PX", "100000"));
+        Assert.Equal("1", Cli(port, "EXISTS", "k"));
+        Assert.Equal("1", Cli(port, "INCR", "n"));
+        Assert.Equal("-4", Cli(port, "INCRBY", "n", "-5"));
+        Assert.Equal("-5", Cli(port, "DECR", "n"));
+        Assert.Equal("OK", Cli(port, "MSET", "a", "1", "b", "2"));
+        Assert.Equal("1\n\n2", Cli(port, "MGET", "a", "nope", "b"));
+        Assert.Equal("1", Cli(port, "EXPIRE", "a", "50"));
+        Assert.Equal("2", Cli(port, "DEL", "a", "b"));
+        Assert.Equal("3", Cli(port, "RPUSH", "l", "x", "y", "z"));
+        Assert.Equal("4", Cli(port, "LPUSH", "l", "w"));
+        Assert.Equal("w\nx\ny\nz", Cli(port, "LRANGE", "l", "0", "-1"));
+        Assert.Equal("w", Cli(port, "LPOP", "l"));
+        Assert.Equal("z", Cli(port, "RPOP", "l"));
+        Assert.Equal("OK", Cli(port, "SELECT", "0"));
+        Assert.Contains("unknown command", Sh.Run("redis-cli", "-p", port.ToString(), "FROB").Out + Sh.Run("redis-cli", "-p", port.ToString(), "FROB").Err);
+        // Pipelined through one connection (redis-cli --pipe reports replies and errors).
+        var pipe = Sh.Run(TimeSpan.FromSeconds(10), "sh", "-c", $"printf 'SET p1 a\\r\\nSET p2 b\\r\\nGET p1\\r\\n' | redis-cli -p {port} --pipe");
+        Assert.Contains("errors: 0, replies: 3", pipe.Out);
+    }
+
+    [Theory]
+    [MemberData(nameof(Engines))]
+    public void Malformed_input_gets_an_error_and_a_closed_connection_while_others_are_served(string engine)
+    {
+        var (server, port) = Start(engine, new KvHandler());
+        using var _ = server;
+        using var bad = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        bad.Connect(IPAddress.Loopback, port);
+        bad.Send("*1\r\n$99999999999\r\n"u8);
+        var buf = new byte[256];
+        bad.ReceiveTimeout = 5000;
+        int n = bad.Receive(buf);
+        Assert.StartsWith("-ERR Protocol error", Encoding.ASCII.GetString(buf, 0, n));
+        Assert.Equal(0, bad.Receive(buf)); // then closed
+
+        using var good = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        good.Connect(IPAddress.Loopback, port);
+        good.Send("*1\r\n$4\r\nPING\r\n"u8);
+        good.ReceiveTimeout = 5000;
+        Assert.Equal("+PONG\r\n", Encoding.ASCII.GetString(buf, 0, good.Receive(buf)));
+    }
+
+    [Theory]
+    [MemberData(nameof(Engines))]
+    public void A_client_that_never_reads_is_cut_off_and_memory_stays_bounded(string engine)
+    {
+        var handler = new KvHandler();
+        var (server, port) = Start(engine, handler);
+        using var _ = server;
+        using var setup = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        setup.Connect(IPAddress.Loopback, port);
+        var big = new string('x', 1 << 20);
+        setup.Send(Encoding.ASCII.GetBytes($"*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n${big.Length}\r\n{big}\r\n"));
+        var buf = new byte[64];
+        setup.ReceiveTimeout = 5000;
+        setup.Receive(buf);
+
+        // Ask for the 1 MiB value again and again without reading a byte of the replies.
+        using var hog = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        hog.ReceiveBufferSize = 4096;
+        hog.Connect(IPAddress.Loopback, port);
+        hog.SendTimeout = 2000;
+        var get = "*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n"u8.ToArray();
+        long before = GC.GetTotalMemory(false);
+        try { for (int i = 0; i < 2000; i++) hog.Send(get); }
+        catch (SocketException) { } // the server stopped reading from it or closed it: either is right
+        // Everyone else is still served.
+        using var other = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        other.Connect(IPAddress.Loopback, port);
+        other.ReceiveTimeout = 5000;
+        other.Send("*1\r\n$4\r\nPING\r\n"u8);
+        Assert.Equal("+PONG\r\n", Encoding.ASCII.GetString(buf, 0, other.Receive(buf)));
+        Assert.True(GC.GetTotalMemory(false) - before < 512L << 20, "the server held on to the unread replies");
+    }
+
+    [ToolTheory("redis-cli")]
+    [MemberData(nameof(Engines))]
+    public void A_peer_that_resets_mid_request_does_not_disturb_the_server(string engine)
+    {
+        var (server, port) = Start(engine, new KvHandler());
+        using var _ = server;
+        for (int i = 0; i < 20; i++)
+        {
+            var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            s.Connect(IPAddress.Loopback, port);
+            s.Send("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100\r\nhalf"u8); // a request cut in the middle
+            s.LingerState = new LingerOption(true, 0);          // close with RST
+            s.Dispose();
+        }
+        Assert.Equal("PONG", Sh.Run("redis-cli", "-p", port.ToString(), "PING").Out.Trim());
+    }
+}
