@@ -1,0 +1,122 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.RegularExpressions;
+
+namespace Netloom.Cli.Commands;
+
+/// <summary>
+/// `netloom bench kv`: redis-benchmark against the io_uring engine, the sockets engine and
+/// redis-server, one after another in the same run, with and without pipelining; and system
+/// calls per request for each, counted by strace during a separate shorter run.
+/// </summary>
+internal static partial class BenchKv
+{
+    public static List<(string Key, object Value)> Run(int requests)
+    {
+        var figures = new List<(string, object)>();
+        if (Which("redis-benchmark") is null) { figures.Add(("error", "redis-benchmark not found (apt-get install redis-tools)")); return figures; }
+        var targets = new List<(string Name, Func<int, Process?> Start)>
+        {
+            ("uring", port => StartSelf("kv", "--engine", "uring", "--listen", $"127.0.0.1:{port}")),
+            ("sockets", port => StartSelf("kv", "--engine", "sockets", "--listen", $"127.0.0.1:{port}")),
+        };
+        if (Which("redis-server") is { } redis)
+            targets.Add(("redis", port => Process.Start(new ProcessStartInfo(redis, ["--port", port.ToString(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"]) { RedirectStandardOutput = true, RedirectStandardError = true })));
+        else figures.Add(("redis", "not run: redis-server not found (apt-get install redis-server)"));
+
+        foreach (var (name, start) in targets)
+        {
+            int port = FreePort();
+            using var server = start(port);
+            if (server is null || !WaitForPort(port)) { figures.Add(($"{name}_error", "server did not start")); continue; }
+            var plain = Benchmark(port, requests, 1);
+            var piped = Benchmark(port, requests * 5, 16);
+            figures.Add(($"{name}_set_rps", plain.Set));
+            figures.Add(($"{name}_get_rps", plain.Get));
+            figures.Add(($"{name}_set_rps_p16", piped.Set));
+            figures.Add(($"{name}_get_rps_p16", piped.Get));
+            if (Which("strace") is not null) figures.Add(($"{name}_syscalls_per_request", SyscallsPerRequest(server.Id, port, requests / 4)));
+            server.Kill(entireProcessTree: true);
+            server.WaitForExit(5000);
+        }
+        double V(string k) => figures.FirstOrDefault(f => f.Item1 == k).Item2 is double d ? d : double.NaN;
+        figures.Add(("uring_vs_sockets_set", Math.Round(V("uring_set_rps") / V("sockets_set_rps"), 2)));
+        figures.Add(("uring_vs_sockets_get", Math.Round(V("uring_get_rps") / V("sockets_get_rps"), 2)));
+        figures.Add(("uring_vs_redis_set", Math.Round(V("uring_set_rps") / V("redis_set_rps"), 2)));
+        figures.Add(("uring_vs_redis_get", Math.Round(V("uring_get_rps") / V("redis_get_rps"), 2)));
+        return figures.Where(f => f.Item2 is not double d || !double.IsNaN(d)).ToList();
+    }
+
+    [GeneratedRegex(@"(SET|GET): ([0-9.]+) requests per second")]
+    private static partial Regex Rps();
+
+    private static (double Set, double Get) Benchmark(int port, int n, int pipeline)
+    {
+        var psi = new ProcessStartInfo("redis-benchmark", ["-p", port.ToString(), "-t", "set,get", "-n", n.ToString(), "-c", "50", "-P", pipeline.ToString(), "-q"])
+            { RedirectStandardOutput = true, RedirectStandardError = true };
+        using var p = Process.Start(psi)!;
+        string output = p.StandardOutput.ReadToEnd().Replace('\r', '\n');
+        p.WaitForExit();
+        double set = 0, get = 0;
+        foreach (Match m in Rps().Matches(output))
+        {
+            double v = double.Parse(m.Groups[2].Value, CultureInfo.InvariantCulture);
+            if (m.Groups[1].Value == "SET") set = v; else get = v;
+        }
+        return (Math.Round(set), Math.Round(get));
+    }
+
+    /// <summary>strace -c -f attached to the server while redis-benchmark runs: system calls / requests.</summary>
+    private static double SyscallsPerRequest(int pid, int port, int n)
+    {
+        // -p names one thread: attach to every thread the server already has (-f follows new ones).
+        var psi = new ProcessStartInfo("strace") { RedirectStandardOutput = true, RedirectStandardError = true };
+        psi.ArgumentList.Add("-c");
+        psi.ArgumentList.Add("-f");
+        foreach (var task in Directory.GetDirectories($"/proc/{pid}/task"))
+        {
+            psi.ArgumentList.Add("-p");
+            psi.ArgumentList.Add(Path.GetFileName(task));
+        }
+        using var strace = Process.Start(psi)!;
+        var report = strace.StandardError.ReadToEndAsync();
+        Thread.Sleep(500);
+        Benchmark(port, n, 1);
+        using (var stop = Process.Start("kill", ["-INT", strace.Id.ToString()])) stop!.WaitForExit();
+        strace.WaitForExit(10_000);
+        // The summary's last line: "100.00  seconds  usecs/call  calls  [errors]  total".
+        var total = Regex.Match(report.Result, @"^\s*100\.00\s+\S+\s+\S+\s+(\d+)", RegexOptions.Multiline);
+        return total.Success ? Math.Round(double.Parse(total.Groups[1].Value) / (2.0 * n), 2) : double.NaN; // SET and GET: 2n requests
+    }
+
+    private static Process? StartSelf(params string[] args)
+    {
+        string self = Environment.ProcessPath!;
+        var psi = new ProcessStartInfo(self) { RedirectStandardOutput = true, RedirectStandardError = true };
+        if (Path.GetFileNameWithoutExtension(self) == "dotnet") psi.ArgumentList.Add(typeof(BenchKv).Assembly.Location);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        return Process.Start(psi);
+    }
+
+    private static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    private static bool WaitForPort(int port)
+    {
+        for (int i = 0; i < 100; i++)
+        {
+            try { using var c = new TcpClient(); c.Connect(IPAddress.Loopback, port); return true; }
+            catch (SocketException) { Thread.Sleep(100); }
+        }
+        return false;
+    }
+
+    private static string? Which(string tool) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Select(d => Path.Combine(d, tool)).FirstOrDefault(File.Exists);
+}
