@@ -34,9 +34,21 @@ internal static class KvCommand
         {
             if (engine == KvEngine.Uring)
             {
-                var u = new UringServer(endpoint, handler, threads);
-                u.Start();
-                (server, bound) = (u, u.LocalEndPoint);
+                try
+                {
+                    var u = new UringServer(endpoint, handler, threads);
+                    u.Start();
+                    (server, bound) = (u, u.LocalEndPoint);
+                }
+                catch (UringUnavailableException e)
+                {
+                    // Feature detection failed: serve anyway, on the sockets engine, and say so.
+                    Console.Error.WriteLine($"netloom kv: {e.Message}; falling back to --engine sockets");
+                    engine = KvEngine.Sockets;
+                    var s = new SocketsServer(endpoint, handler);
+                    s.Start();
+                    (server, bound) = (s, s.LocalEndPoint);
+                }
             }
             else
             {
@@ -45,7 +57,6 @@ internal static class KvCommand
                 (server, bound) = (s, s.LocalEndPoint);
             }
         }
-        catch (UringUnavailableException e) { return CliErrors.Report(e.Message); }
         catch (System.Net.Sockets.SocketException e) { return CliErrors.Report($"cannot listen on {listen}: {e.Message}"); }
 
         using (server)

@@ -87,6 +87,17 @@ internal sealed unsafe class UringRing : IDisposable
         return new UringUnavailableException($"{what} failed: {hint}", errno);
     }
 
+    /// <summary>Which operations this kernel's io_uring supports (IORING_REGISTER_PROBE).</summary>
+    public bool Supports(byte op)
+    {
+        int size = sizeof(ProbeHeader) + 256 * sizeof(ProbeOp);
+        byte* buf = stackalloc byte[size];
+        new Span<byte>(buf, size).Clear();
+        if (IoUring.Register(_fd, RegisterProbe, buf, 256) < 0) return false;
+        var ops = (ProbeOp*)(buf + sizeof(ProbeHeader));
+        return op <= ((ProbeHeader*)buf)->LastOp && (ops[op].Flags & ProbeOpSupported) != 0;
+    }
+
     /// <summary>Free submission slots (prepared but unsubmitted entries count as used).</summary>
     public uint SqSpace => SqEntries - (_sqLocalTail - Volatile.Read(ref *_sqHead));
 

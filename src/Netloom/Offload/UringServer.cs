@@ -38,7 +38,13 @@ public sealed unsafe class UringServer : IDisposable
     /// <summary>Binds every thread's listener and starts the loops; throws if io_uring cannot be used.</summary>
     public void Start()
     {
-        using (new UringRing(4)) { } // fail early, with a clear message, when io_uring is unavailable
+        // Fail early, with a clear message, when io_uring or what the engine needs is unavailable.
+        using (var probe = new UringRing(4))
+        {
+            foreach (var (op, name) in new[] { (OpAccept, "ACCEPT"), (OpRecv, "RECV"), (OpSend, "SEND"), (OpTimeout, "TIMEOUT") })
+                if (!probe.Supports(op)) throw new UringUnavailableException($"this kernel's io_uring lacks IORING_OP_{name}", 95);
+            using var buffers = new ProvidedBuffers(probe, 1, 2, 64); // multishot recv needs provided buffer rings (5.19+)
+        }
         var endpoint = _endpoint;
         for (int t = 0; t < _threads; t++)
         {
