@@ -40,7 +40,8 @@ int main(void) {
     [ToolFact("gcc")]
     public unsafe void Uring_structs_and_constants_match_the_c_compiler()
     {
-var ours = new Dictionary<string, long>
+        long Off<T>(string field) where T : struct => Marshal.OffsetOf<T>(field).ToInt64();
+        var ours = new Dictionary<string, long>
         {
             ["params"] = sizeof(Params), ["params.features"] = Off<Params>(nameof(Params.Features)),
             ["params.sq_off"] = Off<Params>(nameof(Params.SqOff)), ["params.cq_off"] = Off<Params>(nameof(Params.CqOff)),

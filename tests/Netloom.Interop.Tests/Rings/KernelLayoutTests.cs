@@ -57,7 +57,7 @@ int main(void) {
     [ToolFact("gcc")]
     public unsafe void Structs_and_constants_match_the_c_compiler()
     {
-var ours = new Dictionary<string, long>
+        var ours = new Dictionary<string, long>
         {
             ["ifreq"] = sizeof(Netdevice.IfReq),
             ["ifreq.flags"] = Marshal.OffsetOf<Netdevice.IfReq>(nameof(Netdevice.IfReq.Flags)),
