@@ -149,14 +149,8 @@ internal static class BenchCommand
         p.WaitForExit();
     }
 
-    private static System.Diagnostics.Process ChildPktgen(string ns, string spec, string mode, string seconds)
-    {
-        var psi = new System.Diagnostics.ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[] { "netns", "exec", ns, Environment.ProcessPath! }) psi.ArgumentList.Add(a);
-        if (Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet") psi.ArgumentList.Add(typeof(BenchCommand).Assembly.Location);
-        foreach (var a in new[] { "pktgen", "--port", spec, "--mode", mode, "--duration", seconds, "--json" }) psi.ArgumentList.Add(a);
-        return System.Diagnostics.Process.Start(psi)!;
-    }
+    private static System.Diagnostics.Process ChildPktgen(string ns, string spec, string mode, string seconds) =>
+        SelfProcess.Start(["pktgen", "--port", spec, "--mode", mode, "--duration", seconds, "--json"], "ip", "netns", "exec", ns);
 
     private static double Figure(System.Diagnostics.Process p, string key)
     {
@@ -176,13 +170,8 @@ internal static class BenchCommand
         using var port = (ShmPort)Ports.Open(spec);
         port.WaitMode = WaitMode.BusyPoll;
         Generator.Prefill(port, Generator.Frame(64));
-        string self = Environment.ProcessPath!;
-        var psi = new System.Diagnostics.ProcessStartInfo(self) { RedirectStandardOutput = true, RedirectStandardError = true };
-        if (Path.GetFileNameWithoutExtension(self) == "dotnet") psi.ArgumentList.Add(typeof(BenchCommand).Assembly.Location);
-        foreach (var a in new[] { "pktgen", "--port", spec, "--mode", peerMode.ToString().ToLowerInvariant(), "--duration",
-                     (d.TotalSeconds + 1).ToString(System.Globalization.CultureInfo.InvariantCulture), "--json" })
-            psi.ArgumentList.Add(a);
-        using var child = System.Diagnostics.Process.Start(psi)!;
+        using var child = SelfProcess.Start(["pktgen", "--port", spec, "--mode", peerMode.ToString().ToLowerInvariant(), "--duration",
+            (d.TotalSeconds + 1).ToString(System.Globalization.CultureInfo.InvariantCulture), "--json"]);
         var output = child.StandardOutput.ReadToEndAsync();
         var sw = System.Diagnostics.Stopwatch.StartNew();
         while (!port.Connected && sw.ElapsedMilliseconds < 15_000 && !child.HasExited) Thread.Sleep(5);

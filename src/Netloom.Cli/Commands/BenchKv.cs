@@ -19,8 +19,8 @@ internal static partial class BenchKv
         if (Which("redis-benchmark") is null) { figures.Add(("error", "redis-benchmark not found (apt-get install redis-tools)")); return figures; }
         var targets = new List<(string Name, Func<int, Process?> Start)>
         {
-            ("uring", port => StartSelf("kv", "--engine", "uring", "--listen", $"127.0.0.1:{port}")),
-            ("sockets", port => StartSelf("kv", "--engine", "sockets", "--listen", $"127.0.0.1:{port}")),
+            ("uring", port => SelfProcess.Start(["kv", "--engine", "uring", "--listen", $"127.0.0.1:{port}"])),
+            ("sockets", port => SelfProcess.Start(["kv", "--engine", "sockets", "--listen", $"127.0.0.1:{port}"])),
         };
         if (Which("redis-server") is { } redis)
             targets.Add(("redis", port => Process.Start(new ProcessStartInfo(redis, ["--port", port.ToString(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"]) { RedirectStandardOutput = true, RedirectStandardError = true })));
@@ -89,15 +89,6 @@ internal static partial class BenchKv
         // The summary's last line: "100.00  seconds  usecs/call  calls  [errors]  total".
         var total = Regex.Match(report.Result, @"^\s*100\.00\s+\S+\s+\S+\s+(\d+)", RegexOptions.Multiline);
         return total.Success ? Math.Round(double.Parse(total.Groups[1].Value) / (2.0 * n), 2) : double.NaN; // SET and GET: 2n requests
-    }
-
-    private static Process? StartSelf(params string[] args)
-    {
-        string self = Environment.ProcessPath!;
-        var psi = new ProcessStartInfo(self) { RedirectStandardOutput = true, RedirectStandardError = true };
-        if (Path.GetFileNameWithoutExtension(self) == "dotnet") psi.ArgumentList.Add(typeof(BenchKv).Assembly.Location);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        return Process.Start(psi);
     }
 
     private static int FreePort()

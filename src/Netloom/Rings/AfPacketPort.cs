@@ -101,7 +101,7 @@ public sealed unsafe class AfPacketPort : DescriptorPort
             while (kk != head && m < TxBatch)
             {
                 ref Slot s = ref tx.Slots[kk];
-                if (s.Length == 0 || s.Length > max || !Pool.IsValid(s.BufferIndex)) break;
+                if (!Pool.IsSendable(s)) break;
                 _iovecs[m] = new Libc.IoVec { Base = Pool.BufferPointer(s.BufferIndex), Length = s.Length };
                 _messages[m] = new Libc.MMsgHdr { Header = new Libc.MsgHdr { Iov = &_iovecs[m], IovLength = 1 } };
                 _slotOfMessage[m] = kk;

@@ -66,6 +66,9 @@ public sealed unsafe class PacketPool : IDisposable
     /// <summary>True when <paramref name="index"/> names a real buffer (not 0, not past the end).</summary>
     public bool IsValid(uint index) => index != 0 && index < (uint)Count;
 
+    /// <summary>True when a TX slot was filled rightly: it names a buffer of this pool and holds 1 to BufferSize bytes.</summary>
+    public bool IsSendable(in Slot slot) => IsValid(slot.BufferIndex) && slot.Length != 0 && slot.Length <= BufferSize;
+
     /// <summary>The whole buffer. The index must be valid; callers with untrusted indexes check <see cref="IsValid"/> first.</summary>
     public Span<byte> Buffer(uint index)
     {

@@ -58,12 +58,11 @@ public sealed unsafe class PipePort : PortBase
         uint n = Math.Min(pending, free);
         long bytes = 0, invalid = 0, moved = 0;
         Slot* ts = tx.Slots, rs = prx.Slots;
-        uint maxLen = (uint)pool.BufferSize;
         for (uint i = 0; i < n; i++)
         {
             ref Slot s = ref ts[k];
             uint b = s.BufferIndex;
-            if (!pool.IsValid(b) || s.Length > maxLen || s.Length == 0)
+            if (!pool.IsSendable(s))
             {
                 invalid++; // a slot the user filled wrongly is dropped, never passed on
             }

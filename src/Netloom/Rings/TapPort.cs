@@ -45,7 +45,7 @@ public sealed unsafe class TapPort : DescriptorPort
         while (k != head)
         {
             ref Slot s = ref tx.Slots[k];
-            if (s.Length == 0 || s.Length > max || !Pool.IsValid(s.BufferIndex)) invalid++;
+            if (!Pool.IsSendable(s)) invalid++;
             else
             {
                 nint w = Libc.Write(_fd, Pool.BufferPointer(s.BufferIndex), s.Length);

@@ -83,7 +83,7 @@ public sealed class Switch : IDisposable
         if (n == 0) return 0;
         var inCounters = _counters[src];
         _listHead.AsSpan().Fill(-1);
-        int floodHead = -1, floodTail = -1;
+        int floodHead = -1, floodTail = -1; // flooded frames, chained through _next like the unicast lists
 
         // Pass 1: look up the whole batch. The learning table is called directly (no interface
         // dispatch per frame) and counters are summed per batch.
@@ -163,7 +163,7 @@ public sealed class Switch : IDisposable
             int j;
             bool isFlood;
             if (f < 0 || (u >= 0 && u < f)) { j = u; u = _next[u]; isFlood = false; }
-            else { j = f; f = NextFlood(f); isFlood = true; }
+            else { j = f; f = _next[f]; isFlood = true; }
             if (avail == 0)
             {
                 full++;
@@ -204,9 +204,6 @@ public sealed class Switch : IDisposable
             outPort.TxSync();
         }
     }
-
-    // The flood list is chained through _next like the unicast lists, but only flooded frames are on it.
-    private int NextFlood(int j) => _next[j];
 
     /// <summary>
     /// Forwards until cancelled. Busy-poll spins; Block backs off to 1 ms naps after a stretch of

@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using Netloom.Rings;
 using Netloom.Tests.Support;
 using Netloom.Time;
@@ -9,40 +8,8 @@ public class PipePortTests
 {
     private static string Unique(string name) => $"{name}-{Guid.NewGuid():N}";
 
-    /// <summary>Fills up to <paramref name="count"/> TX slots with consecutive sequence numbers.</summary>
-    private static int Send(IPort port, ref uint seq, int count)
-    {
-        var tx = port.Tx;
-        int n = Math.Min(count, tx.Space);
-        uint h = tx.Head;
-        for (int i = 0; i < n; i++)
-        {
-            BinaryPrimitives.WriteUInt32LittleEndian(tx.Buffer(h), seq++);
-            tx[h].Length = (ushort)(60 + seq % 100);
-            h = tx.Next(h);
-        }
-        tx.Cur = h;
-        tx.Head = h;
-        return n;
-    }
-
-    /// <summary>Reads up to <paramref name="count"/> RX slots, checking order and length.</summary>
-    private static int Receive(IPort port, ref uint expected, int count)
-    {
-        var rx = port.Rx;
-        int n = Math.Min(count, rx.Space);
-        uint h = rx.Head;
-        for (int i = 0; i < n; i++)
-        {
-            uint got = BinaryPrimitives.ReadUInt32LittleEndian(rx.Packet(h));
-            Assert.Equal(expected, got);
-            expected++;
-            Assert.Equal(60 + expected % 100, rx[h].Length);
-            h = rx.Next(h);
-        }
-        rx.Release(n);
-        return n;
-    }
+    private static int Send(IPort port, ref uint seq, int count) => RingTraffic.SendNumbered(port, ref seq, count);
+    private static int Receive(IPort port, ref uint expected, int count) => RingTraffic.ReceiveNumbered(port, ref expected, count);
 
     private static void AssertInvariants(PipePort a, PipePort b)
     {

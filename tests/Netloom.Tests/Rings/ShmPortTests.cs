@@ -118,29 +118,10 @@ public class ShmPortTests
             uint seq = 0, expected = 0;
             for (int round = 0; round < 200; round++)
             {
-                var tx = from.Tx;
-                int n = Math.Min(tx.Space, 37);
-                uint h = tx.Head;
-                for (int i = 0; i < n; i++)
-                {
-                    BitConverter.TryWriteBytes(tx.Buffer(h), seq++);
-                    tx[h].Length = (ushort)(64 + seq % 50);
-                    h = tx.Next(h);
-                }
-                tx.Head = h;
+                RingTraffic.SendNumbered(from, ref seq, 37);
                 from.TxSync();
                 Assert.True(to.WaitRx(Duration.FromSeconds(5)));
-                var rx = to.Rx;
-                uint rh = rx.Head;
-                int m = rx.Space;
-                for (int i = 0; i < m; i++)
-                {
-                    Assert.Equal(expected, BitConverter.ToUInt32(rx.Packet(rh)));
-                    expected++;
-                    Assert.Equal(64 + expected % 50, rx[rh].Length);
-                    rh = rx.Next(rh);
-                }
-                rx.Release(m);
+                RingTraffic.ReceiveNumbered(to, ref expected, int.MaxValue);
                 to.RxSync();
             }
             Assert.True(from.Flush(Duration.FromSeconds(5)));

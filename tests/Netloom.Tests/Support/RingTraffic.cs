@@ -22,4 +22,39 @@ internal static class RingTraffic
             sent += n;
         }
     }
+
+    /// <summary>Fills up to <paramref name="count"/> TX slots with consecutive sequence numbers.</summary>
+    public static int SendNumbered(IPort port, ref uint seq, int count)
+    {
+        var tx = port.Tx;
+        int n = Math.Min(count, tx.Space);
+        uint h = tx.Head;
+        for (int i = 0; i < n; i++)
+        {
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(tx.Buffer(h), seq++);
+            tx[h].Length = (ushort)(60 + seq % 100);
+            h = tx.Next(h);
+        }
+        tx.Cur = h;
+        tx.Head = h;
+        return n;
+    }
+
+    /// <summary>Reads up to <paramref name="count"/> RX slots, checking order and length.</summary>
+    public static int ReceiveNumbered(IPort port, ref uint expected, int count)
+    {
+        var rx = port.Rx;
+        int n = Math.Min(count, rx.Space);
+        uint h = rx.Head;
+        for (int i = 0; i < n; i++)
+        {
+            uint got = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(rx.Packet(h));
+            Assert.Equal(expected, got);
+            expected++;
+            Assert.Equal(60 + expected % 100, rx[h].Length);
+            h = rx.Next(h);
+        }
+        rx.Release(n);
+        return n;
+    }
 }
