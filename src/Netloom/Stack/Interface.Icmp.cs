@@ -35,7 +35,9 @@ public sealed partial class Interface
     /// <summary>Hands an ICMP error to the UDP socket whose datagram it quotes.</summary>
     private void DeliverIcmpError(in IcmpMessage icmp, Ipv4Address from)
     {
-        if (!icmp.TryGetQuoted(out var quoted, out _) || quoted.Source != _o.Address || quoted.Protocol != (byte)IpProtocol.Udp) return;
+        if (!icmp.TryGetQuoted(out var quoted, out _) || quoted.Source != _o.Address) return;
+        if (quoted.Protocol == (byte)IpProtocol.Tcp) { TcpIcmpError(icmp, quoted.Payload, quoted.Destination); return; }
+        if (quoted.Protocol != (byte)IpProtocol.Udp) return;
         var q = quoted.Payload;
         if (q.Length < 4) return;
         var socket = FindUdp(ReadU16(q));

@@ -36,10 +36,20 @@ public sealed partial class Interface
         _random = seed == 0 ? new Random() : new Random(seed);
         _neighbors = new NeighborCache(options.NeighborCapacity, options.PendingPerNeighbor, options.PendingTotal, options.Mtu);
         _reassembly = new Reassembler(options.ReassemblySlots, options.ReassemblyBytes, options.ReassemblyBytesPerSource);
-        _timers = new TimerWheel(options.NeighborCapacity + options.ReassemblySlots);
+        _timers = new TimerWheel(options.NeighborCapacity + options.ReassemblySlots + options.TcpConnections + options.TcpListeners);
         for (int i = 0; i < options.NeighborCapacity; i++) _neighbors[i].Timer = _timers.Create(TimerNeighbor, i);
         for (int i = 0; i < options.ReassemblySlots; i++) _reassembly.SetTimer(i, _timers.Create(TimerReassembly, i));
         _udp = new UdpSocket?[options.UdpSockets];
+        _tcp = new Dictionary<TcpKey, TcpSocket>(Math.Min(options.TcpConnections, 4096));
+        _tcpSlots = new TcpSocket?[options.TcpConnections];
+        _tcpTimers = new int[options.TcpConnections];
+        _freeTcpSlots = new Stack<int>(options.TcpConnections);
+        for (int i = options.TcpConnections - 1; i >= 0; i--) { _tcpTimers[i] = _timers.Create(TimerTcp, i); _freeTcpSlots.Push(i); }
+        _listeners = new TcpListenSocket?[options.TcpListeners];
+        _listenerTimers = new int[options.TcpListeners];
+        for (int i = 0; i < options.TcpListeners; i++) _listenerTimers[i] = _timers.Create(TimerListener, i);
+        (_secret0, _secret1) = NewSecret(seed);
+        _challengeTokens = options.ChallengeAcksPerSecond;
         _ipId = (ushort)_random.Next(65536);
         _icmpTokens = options.IcmpErrorsPerSecond;
     }
@@ -62,6 +72,7 @@ public sealed partial class Interface
         {
             _started = true;
             _icmpRefilled = now.Nanoseconds;
+            _challengeRefilled = now.Nanoseconds;
             SendArp(ArpOperation.Request, MacAddress.Broadcast, _o.Address, MacAddress.Zero); // gratuitous ARP (RFC 5227 announcement)
         }
         _timers.Expire(now, this, static (me, kind, owner) => me.OnTimer(kind, owner));
@@ -78,8 +89,13 @@ public sealed partial class Interface
 
     private void OnTimer(byte kind, int owner)
     {
-        if (kind == TimerNeighbor) NeighborTimer(owner);
-        else ReassemblyTimer(owner);
+        switch (kind)
+        {
+            case TimerNeighbor: NeighborTimer(owner); break;
+            case TimerReassembly: ReassemblyTimer(owner); break;
+            case TimerTcp: TcpTimer(owner); break;
+            case TimerListener: ListenerTimer(owner); break;
+        }
     }
 
     private void Process(ReadOnlySpan<byte> frame)

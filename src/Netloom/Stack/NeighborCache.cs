@@ -53,10 +53,15 @@ internal sealed class NeighborCache
     public int Capacity => _entries.Length;
     public ref Entry this[int i] => ref _entries[i];
 
+    private int _lastHit;
+
     public int Find(Ipv4Address address)
     {
+        // Most traffic goes to one neighbour: try the last hit before scanning.
+        ref var hit = ref _entries[_lastHit];
+        if (hit.State != State.Free && hit.Address == address) return _lastHit;
         for (int i = 0; i < _entries.Length; i++)
-            if (_entries[i].State != State.Free && _entries[i].Address == address) return i;
+            if (_entries[i].State != State.Free && _entries[i].Address == address) return _lastHit = i;
         return -1;
     }
 

@@ -19,6 +19,13 @@ public enum StackDrop
     SocketQueueFull,
     IcmpRateLimited,
     TooBig,
+    TcpPaws,            // RFC 7323 PAWS: an old timestamp
+    TcpOutOfWindow,     // sequence outside the receive window
+    TcpOutOfOrderFull,  // no room to track another out-of-order range
+    TcpAcceptQueueFull, // a listener's backlog is full: SYN or final ACK dropped
+    TcpSynQueueFull,    // SYN queue full and SYN cookies off
+    TcpTableFull,       // StackOptions.TcpConnections reached
+    TcpBadCookie,       // an ACK to a listener that matched no half-open entry or cookie
 }
 
 /// <summary>Per-layer counters: received, sent, and drops by reason.</summary>
@@ -26,6 +33,7 @@ public sealed class StackCounters
 {
     public long FramesIn, FramesOut, ArpIn, ArpOut, Ipv4In, Ipv4Out, IcmpIn, IcmpOut, UdpIn, UdpOut;
     public long FragmentsIn, FragmentsOut, Reassembled;
+    public long TcpIn, TcpOut, TcpActiveOpens, TcpPassiveOpens, TcpResetsIn, TcpResetsOut, TcpChallengeAcks, TcpSynCookiesSent, TcpSynCookiesAccepted;
     private readonly long[] _drops = new long[Enum.GetValues<StackDrop>().Length];
 
     public long Drops(StackDrop reason) => _drops[(int)reason];

@@ -38,12 +38,27 @@ public sealed record StackOptions
     public byte Ttl { get; init; } = 64;
     public int UdpSockets { get; init; } = 64;
 
+    /// <summary>TCP connections at once (established or closing, TIME_WAIT included); each holds its two buffers.</summary>
+    public int TcpConnections { get; init; } = 1024;
+    public int TcpListeners { get; init; } = 32;
+    /// <summary>How long a closed connection stays in TIME_WAIT (2·MSL, RFC 9293 §3.6.1).</summary>
+    public Duration TimeWait { get; init; } = Duration.FromSeconds(60);
+    /// <summary>Answer SYNs with cookies (RFC 4987 §3.6) when a listener's SYN queue is full.</summary>
+    public bool SynCookies { get; init; } = true;
+    /// <summary>Challenge ACKs per second, across the stack (RFC 5961 §7).</summary>
+    public int ChallengeAcksPerSecond { get; init; } = 1000;
+    /// <summary>Settings of connections made without their own.</summary>
+    public TcpSocketOptions Tcp { get; init; } = new();
+
     public void Validate()
     {
         if (PrefixLength is < 0 or > 32) throw new ArgumentOutOfRangeException(nameof(PrefixLength), PrefixLength, "prefix length must be 0 to 32");
         if (Mtu is < 576 or > 9000) throw new ArgumentOutOfRangeException(nameof(Mtu), Mtu, "MTU must be 576 to 9000");
         if (!Mac.IsUnicast) throw new ArgumentException($"interface MAC {Mac} must be unicast");
         if (Address.IsUnspecified || Address.IsMulticast || Address.IsBroadcast) throw new ArgumentException($"{Address} cannot be an interface address");
+        if (TcpConnections is < 1 or > 1 << 20) throw new ArgumentOutOfRangeException(nameof(TcpConnections), TcpConnections, "TCP connections must be 1 to 1048576");
+        if (TcpListeners is < 1 or > 65535) throw new ArgumentOutOfRangeException(nameof(TcpListeners), TcpListeners, "TCP listeners must be 1 to 65535");
+        Tcp.Validate();
         if (Gateway is { } g && !g.SameSubnet(Address, PrefixLength)) throw new ArgumentException($"gateway {g} is not on {Address}/{PrefixLength}");
     }
 }

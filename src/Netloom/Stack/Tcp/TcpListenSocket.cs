@@ -1,0 +1,294 @@
+using Netloom.Time;
+using Netloom.Wire;
+
+namespace Netloom.Stack;
+
+/// <summary>
+/// A passive open on one port (RFC 9293 §3.10.1 LISTEN). A SYN takes a small entry in a bounded
+/// SYN queue (no buffers: a half-open connection costs tens of bytes); the final ACK turns it
+/// into a <see cref="TcpSocket"/> on the accept queue. When the SYN queue is full, SYNs are
+/// answered with cookies (RFC 4987 §3.6) and the state comes back inside the ACK.
+/// </summary>
+public sealed class TcpListenSocket
+{
+    private struct SynEntry
+    {
+        public bool Used;
+        public Ipv4Address Remote;
+        public ushort RemotePort;
+        public SynParameters P;
+        public long SentAt, DueAt;
+        public byte Retries;
+    }
+
+    private static readonly ushort[] CookieMss = [536, 1024, 1220, 1300, 1400, 1440, 1460, 8960];
+    private const int SynAckRetries = 5;
+
+    private readonly Interface _stack;
+    private readonly SynEntry[] _syn;
+    private readonly Queue<TcpSocket> _accept;
+    private int _synCount;
+    private long _lastCookieAt = long.MinValue;
+    internal int Index = -1, Timer = -1;
+    private long _timerDue;
+
+    internal TcpListenSocket(Interface stack, ushort port, int backlog, int synQueue, TcpSocketOptions options)
+    {
+        _stack = stack;
+        LocalPort = port;
+        Backlog = backlog;
+        Options = options;
+        _syn = new SynEntry[synQueue];
+        _accept = new Queue<TcpSocket>(backlog);
+    }
+
+    public ushort LocalPort { get; }
+    public int Backlog { get; }
+    public TcpSocketOptions Options { get; }
+    public int SynQueueLength => _syn.Length;
+    public bool IsOpen { get; internal set; } = true;
+    public ITcpObserver? Observer { get; set; }
+    /// <summary>Handshakes completed and waiting for <see cref="TryAccept"/>.</summary>
+    public int Pending => _accept.Count;
+    /// <summary>Half-open connections in the SYN queue.</summary>
+    public int HalfOpen => _synCount;
+    public long SynsReceived { get; private set; }
+    public long SynCookiesSent { get; private set; }
+    public long SynCookiesAccepted { get; private set; }
+    public long Dropped { get; private set; }
+
+    public bool TryAccept(out TcpSocket socket)
+    {
+        while (_accept.TryDequeue(out socket!))
+            if (socket.State != TcpState.Closed || socket.Available > 0) return true; // reset while queued: skip it
+        socket = null!;
+        return false;
+    }
+
+    /// <summary>Stops listening: half-open entries are forgotten and unaccepted connections reset.</summary>
+    public void Close()
+    {
+        if (!IsOpen) return;
+        while (_accept.TryDequeue(out var s)) s.Abort();
+        Array.Clear(_syn);
+        _synCount = 0;
+        _stack.CloseListener(this);
+    }
+
+    private Instant Now => _stack.Now;
+
+    internal void Process(Ipv4Address from, ref TcpInput seg)
+    {
+        int e = Find(from, seg);
+        if (seg.Rst)
+        {
+            if (e >= 0 && seg.Seq == _syn[e].P.Irs + 1) Remove(e); // RFC 9293: RST in SYN-RECEIVED from LISTEN
+            return;
+        }
+        if (seg.Ack_)
+        {
+            if (!seg.Syn)
+            {
+                if (e >= 0 && seg.Ack == _syn[e].P.Iss + 1) { Complete(from, e, _syn[e].P, ref seg); return; }
+                if (e < 0 && TryCookie(from, ref seg)) return;
+            }
+            _stack.SendReset(from, in seg);
+            return;
+        }
+        if (!seg.Syn) return;
+        SynsReceived++;
+        if (_accept.Count >= Backlog) { Dropped++; _stack.Counters.Drop(StackDrop.TcpAcceptQueueFull); return; } // as Linux: let the peer retry
+        if (e >= 0)
+        {
+            if (seg.Seq == _syn[e].P.Irs) { SendSynAck(ref _syn[e]); return; } // a retransmitted SYN
+            Remove(e);
+        }
+        var p = FromSyn(from, seg);
+        int free = FreeEntry();
+        if (free < 0)
+        {
+            if (_stack.Options.SynCookies) SendCookie(from, seg, p);
+            else { Dropped++; _stack.Counters.Drop(StackDrop.TcpSynQueueFull); }
+            return;
+        }
+        ref var entry = ref _syn[free];
+        entry = new SynEntry { Used = true, Remote = from, RemotePort = seg.SourcePort, P = p };
+        _synCount++;
+        SendSynAck(ref entry);
+        Reschedule();
+    }
+
+    private SynParameters FromSyn(Ipv4Address from, in TcpInput seg)
+    {
+        var o = Options;
+        return new SynParameters
+        {
+            Irs = seg.Seq,
+            Iss = _stack.NewIss(LocalPort, from, seg.SourcePort),
+            PeerMss = seg.Mss,
+            PeerWindow = seg.Window,
+            PeerWindowScale = o.WindowScaling ? seg.WindowScale : (sbyte)-1,
+            SackPermitted = o.SelectiveAck && seg.SackPermitted,
+            Timestamps = o.Timestamps && seg.HasTimestamp,
+            TsRecent = seg.TsVal,
+            TsOffset = _stack.TimestampOffset(LocalPort, from, seg.SourcePort),
+            WindowOffered = (uint)Math.Min(65535, Math.Min(TcpSocketOptions.RoundUp(o.ReceiveBufferSize), Math.Max(o.InitialReceiveWindow, 4 * 1460))),
+        };
+    }
+
+    private int Find(Ipv4Address from, in TcpInput seg)
+    {
+        if (_synCount == 0) return -1;
+        ushort port = seg.SourcePort;
+        for (int i = 0; i < _syn.Length; i++)
+            if (_syn[i].Used && _syn[i].RemotePort == port && _syn[i].Remote == from) return i;
+        return -1;
+    }
+
+    private int FreeEntry()
+    {
+        if (_synCount == _syn.Length) return -1;
+        for (int i = 0; i < _syn.Length; i++) if (!_syn[i].Used) return i;
+        return -1;
+    }
+
+    private void Remove(int e)
+    {
+        _syn[e] = default;
+        _synCount--;
+    }
+
+    private void Complete(Ipv4Address from, int entry, SynParameters p, ref TcpInput ack)
+    {
+        if (_accept.Count >= Backlog) { Dropped++; _stack.Counters.Drop(StackDrop.TcpAcceptQueueFull); return; } // the peer retransmits its ACK or data
+        ushort port = ack.SourcePort;
+        if (entry >= 0)
+        {
+            if (_syn[entry].Retries == 0) p.HandshakeRtt = Now - new Instant(_syn[entry].SentAt);
+            Remove(entry);
+        }
+        var socket = _stack.CreateTcp(Options, LocalPort, from, port);
+        if (socket is null) { Dropped++; return; }
+        _stack.Counters.TcpPassiveOpens++;
+        socket.AcceptHandshake(p, ref ack);
+        if (socket.State == TcpState.Closed) return;
+        _accept.Enqueue(socket);
+        Observer?.OnTcpEvents(this, TcpEvents.Acceptable);
+    }
+
+    private void SendSynAck(ref SynEntry e)
+    {
+        ref var p = ref e.P;
+        var o = TcpOutOptions.None;
+        o.Mss = (ushort)Math.Min(65535, _stack.Options.Mtu - 40);
+        if (p.PeerWindowScale >= 0) o.WindowScale = (sbyte)ReceiveShift();
+        o.SackPermitted = p.SackPermitted;
+        if (p.Timestamps) { o.HasTimestamp = true; o.TsVal = (uint)(Now.Nanoseconds / 1_000_000) + p.TsOffset; o.TsEcr = p.TsRecent; }
+        _stack.SendTcpRaw(e.Remote, LocalPort, e.RemotePort, p.Iss, p.Irs + 1, TcpFlags.Syn | TcpFlags.Ack, (ushort)p.WindowOffered, o, null, 0, 0);
+        e.SentAt = Now.Nanoseconds;
+        e.DueAt = (Now + Duration.FromSeconds(1L << e.Retries)).Nanoseconds; // 1, 2, 4, 8, 16 s
+    }
+
+    /// <summary>The window scale our SYN-ACK announces: what the receive buffer needs.</summary>
+    private int ReceiveShift()
+    {
+        int cap = TcpSocketOptions.RoundUp(Options.ReceiveBufferSize), shift = 0;
+        while (shift < 14 && (cap >> shift) > 65535) shift++;
+        return shift;
+    }
+
+    internal void OnTimer()
+    {
+        _timerDue = 0;
+        long now = Now.Nanoseconds;
+        for (int i = 0; i < _syn.Length; i++)
+        {
+            ref var e = ref _syn[i];
+            if (!e.Used || e.DueAt > now) continue;
+            if (e.Retries >= SynAckRetries) { Remove(i); continue; }
+            e.Retries++;
+            SendSynAck(ref e);
+        }
+        Reschedule();
+    }
+
+    private void Reschedule()
+    {
+        long due = 0;
+        if (_synCount > 0)
+            foreach (ref readonly var e in _syn.AsSpan())
+                if (e.Used && (due == 0 || e.DueAt < due)) due = e.DueAt;
+        if (due == _timerDue) return;
+        _timerDue = due;
+        _stack.ScheduleListenerTimer(this, due);
+    }
+
+    // SYN cookies (RFC 4987 §3.6): the ISS is 5 bits of a 64-second counter, 3 bits for the MSS
+    // and 24 bits of a keyed hash over the 4-tuple, the peer's ISN and the counter. Window scale
+    // and SACK-permitted ride in the low 6 bits of our timestamp, when the peer uses timestamps.
+
+    private static long Counter(Instant now) => now.Nanoseconds / 64_000_000_000L;
+
+    private void SendCookie(Ipv4Address from, in TcpInput syn, SynParameters p)
+    {
+        int mssIndex = 0;
+        ushort peerMss = p.PeerMss == 0 ? (ushort)536 : p.PeerMss;
+        for (int i = CookieMss.Length - 1; i >= 0; i--) if (CookieMss[i] <= peerMss) { mssIndex = i; break; }
+        long counter = Counter(Now);
+        ushort port = syn.SourcePort;
+        uint hash = _stack.CookieHash(LocalPort, from, port, p.Irs, counter);
+        p.Iss = (uint)((counter & 31) << 27) | (uint)(mssIndex << 24) | (hash & 0xFFFFFF);
+        var o = TcpOutOptions.None;
+        o.Mss = (ushort)Math.Min(65535, _stack.Options.Mtu - 40);
+        if (p.Timestamps)
+        {
+            if (p.PeerWindowScale >= 0) o.WindowScale = (sbyte)ReceiveShift();
+            o.SackPermitted = p.SackPermitted;
+            uint bits = (uint)(p.PeerWindowScale >= 0 ? p.PeerWindowScale : 15) | (p.SackPermitted ? 16u : 0) | 32u;
+            uint now = (uint)(Now.Nanoseconds / 1_000_000) + p.TsOffset;
+            uint ts = (now & ~63u) | bits;
+            if (Seq.Gt(ts, now)) ts -= 64; // never ahead of the connection's clock, or the peer's PAWS would drop us later
+            o.HasTimestamp = true;
+            o.TsVal = ts;
+            o.TsEcr = p.TsRecent;
+        }
+        _stack.SendTcpRaw(from, LocalPort, port, p.Iss, p.Irs + 1, TcpFlags.Syn | TcpFlags.Ack, (ushort)p.WindowOffered, o, null, 0, 0);
+        SynCookiesSent++;
+        _stack.Counters.TcpSynCookiesSent++;
+        _lastCookieAt = Now.Nanoseconds;
+    }
+
+    private bool TryCookie(Ipv4Address from, ref TcpInput ack)
+    {
+        if (!_stack.Options.SynCookies || Now.Nanoseconds - _lastCookieAt > 128_000_000_000L) return false;
+        uint cookie = ack.Ack - 1, irs = ack.Seq - 1;
+        long counter = Counter(Now);
+        ushort port = ack.SourcePort;
+        for (long c = counter; c >= counter - 1; c--)
+        {
+            if ((cookie >> 27) != (uint)(c & 31)) continue;
+            if ((_stack.CookieHash(LocalPort, from, port, irs, c) & 0xFFFFFF) != (cookie & 0xFFFFFF)) continue;
+            var p = new SynParameters
+            {
+                Iss = cookie, Irs = irs, PeerMss = CookieMss[(cookie >> 24) & 7], PeerWindowScale = -1,
+                TsOffset = _stack.TimestampOffset(LocalPort, from, port),
+                WindowOffered = (uint)Math.Min(65535, Math.Min(TcpSocketOptions.RoundUp(Options.ReceiveBufferSize), Math.Max(Options.InitialReceiveWindow, 4 * 1460))),
+                PeerWindow = ack.Window,
+            };
+            if (ack.HasTimestamp && (ack.TsEcr & 32) != 0 && Options.Timestamps)
+            {
+                uint ws = ack.TsEcr & 15;
+                p.PeerWindowScale = ws == 15 || !Options.WindowScaling ? (sbyte)-1 : (sbyte)ws;
+                p.SackPermitted = (ack.TsEcr & 16) != 0 && Options.SelectiveAck;
+                p.Timestamps = true;
+                p.TsRecent = ack.TsVal;
+            }
+            SynCookiesAccepted++;
+            _stack.Counters.TcpSynCookiesAccepted++;
+            Complete(from, -1, p, ref ack);
+            return true;
+        }
+        _stack.Counters.Drop(StackDrop.TcpBadCookie);
+        return false;
+    }
+}

@@ -1,0 +1,257 @@
+using Netloom.Time;
+using Netloom.Wire;
+
+namespace Netloom.Stack;
+
+/// <summary>
+/// One TCP connection (RFC 9293's TCB) of an <see cref="Interface"/>: the state machine, the
+/// send and receive buffers, retransmission, congestion and flow control. Used on the stack's
+/// owner thread (or with the stack lock held); <see cref="Send"/> and <see cref="Receive"/> never
+/// block. Input, output and timers live in the partial files of the same name.
+/// </summary>
+public sealed partial class TcpSocket
+{
+    private readonly Interface _stack;
+    private readonly TcpSocketOptions _options;
+    private readonly ByteRing _sendBuffer, _recvBuffer;
+    private readonly Assembler _outOfOrder = new();
+    private readonly SackScoreboard _scoreboard = new();
+    private readonly RttEstimator _rtt;
+    private CongestionControl _cc;
+    internal int Slot = -1, Timer = -1;
+
+    // Send sequence variables (RFC 9293 §3.3.1). SND.MAX is the highest sequence sent; after a
+    // timeout SND.NXT goes back to SND.UNA and climbs again (go-back-N, skipping SACKed data).
+    internal uint Iss, SndUna, SndNxt, SndMax, SndWl1, SndWl2;
+    internal uint SndWnd, MaxSndWnd;
+    private uint _sndBufSeq;         // sequence number of the send buffer's first byte
+    private byte _sndShift, _rcvShift;
+    private int _mss = 536;          // payload bytes per segment, options excluded
+    private int _peerMss = 536;
+
+    // Receive sequence variables.
+    internal uint Irs, RcvNxt;
+    private uint _rcvAdvEdge;        // RCV.NXT + the window last advertised: never moved back
+    private int _rcvWndLimit;        // autotuned cap on the offered window
+    private long _rcvTuneStart, _rcvTuneCopied;
+
+    // Options in force.
+    private bool _tsOk, _sackOk;
+    private uint _tsRecent, _tsOffset, _lastAckSent;
+    private long _tsRecentAge;
+
+    // Closing.
+    private bool _finQueued, _finSent, _finReceived, _finPending;
+    private uint _finSeq, _peerFinSeq;
+
+    // Loss recovery (RFC 6582 NewReno without SACK, RFC 6675 with it).
+    private int _dupAcks, _recoveryInflation;
+    private bool _inRecovery, _newRenoRetransmit, _timeoutRecover;
+    private uint _recover, _highRxt;
+
+    // Round-trip timing of one segment at a time (Karn's rule: never a retransmitted one).
+    private bool _rttTiming;
+    private uint _rttSeq;
+    private long _rttStart;
+
+    // Timer deadlines in nanoseconds; 0 when off. One wheel timer covers the earliest.
+    private long _rtoAt, _ackAt, _persistAt, _keepAt, _closeAt, _timerDue;
+    private int _retries, _keepProbes, _persistBackoff;
+    private long _lastHeardAt, _unackedSince;
+    private int _quickAcks, _unackedSegments;
+    private bool _ackNow;
+    private TcpEvents _pendingEvents;
+
+    internal TcpSocket(Interface stack, TcpSocketOptions options, ushort localPort, Ipv4Address remote, ushort remotePort)
+    {
+        _stack = stack;
+        _options = options;
+        LocalPort = localPort;
+        RemoteAddress = remote;
+        RemotePort = remotePort;
+        _sendBuffer = new ByteRing(TcpSocketOptions.RoundUp(options.SendBufferSize));
+        _recvBuffer = new ByteRing(TcpSocketOptions.RoundUp(options.ReceiveBufferSize));
+        _rtt = new RttEstimator(options.InitialRto, options.MinRto, options.MaxRto);
+        _cc = CongestionControl.Create(options.Congestion, _mss, options.InitialWindowSegments);
+        _rcvWndLimit = Math.Min(_recvBuffer.Capacity, Math.Max(options.InitialReceiveWindow, 4 * 1460));
+        while (_options.WindowScaling && _rcvShift < 14 && (_recvBuffer.Capacity >> _rcvShift) > 65535) _rcvShift++;
+        _quickAcks = options.QuickAcks;
+        NoDelay = options.NoDelay;
+    }
+
+    internal ByteRing SendRing => _sendBuffer;
+    public ushort LocalPort { get; }
+    public Ipv4Address LocalAddress => _stack.Address;
+    public Ipv4Address RemoteAddress { get; }
+    public ushort RemotePort { get; }
+    public TcpState State { get; private set; }
+    public TcpError Error { get; private set; }
+    public bool NoDelay { get; set; }
+    /// <summary>Told about this connection's events (the socket layer's hook).</summary>
+    public ITcpObserver? Observer { get; set; }
+    /// <summary>Whatever the owner wants to keep with the connection.</summary>
+    public object? UserState { get; set; }
+
+    public string CongestionControlName => _cc.Name;
+    public int CongestionWindow => _cc.Cwnd;
+    public int SlowStartThreshold => _cc.Ssthresh;
+    public Duration SmoothedRtt => _rtt.Smoothed;
+    public int MaxSegmentSize => _mss;
+    public bool TimestampsEnabled => _tsOk;
+    public bool SackEnabled => _sackOk;
+    public int SendWindowScale => _sndShift;
+    public int ReceiveWindowScale => _rcvShift;
+    public int ReceiveWindowLimit => _rcvWndLimit;
+    public uint SendWindow => SndWnd;
+
+    public long SegmentsIn { get; private set; }
+    public long SegmentsOut { get; private set; }
+    public long Retransmits { get; private set; }
+    public long BytesSent { get; private set; }
+    public long BytesReceived { get; private set; }
+    public long Timeouts { get; private set; }
+    public long FastRecoveries { get; private set; }
+
+    /// <summary>Bytes waiting to be read.</summary>
+    public int Available => _recvBuffer.Count;
+    /// <summary>Bytes <see cref="Send"/> would take now.</summary>
+    public int SendSpace => CanSend ? _sendBuffer.Free : 0;
+    /// <summary>Bytes queued to send and not yet acknowledged.</summary>
+    public int SendQueued => _sendBuffer.Count;
+    /// <summary>The peer finished sending and every byte has been read: reads return 0 from now on.</summary>
+    public bool ReceiveFinished => (_finReceived || State == TcpState.Closed) && _recvBuffer.IsEmpty;
+    public bool IsConnected => State is TcpState.Established or TcpState.CloseWait or TcpState.FinWait1 or TcpState.FinWait2;
+    private bool CanSend => State is TcpState.Established or TcpState.CloseWait or TcpState.SynSent or TcpState.SynReceived && !_finQueued;
+
+    private Instant Now => _stack.Now;
+
+    /// <summary>
+    /// Queues as much of <paramref name="data"/> as fits and sends what the windows allow.
+    /// Returns the bytes taken (0 when the buffer is full). Throws once the sending side is shut
+    /// or the connection failed.
+    /// </summary>
+    public int Send(ReadOnlySpan<byte> data)
+    {
+        if (Error != TcpError.None) ThrowFailed();
+        if (!CanSend) throw new InvalidOperationException($"cannot send in {State}{(_finQueued ? " after shutdown" : "")}");
+        int n = _sendBuffer.Write(data);
+        if (n > 0 && IsConnected) { Output(); Flush(); }
+        return n;
+    }
+
+    /// <summary>Copies received bytes out; 0 when none are waiting (see <see cref="ReceiveFinished"/>).</summary>
+    public int Receive(Span<byte> buffer)
+    {
+        int n = _recvBuffer.Read(buffer);
+        if (n > 0) AfterRead(n);
+        return n;
+    }
+
+    /// <summary>The waiting bytes as two spans, for readers that parse in place; then <see cref="Consume"/>.</summary>
+    public void PeekReceived(out ReadOnlySpan<byte> first, out ReadOnlySpan<byte> second) => _recvBuffer.GetReadable(out first, out second);
+
+    public void Consume(int count)
+    {
+        _recvBuffer.Consume(count);
+        if (count > 0) AfterRead(count);
+    }
+
+    /// <summary>Shuts the sending side: a FIN follows the queued data (RFC 9293 §3.10.4).</summary>
+    public void Shutdown()
+    {
+        switch (State)
+        {
+            case TcpState.SynSent:
+                Finish(TcpError.None);
+                break;
+            case TcpState.SynReceived or TcpState.Established:
+                _finQueued = true;
+                State = TcpState.FinWait1;
+                Output(); Flush();
+                break;
+            case TcpState.CloseWait:
+                _finQueued = true;
+                State = TcpState.LastAck;
+                Output(); Flush();
+                break;
+        }
+    }
+
+    /// <summary>
+    /// Closes: like <see cref="Shutdown"/>, except that unread received data aborts the connection
+    /// with a RST so the peer learns it was not read (RFC 2525 §2.17).
+    /// </summary>
+    public void Close()
+    {
+        if (!_recvBuffer.IsEmpty && State is TcpState.Established or TcpState.CloseWait or TcpState.FinWait1 or TcpState.FinWait2) Abort();
+        else Shutdown();
+    }
+
+    /// <summary>Resets the connection at once (RFC 9293 §3.10.5): a RST, buffers discarded.</summary>
+    public void Abort()
+    {
+        if (State is TcpState.Closed or TcpState.TimeWait) { if (State == TcpState.TimeWait) Finish(TcpError.None); return; }
+        if (State != TcpState.SynSent) SendControl(SndNxt, RcvNxt, TcpFlags.Rst | TcpFlags.Ack);
+        Finish(TcpError.Aborted);
+        Flush();
+    }
+
+    private void ThrowFailed() => throw new InvalidOperationException(Error switch
+    {
+        TcpError.Refused => $"connection to {RemoteAddress}:{RemotePort} was refused",
+        TcpError.Reset => $"connection to {RemoteAddress}:{RemotePort} was reset by the peer",
+        TcpError.TimedOut => $"connection to {RemoteAddress}:{RemotePort} timed out",
+        _ => $"connection to {RemoteAddress}:{RemotePort} was aborted",
+    });
+
+    /// <summary>The user read <paramref name="n"/> bytes: autotune the window and offer more when worthwhile.</summary>
+    private void AfterRead(int n)
+    {
+        _rcvTuneCopied += n;
+        long now = Now.Nanoseconds, rtt = Math.Max(_rtt.HasSample ? _rtt.Smoothed.Nanoseconds : 0, 1_000_000);
+        if (now - _rcvTuneStart >= rtt)
+        {
+            // Dynamic right-sizing: a reader that drains half the window per round trip gets twice as much.
+            if (_rcvTuneCopied * 2 >= _rcvWndLimit) _rcvWndLimit = (int)Math.Min(_recvBuffer.Capacity, Math.Max(_rcvWndLimit, 2 * _rcvTuneCopied));
+            _rcvTuneStart = now;
+            _rcvTuneCopied = 0;
+        }
+        if (State is TcpState.Established or TcpState.FinWait1 or TcpState.FinWait2)
+        {
+            uint edge = RcvNxt + (uint)OfferableWindow();
+            // Tell the peer when the window grew by two segments or half the buffer (RFC 9293 §3.8.6.2.2).
+            if (Seq.Gt(edge, _rcvAdvEdge) && edge - _rcvAdvEdge >= Math.Min(_recvBuffer.Capacity / 2, 2 * _mss))
+            {
+                SendAck();
+                Flush();
+            }
+        }
+    }
+
+    private void Raise(TcpEvents e) => _pendingEvents |= e;
+
+    /// <summary>Hands accumulated events to the observer.</summary>
+    internal void Notify()
+    {
+        if (_pendingEvents == TcpEvents.None) return;
+        var e = _pendingEvents;
+        _pendingEvents = TcpEvents.None;
+        Observer?.OnTcpEvents(this, e);
+    }
+
+    private void Flush() => _stack.FlushTcp();
+
+    /// <summary>Enters CLOSED (or TIME_WAIT's end) and gives the connection's slot back.</summary>
+    private void Finish(TcpError error)
+    {
+        if (error != TcpError.None && Error == TcpError.None) Error = error;
+        if (error is TcpError.Reset or TcpError.Aborted or TcpError.Refused or TcpError.TimedOut) _recvBuffer.Consume(_recvBuffer.Count);
+        State = TcpState.Closed;
+        _rtoAt = _ackAt = _persistAt = _keepAt = _closeAt = 0;
+        _stack.ReleaseTcp(this);
+        Raise(TcpEvents.Closed | TcpEvents.Readable | TcpEvents.Writable);
+        Notify();
+    }
+
+    public override string ToString() => $"{LocalAddress}:{LocalPort} -> {RemoteAddress}:{RemotePort} {State}";
+}
