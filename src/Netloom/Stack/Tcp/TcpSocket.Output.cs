@@ -92,7 +92,7 @@ public sealed partial class TcpSocket
         // Nagle (RFC 896, RFC 9293 §3.7.4) and sender-side SWS avoidance (§3.8.6.2.1): a short
         // segment goes only when it carries everything queued and nothing is outstanding (or
         // NoDelay), or when it fills half the largest window the peer has offered.
-        if (!retransmit && !fin && len < _mss)
+        if (!retransmit && !fin && len < _mss && !_swsOverride)
         {
             bool allQueued = len == avail;
             bool idle = SndMax == SndUna;

@@ -78,10 +78,18 @@ public sealed partial class TcpSocket
     /// <summary>The peer's window is closed: send one byte past it to learn when it opens (RFC 9293 §3.8.6.1).</summary>
     private void OnPersist()
     {
-        if (SndWnd != 0 || !Seq.Lt(SndUna, DataEnd) || State is not (TcpState.Established or TcpState.CloseWait or TcpState.FinWait1 or TcpState.LastAck or TcpState.Closing))
+        if (!Seq.Lt(SndUna, DataEnd) || State is not (TcpState.Established or TcpState.CloseWait or TcpState.FinWait1 or TcpState.LastAck or TcpState.Closing))
         {
             _persistBackoff = 0;
-            if (SndWnd != 0) Output();
+            return;
+        }
+        if (SndWnd != 0)
+        {
+            // The window is open but too small for sender SWS avoidance, and nothing is in flight
+            // to bring a larger one: the override timeout sends what fits (RFC 9293 §3.8.6.2.1).
+            _swsOverride = true;
+            Output();
+            _swsOverride = false;
             return;
         }
         var o = TcpOutOptions.None;

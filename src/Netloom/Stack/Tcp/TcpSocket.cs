@@ -59,7 +59,7 @@ public sealed partial class TcpSocket
     private int _retries, _keepProbes, _persistBackoff;
     private long _lastHeardAt, _unackedSince;
     private int _quickAcks, _unackedSegments;
-    private bool _ackNow;
+    private bool _ackNow, _swsOverride;
     private TcpEvents _pendingEvents;
 
     internal TcpSocket(Interface stack, TcpSocketOptions options, ushort localPort, Ipv4Address remote, ushort remotePort)
@@ -135,7 +135,7 @@ public sealed partial class TcpSocket
         if (Error != TcpError.None) ThrowFailed();
         if (!CanSend) throw new InvalidOperationException($"cannot send in {State}{(_finQueued ? " after shutdown" : "")}");
         int n = _sendBuffer.Write(data);
-        if (n > 0 && IsConnected) { Output(); Flush(); }
+        if (n > 0 && IsConnected) { Output(); AfterCall(); }
         return n;
     }
 
@@ -167,12 +167,12 @@ public sealed partial class TcpSocket
             case TcpState.SynReceived or TcpState.Established:
                 _finQueued = true;
                 State = TcpState.FinWait1;
-                Output(); Flush();
+                Output(); AfterCall();
                 break;
             case TcpState.CloseWait:
                 _finQueued = true;
                 State = TcpState.LastAck;
-                Output(); Flush();
+                Output(); AfterCall();
                 break;
         }
     }
@@ -223,7 +223,7 @@ public sealed partial class TcpSocket
             if (Seq.Gt(edge, _rcvAdvEdge) && edge - _rcvAdvEdge >= Math.Min(_recvBuffer.Capacity / 2, 2 * _mss))
             {
                 SendAck();
-                Flush();
+                AfterCall();
             }
         }
     }
@@ -241,6 +241,13 @@ public sealed partial class TcpSocket
 
     private void Flush() => _stack.FlushTcp();
 
+    /// <summary>After a call from the owner: timers follow what was sent, frames go out.</summary>
+    private void AfterCall()
+    {
+        if (State != TcpState.Closed) Reschedule();
+        Flush();
+    }
+
     /// <summary>Enters CLOSED (or TIME_WAIT's end) and gives the connection's slot back.</summary>
     private void Finish(TcpError error)
     {
@@ -254,4 +261,10 @@ public sealed partial class TcpSocket
     }
 
     public override string ToString() => $"{LocalAddress}:{LocalPort} -> {RemoteAddress}:{RemotePort} {State}";
+
+    /// <summary>The connection's variables, for debugging and `netloom host` diagnostics.</summary>
+    public string Describe() =>
+        $"{this} una={SndUna - Iss} nxt={SndNxt - Iss} max={SndMax - Iss} wnd={SndWnd} cwnd={_cc.Cwnd} ssthresh={_cc.Ssthresh} queued={_sendBuffer.Count} " +
+        $"rcvnxt={RcvNxt - Irs} adv={_rcvAdvEdge - RcvNxt} avail={_recvBuffer.Count} ooo={_outOfOrder.Count} recovery={_inRecovery} dup={_dupAcks} sacked={_scoreboard.SackedBytes} " +
+        $"fin(q={_finQueued} sent={_finSent} rcvd={_finReceived}) rto={_rtoAt} persist={_persistAt} ack={_ackAt} due={_timerDue} retries={_retries}";
 }
