@@ -162,6 +162,19 @@ internal sealed class TcpLab
         return got.ToArray();
     }
 
+    /// <summary>A TCP segment as if from B's side of <paramref name="s"/> (a connection on A) — for forged RSTs, SYNs and the like.</summary>
+    public static byte[] Forge(TcpSocket onA, uint seq, uint ack, TcpFlags flags, ReadOnlySpan<byte> payload = default, ushort window = 1000)
+    {
+        var frame = new byte[1514];
+        var tcp = new TcpRepr
+        {
+            SourcePort = onA.RemotePort, DestinationPort = onA.LocalPort, SequenceNumber = seq, AcknowledgmentNumber = ack,
+            Flags = flags, Window = window, PayloadLength = payload.Length,
+        };
+        int n = FrameBuilder.Tcp(frame, new EthernetRepr(MacB, MacA, EtherType.Ipv4), new Ipv4Repr(onA.RemoteAddress, onA.LocalAddress, IpProtocol.Tcp, 0), tcp, payload);
+        return frame[..n];
+    }
+
     public static byte[] RandomBytes(int n, int seed)
     {
         var b = new byte[n];

@@ -190,3 +190,313 @@ public class TcpLossTests
 
     public static TheoryData<int> Seeds() => new() { 1000, 1025, 1050, 1075, 1100, 1125, 1150, 1175 };
 }
+
+/// <summary>The state machine's less travelled transitions, and RFC 5961's defences.</summary>
+public class TcpStateTests
+{
+    private static Duration S(long s) => Duration.FromSeconds(s);
+    private static Duration Ms(long ms) => Duration.FromMilliseconds(ms);
+
+    [Fact]
+    public void Simultaneous_open_reaches_established_on_both_sides()
+    {
+        var lab = new TcpLab();
+        var a = lab.StackA.Connect(TcpLab.IpB, 5000, localPort: 6000);
+        var b = lab.StackB.Connect(TcpLab.IpA, 6000, localPort: 5000);
+        Assert.True(lab.RunUntil(() => a.State == TcpState.Established && b.State == TcpState.Established, S(10)), $"{a.State} {b.State}");
+        var data = TcpLab.RandomBytes(20000, 1);
+        Assert.Equal(data, lab.Transfer(a, b, data, S(10), close: false));
+    }
+
+    [Fact]
+    public void Simultaneous_close_goes_through_closing_to_time_wait_on_both_sides()
+    {
+        var lab = new TcpLab();
+        var (c, s, _) = lab.Connect();
+        c.Shutdown();
+        s.Shutdown();
+        Assert.Equal(TcpState.FinWait1, c.State);
+        Assert.True(lab.RunUntil(() => c.State == TcpState.TimeWait && s.State == TcpState.TimeWait, S(5)), $"{c.State} {s.State}");
+        Assert.True(lab.RunUntil(() => c.State == TcpState.Closed && s.State == TcpState.Closed, S(61)));
+    }
+
+    [Fact]
+    public void After_a_half_close_the_other_direction_keeps_flowing()
+    {
+        var lab = new TcpLab();
+        var (c, s, _) = lab.Connect();
+        c.Shutdown();
+        Assert.True(lab.RunUntil(() => s.ReceiveFinished && c.State == TcpState.FinWait2, S(5)));
+        Assert.Equal(TcpState.CloseWait, s.State);
+        Assert.Throws<InvalidOperationException>(() => c.Send(new byte[1]));
+        var data = TcpLab.RandomBytes(100_000, 2);
+        Assert.Equal(data, lab.Transfer(s, c, data, S(30)));
+        Assert.True(lab.RunUntil(() => s.State == TcpState.Closed && c.State == TcpState.TimeWait, S(5)));
+    }
+
+    [Fact]
+    public void A_syn_that_is_never_answered_times_out_after_the_retries()
+    {
+        var lab = new TcpLab();
+        lab.StackB.Listen(80);
+        lab.AtoB.Filter = _ => false;
+        var c = lab.StackA.Connect(TcpLab.IpB, 80, new TcpSocketOptions { SynRetries = 3 });
+        var start = lab.Now;
+        Assert.True(lab.RunUntil(() => c.State == TcpState.Closed, S(60)));
+        Assert.Equal(TcpError.TimedOut, c.Error);
+        Assert.InRange((lab.Now - start).TotalSeconds, 14.9, 15.1); // 1 + 2 + 4 + 8
+    }
+
+    [Fact]
+    public void A_lost_syn_ack_is_retransmitted_by_the_listener()
+    {
+        var lab = new TcpLab();
+        int synAcks = 0;
+        lab.BtoA.Filter = f => !(TcpLab.Tcp(f) is { } t && t.Flags == (TcpFlags.Syn | TcpFlags.Ack) && synAcks++ < 2);
+        var (c, s, l) = lab.Connect();
+        Assert.Equal(3, synAcks);
+        Assert.Equal(TcpState.Established, s.State);
+    }
+
+    [Fact]
+    public void An_in_window_rst_with_the_wrong_sequence_gets_a_challenge_ack_and_the_connection_survives()
+    {
+        var lab = new TcpLab { Record = true };
+        var (c, s, _) = lab.Connect();
+        lab.A.Inject(TcpLab.Forge(c, c.RcvNxt + 100, 0, TcpFlags.Rst));
+        lab.Run(Ms(5));
+        Assert.Equal(TcpState.Established, c.State);
+        Assert.Equal(1, lab.StackA.Counters.TcpChallengeAcks);
+        var challenge = lab.Frames.Where(f => f.From == 'A').Select(f => TcpLab.Tcp(f.Frame)).Last();
+        Assert.Equal(TcpFlags.Ack, challenge!.Value.Flags);
+        Assert.Equal(c.RcvNxt, challenge.Value.Ack);
+        var data = TcpLab.RandomBytes(5000, 3);
+        Assert.Equal(data, lab.Transfer(c, s, data, S(5), close: false));
+    }
+
+    [Fact]
+    public void An_out_of_window_rst_is_ignored_and_an_exact_one_resets()
+    {
+        var lab = new TcpLab();
+        var (c, _, _) = lab.Connect();
+        lab.A.Inject(TcpLab.Forge(c, c.RcvNxt + 10_000_000, 0, TcpFlags.Rst));
+        lab.Run(Ms(5));
+        Assert.Equal(TcpState.Established, c.State);
+        Assert.Equal(0, lab.StackA.Counters.TcpChallengeAcks);
+        lab.A.Inject(TcpLab.Forge(c, c.RcvNxt, 0, TcpFlags.Rst));
+        lab.Run(Ms(5));
+        Assert.Equal(TcpState.Closed, c.State);
+        Assert.Equal(TcpError.Reset, c.Error);
+        Assert.Throws<InvalidOperationException>(() => c.Send(new byte[1]));
+    }
+
+    [Fact]
+    public void A_syn_on_an_established_connection_gets_a_challenge_ack()
+    {
+        var lab = new TcpLab();
+        var (c, _, _) = lab.Connect();
+        lab.A.Inject(TcpLab.Forge(c, c.RcvNxt + 5, 0, TcpFlags.Syn));
+        lab.Run(Ms(5));
+        Assert.Equal(TcpState.Established, c.State);
+        Assert.Equal(1, lab.StackA.Counters.TcpChallengeAcks);
+    }
+
+    [Fact]
+    public void Data_acknowledging_the_future_is_dropped_with_an_ack()
+    {
+        var lab = new TcpLab();
+        var (c, _, _) = lab.Connect();
+        lab.A.Inject(TcpLab.Forge(c, c.RcvNxt, c.SndMax + 100_000, TcpFlags.Ack, "evil"u8));
+        lab.Run(Ms(5));
+        Assert.Equal(0, c.Available);
+        Assert.Equal(TcpState.Established, c.State);
+    }
+
+    [Fact]
+    public void A_zero_window_is_probed_until_the_reader_drains_it()
+    {
+        var lab = new TcpLab { Record = true };
+        var small = new TcpSocketOptions { ReceiveBufferSize = 8192 };
+        var (c, s, _) = lab.Connect(server: small);
+        var data = TcpLab.RandomBytes(100_000, 4);
+        int sent = c.Send(data);
+        lab.Run(S(20)); // nobody reads on B
+        Assert.Equal(8192, s.Available);
+        var probes = lab.Frames.Count(f => f.From == 'A' && TcpLab.Tcp(f.Frame) is { Len: 1 });
+        Assert.InRange(probes, 3, 12); // backed off, not a flood
+        var got = new MemoryStream();
+        var buf = new byte[4096];
+        Assert.True(lab.RunUntil(() =>
+        {
+            if (sent < data.Length) sent += c.Send(data.AsSpan(sent));
+            int n;
+            while ((n = s.Receive(buf)) > 0) got.Write(buf, 0, n);
+            return got.Length == data.Length;
+        }, S(60)));
+        Assert.Equal(data, got.ToArray());
+    }
+
+    [Fact]
+    public void Keep_alive_probes_keep_a_live_connection_and_kill_a_dead_one()
+    {
+        var lab = new TcpLab();
+        var ka = new TcpSocketOptions { KeepAlive = true, KeepAliveIdle = S(10), KeepAliveInterval = S(2), KeepAliveProbes = 3 };
+        var (c, s, _) = lab.Connect(client: ka);
+        lab.Run(S(60));
+        Assert.Equal(TcpState.Established, c.State); // B answered every probe
+        lab.BtoA.Filter = _ => false;                // now B goes silent
+        var start = lab.Now;
+        Assert.True(lab.RunUntil(() => c.State == TcpState.Closed, S(60)));
+        Assert.Equal(TcpError.TimedOut, c.Error);
+        Assert.InRange((lab.Now - start).TotalSeconds, 6.0, 16.1); // what is left of the idle time, then 3 probes 2 s apart
+    }
+
+    [Fact]
+    public void A_new_syn_may_reuse_a_four_tuple_in_time_wait_when_its_sequence_is_ahead()
+    {
+        var lab = new TcpLab();
+        var l = lab.StackB.Listen(80);
+        var c = lab.StackA.Connect(TcpLab.IpB, 80, localPort: 40000);
+        TcpSocket? s = null;
+        Assert.True(lab.RunUntil(() => c.State == TcpState.Established && l.TryAccept(out s), S(5)));
+        s!.Shutdown(); // the server closes first: it holds TIME_WAIT
+        Assert.True(lab.RunUntil(() => c.ReceiveFinished, S(5)));
+        c.Shutdown();
+        Assert.True(lab.RunUntil(() => s.State == TcpState.TimeWait && c.State == TcpState.Closed, S(5)));
+        lab.Run(S(1)); // the ISN clock moves on
+        var again = lab.StackA.Connect(TcpLab.IpB, 80, localPort: 40000);
+        TcpSocket? s2 = null;
+        Assert.True(lab.RunUntil(() => again.State == TcpState.Established && l.TryAccept(out s2), S(5)), $"{again.State} {again.Error}");
+        Assert.Equal(TcpState.Closed, s.State);
+    }
+
+    [Fact]
+    public void A_full_syn_queue_answers_with_cookies_and_the_handshake_still_completes()
+    {
+        var lab = new TcpLab { Record = true };
+        var l = lab.StackB.Listen(80, backlog: 8, synQueue: 4);
+        // Four half-open connections from spoofed ports that never answer fill the queue.
+        for (ushort p = 1; p <= 4; p++)
+        {
+            var syn = new TcpRepr { SourcePort = p, DestinationPort = 80, SequenceNumber = 1000u * p, Flags = TcpFlags.Syn, Window = 1000, MaxSegmentSize = 1460 };
+            var frame = new byte[100];
+            int n = FrameBuilder.Tcp(frame, new EthernetRepr(TcpLab.MacA, TcpLab.MacB, EtherType.Ipv4), new Ipv4Repr(TcpLab.IpA, TcpLab.IpB, IpProtocol.Tcp, 0), syn, default);
+            lab.B.Inject(frame[..n]);
+        }
+        lab.AtoB.Filter = null;
+        lab.BtoA.Filter = f => TcpLab.Tcp(f) is not { } t || t.Ack >= 5000 || t.Ack == 0; // SYN-ACKs to the spoofed SYNs vanish
+        lab.Run(Ms(5));
+        Assert.Equal(4, l.HalfOpen);
+        var c = lab.StackA.Connect(TcpLab.IpB, 80);
+        TcpSocket? s = null;
+        Assert.True(lab.RunUntil(() => c.State == TcpState.Established && l.TryAccept(out s), S(5)), $"{c.State}");
+        Assert.Equal(1, l.SynCookiesSent);
+        Assert.Equal(1, l.SynCookiesAccepted);
+        Assert.True(c.SackEnabled && c.TimestampsEnabled, "the timestamp carried SACK and window scale through the cookie");
+        var data = TcpLab.RandomBytes(200_000, 5);
+        Assert.Equal(data, lab.Transfer(c, s!, data, S(30)));
+    }
+
+    [Fact]
+    public void An_ack_with_a_forged_cookie_is_answered_with_a_reset()
+    {
+        var lab = new TcpLab();
+        var l = lab.StackB.Listen(80);
+        var ack = new TcpRepr { SourcePort = 5555, DestinationPort = 80, SequenceNumber = 1, AcknowledgmentNumber = 12345, Flags = TcpFlags.Ack, Window = 1000 };
+        var frame = new byte[100];
+        int n = FrameBuilder.Tcp(frame, new EthernetRepr(TcpLab.MacA, TcpLab.MacB, EtherType.Ipv4), new Ipv4Repr(TcpLab.IpA, TcpLab.IpB, IpProtocol.Tcp, 0), ack, default);
+        lab.B.Inject(frame[..n]);
+        lab.Run(Ms(5));
+        Assert.Equal(0, l.Pending);
+        Assert.Equal(1, lab.StackB.Counters.TcpResetsOut);
+    }
+
+    [Fact]
+    public void A_full_accept_queue_drops_new_syns_until_the_application_accepts()
+    {
+        var lab = new TcpLab();
+        var l = lab.StackB.Listen(80, backlog: 2);
+        var clients = Enumerable.Range(0, 3).Select(_ => lab.StackA.Connect(TcpLab.IpB, 80)).ToList();
+        lab.Run(S(2));
+        Assert.Equal(2, l.Pending); // the third handshake's ACK was dropped: it waits in the SYN queue
+        Assert.Equal(1, l.HalfOpen);
+        Assert.True(l.Dropped > 0);
+        Assert.True(l.TryAccept(out _));
+        // The listener's SYN-ACK retransmission draws a fresh ACK, and the third connection completes.
+        Assert.True(lab.RunUntil(() => l.Pending == 2, S(10)));
+        Assert.Equal(0, l.HalfOpen);
+    }
+
+    [Fact]
+    public void Acks_are_delayed_for_a_lone_segment_and_immediate_for_every_second()
+    {
+        var lab = new TcpLab { Record = true };
+        var (c, s, _) = lab.Connect(server: new TcpSocketOptions { QuickAcks = 0 });
+        lab.Frames.Clear();
+        c.Send(new byte[100]);
+        var sentAt = lab.Now;
+        lab.RunUntil(() => lab.Frames.Any(f => f.From == 'B'), S(1));
+        var delay = lab.Now - sentAt;
+        Assert.InRange(delay.Milliseconds, 39, 42); // the 40 ms delayed ACK (plus the link)
+        lab.Frames.Clear();
+        c.NoDelay = true;
+        c.Send(new byte[2 * c.MaxSegmentSize]);
+        sentAt = lab.Now;
+        lab.RunUntil(() => lab.Frames.Any(f => f.From == 'B'), S(1));
+        Assert.True((lab.Now - sentAt).Milliseconds < 5, "the second full segment is acknowledged at once");
+    }
+
+    [Fact]
+    public void Nagle_holds_small_writes_while_data_is_outstanding_and_no_delay_sends_them()
+    {
+        var lab = new TcpLab { Record = true };
+        var (c, _, _) = lab.Connect();
+        lab.Frames.Clear();
+        c.Send(new byte[10]);
+        c.Send(new byte[10]);
+        c.Send(new byte[10]);
+        Assert.Equal(1, lab.Frames.Count(f => f.From == 'A')); // the first went, the rest wait for its ACK
+        lab.Run(Ms(50));
+        Assert.Equal(20, lab.Frames.Where(f => f.From == 'A').Select(f => TcpLab.Tcp(f.Frame)!.Value.Len).Sum() - 10);
+        lab.Frames.Clear();
+        c.NoDelay = true;
+        c.Send(new byte[10]);
+        c.Send(new byte[10]);
+        Assert.Equal(2, lab.Frames.Count(f => f.From == 'A'));
+    }
+
+    [Fact]
+    public void Closing_with_unread_data_resets_the_connection()
+    {
+        var lab = new TcpLab();
+        var (c, s, _) = lab.Connect();
+        c.Send(new byte[100]);
+        lab.Run(Ms(50));
+        s.Close();
+        Assert.Equal(TcpError.Aborted, s.Error);
+        Assert.True(lab.RunUntil(() => c.State == TcpState.Closed, S(1)));
+        Assert.Equal(TcpError.Reset, c.Error);
+    }
+
+    [Fact]
+    public void The_receive_window_autotunes_up_to_the_buffer_for_a_fast_reader()
+    {
+        var lab = new TcpLab();
+        var big = new TcpSocketOptions { ReceiveBufferSize = 4 << 20, InitialReceiveWindow = 64 << 10 };
+        var (c, s, _) = lab.Connect(server: big);
+        Assert.Equal(64 << 10, s.ReceiveWindowLimit);
+        var data = TcpLab.RandomBytes(8 << 20, 6);
+        Assert.Equal(data, lab.Transfer(c, s, data, S(60)));
+        Assert.True(s.ReceiveWindowLimit > 256 << 10, $"window limit {s.ReceiveWindowLimit}");
+    }
+
+    [Fact]
+    public void Memory_is_bounded_by_the_connection_table()
+    {
+        var lab = new TcpLab(tweak: o => o with { TcpConnections = 4 });
+        lab.StackB.Listen(80);
+        for (int i = 0; i < 4; i++) lab.StackA.Connect(TcpLab.IpB, 80);
+        var e = Assert.Throws<InvalidOperationException>(() => lab.StackA.Connect(TcpLab.IpB, 80));
+        Assert.Contains("TcpConnections", e.Message);
+    }
+}
