@@ -67,6 +67,7 @@ public sealed partial class Interface
     /// Opens a connection (active OPEN): the SYN goes out now, and the socket reports
     /// <see cref="TcpEvents.Connected"/> or fails with <see cref="TcpError.Refused"/> or
     /// <see cref="TcpError.TimedOut"/>. The local port is random (RFC 6056 §3.3.1) unless given.
+    /// Timers start from the stack's clock: call <see cref="Poll"/> or <see cref="Advance"/> first.
     /// </summary>
     public TcpSocket Connect(Ipv4Address remote, ushort port, TcpSocketOptions? options = null, ushort localPort = 0)
     {
@@ -222,25 +223,26 @@ public sealed partial class Interface
         if (_tcp.TryGetValue(key, out var s)) s.IcmpUnreachable(icmp.Code);
     }
 
-    internal void SendTcp(TcpSocket s, uint seq, uint ack, TcpFlags flags, ushort window, in TcpOutOptions o, int dataOffset, int length) =>
+    internal bool SendTcp(TcpSocket s, uint seq, uint ack, TcpFlags flags, ushort window, in TcpOutOptions o, int dataOffset, int length) =>
         SendTcpRaw(s.RemoteAddress, s.LocalPort, s.RemotePort, seq, ack, flags, window, o, length > 0 ? s.SendRing : null, dataOffset, length);
 
     /// <summary>
     /// Builds one segment. With the next hop's address known it is written straight into the
     /// device's frame (headers, then the payload copied once from the send buffer); otherwise it
-    /// goes through IPv4's path and waits for ARP.
+    /// goes through IPv4's path and waits for ARP. False when the device has no transmit buffer:
+    /// the connection holds the segment back and retries after the next flush, instead of losing it.
     /// </summary>
-    internal void SendTcpRaw(Ipv4Address to, ushort sourcePort, ushort destinationPort, uint seq, uint ack, TcpFlags flags,
+    internal bool SendTcpRaw(Ipv4Address to, ushort sourcePort, ushort destinationPort, uint seq, uint ack, TcpFlags flags,
         ushort window, in TcpOutOptions o, ByteRing? data, int dataOffset, int length)
     {
         int hl = 20 + o.Length;
-        if (NextHop(to) is not { } hop) { Counters.Drop(StackDrop.NoRoute); return; }
-        Counters.TcpOut++;
+        if (NextHop(to) is not { } hop) { Counters.Drop(StackDrop.NoRoute); return true; }
         if (_neighbors.TryLookup(hop, out var mac))
         {
             int total = 14 + 20 + hl + length;
-            var frame = Transmit(total);
-            if (frame.IsEmpty) return;
+            var frame = _device.TryAllocateTransmit(total);
+            if (frame.IsEmpty) { Counters.TcpTransmitBlocked++; return false; }
+            Counters.TcpOut++;
             new EthernetRepr(_o.Mac, mac, EtherType.Ipv4).Emit(frame);
             var ip = new Ipv4Repr(_o.Address, to, IpProtocol.Tcp, hl + length, _o.Ttl) { Identification = _ipId++, DontFragment = true };
             ip.Emit(frame[14..]);
@@ -248,11 +250,34 @@ public sealed partial class Interface
             WriteTcp(segment, sourcePort, destinationPort, seq, ack, flags, window, o, data, dataOffset, length, to);
             Commit(total);
             Counters.Ipv4Out++;
-            return;
+            return true;
         }
+        Counters.TcpOut++;
         var t = _transport.AsSpan(0, hl + length);
         WriteTcp(t, sourcePort, destinationPort, seq, ack, flags, window, o, data, dataOffset, length, to);
         SendIpv4(to, IpProtocol.Tcp, t);
+        return true;
+    }
+
+    private List<TcpSocket> _txBlocked = [], _txRetrying = [];
+
+    /// <summary>A connection could not get a transmit buffer: it goes again after the next flush.</summary>
+    internal void BlockedOnDevice(TcpSocket s)
+    {
+        if (s.TxBlocked) return;
+        s.TxBlocked = true;
+        _txBlocked.Add(s);
+    }
+
+    private void RetryBlockedTcp()
+    {
+        (_txBlocked, _txRetrying) = (_txRetrying, _txBlocked);
+        foreach (var s in _txRetrying)
+        {
+            s.TxBlocked = false;
+            if (s.Slot >= 0) s.RetryOutput();
+        }
+        _txRetrying.Clear();
     }
 
     private void WriteTcp(Span<byte> segment, ushort sourcePort, ushort destinationPort, uint seq, uint ack, TcpFlags flags,

@@ -62,7 +62,7 @@ public sealed partial class Interface
     internal int ReassembliesInProgress => _reassembly.InProgress;
 
     /// <summary>When the interface next needs <see cref="Poll"/> for its timers; null when only new frames matter.</summary>
-    public Instant? PollAt() => _started ? _timers.NextDeadline() : _now;
+    public Instant? PollAt() => _started && _txBlocked.Count == 0 ? _timers.NextDeadline() : _now;
 
     /// <summary>Runs timers, processes up to <paramref name="budget"/> received frames, and flushes what was sent. Returns the frames processed.</summary>
     public int Poll(Instant now, int budget = 256)
@@ -84,6 +84,11 @@ public sealed partial class Interface
         }
         _device.ReleaseReceived();
         _device.Flush();
+        if (_txBlocked.Count > 0)
+        {
+            RetryBlockedTcp();
+            _device.Flush();
+        }
         return n;
     }
 

@@ -33,7 +33,7 @@ public sealed class StackCounters
 {
     public long FramesIn, FramesOut, ArpIn, ArpOut, Ipv4In, Ipv4Out, IcmpIn, IcmpOut, UdpIn, UdpOut;
     public long FragmentsIn, FragmentsOut, Reassembled;
-    public long TcpIn, TcpOut, TcpActiveOpens, TcpPassiveOpens, TcpResetsIn, TcpResetsOut, TcpChallengeAcks, TcpSynCookiesSent, TcpSynCookiesAccepted;
+    public long TcpIn, TcpOut, TcpActiveOpens, TcpPassiveOpens, TcpResetsIn, TcpResetsOut, TcpChallengeAcks, TcpSynCookiesSent, TcpSynCookiesAccepted, TcpTransmitBlocked;
     private readonly long[] _drops = new long[Enum.GetValues<StackDrop>().Length];
 
     public long Drops(StackDrop reason) => _drops[(int)reason];

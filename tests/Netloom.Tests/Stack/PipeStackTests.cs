@@ -78,6 +78,37 @@ public class PipeStackTests
     }
 
     [Fact]
+    public void A_tcp_transfer_over_a_pipe_allocates_nothing_per_segment()
+    {
+        using var p = new Pair();
+        p.Run(1); // the stacks' clocks start at their first poll
+        var listener = p.B.Listen(9);
+        var client = p.A.Connect(IpB, 9);
+        TcpSocket? server = null;
+        for (int i = 0; i < 200 && !(client.State == TcpState.Established && listener.TryAccept(out server)); i++) p.Run(1);
+        Assert.NotNull(server);
+        var chunk = new byte[16384];
+        var buf = new byte[65536];
+        long received = 0;
+        void Run(int segments)
+        {
+            long target = received + (long)segments * client.MaxSegmentSize;
+            while (received < target)
+            {
+                client.Send(chunk);
+                p.A.Poll(p.Now);
+                p.B.Poll(p.Now);
+                int n;
+                while ((n = server!.Receive(buf)) > 0) received += n;
+                p.Now += Duration.FromMicroseconds(20);
+            }
+        }
+        Allocations.AssertFlat(Run, 100_000);
+        Assert.Equal(0, client.Retransmits);
+        Assert.True(p.A.Counters.TotalDrops + p.B.Counters.TotalDrops == 0, $"drops {string.Join(",", p.A.Counters.NonZeroDrops())} / {string.Join(",", p.B.Counters.NonZeroDrops())}");
+    }
+
+    [Fact]
     public void The_same_seed_gives_the_same_run()
     {
         string Trace(int seed)

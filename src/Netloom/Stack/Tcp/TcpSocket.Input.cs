@@ -48,6 +48,7 @@ public sealed partial class TcpSocket
         if (!seg.Syn) return;
         Irs = seg.Seq;
         RcvNxt = seg.Seq + 1;
+        _rcvAdvEdge = RcvNxt + (uint)Math.Min(65535, _rcvWndLimit); // what our SYN offered, now that RCV.NXT is known
         NegotiateOptions(seg.Mss, seg.WindowScale, seg.SackPermitted, seg.HasTimestamp);
         if (_tsOk) { _tsRecent = seg.TsVal; _tsRecentAge = Now.Nanoseconds; }
         SndWnd = seg.Window; // a SYN's window is never scaled

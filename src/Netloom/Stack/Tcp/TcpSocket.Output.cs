@@ -56,7 +56,7 @@ public sealed partial class TcpSocket
         len = (int)Math.Min(len, Math.Max(0, (int)(DataEnd - seq)));
         bool fin = _finSent && seq + (uint)len == _finSeq;
         if (len == 0 && !fin) { _highRxt = boundary; return false; }
-        SendSegment(seq, len, fin);
+        if (!SendSegment(seq, len, fin)) return false;
         Retransmits++;
         _rttTiming = false;
         _highRxt = seq + (uint)len + (fin ? 1u : 0);
@@ -102,7 +102,7 @@ public sealed partial class TcpSocket
                 return false;
             }
         }
-        SendSegment(seq, len, fin);
+        if (!SendSegment(seq, len, fin)) return false;
         uint end = seq + (uint)len + (fin ? 1u : 0);
         SndNxt = end;
         if (Seq.Gt(end, SndMax)) SndMax = end;
@@ -121,13 +121,13 @@ public sealed partial class TcpSocket
         int len = Seq.Lt(seq, dataEnd) ? (int)Math.Min(_mss, dataEnd - seq) : 0;
         bool fin = _finSent && seq + (uint)len == _finSeq;
         if (len == 0 && !fin) return;
-        SendSegment(seq, len, fin);
+        if (!SendSegment(seq, len, fin)) { _newRenoRetransmit = true; return; }
         Retransmits++;
         _rttTiming = false;
     }
 
-    /// <summary>Emits one segment carrying the current ACK, window and options.</summary>
-    private void SendSegment(uint seq, int len, bool fin)
+    /// <summary>Emits one segment carrying the current ACK, window and options; false when the device is full (retried later).</summary>
+    private bool SendSegment(uint seq, int len, bool fin)
     {
         var o = TcpOutOptions.None;
         if (_tsOk) { o.HasTimestamp = true; o.TsVal = TsNow(); o.TsEcr = _tsRecent; }
@@ -136,9 +136,24 @@ public sealed partial class TcpSocket
         if (fin) flags |= TcpFlags.Fin;
         if (len > 0 && seq + (uint)len == DataEnd) flags |= TcpFlags.Psh;
         ushort window = WindowToAdvertise();
-        _stack.SendTcp(this, seq, RcvNxt, flags, window, o, len > 0 ? (int)(seq - _sndBufSeq) : 0, len);
+        if (!_stack.SendTcp(this, seq, RcvNxt, flags, window, o, len > 0 ? (int)(seq - _sndBufSeq) : 0, len))
+        {
+            _stack.BlockedOnDevice(this);
+            if (len == 0 && !fin) _ackNow = true;
+            return false;
+        }
         SegmentsOut++;
         AckSent();
+        return true;
+    }
+
+    /// <summary>The device has room again: send what was held back.</summary>
+    internal void RetryOutput()
+    {
+        Output();
+        if (_ackNow) SendAck();
+        Reschedule();
+        Notify();
     }
 
     /// <summary>A segment with no data: the ACK, with SACK blocks when data is missing.</summary>

@@ -19,6 +19,7 @@ public sealed partial class TcpSocket
     private readonly RttEstimator _rtt;
     private CongestionControl _cc;
     internal int Slot = -1, Timer = -1;
+    internal bool TxBlocked;
 
     // Send sequence variables (RFC 9293 §3.3.1). SND.MAX is the highest sequence sent; after a
     // timeout SND.NXT goes back to SND.UNA and climbs again (go-back-N, skipping SACKed data).
