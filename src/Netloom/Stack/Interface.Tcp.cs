@@ -65,7 +65,7 @@ public sealed partial class Interface
 
     /// <summary>
     /// Opens a connection (active OPEN): the SYN goes out now, and the socket reports
-    /// <see cref="TcpEvents.Connected"/> or fails with <see cref="TcpError.Refused"/> or
+    /// <see cref="SocketEvents.Connected"/> or fails with <see cref="TcpError.Refused"/> or
     /// <see cref="TcpError.TimedOut"/>. The local port is random (RFC 6056 §3.3.1) unless given.
     /// Timers start from the stack's clock: call <see cref="Poll"/> or <see cref="Advance"/> first.
     /// </summary>
@@ -137,6 +137,9 @@ public sealed partial class Interface
     private void ListenerTimer(int index) => _listeners[index]?.OnTimer();
 
     internal void FlushTcp() => _device.Flush();
+
+    /// <summary>Hands frames queued by calls made between polls to the device.</summary>
+    public void FlushOutput() => _device.Flush();
 
     /// <summary>RFC 5961 §7: challenge ACKs are rate-limited across the stack.</summary>
     internal bool TakeChallengeAckToken()

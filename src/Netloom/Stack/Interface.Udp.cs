@@ -4,14 +4,14 @@ namespace Netloom.Stack;
 
 public sealed partial class Interface
 {
-    private readonly UdpSocket?[] _udp;
+    private readonly UdpBinding?[] _udp;
     public const ushort EphemeralFirst = 49152;
 
     /// <summary>
     /// Opens a UDP socket on <paramref name="port"/>, or on a random ephemeral port when 0
     /// (RFC 6056 §3.3.1: a random start, then the next free one).
     /// </summary>
-    public UdpSocket OpenUdp(ushort port = 0, int receiveBytes = 256 << 10, int receiveCount = 256)
+    public UdpBinding OpenUdp(ushort port = 0, int receiveBytes = 256 << 10, int receiveCount = 256)
     {
         int free = Array.IndexOf(_udp, null);
         if (free < 0) throw new InvalidOperationException($"all {_udp.Length} UDP sockets are in use; raise StackOptions.UdpSockets");
@@ -26,19 +26,19 @@ public sealed partial class Interface
             if (port == 0) throw new InvalidOperationException("no ephemeral UDP port is free");
         }
         else if (FindUdp(port) is not null) throw new InvalidOperationException($"UDP port {port} is in use");
-        var s = new UdpSocket(this, port, receiveBytes, receiveCount);
+        var s = new UdpBinding(this, port, receiveBytes, receiveCount);
         _udp[free] = s;
         return s;
     }
 
-    internal void CloseUdp(UdpSocket s)
+    internal void CloseUdp(UdpBinding s)
     {
         int i = Array.IndexOf(_udp, s);
         if (i >= 0) _udp[i] = null;
         s.IsOpen = false;
     }
 
-    private UdpSocket? FindUdp(ushort port)
+    private UdpBinding? FindUdp(ushort port)
     {
         foreach (var s in _udp) if (s is not null && s.LocalPort == port) return s;
         return null;

@@ -39,7 +39,7 @@ public sealed partial class Interface
         _timers = new TimerWheel(options.NeighborCapacity + options.ReassemblySlots + options.TcpConnections + options.TcpListeners);
         for (int i = 0; i < options.NeighborCapacity; i++) _neighbors[i].Timer = _timers.Create(TimerNeighbor, i);
         for (int i = 0; i < options.ReassemblySlots; i++) _reassembly.SetTimer(i, _timers.Create(TimerReassembly, i));
-        _udp = new UdpSocket?[options.UdpSockets];
+        _udp = new UdpBinding?[options.UdpSockets];
         _tcp = new Dictionary<TcpKey, TcpSocket>(Math.Min(options.TcpConnections, 4096));
         _tcpSlots = new TcpSocket?[options.TcpConnections];
         _tcpTimers = new int[options.TcpConnections];

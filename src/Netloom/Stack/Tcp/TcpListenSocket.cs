@@ -47,7 +47,7 @@ public sealed class TcpListenSocket
     public TcpSocketOptions Options { get; }
     public int SynQueueLength => _syn.Length;
     public bool IsOpen { get; internal set; } = true;
-    public ITcpObserver? Observer { get; set; }
+    public ISocketObserver? Observer { get; set; }
     /// <summary>Handshakes completed and waiting for <see cref="TryAccept"/>.</summary>
     public int Pending => _accept.Count;
     /// <summary>Half-open connections in the SYN queue.</summary>
@@ -173,7 +173,7 @@ public sealed class TcpListenSocket
         socket.AcceptHandshake(p, ref ack);
         if (socket.State == TcpState.Closed) return;
         _accept.Enqueue(socket);
-        Observer?.OnTcpEvents(this, TcpEvents.Acceptable);
+        Observer?.OnSocketEvents(this, SocketEvents.Acceptable);
     }
 
     private void SendSynAck(ref SynEntry e)

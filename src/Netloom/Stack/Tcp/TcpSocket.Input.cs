@@ -63,7 +63,7 @@ public sealed partial class TcpSocket
             _retries = 0;
             State = TcpState.Established;
             _unackedSince = 0;
-            Raise(TcpEvents.Connected | TcpEvents.Writable);
+            Raise(SocketEvents.Connected | SocketEvents.Writable);
             _ackNow = true;
             if (!seg.Payload.IsEmpty || seg.Fin) { seg.Seq++; ReceiveText(ref seg); }
         }
@@ -159,7 +159,7 @@ public sealed partial class TcpSocket
             MaxSndWnd = Math.Max(MaxSndWnd, SndWnd);
             SndWl1 = seg.Seq;
             SndWl2 = ack;
-            Raise(TcpEvents.Connected | TcpEvents.Writable);
+            Raise(SocketEvents.Connected | SocketEvents.Writable);
         }
         if (Seq.Gt(ack, SndMax)) { _ackNow = true; return false; }          // acknowledges what we never sent
         if (Seq.Lt(ack, SndUna - Math.Max(MaxSndWnd, 65535)))            // far too old: RFC 5961 §5.2
@@ -216,7 +216,7 @@ public sealed partial class TcpSocket
         {
             _sendBuffer.Consume(freed);
             _sndBufSeq += (uint)freed;
-            Raise(TcpEvents.Writable);
+            Raise(SocketEvents.Writable);
         }
         int acked = (int)(ack - SndUna);
         SndUna = ack;
@@ -334,7 +334,7 @@ public sealed partial class TcpSocket
         if (more > 0) _recvBuffer.Advance(more);
         RcvNxt += (uint)(n + more);
         BytesReceived += n + more;
-        Raise(TcpEvents.Readable);
+        Raise(SocketEvents.Readable);
         if (filledHole) _ackNow = true;                                 // RFC 5681 §4.2: a filled hole is acknowledged at once
         if (_finPending && RcvNxt == _peerFinSeq) ReceiveFin();
         if (++_unackedSegments >= 2 || _quickAcks > 0) _ackNow = true; // every second segment (RFC 5681 §4.2)
@@ -348,7 +348,7 @@ public sealed partial class TcpSocket
         _finPending = false;
         RcvNxt++;
         _ackNow = true;
-        Raise(TcpEvents.Readable);
+        Raise(SocketEvents.Readable);
         switch (State)
         {
             case TcpState.SynReceived or TcpState.Established: State = TcpState.CloseWait; break;
@@ -365,7 +365,7 @@ public sealed partial class TcpSocket
         State = TcpState.TimeWait;
         _rtoAt = _persistAt = _keepAt = 0;
         _closeAt = (Now + _stack.Options.TimeWait).Nanoseconds;
-        Raise(TcpEvents.Closed | TcpEvents.Readable);
+        Raise(SocketEvents.Closed | SocketEvents.Readable);
     }
 
     /// <summary>TIME-WAIT: acknowledge a retransmitted FIN and restart the 2·MSL timer; RSTs are ignored (RFC 1337).</summary>

@@ -61,7 +61,7 @@ public sealed partial class TcpSocket
     private long _lastHeardAt, _unackedSince;
     private int _quickAcks, _unackedSegments;
     private bool _ackNow, _swsOverride;
-    private TcpEvents _pendingEvents;
+    private SocketEvents _pendingEvents;
 
     internal TcpSocket(Interface stack, TcpSocketOptions options, ushort localPort, Ipv4Address remote, ushort remotePort)
     {
@@ -89,7 +89,7 @@ public sealed partial class TcpSocket
     public TcpError Error { get; private set; }
     public bool NoDelay { get; set; }
     /// <summary>Told about this connection's events (the socket layer's hook).</summary>
-    public ITcpObserver? Observer { get; set; }
+    public ISocketObserver? Observer { get; set; }
     /// <summary>Whatever the owner wants to keep with the connection.</summary>
     public object? UserState { get; set; }
 
@@ -229,15 +229,15 @@ public sealed partial class TcpSocket
         }
     }
 
-    private void Raise(TcpEvents e) => _pendingEvents |= e;
+    private void Raise(SocketEvents e) => _pendingEvents |= e;
 
     /// <summary>Hands accumulated events to the observer.</summary>
     internal void Notify()
     {
-        if (_pendingEvents == TcpEvents.None) return;
+        if (_pendingEvents == SocketEvents.None) return;
         var e = _pendingEvents;
-        _pendingEvents = TcpEvents.None;
-        Observer?.OnTcpEvents(this, e);
+        _pendingEvents = SocketEvents.None;
+        Observer?.OnSocketEvents(this, e);
     }
 
     private void Flush() => _stack.FlushTcp();
@@ -257,7 +257,7 @@ public sealed partial class TcpSocket
         State = TcpState.Closed;
         _rtoAt = _ackAt = _persistAt = _keepAt = _closeAt = 0;
         _stack.ReleaseTcp(this);
-        Raise(TcpEvents.Closed | TcpEvents.Readable | TcpEvents.Writable);
+        Raise(SocketEvents.Closed | SocketEvents.Readable | SocketEvents.Writable);
         Notify();
     }
 

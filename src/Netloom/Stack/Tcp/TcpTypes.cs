@@ -17,7 +17,7 @@ public enum TcpError : byte
 
 /// <summary>What changed on a connection or listener; observers hear it on the stack's thread.</summary>
 [Flags]
-public enum TcpEvents : byte
+public enum SocketEvents : byte
 {
     None = 0,
     Connected = 1,
@@ -28,9 +28,9 @@ public enum TcpEvents : byte
 }
 
 /// <summary>Told about connection events, on the stack's thread with the stack lock held: keep it short.</summary>
-public interface ITcpObserver
+public interface ISocketObserver
 {
-    void OnTcpEvents(object socket, TcpEvents events);
+    void OnSocketEvents(object socket, SocketEvents events);
 }
 
 /// <summary>A received segment, its options parsed once (a view: valid during processing only).</summary>

@@ -10,13 +10,13 @@ public readonly record struct IcmpError(byte Type, byte Code, Ipv4Address From, 
 /// in a bounded queue with their source; a full queue drops and counts. ICMP errors about
 /// datagrams it sent are kept (the last few) in <see cref="TryTakeError"/>.
 /// </summary>
-public sealed class UdpSocket
+public sealed class UdpBinding
 {
     private readonly Interface _stack;
     private readonly DatagramQueue _queue;
     private readonly RecentQueue<IcmpError> _errors = new(8);
 
-    internal UdpSocket(Interface stack, ushort port, int receiveBytes, int receiveCount)
+    internal UdpBinding(Interface stack, ushort port, int receiveBytes, int receiveCount)
     {
         _stack = stack;
         LocalPort = port;
@@ -24,6 +24,8 @@ public sealed class UdpSocket
     }
 
     public ushort LocalPort { get; }
+    /// <summary>Told (with <see cref="SocketEvents.Readable"/>) when a datagram is queued.</summary>
+    public ISocketObserver? Observer { get; set; }
     public Ipv4Address? RemoteAddress { get; private set; }
     public ushort RemotePort { get; private set; }
     public bool IsOpen { get; internal set; } = true;
@@ -41,7 +43,7 @@ public sealed class UdpSocket
     /// <summary>Sends a datagram (fragmented above the MTU); false when the stack had to drop it (see its counters).</summary>
     public bool SendTo(ReadOnlySpan<byte> payload, Ipv4Address to, ushort port)
     {
-        if (!IsOpen) throw new ObjectDisposedException(nameof(UdpSocket), "the socket is closed");
+        if (!IsOpen) throw new ObjectDisposedException(nameof(UdpBinding), "the socket is closed");
         return _stack.SendUdp(LocalPort, to, port, payload);
     }
 
@@ -65,6 +67,7 @@ public sealed class UdpSocket
     {
         if (!_queue.TryEnqueue(payload, from, port)) { DroppedDatagrams++; return false; }
         ReceivedDatagrams++;
+        Observer?.OnSocketEvents(this, SocketEvents.Readable);
         return true;
     }
 

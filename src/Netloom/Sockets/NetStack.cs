@@ -1,0 +1,160 @@
+using System.Diagnostics;
+using Netloom.Rings;
+using Netloom.Stack;
+using Netloom.Time;
+using Netloom.Wire;
+
+namespace Netloom.Sockets;
+
+/// <summary>How a <see cref="NetStack"/> runs.</summary>
+public sealed record NetStackOptions
+{
+    /// <summary>Block (sleep until a frame or timer) or BusyPoll (spin on the port: lowest latency, a whole core).</summary>
+    public WaitMode Wait { get; init; } = WaitMode.Block;
+    /// <summary>Wraps the port's device (impairment, capture): the stack sends and receives through what this returns.</summary>
+    public Func<IFrameDevice, Func<Instant>, IFrameDevice>? Device { get; init; }
+    /// <summary>When a device decorator next has a frame due (delay lines), so the owner wakes for it.</summary>
+    public Func<Instant?>? DeviceDue { get; init; }
+    /// <summary>Seed for the stack's randomness (0: unpredictable, as production wants).</summary>
+    public int Seed { get; init; }
+    /// <summary>Dispose the port with the stack.</summary>
+    public bool OwnsPort { get; init; } = true;
+}
+
+/// <summary>
+/// A user-level TCP/IP stack on one port, with its owner thread (Onload's stack and its lock).
+/// The owner thread polls the port and runs timers; calls from any thread take the stack lock,
+/// do their work (a send goes out on the caller's thread) and leave. Sockets come from
+/// <see cref="Listen"/>, <see cref="ConnectAsync"/> and <see cref="OpenUdp"/>.
+/// </summary>
+public sealed class NetStack : IDisposable
+{
+    private static readonly long MaxSleepNs = 10_000_000; // callers may arm timers while the owner sleeps
+    private readonly Lock _lock = new();
+    private readonly IPort _port;
+    private readonly NetStackOptions _settings;
+    private readonly Thread _owner;
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private readonly long _epochNs = (DateTime.UtcNow - DateTime.UnixEpoch).Ticks * 100;
+    private volatile bool _stopping;
+    private Exception? _failure;
+
+    public NetStack(IPort port, StackOptions options, NetStackOptions? settings = null)
+    {
+        _port = port;
+        _settings = settings ?? new NetStackOptions();
+        IFrameDevice device = new PortDevice(port, options.Mtu);
+        if (_settings.Device is { } wrap) device = wrap(device, () => Now);
+        Interface = new Interface(options, device, _settings.Seed);
+        Interface.Poll(Now);
+        _owner = new Thread(Run) { IsBackground = true, Name = $"netloom {options.Address}" };
+        _owner.Start();
+    }
+
+    /// <summary>Opens the port named by a spec (see <see cref="PortSpec"/>) and runs a stack on it.</summary>
+    public static NetStack Open(string portSpec, StackOptions options, NetStackOptions? settings = null) =>
+        new(Ports.Open(portSpec), options, settings);
+
+    /// <summary>The stack itself, for counters and owner-thread use: hold <see cref="Lock"/> while touching it.</summary>
+    public Interface Interface { get; }
+    public Lock Lock => _lock;
+    public Ipv4Address Address => Interface.Address;
+    public StackCounters Counters => Interface.Counters;
+    /// <summary>Bytes the owner thread has allocated since it started (flat in steady state).</summary>
+    public long OwnerAllocatedBytes { get; private set; }
+    /// <summary>Monotonic wall-clock time as the stack sees it.</summary>
+    public Instant Now => new(_epochNs + (long)(_clock.ElapsedTicks * (1e9 / Stopwatch.Frequency)));
+
+    public TcpListener Listen(ushort port, int backlog = 128, TcpSocketOptions? options = null)
+    {
+        lock (_lock)
+        {
+            ThrowIfStopped();
+            return new TcpListener(this, Interface.Listen(port, backlog, options));
+        }
+    }
+
+    /// <summary>Connects to <paramref name="address"/>:<paramref name="port"/>; throws <see cref="TcpException"/> when refused or timed out.</summary>
+    public async ValueTask<TcpConnection> ConnectAsync(Ipv4Address address, ushort port, TcpSocketOptions? options = null, CancellationToken ct = default)
+    {
+        TcpConnection c;
+        ValueTask connected;
+        lock (_lock)
+        {
+            ThrowIfStopped();
+            Interface.Advance(Now);
+            var s = Interface.Connect(address, port, options);
+            c = new TcpConnection(this, s);
+            connected = c.ArmConnected(ct);
+        }
+        try { await connected.ConfigureAwait(false); }
+        catch (OperationCanceledException) { c.Abort(); throw; }
+        lock (_lock)
+        {
+            if (c.Socket.Error != TcpError.None) throw TcpException.From(c.Socket);
+        }
+        return c;
+    }
+
+    public UdpSocket OpenUdp(ushort port = 0)
+    {
+        lock (_lock)
+        {
+            ThrowIfStopped();
+            return new UdpSocket(this, Interface.OpenUdp(port));
+        }
+    }
+
+    /// <summary>Takes the lock and brings the stack's clock up to now: for socket calls.</summary>
+    internal Lock.Scope Enter()
+    {
+        var scope = _lock.EnterScope();
+        if (_stopping) { scope.Dispose(); ThrowIfStopped(); }
+        Interface.Advance(Now);
+        return scope;
+    }
+
+    private void ThrowIfStopped()
+    {
+        if (_failure is not null) throw new InvalidOperationException($"the stack's owner thread failed: {_failure.Message}", _failure);
+        ObjectDisposedException.ThrowIf(_stopping, this);
+    }
+
+    private void Run()
+    {
+        _port.WaitMode = _settings.Wait;
+        long allocatedAtStart = GC.GetAllocatedBytesForCurrentThread();
+        try
+        {
+            while (!_stopping)
+            {
+                int moved;
+                Instant? next;
+                lock (_lock)
+                {
+                    moved = Interface.Poll(Now);
+                    next = Interface.PollAt();
+                }
+                OwnerAllocatedBytes = GC.GetAllocatedBytesForCurrentThread() - allocatedAtStart;
+                if (moved > 0) continue;
+                if (_settings.Wait == WaitMode.BusyPoll) { Thread.SpinWait(10); continue; }
+                if (_settings.DeviceDue?.Invoke() is { } d && (next is null || d < next.Value)) next = d;
+                long waitNs = next is { } n ? Math.Clamp(n.Nanoseconds - Now.Nanoseconds, 0, MaxSleepNs) : MaxSleepNs;
+                if (waitNs > 0) _port.WaitRx(Duration.FromNanoseconds(waitNs));
+            }
+        }
+        catch (Exception e)
+        {
+            _failure = e;
+            Console.Error.WriteLine($"netloom: stack owner thread failed: {e}");
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_stopping) return;
+        _stopping = true;
+        _owner.Join();
+        if (_settings.OwnsPort) _port.Dispose();
+    }
+}

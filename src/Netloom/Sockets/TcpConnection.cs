@@ -1,0 +1,197 @@
+using System.IO.Pipelines;
+using System.Runtime.CompilerServices;
+using Netloom.Stack;
+using Netloom.Wire;
+
+namespace Netloom.Sockets;
+
+/// <summary>
+/// One TCP connection of a <see cref="NetStack"/>, usable from any thread: async reads and
+/// writes (allocation-free in steady state), a <see cref="Stream"/> and an <see cref="IDuplexPipe"/>.
+/// Failures surface as <see cref="TcpException"/>. Disposing closes gracefully (FIN after the
+/// queued data), or resets when <see cref="LingerZero"/> is set or unread data remains.
+/// </summary>
+public sealed class TcpConnection : ISocketObserver, IDisposable, IAsyncDisposable
+{
+    private readonly NetStack _stack;
+    private readonly Signal _readable, _writable, _connected;
+    private TcpStream? _stream;
+    private IDuplexPipe? _pipe;
+    private bool _disposed;
+
+    internal TcpConnection(NetStack stack, TcpSocket socket)
+    {
+        _stack = stack;
+        Socket = socket;
+        _readable = new Signal(stack.Lock);
+        _writable = new Signal(stack.Lock);
+        _connected = new Signal(stack.Lock);
+        socket.Observer = this;
+    }
+
+    /// <summary>The stack-level connection: read its state and counters under the stack lock.</summary>
+    public TcpSocket Socket { get; }
+    public ushort LocalPort => Socket.LocalPort;
+    public Ipv4Address RemoteAddress => Socket.RemoteAddress;
+    public ushort RemotePort => Socket.RemotePort;
+    /// <summary>On dispose, reset at once instead of closing gracefully (SO_LINGER with a zero timeout).</summary>
+    public bool LingerZero { get; set; }
+
+    public bool NoDelay
+    {
+        get => Socket.NoDelay;
+        set { using (_stack.Enter()) Socket.NoDelay = value; }
+    }
+
+    /// <summary>The connection as a stream: reads return 0 once the peer has finished sending.</summary>
+    public Stream Stream => _stream ??= new TcpStream(this);
+
+    /// <summary>
+    /// The connection as a duplex pipe (System.IO.Pipelines over the stream). Completing the
+    /// output shuts the sending side, so the peer reads end-of-stream.
+    /// </summary>
+    public IDuplexPipe Pipe => _pipe ??= new DuplexPipe(
+        PipeReader.Create(Stream, new StreamPipeReaderOptions(bufferSize: 65536, minimumReadSize: 16384, leaveOpen: true)),
+        PipeWriter.Create(new TcpStream(this), new StreamPipeWriterOptions(minimumBufferSize: 16384, leaveOpen: false)));
+
+    private sealed record DuplexPipe(PipeReader Input, PipeWriter Output) : IDuplexPipe;
+
+    internal ValueTask ArmConnected(CancellationToken ct) => Socket.State == TcpState.SynSent ? _connected.Arm(ct) : ValueTask.CompletedTask;
+
+    /// <summary>Reads what has arrived, waiting for at least one byte; 0 when the peer has finished.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default)
+    {
+        if (buffer.IsEmpty) return 0;
+        while (true)
+        {
+            ValueTask wait;
+            using (_stack.Enter())
+            {
+                int n = Socket.Receive(buffer.Span);
+                if (n > 0) return n;
+                if (Socket.Error != TcpError.None) throw TcpException.From(Socket);
+                if (Socket.ReceiveFinished) return 0;
+                wait = _readable.Arm(ct);
+            }
+            await wait.ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Queues all of <paramref name="data"/>, waiting for buffer space as the peer acknowledges.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    public async ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken ct = default)
+    {
+        int offset = 0;
+        while (true)
+        {
+            ValueTask wait;
+            using (_stack.Enter())
+            {
+                if (Socket.Error != TcpError.None) throw TcpException.From(Socket);
+                if (Socket.State is not (TcpState.Established or TcpState.CloseWait or TcpState.SynSent or TcpState.SynReceived) || Socket.SendSpace == 0 && Socket.State == TcpState.Closed)
+                    throw new InvalidOperationException($"cannot write: the connection is in {Socket.State}");
+                offset += Socket.Send(data.Span[offset..]);
+                if (offset == data.Length) return;
+                wait = _writable.Arm(ct);
+            }
+            await wait.ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Waits until everything written has been acknowledged (or the connection failed).</summary>
+    public async ValueTask FlushAsync(CancellationToken ct = default)
+    {
+        while (true)
+        {
+            ValueTask wait;
+            using (_stack.Enter())
+            {
+                if (Socket.Error != TcpError.None) throw TcpException.From(Socket);
+                if (Socket.SendQueued == 0 || Socket.State == TcpState.Closed) return;
+                wait = _writable.Arm(ct);
+            }
+            await wait.ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Finishes sending: the peer reads end-of-stream after the queued data.</summary>
+    public void ShutdownSend()
+    {
+        using (_stack.Enter()) Socket.Shutdown();
+    }
+
+    /// <summary>Resets the connection now.</summary>
+    public void Abort()
+    {
+        using (_stack.Lock.EnterScope())
+        {
+            Socket.Abort();
+            FireAll();
+        }
+    }
+
+    void ISocketObserver.OnSocketEvents(object socket, SocketEvents events)
+    {
+        if ((events & (SocketEvents.Readable | SocketEvents.Closed)) != 0) _readable.Fire();
+        if ((events & (SocketEvents.Writable | SocketEvents.Closed)) != 0) _writable.Fire();
+        if ((events & (SocketEvents.Connected | SocketEvents.Closed)) != 0) _connected.Fire();
+    }
+
+    private void FireAll()
+    {
+        _readable.Fire();
+        _writable.Fire();
+        _connected.Fire();
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        using (_stack.Lock.EnterScope())
+        {
+            if (LingerZero) Socket.Abort();
+            else Socket.Close();
+            _stack.Interface.FlushOutput();
+            FireAll();
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    public override string ToString() => Socket.ToString();
+}
+
+/// <summary>A <see cref="TcpConnection"/> as a <see cref="System.IO.Stream"/>.</summary>
+internal sealed class TcpStream(TcpConnection connection) : Stream
+{
+    public override bool CanRead => true;
+    public override bool CanWrite => true;
+    public override bool CanSeek => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default) => connection.ReadAsync(buffer, ct);
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) => connection.ReadAsync(buffer.AsMemory(offset, count), ct).AsTask();
+    public override int Read(byte[] buffer, int offset, int count) => connection.ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+    public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken ct = default) => connection.WriteAsync(buffer, ct);
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken ct) => connection.WriteAsync(buffer.AsMemory(offset, count), ct).AsTask();
+    public override void Write(byte[] buffer, int offset, int count) => connection.WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+    public override void Flush() { }
+    public override Task FlushAsync(CancellationToken ct) => Task.CompletedTask; // bytes go out as they are written
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) connection.ShutdownSend();
+        base.Dispose(disposing);
+    }
+}

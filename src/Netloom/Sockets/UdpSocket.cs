@@ -1,0 +1,67 @@
+using Netloom.Stack;
+using Netloom.Wire;
+
+namespace Netloom.Sockets;
+
+/// <summary>A UDP socket of a <see cref="NetStack"/>, safe to use from any thread.</summary>
+public sealed class UdpSocket : ISocketObserver, IDisposable
+{
+    private readonly NetStack _stack;
+    private readonly UdpBinding _binding;
+    private readonly Signal _readable;
+
+    internal UdpSocket(NetStack stack, UdpBinding binding)
+    {
+        _stack = stack;
+        _binding = binding;
+        _readable = new Signal(stack.Lock);
+        binding.Observer = this;
+    }
+
+    void ISocketObserver.OnSocketEvents(object socket, SocketEvents events) => _readable.Fire();
+
+    public ushort LocalPort => _binding.LocalPort;
+
+    /// <summary>Sends one datagram (fragmented above the MTU); false when the stack dropped it (see its counters).</summary>
+    public bool SendTo(ReadOnlySpan<byte> payload, Ipv4Address to, ushort port)
+    {
+        using (_stack.Enter())
+        {
+            bool ok = _binding.SendTo(payload, to, port);
+            _stack.Interface.FlushOutput();
+            return ok;
+        }
+    }
+
+    /// <summary>Takes a waiting datagram, if any.</summary>
+    public bool TryReceiveFrom(Span<byte> buffer, out int length, out Ipv4Address from, out ushort fromPort)
+    {
+        using (_stack.Enter()) return _binding.TryReceive(buffer, out length, out from, out fromPort);
+    }
+
+    /// <summary>Waits for a datagram and copies it into <paramref name="buffer"/> (cut to fit).</summary>
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<(int Length, Ipv4Address From, ushort Port)> ReceiveFromAsync(Memory<byte> buffer, CancellationToken ct = default)
+    {
+        while (true)
+        {
+            ValueTask wait;
+            using (_stack.Enter())
+            {
+                if (_binding.TryReceive(buffer.Span, out int n, out var from, out ushort port)) return (n, from, port);
+                if (!_binding.IsOpen) throw new ObjectDisposedException(nameof(UdpSocket), "the socket is closed");
+                wait = _readable.Arm(ct);
+            }
+            await wait.ConfigureAwait(false);
+        }
+    }
+
+    public void Dispose()
+    {
+        using (_stack.Enter())
+        {
+            _binding.Close();
+            _readable.Fire();
+        }
+    }
+}
