@@ -18,6 +18,7 @@ public static class Program
             PktgenCommand.Create(),
             SwitchCommand.Create(),
             HostCommand.Create(),
+            GetCommand.Create(),
             KvCommand.Create(),
             BenchCommand.Create(),
         };

@@ -134,11 +134,11 @@ public sealed class NetStack : IDisposable
                 {
                     moved = Interface.Poll(Now);
                     next = Interface.PollAt();
+                    if (_settings.DeviceDue?.Invoke() is { } d && (next is null || d < next.Value)) next = d;
                 }
                 OwnerAllocatedBytes = GC.GetAllocatedBytesForCurrentThread() - allocatedAtStart;
                 if (moved > 0) continue;
                 if (_settings.Wait == WaitMode.BusyPoll) { Thread.SpinWait(10); continue; }
-                if (_settings.DeviceDue?.Invoke() is { } d && (next is null || d < next.Value)) next = d;
                 long waitNs = next is { } n ? Math.Clamp(n.Nanoseconds - Now.Nanoseconds, 0, MaxSleepNs) : MaxSleepNs;
                 if (waitNs > 0) _port.WaitRx(Duration.FromNanoseconds(waitNs));
             }
