@@ -9,7 +9,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 declare -A wanted=(
   [tshark]=tshark [tcpdump]=tcpdump [ip]=iproute2 [socat]=socat [ping]=iputils-ping
   [curl]=curl [/usr/bin/python3]=python3 [scapy]=python3-scapy [gcc]=gcc
-  [iperf3]=iperf3 [ethtool]=ethtool [redis-cli]=redis-tools
+  [iperf3]=iperf3 [ethtool]=ethtool [redis-cli]=redis-tools [hping3]=hping3 [sockperf]=sockperf [nft]=nftables
 )
 
 missing=()

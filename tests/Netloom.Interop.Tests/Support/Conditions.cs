@@ -48,3 +48,12 @@ public sealed class ToolTheoryAttribute : TheoryAttribute
         if (Machine.Missing(needRoot: false, tools) is { } why) Skip = why;
     }
 }
+
+/// <summary>A theory that needs root and the named tools; otherwise it is skipped with the reason.</summary>
+public sealed class RootTheoryAttribute : TheoryAttribute
+{
+    public RootTheoryAttribute(params string[] tools)
+    {
+        if (Machine.Missing(needRoot: true, tools) is { } why) Skip = why;
+    }
+}
