@@ -21,7 +21,20 @@ internal static class BenchCommand
         var kv = new Command("kv", "redis-benchmark against netloom kv (uring and sockets engines) and redis-server, in the same run") { requests, json };
         kv.SetAction(r => Print(BenchKv.Run(r.GetValue(requests)), r.GetValue(json),
             "redis-benchmark -t set,get -c 50 (and -P 16); syscalls counted by strace -c -f over a separate run, divided by requests"));
-        return new Command("bench", "End-to-end benchmarks") { rings, switchBench, kv };
+        var mtu = new Option<int>("--mtu") { Description = "MTU of the two user-level stacks (the shm port carries 64 KiB frames, like loopback)", DefaultValueFactory = _ => 65000 };
+        var tcp = new Command("tcp", "TCP bulk throughput and 64 B ping-pong between two user-level stacks in two processes over shm, beside the kernel over loopback (iperf3, sockperf)") { seconds, json, mtu };
+        tcp.SetAction(r =>
+        {
+            double s = r.GetValue(seconds);
+            if (s <= 0 || s > 600) return CliErrors.Report("--duration must be between 0 and 600 seconds", CliErrors.BadInput);
+            return Print(BenchTcp.Run(Duration.FromNanoseconds((long)(s * 1e9)), r.GetValue(mtu)), r.GetValue(json),
+                "both stacks busy-poll with the application inline, one process each (the 2 cores); kernel figures from iperf3 and sockperf ping-pong --tcp -m 64 over 127.0.0.1 in the same run; half RTT = RTT/2");
+        });
+        var peerPort = new Option<string>("--port") { Required = true };
+        var peer = new Command("tcp-peer", "(internal) the server side of bench tcp") { peerPort, seconds, mtu };
+        peer.Hidden = true;
+        peer.SetAction(r => BenchTcp.Peer(r.GetValue(peerPort)!, r.GetValue(mtu), r.GetValue(seconds)));
+        return new Command("bench", "End-to-end benchmarks") { rings, switchBench, kv, tcp, peer };
     }
 
     private static int Switch(double seconds, bool json)

@@ -21,7 +21,7 @@ internal sealed class HostSetup : IDisposable
         public readonly Option<string> Port = new("--port") { Description = $"The port: {PortSpec.Forms}", Required = true };
         public readonly Option<string> Ip = new("--ip") { Description = "Address and prefix, such as 10.0.0.2/24", Required = true };
         public readonly Option<string?> Gateway = new("--gateway") { Description = "Default gateway" };
-        public readonly Option<int> Mtu = new("--mtu") { Description = "MTU (576 to 9000)", DefaultValueFactory = _ => 1500 };
+        public readonly Option<int> Mtu = new("--mtu") { Description = "MTU (576 to 65522; the port's buffers must hold MTU + 14 bytes)", DefaultValueFactory = _ => 1500 };
         public readonly Option<string?> Mac = new("--mac") { Description = "MAC address (default 02:4e:4c plus the address's last three bytes)" };
         public readonly Option<string?> Impair = new("--impair") { Description = "Faults on the port, both directions: loss=P%,delay=D,jitter=J,duplicate=P%,reorder=P%" };
         public readonly Option<int> Seed = new("--seed") { Description = "Seed for --impair", DefaultValueFactory = _ => 1 };
@@ -91,7 +91,13 @@ internal sealed class HostSetup : IDisposable
             },
             DeviceDue = () => s.Impaired?.NextDue(),
         };
-        setup.Stack = new NetStack(port, options, settings);
+        try { setup.Stack = new NetStack(port, options, settings); }
+        catch (ArgumentException e)
+        {
+            port.Dispose();
+            setup._writer?.Dispose();
+            return CliErrors.Report(e.Message, CliErrors.BadInput);
+        }
         setup.Description = $"{address}/{prefix} ({mac}) on {portSpec}";
         return CliErrors.Ok;
     }

@@ -31,6 +31,8 @@ public sealed partial class Interface
     public Interface(StackOptions options, IFrameDevice device, int seed = 0)
     {
         options.Validate();
+        if (options.Mtu + 14 > device.MaxFrameSize)
+            throw new ArgumentException($"MTU {options.Mtu} needs {options.Mtu + 14}-byte frames but the device carries at most {device.MaxFrameSize} (use a smaller MTU or a port with larger buffers)");
         _o = options;
         _device = device;
         _random = seed == 0 ? new Random() : new Random(seed);

@@ -50,10 +50,13 @@ public sealed record StackOptions
     /// <summary>Settings of connections made without their own.</summary>
     public TcpSocketOptions Tcp { get; init; } = new();
 
+    /// <summary>The largest MTU: an IPv4 packet in a 64 KiB ring buffer (memory ports, like Linux's loopback).</summary>
+    public const int MaxMtu = 65522;
+
     public void Validate()
     {
         if (PrefixLength is < 0 or > 32) throw new ArgumentOutOfRangeException(nameof(PrefixLength), PrefixLength, "prefix length must be 0 to 32");
-        if (Mtu is < 576 or > 9000) throw new ArgumentOutOfRangeException(nameof(Mtu), Mtu, "MTU must be 576 to 9000");
+        if (Mtu is < 576 or > MaxMtu) throw new ArgumentOutOfRangeException(nameof(Mtu), Mtu, $"MTU must be 576 to {MaxMtu}");
         if (!Mac.IsUnicast) throw new ArgumentException($"interface MAC {Mac} must be unicast");
         if (Address.IsUnspecified || Address.IsMulticast || Address.IsBroadcast) throw new ArgumentException($"{Address} cannot be an interface address");
         if (TcpConnections is < 1 or > 1 << 20) throw new ArgumentOutOfRangeException(nameof(TcpConnections), TcpConnections, "TCP connections must be 1 to 1048576");

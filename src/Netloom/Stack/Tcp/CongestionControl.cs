@@ -41,8 +41,11 @@ public abstract class CongestionControl
         Cwnd = Mss;
     }
 
+    /// <summary>No window beyond this: far above any buffer a connection can have.</summary>
+    protected const int MaxWindow = 1 << 30;
+
     /// <summary>Slow start with appropriate byte counting (RFC 3465, L = 2 segments).</summary>
-    protected void SlowStart(int ackedBytes) => Cwnd += Math.Min(ackedBytes, 2 * Mss);
+    protected void SlowStart(int ackedBytes) => Cwnd = Math.Min(MaxWindow, Cwnd + Math.Min(ackedBytes, 2 * Mss));
 
     public static CongestionControl Create(CongestionAlgorithm algorithm, int mss, int initialWindow) => algorithm switch
     {
@@ -63,7 +66,7 @@ public sealed class NewRenoControl(int mss, int initialWindow) : CongestionContr
         if (InSlowStart) { SlowStart(ackedBytes); return; }
         // RFC 5681 §3.1: cwnd += SMSS once per cwnd of acknowledged data (byte counting).
         _acked += ackedBytes;
-        if (_acked >= Cwnd) { _acked -= Cwnd; Cwnd += Mss; }
+        if (_acked >= Cwnd) { _acked -= Cwnd; Cwnd = Math.Min(MaxWindow, Cwnd + Mss); }
     }
 
     public override void OnLoss(int flight, Instant now)
@@ -107,7 +110,7 @@ public sealed class CubicControl(int mss, int initialWindow) : CongestionControl
         double next;
         if (_wEst > target) next = cwnd + (_wEst - cwnd) / cwnd * ackedBytes / Mss; // Reno-friendly region
         else next = cwnd + (target - cwnd) / cwnd * ackedBytes / Mss;   // concave or convex region, §4.4-4.5
-        Cwnd = Math.Max(Cwnd, (int)Math.Min(next * Mss, int.MaxValue / 2));
+        Cwnd = Math.Max(Cwnd, (int)Math.Min(next * Mss, MaxWindow));
     }
 
     public override void OnLoss(int flight, Instant now)

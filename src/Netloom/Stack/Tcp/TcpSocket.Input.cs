@@ -247,7 +247,9 @@ public sealed partial class TcpSocket
         else
         {
             _dupAcks = 0;
-            _cc.OnAck(acked, flight, Now, _rtt.MinRtt);
+            // Grow only a window that is in use (RFC 7661's spirit): an application- or
+            // receiver-limited sender would otherwise inflate cwnd without bound.
+            if (flight >= _cc.Cwnd / 2) _cc.OnAck(acked, flight, Now, _rtt.MinRtt);
         }
         if (SndUna == SndMax) _rtoAt = 0;                          // RFC 6298 §5.2
         else ArmRto();                                            // §5.3
