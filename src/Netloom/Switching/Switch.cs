@@ -66,6 +66,9 @@ public sealed class Switch : IDisposable
         foreach (int p in ports) _monitor.Watch(p, _names[p]);
     }
 
+    /// <summary>Stops capturing (the writer stays open: its owner closes it).</summary>
+    public void StopCapture() => _monitor = null;
+
     /// <summary>One pass over every port. Returns how many frames were taken in.</summary>
     public int Forward(Instant now)
     {
