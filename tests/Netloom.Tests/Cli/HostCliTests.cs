@@ -9,8 +9,10 @@ public class HostCliTests
     [InlineData("udp-echo:PORT", "--port", "pipe:h}0", "--ip", "10.0.0.1/24", "--serve", "http:80")]
     [InlineData("expected a percentage", "--port", "pipe:h}0", "--ip", "10.0.0.1/24", "--impair", "loss=lots")]
     [InlineData("unknown impairment 'corrupt'", "--port", "pipe:h}0", "--ip", "10.0.0.1/24", "--impair", "corrupt=1%")]
-    [InlineData("MTU must be 576 to 9000", "--port", "pipe:h}0", "--ip", "10.0.0.1/24", "--mtu", "100")]
+    [InlineData("MTU must be 576 to 65522", "--port", "pipe:h}0", "--ip", "10.0.0.1/24", "--mtu", "100")]
     [InlineData("not a port spec", "--port", "eth0", "--ip", "10.0.0.1/24")]
+    [InlineData("does not exist", "--port", "pipe:h}0", "--ip", "10.0.0.1/24", "--serve", "http:80:/no/such/dir")]
+    [InlineData("needs 9014-byte frames", "--port", "pipe:h}0", "--ip", "10.0.0.1/24", "--mtu", "9000")]
     public void Bad_flags_are_refused_with_the_reason(string reason, params string[] args)
     {
         var (code, _, stderr) = Support.Cli.Run(["host", .. args]);
@@ -27,6 +29,29 @@ public class HostCliTests
         Assert.Contains("frames", stdout);
         Assert.Contains("arp", stdout);
         Assert.Contains("impairment:", stdout);
-        Assert.Contains("udp-echo on 7", stderr);
+        Assert.Contains("serving udp-echo:7", stderr);
+        Assert.Contains("tcp", stdout);
+    }
+}
+
+public class GetCliTests
+{
+    [Theory]
+    [InlineData("expected http://ADDRESS", "https://10.0.0.2/x")]
+    [InlineData("expected http://ADDRESS", "http://example.com/x")]
+    [InlineData("expected http://ADDRESS", "not a url")]
+    public void Urls_it_cannot_fetch_are_refused_before_anything_starts(string reason, string url)
+    {
+        var (code, _, stderr) = Support.Cli.Run("get", "--port", "pipe:g}0", "--ip", "10.0.0.1/24", url, "-o", "/dev/null");
+        Assert.Equal(2, code);
+        Assert.Contains(reason, stderr);
+    }
+
+    [Fact]
+    public void A_server_that_never_answers_times_out_with_exit_1()
+    {
+        var (code, _, stderr) = Support.Cli.Run("get", "--port", "pipe:g2}0", "--ip", "10.0.0.1/24", "--timeout", "1", "http://10.0.0.2/", "-o", "/dev/null");
+        Assert.Equal(1, code);
+        Assert.Contains("timed out", stderr);
     }
 }
