@@ -37,6 +37,12 @@ public sealed class TcpConnection : ISocketObserver, IDisposable, IAsyncDisposab
     /// <summary>On dispose, reset at once instead of closing gracefully (SO_LINGER with a zero timeout).</summary>
     public bool LingerZero { get; set; }
 
+    /// <summary>
+    /// When set, <see cref="DisposeAsync"/> waits up to this long for the peer to acknowledge
+    /// everything written, and resets the connection if it has not (SO_LINGER with a timeout).
+    /// </summary>
+    public TimeSpan? Linger { get; set; }
+
     public bool NoDelay
     {
         get => Socket.NoDelay;
@@ -158,10 +164,18 @@ public sealed class TcpConnection : ISocketObserver, IDisposable, IAsyncDisposab
         }
     }
 
-    public ValueTask DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
+        if (_disposed) return;
+        if (Linger is { } linger && !LingerZero)
+        {
+            ShutdownSend();
+            using var cts = new CancellationTokenSource(linger);
+            try { await FlushAsync(cts.Token).ConfigureAwait(false); }
+            catch (OperationCanceledException) { LingerZero = true; } // not acknowledged in time: reset
+            catch (TcpException) { }
+        }
         Dispose();
-        return ValueTask.CompletedTask;
     }
 
     public override string ToString() => Socket.ToString();

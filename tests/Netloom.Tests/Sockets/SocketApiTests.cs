@@ -255,3 +255,25 @@ public sealed class SocketAllocationTests
         Assert.True(callers < 20_000, $"calls allocated {callers} bytes over 20,000 round trips (80,000 calls)");
     }
 }
+
+public sealed class SocketLingerTests
+{
+    [Fact]
+    public async Task Linger_waits_for_the_acknowledgment_then_closes_gracefully()
+    {
+        var (pa, pb) = PipePort.OpenPair($"linger{Guid.NewGuid():N}");
+        using var a = new NetStack(pa, new StackOptions { Mac = MacAddress.Parse("02:00:00:00:05:01"), Address = Ipv4Address.Parse("10.5.0.1") }, new NetStackOptions { Seed = 1 });
+        using var b = new NetStack(pb, new StackOptions { Mac = MacAddress.Parse("02:00:00:00:05:02"), Address = Ipv4Address.Parse("10.5.0.2") }, new NetStackOptions { Seed = 2 });
+        using var l = b.Listen(7);
+        var accept = l.AcceptAsync();
+        var c = await a.ConnectAsync(Ipv4Address.Parse("10.5.0.2"), 7);
+        await using var s = await accept;
+        c.Linger = TimeSpan.FromSeconds(5);
+        await c.WriteAsync(new byte[300_000]);
+        var reading = Task.Run(async () => { var m = new MemoryStream(); await s.Stream.CopyToAsync(m); return m.Length; });
+        await c.DisposeAsync();
+        using (a.Lock.EnterScope()) Assert.Equal(0, c.Socket.SendQueued); // all acknowledged before the close
+        Assert.Equal(TcpError.None, c.Socket.Error);
+        Assert.Equal(300_000, await reading.WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+}
