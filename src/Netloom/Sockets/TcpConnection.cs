@@ -29,6 +29,10 @@ public sealed class TcpConnection : ISocketObserver, IDisposable, IAsyncDisposab
         socket.Observer = this;
     }
 
+    /// <summary>Connects through <paramref name="stack"/> (the same as <see cref="NetStack.ConnectAsync"/>).</summary>
+    public static ValueTask<TcpConnection> ConnectAsync(NetStack stack, Ipv4Address address, ushort port, TcpSocketOptions? options = null, CancellationToken ct = default) =>
+        stack.ConnectAsync(address, port, options, ct);
+
     /// <summary>The stack-level connection: read its state and counters under the stack lock.</summary>
     public TcpSocket Socket { get; }
     public ushort LocalPort => Socket.LocalPort;

@@ -97,7 +97,7 @@ public class TcpInteropTests
     public void Curl_downloads_from_the_http_server_and_socat_echoes_through_the_user_level_stack(bool impaired)
     {
         using var lab = new Lab(impaired ? "Ci" : "Cc");
-        int size = impaired ? 16 << 20 : 64 << 20;
+        const int size = 64 << 20;
         var file = lab.File("big.bin", size, 1);
         var echoIn = lab.File("echo.bin", 8 << 20, 2);
         var extra = new List<string> { "--serve", $"http:80:{lab.Dir.Path}", "--serve", "tcp-echo:7" };
@@ -138,7 +138,7 @@ public class TcpInteropTests
     public void Netloom_get_downloads_from_the_kernels_http_server(bool impaired)
     {
         using var lab = new Lab(impaired ? "Gi" : "Gc");
-        int size = impaired ? 16 << 20 : 64 << 20;
+        const int size = 64 << 20;
         var file = lab.File("big.bin", size, 4);
         lab.KernelTap();
         if (impaired) lab.KernelLoss(5);

@@ -82,7 +82,7 @@ public sealed class SocketApiTests : IDisposable
             }
             await pipe.Output.CompleteAsync();
         });
-        await using var client = await _a.ConnectAsync(IpB, 8).AsTask().WaitAsync(Limit);
+        await using var client = await TcpConnection.ConnectAsync(_a, IpB, 8).AsTask().WaitAsync(Limit);
         await client.Pipe.Output.WriteAsync(Encoding.ASCII.GetBytes("hello\nnetloom\n"));
         await client.Pipe.Output.CompleteAsync();
         var all = new StringBuilder();
