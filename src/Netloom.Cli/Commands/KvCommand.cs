@@ -16,13 +16,17 @@ internal static class KvCommand
         var listen = new Option<string>("--listen") { Description = "ADDRESS:PORT to listen on", DefaultValueFactory = _ => "127.0.0.1:6380" };
         var threads = new Option<int>("--threads") { Description = "io_uring threads (one ring each)", DefaultValueFactory = _ => Environment.ProcessorCount };
         var duration = new Option<double>("--duration") { Description = "Stop after this many seconds (0: until Ctrl-C)", DefaultValueFactory = _ => 0 };
+        var sqpoll = new Option<bool>("--sqpoll") { Description = "io_uring: a kernel thread polls each submission queue (fewer system calls, one more busy thread per ring)" };
+        var zcThreshold = new Option<int>("--zerocopy-from") { Description = "io_uring: send responses of at least this many bytes with SEND_ZC (0: never)", DefaultValueFactory = _ => 16 << 10 };
+        var plainFds = new Option<bool>("--no-registered-files") { Description = "io_uring: plain descriptors instead of a registered file table" };
         var cmd = new Command("kv", "An in-memory key-value server speaking RESP2 (redis-cli, redis-benchmark) on io_uring or on .NET sockets")
-            { engine, listen, threads, duration };
-        cmd.SetAction(r => Run(r.GetValue(engine), r.GetValue(listen)!, r.GetValue(threads), r.GetValue(duration)));
+            { engine, listen, threads, duration, sqpoll, zcThreshold, plainFds };
+        cmd.SetAction(r => Run(r.GetValue(engine), r.GetValue(listen)!, r.GetValue(threads), r.GetValue(duration),
+            new UringServerOptions { SqPoll = r.GetValue(sqpoll), ZeroCopyThreshold = Math.Max(0, r.GetValue(zcThreshold)), RegisteredFiles = !r.GetValue(plainFds) }));
         return cmd;
     }
 
-    private static int Run(KvEngine engine, string listen, int threads, double seconds)
+    private static int Run(KvEngine engine, string listen, int threads, double seconds, UringServerOptions uringOptions)
     {
         if (!IPEndPoint.TryParse(listen, out var endpoint) || endpoint.Port == 0 && !listen.EndsWith(":0"))
             return CliErrors.Report($"--listen '{listen}': expected ADDRESS:PORT such as 127.0.0.1:6380", CliErrors.BadInput);
@@ -36,7 +40,7 @@ internal static class KvCommand
             {
                 try
                 {
-                    var u = new UringServer(endpoint, handler, threads);
+                    var u = new UringServer(endpoint, handler, threads, uringOptions);
                     u.Start();
                     (server, bound) = (u, u.LocalEndPoint);
                 }
@@ -61,12 +65,12 @@ internal static class KvCommand
 
         using (server)
         {
-            Console.Error.WriteLine($"netloom kv ({engine.ToString().ToLowerInvariant()}{(engine == KvEngine.Uring ? $", {threads} threads" : "")}) listening on {bound}; Ctrl-C to stop");
+            Console.Error.WriteLine($"netloom kv ({engine.ToString().ToLowerInvariant()}{(server is UringServer u2 ? $", {threads} threads, {u2.Features}" : "")}) listening on {bound}; Ctrl-C to stop");
             using var stop = new ManualResetEventSlim();
             Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Set(); };
             if (seconds > 0) stop.Wait(TimeSpan.FromSeconds(seconds)); else stop.Wait();
             if (server is UringServer us && us.Failure is { } f) return CliErrors.Report($"an io_uring loop failed: {f.Message}");
-            Console.Error.WriteLine($"netloom kv: {handler.Commands:N0} commands, {handler.Keys:N0} keys");
+            Console.Error.WriteLine($"netloom kv: {handler.Commands:N0} commands, {handler.Keys:N0} keys{(server is UringServer u3 ? $", {u3.Enters:N0} io_uring_enter calls, {u3.ZeroCopySends:N0} zero-copy sends" : "")}");
         }
         return CliErrors.Ok;
     }

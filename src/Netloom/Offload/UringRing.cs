@@ -27,11 +27,13 @@ internal sealed unsafe class UringRing : IDisposable
     private readonly Sqe* _sqes;
     private readonly Cqe* _cqes;
     private uint _sqLocalTail;   // entries prepared but not yet published
+    private readonly bool _sqPoll;
     private bool _disposed;
 
-    public UringRing(uint entries = 256, uint flags = 0, uint cqEntries = 0)
+    public UringRing(uint entries = 256, uint flags = 0, uint cqEntries = 0, uint sqThreadIdleMs = 50)
     {
-        var p = new Params { Flags = flags | (cqEntries > 0 ? SetupCqSize : 0), CqEntries = cqEntries };
+        var p = new Params { Flags = flags | (cqEntries > 0 ? SetupCqSize : 0), CqEntries = cqEntries, SqThreadIdle = sqThreadIdleMs };
+        _sqPoll = (flags & SetupSqPoll) != 0;
         int fd = Setup(entries, &p);
         if (fd < 0) throw Unavailable("io_uring_setup", Libc.Errno);
         _fd = fd;
@@ -66,6 +68,20 @@ internal sealed unsafe class UringRing : IDisposable
     public uint SqEntries { get; }
     public uint CqEntries { get; }
     public long Enters { get; private set; }
+    /// <summary>A kernel thread polls the SQ (IORING_SETUP_SQPOLL): submitting needs no system call while it is awake.</summary>
+    public bool SqPoll => _sqPoll;
+
+    /// <summary>
+    /// Registers a table of <paramref name="count"/> empty file slots (IORING_REGISTER_FILES with
+    /// -1 entries): accepts can then put sockets straight into it (direct descriptors), and
+    /// operations on them skip the per-call file lookup. False when the kernel refuses.
+    /// </summary>
+    public bool RegisterSparseFiles(int count)
+    {
+        var fds = new int[count];
+        Array.Fill(fds, -1);
+        fixed (int* f = fds) return IoUring.Register(_fd, RegisterFiles, f, (uint)count) >= 0;
+    }
 
     private void* Map(nuint size, ulong offset)
     {
@@ -120,10 +136,18 @@ internal sealed unsafe class UringRing : IDisposable
     {
         uint toSubmit = _sqLocalTail - *_sqTail;
         Volatile.Write(ref *_sqTail, _sqLocalTail);
-        if (toSubmit == 0 && waitFor == 0) return 0;
+        uint flags = waitFor > 0 ? EnterGetEvents : 0;
+        if (_sqPoll)
+        {
+            // The kernel thread takes the entries by itself; enter only to wake it after it idled, or to wait.
+            Interlocked.MemoryBarrier(); // the tail store before reading its flags (liburing's smp_mb)
+            if ((Volatile.Read(ref *_sqFlags) & SqNeedWakeup) != 0) flags |= EnterSqWakeup;
+            if (flags == 0) return (int)toSubmit;
+        }
+        else if (toSubmit == 0 && waitFor == 0) return 0;
         while (true)
         {
-            int r = Enter(_fd, toSubmit, waitFor, waitFor > 0 ? EnterGetEvents : 0);
+            int r = Enter(_fd, toSubmit, waitFor, flags);
             Enters++;
             if (r >= 0) return r;
             int e = Libc.Errno;

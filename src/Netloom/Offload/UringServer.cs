@@ -5,17 +5,30 @@ using static Netloom.Interop.IoUring;
 
 namespace Netloom.Offload;
 
+/// <summary>What the io_uring engine may use beyond the basics.</summary>
+public sealed record UringServerOptions
+{
+    /// <summary>A kernel thread polls each submission queue (IORING_SETUP_SQPOLL): fewer system calls, one more busy thread per ring.</summary>
+    public bool SqPoll { get; init; }
+    /// <summary>Accept into a registered file table (direct descriptors) and use them as fixed files; falls back to plain descriptors when refused.</summary>
+    public bool RegisteredFiles { get; init; } = true;
+    /// <summary>Responses of at least this many bytes go out with IORING_OP_SEND_ZC (0: never).</summary>
+    public int ZeroCopyThreshold { get; init; } = 16 << 10;
+}
+
 /// <summary>
 /// An event-driven TCP server on io_uring: one ring per thread, each thread with its own
 /// listening socket (SO_REUSEPORT, so the kernel spreads connections). Per loop turn it submits
 /// everything prepared and waits in one io_uring_enter. Connections are accepted by one
-/// multishot accept, read by one multishot recv each from a provided buffer ring (an idle
-/// connection holds no buffer), and answered by at most one send in flight from a double buffer.
+/// multishot accept (into registered file slots when the kernel allows), read by one multishot
+/// recv each from a provided buffer ring (an idle connection holds no buffer), and answered by at
+/// most one send in flight from a double buffer; large responses go zero-copy (SEND_ZC), and the
+/// buffer is reused only after the kernel's notification.
 /// </summary>
 public sealed unsafe class UringServer : IDisposable
 {
     private const int MaxConnections = 4096, RecvBuffers = 2048, RecvBufferSize = 8192;
-    private const ulong KindAccept = 1, KindRecv = 2, KindSend = 3, KindTick = 4;
+    private const ulong KindAccept = 1, KindRecv = 2, KindSend = 3, KindTick = 4, KindClose = 5, KindShutdown = 6;
 
     private readonly IPEndPoint _endpoint;
     private readonly IConnectionHandler _handler;
@@ -25,15 +38,22 @@ public sealed unsafe class UringServer : IDisposable
     private volatile bool _stop;
     private Exception? _failure;
 
-    public UringServer(IPEndPoint endpoint, IConnectionHandler handler, int threads)
+    private readonly UringServerOptions _options;
+    private bool _zeroCopy;
+
+    public UringServer(IPEndPoint endpoint, IConnectionHandler handler, int threads, UringServerOptions? options = null)
     {
         _endpoint = endpoint;
         _handler = handler;
         _threads = Math.Max(1, threads);
+        _options = options ?? new UringServerOptions();
     }
 
     public IPEndPoint LocalEndPoint => (IPEndPoint)_listeners[0].LocalEndPoint!;
     public long Accepted, Requests, Enters;  // Requests counts receive completions handed to the handler
+    public long ZeroCopySends, FixedFileLoops;
+    /// <summary>What the engine ended up using (registered files, SEND_ZC, SQPOLL), for logs.</summary>
+    public string Features { get; private set; } = "";
 
     /// <summary>Binds every thread's listener and starts the loops; throws if io_uring cannot be used.</summary>
     public void Start()
@@ -44,6 +64,7 @@ public sealed unsafe class UringServer : IDisposable
             foreach (var (op, name) in new[] { (OpAccept, "ACCEPT"), (OpRecv, "RECV"), (OpSend, "SEND"), (OpTimeout, "TIMEOUT") })
                 if (!probe.Supports(op)) throw new UringUnavailableException($"this kernel's io_uring lacks IORING_OP_{name}", 95);
             using var buffers = new ProvidedBuffers(probe, 1, 2, 64); // multishot recv needs provided buffer rings (5.19+)
+            _zeroCopy = _options.ZeroCopyThreshold > 0 && probe.Supports(OpSendZc);
         }
         var endpoint = _endpoint;
         for (int t = 0; t < _threads; t++)
@@ -64,7 +85,17 @@ public sealed unsafe class UringServer : IDisposable
             _loops.Add(thread);
             thread.Start();
         }
+        SpinWait.SpinUntil(() => Volatile.Read(ref _started) == _threads || _failure is not null, 5000);
+        if (_failure is not null) throw _failure;
+        Features = string.Join(", ", new[]
+        {
+            Interlocked.Read(ref FixedFileLoops) == _threads ? "registered files" : "plain descriptors",
+            _zeroCopy ? $"SEND_ZC from {_options.ZeroCopyThreshold} B" : "no SEND_ZC",
+            _options.SqPoll ? "SQPOLL" : "no SQPOLL",
+        });
     }
+
+    private int _started;
 
     /// <summary>Why a loop stopped, if one failed.</summary>
     public Exception? Failure => _failure;
@@ -78,9 +109,9 @@ public sealed unsafe class UringServer : IDisposable
 
     private sealed class Slot
     {
-        public int Fd = -1;
+        public int Fd = -1;           // a descriptor, or a registered file slot when the loop uses them
         public uint Generation;
-        public bool RecvArmed, Sending, Closing;
+        public bool RecvArmed, Sending, Closing, ZcPending, ShutdownPending;
         public readonly Connection Connection;
         public readonly OutputBuffer InFlight = new();
         public readonly InputBuffer Input = new();
@@ -97,23 +128,34 @@ public sealed unsafe class UringServer : IDisposable
         private readonly Slot[] _slots = new Slot[MaxConnections];
         private readonly Stack<int> _free = new(Enumerable.Range(0, MaxConnections).Reverse());
         private readonly KernelTimespec* _tick;
+        private readonly bool _fixed;  // connections live in the ring's registered file table
 
         public Loop(UringServer server, int listenFd)
         {
             _server = server;
             _listenFd = listenFd;
-            _ring = CreateRing();
+            _ring = CreateRing(server._options.SqPoll);
+            _fixed = server._options.RegisteredFiles && _ring.Supports(OpShutdown) && _ring.RegisterSparseFiles(MaxConnections);
+            if (_fixed) Interlocked.Increment(ref server.FixedFileLoops);
             _buffers = new ProvidedBuffers(_ring, 1, RecvBuffers, RecvBufferSize);
             for (int i = 0; i < MaxConnections; i++) _slots[i] = new Slot(i);
             _tick = (KernelTimespec*)System.Runtime.InteropServices.NativeMemory.Alloc((nuint)sizeof(KernelTimespec));
             *_tick = new KernelTimespec { Nanoseconds = 100_000_000 };
         }
 
-        private static UringRing CreateRing()
+        private static UringRing CreateRing(bool sqPoll)
         {
+            if (sqPoll) return new UringRing(4096, SetupSqPoll, 16384, sqThreadIdleMs: 100);
             // One thread submits, and completions run when it enters: the cheapest mode (6.1+); older kernels get the plain ring.
             try { return new UringRing(4096, SetupSingleIssuer | SetupDeferTaskrun, 16384); }
             catch (UringUnavailableException e) when (e.Errno == 22) { return new UringRing(4096, 0, 16384); }
+        }
+
+        /// <summary>Targets an SQE at a connection: its registered slot, or its descriptor.</summary>
+        private void Target(Sqe* s, Slot slot)
+        {
+            s->Fd = slot.Fd;
+            if (_fixed) s->Flags |= SqeFixedFile;
         }
 
         private static ulong Tag(ulong kind, int slot, uint generation) => kind << 56 | (ulong)(uint)slot << 32 | generation;
@@ -128,7 +170,10 @@ public sealed unsafe class UringServer : IDisposable
         private void ArmAccept()
         {
             var s = Next();
-            s->Opcode = OpAccept; s->Fd = _listenFd; s->IoPrio = AcceptMultishot; s->OpFlags = 0x80000 /* SOCK_CLOEXEC */;
+            s->Opcode = OpAccept; s->Fd = _listenFd; s->IoPrio = AcceptMultishot;
+            // A direct descriptor has no descriptor-table entry, so SOCK_CLOEXEC would be refused (EINVAL).
+            if (_fixed) s->FileIndex = FileIndexAlloc; // the new socket goes into a free registered slot; res is its index
+            else s->OpFlags = 0x80000 /* SOCK_CLOEXEC */;
             s->UserData = Tag(KindAccept, 0, 0);
         }
 
@@ -142,7 +187,8 @@ public sealed unsafe class UringServer : IDisposable
         {
             var slot = _slots[i];
             var s = Next();
-            s->Opcode = OpRecv; s->Fd = slot.Fd; s->IoPrio = RecvMultishot; s->Flags = SqeBufferSelect; s->BufIndex = _buffers.GroupId;
+            s->Opcode = OpRecv; s->IoPrio = RecvMultishot; s->Flags = SqeBufferSelect; s->BufIndex = _buffers.GroupId;
+            Target(s, slot);
             s->UserData = Tag(KindRecv, i, slot.Generation);
             slot.RecvArmed = true;
         }
@@ -150,14 +196,17 @@ public sealed unsafe class UringServer : IDisposable
         private void Send(int i)
         {
             var slot = _slots[i];
-            if (slot.Sending) return;
+            if (slot.Sending || slot.ZcPending) return; // one send at a time; a zero-copy buffer stays ours only after its notification
             if (slot.InFlight.Length == 0)
             {
                 if (slot.Connection.Output.Length == 0) return;
                 slot.InFlight.Swap(slot.Connection.Output);
             }
             var s = Next();
-            s->Opcode = OpSend; s->Fd = slot.Fd; s->Addr = (ulong)slot.InFlight.Pointer; s->Len = (uint)slot.InFlight.Length;
+            bool zc = _server._zeroCopy && slot.InFlight.Length >= _server._options.ZeroCopyThreshold;
+            s->Opcode = zc ? OpSendZc : OpSend; s->Addr = (ulong)slot.InFlight.Pointer; s->Len = (uint)slot.InFlight.Length;
+            Target(s, slot);
+            if (zc) Interlocked.Increment(ref _server.ZeroCopySends);
             s->OpFlags = SocketCalls.MSG_NOSIGNAL;
             s->UserData = Tag(KindSend, i, slot.Generation);
             slot.Sending = true;
@@ -165,6 +214,7 @@ public sealed unsafe class UringServer : IDisposable
 
         public void Run()
         {
+            Interlocked.Increment(ref _server._started);
             ArmAccept();
             ArmTick();
             while (!_server._stop)
@@ -177,7 +227,12 @@ public sealed unsafe class UringServer : IDisposable
                     Dispatch(cqe);
                 }
             }
-            for (int i = 0; i < MaxConnections; i++) if (_slots[i].Fd >= 0) { Libc.Close(_slots[i].Fd); _server._handler.OnClosed(_slots[i].Connection); }
+            for (int i = 0; i < MaxConnections; i++)
+                if (_slots[i].Fd >= 0)
+                {
+                    if (!_fixed) Libc.Close(_slots[i].Fd); // registered files close with the ring
+                    _server._handler.OnClosed(_slots[i].Connection);
+                }
             _buffers.Dispose();
             _ring.Dispose();
         }
@@ -193,6 +248,8 @@ public sealed unsafe class UringServer : IDisposable
                 case KindTick:
                     ArmTick();
                     return;
+                case KindClose:
+                    return;
                 case KindAccept:
                     if (cqe.Res >= 0) Accepted(cqe.Res);
                     if (!more) ArmAccept();
@@ -206,17 +263,18 @@ public sealed unsafe class UringServer : IDisposable
                 return;
             }
             if (kind == KindRecv) Received(i, cqe, more);
-            else SendDone(i, cqe.Res);
+            else if (kind == KindShutdown) { slot.ShutdownPending = false; Close(i); }
+            else SendDone(i, cqe);
         }
 
         private void Accepted(int fd)
         {
             Interlocked.Increment(ref _server.Accepted);
-            if (!_free.TryPop(out int i)) { Libc.Close(fd); return; } // at the connection limit: refuse
+            if (!_free.TryPop(out int i)) { CloseDescriptor(fd); return; } // at the connection limit: refuse
             var slot = _slots[i];
             slot.Fd = fd;
             slot.Generation++;
-            slot.Sending = slot.Closing = false;
+            slot.Sending = slot.Closing = slot.ZcPending = slot.ShutdownPending = false;
             slot.Input.Reset();
             slot.InFlight.Reset();
             slot.Connection.Output.Reset();
@@ -254,14 +312,34 @@ public sealed unsafe class UringServer : IDisposable
             if (c.CloseRequested && !slot.Sending) Close(i);
         }
 
-        private void SendDone(int i, int res)
+        /// <summary>
+        /// A send finished, or a zero-copy send's notification came: SEND_ZC completes twice, first
+        /// with the byte count (F_MORE when a notification follows), then with F_NOTIF once the
+        /// kernel no longer reads the buffer.
+        /// </summary>
+        private void SendDone(int i, in Cqe cqe)
         {
             var slot = _slots[i];
-            slot.Sending = false;
-            if (res < 0) { Close(i); return; }
-            slot.InFlight.Consume(res);
+            if ((cqe.Flags & CqeFNotif) != 0) slot.ZcPending = false;
+            else
+            {
+                slot.Sending = false;
+                if ((cqe.Flags & CqeFMore) != 0) slot.ZcPending = true;
+                if (cqe.Res < 0) { Close(i); return; }
+                slot.InFlight.Consume(cqe.Res);
+            }
+            if (slot.ZcPending) return;
+            if (slot.Closing) { Close(i); return; }
             Send(i);
             if (!slot.Sending && slot.Connection.CloseRequested) Close(i);
+        }
+
+        /// <summary>Closes a connection's descriptor, or empties its registered slot with IORING_OP_CLOSE.</summary>
+        private void CloseDescriptor(int fd)
+        {
+            if (!_fixed) { Libc.Close(fd); return; }
+            var s = Next();
+            s->Opcode = OpClose; s->FileIndex = (uint)fd + 1; s->UserData = Tag(KindClose, 0, 0);
         }
 
         private void Close(int i)
@@ -270,10 +348,20 @@ public sealed unsafe class UringServer : IDisposable
             if (!slot.Closing)
             {
                 slot.Closing = true;
-                SocketCalls.Shutdown(slot.Fd, SocketCalls.SHUT_RDWR); // ends the multishot recv
+                // Shutting the socket down ends the multishot recv. IORING_OP_SHUTDOWN always runs
+                // in io-wq, later than an inline close: the slot is closed only after its completion,
+                // or a new connection given the same registered slot would be shut down instead.
+                if (_fixed)
+                {
+                    var s = Next();
+                    s->Opcode = OpShutdown; s->Len = (uint)SocketCalls.SHUT_RDWR; s->UserData = Tag(KindShutdown, i, slot.Generation);
+                    Target(s, slot);
+                    slot.ShutdownPending = true;
+                }
+                else SocketCalls.Shutdown(slot.Fd, SocketCalls.SHUT_RDWR);
             }
-            if (slot.RecvArmed || slot.Sending) return; // wait for the last completions
-            Libc.Close(slot.Fd);
+            if (slot.RecvArmed || slot.Sending || slot.ZcPending || slot.ShutdownPending) return; // wait for the last completions
+            CloseDescriptor(slot.Fd);
             slot.Fd = -1;
             _server._handler.OnClosed(slot.Connection);
             _free.Push(i);

@@ -40,6 +40,26 @@ public unsafe class UringRingTests
     }
 
     [Fact]
+    public void With_sqpoll_a_kernel_thread_takes_submissions_in_rounds_separated_by_idle_time()
+    {
+        using var ring = new UringRing(64, SetupSqPoll, 0, sqThreadIdleMs: 10);
+        Assert.True(ring.SqPoll);
+        for (int round = 0; round < 5; round++)
+        {
+            for (ulong i = 0; i < 10; i++)
+            {
+                Assert.True(ring.TryGetSqe(out var sqe));
+                sqe->Opcode = OpNop;
+                sqe->UserData = (ulong)round * 100 + i;
+            }
+            ring.Submit();
+            var cqes = Reap(ring, 10);
+            Assert.Equal(Enumerable.Range(round * 100, 10).Select(i => (ulong)i).ToHashSet(), cqes.Select(c => c.UserData).ToHashSet());
+            Thread.Sleep(30); // the poller goes idle and must be woken for the next round
+        }
+    }
+
+    [Fact]
     public void A_full_submission_queue_says_so()
     {
         using var ring = new UringRing(8);
@@ -126,6 +146,87 @@ public unsafe class UringRingTests
         Assert.Equal("world"u8.ToArray(), got);
         foreach (var a in accepted) Libc.Close(a.Res);
         foreach (var c in clients) c.Dispose();
+    }
+
+    [Fact]
+    public void Accept_into_registered_files_then_recv_send_shutdown_and_close_by_slot()
+    {
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(4);
+        using var ring = new UringRing(32);
+        Assert.True(ring.RegisterSparseFiles(8));
+        Assert.True(ring.TryGetSqe(out var acc));
+        acc->Opcode = OpAccept; acc->Fd = (int)listener.SafeHandle.DangerousGetHandle(); acc->FileIndex = FileIndexAlloc; acc->UserData = 1;
+        ring.Submit();
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        client.Connect(listener.LocalEndPoint!);
+        var a = Reap(ring, 1)[0];
+        Assert.InRange(a.Res, 0, 7); // a registered slot, not a descriptor
+        int slot = a.Res;
+        client.Send("ping"u8);
+        var buf = new byte[16];
+        fixed (byte* b = buf)
+        {
+            Assert.True(ring.TryGetSqe(out var recv));
+            recv->Opcode = OpRecv; recv->Fd = slot; recv->Flags = SqeFixedFile; recv->Addr = (ulong)b; recv->Len = 16; recv->UserData = 2;
+            ring.Submit();
+            Assert.Equal(4, Reap(ring, 1)[0].Res);
+        }
+        fixed (byte* w = "pong"u8)
+        {
+            Assert.True(ring.TryGetSqe(out var send));
+            send->Opcode = OpSend; send->Fd = slot; send->Flags = SqeFixedFile; send->Addr = (ulong)w; send->Len = 4; send->UserData = 3;
+            ring.Submit();
+            Assert.Equal(4, Reap(ring, 1)[0].Res);
+        }
+        var got = new byte[4];
+        Assert.Equal(4, client.Receive(got));
+        Assert.Equal("pong"u8.ToArray(), got);
+        Assert.True(ring.TryGetSqe(out var shut));
+        shut->Opcode = OpShutdown; shut->Fd = slot; shut->Flags = SqeFixedFile; shut->Len = 2; shut->UserData = 4;
+        ring.Submit();
+        Assert.Equal(0, Reap(ring, 1)[0].Res);
+        Assert.Equal(0, client.Receive(got)); // the peer sees the end of the stream
+        Assert.True(ring.TryGetSqe(out var close));
+        close->Opcode = OpClose; close->FileIndex = (uint)slot + 1; close->UserData = 5;
+        ring.Submit();
+        Assert.Equal(0, Reap(ring, 1)[0].Res);
+    }
+
+    [Fact]
+    public void Send_zc_completes_with_the_byte_count_then_a_notification()
+    {
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(4);
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        client.Connect(listener.LocalEndPoint!);
+        using var server = listener.Accept();
+        using var ring = new UringRing(16);
+        Assert.True(ring.Supports(OpSendZc));
+        var data = new byte[100_000];
+        new Random(1).NextBytes(data);
+        var all = new byte[data.Length];
+        var reader = new Thread(() =>
+        {
+            int got = 0;
+            while (got < all.Length) got += client.Receive(all, got, all.Length - got, SocketFlags.None);
+        });
+        reader.Start();
+        fixed (byte* d = data)
+        {
+            Assert.True(ring.TryGetSqe(out var sqe));
+            sqe->Opcode = OpSendZc; sqe->Fd = (int)server.SafeHandle.DangerousGetHandle(); sqe->Addr = (ulong)d; sqe->Len = (uint)data.Length; sqe->UserData = 77;
+            ring.Submit();
+            var cqes = Reap(ring, 2);
+            Assert.All(cqes, c => Assert.Equal(77ul, c.UserData));
+            Assert.Equal(data.Length, cqes[0].Res);
+            Assert.True((cqes[0].Flags & CqeFMore) != 0, "the first completion announces a notification");
+            Assert.True((cqes[1].Flags & CqeFNotif) != 0, "the second is the notification: the buffer is ours again");
+        }
+        reader.Join();
+        Assert.Equal(data, all);
     }
 
     [Fact]
