@@ -18,7 +18,7 @@ internal static unsafe partial class IoUring
     public const uint SqNeedWakeup = 1;
     public const uint RegisterFiles = 2, RegisterProbe = 8, RegisterPbufRing = 22, UnregisterPbufRing = 23;
 
-    public const byte OpNop = 0, OpTimeout = 11, OpAccept = 13, OpAsyncCancel = 14, OpClose = 19, OpSend = 26, OpRecv = 27, OpShutdown = 34, OpSendZc = 47;
+    public const byte OpNop = 0, OpTimeout = 11, OpAccept = 13, OpAsyncCancel = 14, OpClose = 19, OpRead = 22, OpSend = 26, OpRecv = 27, OpShutdown = 34, OpSendZc = 47;
     /// <summary>sqe.file_index for accept: let the kernel pick a free registered-file slot (5.19+).</summary>
     public const uint FileIndexAlloc = 0xFFFFFFFF;
     public const byte SqeFixedFile = 1, SqeIoLink = 4, SqeBufferSelect = 32;

@@ -17,6 +17,18 @@ public interface IConnectionHandler
     int OnData(Connection connection, ReadOnlySpan<byte> data);
 
     void OnClosed(Connection connection);
+
+    /// <summary>Another thread called <see cref="Connection.Wake"/>: produce output now (on the engine's thread).</summary>
+    void OnWake(Connection connection) { }
+
+    /// <summary>A send finished: room for more output (on the engine's thread).</summary>
+    void OnSendCompleted(Connection connection) { }
+
+    /// <summary>
+    /// The peer finished sending (FIN). Return true to keep the connection open for output until
+    /// the handler closes it (a half-close); the default, false, closes it now, as Redis does.
+    /// </summary>
+    bool OnEndOfInput(Connection connection) => false;
 }
 
 /// <summary>
@@ -37,9 +49,22 @@ public sealed class Connection
     public OutputBuffer Output { get; } = new();
 
     internal bool CloseRequested;
+    internal int WakePending;
+    internal Action<Connection>? WakeHook;
 
     /// <summary>Closes the connection once what is in <see cref="Output"/> has been sent.</summary>
     public void Close() => CloseRequested = true;
+
+    /// <summary>
+    /// From any thread: asks the engine to call the handler's <see cref="IConnectionHandler.OnWake"/>
+    /// on its own thread soon (for output that is not an answer to input). Repeated calls before
+    /// that coalesce into one.
+    /// </summary>
+    public void Wake()
+    {
+        var hook = WakeHook ?? throw new NotSupportedException("this engine cannot be woken from other threads (use the io_uring engine)");
+        if (Interlocked.Exchange(ref WakePending, 1) == 0) hook(this);
+    }
 }
 
 /// <summary>

@@ -28,7 +28,7 @@ public sealed record UringServerOptions
 public sealed unsafe class UringServer : IDisposable
 {
     private const int MaxConnections = 4096, RecvBuffers = 2048, RecvBufferSize = 8192;
-    private const ulong KindAccept = 1, KindRecv = 2, KindSend = 3, KindTick = 4, KindClose = 5, KindShutdown = 6;
+    private const ulong KindAccept = 1, KindRecv = 2, KindSend = 3, KindTick = 4, KindClose = 5, KindShutdown = 6, KindWake = 7;
 
     private readonly IPEndPoint _endpoint;
     private readonly IConnectionHandler _handler;
@@ -129,6 +129,10 @@ public sealed unsafe class UringServer : IDisposable
         private readonly Stack<int> _free = new(Enumerable.Range(0, MaxConnections).Reverse());
         private readonly KernelTimespec* _tick;
         private readonly bool _fixed;  // connections live in the ring's registered file table
+        private readonly int _wakeFd;  // an eventfd other threads bump; the ring reads it
+        private readonly ulong* _wakeBuffer;
+        private readonly System.Collections.Concurrent.ConcurrentQueue<long> _woken = new();
+        private readonly Action<Connection> _wakeHook;
 
         public Loop(UringServer server, int listenFd)
         {
@@ -139,6 +143,16 @@ public sealed unsafe class UringServer : IDisposable
             if (_fixed) Interlocked.Increment(ref server.FixedFileLoops);
             _buffers = new ProvidedBuffers(_ring, 1, RecvBuffers, RecvBufferSize);
             for (int i = 0; i < MaxConnections; i++) _slots[i] = new Slot(i);
+            _wakeFd = Libc.EventFd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK);
+            if (_wakeFd < 0) throw new IOException($"eventfd: {Libc.Describe(Libc.Errno)}");
+            _wakeBuffer = (ulong*)System.Runtime.InteropServices.NativeMemory.Alloc(8);
+            _wakeHook = c =>
+            {
+                _woken.Enqueue((long)c.Id << 32 | (uint)c.Generation);
+                ulong one = 1;
+                Libc.Write(_wakeFd, &one, 8);
+            };
+            for (int i = 0; i < MaxConnections; i++) _slots[i].Connection.WakeHook = _wakeHook;
             _tick = (KernelTimespec*)System.Runtime.InteropServices.NativeMemory.Alloc((nuint)sizeof(KernelTimespec));
             *_tick = new KernelTimespec { Nanoseconds = 100_000_000 };
         }
@@ -175,6 +189,36 @@ public sealed unsafe class UringServer : IDisposable
             if (_fixed) s->FileIndex = FileIndexAlloc; // the new socket goes into a free registered slot; res is its index
             else s->OpFlags = 0x80000 /* SOCK_CLOEXEC */;
             s->UserData = Tag(KindAccept, 0, 0);
+        }
+
+        private void ArmWake()
+        {
+            var s = Next();
+            s->Opcode = OpRead; s->Fd = _wakeFd; s->Addr = (ulong)_wakeBuffer; s->Len = 8; s->UserData = Tag(KindWake, 0, 0);
+        }
+
+        /// <summary>Other threads asked for connections to be served: the handler produces their output here.</summary>
+        private void Woken()
+        {
+            while (_woken.TryDequeue(out long item))
+            {
+                int i = (int)(item >> 32);
+                var slot = _slots[i];
+                if (slot.Fd < 0 || slot.Generation != (uint)item || slot.Closing) continue;
+                Volatile.Write(ref slot.Connection.WakePending, 0);
+                _server._handler.OnWake(slot.Connection);
+                AfterHandler(i);
+            }
+        }
+
+        /// <summary>After the handler ran: send what it produced, or close when it asked and all went.</summary>
+        private void AfterHandler(int i)
+        {
+            var slot = _slots[i];
+            var c = slot.Connection;
+            if (c.Output.Overflowed) { Close(i); return; }
+            Send(i);
+            if (c.CloseRequested && !slot.Sending && !slot.ZcPending && slot.InFlight.Length == 0 && c.Output.Length == 0) Close(i);
         }
 
         private void ArmTick()
@@ -217,6 +261,7 @@ public sealed unsafe class UringServer : IDisposable
             Interlocked.Increment(ref _server._started);
             ArmAccept();
             ArmTick();
+            ArmWake();
             while (!_server._stop)
             {
                 _ring.Submit(waitFor: 1);
@@ -235,6 +280,8 @@ public sealed unsafe class UringServer : IDisposable
                 }
             _buffers.Dispose();
             _ring.Dispose();
+            Libc.Close(_wakeFd);
+            System.Runtime.InteropServices.NativeMemory.Free(_wakeBuffer);
         }
 
         private void Dispatch(in Cqe cqe)
@@ -249,6 +296,10 @@ public sealed unsafe class UringServer : IDisposable
                     ArmTick();
                     return;
                 case KindClose:
+                    return;
+                case KindWake:
+                    ArmWake();
+                    Woken();
                     return;
                 case KindAccept:
                     if (cqe.Res >= 0) Accepted(cqe.Res);
@@ -279,6 +330,7 @@ public sealed unsafe class UringServer : IDisposable
             slot.InFlight.Reset();
             slot.Connection.Output.Reset();
             slot.Connection.CloseRequested = false;
+            slot.Connection.WakePending = 0;
             slot.Connection.Generation = slot.Generation;
             _server._handler.OnConnected(slot.Connection);
             ArmRecv(i);
@@ -292,6 +344,11 @@ public sealed unsafe class UringServer : IDisposable
             {
                 // End of stream or an error (-ENOBUFS re-arms: the buffer ring ran dry for a moment).
                 if (cqe.Res == -105 && !slot.Closing) { ArmRecv(i); return; }
+                if (cqe.Res == 0 && !slot.Closing && !more && _server._handler.OnEndOfInput(slot.Connection))
+                {
+                    AfterHandler(i); // half-closed: output goes on until the handler closes
+                    return;
+                }
                 Close(i);
                 return;
             }
@@ -307,9 +364,8 @@ public sealed unsafe class UringServer : IDisposable
             var slot = _slots[i];
             var c = slot.Connection;
             Interlocked.Increment(ref _server.Requests);
-            if (!slot.Input.Feed(_server._handler, c, data) || c.Output.Overflowed) { Close(i); return; }
-            Send(i);
-            if (c.CloseRequested && !slot.Sending) Close(i);
+            if (!slot.Input.Feed(_server._handler, c, data)) { Close(i); return; }
+            AfterHandler(i);
         }
 
         /// <summary>
@@ -330,8 +386,8 @@ public sealed unsafe class UringServer : IDisposable
             }
             if (slot.ZcPending) return;
             if (slot.Closing) { Close(i); return; }
-            Send(i);
-            if (!slot.Sending && slot.Connection.CloseRequested) Close(i);
+            if (slot.InFlight.Length == 0) _server._handler.OnSendCompleted(slot.Connection);
+            AfterHandler(i);
         }
 
         /// <summary>Closes a connection's descriptor, or empties its registered slot with IORING_OP_CLOSE.</summary>
