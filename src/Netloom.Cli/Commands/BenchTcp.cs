@@ -64,7 +64,7 @@ internal static class BenchTcp
     /// <summary>One stack on a port, polled on the calling thread with the app's work in between (no lock, no sleeping).</summary>
     private sealed class OwnerLoop
     {
-        private readonly long _epoch = Stopwatch.GetTimestamp();
+        private readonly MonotonicClock _clock = new(Instant.FromSeconds(1));
         public readonly Interface Stack;
 
         public OwnerLoop(IPort port, StackOptions o)
@@ -73,8 +73,7 @@ internal static class BenchTcp
             Poll();
         }
 
-        public Instant Now => new((long)((Stopwatch.GetTimestamp() - _epoch) * (1e9 / Stopwatch.Frequency)) + 1_000_000_000);
-        public void Poll() => Stack.Poll(Now);
+        public void Poll() => Stack.Poll(_clock.Now);
 
         public TcpSocket Connect(ushort port)
         {

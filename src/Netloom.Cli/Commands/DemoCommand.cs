@@ -115,8 +115,7 @@ internal static class DemoCommand
     private static string BulkTransfer(Interface a, Interface b, Netloom.Switching.Switch sw, Ipv4Address ipB)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        var start = Instant.FromSeconds(1_767_225_700);
-        Instant Now() => start + Duration.FromNanoseconds((long)(clock.Elapsed.TotalMilliseconds * 1e6));
+        var time = new MonotonicClock(Instant.FromSeconds(1_767_225_700)); // after the virtual time so far
         var listener = b.Listen(5001);
         var sender = a.Connect(ipB, 5001);
         TcpSocket? receiver = null;
@@ -128,7 +127,7 @@ internal static class DemoCommand
         var t0 = clock.Elapsed;
         while (received < total && clock.Elapsed.TotalSeconds < 60)
         {
-            var now = Now();
+            var now = time.Now;
             a.Poll(now);
             sw.Forward(now);
             b.Poll(now);

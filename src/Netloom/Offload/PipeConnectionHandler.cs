@@ -54,7 +54,6 @@ public sealed class PipeConnectionHandler(Func<IDuplexPipe, Task> application) :
         state.In.Writer.Write(data);
         var flush = state.In.Writer.FlushAsync();
         if (!flush.IsCompleted) connection.Close(); // the application left 64 MiB unread: stop holding more
-        else if (flush.Result.IsCompleted) { /* the application stopped reading: drop its input */ }
         Pull(connection, state);
         return data.Length;
     }

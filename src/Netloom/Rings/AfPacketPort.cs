@@ -91,7 +91,6 @@ public sealed unsafe class AfPacketPort : DescriptorPort
         var tx = TxRing;
         uint n = (uint)tx.Size, head = tx.Head, k = TxHwCur;
         if (head >= n) return;
-        int max = Pool.BufferSize;
         long sent = 0, bytes = 0, drops = 0, invalid = 0;
         while (k != head)
         {

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Netloom.Rings;
 using Netloom.Stack;
 using Netloom.Time;
@@ -13,18 +12,16 @@ public sealed class HostLoop
 {
     private readonly Interface _interface;
     private readonly IPort _port;
-    private readonly long _epochNs;
-    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private readonly MonotonicClock _clock = new();
 
     public HostLoop(Interface iface, IPort port)
     {
         _interface = iface;
         _port = port;
-        _epochNs = (DateTime.UtcNow - DateTime.UnixEpoch).Ticks * 100;
     }
 
     /// <summary>Wall-clock time as the stack sees it (monotonic from start).</summary>
-    public Instant Now => new(_epochNs + (long)(_clock.ElapsedTicks * (1e9 / Stopwatch.Frequency)));
+    public Instant Now => _clock.Now;
 
     /// <summary>Runs until <paramref name="stop"/>; <paramref name="work"/> runs after every poll, on this thread.</summary>
     /// <param name="deviceDue">When a device decorator next has a frame due (delay lines), if any.</param>

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Netloom.Rings;
 using Netloom.Stack;
 using Netloom.Time;
@@ -34,8 +33,7 @@ public sealed class NetStack : IDisposable
     private readonly IPort _port;
     private readonly NetStackOptions _settings;
     private readonly Thread _owner;
-    private readonly Stopwatch _clock = Stopwatch.StartNew();
-    private readonly long _epochNs = (DateTime.UtcNow - DateTime.UnixEpoch).Ticks * 100;
+    private readonly MonotonicClock _clock = new();
     private volatile bool _stopping;
     private Exception? _failure;
 
@@ -63,7 +61,7 @@ public sealed class NetStack : IDisposable
     /// <summary>Bytes the owner thread has allocated since it started (flat in steady state).</summary>
     public long OwnerAllocatedBytes { get; private set; }
     /// <summary>Monotonic wall-clock time as the stack sees it.</summary>
-    public Instant Now => new(_epochNs + (long)(_clock.ElapsedTicks * (1e9 / Stopwatch.Frequency)));
+    public Instant Now => _clock.Now;
 
     public TcpListener Listen(ushort port, int backlog = 128, TcpSocketOptions? options = null)
     {

@@ -32,7 +32,8 @@ internal sealed class Signal : IValueTaskSource
     {
         if (!_armed) return;
         _armed = false;
-        _cancel.Dispose();
+        // Unregister, not Dispose: Dispose waits for a running Cancel callback, which waits for the lock we hold.
+        _cancel.Unregister();
         _cancel = default;
         _core.SetResult(true);
     }

@@ -99,7 +99,7 @@ public sealed class TcpConnection : ISocketObserver, IDisposable, IAsyncDisposab
             using (_stack.Enter())
             {
                 if (Socket.Error != TcpError.None) throw TcpException.From(Socket);
-                if (Socket.State is not (TcpState.Established or TcpState.CloseWait or TcpState.SynSent or TcpState.SynReceived) || Socket.SendSpace == 0 && Socket.State == TcpState.Closed)
+                if (Socket.State is not (TcpState.Established or TcpState.CloseWait or TcpState.SynSent or TcpState.SynReceived))
                     throw new InvalidOperationException($"cannot write: the connection is in {Socket.State}");
                 offset += Socket.Send(data.Span[offset..]);
                 if (offset == data.Length) return;

@@ -250,14 +250,14 @@ public sealed partial class Interface
             var ip = new Ipv4Repr(_o.Address, to, IpProtocol.Tcp, hl + length, _o.Ttl) { Identification = _ipId++, DontFragment = true };
             ip.Emit(frame[14..]);
             var segment = frame.Slice(34, hl + length);
-            WriteTcp(segment, sourcePort, destinationPort, seq, ack, flags, window, o, data, dataOffset, length, to);
+            WriteTcp(segment, hl, sourcePort, destinationPort, seq, ack, flags, window, o, data, dataOffset, length, to);
             Commit(total);
             Counters.Ipv4Out++;
             return true;
         }
         Counters.TcpOut++;
         var t = _transport.AsSpan(0, hl + length);
-        WriteTcp(t, sourcePort, destinationPort, seq, ack, flags, window, o, data, dataOffset, length, to);
+        WriteTcp(t, hl, sourcePort, destinationPort, seq, ack, flags, window, o, data, dataOffset, length, to);
         SendIpv4(to, IpProtocol.Tcp, t);
         return true;
     }
@@ -278,15 +278,14 @@ public sealed partial class Interface
         foreach (var s in _txRetrying)
         {
             s.TxBlocked = false;
-            if (s.Slot >= 0) s.RetryOutput();
+            if (s.Slot >= 0) s.AfterEvent();
         }
         _txRetrying.Clear();
     }
 
-    private void WriteTcp(Span<byte> segment, ushort sourcePort, ushort destinationPort, uint seq, uint ack, TcpFlags flags,
+    private void WriteTcp(Span<byte> segment, int hl, ushort sourcePort, ushort destinationPort, uint seq, uint ack, TcpFlags flags,
         ushort window, in TcpOutOptions o, ByteRing? data, int dataOffset, int length, Ipv4Address to)
     {
-        int hl = 20 + o.Length;
         var w = new TcpWriter(segment)
         {
             SourcePort = sourcePort, DestinationPort = destinationPort, SequenceNumber = seq, AcknowledgmentNumber = ack,

@@ -23,6 +23,17 @@ public unsafe class UringRingTests
         return got;
     }
 
+    /// <summary>Two connected loopback sockets: the client end and the server end.</summary>
+    private static (Socket Client, Socket Server) ConnectedPair()
+    {
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(1);
+        var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        client.Connect(listener.LocalEndPoint!);
+        return (client, listener.Accept());
+    }
+
     [Fact]
     public void A_hundred_nops_complete_with_their_user_data_in_one_submit()
     {
@@ -197,12 +208,9 @@ public unsafe class UringRingTests
     [Fact]
     public void Send_zc_completes_with_the_byte_count_then_a_notification()
     {
-        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        listener.Listen(4);
-        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        client.Connect(listener.LocalEndPoint!);
-        using var server = listener.Accept();
+        var (client, server) = ConnectedPair();
+        using var _c = client;
+        using var _s = server;
         using var ring = new UringRing(16);
         Assert.True(ring.Supports(OpSendZc));
         var data = new byte[100_000];
@@ -232,12 +240,9 @@ public unsafe class UringRingTests
     [Fact]
     public void Multishot_recv_fills_provided_buffers_until_the_peer_closes()
     {
-        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        listener.Listen(4);
-        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        client.Connect(listener.LocalEndPoint!);
-        using var server = listener.Accept();
+        var (client, server) = ConnectedPair();
+        using var _c = client;
+        using var _s = server;
         int fd = (int)server.SafeHandle.DangerousGetHandle();
         using var ring = new UringRing(16);
         using var bufs = new ProvidedBuffers(ring, groupId: 1, count: 8, bufferSize: 64);

@@ -132,7 +132,7 @@ public sealed class TcpListenSocket
             Timestamps = o.Timestamps && seg.HasTimestamp,
             TsRecent = seg.TsVal,
             TsOffset = _stack.TimestampOffset(LocalPort, from, seg.SourcePort),
-            WindowOffered = (uint)Math.Min(65535, Math.Min(TcpSocketOptions.RoundUp(o.ReceiveBufferSize), Math.Max(o.InitialReceiveWindow, 4 * 1460))),
+            WindowOffered = (uint)Math.Min(65535, o.InitialWindowLimit),
         };
     }
 
@@ -179,22 +179,21 @@ public sealed class TcpListenSocket
     private void SendSynAck(ref SynEntry e)
     {
         ref var p = ref e.P;
-        var o = TcpOutOptions.None;
-        o.Mss = (ushort)Math.Min(65535, _stack.Options.Mtu - 40);
-        if (p.PeerWindowScale >= 0) o.WindowScale = (sbyte)ReceiveShift();
-        o.SackPermitted = p.SackPermitted;
-        if (p.Timestamps) { o.HasTimestamp = true; o.TsVal = (uint)(Now.Nanoseconds / 1_000_000) + p.TsOffset; o.TsEcr = p.TsRecent; }
+        var o = SynAckOptions(p, (uint)(Now.Nanoseconds / 1_000_000) + p.TsOffset);
         _stack.SendTcpRaw(e.Remote, LocalPort, e.RemotePort, p.Iss, p.Irs + 1, TcpFlags.Syn | TcpFlags.Ack, (ushort)p.WindowOffered, o, null, 0, 0);
         e.SentAt = Now.Nanoseconds;
         e.DueAt = (Now + Duration.FromSeconds(1L << e.Retries)).Nanoseconds; // 1, 2, 4, 8, 16 s
     }
 
-    /// <summary>The window scale our SYN-ACK announces: what the receive buffer needs.</summary>
-    private int ReceiveShift()
+    /// <summary>A SYN-ACK's options: our MSS, and what the SYN offered that we take (window scale, SACK, timestamps).</summary>
+    private TcpOutOptions SynAckOptions(in SynParameters p, uint tsVal)
     {
-        int cap = TcpSocketOptions.RoundUp(Options.ReceiveBufferSize), shift = 0;
-        while (shift < 14 && (cap >> shift) > 65535) shift++;
-        return shift;
+        var o = TcpOutOptions.None;
+        o.Mss = (ushort)Math.Min(65535, _stack.Options.Mtu - 40);
+        if (p.PeerWindowScale >= 0) o.WindowScale = (sbyte)Options.ReceiveWindowShift;
+        o.SackPermitted = p.SackPermitted;
+        if (p.Timestamps) { o.HasTimestamp = true; o.TsVal = tsVal; o.TsEcr = p.TsRecent; }
+        return o;
     }
 
     internal void OnTimer()
@@ -238,20 +237,21 @@ public sealed class TcpListenSocket
         ushort port = syn.SourcePort;
         uint hash = _stack.CookieHash(LocalPort, from, port, p.Irs, counter);
         p.Iss = (uint)((counter & 31) << 27) | (uint)(mssIndex << 24) | (hash & 0xFFFFFF);
-        var o = TcpOutOptions.None;
-        o.Mss = (ushort)Math.Min(65535, _stack.Options.Mtu - 40);
+        uint ts = 0;
         if (p.Timestamps)
         {
-            if (p.PeerWindowScale >= 0) o.WindowScale = (sbyte)ReceiveShift();
-            o.SackPermitted = p.SackPermitted;
             uint bits = (uint)(p.PeerWindowScale >= 0 ? p.PeerWindowScale : 15) | (p.SackPermitted ? 16u : 0) | 32u;
             uint now = (uint)(Now.Nanoseconds / 1_000_000) + p.TsOffset;
-            uint ts = (now & ~63u) | bits;
+            ts = (now & ~63u) | bits;
             if (Seq.Gt(ts, now)) ts -= 64; // never ahead of the connection's clock, or the peer's PAWS would drop us later
-            o.HasTimestamp = true;
-            o.TsVal = ts;
-            o.TsEcr = p.TsRecent;
         }
+        else
+        {
+            // Without timestamps there is nowhere to keep window scale and SACK: the cookie offers neither.
+            p.PeerWindowScale = -1;
+            p.SackPermitted = false;
+        }
+        var o = SynAckOptions(p, ts);
         _stack.SendTcpRaw(from, LocalPort, port, p.Iss, p.Irs + 1, TcpFlags.Syn | TcpFlags.Ack, (ushort)p.WindowOffered, o, null, 0, 0);
         SynCookiesSent++;
         _stack.Counters.TcpSynCookiesSent++;
@@ -272,7 +272,7 @@ public sealed class TcpListenSocket
             {
                 Iss = cookie, Irs = irs, PeerMss = CookieMss[(cookie >> 24) & 7], PeerWindowScale = -1,
                 TsOffset = _stack.TimestampOffset(LocalPort, from, port),
-                WindowOffered = (uint)Math.Min(65535, Math.Min(TcpSocketOptions.RoundUp(Options.ReceiveBufferSize), Math.Max(Options.InitialReceiveWindow, 4 * 1460))),
+                WindowOffered = (uint)Math.Min(65535, Options.InitialWindowLimit),
                 PeerWindow = ack.Window,
             };
             if (ack.HasTimestamp && (ack.TsEcr & 32) != 0 && Options.Timestamps)

@@ -20,11 +20,7 @@ public sealed partial class TcpSocket
             default: InSynchronized(ref seg); break;
         }
         if (State == TcpState.Closed) return;
-        Output();
-        if (_ackNow) SendAck();
-        else if (_unackedSegments > 0 && _ackAt == 0) _ackAt = (Now + _options.DelayedAck).Nanoseconds;
-        Reschedule();
-        Notify();
+        AfterEvent();
     }
 
     /// <summary>§3.10.7.3: our SYN is out; a SYN-ACK completes the handshake, a bare SYN is a simultaneous open.</summary>

@@ -67,7 +67,7 @@ public sealed partial class TcpSocket
         o.SackPermitted = _options.SelectiveAck;
         if (_options.Timestamps) { o.HasTimestamp = true; o.TsVal = TsNow(); o.TsEcr = ack ? _tsRecent : 0; }
         ushort window = (ushort)Math.Min(65535, _rcvWndLimit); // SYN windows are never scaled
-        _rcvAdvEdge = RcvNxt + window;
+        if (ack) _rcvAdvEdge = RcvNxt + window; // a bare SYN knows no RCV.NXT yet: InSynSent sets the edge
         _stack.SendTcp(this, Iss, ack ? RcvNxt : 0, ack ? TcpFlags.Syn | TcpFlags.Ack : TcpFlags.Syn, window, o, 0, 0);
         SegmentsOut++;
     }

@@ -129,8 +129,7 @@ public sealed partial class TcpSocket
     /// <summary>Emits one segment carrying the current ACK, window and options; false when the device is full (retried later).</summary>
     private bool SendSegment(uint seq, int len, bool fin)
     {
-        var o = TcpOutOptions.None;
-        if (_tsOk) { o.HasTimestamp = true; o.TsVal = TsNow(); o.TsEcr = _tsRecent; }
+        var o = SegmentOptions();
         if (_sackOk && !_outOfOrder.IsEmpty) AddSackBlocks(ref o);
         var flags = TcpFlags.Ack;
         if (fin) flags |= TcpFlags.Fin;
@@ -147,11 +146,23 @@ public sealed partial class TcpSocket
         return true;
     }
 
-    /// <summary>The device has room again: send what was held back.</summary>
-    internal void RetryOutput()
+    /// <summary>The options every segment after the handshake carries: the timestamp, when in use.</summary>
+    private TcpOutOptions SegmentOptions()
+    {
+        var o = TcpOutOptions.None;
+        if (_tsOk) { o.HasTimestamp = true; o.TsVal = TsNow(); o.TsEcr = _tsRecent; }
+        return o;
+    }
+
+    /// <summary>
+    /// After an event (a segment in, or the device making room): send what is allowed, the ACK
+    /// owed now or a delayed one later, point the timer at the next deadline, tell the observer.
+    /// </summary>
+    internal void AfterEvent()
     {
         Output();
         if (_ackNow) SendAck();
+        else if (_unackedSegments > 0 && _ackAt == 0) _ackAt = (Now + _options.DelayedAck).Nanoseconds;
         Reschedule();
         Notify();
     }

@@ -92,9 +92,7 @@ public sealed partial class TcpSocket
             _swsOverride = false;
             return;
         }
-        var o = TcpOutOptions.None;
-        if (_tsOk) { o.HasTimestamp = true; o.TsVal = TsNow(); o.TsEcr = _tsRecent; }
-        _stack.SendTcp(this, SndUna, RcvNxt, TcpFlags.Ack, WindowToAdvertise(), o, (int)(SndUna - _sndBufSeq), 1);
+        _stack.SendTcp(this, SndUna, RcvNxt, TcpFlags.Ack, WindowToAdvertise(), SegmentOptions(), (int)(SndUna - _sndBufSeq), 1);
         SegmentsOut++;
         AckSent();
         if (Seq.Lt(SndNxt, SndUna + 1)) SndNxt = SndUna + 1;
@@ -115,9 +113,7 @@ public sealed partial class TcpSocket
             return;
         }
         // A probe is an old sequence number with no data: any live peer must ACK it (RFC 1122 §4.2.3.6).
-        var o = TcpOutOptions.None;
-        if (_tsOk) { o.HasTimestamp = true; o.TsVal = TsNow(); o.TsEcr = _tsRecent; }
-        _stack.SendTcp(this, SndUna - 1, RcvNxt, TcpFlags.Ack, WindowToAdvertise(), o, 0, 0);
+        _stack.SendTcp(this, SndUna - 1, RcvNxt, TcpFlags.Ack, WindowToAdvertise(), SegmentOptions(), 0, 0);
         SegmentsOut++;
         _keepProbes++;
         _keepAt = now + _options.KeepAliveInterval.Nanoseconds;

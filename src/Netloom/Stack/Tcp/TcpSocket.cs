@@ -71,11 +71,11 @@ public sealed partial class TcpSocket
         RemoteAddress = remote;
         RemotePort = remotePort;
         _sendBuffer = new ByteRing(TcpSocketOptions.RoundUp(options.SendBufferSize));
-        _recvBuffer = new ByteRing(TcpSocketOptions.RoundUp(options.ReceiveBufferSize));
+        _recvBuffer = new ByteRing(options.ReceiveCapacity);
         _rtt = new RttEstimator(options.InitialRto, options.MinRto, options.MaxRto);
         _cc = CongestionControl.Create(options.Congestion, _mss, options.InitialWindowSegments);
-        _rcvWndLimit = Math.Min(_recvBuffer.Capacity, Math.Max(options.InitialReceiveWindow, 4 * 1460));
-        while (_options.WindowScaling && _rcvShift < 14 && (_recvBuffer.Capacity >> _rcvShift) > 65535) _rcvShift++;
+        _rcvWndLimit = options.InitialWindowLimit;
+        _rcvShift = options.ReceiveWindowShift;
         _quickAcks = options.QuickAcks;
         NoDelay = options.NoDelay;
     }

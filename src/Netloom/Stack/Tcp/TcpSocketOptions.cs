@@ -50,4 +50,21 @@ public sealed record TcpSocketOptions
     }
 
     internal static int RoundUp(int size) => (int)Math.Max(64, System.Numerics.BitOperations.RoundUpToPowerOf2((uint)size));
+
+    /// <summary>The receive buffer as allocated (a power of two).</summary>
+    internal int ReceiveCapacity => RoundUp(ReceiveBufferSize);
+
+    /// <summary>The window offered at first: the initial window, at least four segments, within the buffer.</summary>
+    internal int InitialWindowLimit => Math.Min(ReceiveCapacity, Math.Max(InitialReceiveWindow, 4 * 1460));
+
+    /// <summary>The window scale announced (RFC 7323 §2.3): the least shift that lets the whole buffer be offered.</summary>
+    internal byte ReceiveWindowShift
+    {
+        get
+        {
+            byte shift = 0;
+            while (WindowScaling && shift < 14 && (ReceiveCapacity >> shift) > 65535) shift++;
+            return shift;
+        }
+    }
 }
