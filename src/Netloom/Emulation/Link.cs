@@ -1,0 +1,235 @@
+using Netloom.Time;
+
+namespace Netloom.Emulation;
+
+/// <summary>Why a link lost a frame.</summary>
+public enum LinkDrop
+{
+    /// <summary>Random or Gilbert-Elliott loss.</summary>
+    Loss,
+    /// <summary>The rate limiter's queue was full.</summary>
+    Queue,
+    /// <summary>The link was down when the frame was sent, or went down while it was in flight.</summary>
+    Down,
+    /// <summary>Larger than the link's MTU.</summary>
+    Mtu,
+    /// <summary>The receiving node was crashed.</summary>
+    NodeDown,
+    /// <summary>The network's frame pool was exhausted (a duplicate could not be made).</summary>
+    NoBuffer,
+}
+
+/// <summary>Counters of one direction of a link.</summary>
+public sealed class LinkCounters
+{
+    private readonly long[] _drops = new long[Enum.GetValues<LinkDrop>().Length];
+
+    public long Sent, SentBytes, Delivered, DeliveredBytes, Duplicated, Corrupted, Reordered;
+    public long Drops(LinkDrop reason) => _drops[(int)reason];
+    public long TotalDrops => _drops.Sum();
+    internal void Drop(LinkDrop reason) => _drops[(int)reason]++;
+}
+
+/// <summary>
+/// One direction of a link. A frame sent into it is lost, queued behind the rate limiter,
+/// delayed, duplicated, corrupted or reordered as <see cref="Impairments"/> says, and arrives at the
+/// far end as an event. Randomness is the direction's own seeded generator, so adding traffic
+/// elsewhere does not change what happens here.
+/// </summary>
+public sealed class LinkDirection
+{
+    private readonly Network _net;
+    private readonly Random _random;
+    private readonly Queue<(long Depart, int Bytes)> _waiting = new();
+    private long _busyUntil, _waitingBytes;
+    private bool _geBad;
+
+    internal LinkDirection(Network net, Link link, int index, NodePort from, NodePort to, Impairments imp, int seed)
+    {
+        _net = net;
+        Link = link;
+        Index = index;
+        From = from;
+        To = to;
+        Impairments = imp;
+        _random = new Random(seed);
+    }
+
+    public Link Link { get; }
+    public int Index { get; }
+    public NodePort From { get; }
+    public NodePort To { get; }
+    public LinkCounters Counters { get; } = new();
+
+    /// <summary>What this direction does to frames; may be replaced while the network runs.</summary>
+    public Impairments Impairments
+    {
+        get;
+        set
+        {
+            if (value.Validate() is { } error) throw new ArgumentException($"link {Link?.Name}: {error}");
+            field = value;
+        }
+    }
+
+    /// <summary>Frames waiting for the rate limiter right now.</summary>
+    public int QueuedFrames => _waiting.Count;
+
+    /// <summary>Takes ownership of <paramref name="frame"/> and sends it on its way (or drops it).</summary>
+    internal void Transmit(SimFrame frame, long now)
+    {
+        var c = Counters;
+        var imp = Impairments;
+        c.Sent++;
+        c.SentBytes += frame.Length;
+        _net.Capture(this, frame, now);
+        if (!Link.IsUp) { Drop(frame, LinkDrop.Down); return; }
+        int mtu = imp.Mtu > 0 ? imp.Mtu : int.MaxValue;
+        if (frame.Length - 14 > mtu) { Drop(frame, LinkDrop.Mtu); return; }
+        if (Lost(imp)) { Drop(frame, LinkDrop.Loss); return; }
+        SimFrame? copy = null;
+        if (imp.Duplicate > 0 && _random.NextDouble() < imp.Duplicate)
+        {
+            copy = _net.Pool.Copy(frame);
+            if (copy is null) c.Drop(LinkDrop.NoBuffer);
+            else c.Duplicated++;
+        }
+        Launch(frame, now, imp);
+        if (copy is not null) Launch(copy, now, imp);
+    }
+
+    private bool Lost(Impairments imp)
+    {
+        if (imp.GilbertElliott is { } ge)
+        {
+            // netem's order: first the state transition, then the loss draw in the new state.
+            _geBad = _geBad ? _random.NextDouble() >= ge.R : _random.NextDouble() < ge.P;
+            double p = _geBad ? ge.LossInBad : ge.LossInGood;
+            return p > 0 && _random.NextDouble() < p;
+        }
+        return imp.Loss > 0 && _random.NextDouble() < imp.Loss;
+    }
+
+    private void Launch(SimFrame frame, long now, Impairments imp)
+    {
+        if (imp.Corrupt > 0 && _random.NextDouble() < imp.Corrupt && frame.Length > 14)
+        {
+            // Flip one bit past the Ethernet header, as netem corrupts the packet and not the link header.
+            int bit = 14 * 8 + _random.Next((frame.Length - 14) * 8);
+            frame.Data[bit >> 3] ^= (byte)(1 << (bit & 7));
+            Counters.Corrupted++;
+        }
+        long depart = now;
+        if (imp.RateBitsPerSecond > 0)
+        {
+            while (_waiting.TryPeek(out var w) && w.Depart <= now) { _waiting.Dequeue(); _waitingBytes -= w.Bytes; }
+            if (imp.QueuePackets > 0 && _waiting.Count >= imp.QueuePackets || imp.QueueBytes > 0 && _waitingBytes + frame.Length > imp.QueueBytes)
+            {
+                Drop(frame, LinkDrop.Queue);
+                return;
+            }
+            long wire = (long)Math.Ceiling((frame.Length + imp.Overhead) * 8e9 / imp.RateBitsPerSecond);
+            depart = Math.Max(now, _busyUntil) + wire;
+            _busyUntil = depart;
+            _waiting.Enqueue((depart, frame.Length));
+            _waitingBytes += frame.Length;
+        }
+        long delay;
+        if (imp.Reorder > 0 && _random.NextDouble() < imp.Reorder) { delay = 0; Counters.Reordered++; }
+        else delay = SampleDelay(imp);
+        _net.ScheduleArrival(this, frame, depart + delay);
+    }
+
+    private long SampleDelay(Impairments imp)
+    {
+        long mean = imp.Delay.Nanoseconds, jitter = imp.Jitter.Nanoseconds;
+        if (jitter == 0) return mean;
+        double z = imp.Distribution switch
+        {
+            DelayDistribution.Uniform => _random.NextDouble() * 2 - 1,
+            DelayDistribution.Normal => Normal(),
+            _ => Pareto(),
+        };
+        return Math.Max(0, mean + (long)(z * jitter));
+    }
+
+    /// <summary>A standard normal draw (Box-Muller).</summary>
+    private double Normal()
+    {
+        double u1 = 1.0 - _random.NextDouble(), u2 = _random.NextDouble();
+        return Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
+    }
+
+    /// <summary>A Pareto draw with shape 3 and scale 1 (mean 1.5, standard deviation √3/2), standardised.</summary>
+    private double Pareto()
+    {
+        const double Alpha = 3, Mean = 1.5, Sd = 0.8660254037844386;
+        double x = Math.Pow(1.0 - _random.NextDouble(), -1 / Alpha);
+        return (x - Mean) / Sd;
+    }
+
+    internal void Drop(SimFrame frame, LinkDrop reason)
+    {
+        Counters.Drop(reason);
+        _net.Pool.Return(frame);
+    }
+
+    /// <summary>Forgets the rate limiter's backlog (the link went down: what was queued is lost with it).</summary>
+    internal void ResetQueue()
+    {
+        _waiting.Clear();
+        _waitingBytes = 0;
+        _busyUntil = 0;
+    }
+}
+
+/// <summary>
+/// A point-to-point link between two node ports, one <see cref="LinkDirection"/> each way.
+/// Taking it down loses what is in flight; impairments can change while it runs.
+/// </summary>
+public sealed class Link
+{
+    internal Link(Network net, int id, string name, NodePort a, NodePort b, Impairments aToB, Impairments bToA, int seed)
+    {
+        Id = id;
+        Name = name;
+        A = a;
+        B = b;
+        AtoB = new LinkDirection(net, this, 0, a, b, aToB, seed * 2 + 1);
+        BtoA = new LinkDirection(net, this, 1, b, a, bToA, seed * 2 + 2);
+    }
+
+    public int Id { get; }
+    public string Name { get; }
+    public NodePort A { get; }
+    public NodePort B { get; }
+    public LinkDirection AtoB { get; }
+    public LinkDirection BtoA { get; }
+    public bool IsUp { get; private set; } = true;
+    /// <summary>Bumped when the link goes down, so frames in flight from before are lost.</summary>
+    internal long Epoch { get; private set; }
+    /// <summary>Set while a partition holds the link down, so a heal raises only what it lowered.</summary>
+    internal bool DownByPartition { get; set; }
+
+    public LinkDirection Direction(int index) => index == 0 ? AtoB : BtoA;
+
+    /// <summary>Sets both directions' impairments.</summary>
+    public void SetImpairments(Impairments both)
+    {
+        AtoB.Impairments = both;
+        BtoA.Impairments = both;
+    }
+
+    public void Down()
+    {
+        if (!IsUp) return;
+        IsUp = false;
+        Epoch++;
+        AtoB.ResetQueue();
+        BtoA.ResetQueue();
+    }
+
+    public void Up() => IsUp = true;
+
+    public override string ToString() => $"{Name} ({A} <-> {B})";
+}

@@ -1,0 +1,93 @@
+using Netloom.Wire;
+
+namespace Netloom.Emulation;
+
+/// <summary>One network interface of a node: where a link attaches.</summary>
+public sealed class NodePort
+{
+    internal NodePort(Node node, int index, MacAddress mac)
+    {
+        Node = node;
+        Index = index;
+        Mac = mac;
+    }
+
+    public Node Node { get; }
+    public int Index { get; }
+    public MacAddress Mac { get; }
+    public Link? Link { get; internal set; }
+    /// <summary>The link direction frames sent from this port travel on.</summary>
+    public LinkDirection? Out { get; internal set; }
+
+    public override string ToString() => $"{Node.Name}:{Index}";
+}
+
+/// <summary>
+/// A node of the emulated network. The network calls it when a frame arrives on one of its ports
+/// and when a wake-up it asked for falls due; the node never reads a clock. Nodes can crash (frames
+/// to them are lost, their state is gone) and restart.
+/// </summary>
+public abstract class Node
+{
+    private readonly List<NodePort> _ports = [];
+    internal long WakeAt = long.MaxValue;
+
+    protected Node(Network network, int id, string name)
+    {
+        Network = network;
+        Id = id;
+        Name = name;
+    }
+
+    public Network Network { get; }
+    public int Id { get; }
+    public string Name { get; }
+    public IReadOnlyList<NodePort> Ports => _ports;
+    public bool IsUp { get; private set; } = true;
+    /// <summary>Frames that arrived while the node had no use for them (not for it, malformed, inbox full).</summary>
+    public long Discarded { get; protected set; }
+
+    internal NodePort AddPort()
+    {
+        var p = new NodePort(this, _ports.Count, Network.NextMac());
+        _ports.Add(p);
+        return p;
+    }
+
+    /// <summary>A frame arrived on <paramref name="port"/>; the node now owns it.</summary>
+    internal abstract void Receive(NodePort port, SimFrame frame, long now);
+
+    /// <summary>A wake-up the node asked for is due.</summary>
+    internal virtual void Wake(long now) { }
+
+    /// <summary>Called once when the network starts running.</summary>
+    internal virtual void Start(long now) { }
+
+    /// <summary>Sends <paramref name="frame"/> out of <paramref name="port"/> (ownership passes on); an unlinked port drops it.</summary>
+    protected void Send(NodePort port, SimFrame frame, long now)
+    {
+        if (port.Out is { } dir) dir.Transmit(frame, now);
+        else { Discarded++; Network.Pool.Return(frame); }
+    }
+
+    protected void RequestWake(long at) => Network.ScheduleWake(this, at);
+
+    public void Crash()
+    {
+        if (!IsUp) return;
+        IsUp = false;
+        OnCrash();
+    }
+
+    public void Restart()
+    {
+        if (IsUp) return;
+        IsUp = true;
+        OnRestart(Network.NowNs);
+    }
+
+    protected virtual void OnCrash() { }
+    protected virtual void OnRestart(long now) { }
+
+    public override string ToString() => Name;
+}

@@ -1,0 +1,238 @@
+using System.Buffers.Binary;
+using Netloom.Wire;
+
+namespace Netloom.Emulation;
+
+/// <summary>An address on one of a router's ports.</summary>
+public readonly record struct RouterAddress(Ipv4Address Address, int PrefixLength)
+{
+    public uint Mask => PrefixLength == 0 ? 0 : uint.MaxValue << (32 - PrefixLength);
+    public bool Contains(Ipv4Address a) => (a.Value & Mask) == (Address.Value & Mask);
+    public override string ToString() => $"{Address}/{PrefixLength}";
+}
+
+/// <summary>A static route: packets to <see cref="Prefix"/> leave through <see cref="Port"/>, to <see cref="Via"/> or (when null) straight to their destination.</summary>
+public readonly record struct Route(Ipv4Address Prefix, int PrefixLength, int Port, Ipv4Address? Via)
+{
+    public uint Mask => PrefixLength == 0 ? 0 : uint.MaxValue << (32 - PrefixLength);
+    public bool Matches(Ipv4Address a) => (a.Value & Mask) == (Prefix.Value & Mask);
+    public override string ToString() => $"{Prefix}/{PrefixLength} port {Port}" + (Via is { } v ? $" via {v}" : "");
+}
+
+/// <summary>Router counters.</summary>
+public sealed class RouterCounters
+{
+    public long Received, Forwarded, Local, ArpIn, ArpOut, TtlExceeded, NoRoute, HostUnreachable, FragmentationNeeded, Malformed, NotForUs, PendingDropped;
+}
+
+/// <summary>
+/// A user-level IPv4 router: each port has an address; packets are forwarded by the longest
+/// matching route (connected prefixes plus static routes), with the TTL decremented and the header
+/// checksum updated in place (RFC 1812 §5.3.1, RFC 1624). It answers ARP and ping for its own
+/// addresses and sends ICMP Time Exceeded (TTL ran out), Destination Unreachable (no route: net;
+/// no ARP answer: host; too big with DF set: fragmentation needed; its own address, other
+/// protocols: protocol) to the packet's source.
+/// </summary>
+public sealed partial class RouterNode : Node
+{
+    private const int PendingPerHop = 16;
+    private const int ArpAttempts = 3;
+    private static readonly long ArpRetryNs = 1_000_000_000;
+
+    private sealed class Pending
+    {
+        public readonly Queue<SimFrame> Frames = new();
+        public int Attempts;
+        public long NextTry;
+        public int Port;
+    }
+
+    private readonly List<RouterAddress?> _addresses = [];
+    private readonly List<int> _mtus = [];
+    private readonly List<Route> _static = [];
+    private Route[] _table = [];
+    private readonly Dictionary<(int Port, Ipv4Address Ip), MacAddress> _neighbors = [];
+    private readonly Dictionary<(int Port, Ipv4Address Ip), Pending> _pending = [];
+    private readonly byte[] _scratch = new byte[1600];
+    private ushort _ipId;
+
+    internal RouterNode(Network network, int id, string name) : base(network, id, name) { }
+
+    public RouterCounters Counters { get; } = new();
+    public IReadOnlyList<Route> Routes => _table;
+    public RouterAddress? AddressOf(int port) => port < _addresses.Count ? _addresses[port] : null;
+
+    internal NodePort AddInterface(RouterAddress? address, int mtu)
+    {
+        var p = AddPort();
+        _addresses.Add(address);
+        _mtus.Add(mtu);
+        return p;
+    }
+
+    internal void SetAddress(int port, RouterAddress address) => _addresses[port] = address;
+
+    public void AddRoute(Route route)
+    {
+        if (route.Port < 0 || route.Port >= Ports.Count) throw new ArgumentException($"router {Name}: route {route} names port {route.Port}, which does not exist");
+        _static.Add(route);
+        _table = [];
+    }
+
+    /// <summary>The routing table: connected prefixes and static routes, longest prefix first.</summary>
+    internal void BuildTable()
+    {
+        var all = new List<Route>(_static);
+        for (int i = 0; i < _addresses.Count; i++)
+            if (_addresses[i] is { } a)
+                all.Add(new Route(new Ipv4Address(a.Address.Value & a.Mask), a.PrefixLength, i, null));
+        // Longest prefix first; ties keep the order given (static before connected, first written first).
+        _table = all.Select((r, i) => (r, i)).OrderByDescending(x => x.r.PrefixLength).ThenBy(x => x.i).Select(x => x.r).ToArray();
+    }
+
+    private bool TryRoute(Ipv4Address destination, out Route route)
+    {
+        if (_table.Length == 0) BuildTable();
+        foreach (var r in _table)
+            if (r.Matches(destination)) { route = r; return true; }
+        route = default;
+        return false;
+    }
+
+    private bool IsOwnAddress(Ipv4Address a)
+    {
+        foreach (var x in _addresses)
+            if (x is { } ra && ra.Address == a) return true;
+        return false;
+    }
+
+    internal override void Receive(NodePort port, SimFrame frame, long now)
+    {
+        if (!IsUp) { Discarded++; Network.Pool.Return(frame); return; }
+        Counters.Received++;
+        var span = frame.Span;
+        if (!EthernetFrame.TryParse(span, out var eth, out _)) { Counters.Malformed++; Network.Pool.Return(frame); return; }
+        if (eth.Destination != port.Mac && !eth.Destination.IsBroadcast) { Counters.NotForUs++; Network.Pool.Return(frame); return; }
+        if (eth.EtherType == (ushort)EtherType.Arp) { ReceiveArp(port, eth.Payload, now); Network.Pool.Return(frame); return; }
+        if (eth.EtherType != (ushort)EtherType.Ipv4 || eth.TagCount != 0) { Counters.Malformed++; Network.Pool.Return(frame); return; }
+        if (!Ipv4Packet.TryParse(eth.Payload, out var ip, out _) || !ip.ChecksumValid) { Counters.Malformed++; Network.Pool.Return(frame); return; }
+        if (IsOwnAddress(ip.Destination) || ip.Destination.IsBroadcast)
+        {
+            Counters.Local++;
+            ReceiveLocal(port, ip, now);
+            Network.Pool.Return(frame);
+            return;
+        }
+        Forward(port, frame, now);
+    }
+
+    /// <summary>Forwards a valid IPv4 frame (RFC 1812 §5.2): TTL, route, next hop, MTU, then out.</summary>
+    private void Forward(NodePort inPort, SimFrame frame, long now)
+    {
+        var ipBytes = frame.Data.AsSpan(14, frame.Length - 14);
+        Ipv4Packet.TryParse(ipBytes, out var ip, out _);
+        if (ip.Ttl <= 1)
+        {
+            Counters.TtlExceeded++;
+            SendIcmpError(inPort, ip, IcmpRepr.TimeExceeded(TimeExceededCode.TtlExceeded, Quote(ip)), now);
+            Network.Pool.Return(frame);
+            return;
+        }
+        if (!TryRoute(ip.Destination, out var route))
+        {
+            Counters.NoRoute++;
+            SendIcmpError(inPort, ip, IcmpRepr.Unreachable(UnreachableCode.Network, Quote(ip)), now);
+            Network.Pool.Return(frame);
+            return;
+        }
+        int mtu = _mtus[route.Port];
+        if (ip.TotalLength > mtu)
+        {
+            // No fragmentation here: DF set gets RFC 1191's answer; otherwise the packet is dropped and counted.
+            Counters.FragmentationNeeded++;
+            if (ip.DontFragment) SendIcmpError(inPort, ip, IcmpRepr.Unreachable(UnreachableCode.FragmentationNeeded, Quote(ip), (ushort)mtu), now);
+            Network.Pool.Return(frame);
+            return;
+        }
+        // TTL - 1 and the incremental checksum update (RFC 1624): the TTL is the high byte of its 16-bit word.
+        ushort oldWord = BinaryPrimitives.ReadUInt16BigEndian(ipBytes[8..]);
+        ipBytes[8]--;
+        ushort newWord = BinaryPrimitives.ReadUInt16BigEndian(ipBytes[8..]);
+        ushort sum = BinaryPrimitives.ReadUInt16BigEndian(ipBytes[10..]);
+        BinaryPrimitives.WriteUInt16BigEndian(ipBytes[10..], Checksum.Update(sum, oldWord, newWord));
+        var nextHop = route.Via ?? ip.Destination;
+        Counters.Forwarded++;
+        SendTo(route.Port, nextHop, frame, now);
+    }
+
+    private static int Quote(in Ipv4Packet ip) => Math.Min(ip.TotalLength, ip.HeaderLength + 8);
+
+    /// <summary>Puts the next hop's MAC on the frame and sends it, or holds it while ARP asks.</summary>
+    private void SendTo(int port, Ipv4Address nextHop, SimFrame frame, long now)
+    {
+        var p = Ports[port];
+        if (_neighbors.TryGetValue((port, nextHop), out var mac))
+        {
+            mac.Write(frame.Data);
+            p.Mac.Write(frame.Data.AsSpan(6));
+            Send(p, frame, now);
+            return;
+        }
+        if (!_pending.TryGetValue((port, nextHop), out var pending))
+        {
+            pending = new Pending { Port = port, NextTry = now };
+            _pending[(port, nextHop)] = pending;
+        }
+        if (pending.Frames.Count >= PendingPerHop) { Counters.PendingDropped++; Network.Pool.Return(frame); }
+        else pending.Frames.Enqueue(frame);
+        if (pending.NextTry <= now) Resolve(nextHop, pending, now);
+    }
+
+    private void Resolve(Ipv4Address nextHop, Pending pending, long now)
+    {
+        var source = _addresses[pending.Port]?.Address ?? Ipv4Address.Any;
+        var f = Network.Pool.Rent();
+        if (f is null) return;
+        var p = Ports[pending.Port];
+        f.Length = FrameBuilder.Arp(f.Data, new EthernetRepr(p.Mac, MacAddress.Broadcast, EtherType.Arp), ArpRepr.Request(p.Mac, source, nextHop));
+        Counters.ArpOut++;
+        pending.Attempts++;
+        pending.NextTry = now + ArpRetryNs;
+        Send(p, f, now);
+        RequestWake(pending.NextTry);
+    }
+
+    internal override void Wake(long now)
+    {
+        if (!IsUp || _pending.Count == 0) return;
+        List<(int, Ipv4Address)>? expired = null;
+        foreach (var (key, pending) in _pending)
+        {
+            if (pending.NextTry > now) continue;
+            if (pending.Attempts < ArpAttempts) { Resolve(key.Ip, pending, now); continue; }
+            (expired ??= []).Add(key);
+        }
+        if (expired is null) return;
+        foreach (var key in expired)
+        {
+            var pending = _pending[key];
+            _pending.Remove(key);
+            // RFC 1812 §4.3.3.1: no answer from the next hop is Host Unreachable for each packet waiting on it.
+            while (pending.Frames.TryDequeue(out var f))
+            {
+                Counters.HostUnreachable++;
+                if (Ipv4Packet.TryParse(f.Data.AsSpan(14, f.Length - 14), out var ip, out _))
+                    SendIcmpError(null, ip, IcmpRepr.Unreachable(UnreachableCode.Host, Quote(ip)), now);
+                Network.Pool.Return(f);
+            }
+        }
+    }
+
+    protected override void OnCrash()
+    {
+        _neighbors.Clear();
+        foreach (var pending in _pending.Values)
+            while (pending.Frames.TryDequeue(out var f)) Network.Pool.Return(f);
+        _pending.Clear();
+    }
+}
