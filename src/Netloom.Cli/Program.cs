@@ -20,6 +20,7 @@ public static class Program
             HostCommand.Create(),
             GetCommand.Create(),
             KvCommand.Create(),
+            EmulateCommand.Create(),
             BenchCommand.Create(),
         };
         return root.Parse(args).Invoke();

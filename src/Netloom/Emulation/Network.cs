@@ -146,6 +146,8 @@ public sealed partial class Network
         HostNode h => throw new ArgumentException($"host {h.Name} already has a link; a host has one interface (put a switch or a router in between)"),
         SwitchNode s => s.AddPort(),
         RouterNode r => r.AddInterface(address, mtu),
+        LinuxNode l when l.Port.Link is null => l.Port,
+        LinuxNode l => throw new ArgumentException($"linux node {l.Name} already has a link"),
         _ => throw new ArgumentException($"cannot link {node.Name}"),
     };
 

@@ -28,6 +28,7 @@ public abstract class TcpServerApp : App
             _connections.Add(s);
             Accepted++;
             s.UserState = NewState();
+            s.NoDelay = NoDelay;
             busy = true;
         }
         for (int i = _connections.Count - 1; i >= 0; i--)
@@ -39,6 +40,9 @@ public abstract class TcpServerApp : App
         }
         return busy;
     }
+
+    /// <summary>Whether accepted connections send small segments at once (request/response servers do, as netperf's TCP_RR).</summary>
+    protected virtual bool NoDelay => false;
 
     /// <summary>Per-connection state for <see cref="Serve"/> (kept in <see cref="TcpSocket.UserState"/>).</summary>
     protected virtual object? NewState() => null;
@@ -127,6 +131,7 @@ public sealed class TcpEchoApp(string name, HostNode host, ushort port) : TcpSer
     private long _bytes;
 
     public override string Kind => "echo";
+    protected override bool NoDelay => true;
 
     protected override bool Serve(TcpSocket s, Instant now)
     {
@@ -169,6 +174,7 @@ public sealed class RrServerApp(string name, HostNode host, ushort port) : TcpSe
     private long _requests;
 
     public override string Kind => "rr-server";
+    protected override bool NoDelay => true;
     protected override object? NewState() => new State();
 
     protected override bool Serve(TcpSocket s, Instant now)

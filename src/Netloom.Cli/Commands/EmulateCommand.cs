@@ -1,0 +1,109 @@
+using System.CommandLine;
+using System.Diagnostics;
+using Netloom.Emulation;
+using Netloom.Emulation.Topology;
+using Spectre.Console;
+
+namespace Netloom.Cli.Commands;
+
+/// <summary>`netloom emulate FILE.yaml`: builds a topology, runs it, and reports per app and per link.</summary>
+internal static class EmulateCommand
+{
+    public static Command Create()
+    {
+        var file = new Argument<string>("file") { Description = "Topology file (YAML; see docs/EMULATION.md and examples/)" };
+        var seed = new Option<int?>("--seed") { Description = "Seed for every random choice (overrides the file's)" };
+        var pcap = new Option<string?>("--pcap") { Description = "Directory for one pcapng capture per link" };
+        var report = new Option<string?>("--report") { Description = "Write the figures as JSON to this file" };
+        var realtime = new Option<bool>("--realtime") { Description = "Run on the wall clock (needed for linux nodes; root)" };
+        var cmd = new Command("emulate", "Run an emulated network of hosts, switches, routers and impaired links, in virtual time") { file, seed, pcap, report, realtime };
+        cmd.SetAction(r => Run(r.GetValue(file)!, r.GetValue(seed), r.GetValue(pcap), r.GetValue(report), r.GetValue(realtime)));
+        return cmd;
+    }
+
+    internal static int Run(string file, int? seed, string? pcap, string? reportPath, bool realtime, TextWriter? log = null)
+    {
+        Scenario sc;
+        var build = Stopwatch.StartNew();
+        try { sc = Scenario.Load(file, seed, realtime); }
+        catch (TopologyException e)
+        {
+            foreach (var err in e.Errors) Console.Error.WriteLine(err);
+            return CliErrors.Report($"{e.Errors.Count} problem{(e.Errors.Count == 1 ? "" : "s")} in {file}", CliErrors.BadInput);
+        }
+        catch (InvalidOperationException e) { return CliErrors.Report(e.Message); }
+        build.Stop();
+        using var net = sc.Network;
+        if (pcap is not null) sc.CaptureTo(pcap);
+        var wall = Stopwatch.StartNew();
+        var stop = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
+        var title = $"{sc.Spec.Name ?? Path.GetFileNameWithoutExtension(file)}: {sc.Network.Nodes.Count} nodes, {sc.Network.Links.Count} links, {sc.Duration} {(realtime ? "real" : "virtual")} time, seed {sc.Spec.Seed}";
+        if (!Console.IsErrorRedirected && AnsiConsole.Profile.Capabilities.Interactive)
+        {
+            AnsiConsole.Progress().AutoClear(true).Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
+                .Start(p =>
+                {
+                    var t = p.AddTask(Markup.Escape(title), maxValue: 1.0);
+                    sc.Run(f => t.Value = f);
+                });
+        }
+        else
+        {
+            if (Console.IsOutputRedirected)
+            {
+                AnsiConsole.Profile.Width = 200; // a log file has no terminal width: do not wrap the tables
+                AnsiConsole.Profile.Capabilities.Ansi = false;
+            }
+            Console.WriteLine(title);
+            sc.Run();
+        }
+        wall.Stop();
+        var rep = EmulationReport.From(net, sc.Spec.Name);
+        Summary(rep, build.Elapsed, wall.Elapsed, pcap);
+        if (reportPath is not null)
+        {
+            using var f = File.Create(reportPath);
+            rep.WriteJson(f);
+        }
+        return CliErrors.Ok;
+    }
+
+    private static void Summary(EmulationReport rep, TimeSpan build, TimeSpan wall, string? pcap)
+    {
+        var apps = new Table().Border(TableBorder.Rounded).Title("apps");
+        foreach (var c in new[] { "app", "kind", "host", "target", "bytes", "throughput", "sent/recv", "loss", "retx", "rtt/one-way p50", "p90", "p99", "status" }) apps.AddColumn(c);
+        foreach (var a in rep.Apps)
+        {
+            string Lat(double? v) => v is { } x ? x >= 1000 ? $"{x / 1000:0.##} ms" : $"{x:0.#} us" : "";
+            apps.AddRow(
+                Markup.Escape(a.Name), a.Kind, Markup.Escape(a.Host), Markup.Escape(a.Target ?? ""),
+                a.Bytes is { } b ? Bytes(b) : "",
+                a.ThroughputBitsPerSecond is { } t ? Quantity.FormatRate(t) : "",
+                a.Sent is not null || a.Received is not null ? $"{a.Sent?.ToString() ?? "-"}/{a.Received?.ToString() ?? "-"}" : "",
+                a.Loss is { } l ? $"{l * 100:0.##}%" : "",
+                a.Retransmissions?.ToString() ?? "",
+                Lat(a.Latency?.P50Us), Lat(a.Latency?.P90Us), Lat(a.Latency?.P99Us),
+                a.Error is { } e ? $"[red]{Markup.Escape(e)}[/]" : a.Completed ? "[green]done[/]" : "running");
+        }
+        AnsiConsole.Write(apps);
+        var links = new Table().Border(TableBorder.Rounded).Title("links");
+        foreach (var c in new[] { "link", "direction", "sent", "delivered", "bytes", "dropped", "dup", "corrupt", "reorder" }) links.AddColumn(c);
+        foreach (var l in rep.Links)
+            links.AddRow(Markup.Escape(l.Link), Markup.Escape($"{l.From} -> {l.To}"), l.Sent.ToString(), l.Delivered.ToString(), Bytes(l.DeliveredBytes),
+                l.TotalDrops == 0 ? "0" : $"{l.TotalDrops} ({string.Join(", ", l.Drops.Select(d => $"{d.Key} {d.Value}"))})",
+                l.Duplicated.ToString(), l.Corrupted.ToString(), l.Reordered.ToString());
+        AnsiConsole.Write(links);
+        double rate = rep.PacketHops / Math.Max(1e-9, wall.TotalSeconds);
+        AnsiConsole.MarkupLine($"{rep.VirtualSeconds:0.###} s of network time in {wall.TotalSeconds:0.###} s ({rep.VirtualSeconds / Math.Max(1e-9, wall.TotalSeconds):0.#}x); built in {build.TotalMilliseconds:0} ms; {rep.PacketHops:N0} packet-hops ({rate / 1e6:0.##} M/s), {rep.Events:N0} events");
+        if (pcap is not null) AnsiConsole.MarkupLine($"captures: {Markup.Escape(pcap)}/LINK.pcapng");
+    }
+
+    private static string Bytes(long b) => b switch
+    {
+        >= 1 << 30 => $"{b / (double)(1 << 30):0.##} GiB",
+        >= 1 << 20 => $"{b / (double)(1 << 20):0.##} MiB",
+        >= 1 << 10 => $"{b / 1024.0:0.#} KiB",
+        _ => $"{b} B",
+    };
+}

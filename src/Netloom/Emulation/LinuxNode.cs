@@ -1,0 +1,121 @@
+using System.Diagnostics;
+using Netloom.Rings;
+using Netloom.Sockets;
+using Netloom.Stack;
+
+namespace Netloom.Emulation;
+
+/// <summary>
+/// A real Linux network namespace in the emulated network: a TAP device is created, moved into a
+/// new namespace and addressed there, so the kernel's own stack (curl, ping, iperf3 run with
+/// <c>ip netns exec</c>) talks through the emulated links. It needs root and real time: the
+/// kernel does not run on virtual time. Disposing the network deletes the namespace.
+/// </summary>
+public sealed class LinuxNode : Node, IDisposable
+{
+    private readonly IPort _tap;
+    private readonly PortDevice _device;
+    private bool _disposed;
+
+    private LinuxNode(Network network, int id, string name, string ns, IPort tap, int mtu) : base(network, id, name)
+    {
+        Namespace = ns;
+        _tap = tap;
+        _device = new PortDevice(tap, mtu);
+        AddPort();
+    }
+
+    /// <summary>The namespace's name: run commands in it with <c>ip netns exec NAME ...</c>.</summary>
+    public string Namespace { get; }
+    public NodePort Port => Ports[0];
+    public long FramesFromKernel { get; private set; }
+    public long FramesToKernel { get; private set; }
+
+    /// <summary>Makes the namespace and its TAP device, addressed <paramref name="address"/>/<paramref name="prefixLength"/>.</summary>
+    internal static LinuxNode Create(Network network, int id, string name, Wire.Ipv4Address address, int prefixLength, Wire.Ipv4Address? gateway, int mtu)
+    {
+        if (!OperatingSystem.IsLinux() || !Environment.IsPrivilegedProcess)
+            throw new InvalidOperationException($"linux node {name}: needs Linux and root");
+        int pid = Environment.ProcessId % 100000;
+        string ns = $"nl{pid}-{name}", tapName = $"nlt{pid}x{id}";
+        if (tapName.Length > 15) tapName = tapName[..15];
+        Ip($"netns add {ns}");
+        IPort? tap = null;
+        try
+        {
+            tap = Rings.Ports.Open($"tap:{tapName}", new PortOptions { RingSize = 512, BufferSize = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(2048, mtu + 14)) });
+            Ip($"link set {tapName} netns {ns}");
+            Ip($"-n {ns} link set lo up");
+            Ip($"-n {ns} link set {tapName} mtu {mtu} up");
+            Ip($"-n {ns} addr add {address}/{prefixLength} dev {tapName}");
+            if (gateway is { } gw) Ip($"-n {ns} route add default via {gw}");
+            return new LinuxNode(network, id, name, ns, tap, mtu);
+        }
+        catch
+        {
+            tap?.Dispose();
+            TryIp($"netns del {ns}");
+            throw;
+        }
+    }
+
+    private static void Ip(string args)
+    {
+        if (!TryIp(args, out string err)) throw new InvalidOperationException($"ip {args}: {err.Trim()}");
+    }
+
+    private static bool TryIp(string args) => TryIp(args, out _);
+
+    private static bool TryIp(string args, out string error)
+    {
+        var psi = new ProcessStartInfo("ip", args) { RedirectStandardError = true, RedirectStandardOutput = true };
+        using var p = Process.Start(psi)!;
+        error = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        return p.ExitCode == 0;
+    }
+
+    internal override void Receive(NodePort port, SimFrame frame, long now)
+    {
+        if (IsUp)
+        {
+            var buf = _device.TryAllocateTransmit(frame.Length);
+            if (buf.IsEmpty) Discarded++;
+            else
+            {
+                frame.Span.CopyTo(buf);
+                _device.CommitTransmit(frame.Length);
+                _device.Flush();
+                FramesToKernel++;
+            }
+        }
+        Network.Pool.Return(frame);
+    }
+
+    /// <summary>Takes what the kernel sent and puts it on the link (called by the real-time loop).</summary>
+    internal int PollKernel(long now)
+    {
+        int n = 0;
+        while (_device.TryReceive(out var frame))
+        {
+            n++;
+            if (!IsUp) continue;
+            var f = Network.Pool.Rent();
+            if (f is null || frame.Length > f.Data.Length) { Discarded++; if (f is not null) Network.Pool.Return(f); continue; }
+            frame.CopyTo(f.Data);
+            f.Length = frame.Length;
+            FramesFromKernel++;
+            Send(Port, f, now);
+        }
+        _device.ReleaseReceived();
+        return n;
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _tap.Dispose();
+        TryIp($"netns del {Namespace}");
+    }
+}

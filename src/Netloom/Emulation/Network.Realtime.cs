@@ -1,0 +1,56 @@
+using Netloom.Sockets;
+using Netloom.Time;
+using Netloom.Wire;
+
+namespace Netloom.Emulation;
+
+public sealed partial class Network : IDisposable
+{
+    private readonly List<LinuxNode> _linux = [];
+
+    /// <summary>True when the network must run in real time (it has a <see cref="LinuxNode"/>).</summary>
+    public bool NeedsRealTime => _linux.Count > 0;
+
+    /// <summary>Adds a real Linux namespace as a node (root only; real time only: see <see cref="RunRealTime"/>).</summary>
+    public LinuxNode AddLinux(string name, Ipv4Address address, int prefixLength = 24, Ipv4Address? gateway = null, int mtu = 1500)
+    {
+        CheckName(name);
+        var node = LinuxNode.Create(this, _nodes.Count, name, address, prefixLength, gateway, mtu);
+        _linux.Add(node);
+        return AddNode(node);
+    }
+
+    /// <summary>
+    /// Runs for <paramref name="span"/> of wall-clock time: virtual time follows the monotonic clock,
+    /// events run when their time comes, and linux nodes' kernels are polled in between.
+    /// <paramref name="stop"/> ends the run early when it returns true (checked every turn).
+    /// </summary>
+    public void RunRealTime(Duration span, Func<bool>? stop = null)
+    {
+        StartOnce();
+        var clock = new MonotonicClock(Now);
+        long end = NowNs + span.Nanoseconds;
+        var spin = new SpinWait();
+        while (NowNs < end && stop?.Invoke() != true)
+        {
+            long now = Math.Min(end, clock.Now.Nanoseconds);
+            int work = 0;
+            while (_queue.Count > 0 && _queue.PeekTime <= now) { Step(); work++; }
+            NowNs = Math.Max(NowNs, now);
+            foreach (var l in _linux) work += l.PollKernel(NowNs);
+            if (work > 0) { spin.Reset(); continue; }
+            // Idle: the kernel side is polled, so sleep briefly rather than for the next event's full gap.
+            long gap = (_queue.Count > 0 ? _queue.PeekTime : end) - now;
+            if (gap > 2_000_000) Thread.Sleep(1);
+            else spin.SpinOnce(sleep1Threshold: -1);
+        }
+    }
+
+    /// <summary>Closes captures and removes the namespaces of linux nodes.</summary>
+    public void Dispose()
+    {
+        CloseCaptures();
+        foreach (var l in _linux) l.Dispose();
+        _linux.Clear();
+    }
+}

@@ -1,0 +1,110 @@
+using Netloom.Time;
+using Netloom.Wire;
+
+namespace Netloom.Emulation.Topology;
+
+/// <summary>Where something was written in a topology file (1-based).</summary>
+public readonly record struct SourceLocation(int Line, int Column)
+{
+    public override string ToString() => $"{Line}:{Column}";
+}
+
+/// <summary>One problem found in a topology file.</summary>
+public sealed record TopologyError(string File, SourceLocation At, string Message)
+{
+    public override string ToString() => $"{File}:{At.Line}:{At.Column}: {Message}";
+}
+
+/// <summary>Thrown when a topology file is invalid; <see cref="Errors"/> lists every problem found.</summary>
+public sealed class TopologyException(IReadOnlyList<TopologyError> errors)
+    : Exception(string.Join(Environment.NewLine, errors))
+{
+    public IReadOnlyList<TopologyError> Errors { get; } = errors;
+}
+
+public enum NodeKind { Host, Switch, Router, Linux }
+
+/// <summary>An address with its prefix length, as written "10.0.1.5/24".</summary>
+public readonly record struct Cidr(Ipv4Address Address, int PrefixLength)
+{
+    public uint Mask => PrefixLength == 0 ? 0 : uint.MaxValue << (32 - PrefixLength);
+    public Ipv4Address Network => new(Address.Value & Mask);
+    public bool Contains(Ipv4Address a) => (a.Value & Mask) == (Address.Value & Mask);
+
+    public static bool TryParse(string text, out Cidr cidr)
+    {
+        cidr = default;
+        var parts = text.Trim().Split('/');
+        if (parts.Length != 2 || !Ipv4Address.TryParse(parts[0], out var a) || !int.TryParse(parts[1], out int p) || p < 0 || p > 32) return false;
+        cidr = new Cidr(a, p);
+        return true;
+    }
+
+    public override string ToString() => $"{Address}/{PrefixLength}";
+}
+
+public sealed record RouteSpec(Cidr Prefix, Ipv4Address Via, SourceLocation At);
+
+public sealed record NodeSpec(string Name, NodeKind Kind, SourceLocation At)
+{
+    public Cidr? Ip { get; init; }
+    public Ipv4Address? Gateway { get; init; }
+    public int Mtu { get; init; } = 1500;
+    public List<RouteSpec> Routes { get; init; } = [];
+    /// <summary>Routers: add shortest-path routes to every subnet not reached by a static route.</summary>
+    public bool AutoRoutes { get; init; } = true;
+}
+
+public sealed record LinkSpec(string Name, string A, string B, SourceLocation At)
+{
+    public SourceLocation AAt { get; init; }
+    public SourceLocation BAt { get; init; }
+    public Cidr? IpA { get; init; }
+    public Cidr? IpB { get; init; }
+    public Impairments AtoB { get; init; } = Impairments.None;
+    public Impairments BtoA { get; init; } = Impairments.None;
+    public int Mtu { get; init; } = 1500;
+}
+
+public enum AppKind { Ping, Bulk, Rr, Udp, Echo, Http, Sink }
+
+public sealed record AppSpec(string Name, AppKind Kind, string On, SourceLocation At)
+{
+    /// <summary>A node name or an IPv4 address.</summary>
+    public string? To { get; init; }
+    public SourceLocation ToAt { get; init; }
+    public ushort Port { get; init; }
+    public Duration Start { get; init; }
+    public Duration Interval { get; init; }
+    public Duration For { get; init; }
+    public long Count { get; init; }
+    public long Size { get; init; }
+    public long Request { get; init; } = 64;
+    public long Response { get; init; } = 1024;
+    public long Rate { get; init; }
+    public Stack.CongestionAlgorithm Congestion { get; init; } = Stack.CongestionAlgorithm.Cubic;
+}
+
+public enum EventAction { Down, Up, Set, Partition, Heal, Crash, Restart }
+
+public sealed record EventSpec(Duration At, EventAction Action, SourceLocation Where)
+{
+    public string? Link { get; init; }
+    public string? Node { get; init; }
+    public List<List<string>> Groups { get; init; } = [];
+    /// <summary>For "set": what changes in each direction (only the keys written; the rest stays).</summary>
+    public Func<Impairments, Impairments>? ChangeAtoB { get; init; }
+    public Func<Impairments, Impairments>? ChangeBtoA { get; init; }
+}
+
+/// <summary>A whole topology file, parsed and checked.</summary>
+public sealed record TopologySpec(string File)
+{
+    public string? Name { get; init; }
+    public int Seed { get; init; } = 1;
+    public Duration Duration { get; init; } = Duration.FromSeconds(10);
+    public List<NodeSpec> Nodes { get; init; } = [];
+    public List<LinkSpec> Links { get; init; } = [];
+    public List<AppSpec> Apps { get; init; } = [];
+    public List<EventSpec> Events { get; init; } = [];
+}
