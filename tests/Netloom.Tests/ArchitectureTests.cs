@@ -19,6 +19,7 @@ public class ArchitectureTests
         ["Netloom.Offload"] = ["Netloom.Interop"],
         ["Netloom.Interop"] = [],
         ["Netloom.Time"] = [],
+        ["Netloom.Emulation"] = ["Netloom.Stack", "Netloom.Wire", "Netloom.Switching", "Netloom.Sockets", "Netloom.Rings", "Netloom.Interop"],
     };
 
     private static string Layer(string? ns)

@@ -74,6 +74,9 @@ public sealed partial class Network
 
     internal MacAddress NextMac() => MacAddress.FromUInt64(_nextMac++);
 
+    /// <summary>Adds a node made outside the Add* methods (tests' probe nodes); its id must be the next one.</summary>
+    internal T AddRaw<T>(T node) where T : Node => AddNode(node);
+
     private T AddNode<T>(T node) where T : Node
     {
         if (_byName.ContainsKey(node.Name)) throw new ArgumentException($"a node named '{node.Name}' already exists");
@@ -129,8 +132,12 @@ public sealed partial class Network
         bToA ??= aToB;
         if (aToB.Validate() is { } e1) throw new ArgumentException($"link {name}: {e1}");
         if (bToA.Validate() is { } e2) throw new ArgumentException($"link {name}: {e2}");
-        var pa = PortFor(a, addressA, mtu);
-        var pb = PortFor(b, addressB, mtu);
+        return ConnectPorts(PortFor(a, addressA, mtu), PortFor(b, addressB, mtu), aToB, bToA, name);
+    }
+
+    /// <summary>Joins two ports already made (the node kinds' own rules are the caller's business).</summary>
+    internal Link ConnectPorts(NodePort pa, NodePort pb, Impairments aToB, Impairments bToA, string name)
+    {
         var link = new Link(this, _links.Count, name, pa, pb, aToB, bToA, Seed * 7919 + _links.Count * 104729 + 1);
         pa.Link = link;
         pb.Link = link;
