@@ -59,7 +59,15 @@ public sealed partial class RouterNode : Node
     internal RouterNode(Network network, int id, string name) : base(network, id, name) { }
 
     public RouterCounters Counters { get; } = new();
-    public IReadOnlyList<Route> Routes => _table;
+    /// <summary>The routing table: connected prefixes and static routes, longest prefix first.</summary>
+    public IReadOnlyList<Route> Routes
+    {
+        get
+        {
+            if (_table.Length == 0) BuildTable();
+            return _table;
+        }
+    }
     public RouterAddress? AddressOf(int port) => port < _addresses.Count ? _addresses[port] : null;
 
     internal NodePort AddInterface(RouterAddress? address, int mtu)
