@@ -26,7 +26,7 @@ public sealed class TimerWheel
     private readonly Timer[] _timers;
     private readonly int[] _heads = new int[Slots];
     private readonly Stack<int> _free;
-    private long _earliest = long.MaxValue;
+    private long _earliest = long.MaxValue; // never later than the earliest scheduled timer's due time
     private bool _earliestStale;
 
     public TimerWheel(int capacity)
@@ -76,7 +76,9 @@ public sealed class TimerWheel
         if (t.Slot < 0) return;
         if (t.Prev >= 0) _timers[t.Prev].Next = t.Next; else _heads[t.Slot] = t.Next;
         if (t.Next >= 0) _timers[t.Next].Prev = t.Prev;
-        if (t.Due == _earliest) _earliestStale = true;
+        // _earliest stays as it is: a lower bound is enough (the worst case is one early poll, after
+        // which Expire recomputes it). Recomputing here would scan every timer on each cancel, and
+        // a busy connection or neighbour entry cancels its earliest timer on every packet.
         t.Slot = -1;
         t.Due = long.MaxValue;
     }

@@ -106,7 +106,7 @@ public sealed class UdpSinkApp(string name, HostNode host, ushort port) : App(na
     public LatencyStats OneWay { get; } = new();
     public double? Throughput => _last > _first && _first >= 0 ? Bytes * 8e9 / (_last - _first) : null;
 
-    protected override void OnStart(Instant now) => _socket = Host.Stack.OpenUdp(Port, receiveBytes: 4 << 20, receiveCount: 4096);
+    protected override void OnStart(Instant now) => _socket = Host.Stack.OpenUdp(Port, receiveBytes: 1 << 20, receiveCount: 1024);
 
     internal override bool Poll(Instant now)
     {
@@ -151,7 +151,7 @@ public sealed class UdpSinkApp(string name, HostNode host, ushort port) : App(na
     internal override void HostCrashed() => _socket = null;
     internal override void HostRestarted(Instant now)
     {
-        if (Running) _socket = Host.Stack.OpenUdp(Port, receiveBytes: 4 << 20, receiveCount: 4096);
+        if (Running) _socket = Host.Stack.OpenUdp(Port, receiveBytes: 1 << 20, receiveCount: 1024);
     }
 
     public override AppReport Report(Instant now) => new()

@@ -1,0 +1,88 @@
+using System.Diagnostics;
+using System.Text;
+using Netloom.Emulation;
+using Netloom.Emulation.Topology;
+using Netloom.Time;
+
+namespace Netloom.Cli.Commands;
+
+/// <summary>
+/// `netloom bench emulate`: how fast the emulator builds and runs a 1,000-host network. The shape:
+/// a chain of routers, each with a LAN switch and its hosts; UDP streams from every host of the
+/// first LAN to a host of the last, so each datagram crosses every switch and router (13 links
+/// with 10 routers). Beside it, when root and iproute2 are here, the same shape made of Linux
+/// namespaces, veth pairs and bridges (no netem on this kernel), built with `ip -batch`.
+/// </summary>
+internal static class BenchEmulate
+{
+    public static string CampusYaml(int routers, int hostsPerLan, double seconds, long streamRate)
+    {
+        var y = new StringBuilder();
+        y.AppendLine($"name: campus-{routers}x{hostsPerLan}\nseed: 1\nduration: {seconds}s\nnodes:");
+        for (int r = 0; r < routers; r++)
+        {
+            y.AppendLine($"  r{r}: router\n  s{r}: switch");
+            for (int h = 0; h < hostsPerLan; h++) y.AppendLine($"  h{r}x{h}: host");
+        }
+        y.AppendLine("links:");
+        for (int r = 0; r < routers; r++)
+        {
+            y.AppendLine($"  - {{a: s{r}, b: r{r}}}");
+            for (int h = 0; h < hostsPerLan; h++) y.AppendLine($"  - {{a: h{r}x{h}, b: s{r}}}");
+            if (r + 1 < routers) y.AppendLine($"  - {{a: r{r}, b: r{r + 1}, delay: 1ms}}");
+        }
+        y.AppendLine("apps:");
+        for (int h = 0; h < hostsPerLan; h++)
+            y.AppendLine($"  - {{type: udp, on: h0x{h}, to: h{routers - 1}x{h}, rate: {streamRate}bit, size: 1000, duration: {seconds}s, start: 10ms}}");
+        return y.ToString();
+    }
+
+    public static List<(string Key, object Value)> Run(int routers, int hostsPerLan, double seconds)
+    {
+        var figures = new List<(string, object)>();
+        // A small warm-up build and run, so the timed ones measure the emulator rather than the JIT.
+        var warm = Scenario.Build(TopologyParser.Parse(CampusYaml(3, 10, 0.2, 10_000_000)));
+        warm.Run();
+
+        var yaml = CampusYaml(routers, hostsPerLan, seconds, 10_000_000);
+        var clock = Stopwatch.StartNew();
+        var sc = Scenario.Build(TopologyParser.Parse(yaml));
+        double buildMs = clock.Elapsed.TotalMilliseconds;
+        int hosts = sc.Network.Nodes.Count(n => n is HostNode);
+        var net = sc.Network;
+        // The first 10% (connections, ARP, socket buffers) is not timed; allocation is measured over the rest.
+        net.Run(Duration.FromNanoseconds((long)(seconds * 1e8)));
+        long hops0 = net.PacketHops, events0 = net.EventsProcessed, allocBefore = GC.GetTotalAllocatedBytes();
+        clock.Restart();
+        net.Run(Duration.FromNanoseconds((long)(seconds * 9e8)));
+        double runS = clock.Elapsed.TotalSeconds;
+        long hops = net.PacketHops - hops0, events = net.EventsProcessed - events0;
+        figures.Add(("hosts", (double)hosts));
+        figures.Add(("nodes", (double)net.Nodes.Count));
+        figures.Add(("links", (double)net.Links.Count));
+        figures.Add(("build_ms", Math.Round(buildMs, 1)));
+        figures.Add(("virtual_seconds_timed", seconds * 0.9));
+        figures.Add(("wall_seconds", Math.Round(runS, 3)));
+        figures.Add(("packet_hops", (double)hops));
+        figures.Add(("packet_hops_per_s", Math.Round(hops / runS)));
+        figures.Add(("mhops_per_s", Math.Round(hops / runS / 1e6, 2)));
+        figures.Add(("speedup_vs_real_time", Math.Round(seconds * 0.9 / runS, 2)));
+        figures.Add(("events_per_s", Math.Round(events / runS)));
+        figures.Add(("bytes_allocated_per_hop", Math.Round((GC.GetTotalAllocatedBytes() - allocBefore) / (double)Math.Max(1, hops), 2)));
+        net.Run(Duration.FromMilliseconds(100)); // let the last datagrams land
+        var rep = EmulationReport.From(net);
+        var streams = rep.Apps.Where(a => a.Kind == "udp").ToList();
+        figures.Add(("udp_loss", Math.Round(streams.Average(a => a.Loss ?? 0), 4)));
+        figures.Add(("managed_heap_mb", Math.Round(GC.GetTotalMemory(false) / 1e6, 1)));
+        string why = "skipped: NETLOOM_BENCH_NO_LINUX is set";
+        if (Environment.GetEnvironmentVariable("NETLOOM_BENCH_NO_LINUX") is null && LinuxCampus.Available(out why))
+        {
+            var linux = LinuxCampus.Run(routers, hostsPerLan, seconds);
+            figures.AddRange(linux);
+            if (linux.Find(f => f.Item1 == "linux_build_ms").Item2 is double lb) figures.Add(("build_ratio_linux_over_netloom", Math.Round(lb / buildMs, 1)));
+            if (linux.Find(f => f.Item1 == "linux_packet_hops_per_s").Item2 is double lh) figures.Add(("hops_ratio_netloom_over_linux", Math.Round(hops / runS / lh, 2)));
+        }
+        else figures.Add(("linux", why));
+        return figures;
+    }
+}
