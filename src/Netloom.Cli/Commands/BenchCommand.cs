@@ -36,14 +36,16 @@ internal static class BenchCommand
         peer.SetAction(r => BenchTcp.Peer(r.GetValue(peerPort)!, r.GetValue(mtu), r.GetValue(seconds)));
         var routers = new Option<int>("--routers") { Description = "Routers in the chain (each with a LAN)", DefaultValueFactory = _ => 10 };
         var hostsPerLan = new Option<int>("--hosts-per-lan") { Description = "Hosts on each LAN", DefaultValueFactory = _ => 100 };
-        var emulate = new Command("emulate", "Build and run a 1,000-host emulated network (router chain, LAN switches, UDP streams end to end), beside the same shape in Linux namespaces") { seconds, json, routers, hostsPerLan };
+        var streamRate = new Option<string>("--stream-rate") { Description = "Rate of each UDP stream", DefaultValueFactory = _ => "10mbit" };
+        var emulate = new Command("emulate", "Build and run a 1,000-host emulated network (router chain, LAN switches, UDP streams end to end), beside the same shape in Linux namespaces") { seconds, json, routers, hostsPerLan, streamRate };
         emulate.SetAction(r =>
         {
             double s = r.GetValue(seconds);
             int rs = r.GetValue(routers), h = r.GetValue(hostsPerLan);
             if (s <= 0 || s > 600) return CliErrors.Report("--duration must be between 0 and 600 seconds", CliErrors.BadInput);
             if (rs < 2 || rs > 200 || h < 1 || h > 250) return CliErrors.Report("--routers must be 2 to 200 and --hosts-per-lan 1 to 250", CliErrors.BadInput);
-            return Print(BenchEmulate.Run(rs, h, s), r.GetValue(json),
+            if (!Netloom.Emulation.Quantity.TryRate(r.GetValue(streamRate)!, out long rate)) return CliErrors.Report("--stream-rate must be a rate such as 10mbit", CliErrors.BadInput);
+            return Print(BenchEmulate.Run(rs, h, s, rate), r.GetValue(json),
                 "emulator: one thread, virtual time; packet-hops are frames delivered across links per second of wall time; linux_*: the same shape from namespaces, veth and bridges built with ip -batch, traffic from iperf3 UDP (no netem on this kernel)");
         });
         return new Command("bench", "End-to-end benchmarks") { rings, switchBench, kv, tcp, peer, emulate };

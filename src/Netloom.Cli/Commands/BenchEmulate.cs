@@ -37,14 +37,14 @@ internal static class BenchEmulate
         return y.ToString();
     }
 
-    public static List<(string Key, object Value)> Run(int routers, int hostsPerLan, double seconds)
+    public static List<(string Key, object Value)> Run(int routers, int hostsPerLan, double seconds, long streamRate = 10_000_000)
     {
         var figures = new List<(string, object)>();
         // A small warm-up build and run, so the timed ones measure the emulator rather than the JIT.
         var warm = Scenario.Build(TopologyParser.Parse(CampusYaml(3, 10, 0.2, 10_000_000)));
         warm.Run();
 
-        var yaml = CampusYaml(routers, hostsPerLan, seconds, 10_000_000);
+        var yaml = CampusYaml(routers, hostsPerLan, seconds, streamRate);
         var clock = Stopwatch.StartNew();
         var sc = Scenario.Build(TopologyParser.Parse(yaml));
         double buildMs = clock.Elapsed.TotalMilliseconds;

@@ -2,8 +2,10 @@ namespace Netloom.Emulation;
 
 internal enum EventKind : byte
 {
-    /// <summary>A frame reaches the far end of a link direction.</summary>
+    /// <summary>A frame reaches the far end of a link direction (a frame that overtakes others).</summary>
     Arrival,
+    /// <summary>The first frame of a link direction's in-order queue arrives.</summary>
+    Head,
     /// <summary>A node asked to be polled (its timers, its apps).</summary>
     Wake,
     /// <summary>A scheduled action: a scenario event, an app start.</summary>
@@ -13,9 +15,9 @@ internal enum EventKind : byte
 internal struct SimEvent
 {
     public EventKind Kind;
-    /// <summary>Link id (Arrival), node id (Wake) or action index (Action).</summary>
+    /// <summary>Link id (Arrival, Head), node id (Wake) or action index (Action).</summary>
     public int Target;
-    /// <summary>Direction 0/1 (Arrival).</summary>
+    /// <summary>Direction 0/1 (Arrival, Head).</summary>
     public int Aux;
     /// <summary>The link's epoch when the frame left (Arrival): a link that went down meanwhile loses it.</summary>
     public long Epoch;
@@ -28,63 +30,61 @@ internal struct SimEvent
 /// </summary>
 internal sealed class EventQueue
 {
-    private SimEvent[] _events = new SimEvent[1024];
-    private (long Time, long Order)[] _keys = new (long, long)[1024];
+    // Key and event side by side: each step of a sift touches one entry, not two arrays.
+    private struct Entry
+    {
+        public long Time, Order;
+        public SimEvent Event;
+    }
+
+    private Entry[] _heap = new Entry[1024];
     private long _order;
 
     public int Count { get; private set; }
 
+    public long PeekTime => Count > 0 ? _heap[0].Time : long.MaxValue;
+
     public void Push(long time, in SimEvent e)
     {
-        if (Count == _events.Length)
-        {
-            Array.Resize(ref _events, Count * 2);
-            Array.Resize(ref _keys, Count * 2);
-        }
+        if (Count == _heap.Length) Array.Resize(ref _heap, Count * 2);
+        var heap = _heap;
         int i = Count++;
-        var key = (time, _order++);
-        // Sift up.
+        long order = _order++;
         while (i > 0)
         {
             int parent = (i - 1) >> 1;
-            if (!Less(key, _keys[parent])) break;
-            _events[i] = _events[parent];
-            _keys[i] = _keys[parent];
+            ref Entry p = ref heap[parent];
+            if (p.Time < time || p.Time == time && p.Order < order) break;
+            heap[i] = p;
             i = parent;
         }
-        _events[i] = e;
-        _keys[i] = key;
+        heap[i] = new Entry { Time = time, Order = order, Event = e };
     }
-
-    public long PeekTime => Count > 0 ? _keys[0].Time : long.MaxValue;
 
     public SimEvent Pop(out long time)
     {
-        var top = _events[0];
-        time = _keys[0].Time;
+        var heap = _heap;
+        var top = heap[0].Event;
+        time = heap[0].Time;
         int n = --Count;
         if (n > 0)
         {
-            var last = _events[n];
-            var lastKey = _keys[n];
+            var last = heap[n];
             int i = 0;
             while (true)
             {
                 int child = 2 * i + 1;
                 if (child >= n) break;
-                if (child + 1 < n && Less(_keys[child + 1], _keys[child])) child++;
-                if (!Less(_keys[child], lastKey)) break;
-                _events[i] = _events[child];
-                _keys[i] = _keys[child];
+                if (child + 1 < n && Less(ref heap[child + 1], ref heap[child])) child++;
+                if (!Less(ref heap[child], ref last)) break;
+                heap[i] = heap[child];
                 i = child;
             }
-            _events[i] = last;
-            _keys[i] = lastKey;
+            heap[i] = last;
         }
-        _events[n] = default;
+        heap[n] = default;
         return top;
     }
 
-    private static bool Less((long Time, long Order) a, (long Time, long Order) b) =>
-        a.Time < b.Time || a.Time == b.Time && a.Order < b.Order;
+    private static bool Less(ref Entry a, ref Entry b) => a.Time < b.Time || a.Time == b.Time && a.Order < b.Order;
 }

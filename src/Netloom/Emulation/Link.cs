@@ -41,6 +41,13 @@ public sealed class LinkDirection
     private readonly Network _net;
     private readonly Random _random;
     private readonly Queue<(long Depart, int Bytes)> _waiting = new();
+    /// <summary>
+    /// Frames in flight whose arrival times only grow (a fixed delay, a rate): they wait here and only
+    /// the first sits in the network's event heap, which then holds one entry per busy link rather
+    /// than one per frame. A frame that would overtake (jitter, reordering) goes to the heap itself.
+    /// </summary>
+    private readonly Queue<(long At, long Epoch, SimFrame Frame)> _inFlight = new();
+    private long _lastArrival;
     private long _busyUntil, _waitingBytes;
     private bool _geBad;
 
@@ -137,7 +144,22 @@ public sealed class LinkDirection
         long delay;
         if (imp.Reorder > 0 && _random.NextDouble() < imp.Reorder) { delay = 0; Counters.Reordered++; }
         else delay = SampleDelay(imp);
-        _net.ScheduleArrival(this, frame, depart + delay);
+        long at = depart + delay;
+        if (at >= _lastArrival)
+        {
+            _lastArrival = at;
+            _inFlight.Enqueue((at, Link.Epoch, frame));
+            if (_inFlight.Count == 1) _net.ScheduleHead(this, at);
+        }
+        else _net.ScheduleArrival(this, frame, at);
+    }
+
+    /// <summary>The first frame of the in-order queue is due: hands it over and schedules the next.</summary>
+    internal (SimFrame Frame, long Epoch) TakeHead()
+    {
+        var (_, epoch, frame) = _inFlight.Dequeue();
+        if (_inFlight.TryPeek(out var next)) _net.ScheduleHead(this, next.At);
+        return (frame, epoch);
     }
 
     private long SampleDelay(Impairments imp)

@@ -203,6 +203,9 @@ public sealed partial class Network
     internal void ScheduleArrival(LinkDirection dir, SimFrame frame, long at) =>
         _queue.Push(at, new SimEvent { Kind = EventKind.Arrival, Target = dir.Link.Id, Aux = dir.Index, Epoch = dir.Link.Epoch, Frame = frame });
 
+    internal void ScheduleHead(LinkDirection dir, long at) =>
+        _queue.Push(at, new SimEvent { Kind = EventKind.Head, Target = dir.Link.Id, Aux = dir.Index });
+
     internal void ScheduleWake(Node node, long at)
     {
         at = Math.Max(at, NowNs);
@@ -256,6 +259,11 @@ public sealed partial class Network
         {
             case EventKind.Arrival:
                 Arrive(_links[e.Target], e.Aux, e.Frame!, e.Epoch);
+                break;
+            case EventKind.Head:
+                var link = _links[e.Target];
+                var (frame, epoch) = link.Direction(e.Aux).TakeHead();
+                Arrive(link, e.Aux, frame, epoch);
                 break;
             case EventKind.Wake:
                 var node = _nodes[e.Target];

@@ -96,15 +96,32 @@ public sealed partial class RouterNode : Node
                 all.Add(new Route(new Ipv4Address(a.Address.Value & a.Mask), a.PrefixLength, i, null));
         // Longest prefix first; ties keep the order given (static before connected, first written first).
         _table = all.Select((r, i) => (r, i)).OrderByDescending(x => x.r.PrefixLength).ThenBy(x => x.i).Select(x => x.r).ToArray();
+        Array.Clear(_cacheUsed);
     }
+
+    // A direct-mapped cache of recent lookups (destination -> index in the table, -1 for no route),
+    // so a router with hundreds of routes does not scan them for every packet. Cleared with the table.
+    private const int CacheSize = 256;
+    private readonly uint[] _cacheKey = new uint[CacheSize];
+    private readonly int[] _cacheRoute = new int[CacheSize];
+    private readonly bool[] _cacheUsed = new bool[CacheSize];
 
     private bool TryRoute(Ipv4Address destination, out Route route)
     {
         if (_table.Length == 0) BuildTable();
-        foreach (var r in _table)
-            if (r.Matches(destination)) { route = r; return true; }
-        route = default;
-        return false;
+        uint d = destination.Value;
+        int slot = (int)((d ^ d >> 8 ^ d >> 16) & (CacheSize - 1));
+        int index;
+        if (_cacheUsed[slot] && _cacheKey[slot] == d) index = _cacheRoute[slot];
+        else
+        {
+            index = -1;
+            for (int i = 0; i < _table.Length; i++)
+                if (_table[i].Matches(destination)) { index = i; break; }
+            (_cacheKey[slot], _cacheRoute[slot], _cacheUsed[slot]) = (d, index, true);
+        }
+        route = index >= 0 ? _table[index] : default;
+        return index >= 0;
     }
 
     private bool IsOwnAddress(Ipv4Address a)
