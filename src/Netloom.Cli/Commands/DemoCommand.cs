@@ -12,18 +12,33 @@ using Spectre.Console;
 namespace Netloom.Cli.Commands;
 
 /// <summary>
-/// `netloom demo`: for now a synthetic exchange built with the wire layer (ARP, ICMP echo, a TCP
-/// connection with options, data and FIN), written to pcapng, read back and shown decoded.
+/// `netloom demo`: the emulator's default scenario (examples/two-lans.yaml, built in): two LANs
+/// joined by a WAN link with delay, jitter, loss and a rate limit; ping, a bulk transfer and
+/// request/response across it; the WAN fails for two seconds midway; the summary tables and one
+/// capture per link. `--hosts` runs the earlier demo (two stacks and the switch on pipes, decoded),
+/// `--wire` a synthetic exchange built with the wire layer.
 /// </summary>
 internal static class DemoCommand
 {
     public static Command Create()
     {
-        var output = new Option<FileInfo>("--out") { Description = "Where to write the capture", DefaultValueFactory = _ => new FileInfo("netloom-demo.pcapng") };
+        var output = new Option<FileInfo>("--out") { Description = "Where --hosts and --wire write their capture", DefaultValueFactory = _ => new FileInfo("netloom-demo.pcapng") };
+        var pcap = new Option<string>("--pcap") { Description = "Directory for the emulated network's captures (one pcapng per link)", DefaultValueFactory = _ => "netloom-demo" };
+        var report = new Option<string?>("--report") { Description = "Also write the figures as JSON" };
+        var hosts = new Option<bool>("--hosts") { Description = "Instead: two user-level hosts through the learning switch on pipes, decoded, then a timed TCP transfer" };
         var wire = new Option<bool>("--wire") { Description = "Instead: a synthetic exchange built with the wire layer alone" };
-        var cmd = new Command("demo", "Two user-level hosts through the learning switch on pipes: ARP, ping, UDP and TCP, captured and shown decoded, then a timed TCP transfer") { output, wire };
-        cmd.SetAction(r => r.GetValue(wire) ? RunWire(r.GetValue(output)!) : RunHosts(r.GetValue(output)!));
+        var cmd = new Command("demo", "The emulator's default scenario: two LANs joined by an impaired WAN link, ping, bulk TCP and request/response, a link failure midway; summary tables and captures") { output, pcap, report, hosts, wire };
+        cmd.SetAction(r => r.GetValue(wire) ? RunWire(r.GetValue(output)!) : r.GetValue(hosts) ? RunHosts(r.GetValue(output)!) : RunEmulation(r.GetValue(pcap)!, r.GetValue(report)));
         return cmd;
+    }
+
+    /// <summary>The built-in copy of examples/two-lans.yaml, run in virtual time.</summary>
+    private static int RunEmulation(string pcap, string? report)
+    {
+        using var stream = typeof(DemoCommand).Assembly.GetManifestResourceStream("two-lans.yaml")!;
+        string yaml = new StreamReader(stream).ReadToEnd();
+        return EmulateCommand.Run(() => Netloom.Emulation.Topology.Scenario.Build(Netloom.Emulation.Topology.TopologyParser.Parse(yaml, "examples/two-lans.yaml")),
+            "examples/two-lans.yaml", pcap, report, realtime: false);
     }
 
     /// <summary>Two hosts and a switch in one process, in virtual time: the same bytes every run.</summary>

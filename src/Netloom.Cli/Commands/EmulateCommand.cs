@@ -21,11 +21,15 @@ internal static class EmulateCommand
         return cmd;
     }
 
-    internal static int Run(string file, int? seed, string? pcap, string? reportPath, bool realtime, TextWriter? log = null)
+    internal static int Run(string file, int? seed, string? pcap, string? reportPath, bool realtime) =>
+        Run(() => Scenario.Load(file, seed, realtime), file, pcap, reportPath, realtime);
+
+    /// <summary>Builds the scenario <paramref name="load"/> makes, runs it and prints the summary (shared with `demo`).</summary>
+    internal static int Run(Func<Scenario> load, string file, string? pcap, string? reportPath, bool realtime)
     {
         Scenario sc;
         var build = Stopwatch.StartNew();
-        try { sc = Scenario.Load(file, seed, realtime); }
+        try { sc = load(); }
         catch (TopologyException e)
         {
             foreach (var err in e.Errors) Console.Error.WriteLine(err);
@@ -34,7 +38,11 @@ internal static class EmulateCommand
         catch (InvalidOperationException e) { return CliErrors.Report(e.Message); }
         build.Stop();
         using var net = sc.Network;
-        if (pcap is not null) sc.CaptureTo(pcap);
+        if (pcap is not null)
+        {
+            try { sc.CaptureTo(pcap); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return CliErrors.Report($"cannot write captures to {pcap}: {e.Message}"); }
+        }
         var wall = Stopwatch.StartNew();
         var stop = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
@@ -63,8 +71,12 @@ internal static class EmulateCommand
         Summary(rep, build.Elapsed, wall.Elapsed, pcap);
         if (reportPath is not null)
         {
-            using var f = File.Create(reportPath);
-            rep.WriteJson(f);
+            try
+            {
+                using var f = File.Create(reportPath);
+                rep.WriteJson(f);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return CliErrors.Report($"cannot write {reportPath}: {e.Message}"); }
         }
         return CliErrors.Ok;
     }

@@ -27,7 +27,8 @@ public readonly record struct GilbertElliott(double P, double R, double LossInBa
 /// <summary>
 /// What one direction of a link does to frames, netem's set: delay with jitter and a distribution,
 /// random or Gilbert-Elliott loss, duplication, corruption, reordering, a rate limit with a queue
-/// limit and per-frame overhead, and an MTU. Probabilities are 0..1.
+/// limit and per-frame overhead, and an MTU. Probabilities are 0..1. As in netem, jitter reorders
+/// frames when there is no rate limit; with one, frames keep their order.
 /// </summary>
 public sealed record Impairments
 {

@@ -145,6 +145,9 @@ public sealed class LinkDirection
         if (imp.Reorder > 0 && _random.NextDouble() < imp.Reorder) { delay = 0; Counters.Reordered++; }
         else delay = SampleDelay(imp);
         long at = depart + delay;
+        // As in netem: with a rate limit, frames leave one after another, so jitter delays but never
+        // reorders them (only an explicit reorder share overtakes). Without a rate, jitter reorders.
+        if (imp.RateBitsPerSecond > 0 && delay > 0) at = Math.Max(at, _lastArrival);
         if (at >= _lastArrival)
         {
             _lastArrival = at;

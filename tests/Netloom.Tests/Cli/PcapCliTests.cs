@@ -129,7 +129,7 @@ public class PcapCliTests
     {
         using var dir = new TempDir();
         string file = dir.File("demo.pcapng");
-        var (code, stdout, stderr) = Support.Cli.Run("demo", "--out", file);
+        var (code, stdout, stderr) = Support.Cli.Run("demo", "--hosts", "--out", file);
         Assert.True(code == 0, stderr);
         Assert.Contains("ping 10.0.0.2 seq=3: reply", stdout);
         Assert.Contains("3000 bytes in fragments", stdout);

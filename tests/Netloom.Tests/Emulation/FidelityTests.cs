@@ -141,6 +141,24 @@ public class FidelityTests
     }
 
     [Fact]
+    public void Jitter_reorders_without_a_rate_and_keeps_order_with_one()
+    {
+        static long Late(LinkProbe p)
+        {
+            long highest = -1, late = 0;
+            foreach (var a in p.Dst.Arrivals) { if (a.Seq < highest) late++; else highest = a.Seq; }
+            return late;
+        }
+        var free = new LinkProbe(new Impairments { Delay = Ms * 10, Jitter = Ms * 2 }, 20_000, Duration.FromMicroseconds(100));
+        free.Run();
+        Assert.True(Late(free) > 1000);
+        var rated = new LinkProbe(new Impairments { Delay = Ms * 10, Jitter = Ms * 2, RateBitsPerSecond = 100_000_000 }, 20_000, Duration.FromMicroseconds(100));
+        rated.Run();
+        Assert.Equal(0, Late(rated));
+        Assert.Equal(20_000, rated.Dst.Arrivals.Count);
+    }
+
+    [Fact]
     public void A_byte_limited_queue_holds_at_most_its_bytes()
     {
         var p = new LinkProbe(new Impairments { RateBitsPerSecond = 8_000_000, QueueBytes = 10_000 }, 20_000, Duration.FromMicroseconds(500), size: 1000);
