@@ -43,6 +43,8 @@ internal static class EmulateCommand
             try { sc.CaptureTo(pcap); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return CliErrors.Report($"cannot write captures to {pcap}: {e.Message}"); }
         }
+        foreach (var l in net.Nodes.OfType<LinuxNode>())
+            Console.Error.WriteLine($"linux node {l.Name}: run commands in it with: ip netns exec {l.Namespace} COMMAND");
         var wall = Stopwatch.StartNew();
         var stop = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };

@@ -6,7 +6,7 @@ namespace Netloom.Emulation.Apps;
 
 /// <summary>
 /// A small HTTP/1.1 server with generated content: GET /N answers N bytes (up to 1 GiB), any other
-/// path answers <see cref="Size"/> bytes. HEAD, keep-alive and Connection: close are honoured;
+/// path answers <see cref="Size"/> bytes; byte K of a body is 'a' + K mod 26, so a client can check it. HEAD, keep-alive and Connection: close are honoured;
 /// other methods get 405, a request head over 8 KiB gets 431 and the connection closes.
 /// </summary>
 public sealed class HttpServerApp(string name, HostNode host, ushort port, long size) : TcpServerApp(name, host, port)
@@ -20,7 +20,7 @@ public sealed class HttpServerApp(string name, HostNode host, ushort port, long 
         public int HeadLength;
         public byte[]? Reply;
         public int ReplySent;
-        public long BodyLeft;
+        public long BodyLeft, BodySize;
         public bool CloseAfter;
     }
 
@@ -45,7 +45,7 @@ public sealed class HttpServerApp(string name, HostNode host, ushort port, long 
                     moved |= n > 0;
                     if (st.ReplySent < st.Reply.Length) break;
                 }
-                long b = SendPattern(s, st.BodyLeft);
+                long b = SendPattern(s, st.BodyLeft, st.BodySize - st.BodyLeft);
                 st.BodyLeft -= b;
                 _bytes += b;
                 moved |= b > 0;
@@ -100,7 +100,7 @@ public sealed class HttpServerApp(string name, HostNode host, ushort port, long 
         st.Reply = Encoding.ASCII.GetBytes($"HTTP/1.1 {status} {reason}\r\nServer: netloom-emulator\r\nContent-Type: application/octet-stream\r\nContent-Length: {length}\r\n" +
             (close ? "Connection: close\r\n" : "") + "\r\n");
         st.ReplySent = 0;
-        st.BodyLeft = head ? 0 : length;
+        st.BodyLeft = st.BodySize = head ? 0 : length;
         st.CloseAfter = close;
         if (status == 431) st.HeadLength = 0;
     }
