@@ -15,11 +15,11 @@ public sealed partial class TopologyParser
             var name = (kn as YamlScalarNode)?.Value ?? "";
             if (!ValidName(name)) { Error(kn, $"node name '{name}' must start with a letter and use only letters, digits, '-', '_' and '.' (at most 32)"); continue; }
             if (spec.Nodes.Exists(n => n.Name == name)) { Error(kn, $"node '{name}' is defined twice"); continue; }
-            if (v is YamlScalarNode) { if (Kind(v, name) is { } k) spec.Nodes.Add(new NodeSpec(name, k, At(kn))); continue; }
+            if (v is YamlScalarNode) { if (Kind(v, name) is { } k) spec.Nodes.Add(new NodeSpec(name, k, At(kn))); else _broken.Add(name); continue; }
             YamlNode? typeNode = null;
             if (v is YamlMappingNode m) m.Children.TryGetValue(new YamlScalarNode("type"), out typeNode);
-            if (typeNode is null) { Error(v, $"node '{name}' needs a type: host, switch, router or linux"); continue; }
-            if (Kind(typeNode, name) is not { } kind) continue;
+            if (typeNode is null) { Error(v, $"node '{name}' needs a type: host, switch, router or linux"); _broken.Add(name); continue; }
+            if (Kind(typeNode, name) is not { } kind) { _broken.Add(name); continue; }
             var node = new NodeSpec(name, kind, At(kn));
             string[] allowed = kind switch
             {

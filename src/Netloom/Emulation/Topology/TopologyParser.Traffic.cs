@@ -155,15 +155,16 @@ public sealed partial class TopologyParser
     private void CheckNames(TopologySpec spec)
     {
         var nodes = spec.Nodes.ToDictionary(n => n.Name);
+        bool Known(string name) => nodes.ContainsKey(name) || _broken.Contains(name);
         foreach (var l in spec.Links)
         {
-            if (!nodes.ContainsKey(l.A)) Error(l.AAt, $"link {l.Name}: no node named '{l.A}'");
-            if (!nodes.ContainsKey(l.B)) Error(l.BAt, $"link {l.Name}: no node named '{l.B}'");
+            if (!Known(l.A)) Error(l.AAt, $"link {l.Name}: no node named '{l.A}'");
+            if (!Known(l.B)) Error(l.BAt, $"link {l.Name}: no node named '{l.B}'");
             if (l.A == l.B) Error(l.At, $"link {l.Name} joins {l.A} to itself");
         }
         foreach (var a in spec.Apps)
         {
-            if (!nodes.TryGetValue(a.On, out var on)) Error(a.At, $"app '{a.Name}': no node named '{a.On}'");
+            if (!nodes.TryGetValue(a.On, out var on)) { if (!_broken.Contains(a.On)) Error(a.At, $"app '{a.Name}': no node named '{a.On}'"); }
             else if (on.Kind != NodeKind.Host) Error(a.At, $"app '{a.Name}' runs on '{a.On}', a {on.Kind.ToString().ToLowerInvariant()}; apps run on hosts");
             if (a.To is { } to && !nodes.ContainsKey(to) && !Wire.Ipv4Address.TryParse(to, out _)) Error(a.ToAt, $"app '{a.Name}': 'to: {to}' is neither a node nor an IPv4 address");
         }

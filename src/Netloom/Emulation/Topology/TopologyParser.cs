@@ -17,6 +17,8 @@ public sealed partial class TopologyParser
     private const int MaxFileBytes = 4 << 20;
     private readonly string _file;
     private readonly List<TopologyError> _errors = [];
+    /// <summary>Nodes whose definition was wrong (already reported): not reported again where they are used.</summary>
+    private readonly HashSet<string> _broken = [];
 
     private TopologyParser(string file) => _file = file;
 
