@@ -103,7 +103,7 @@ public class WiresharkValidatesOurFramesTests(ITestOutputHelper output)
     {
         using var dir = new TempDir();
         string file = dir.File("demo.pcapng");
-        var (code, _, err) = Sh.Run("dotnet", Path.Combine(AppContext.BaseDirectory, "Netloom.Cli.dll"), "demo", "--out", file);
+        var (code, _, err) = Sh.Run("dotnet", Path.Combine(AppContext.BaseDirectory, "Netloom.Cli.dll"), "demo", "--hosts", "--out", file);
         Assert.True(code == 0, err);
         var rows = Tshark.Fields(file, "frame.number", "_ws.malformed", "ip.checksum.status", "icmp.checksum.status", "udp.checksum.status", "frame.packet_flags_direction");
         Assert.True(rows.Count >= 30);
@@ -115,5 +115,31 @@ public class WiresharkValidatesOurFramesTests(ITestOutputHelper output)
             Assert.True(r["frame.packet_flags_direction"] is "1" or "2" or "0x1" or "0x2" or "0x00000001" or "0x00000002", $"frame {r["frame.number"]}: direction '{r["frame.packet_flags_direction"]}'");
         }
         output.WriteLine($"{rows.Count} frames from the demo, clean to Wireshark");
+    }
+
+    [ToolFact("tshark")]
+    public void The_emulated_demo_captures_every_link_clean_to_wireshark()
+    {
+        using var dir = new TempDir();
+        var (code, _, err) = Sh.Run("dotnet", Path.Combine(AppContext.BaseDirectory, "Netloom.Cli.dll"), "demo", "--pcap", dir.Path);
+        Assert.True(code == 0, err);
+        var files = Directory.GetFiles(dir.Path, "*.pcapng");
+        Assert.Equal(7, files.Length);
+        int total = 0, tcp = 0;
+        foreach (var file in files)
+        {
+            var rows = Tshark.Fields(file, "frame.number", "_ws.malformed", "ip.checksum.status", "tcp.checksum.status", "icmp.checksum.status", "tcp.len");
+            Assert.NotEmpty(rows);
+            foreach (var r in rows)
+            {
+                Assert.True(r["_ws.malformed"] == "", $"{Path.GetFileName(file)} frame {r["frame.number"]} is malformed");
+                foreach (var k in new[] { "ip.checksum.status", "tcp.checksum.status", "icmp.checksum.status" })
+                    Assert.True(r[k] is "" or "1", $"{Path.GetFileName(file)} frame {r["frame.number"]}: {k} = {r[k]}");
+                if (r["tcp.len"] != "") tcp++;
+            }
+            total += rows.Count;
+        }
+        Assert.True(tcp > 5000, $"only {tcp} TCP segments captured");
+        output.WriteLine($"{total} frames on 7 links, clean to Wireshark");
     }
 }
