@@ -44,7 +44,7 @@ internal static class BenchCommand
             int rs = r.GetValue(routers), h = r.GetValue(hostsPerLan);
             if (s <= 0 || s > 600) return CliErrors.Report("--duration must be between 0 and 600 seconds", CliErrors.BadInput);
             if (rs < 2 || rs > 200 || h < 1 || h > 250) return CliErrors.Report("--routers must be 2 to 200 and --hosts-per-lan 1 to 250", CliErrors.BadInput);
-            if (!Netloom.Emulation.Quantity.TryRate(r.GetValue(streamRate)!, out long rate)) return CliErrors.Report("--stream-rate must be a rate such as 10mbit", CliErrors.BadInput);
+            if (!Netloom.Time.Quantity.TryRate(r.GetValue(streamRate)!, out long rate)) return CliErrors.Report("--stream-rate must be a rate such as 10mbit", CliErrors.BadInput);
             return Print(BenchEmulate.Run(rs, h, s, rate), r.GetValue(json),
                 "emulator: one thread, virtual time; packet-hops are frames delivered across links per second of wall time; linux_*: the same shape from namespaces, veth and bridges built with ip -batch, traffic from iperf3 UDP (no netem on this kernel)");
         });

@@ -16,13 +16,13 @@ internal static partial class BenchKv
     public static List<(string Key, object Value)> Run(int requests)
     {
         var figures = new List<(string, object)>();
-        if (Which("redis-benchmark") is null) { figures.Add(("error", "redis-benchmark not found (apt-get install redis-tools)")); return figures; }
+        if (ExternalTool.Which("redis-benchmark") is null) { figures.Add(("error", "redis-benchmark not found (apt-get install redis-tools)")); return figures; }
         var targets = new List<(string Name, Func<int, Process?> Start)>
         {
             ("uring", port => SelfProcess.Start(["kv", "--engine", "uring", "--listen", $"127.0.0.1:{port}"])),
             ("sockets", port => SelfProcess.Start(["kv", "--engine", "sockets", "--listen", $"127.0.0.1:{port}"])),
         };
-        if (Which("redis-server") is { } redis)
+        if (ExternalTool.Which("redis-server") is { } redis)
             targets.Add(("redis", port => Process.Start(new ProcessStartInfo(redis, ["--port", port.ToString(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"]) { RedirectStandardOutput = true, RedirectStandardError = true })));
         else figures.Add(("redis", "not run: redis-server not found (apt-get install redis-server)"));
 
@@ -37,7 +37,7 @@ internal static partial class BenchKv
             figures.Add(($"{name}_get_rps", plain.Get));
             figures.Add(($"{name}_set_rps_p16", piped.Set));
             figures.Add(($"{name}_get_rps_p16", piped.Get));
-            if (Which("strace") is not null) figures.Add(($"{name}_syscalls_per_request", SyscallsPerRequest(server.Id, port, requests / 4)));
+            if (ExternalTool.Which("strace") is not null) figures.Add(($"{name}_syscalls_per_request", SyscallsPerRequest(server.Id, port, requests / 4)));
             server.Kill(entireProcessTree: true);
             server.WaitForExit(5000);
         }
@@ -108,6 +108,4 @@ internal static partial class BenchKv
         return false;
     }
 
-    private static string? Which(string tool) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Select(d => Path.Combine(d, tool)).FirstOrDefault(File.Exists);
 }

@@ -181,7 +181,7 @@ internal static class BenchTcp
 
     private static double Iperf3(Duration d)
     {
-        if (!Tool("iperf3")) return 0;
+        if (ExternalTool.Which("iperf3") is null) return 0;
         int p = 5300 + Environment.ProcessId % 500;
         using var server = Process.Start(new ProcessStartInfo("iperf3", ["-s", "-1", "-p", p.ToString(CultureInfo.InvariantCulture)]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
         Thread.Sleep(500);
@@ -196,7 +196,7 @@ internal static class BenchTcp
 
     private static (double P50, double P99) Sockperf(Duration d)
     {
-        if (!Tool("sockperf")) return (0, 0);
+        if (ExternalTool.Which("sockperf") is null) return (0, 0);
         string p = (11000 + Environment.ProcessId % 500).ToString(CultureInfo.InvariantCulture);
         using var server = Process.Start(new ProcessStartInfo("sockperf", ["server", "--tcp", "-i", "127.0.0.1", "-p", p]) { RedirectStandardOutput = true, RedirectStandardError = true })!;
         Thread.Sleep(500);
@@ -210,7 +210,4 @@ internal static class BenchTcp
             ? double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
         return (Pick("50.000"), Pick("99.000"));
     }
-
-    private static bool Tool(string name) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':').Any(dir => File.Exists(Path.Combine(dir, name)));
 }

@@ -1,3 +1,4 @@
+using Netloom.Time;
 using System.CommandLine;
 using System.Diagnostics;
 using Netloom.Emulation;

@@ -17,12 +17,9 @@ internal static class LinuxCampus
         why = "";
         if (!Environment.IsPrivilegedProcess) { why = "skipped: needs root (namespaces)"; return false; }
         foreach (var tool in new[] { "ip", "iperf3" })
-            if (!Exists(tool)) { why = $"skipped: {tool} is not installed"; return false; }
+            if (ExternalTool.Which(tool) is null) { why = $"skipped: {tool} is not installed"; return false; }
         return true;
     }
-
-    private static bool Exists(string tool) =>
-        Environment.GetEnvironmentVariable("PATH")!.Split(':').Any(d => File.Exists(Path.Combine(d, tool)));
 
     public static List<(string, object)> Run(int routers, int hostsPerLan, double seconds)
     {

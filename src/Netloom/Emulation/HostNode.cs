@@ -76,13 +76,13 @@ public sealed class HostNode : Node
     private SimDevice _device;
     private int _generation;
 
+    /// <summary>A host whose stack uses <paramref name="options"/>, with the MAC of the host's port.</summary>
     internal HostNode(Network network, int id, string name, StackOptions options, int seed) : base(network, id, name)
     {
-        Options = options;
+        Options = options with { Mac = AddPort().Mac };
         _seed = seed;
-        AddPort();
         _device = new SimDevice(this, options.Mtu + 14);
-        Stack = new Interface(options, _device, seed);
+        Stack = new Interface(Options, _device, seed);
     }
 
     public StackOptions Options { get; }
@@ -122,9 +122,9 @@ public sealed class HostNode : Node
         long next = Stack.PollAt()?.Nanoseconds ?? long.MaxValue;
         foreach (var app in _apps)
             if (app.Running) next = Math.Min(next, app.WakeAt);
-        if (_device.Waiting > 0) next = now;
+        if (_device.Waiting > 0) next = now; // more frames than the round budget: go on at once
         // A deadline already past means the stack is waiting on something (a full frame pool): retry shortly.
-        if (next <= now) next = now + (_device.Waiting > 0 ? 0 : 10_000);
+        else if (next <= now) next = now + 10_000;
         if (next != long.MaxValue) RequestWake(next);
     }
 

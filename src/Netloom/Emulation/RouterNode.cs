@@ -148,14 +148,12 @@ public sealed partial class RouterNode : Node
             Network.Pool.Return(frame);
             return;
         }
-        Forward(port, frame, now);
+        Forward(port, frame, ip, now);
     }
 
     /// <summary>Forwards a valid IPv4 frame (RFC 1812 §5.2): TTL, route, next hop, MTU, then out.</summary>
-    private void Forward(NodePort inPort, SimFrame frame, long now)
+    private void Forward(NodePort inPort, SimFrame frame, in Ipv4Packet ip, long now)
     {
-        var ipBytes = frame.Data.AsSpan(14, frame.Length - 14);
-        Ipv4Packet.TryParse(ipBytes, out var ip, out _);
         if (ip.Ttl <= 1)
         {
             Counters.TtlExceeded++;
@@ -180,6 +178,7 @@ public sealed partial class RouterNode : Node
             return;
         }
         // TTL - 1 and the incremental checksum update (RFC 1624): the TTL is the high byte of its 16-bit word.
+        var ipBytes = frame.Data.AsSpan(14, ip.TotalLength);
         ushort oldWord = BinaryPrimitives.ReadUInt16BigEndian(ipBytes[8..]);
         ipBytes[8]--;
         ushort newWord = BinaryPrimitives.ReadUInt16BigEndian(ipBytes[8..]);

@@ -45,7 +45,7 @@ public sealed class HttpServerApp(string name, HostNode host, ushort port, long 
                     moved |= n > 0;
                     if (st.ReplySent < st.Reply.Length) break;
                 }
-                long b = SendPattern(s, st.BodyLeft, st.BodySize - st.BodyLeft);
+                long b = Payload.Send(s, st.BodyLeft, st.BodySize - st.BodyLeft);
                 st.BodyLeft -= b;
                 _bytes += b;
                 moved |= b > 0;

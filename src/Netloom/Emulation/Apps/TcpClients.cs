@@ -49,7 +49,7 @@ public sealed class BulkSendApp : App
             long want = Bytes > 0 ? Bytes - _written : long.MaxValue;
             if (!timeUp && want > 0)
             {
-                long n = TcpServerApp.SendPattern(s, want, _written);
+                long n = Payload.Send(s, want, _written);
                 _written += n;
                 moved = n > 0;
             }

@@ -69,35 +69,6 @@ public abstract class TcpServerApp : App
         if (n > 0) s.Consume(n);
         return n;
     }
-
-    /// <summary>
-    /// Sends up to <paramref name="remaining"/> bytes of the pattern, continuing at
-    /// <paramref name="position"/> (byte N of a stream is always 'a' + N mod 26, however the sends
-    /// are cut); returns how many went.
-    /// </summary>
-    internal static long SendPattern(TcpSocket s, long remaining, long position = 0)
-    {
-        long sent = 0;
-        while (remaining > 0)
-        {
-            int start = (int)((position + sent) % 26);
-            int n = s.Send(Pattern.AsSpan(start, (int)Math.Min(remaining, Pattern.Length - start)));
-            if (n == 0) break;
-            sent += n;
-            remaining -= n;
-        }
-        return sent;
-    }
-
-    /// <summary>The bytes bulk senders and servers send: "abc...z" repeated, 64 KiB and a bit (a whole number of alphabets).</summary>
-    internal static readonly byte[] Pattern = MakePattern();
-
-    private static byte[] MakePattern()
-    {
-        var b = new byte[26 * 2521];
-        for (int i = 0; i < b.Length; i++) b[i] = (byte)('a' + i % 26);
-        return b;
-    }
 }
 
 /// <summary>Discards what it receives and measures it: the far end of a bulk transfer.</summary>
@@ -211,7 +182,7 @@ public sealed class RrServerApp(string name, HostNode host, ushort port) : TcpSe
             }
             else
             {
-                long n = SendPattern(s, st.ResponseLeft, st.ResponseSize - st.ResponseLeft);
+                long n = Payload.Send(s, st.ResponseLeft, st.ResponseSize - st.ResponseLeft);
                 moved |= n > 0;
                 if ((st.ResponseLeft -= n) > 0) break;
                 (st.HeaderHave, st.Phase) = (0, Phase.Header);

@@ -23,6 +23,8 @@ public sealed partial class Scenario
     private readonly Dictionary<(string Link, bool IsA), (Segment Segment, Ipv4Address Address)> _endAddress = [];
     private readonly Dictionary<string, Cidr> _hostAddress = [];
     private readonly Dictionary<string, Ipv4Address?> _hostGateway = [];
+    /// <summary>Each addressed node's first address (a router's on the first segment it is on): where apps aimed at it go.</summary>
+    private readonly Dictionary<string, Ipv4Address> _firstAddress = [];
 
     /// <summary>
     /// Groups link ends into L2 segments and gives every end an address: the one written in the
@@ -96,6 +98,7 @@ public sealed partial class Scenario
             foreach (var (e, a) in seg.Address)
             {
                 _endAddress[(e.Link.Name, e.IsA)] = (seg, a);
+                _firstAddress.TryAdd(e.Node.Name, a);
                 if (e.Node.Kind is NodeKind.Host or NodeKind.Linux)
                 {
                     _hostAddress[e.Node.Name] = new Cidr(a, seg.Subnet.PrefixLength);

@@ -101,11 +101,7 @@ public sealed partial class Scenario
         Network.AddLinux(n.Name, ip.Address, ip.PrefixLength, _hostGateway.GetValueOrDefault(n.Name), n.Mtu);
     }
 
-    private Ipv4Address Resolve(string to) =>
-        Ipv4Address.TryParse(to, out var a) ? a : _hostAddress.TryGetValue(to, out var c) ? c.Address : FirstRouterAddress(to);
-
-    private Ipv4Address FirstRouterAddress(string router) =>
-        _endAddress.Where(kv => Spec.Links.Find(l => l.Name == kv.Key.Link) is { } l && (kv.Key.IsA ? l.A : l.B) == router).Select(kv => kv.Value.Address).First();
+    private Ipv4Address Resolve(string to) => Ipv4Address.TryParse(to, out var a) ? a : _firstAddress[to];
 
     private void AddApp(AppSpec a, List<TopologyError> errors)
     {

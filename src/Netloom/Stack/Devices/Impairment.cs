@@ -30,11 +30,11 @@ public sealed record Impairment
             switch (key)
             {
                 case "loss" or "duplicate" or "reorder":
-                    if (!TryPercent(v, out double p)) { error = $"{key}={v}: expected a percentage from 0% to 100%, such as 1.5%"; return false; }
+                    if (!Quantity.TryPercent(v, out double p)) { error = $"{key}={v}: expected a percentage from 0% to 100%, such as 1.5%"; return false; }
                     result = key switch { "loss" => result with { Loss = p }, "duplicate" => result with { Duplicate = p }, _ => result with { Reorder = p } };
                     break;
                 case "delay" or "jitter":
-                    if (!TryDuration(v, out var d)) { error = $"{key}={v}: expected a time such as 10ms, 500us or 1s"; return false; }
+                    if (!Quantity.TryDuration(v, out var d) || d > Duration.FromSeconds(3600)) { error = $"{key}={v}: expected a time such as 10ms, 500us or 1s"; return false; }
                     result = key == "delay" ? result with { Delay = d } : result with { Jitter = d };
                     break;
                 default:
@@ -47,23 +47,6 @@ public sealed record Impairment
             error = "jitter needs a delay at least as large (jitter moves frames around the delay)";
             return false;
         }
-        return true;
-    }
-
-    private static bool TryPercent(string v, out double p)
-    {
-        p = 0;
-        if (!v.EndsWith('%') || !double.TryParse(v[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out double x) || x < 0 || x > 100) return false;
-        p = x / 100;
-        return true;
-    }
-
-    internal static bool TryDuration(string v, out Duration d)
-    {
-        d = default;
-        (string unit, long scale) = v.EndsWith("ms") ? ("ms", 1_000_000L) : v.EndsWith("us") ? ("us", 1000L) : v.EndsWith("ns") ? ("ns", 1L) : v.EndsWith('s') ? ("s", 1_000_000_000L) : ("", 0L);
-        if (scale == 0 || !double.TryParse(v[..^unit.Length], NumberStyles.Float, CultureInfo.InvariantCulture, out double x) || x < 0 || x > 3600e9 / scale) return false;
-        d = Duration.FromNanoseconds((long)(x * scale));
         return true;
     }
 }

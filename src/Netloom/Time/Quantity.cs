@@ -1,10 +1,8 @@
 using System.Globalization;
-using Netloom.Time;
-
-namespace Netloom.Emulation;
+namespace Netloom.Time;
 
 /// <summary>
-/// Parses the quantities a topology file is written in: durations (250us, 20ms, 1.5s, 2m),
+/// Parses the quantities that topology files and flags are written in: durations (250us, 20ms, 1.5s, 2m),
 /// percentages (0.5%), rates (10mbit, 1gbit, 64kbit, 1000bit) and sizes (1500, 64KiB, 10MB).
 /// Each returns false on nonsense; the caller writes the message.
 /// </summary>
