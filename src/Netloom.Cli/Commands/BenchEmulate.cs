@@ -68,6 +68,7 @@ internal static class BenchEmulate
         figures.Add(("mhops_per_s", Math.Round(hops / runS / 1e6, 2)));
         figures.Add(("speedup_vs_real_time", Math.Round(seconds * 0.9 / runS, 2)));
         figures.Add(("events_per_s", Math.Round(events / runS)));
+        figures.Add(("pending_events", (double)net.PendingEvents));
         figures.Add(("bytes_allocated_per_hop", Math.Round((GC.GetTotalAllocatedBytes() - allocBefore) / (double)Math.Max(1, hops), 2)));
         net.Run(Duration.FromMilliseconds(100)); // let the last datagrams land
         var rep = EmulationReport.From(net);

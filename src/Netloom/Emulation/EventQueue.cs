@@ -25,66 +25,129 @@ internal struct SimEvent
 }
 
 /// <summary>
-/// The discrete-event queue: a binary heap ordered by (time, insertion order), so events at the same
-/// instant run in the order they were scheduled and every run with the same seed is the same.
+/// The discrete-event queue, ordered by (time, insertion order), so events at the same instant run in
+/// the order they were scheduled and every run with the same seed is the same.
+/// Two parts keep that order cheaply:
+/// <list type="bullet">
+/// <item>Events for the instant being processed (a frame over a link with no delay, a wake-up "now")
+/// go to a FIFO: they were scheduled after everything already waiting for this instant, so they run
+/// after it, in their own order, and never touch the heap.</item>
+/// <item>Later events go to a 4-ary min-heap of small keys (time, order, slot) holding no references,
+/// so a sift moves 24-byte plain values with no GC write barriers; the events themselves stay put
+/// in a slot array until popped.</item>
+/// </list>
 /// </summary>
 internal sealed class EventQueue
 {
-    // Key and event side by side: each step of a sift touches one entry, not two arrays.
-    private struct Entry
+    private struct Key
     {
         public long Time, Order;
-        public SimEvent Event;
+        public int Slot;
     }
 
-    private Entry[] _heap = new Entry[1024];
+    private Key[] _heap = new Key[256];
+    private int _heapCount;
+    private SimEvent[] _slots = new SimEvent[256];
+    private int[] _freeSlots = new int[256];
+    private int _freeCount, _slotsUsed;
     private long _order;
 
-    public int Count { get; private set; }
+    // The FIFO of events at _current: a ring.
+    private SimEvent[] _now = new SimEvent[256];
+    private int _nowHead, _nowCount;
+    /// <summary>The time of the last event popped; every queued event is at or after it.</summary>
+    private long _current = long.MinValue;
 
-    public long PeekTime => Count > 0 ? _heap[0].Time : long.MaxValue;
+    public int Count => _heapCount + _nowCount;
+
+    public long PeekTime => _nowCount > 0 ? _current : _heapCount > 0 ? _heap[0].Time : long.MaxValue;
 
     public void Push(long time, in SimEvent e)
     {
-        if (Count == _heap.Length) Array.Resize(ref _heap, Count * 2);
+        if (time <= _current)
+        {
+            // Scheduled for the instant being processed: after all of it that was scheduled earlier.
+            if (_nowCount == _now.Length) GrowNow();
+            _now[(_nowHead + _nowCount++) & (_now.Length - 1)] = e;
+            return;
+        }
+        int slot = TakeSlot();
+        _slots[slot] = e;
+        if (_heapCount == _heap.Length) Array.Resize(ref _heap, _heapCount * 2);
         var heap = _heap;
-        int i = Count++;
+        int i = _heapCount++;
         long order = _order++;
         while (i > 0)
         {
-            int parent = (i - 1) >> 1;
-            ref Entry p = ref heap[parent];
+            int parent = (i - 1) >> 2;
+            ref Key p = ref heap[parent];
             if (p.Time < time || p.Time == time && p.Order < order) break;
             heap[i] = p;
             i = parent;
         }
-        heap[i] = new Entry { Time = time, Order = order, Event = e };
+        heap[i] = new Key { Time = time, Order = order, Slot = slot };
     }
 
     public SimEvent Pop(out long time)
     {
+        // Heap events at the current instant were scheduled before anything in the FIFO.
+        if (_nowCount > 0 && (_heapCount == 0 || _heap[0].Time > _current))
+        {
+            ref SimEvent head = ref _now[_nowHead];
+            var e = head;
+            head = default;
+            _nowHead = (_nowHead + 1) & (_now.Length - 1);
+            _nowCount--;
+            time = _current;
+            return e;
+        }
         var heap = _heap;
-        var top = heap[0].Event;
-        time = heap[0].Time;
-        int n = --Count;
+        var top = heap[0];
+        time = _current = top.Time;
+        int n = --_heapCount;
         if (n > 0)
         {
             var last = heap[n];
             int i = 0;
             while (true)
             {
-                int child = 2 * i + 1;
-                if (child >= n) break;
-                if (child + 1 < n && Less(ref heap[child + 1], ref heap[child])) child++;
-                if (!Less(ref heap[child], ref last)) break;
-                heap[i] = heap[child];
-                i = child;
+                int first = 4 * i + 1;
+                if (first >= n) break;
+                int best = first;
+                int end = Math.Min(first + 4, n);
+                for (int c = first + 1; c < end; c++)
+                    if (Less(ref heap[c], ref heap[best])) best = c;
+                if (!Less(ref heap[best], ref last)) break;
+                heap[i] = heap[best];
+                i = best;
             }
             heap[i] = last;
         }
-        heap[n] = default;
-        return top;
+        ref SimEvent slot = ref _slots[top.Slot];
+        var result = slot;
+        slot = default;
+        _freeSlots[_freeCount++] = top.Slot;
+        return result;
     }
 
-    private static bool Less(ref Entry a, ref Entry b) => a.Time < b.Time || a.Time == b.Time && a.Order < b.Order;
+    private int TakeSlot()
+    {
+        if (_freeCount > 0) return _freeSlots[--_freeCount];
+        if (_slotsUsed == _slots.Length)
+        {
+            Array.Resize(ref _slots, _slotsUsed * 2);
+            Array.Resize(ref _freeSlots, _slotsUsed * 2);
+        }
+        return _slotsUsed++;
+    }
+
+    private void GrowNow()
+    {
+        var bigger = new SimEvent[_now.Length * 2];
+        for (int k = 0; k < _nowCount; k++) bigger[k] = _now[(_nowHead + k) & (_now.Length - 1)];
+        _now = bigger;
+        _nowHead = 0;
+    }
+
+    private static bool Less(ref Key a, ref Key b) => a.Time < b.Time || a.Time == b.Time && a.Order < b.Order;
 }

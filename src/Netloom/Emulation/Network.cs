@@ -65,6 +65,8 @@ public sealed partial class Network
     public long EventsProcessed { get; private set; }
     /// <summary>Frames delivered across links so far (packet-hops).</summary>
     public long PacketHops { get; private set; }
+    /// <summary>Events scheduled and not yet processed (frames in flight, wake-ups, actions).</summary>
+    public int PendingEvents => _queue.Count;
 
     public Node this[string name] => _byName.TryGetValue(name, out var n) ? n : throw new KeyNotFoundException($"no node named '{name}'");
     public HostNode Host(string name) => this[name] as HostNode ?? throw new InvalidOperationException($"node '{name}' is not a host");
