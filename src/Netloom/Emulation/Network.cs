@@ -101,9 +101,8 @@ public sealed partial class Network
         CheckName(name);
         if (mtu > Options.MaxMtu) throw new ArgumentException($"host {name}: MTU {mtu} is over the network's MaxMtu {Options.MaxMtu}");
         int id = _nodes.Count;
-        // Four reassembly slots instead of 64: each holds a 64 KiB datagram, and a thousand hosts should not cost gigabytes.
         // The MAC is the host port's, set by the host.
-        var options = new StackOptions { Mac = MacAddress.Zero, Address = address, PrefixLength = prefixLength, Gateway = gateway, Mtu = mtu, ReassemblySlots = 4, ReassemblyBytes = 256 << 10 };
+        var options = new StackOptions { Mac = MacAddress.Zero, Address = address, PrefixLength = prefixLength, Gateway = gateway, Mtu = mtu };
         if (configure is not null) options = configure(options);
         return AddNode(new HostNode(this, id, name, options, Seed * 1000 + id + 1));
     }

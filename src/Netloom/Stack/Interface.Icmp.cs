@@ -19,9 +19,10 @@ public sealed partial class Interface
         {
             case IcmpType.EchoRequest when !broadcast:
                 // The reply is the request with its type changed (RFC 792).
-                message.CopyTo(_transport);
-                new IcmpWriter(_transport.AsSpan(0, message.Length)) { Type = (byte)IcmpType.EchoReply, Code = 0 }.FillChecksum();
-                if (SendIpv4(source, IpProtocol.Icmp, _transport.AsSpan(0, message.Length))) Counters.IcmpOut++;
+                var reply = Transport(message.Length).AsSpan(0, message.Length);
+                message.CopyTo(reply);
+                new IcmpWriter(reply) { Type = (byte)IcmpType.EchoReply, Code = 0 }.FillChecksum();
+                if (SendIpv4(source, IpProtocol.Icmp, reply)) Counters.IcmpOut++;
                 break;
             case IcmpType.EchoReply:
                 _pings.Add(new PingReply(source, icmp.Identifier, icmp.SequenceNumber, icmp.Data.Length, _now));
@@ -48,10 +49,11 @@ public sealed partial class Interface
     public bool SendPing(Ipv4Address to, ushort identifier, ushort sequence, ReadOnlySpan<byte> data)
     {
         if (data.Length > 65535 - 28) throw new ArgumentException("ping data too large for one datagram", nameof(data));
-        data.CopyTo(_transport.AsSpan(IcmpRepr.HeaderLength));
+        var t = Transport(IcmpRepr.HeaderLength + data.Length);
+        data.CopyTo(t.AsSpan(IcmpRepr.HeaderLength));
         var icmp = IcmpRepr.Echo(true, identifier, sequence, data.Length);
-        icmp.Emit(_transport);
-        if (!SendIpv4(to, IpProtocol.Icmp, _transport.AsSpan(0, icmp.BufferLength))) return false;
+        icmp.Emit(t);
+        if (!SendIpv4(to, IpProtocol.Icmp, t.AsSpan(0, icmp.BufferLength))) return false;
         Counters.IcmpOut++;
         return true;
     }

@@ -118,10 +118,11 @@ public sealed partial class Interface
             && payload[0] is not ((byte)IcmpType.EchoRequest or (byte)IcmpType.EchoReply)) return;
         if (!TakeIcmpToken()) return;
         int quote = header.Length + Math.Min(8, payload.Length);
-        header.CopyTo(_transport.AsSpan(8));
-        payload[..Math.Min(8, payload.Length)].CopyTo(_transport.AsSpan(8 + header.Length));
+        var t = Transport(8 + quote);
+        header.CopyTo(t.AsSpan(8));
+        payload[..Math.Min(8, payload.Length)].CopyTo(t.AsSpan(8 + header.Length));
         var icmp = new IcmpRepr { Type = (byte)type, Code = code, RestOfHeader = rest, DataLength = quote };
-        icmp.Emit(_transport);
-        if (SendIpv4(to, IpProtocol.Icmp, _transport.AsSpan(0, icmp.BufferLength))) Counters.IcmpOut++;
+        icmp.Emit(t);
+        if (SendIpv4(to, IpProtocol.Icmp, t.AsSpan(0, icmp.BufferLength))) Counters.IcmpOut++;
     }
 }

@@ -256,7 +256,7 @@ public sealed partial class Interface
             return true;
         }
         Counters.TcpOut++;
-        var t = _transport.AsSpan(0, hl + length);
+        var t = Transport(hl + length).AsSpan(0, hl + length);
         WriteTcp(t, hl, sourcePort, destinationPort, seq, ack, flags, window, o, data, dataOffset, length, to);
         SendIpv4(to, IpProtocol.Tcp, t);
         return true;

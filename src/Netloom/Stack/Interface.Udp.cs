@@ -47,10 +47,11 @@ public sealed partial class Interface
     internal bool SendUdp(ushort sourcePort, Ipv4Address to, ushort port, ReadOnlySpan<byte> payload)
     {
         if (payload.Length > 65535 - 28) { Counters.Drop(StackDrop.TooBig); return false; }
-        payload.CopyTo(_transport.AsSpan(UdpRepr.HeaderLength));
+        var t = Transport(UdpRepr.HeaderLength + payload.Length);
+        payload.CopyTo(t.AsSpan(UdpRepr.HeaderLength));
         var udp = new UdpRepr(sourcePort, port, payload.Length);
-        udp.Emit(_transport, _o.Address, to);
-        if (!SendIpv4(to, IpProtocol.Udp, _transport.AsSpan(0, udp.BufferLength))) return false;
+        udp.Emit(t, _o.Address, to);
+        if (!SendIpv4(to, IpProtocol.Udp, t.AsSpan(0, udp.BufferLength))) return false;
         Counters.UdpOut++;
         return true;
     }

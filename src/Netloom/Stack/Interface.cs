@@ -19,8 +19,8 @@ public sealed partial class Interface
     private readonly NeighborCache _neighbors;
     private readonly Reassembler _reassembly;
     private readonly TimerWheel _timers;
-    private readonly byte[] _transport = new byte[65536];  // a transport message being built
-    private readonly byte[] _packet = new byte[65536 + 60]; // an IPv4 packet being built
+    private byte[] _transport;       // a transport message being built (see Transport)
+    private readonly byte[] _packet; // an IPv4 packet or fragment being built: at most the MTU
     private readonly Random _random;
     private Instant _now;
     private bool _started;
@@ -35,6 +35,8 @@ public sealed partial class Interface
             throw new ArgumentException($"MTU {options.Mtu} needs {options.Mtu + 14}-byte frames but the device carries at most {device.MaxFrameSize} (use a smaller MTU or a port with larger buffers)");
         _o = options;
         _device = device;
+        _transport = new byte[options.Mtu];
+        _packet = new byte[options.Mtu];
         _random = seed == 0 ? new Random() : new Random(seed);
         _neighbors = new NeighborCache(options.NeighborCapacity, options.PendingPerNeighbor, options.PendingTotal, options.Mtu);
         _reassembly = new Reassembler(options.ReassemblySlots, options.ReassemblyBytes, options.ReassemblyBytesPerSource);
@@ -62,6 +64,17 @@ public sealed partial class Interface
     public Ipv4Address Address => _o.Address;
     internal int ReassemblyBytesHeld => _reassembly.HeldBytes;
     internal int ReassembliesInProgress => _reassembly.InProgress;
+
+    /// <summary>
+    /// The scratch buffer for a transport message of <paramref name="length"/> bytes. It starts at the
+    /// MTU (every TCP segment fits) and grows, once per size class, only for large UDP datagrams and
+    /// pings, so a stack that never sends one does not carry 64 KiB for it.
+    /// </summary>
+    private byte[] Transport(int length)
+    {
+        if (_transport.Length < length) _transport = new byte[Math.Min(65536, (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)length))];
+        return _transport;
+    }
 
     /// <summary>When the interface next needs <see cref="Poll"/> for its timers; null when only new frames matter.</summary>
     public Instant? PollAt() => _started && _txBlocked.Count == 0 ? _timers.NextDeadline() : _now;

@@ -33,7 +33,7 @@ internal sealed class NeighborCache
 
     private readonly Entry[] _entries;
     private readonly Pending[] _pending;
-    private readonly byte[] _pendingBytes;
+    private readonly byte[]?[] _pendingBytes; // per pending slot, made on first use (slots are reused last-in first-out)
     private readonly int _slotSize;
     private readonly Stack<int> _freePending;
     private readonly int _perNeighbor;
@@ -44,7 +44,7 @@ internal sealed class NeighborCache
         for (int i = 0; i < capacity; i++) _entries[i] = new Entry { Timer = -1, PendingHead = -1 };
         _pending = new Pending[pendingTotal];
         _slotSize = maxPacket;
-        _pendingBytes = new byte[pendingTotal * maxPacket];
+        _pendingBytes = new byte[]?[pendingTotal];
         _freePending = new Stack<int>(pendingTotal);
         for (int i = pendingTotal - 1; i >= 0; i--) _freePending.Push(i);
         _perNeighbor = pendingPerNeighbor;
@@ -98,7 +98,7 @@ internal sealed class NeighborCache
     {
         ref var e = ref _entries[entry];
         if (packet.Length > _slotSize || e.PendingCount >= _perNeighbor || !_freePending.TryPop(out int p)) return false;
-        packet.CopyTo(_pendingBytes.AsSpan(p * _slotSize));
+        packet.CopyTo(_pendingBytes[p] ??= new byte[_slotSize]);
         _pending[p] = new Pending { Next = -1, Length = packet.Length };
         // Append at the tail to keep order.
         if (e.PendingHead < 0) e.PendingHead = p;
@@ -122,7 +122,7 @@ internal sealed class NeighborCache
         e.PendingHead = _pending[p].Next;
         e.PendingCount--;
         _freePending.Push(p);
-        packet = _pendingBytes.AsSpan(p * _slotSize, _pending[p].Length);
+        packet = _pendingBytes[p].AsSpan(0, _pending[p].Length);
         return true;
     }
 

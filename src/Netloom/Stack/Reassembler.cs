@@ -7,7 +7,8 @@ namespace Netloom.Stack;
 /// IPv4 reassembly (RFC 791 §3.2, RFC 815) with bounded memory: a fixed number of datagrams
 /// under way, fixed byte budgets in total and per source, and a timeout. Overlapping fragments
 /// drop the whole datagram (RFC 5722's rule, applied to IPv4 as Linux does). Each datagram
-/// keeps its fragments as ranges in one buffer taken from a shared arena.
+/// keeps its fragments as ranges in its slot's buffer, made the first time the slot is used (a
+/// stack that never reassembles carries none) and kept for the next datagram.
 /// </summary>
 internal sealed class Reassembler
 {
@@ -23,14 +24,13 @@ internal sealed class Reassembler
         public int Received;     // payload bytes held
         public int Timer;
         public int RangeCount;
-        public int Buffer;       // offset of this datagram's buffer in the arena
         public byte HeaderLength;
         public long Created;     // nanoseconds: the oldest is evicted when every slot is in use
     }
 
     private readonly Slot[] _slots;
-    private readonly (int Start, int End)[] _ranges;
-    private readonly byte[] _arena;
+    private readonly (int Start, int End)[]?[] _ranges; // per slot, made with its buffer
+    private readonly byte[]?[] _buffers; // per slot, made on first use
     private readonly byte[] _headers;   // the first fragment's IPv4 header per slot (up to 60 bytes)
     private readonly int _maxDatagram;
     private readonly int _totalBudget, _perSource;
@@ -41,9 +41,9 @@ internal sealed class Reassembler
         _maxDatagram = 65535;
         _slots = new Slot[slots];
         for (int i = 0; i < slots; i++) _slots[i].Timer = -1;
-        _ranges = new (int, int)[slots * MaxRanges];
-        // The arena gives each slot a full-size buffer; the byte budgets bound what is held.
-        _arena = new byte[(long)slots * _maxDatagram > int.MaxValue ? throw new ArgumentException("too many reassembly slots") : slots * _maxDatagram];
+        _ranges = new (int, int)[]?[slots];
+        // A slot's buffer holds a full-size datagram; the byte budgets bound what is held.
+        _buffers = new byte[]?[slots];
         _headers = new byte[slots * 60];
         _totalBudget = totalBytes;
         _perSource = perSourceBytes;
@@ -70,7 +70,8 @@ internal sealed class Reassembler
         var data = fragment.Payload;
         int end = start + data.Length;
         // A fragment that cannot belong to a valid datagram ends it (a middle fragment must carry a multiple of 8 bytes).
-        if (end > _maxDatagram - 60 || (fragment.MoreFragments && data.Length % 8 != 0)) return Result.Overlap;
+        // The whole datagram, with this header, must fit IPv4's 16-bit total length (as Linux checks end + ihl).
+        if (end + fragment.HeaderLength > _maxDatagram || (fragment.MoreFragments && data.Length % 8 != 0)) return Result.Overlap;
         if (slot < 0)
         {
             if (SourceBytes(fragment.Source) + data.Length > _perSource) return Result.NoMemory;
@@ -87,12 +88,12 @@ internal sealed class Reassembler
             created = true;
             ref var n = ref _slots[slot];
             n = new Slot { Used = true, Source = fragment.Source, Destination = fragment.Destination, Id = fragment.Identification,
-                Protocol = fragment.Protocol, Total = -1, Timer = n.Timer, Buffer = slot * _maxDatagram, Created = now.Nanoseconds };
+                Protocol = fragment.Protocol, Total = -1, Timer = n.Timer, Created = now.Nanoseconds };
         }
         ref var s = ref _slots[slot];
         // RFC 5722: overlapping fragments end the datagram. An exact duplicate (the network
         // delivered a fragment twice) is only dropped itself, as Linux does.
-        var ranges = _ranges.AsSpan(slot * MaxRanges, s.RangeCount);
+        var ranges = _ranges[slot].AsSpan(0, s.RangeCount);
         foreach (var (a, b) in ranges)
         {
             if (a == start && b == end) return Result.Duplicate;
@@ -106,8 +107,8 @@ internal sealed class Reassembler
         }
         if (s.Total >= 0 && end > s.Total) return Result.Overlap;
         if (SourceBytes(fragment.Source) + data.Length > _perSource || _held + data.Length > _totalBudget) return Result.NoMemory;
-        data.CopyTo(_arena.AsSpan(s.Buffer + start));
-        _ranges[slot * MaxRanges + s.RangeCount++] = (start, end);
+        data.CopyTo((_buffers[slot] ??= new byte[_maxDatagram]).AsSpan(start));
+        (_ranges[slot] ??= new (int, int)[MaxRanges])[s.RangeCount++] = (start, end);
         s.Received += data.Length;
         _held += data.Length;
         if (start == 0)
@@ -118,7 +119,7 @@ internal sealed class Reassembler
         return s.Total >= 0 && s.Received == s.Total ? Result.Complete : Result.Incomplete;
     }
 
-    public ReadOnlySpan<byte> Payload(int slot) => _arena.AsSpan(_slots[slot].Buffer, _slots[slot].Total);
+    public ReadOnlySpan<byte> Payload(int slot) => _buffers[slot].AsSpan(0, _slots[slot].Total);
     public ReadOnlySpan<byte> FirstHeader(int slot) => _headers.AsSpan(slot * 60, _slots[slot].HeaderLength);
 
     public void Free(int slot)

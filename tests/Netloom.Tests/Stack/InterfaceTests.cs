@@ -117,6 +117,38 @@ public class InterfaceTests
     }
 
     [Fact]
+    public void The_largest_udp_datagram_crosses_after_small_ones()
+    {
+        // 65507 bytes is UDP's most: 65535 less the IPv4 and UDP headers. Reassembly once refused it (it allowed 60 bytes of header, not the 20 sent).
+        // The send scratch starts at the MTU and grows for the first large message; reassembly buffers are made on first use.
+        var p = new Pair();
+        var server = p.B.OpenUdp(9);
+        var client = p.A.OpenUdp();
+        var got = new byte[65536];
+        foreach (int size in new[] { 100, 1472, 1473, 65507, 3000 })
+        {
+            var data = new byte[size];
+            new Random(size).NextBytes(data);
+            Assert.True(client.SendTo(data, IpB, 9));
+            p.Run();
+            Assert.True(server.TryReceive(got, out int n, out _, out _), $"{size} bytes did not arrive (reassembly overlaps dropped: {p.B.Counters.Drops(StackDrop.ReassemblyOverlap)})");
+            Assert.Equal(data, got[..n]);
+        }
+        Assert.Equal(3, p.B.Counters.Reassembled); // 1473, 65507 and 3000 bytes came in fragments
+    }
+
+    [Fact]
+    public void An_idle_stack_holds_no_datagram_sized_buffers()
+    {
+        // Scratch, reassembly and ARP-queue memory comes when it is used: an emulator with a thousand hosts pays for what they do.
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var stack = new Interface(new StackOptions { Mac = MacA, Address = IpA }, new VirtualWire().A, seed: 1);
+        long bytes = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.True(bytes < 200_000, $"a new stack allocated {bytes:N0} bytes");
+        GC.KeepAlive(stack);
+    }
+
+    [Fact]
     public void A_closed_port_answers_port_unreachable_and_the_sender_socket_gets_the_error()
     {
         var p = new Pair();
