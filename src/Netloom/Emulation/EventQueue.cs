@@ -8,14 +8,14 @@ internal enum EventKind : byte
     Head,
     /// <summary>A node asked to be polled (its timers, its apps).</summary>
     Wake,
-    /// <summary>A scheduled action: a scenario event, an app start.</summary>
-    Action,
+    /// <summary>A scheduled callback: a scenario event, an app start, an async continuation on a host.</summary>
+    Callback,
 }
 
 internal struct SimEvent
 {
     public EventKind Kind;
-    /// <summary>Link id (Arrival, Head), node id (Wake) or action index (Action).</summary>
+    /// <summary>Link id (Arrival, Head), node id (Wake) or callback slot (Callback).</summary>
     public int Target;
     /// <summary>Direction 0/1 (Arrival, Head).</summary>
     public int Aux;

@@ -9,7 +9,7 @@ namespace Netloom.Emulation;
 /// Arriving frames wait in a bounded inbox until the host's next poll, which runs at the same
 /// virtual instant; the host then sleeps until its stack's or its apps' next deadline.
 /// </summary>
-public sealed class HostNode : Node
+public sealed partial class HostNode : Node
 {
     /// <summary>The stack's device: frames in from the inbox, frames out onto the port's link.</summary>
     private sealed class SimDevice(HostNode host, int maxFrame) : IFrameDevice
@@ -83,6 +83,8 @@ public sealed class HostNode : Node
         _seed = seed;
         _device = new SimDevice(this, options.Mtu + 14);
         Stack = new Interface(Options, _device, seed);
+        _sockets = new Async.HostSockets(this);
+        Context = new Async.HostContext(this);
     }
 
     public StackOptions Options { get; }
@@ -133,6 +135,7 @@ public sealed class HostNode : Node
 
     protected override void OnCrash()
     {
+        _sockets.FailAll(new IOException($"host {Name} crashed"));
         _device.Clear();
         foreach (var app in _apps) app.HostCrashed();
     }

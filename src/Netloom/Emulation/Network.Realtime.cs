@@ -35,7 +35,7 @@ public sealed partial class Network : IDisposable
         {
             long now = Math.Min(end, clock.Now.Nanoseconds);
             int work = 0;
-            while (_queue.Count > 0 && _queue.PeekTime <= now) { Step(); work++; }
+            while (HasEventBy(now)) { StepCore(); work++; }
             NowNs = Math.Max(NowNs, now);
             foreach (var l in _linux) work += l.PollKernel(NowNs);
             if (work > 0) { spin.Reset(); continue; }

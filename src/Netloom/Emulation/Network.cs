@@ -35,7 +35,6 @@ public sealed partial class Network
     private readonly List<Node> _nodes = [];
     private readonly Dictionary<string, Node> _byName = new(StringComparer.Ordinal);
     private readonly List<Link> _links = [];
-    private readonly List<Action> _actions = [];
     private readonly List<App> _apps = [];
     private readonly Dictionary<Link, (ICaptureWriter Writer, int IfA, int IfB)> _captures = [];
     private bool _started;
@@ -173,12 +172,8 @@ public sealed partial class Network
     public ushort NextPingIdentifier() => _nextPingId++;
 
     /// <summary>Schedules <paramref name="action"/> at <paramref name="at"/> (virtual time since the network was created; now if past).</summary>
-    public void At(Duration at, Action action)
-    {
-        _actions.Add(action);
-        long t = Math.Max(NowNs, Epoch.Nanoseconds + at.Nanoseconds);
-        _queue.Push(t, new SimEvent { Kind = EventKind.Action, Target = _actions.Count - 1 });
-    }
+    public void At(Duration at, Action action) =>
+        Post(null, Math.Max(NowNs, Epoch.Nanoseconds + at.Nanoseconds), static a => ((Action)a!)(), action);
 
     /// <summary>Writes every frame sent on <paramref name="link"/> (both ends, as two capture interfaces) to <paramref name="writer"/>.</summary>
     public void Capture(Link link, ICaptureWriter writer)
@@ -217,6 +212,7 @@ public sealed partial class Network
 
     private void StartOnce()
     {
+        _ownerThread = Environment.CurrentManagedThreadId;
         if (_started) return;
         _started = true;
         foreach (var n in _nodes)
@@ -233,8 +229,8 @@ public sealed partial class Network
         long end = NowNs + limit.Nanoseconds;
         while (!done())
         {
-            if (_queue.Count == 0 || _queue.PeekTime > end) { NowNs = Math.Max(NowNs, end); return done(); }
-            Step();
+            if (!HasEventBy(end)) { NowNs = Math.Max(NowNs, end); return done(); }
+            StepCore();
         }
         return true;
     }
@@ -244,7 +240,7 @@ public sealed partial class Network
     {
         StartOnce();
         long end = NowNs + span.Nanoseconds;
-        while (_queue.Count > 0 && _queue.PeekTime <= end) Step();
+        while (HasEventBy(end)) StepCore();
         NowNs = Math.Max(NowNs, end);
     }
 
@@ -252,7 +248,18 @@ public sealed partial class Network
     public bool Step()
     {
         StartOnce();
-        if (_queue.Count == 0) return false;
+        return HasEventBy(long.MaxValue) && StepCore();
+    }
+
+    /// <summary>Whether an event is due by <paramref name="end"/> (continuations posted from other threads join the queue first).</summary>
+    private bool HasEventBy(long end)
+    {
+        if (_hasForeignPosts) TakeForeignPosts();
+        return _queue.Count > 0 && _queue.PeekTime <= end;
+    }
+
+    private bool StepCore()
+    {
         var e = _queue.Pop(out long time);
         NowNs = Math.Max(NowNs, time);
         EventsProcessed++;
@@ -272,9 +279,8 @@ public sealed partial class Network
                 node.WakeAt = long.MaxValue;
                 node.Wake(NowNs);
                 break;
-            case EventKind.Action:
-                _actions[e.Target]();
-                _actions[e.Target] = static () => { }; // let the closure go
+            case EventKind.Callback:
+                RunCallback(e.Target);
                 break;
         }
         return true;

@@ -22,14 +22,14 @@ public sealed record NetStackOptions
 
 /// <summary>
 /// A user-level TCP/IP stack on one port, with its owner thread (Onload's stack and its lock).
+/// The socket API comes from <see cref="SocketStack"/>.
 /// The owner thread polls the port and runs timers; calls from any thread take the stack lock,
 /// do their work (a send goes out on the caller's thread) and leave. Sockets come from
 /// <see cref="Listen"/>, <see cref="ConnectAsync"/> and <see cref="OpenUdp"/>.
 /// </summary>
-public sealed class NetStack : IDisposable
+public sealed class NetStack : SocketStack, IDisposable
 {
     private static readonly long MaxSleepNs = 10_000_000; // callers may arm timers while the owner sleeps
-    private readonly Lock _lock = new();
     private readonly IPort _port;
     private readonly NetStackOptions _settings;
     private readonly Thread _owner;
@@ -53,66 +53,13 @@ public sealed class NetStack : IDisposable
     public static NetStack Open(string portSpec, StackOptions options, NetStackOptions? settings = null) =>
         new(Ports.Open(portSpec), options, settings);
 
-    /// <summary>The stack itself, for counters and owner-thread use: hold <see cref="Lock"/> while touching it.</summary>
-    public Interface Interface { get; }
-    public Lock Lock => _lock;
-    public Ipv4Address Address => Interface.Address;
-    public StackCounters Counters => Interface.Counters;
+    public override Interface Interface { get; }
     /// <summary>Bytes the owner thread has allocated since it started (flat in steady state).</summary>
     public long OwnerAllocatedBytes { get; private set; }
     /// <summary>Monotonic wall-clock time as the stack sees it.</summary>
-    public Instant Now => _clock.Now;
+    public override Instant Now => _clock.Now;
 
-    public TcpListener Listen(ushort port, int backlog = 128, TcpSocketOptions? options = null)
-    {
-        lock (_lock)
-        {
-            ThrowIfStopped();
-            return new TcpListener(this, Interface.Listen(port, backlog, options));
-        }
-    }
-
-    /// <summary>Connects to <paramref name="address"/>:<paramref name="port"/>; throws <see cref="TcpException"/> when refused or timed out.</summary>
-    public async ValueTask<TcpConnection> ConnectAsync(Ipv4Address address, ushort port, TcpSocketOptions? options = null, CancellationToken ct = default)
-    {
-        TcpConnection c;
-        ValueTask connected;
-        lock (_lock)
-        {
-            ThrowIfStopped();
-            Interface.Advance(Now);
-            var s = Interface.Connect(address, port, options);
-            c = new TcpConnection(this, s);
-            connected = c.ArmConnected(ct);
-        }
-        try { await connected.ConfigureAwait(false); }
-        catch (OperationCanceledException) { c.Abort(); throw; }
-        lock (_lock)
-        {
-            if (c.Socket.Error != TcpError.None) throw TcpException.From(c.Socket);
-        }
-        return c;
-    }
-
-    public UdpSocket OpenUdp(ushort port = 0)
-    {
-        lock (_lock)
-        {
-            ThrowIfStopped();
-            return new UdpSocket(this, Interface.OpenUdp(port));
-        }
-    }
-
-    /// <summary>Takes the lock and brings the stack's clock up to now: for socket calls.</summary>
-    internal Lock.Scope Enter()
-    {
-        var scope = _lock.EnterScope();
-        if (_stopping) { scope.Dispose(); ThrowIfStopped(); }
-        Interface.Advance(Now);
-        return scope;
-    }
-
-    private void ThrowIfStopped()
+    private protected override void ThrowIfStopped()
     {
         if (_failure is not null) throw new InvalidOperationException($"the stack's owner thread failed: {_failure.Message}", _failure);
         ObjectDisposedException.ThrowIf(_stopping, this);
@@ -128,7 +75,7 @@ public sealed class NetStack : IDisposable
             {
                 int moved;
                 Instant? next;
-                lock (_lock)
+                lock (Lock)
                 {
                     moved = Interface.Poll(Now);
                     next = Interface.PollAt();

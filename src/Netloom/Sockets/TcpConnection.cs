@@ -6,31 +6,31 @@ using Netloom.Wire;
 namespace Netloom.Sockets;
 
 /// <summary>
-/// One TCP connection of a <see cref="NetStack"/>, usable from any thread: async reads and
+/// One TCP connection of a <see cref="SocketStack"/>, usable from any thread: async reads and
 /// writes (allocation-free in steady state), a <see cref="Stream"/> and an <see cref="IDuplexPipe"/>.
 /// Failures surface as <see cref="TcpException"/>. Disposing closes gracefully (FIN after the
 /// queued data), or resets when <see cref="LingerZero"/> is set or unread data remains.
 /// </summary>
 public sealed class TcpConnection : ISocketObserver, IDisposable, IAsyncDisposable
 {
-    private readonly NetStack _stack;
+    private readonly SocketStack _stack;
     private readonly Signal _readable, _writable, _connected;
     private TcpStream? _stream;
     private IDuplexPipe? _pipe;
     private bool _disposed;
 
-    internal TcpConnection(NetStack stack, TcpSocket socket)
+    internal TcpConnection(SocketStack stack, TcpSocket socket)
     {
         _stack = stack;
         Socket = socket;
-        _readable = new Signal(stack.Lock);
-        _writable = new Signal(stack.Lock);
-        _connected = new Signal(stack.Lock);
+        _readable = stack.NewSignal();
+        _writable = stack.NewSignal();
+        _connected = stack.NewSignal();
         socket.Observer = this;
     }
 
     /// <summary>Connects through <paramref name="stack"/> (the same as <see cref="NetStack.ConnectAsync"/>).</summary>
-    public static ValueTask<TcpConnection> ConnectAsync(NetStack stack, Ipv4Address address, ushort port, TcpSocketOptions? options = null, CancellationToken ct = default) =>
+    public static ValueTask<TcpConnection> ConnectAsync(SocketStack stack, Ipv4Address address, ushort port, TcpSocketOptions? options = null, CancellationToken ct = default) =>
         stack.ConnectAsync(address, port, options, ct);
 
     /// <summary>The stack-level connection: read its state and counters under the stack lock.</summary>
@@ -63,6 +63,8 @@ public sealed class TcpConnection : ISocketObserver, IDisposable, IAsyncDisposab
     public IDuplexPipe Pipe => _pipe ??= new DuplexPipe(
         PipeReader.Create(Stream, new StreamPipeReaderOptions(bufferSize: 65536, minimumReadSize: 16384, leaveOpen: true)),
         PipeWriter.Create(new TcpStream(this), new StreamPipeWriterOptions(minimumBufferSize: 16384, leaveOpen: false)));
+
+    internal bool CanBlock => _stack.CanBlock;
 
     private sealed record DuplexPipe(PipeReader Input, PipeWriter Output) : IDuplexPipe;
 
@@ -134,7 +136,7 @@ public sealed class TcpConnection : ISocketObserver, IDisposable, IAsyncDisposab
     /// <summary>Resets the connection now.</summary>
     public void Abort()
     {
-        using (_stack.Lock.EnterScope())
+        using (_stack.EnterToClose())
         {
             Socket.Abort();
             FireAll();
@@ -159,7 +161,7 @@ public sealed class TcpConnection : ISocketObserver, IDisposable, IAsyncDisposab
     {
         if (_disposed) return;
         _disposed = true;
-        using (_stack.Lock.EnterScope())
+        using (_stack.EnterToClose())
         {
             if (LingerZero) Socket.Abort();
             else Socket.Close();
@@ -174,7 +176,7 @@ public sealed class TcpConnection : ISocketObserver, IDisposable, IAsyncDisposab
         if (Linger is { } linger && !LingerZero)
         {
             ShutdownSend();
-            using var cts = new CancellationTokenSource(linger);
+            using var cts = _stack.CancelAfter(linger);
             try { await FlushAsync(cts.Token).ConfigureAwait(false); }
             catch (OperationCanceledException) { LingerZero = true; } // not acknowledged in time: reset
             catch (TcpException) { }
@@ -188,6 +190,8 @@ public sealed class TcpConnection : ISocketObserver, IDisposable, IAsyncDisposab
 /// <summary>A <see cref="TcpConnection"/> as a <see cref="System.IO.Stream"/>.</summary>
 internal sealed class TcpStream(TcpConnection connection) : Stream
 {
+    private const string NoBlocking = "a blocking call would stop the emulator's only thread: use ReadAsync and WriteAsync in virtual time";
+
     public override bool CanRead => true;
     public override bool CanWrite => true;
     public override bool CanSeek => false;
@@ -196,11 +200,15 @@ internal sealed class TcpStream(TcpConnection connection) : Stream
 
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken ct = default) => connection.ReadAsync(buffer, ct);
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken ct) => connection.ReadAsync(buffer.AsMemory(offset, count), ct).AsTask();
-    public override int Read(byte[] buffer, int offset, int count) => connection.ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+    public override int Read(byte[] buffer, int offset, int count) => !connection.CanBlock ? throw new NotSupportedException(NoBlocking) : connection.ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
 
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken ct = default) => connection.WriteAsync(buffer, ct);
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken ct) => connection.WriteAsync(buffer.AsMemory(offset, count), ct).AsTask();
-    public override void Write(byte[] buffer, int offset, int count) => connection.WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+    public override void Write(byte[] buffer, int offset, int count)
+    {
+        if (!connection.CanBlock) throw new NotSupportedException(NoBlocking);
+        connection.WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+    }
 
     public override void Flush() { }
     public override Task FlushAsync(CancellationToken ct) => Task.CompletedTask; // bytes go out as they are written

@@ -2,18 +2,18 @@ using Netloom.Stack;
 
 namespace Netloom.Sockets;
 
-/// <summary>A listening port of a <see cref="NetStack"/>; <see cref="AcceptAsync"/> hands out connections.</summary>
+/// <summary>A listening port of a <see cref="SocketStack"/>; <see cref="AcceptAsync"/> hands out connections.</summary>
 public sealed class TcpListener : ISocketObserver, IDisposable
 {
-    private readonly NetStack _stack;
+    private readonly SocketStack _stack;
     private readonly TcpListenSocket _listen;
     private readonly Signal _acceptable;
 
-    internal TcpListener(NetStack stack, TcpListenSocket listen)
+    internal TcpListener(SocketStack stack, TcpListenSocket listen)
     {
         _stack = stack;
         _listen = listen;
-        _acceptable = new Signal(stack.Lock);
+        _acceptable = stack.NewSignal();
         listen.Observer = this;
     }
 
@@ -43,7 +43,7 @@ public sealed class TcpListener : ISocketObserver, IDisposable
 
     public void Dispose()
     {
-        using (_stack.Lock.EnterScope())
+        using (_stack.EnterToClose())
         {
             _listen.Close();
             _acceptable.Fire();

@@ -3,18 +3,18 @@ using Netloom.Wire;
 
 namespace Netloom.Sockets;
 
-/// <summary>A UDP socket of a <see cref="NetStack"/>, safe to use from any thread.</summary>
+/// <summary>A UDP socket of a <see cref="SocketStack"/>, safe to use from any thread.</summary>
 public sealed class UdpSocket : ISocketObserver, IDisposable
 {
-    private readonly NetStack _stack;
+    private readonly SocketStack _stack;
     private readonly UdpBinding _binding;
     private readonly Signal _readable;
 
-    internal UdpSocket(NetStack stack, UdpBinding binding)
+    internal UdpSocket(SocketStack stack, UdpBinding binding)
     {
         _stack = stack;
         _binding = binding;
-        _readable = new Signal(stack.Lock);
+        _readable = stack.NewSignal();
         binding.Observer = this;
     }
 

@@ -51,7 +51,9 @@ internal sealed class TcpLab
         }
 
         public void ReleaseReceived() => _current = null;
-        public Span<byte> TryAllocateTransmit(int length) => Peer._inbox.Count > 20000 ? Span<byte>.Empty : _tx.AsSpan(0, length);
+        public Span<byte> TryAllocateTransmit(int length) =>
+            length > MaxFrameSize ? throw new InvalidOperationException($"the stack asked for a {length}-byte frame on a {MaxFrameSize}-byte device")
+            : Peer._inbox.Count > 20000 ? Span<byte>.Empty : _tx.AsSpan(0, length);
 
         public void CommitTransmit(int length)
         {

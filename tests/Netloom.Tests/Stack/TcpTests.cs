@@ -79,6 +79,35 @@ public class TcpLossTests
     }
 
     [Fact]
+    public void Data_both_ways_under_loss_keeps_every_segment_within_the_mtu()
+    {
+        // Each side's data segments also carry SACK blocks for the other's holes: the payload shrinks
+        // to make room (as Linux's tcp_current_mss), or a full segment would not fit a 1514-byte frame
+        // (the lab's device throws on that; a real one refuses it and the connection stalls).
+        var lab = new TcpLab(seed: 11);
+        lab.AtoB.Loss = lab.BtoA.Loss = 0.03;
+        var (c, s, _) = lab.Connect();
+        var up = TcpLab.RandomBytes(400 << 10, 3);
+        var down = TcpLab.RandomBytes(400 << 10, 4);
+        var gotUp = new MemoryStream();
+        var gotDown = new MemoryStream();
+        var buf = new byte[65536];
+        int sentUp = 0, sentDown = 0;
+        Assert.True(lab.RunUntil(() =>
+        {
+            sentUp += c.Send(up.AsSpan(sentUp));
+            sentDown += s.Send(down.AsSpan(sentDown));
+            int n;
+            while ((n = s.Receive(buf)) > 0) gotUp.Write(buf, 0, n);
+            while ((n = c.Receive(buf)) > 0) gotDown.Write(buf, 0, n);
+            return gotUp.Length == up.Length && gotDown.Length == down.Length;
+        }, S(600)), $"stalled: up {gotUp.Length}, down {gotDown.Length}; {c.Describe()}");
+        Assert.Equal(up, gotUp.ToArray());
+        Assert.Equal(down, gotDown.ToArray());
+        Assert.True(c.Retransmits > 0 && s.Retransmits > 0);
+    }
+
+    [Fact]
     public void Sack_recovery_repairs_several_holes_in_one_window_without_a_timeout()
     {
         var lab = new TcpLab();

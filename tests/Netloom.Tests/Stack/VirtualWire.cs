@@ -32,7 +32,8 @@ internal sealed class VirtualWire
         public void ReleaseReceived() => _current = null;
 
         public Span<byte> TryAllocateTransmit(int length) =>
-            Peer!.Inbox.Count >= Capacity || length > _tx.Length ? Span<byte>.Empty : _tx.AsSpan(0, length);
+            length > MaxFrameSize ? throw new InvalidOperationException($"the stack asked for a {length}-byte frame on a {MaxFrameSize}-byte device")
+            : Peer!.Inbox.Count >= Capacity ? Span<byte>.Empty : _tx.AsSpan(0, length);
 
         public void CommitTransmit(int length)
         {

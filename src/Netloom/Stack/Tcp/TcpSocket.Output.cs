@@ -52,7 +52,7 @@ public sealed partial class TcpSocket
         if (!Seq.Lt(from, boundary)) return false;
         uint seq = _scoreboard.SkipSacked(from, out uint runEnd);
         if (!Seq.Lt(seq, boundary)) { _highRxt = boundary; return false; }
-        int len = (int)Math.Min(_mss, Seq.Min(runEnd, boundary) - seq);
+        int len = (int)Math.Min(PayloadLimit, Seq.Min(runEnd, boundary) - seq);
         len = (int)Math.Min(len, Math.Max(0, (int)(DataEnd - seq)));
         bool fin = _finSent && seq + (uint)len == _finSeq;
         if (len == 0 && !fin) { _highRxt = boundary; return false; }
@@ -81,7 +81,8 @@ public sealed partial class TcpSocket
 
         int windowRoom = Math.Max(0, (int)(SndUna + SndWnd - seq));
         int congestionRoom = CongestionRoom;
-        int len = Math.Min(Math.Min(avail, _mss), Math.Min(windowRoom, congestionRoom));
+        int limit = PayloadLimit;
+        int len = Math.Min(Math.Min(avail, limit), Math.Min(windowRoom, congestionRoom));
         if (retransmit) len = (int)Math.Min(len, runEnd - seq);
         bool fin = finToSend && seq + (uint)len == dataEnd && (len > 0 || congestionRoom > 0 || retransmit);
         if (len == 0 && !fin)
@@ -92,7 +93,7 @@ public sealed partial class TcpSocket
         // Nagle (RFC 896, RFC 9293 §3.7.4) and sender-side SWS avoidance (§3.8.6.2.1): a short
         // segment goes only when it carries everything queued and nothing is outstanding (or
         // NoDelay), or when it fills half the largest window the peer has offered.
-        if (!retransmit && !fin && len < _mss && !_swsOverride)
+        if (!retransmit && !fin && len < limit && !_swsOverride)
         {
             bool allQueued = len == avail;
             bool idle = SndMax == SndUna;
@@ -118,13 +119,19 @@ public sealed partial class TcpSocket
     private void Retransmit(uint seq)
     {
         uint dataEnd = DataEnd;
-        int len = Seq.Lt(seq, dataEnd) ? (int)Math.Min(_mss, dataEnd - seq) : 0;
+        int len = Seq.Lt(seq, dataEnd) ? (int)Math.Min(PayloadLimit, dataEnd - seq) : 0;
         bool fin = _finSent && seq + (uint)len == _finSeq;
         if (len == 0 && !fin) return;
         if (!SendSegment(seq, len, fin)) { _newRenoRetransmit = true; return; }
         Retransmits++;
         _rttTiming = false;
     }
+
+    /// <summary>
+    /// Payload bytes a segment sent now may carry: the MSS less the SACK blocks it will carry
+    /// (as Linux's tcp_current_mss), so a full segment sent while data is missing still fits the MTU.
+    /// </summary>
+    private int PayloadLimit => _sackOk && !_outOfOrder.IsEmpty ? _mss - (4 + 8 * Math.Min(_tsOk ? 3 : 4, _outOfOrder.Count)) : _mss;
 
     /// <summary>Emits one segment carrying the current ACK, window and options; false when the device is full (retried later).</summary>
     private bool SendSegment(uint seq, int len, bool fin)
