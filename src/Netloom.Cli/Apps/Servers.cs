@@ -6,7 +6,7 @@ namespace Netloom.Cli.Apps;
 internal static class Servers
 {
     /// <summary>Parses "udp-echo:7", "tcp-echo:7", "discard:9" or "http:80:DIR".</summary>
-    public static bool TryParse(string text, out Func<NetStack, CancellationToken, Task>? app, out string description, out string? error)
+    public static bool TryParse(string text, out Func<SocketStack, CancellationToken, Task>? app, out string description, out string? error)
     {
         app = null;
         description = text;
@@ -35,7 +35,7 @@ internal static class Servers
 
     public static long UdpEchoed, TcpEchoedBytes, DiscardedBytes;
 
-    private static async Task UdpEcho(NetStack stack, ushort port, CancellationToken ct)
+    private static async Task UdpEcho(SocketStack stack, ushort port, CancellationToken ct)
     {
         using var socket = stack.OpenUdp(port);
         var buf = new byte[65536];
@@ -51,7 +51,7 @@ internal static class Servers
     }
 
     /// <summary>Accepts connections and runs <paramref name="handle"/> on each, until cancelled.</summary>
-    private static async Task Serve(NetStack stack, ushort port, Func<TcpConnection, CancellationToken, Task> handle, CancellationToken ct)
+    private static async Task Serve(SocketStack stack, ushort port, Func<TcpConnection, CancellationToken, Task> handle, CancellationToken ct)
     {
         using var listener = stack.Listen(port, backlog: 256);
         try

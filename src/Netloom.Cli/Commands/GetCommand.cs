@@ -39,7 +39,7 @@ internal static class GetCommand
         }
     }
 
-    private static async Task<int> Download(NetStack stack, Ipv4Address server, ushort port, string path, string host, string output, CancellationToken ct)
+    private static async Task<int> Download(SocketStack stack, Ipv4Address server, ushort port, string path, string host, string output, CancellationToken ct)
     {
         var clock = Stopwatch.StartNew();
         await using var c = await stack.ConnectAsync(server, port, ct: ct);

@@ -19,7 +19,7 @@ internal static class HostCommand
 
     private static int Run(ParseResult r, HostSetup.Options o, string[] serve, double seconds)
     {
-        var apps = new List<Func<Netloom.Sockets.NetStack, CancellationToken, Task>>();
+        var apps = new List<Func<Netloom.Sockets.SocketStack, CancellationToken, Task>>();
         foreach (var text in serve)
         {
             if (!Servers.TryParse(text, out var app, out _, out var error)) return CliErrors.Report(error!, CliErrors.BadInput);
