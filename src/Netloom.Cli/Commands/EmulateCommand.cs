@@ -56,7 +56,7 @@ internal static class EmulateCommand
                 .Start(p =>
                 {
                     var t = p.AddTask(Markup.Escape(title), maxValue: 1.0);
-                    sc.Run(f => t.Value = f);
+                    sc.Run(f => t.Value = f, stop.Token);
                 });
         }
         else
@@ -67,9 +67,10 @@ internal static class EmulateCommand
                 AnsiConsole.Profile.Capabilities.Ansi = false;
             }
             Console.WriteLine(title);
-            sc.Run();
+            sc.Run(stop: stop.Token);
         }
         wall.Stop();
+        if (stop.IsCancellationRequested) Console.Error.WriteLine($"stopped by Ctrl-C after {net.Elapsed} of {sc.Duration}: the figures cover that much");
         var rep = EmulationReport.From(net, sc.Spec.Name);
         Summary(rep, build.Elapsed, wall.Elapsed, pcap);
         if (reportPath is not null)

@@ -56,3 +56,44 @@ public class LinuxNodeTests
         Assert.True(wan.AtoB.Counters.Drops(LinkDrop.Loss) + wan.BtoA.Counters.Drops(LinkDrop.Loss) > 0, "the WAN dropped nothing: the loss was not exercised");
     }
 }
+
+/// <summary>The linux-wan example as a user runs it: the CLI in real time, curl in the namespace it prints.</summary>
+public class LinuxNodeCliTests
+{
+    private static string Cli => Path.Combine(AppContext.BaseDirectory, "Netloom.Cli.dll");
+
+    private static string Example
+    {
+        get
+        {
+            for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+                if (File.Exists(Path.Combine(d.FullName, "examples", "linux-wan.yaml"))) return Path.Combine(d.FullName, "examples", "linux-wan.yaml");
+            throw new FileNotFoundException("examples/linux-wan.yaml not found above the test binaries");
+        }
+    }
+
+    [RootFact("curl")]
+    public void The_linux_wan_example_serves_curl_in_its_namespace_and_ctrl_c_ends_it_with_a_report()
+    {
+        using var dir = new TempDir();
+        string report = dir.File("report.json"), body = dir.File("body");
+        using var emulate = new Background("run commands in it with: ip netns exec", "dotnet", Cli, "emulate", Example, "--realtime", "--report", report);
+        emulate.WaitReady(60);
+        var m = System.Text.RegularExpressions.Regex.Match(emulate.Log, @"ip netns exec (\S+) COMMAND");
+        Assert.True(m.Success, emulate.Log);
+        string ns = m.Groups[1].Value;
+        // The file's addressing: the client's segment is 10.0.1.0/24, the web host's 10.0.3.0/24 (its router is .1).
+        var curl = Sh.Run(TimeSpan.FromSeconds(60), "ip", "netns", "exec", ns, "curl", "-s", "--retry", "3", "--retry-connrefused", "-o", body, "-w", "%{http_code} %{size_download}", "http://10.0.3.2/2000000");
+        Assert.True(curl.Code == 0, curl.Err + emulate.Log);
+        Assert.Equal("200 2000000", curl.Out.Trim());
+        var bytes = File.ReadAllBytes(body);
+        for (int i = 0; i < bytes.Length; i++) if (bytes[i] != (byte)('a' + i % 26)) Assert.Fail($"byte {i} is {bytes[i]}");
+
+        emulate.Stop(); // SIGINT: the run ends early, prints its tables and writes the report
+        Assert.Contains("stopped by Ctrl-C", emulate.Log);
+        using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(report));
+        var http = json.RootElement.GetProperty("apps").EnumerateArray().Single(a => a.GetProperty("kind").GetString() == "http");
+        Assert.True(http.GetProperty("bytes").GetInt64() >= 2_000_000, http.ToString());
+        Assert.DoesNotContain(ns, Sh.Ok("ip", "netns", "list")); // the namespace went with the run
+    }
+}

@@ -187,15 +187,19 @@ public sealed partial class Scenario
         }
     }
 
-    /// <summary>Runs the whole duration, calling <paramref name="progress"/> every 1% of virtual time.</summary>
-    public void Run(Action<double>? progress = null)
+    /// <summary>
+    /// Runs the whole duration, calling <paramref name="progress"/> every 1% of virtual time. A
+    /// cancelled <paramref name="stop"/> ends the run early (within a step, or at once in real time);
+    /// the captures are closed either way.
+    /// </summary>
+    public void Run(Action<double>? progress = null, CancellationToken stop = default)
     {
         var step = new Duration(Math.Max(1, Duration.Nanoseconds / 100));
         var end = Network.Elapsed + Duration;
-        while (Network.Elapsed < end)
+        while (Network.Elapsed < end && !stop.IsCancellationRequested)
         {
             var left = end - Network.Elapsed;
-            if (RealTime) Network.RunRealTime(left < step ? left : step);
+            if (RealTime) Network.RunRealTime(left < step ? left : step, () => stop.IsCancellationRequested);
             else Network.Run(left < step ? left : step);
             progress?.Invoke(1.0 - (end - Network.Elapsed).TotalSeconds / Duration.TotalSeconds);
         }
