@@ -210,13 +210,14 @@ public class AsyncCodeTests
     public void Awaiting_outside_the_emulator_is_counted()
     {
         var (net, h1, _, _) = Wan(1);
-        var t = h1.Spawn(async () => await Task.Delay(1));
-        var wall = System.Diagnostics.Stopwatch.StartNew();
-        while (!t.IsCompleted && wall.Elapsed < TimeSpan.FromSeconds(30))
-        {
-            net.Run(Duration.FromMilliseconds(1));
-            Thread.Sleep(1);
-        }
+        var outside = new TaskCompletionSource(); // completed by another thread, as a timer or real I/O would
+        var t = h1.Spawn(async () => await outside.Task);
+        net.Run(Duration.FromMilliseconds(1)); // the code starts and waits
+        Assert.False(t.IsCompleted);
+        var other = new Thread(() => outside.SetResult());
+        other.Start();
+        other.Join();
+        net.Run(Duration.FromMilliseconds(1)); // the continuation posted from that thread runs here, on the host
         Assert.True(t.IsCompletedSuccessfully);
         Assert.Equal(1, net.ForeignContinuations);
     }
