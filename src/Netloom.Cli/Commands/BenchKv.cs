@@ -31,12 +31,17 @@ internal static partial class BenchKv
             int port = FreePort();
             using var server = start(port);
             if (server is null || !WaitForPort(port)) { figures.Add(($"{name}_error", "server did not start")); continue; }
+            double cpu0 = CpuSeconds(server.Id);
             var plain = Benchmark(port, requests, 1);
+            double cpu = CpuSeconds(server.Id) - cpu0;
             var piped = Benchmark(port, requests * 5, 16);
             figures.Add(($"{name}_set_rps", plain.Set));
             figures.Add(($"{name}_get_rps", plain.Get));
             figures.Add(($"{name}_set_rps_p16", piped.Set));
             figures.Add(($"{name}_get_rps_p16", piped.Get));
+            // The server's own CPU time (user + system, all threads) per request of the plain run:
+            // what the server costs, whatever the benchmark client sharing the cores leaves it.
+            if (!double.IsNaN(cpu)) figures.Add(($"{name}_cpu_us_per_request", Math.Round(cpu * 1e6 / (2.0 * requests), 2)));
             if (ExternalTool.Which("strace") is not null) figures.Add(($"{name}_syscalls_per_request", SyscallsPerRequest(server.Id, port, requests / 4)));
             server.Kill(entireProcessTree: true);
             server.WaitForExit(5000);
@@ -46,7 +51,23 @@ internal static partial class BenchKv
         figures.Add(("uring_vs_sockets_get", Math.Round(V("uring_get_rps") / V("sockets_get_rps"), 2)));
         figures.Add(("uring_vs_redis_set", Math.Round(V("uring_set_rps") / V("redis_set_rps"), 2)));
         figures.Add(("uring_vs_redis_get", Math.Round(V("uring_get_rps") / V("redis_get_rps"), 2)));
+        figures.Add(("cpu_per_request_sockets_over_uring", Math.Round(V("sockets_cpu_us_per_request") / V("uring_cpu_us_per_request"), 2)));
+        figures.Add(("cpu_per_request_redis_over_uring", Math.Round(V("redis_cpu_us_per_request") / V("uring_cpu_us_per_request"), 2)));
         return figures.Where(f => f.Item2 is not double d || !double.IsNaN(d)).ToList();
+    }
+
+    /// <summary>User plus system CPU seconds a process has used (/proc/PID/stat, fields 14 and 15); NaN when unreadable.</summary>
+    private static double CpuSeconds(int pid)
+    {
+        try
+        {
+            string stat = File.ReadAllText($"/proc/{pid}/stat");
+            // The command name (field 2) is in parentheses and may hold spaces: count fields after its ')'.
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            long ticks = long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture);
+            return ticks / 100.0; // USER_HZ is 100 on Linux
+        }
+        catch (Exception e) when (e is IOException or FormatException or IndexOutOfRangeException) { return double.NaN; }
     }
 
     [GeneratedRegex(@"(SET|GET): ([0-9.]+) requests per second")]
