@@ -47,9 +47,7 @@ internal sealed class EventQueue
 
     private Key[] _heap = new Key[256];
     private int _heapCount;
-    private SimEvent[] _slots = new SimEvent[256];
-    private int[] _freeSlots = new int[256];
-    private int _freeCount, _slotsUsed;
+    private readonly SlotPool<SimEvent> _events = new();
     private long _order;
 
     // The FIFO of events at _current: a ring.
@@ -71,8 +69,7 @@ internal sealed class EventQueue
             _now[(_nowHead + _nowCount++) & (_now.Length - 1)] = e;
             return;
         }
-        int slot = TakeSlot();
-        _slots[slot] = e;
+        int slot = _events.Add(e);
         if (_heapCount == _heap.Length) Array.Resize(ref _heap, _heapCount * 2);
         var heap = _heap;
         int i = _heapCount++;
@@ -123,22 +120,7 @@ internal sealed class EventQueue
             }
             heap[i] = last;
         }
-        ref SimEvent slot = ref _slots[top.Slot];
-        var result = slot;
-        slot = default;
-        _freeSlots[_freeCount++] = top.Slot;
-        return result;
-    }
-
-    private int TakeSlot()
-    {
-        if (_freeCount > 0) return _freeSlots[--_freeCount];
-        if (_slotsUsed == _slots.Length)
-        {
-            Array.Resize(ref _slots, _slotsUsed * 2);
-            Array.Resize(ref _freeSlots, _slotsUsed * 2);
-        }
-        return _slotsUsed++;
+        return _events.Take(top.Slot);
     }
 
     private void GrowNow()

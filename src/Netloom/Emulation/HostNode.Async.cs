@@ -22,23 +22,7 @@ public sealed partial class HostNode
     internal SynchronizationContext Context { get; }
 
     /// <summary>Runs <paramref name="body"/> on this host, starting at the current virtual instant. The task ends with it.</summary>
-    public Task Spawn(Func<Task> body)
-    {
-        var done = new TaskCompletionSource();
-        Network.Post(this, Network.NowNs, static s =>
-        {
-            var (body, done) = ((Func<Task>, TaskCompletionSource))s!;
-            Forward(body, done);
-        }, (body, done));
-        return done.Task;
-
-        static async void Forward(Func<Task> body, TaskCompletionSource done)
-        {
-            try { await body(); done.SetResult(); }
-            catch (OperationCanceledException e) { done.SetCanceled(e.CancellationToken); }
-            catch (Exception e) { done.SetException(e); }
-        }
-    }
+    public Task Spawn(Func<Task> body) => Spawn(async () => { await body(); return true; });
 
     /// <summary>Runs <paramref name="body"/> on this host, starting at the current virtual instant; the task gives its result.</summary>
     public Task<T> Spawn<T>(Func<Task<T>> body)

@@ -10,9 +10,7 @@ public sealed partial class Network
         public object? State;
     }
 
-    private Callback[] _callbacks = new Callback[64];
-    private int[] _freeCallbacks = new int[64];
-    private int _freeCallbackCount, _callbacksUsed;
+    private readonly SlotPool<Callback> _callbacks = new();
     private int _ownerThread = Environment.CurrentManagedThreadId;
     private readonly List<Callback> _foreignPosts = [];
     private volatile bool _hasForeignPosts;
@@ -46,22 +44,8 @@ public sealed partial class Network
         Schedule(Math.Max(at, NowNs), callback);
     }
 
-    private void Schedule(long at, in Callback callback)
-    {
-        int slot;
-        if (_freeCallbackCount > 0) slot = _freeCallbacks[--_freeCallbackCount];
-        else
-        {
-            if (_callbacksUsed == _callbacks.Length)
-            {
-                Array.Resize(ref _callbacks, _callbacksUsed * 2);
-                Array.Resize(ref _freeCallbacks, _callbacksUsed * 2);
-            }
-            slot = _callbacksUsed++;
-        }
-        _callbacks[slot] = callback;
-        _queue.Push(at, new SimEvent { Kind = EventKind.Callback, Target = slot });
-    }
+    private void Schedule(long at, in Callback callback) =>
+        _queue.Push(at, new SimEvent { Kind = EventKind.Callback, Target = _callbacks.Add(callback) });
 
     private void TakeForeignPosts()
     {
@@ -76,9 +60,7 @@ public sealed partial class Network
 
     private void RunCallback(int slot)
     {
-        var c = _callbacks[slot];
-        _callbacks[slot] = default;
-        _freeCallbacks[_freeCallbackCount++] = slot;
+        var c = _callbacks.Take(slot);
         if (c.Host is not { } host) { Invoke(c.Function, c.State); return; }
         // On the host: its context (so awaits come back here), its stack's clock brought up to now,
         // and a poll afterwards so whatever the code sent or armed is taken care of.

@@ -96,13 +96,19 @@ public sealed record LatencySummary(long Count, double MinUs, double MeanUs, dou
 /// deviation, minimum and maximum; percentiles from buckets 1/128 of their value wide, each reported
 /// as the mean of the samples it holds, so a percentile is within 0.8% of the true one and exact
 /// when its bucket holds one value (a fixed delay). Memory is bounded however long the run: one
-/// array pair per power of two actually seen, allocated the first time; none per sample after that.
+/// bucket array per power of two actually seen, allocated the first time; none per sample after that.
 /// </summary>
 public sealed class LatencyStats
 {
     private const int SubBuckets = 128; // per power of two from 256 ns up; below 256 ns every nanosecond has a bucket
-    private readonly long[]?[] _counts = new long[]?[56];
-    private readonly double[]?[] _sums = new double[]?[56];
+
+    private struct Bucket
+    {
+        public long Count;
+        public double Sum;
+    }
+
+    private readonly Bucket[]?[] _octaves = new Bucket[]?[56];
     private double _sum, _sumSq;
     private long _min = long.MaxValue, _max = long.MinValue;
 
@@ -124,15 +130,9 @@ public sealed class LatencyStats
             octave = e - 7;
             bucket = (int)(v >> (e - 7)) - SubBuckets;
         }
-        var counts = _counts[octave];
-        if (counts is null)
-        {
-            int n = octave == 0 ? 2 * SubBuckets : SubBuckets;
-            _counts[octave] = counts = new long[n];
-            _sums[octave] = new double[n];
-        }
-        counts[bucket]++;
-        _sums[octave]![bucket] += v;
+        ref Bucket b = ref (_octaves[octave] ??= new Bucket[octave == 0 ? 2 * SubBuckets : SubBuckets])[bucket];
+        b.Count++;
+        b.Sum += v;
     }
 
     public double Mean => Count == 0 ? 0 : _sum / Count;
@@ -143,13 +143,13 @@ public sealed class LatencyStats
     {
         if (Count == 0) return 0;
         long rank = Math.Min(Count - 1, (long)(q * Count)), seen = 0;
-        for (int o = 0; o < _counts.Length; o++)
+        foreach (var octave in _octaves)
         {
-            if (_counts[o] is not { } counts) continue;
-            for (int b = 0; b < counts.Length; b++)
+            if (octave is null) continue;
+            foreach (var b in octave)
             {
-                seen += counts[b];
-                if (seen > rank) return Math.Clamp(_sums[o]![b] / counts[b], _min, _max);
+                seen += b.Count;
+                if (seen > rank) return Math.Clamp(b.Sum / b.Count, _min, _max);
             }
         }
         return _max;
