@@ -19,10 +19,11 @@ internal static class KvCommand
         var sqpoll = new Option<bool>("--sqpoll") { Description = "io_uring: a kernel thread polls each submission queue (fewer system calls, one more busy thread per ring)" };
         var zcThreshold = new Option<int>("--zerocopy-from") { Description = "io_uring: send responses of at least this many bytes with SEND_ZC (0: never)", DefaultValueFactory = _ => 16 << 10 };
         var plainFds = new Option<bool>("--no-registered-files") { Description = "io_uring: plain descriptors instead of a registered file table" };
+        var busyPoll = new Option<int>("--busy-poll") { Description = "io_uring: spin this many microseconds on the ring before sleeping (0: never); no wake-ups under load, a busy core per thread", DefaultValueFactory = _ => 0 };
         var cmd = new Command("kv", "An in-memory key-value server speaking RESP2 (redis-cli, redis-benchmark) on io_uring or on .NET sockets")
-            { engine, listen, threads, duration, sqpoll, zcThreshold, plainFds };
+            { engine, listen, threads, duration, sqpoll, zcThreshold, plainFds, busyPoll };
         cmd.SetAction(r => Run(r.GetValue(engine), r.GetValue(listen)!, r.GetValue(threads), r.GetValue(duration),
-            new UringServerOptions { SqPoll = r.GetValue(sqpoll), ZeroCopyThreshold = Math.Max(0, r.GetValue(zcThreshold)), RegisteredFiles = !r.GetValue(plainFds) }));
+            new UringServerOptions { SqPoll = r.GetValue(sqpoll), ZeroCopyThreshold = Math.Max(0, r.GetValue(zcThreshold)), RegisteredFiles = !r.GetValue(plainFds), BusyPollMicroseconds = r.GetValue(busyPoll) }));
         return cmd;
     }
 
@@ -31,6 +32,7 @@ internal static class KvCommand
         if (!IPEndPoint.TryParse(listen, out var endpoint) || endpoint.Port == 0 && !listen.EndsWith(":0"))
             return CliErrors.Report($"--listen '{listen}': expected ADDRESS:PORT such as 127.0.0.1:6380", CliErrors.BadInput);
         if (threads < 1 || threads > 64) return CliErrors.Report("--threads must be from 1 to 64", CliErrors.BadInput);
+        if (uringOptions.BusyPollMicroseconds is < 0 or > 1_000_000) return CliErrors.Report("--busy-poll must be from 0 to 1000000 microseconds", CliErrors.BadInput);
         var handler = new KvHandler();
         IDisposable server;
         EndPoint bound;
@@ -65,7 +67,7 @@ internal static class KvCommand
 
         using (server)
         {
-            Console.Error.WriteLine($"netloom kv ({engine.ToString().ToLowerInvariant()}{(server is UringServer u2 ? $", {threads} threads, {u2.Features}" : "")}) listening on {bound}; Ctrl-C to stop");
+            Console.Error.WriteLine($"netloom kv ({engine.ToString().ToLowerInvariant()}{(server is UringServer u2 ? $", {threads} thread{(threads == 1 ? "" : "s")}, {u2.Features}" : "")}) listening on {bound}; Ctrl-C to stop");
             using var stop = new ManualResetEventSlim();
             Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Set(); };
             if (seconds > 0) stop.Wait(TimeSpan.FromSeconds(seconds)); else stop.Wait();

@@ -12,10 +12,10 @@ internal static unsafe partial class IoUring
 
     public const ulong OffSqRing = 0, OffCqRing = 0x8000000, OffSqes = 0x10000000;
 
-    public const uint SetupSqPoll = 0x2, SetupCqSize = 0x8, SetupSubmitAll = 0x80, SetupCoopTaskrun = 0x100, SetupSingleIssuer = 0x1000, SetupDeferTaskrun = 0x2000;
+    public const uint SetupSqPoll = 0x2, SetupCqSize = 0x8, SetupSubmitAll = 0x80, SetupCoopTaskrun = 0x100, SetupTaskrunFlag = 0x200, SetupSingleIssuer = 0x1000, SetupDeferTaskrun = 0x2000;
     public const uint EnterGetEvents = 1, EnterSqWakeup = 2;
     public const uint FeatSingleMmap = 0x1, FeatNoDrop = 0x2;
-    public const uint SqNeedWakeup = 1;
+    public const uint SqNeedWakeup = 1, SqTaskrun = 4;
     public const uint RegisterFiles = 2, RegisterProbe = 8, RegisterPbufRing = 22, UnregisterPbufRing = 23;
 
     public const byte OpNop = 0, OpTimeout = 11, OpAccept = 13, OpAsyncCancel = 14, OpClose = 19, OpRead = 22, OpSend = 26, OpRecv = 27, OpShutdown = 34, OpSendZc = 47;

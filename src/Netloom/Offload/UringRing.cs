@@ -132,11 +132,11 @@ internal sealed unsafe class UringRing : IDisposable
     /// Publishes every prepared entry and enters the kernel once; with <paramref name="waitFor"/>
     /// it also waits until that many completions are ready. Returns the entries the kernel took.
     /// </summary>
-    public int Submit(uint waitFor = 0)
+    public int Submit(uint waitFor = 0, bool getEvents = false)
     {
         uint toSubmit = _sqLocalTail - *_sqTail;
         Volatile.Write(ref *_sqTail, _sqLocalTail);
-        uint flags = waitFor > 0 ? EnterGetEvents : 0;
+        uint flags = waitFor > 0 || getEvents ? EnterGetEvents : 0;
         if (_sqPoll)
         {
             // The kernel thread takes the entries by itself; enter only to wake it after it idled, or to wait.
@@ -144,7 +144,7 @@ internal sealed unsafe class UringRing : IDisposable
             if ((Volatile.Read(ref *_sqFlags) & SqNeedWakeup) != 0) flags |= EnterSqWakeup;
             if (flags == 0) return (int)toSubmit;
         }
-        else if (toSubmit == 0 && waitFor == 0) return 0;
+        else if (toSubmit == 0 && waitFor == 0 && !getEvents) return 0;
         while (true)
         {
             int r = Enter(_fd, toSubmit, waitFor, flags);
@@ -156,6 +156,15 @@ internal sealed unsafe class UringRing : IDisposable
             throw new IOException($"io_uring_enter: {Libc.Describe(e)} (errno {e})");
         }
     }
+
+    /// <summary>Entries prepared and not yet submitted.</summary>
+    public uint Unsubmitted => _sqLocalTail - *_sqTail;
+
+    /// <summary>
+    /// The kernel has completions waiting to be run on this thread (IORING_SQ_TASKRUN, set when the
+    /// ring was made with IORING_SETUP_TASKRUN_FLAG): a busy-polling owner reads this instead of entering.
+    /// </summary>
+    public bool TaskWorkPending => (Volatile.Read(ref *_sqFlags) & SqTaskrun) != 0;
 
     /// <summary>The oldest unread completion, if any.</summary>
     public bool TryPeek(out Cqe cqe)

@@ -14,6 +14,12 @@ public sealed record UringServerOptions
     public bool RegisteredFiles { get; init; } = true;
     /// <summary>Responses of at least this many bytes go out with IORING_OP_SEND_ZC (0: never).</summary>
     public int ZeroCopyThreshold { get; init; } = 16 << 10;
+    /// <summary>
+    /// Before sleeping, each loop spins this many microseconds watching its ring (0: never), as
+    /// Onload's EF_POLL_USEC does: under load the thread is never put to sleep, so the clients'
+    /// sends no longer pay to wake it. The price is a busy core per thread: use fewer threads than cores.
+    /// </summary>
+    public int BusyPollMicroseconds { get; init; }
 }
 
 /// <summary>
@@ -92,6 +98,7 @@ public sealed unsafe class UringServer : IDisposable
             Interlocked.Read(ref FixedFileLoops) == _threads ? "registered files" : "plain descriptors",
             _zeroCopy ? $"SEND_ZC from {_options.ZeroCopyThreshold} B" : "no SEND_ZC",
             _options.SqPoll ? "SQPOLL" : "no SQPOLL",
+            _options.BusyPollMicroseconds > 0 && !_options.SqPoll ? $"busy poll {_options.BusyPollMicroseconds} µs" : "sleeps when idle",
         });
     }
 
@@ -133,12 +140,14 @@ public sealed unsafe class UringServer : IDisposable
         private readonly ulong* _wakeBuffer;
         private readonly System.Collections.Concurrent.ConcurrentQueue<long> _woken = new();
         private readonly Action<Connection> _wakeHook;
+        private readonly long _pollTicks;  // busy-poll budget per wait, in Stopwatch ticks
 
         public Loop(UringServer server, int listenFd)
         {
             _server = server;
             _listenFd = listenFd;
             _ring = CreateRing(server._options.SqPoll);
+            if (!server._options.SqPoll) _pollTicks = server._options.BusyPollMicroseconds * System.Diagnostics.Stopwatch.Frequency / 1_000_000;
             _fixed = server._options.RegisteredFiles && _ring.Supports(OpShutdown) && _ring.RegisterSparseFiles(MaxConnections);
             if (_fixed) Interlocked.Increment(ref server.FixedFileLoops);
             _buffers = new ProvidedBuffers(_ring, 1, RecvBuffers, RecvBufferSize);
@@ -161,7 +170,8 @@ public sealed unsafe class UringServer : IDisposable
         {
             if (sqPoll) return new UringRing(4096, SetupSqPoll, 16384, sqThreadIdleMs: 100);
             // One thread submits, and completions run when it enters: the cheapest mode (6.1+); older kernels get the plain ring.
-            try { return new UringRing(4096, SetupSingleIssuer | SetupDeferTaskrun, 16384); }
+            // TASKRUN_FLAG makes the kernel say in the SQ flags that completions wait to be run, which busy polling reads.
+            try { return new UringRing(4096, SetupSingleIssuer | SetupDeferTaskrun | SetupTaskrunFlag, 16384); }
             catch (UringUnavailableException e) when (e.Errno == 22) { return new UringRing(4096, 0, 16384); }
         }
 
@@ -264,7 +274,7 @@ public sealed unsafe class UringServer : IDisposable
             ArmWake();
             while (!_server._stop)
             {
-                _ring.Submit(waitFor: 1);
+                Wait();
                 Interlocked.Increment(ref _server.Enters);
                 while (_ring.TryPeek(out var cqe))
                 {
@@ -282,6 +292,26 @@ public sealed unsafe class UringServer : IDisposable
             _ring.Dispose();
             Libc.Close(_wakeFd);
             System.Runtime.InteropServices.NativeMemory.Free(_wakeBuffer);
+        }
+
+        /// <summary>
+        /// Submits what the turn prepared and waits for completions: asleep in the kernel, or first
+        /// spinning on the ring (its CQ, and with deferred task work the IORING_SQ_TASKRUN flag) for
+        /// up to the busy-poll budget, entering only once there is something to reap.
+        /// </summary>
+        private void Wait()
+        {
+            if (_pollTicks == 0) { _ring.Submit(waitFor: 1); return; }
+            if (_ring.Unsubmitted == 0)
+            {
+                long deadline = System.Diagnostics.Stopwatch.GetTimestamp() + _pollTicks;
+                while (!_ring.TaskWorkPending && _ring.CqReady == 0)
+                {
+                    if (System.Diagnostics.Stopwatch.GetTimestamp() >= deadline || _server._stop) { _ring.Submit(waitFor: 1); return; }
+                    Thread.SpinWait(4);
+                }
+            }
+            _ring.Submit(getEvents: true); // submit, run the completions' task work, do not sleep
         }
 
         private void Dispatch(in Cqe cqe)

@@ -11,10 +11,10 @@ namespace Netloom.Interop.Tests.Offload;
 public class KvInteropTests
 {
     /// <summary>
-    /// The sockets engine, and the io_uring engine three ways: its defaults (registered files,
-    /// SEND_ZC for large responses), with SQPOLL, and with plain descriptors and no SEND_ZC.
+    /// The sockets engine, and the io_uring engine four ways: its defaults (registered files,
+    /// SEND_ZC for large responses), with SQPOLL, with plain descriptors and no SEND_ZC, and busy polling.
     /// </summary>
-    public static TheoryData<string> Engines() => ["uring", "uring-sqpoll", "uring-plain", "sockets"];
+    public static TheoryData<string> Engines() => ["uring", "uring-sqpoll", "uring-plain", "uring-busypoll", "sockets"];
 
     private static (IDisposable Server, int Port) Start(string engine, KvHandler handler)
     {
@@ -25,6 +25,7 @@ public class KvInteropTests
             {
                 "uring-sqpoll" => new UringServerOptions { SqPoll = true },
                 "uring-plain" => new UringServerOptions { RegisteredFiles = false, ZeroCopyThreshold = 0 },
+                "uring-busypoll" => new UringServerOptions { BusyPollMicroseconds = 50 },
                 _ => new UringServerOptions(),
             };
             var u = new UringServer(ep, handler, 2, options);
@@ -64,6 +65,28 @@ public class KvInteropTests
             if (engine == "uring-plain") Assert.Equal(0, u.ZeroCopySends);
             else Assert.True(u.ZeroCopySends >= 5, $"{u.ZeroCopySends} zero-copy sends");
         }
+    }
+
+    [Fact]
+    public void A_busy_polling_loop_answers_a_burst_then_goes_to_sleep_when_idle()
+    {
+        var (server, port) = Start("uring-busypoll", new KvHandler());
+        using var _ = server;
+        Assert.Contains("busy poll 50 µs", ((UringServer)server).Features);
+        using var c = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        c.Connect(IPAddress.Loopback, port);
+        for (int i = 0; i < 2000; i++)
+        {
+            c.Send(Encoding.ASCII.GetBytes($"*2\r\n$4\r\nINCR\r\n$1\r\nn\r\n"));
+            string want = $":{i + 1}\r\n";
+            Assert.Equal(want, Encoding.ASCII.GetString(ReadExactly(c, want.Length)));
+        }
+        // Idle, each loop spins for at most its 50 µs and then sleeps in io_uring_enter: state S in
+        // /proc, where a loop that never stopped spinning would stay R.
+        var loops = Directory.GetDirectories("/proc/self/task").Where(t => File.ReadAllText(Path.Combine(t, "comm")).StartsWith("uring loop", StringComparison.Ordinal)).ToList();
+        Assert.Equal(2, loops.Count);
+        static char State(string task) { var stat = File.ReadAllText(Path.Combine(task, "stat")); return stat[stat.LastIndexOf(')') + 2]; }
+        Assert.True(SpinWait.SpinUntil(() => loops.All(t => State(t) == 'S'), 5000), "a busy-polling loop did not go to sleep: " + string.Join(", ", loops.Select(State)));
     }
 
     private static byte[] ReadExactly(Socket s, int n)

@@ -160,6 +160,34 @@ public unsafe class UringRingTests
     }
 
     [Fact]
+    public void With_deferred_task_work_a_busy_poller_sees_pending_completions_in_the_ring_flags_without_entering()
+    {
+        var (client, server) = ConnectedPair();
+        using (client) using (server)
+        using (var ring = new UringRing(8, SetupSingleIssuer | SetupDeferTaskrun | SetupTaskrunFlag))
+        {
+            var buf = new byte[16];
+            fixed (byte* b = buf)
+            {
+                Assert.True(ring.TryGetSqe(out var recv));
+                recv->Opcode = OpRecv; recv->Fd = (int)server.SafeHandle.DangerousGetHandle(); recv->Addr = (ulong)b; recv->Len = 16; recv->UserData = 5;
+                ring.Submit(); // nothing to read yet: the recv waits for data
+                Assert.False(ring.TaskWorkPending);
+                client.Send("ping"u8);
+                // The data's arrival queues the recv's completion as task work for this thread and
+                // raises IORING_SQ_TASKRUN; the completion is posted only when the thread enters.
+                Assert.True(SpinWait.SpinUntil(() => ring.TaskWorkPending, 5000));
+                Assert.Equal(0u, ring.CqReady);
+                ring.Submit(getEvents: true);
+                Assert.False(ring.TaskWorkPending);
+                var r = Reap(ring, 1)[0];
+                Assert.Equal((5ul, 4), (r.UserData, r.Res));
+            }
+            Assert.Equal("ping"u8.ToArray(), buf[..4]);
+        }
+    }
+
+    [Fact]
     public void Accept_into_registered_files_then_recv_send_shutdown_and_close_by_slot()
     {
         using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
