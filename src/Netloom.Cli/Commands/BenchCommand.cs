@@ -20,7 +20,7 @@ internal static class BenchCommand
         var requests = new Option<int>("--requests") { Description = "redis-benchmark -n (the pipelined run uses 5 times as many)", DefaultValueFactory = _ => 200_000 };
         var kv = new Command("kv", "redis-benchmark against netloom kv (uring and sockets engines) and redis-server, in the same run") { requests, json };
         kv.SetAction(r => Print(BenchKv.Run(r.GetValue(requests)), r.GetValue(json),
-            "redis-benchmark -t set,get -c 50 (and -P 16); syscalls counted by strace -c -f over a separate run, divided by requests"));
+            "redis-benchmark -t set,get -c 50: median of 3 interleaved rounds (then one -P 16 run); uring: the defaults (a ring per core, sleeping between batches); uring_poll: --threads 1 --busy-poll 50; syscalls counted by strace -c -f over a separate run, divided by requests"));
         var mtu = new Option<int>("--mtu") { Description = "MTU of the two user-level stacks (the shm port carries 64 KiB frames, like loopback)", DefaultValueFactory = _ => 65000 };
         var tcp = new Command("tcp", "TCP bulk throughput and 64 B ping-pong between two user-level stacks in two processes over shm, beside the kernel over loopback (iperf3, sockperf)") { seconds, json, mtu };
         tcp.SetAction(r =>

@@ -7,53 +7,93 @@ using System.Text.RegularExpressions;
 namespace Netloom.Cli.Commands;
 
 /// <summary>
-/// `netloom bench kv`: redis-benchmark against the io_uring engine, the sockets engine and
-/// redis-server, one after another in the same run, with and without pipelining; and system
-/// calls per request for each, counted by strace during a separate shorter run.
+/// `netloom bench kv`: redis-benchmark against the io_uring engine (by default, and busy-polling),
+/// the sockets engine and redis-server in the same run: three interleaved rounds without
+/// pipelining (the median counts), one with; and system calls per request for each, counted by
+/// strace during a separate shorter run.
 /// </summary>
 internal static partial class BenchKv
 {
+    /// <summary>Rounds of the plain run: each server's figure is the median, which the run-to-run noise of a shared 2-core machine moves least.</summary>
+    private const int Rounds = 3;
+
     public static List<(string Key, object Value)> Run(int requests)
     {
         var figures = new List<(string, object)>();
         if (ExternalTool.Which("redis-benchmark") is null) { figures.Add(("error", "redis-benchmark not found (apt-get install redis-tools)")); return figures; }
         var targets = new List<(string Name, Func<int, Process?> Start)>
         {
+            // What a user gets by default: a ring per core, sleeping in io_uring_enter between batches.
             ("uring", port => SelfProcess.Start(["kv", "--engine", "uring", "--listen", $"127.0.0.1:{port}"])),
+            // One ring that busy-polls 50 µs before sleeping: a core of its own, no wake-ups under load.
+            ("uring_poll", port => SelfProcess.Start(["kv", "--engine", "uring", "--threads", "1", "--busy-poll", "50", "--listen", $"127.0.0.1:{port}"])),
             ("sockets", port => SelfProcess.Start(["kv", "--engine", "sockets", "--listen", $"127.0.0.1:{port}"])),
         };
         if (ExternalTool.Which("redis-server") is { } redis)
             targets.Add(("redis", port => Process.Start(new ProcessStartInfo(redis, ["--port", port.ToString(), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"]) { RedirectStandardOutput = true, RedirectStandardError = true })));
         else figures.Add(("redis", "not run: redis-server not found (apt-get install redis-server)"));
 
-        foreach (var (name, start) in targets)
+        // All servers run at once (idle ones sleep) so that the plain rounds interleave: a slow
+        // spell of the machine then lands on every server rather than on one.
+        var running = new List<(string Name, Process Server, int Port)>();
+        try
         {
-            int port = FreePort();
-            using var server = start(port);
-            if (server is null || !WaitForPort(port)) { figures.Add(($"{name}_error", "server did not start")); continue; }
-            double cpu0 = CpuSeconds(server.Id);
-            var plain = Benchmark(port, requests, 1);
-            double cpu = CpuSeconds(server.Id) - cpu0;
-            var piped = Benchmark(port, requests * 5, 16);
-            figures.Add(($"{name}_set_rps", plain.Set));
-            figures.Add(($"{name}_get_rps", plain.Get));
-            figures.Add(($"{name}_set_rps_p16", piped.Set));
-            figures.Add(($"{name}_get_rps_p16", piped.Get));
-            // The server's own CPU time (user + system, all threads) per request of the plain run:
-            // what the server costs, whatever the benchmark client sharing the cores leaves it.
-            if (!double.IsNaN(cpu)) figures.Add(($"{name}_cpu_us_per_request", Math.Round(cpu * 1e6 / (2.0 * requests), 2)));
-            if (ExternalTool.Which("strace") is not null) figures.Add(($"{name}_syscalls_per_request", SyscallsPerRequest(server.Id, port, requests / 4)));
-            server.Kill(entireProcessTree: true);
-            server.WaitForExit(5000);
+            foreach (var (name, start) in targets)
+            {
+                int port = FreePort();
+                var server = start(port);
+                if (server is null || !WaitForPort(port)) { figures.Add(($"{name}_error", "server did not start")); server?.Kill(true); continue; }
+                running.Add((name, server, port));
+            }
+            var plain = running.ToDictionary(r => r.Name, _ => new List<(double Set, double Get)>());
+            var cpu = running.ToDictionary(r => r.Name, _ => 0.0);
+            for (int round = 0; round < Rounds; round++)
+                foreach (var (name, server, port) in running)
+                {
+                    double cpu0 = CpuSeconds(server.Id);
+                    plain[name].Add(Benchmark(port, requests, 1));
+                    cpu[name] += CpuSeconds(server.Id) - cpu0;
+                }
+            foreach (var (name, server, port) in running)
+            {
+                var piped = Benchmark(port, requests * 5, 16);
+                figures.Add(($"{name}_set_rps", Median(plain[name].Select(r => r.Set))));
+                figures.Add(($"{name}_get_rps", Median(plain[name].Select(r => r.Get))));
+                figures.Add(($"{name}_plain_runs", string.Join(" ", plain[name].Select(r => $"{r.Set / 1000:0.0}k/{r.Get / 1000:0.0}k"))));
+                figures.Add(($"{name}_set_rps_p16", piped.Set));
+                figures.Add(($"{name}_get_rps_p16", piped.Get));
+                // The server's own CPU time (user + system, all threads) per request of the plain runs:
+                // what the server costs, whatever the benchmark client sharing the cores leaves it.
+                if (!double.IsNaN(cpu[name])) figures.Add(($"{name}_cpu_us_per_request", Math.Round(cpu[name] * 1e6 / (2.0 * requests * Rounds), 2)));
+                if (ExternalTool.Which("strace") is not null) figures.Add(($"{name}_syscalls_per_request", SyscallsPerRequest(server.Id, port, requests / 4)));
+            }
+        }
+        finally
+        {
+            foreach (var (_, server, _) in running)
+            {
+                server.Kill(entireProcessTree: true);
+                server.WaitForExit(5000);
+                server.Dispose();
+            }
         }
         double V(string k) => figures.FirstOrDefault(f => f.Item1 == k).Item2 is double d ? d : double.NaN;
-        figures.Add(("uring_vs_sockets_set", Math.Round(V("uring_set_rps") / V("sockets_set_rps"), 2)));
-        figures.Add(("uring_vs_sockets_get", Math.Round(V("uring_get_rps") / V("sockets_get_rps"), 2)));
-        figures.Add(("uring_vs_redis_set", Math.Round(V("uring_set_rps") / V("redis_set_rps"), 2)));
-        figures.Add(("uring_vs_redis_get", Math.Round(V("uring_get_rps") / V("redis_get_rps"), 2)));
+        foreach (var engine in new[] { "uring", "uring_poll" })
+        {
+            figures.Add(($"{engine}_vs_sockets_set", Math.Round(V($"{engine}_set_rps") / V("sockets_set_rps"), 2)));
+            figures.Add(($"{engine}_vs_sockets_get", Math.Round(V($"{engine}_get_rps") / V("sockets_get_rps"), 2)));
+            figures.Add(($"{engine}_vs_redis_set", Math.Round(V($"{engine}_set_rps") / V("redis_set_rps"), 2)));
+            figures.Add(($"{engine}_vs_redis_get", Math.Round(V($"{engine}_get_rps") / V("redis_get_rps"), 2)));
+        }
         figures.Add(("cpu_per_request_sockets_over_uring", Math.Round(V("sockets_cpu_us_per_request") / V("uring_cpu_us_per_request"), 2)));
         figures.Add(("cpu_per_request_redis_over_uring", Math.Round(V("redis_cpu_us_per_request") / V("uring_cpu_us_per_request"), 2)));
         return figures.Where(f => f.Item2 is not double d || !double.IsNaN(d)).ToList();
+    }
+
+    private static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToList();
+        return sorted.Count == 0 ? double.NaN : sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
     }
 
     /// <summary>User plus system CPU seconds a process has used (/proc/PID/stat, fields 14 and 15); NaN when unreadable.</summary>

@@ -188,6 +188,46 @@ public unsafe class UringRingTests
     }
 
     [Fact]
+    public void A_send_bundle_drains_the_buffer_ring_in_order_in_one_operation()
+    {
+        var (client, server) = ConnectedPair();
+        using (client) using (server)
+        using (var ring = new UringRing(8))
+        {
+            if ((ring.Features & FeatRecvSendBundle) == 0) { Assert.Fail("this kernel has no send bundles (IORING_FEAT_RECVSEND_BUNDLE, 6.10+)"); }
+            using var bundle = new BufferRing(ring, groupId: 9, entries: 4);
+            var parts = new[] { "first "u8.ToArray(), "second "u8.ToArray(), "third"u8.ToArray() };
+            var handles = parts.Select(p => System.Runtime.InteropServices.GCHandle.Alloc(p, System.Runtime.InteropServices.GCHandleType.Pinned)).ToList();
+            try
+            {
+                for (int i = 0; i < parts.Length; i++) bundle.Add((byte*)handles[i].AddrOfPinnedObject(), parts[i].Length, (ushort)(10 + i));
+                bundle.Publish();
+                Assert.True(ring.TryGetSqe(out var send));
+                send->Opcode = OpSend; send->Fd = (int)server.SafeHandle.DangerousGetHandle(); send->Flags = SqeBufferSelect; send->BufIndex = 9;
+                send->IoPrio = RecvSendBundle; send->UserData = 3;
+                ring.Submit();
+                var done = Reap(ring, 1)[0];
+                // One completion: every byte of the three buffers, naming the first buffer.
+                Assert.Equal((3ul, 18), (done.UserData, done.Res));
+                Assert.True((done.Flags & CqeFBuffer) != 0);
+                Assert.Equal(10, (int)(done.Flags >> CqeBufferShift));
+                var got = new byte[18];
+                client.ReceiveTimeout = 5000;
+                for (int n = 0; n < got.Length;) n += client.Receive(got, n, got.Length - n, SocketFlags.None);
+                Assert.Equal("first second third", System.Text.Encoding.ASCII.GetString(got));
+
+                // The ring is empty now: another bundle send finds no buffer.
+                Assert.True(ring.TryGetSqe(out send));
+                send->Opcode = OpSend; send->Fd = (int)server.SafeHandle.DangerousGetHandle(); send->Flags = SqeBufferSelect; send->BufIndex = 9;
+                send->IoPrio = RecvSendBundle; send->UserData = 4;
+                ring.Submit();
+                Assert.Equal(-105 /* ENOBUFS */, Reap(ring, 1)[0].Res);
+            }
+            finally { foreach (var h in handles) h.Free(); }
+        }
+    }
+
+    [Fact]
     public void Accept_into_registered_files_then_recv_send_shutdown_and_close_by_slot()
     {
         using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
