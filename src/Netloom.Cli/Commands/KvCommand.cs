@@ -19,11 +19,12 @@ internal static class KvCommand
         var sqpoll = new Option<bool>("--sqpoll") { Description = "io_uring: a kernel thread polls each submission queue (fewer system calls, one more busy thread per ring)" };
         var zcThreshold = new Option<int>("--zerocopy-from") { Description = "io_uring: send responses of at least this many bytes with SEND_ZC (0: never)", DefaultValueFactory = _ => 16 << 10 };
         var plainFds = new Option<bool>("--no-registered-files") { Description = "io_uring: plain descriptors instead of a registered file table" };
+        var bundles = new Option<bool>("--send-bundles") { Description = "io_uring: each connection queues output batches in its own buffer ring and one send takes them all (IORING_RECVSEND_BUNDLE, 6.10+; replaces SEND_ZC)" };
         var busyPoll = new Option<int>("--busy-poll") { Description = "io_uring: spin this many microseconds on the ring before sleeping (0: never); no wake-ups under load, a busy core per thread", DefaultValueFactory = _ => 0 };
         var cmd = new Command("kv", "An in-memory key-value server speaking RESP2 (redis-cli, redis-benchmark) on io_uring or on .NET sockets")
-            { engine, listen, threads, duration, sqpoll, zcThreshold, plainFds, busyPoll };
+            { engine, listen, threads, duration, sqpoll, zcThreshold, plainFds, bundles, busyPoll };
         cmd.SetAction(r => Run(r.GetValue(engine), r.GetValue(listen)!, r.GetValue(threads), r.GetValue(duration),
-            new UringServerOptions { SqPoll = r.GetValue(sqpoll), ZeroCopyThreshold = Math.Max(0, r.GetValue(zcThreshold)), RegisteredFiles = !r.GetValue(plainFds), BusyPollMicroseconds = r.GetValue(busyPoll) }));
+            new UringServerOptions { SqPoll = r.GetValue(sqpoll), ZeroCopyThreshold = Math.Max(0, r.GetValue(zcThreshold)), RegisteredFiles = !r.GetValue(plainFds), BusyPollMicroseconds = r.GetValue(busyPoll), SendBundles = r.GetValue(bundles) }));
         return cmd;
     }
 

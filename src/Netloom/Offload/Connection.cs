@@ -82,6 +82,7 @@ public sealed unsafe class OutputBuffer
     public int Length => _length;
     public bool Overflowed { get; private set; }
     internal byte* Pointer => _data;
+    internal int Capacity => _capacity;
 
     public Span<byte> GetSpan(int size)
     {
@@ -125,6 +126,15 @@ public sealed unsafe class OutputBuffer
     internal void Reset()
     {
         _length = 0;
+        Overflowed = false;
+    }
+
+    /// <summary>Gives the memory back (the buffer stays usable and grows again on the next write).</summary>
+    internal void Free()
+    {
+        NativeMemory.Free(_data);
+        _data = null;
+        _capacity = _length = 0;
         Overflowed = false;
     }
 

@@ -20,6 +20,13 @@ public sealed record UringServerOptions
     /// sends no longer pay to wake it. The price is a busy core per thread: use fewer threads than cores.
     /// </summary>
     public int BusyPollMicroseconds { get; init; }
+    /// <summary>
+    /// Send with bundles (IORING_RECVSEND_BUNDLE, 6.10+): each connection queues its output batches
+    /// in a buffer ring of its own, and one send takes all that are queued, in order, as writev
+    /// would; the handler writes the next batch meanwhile. Replaces SEND_ZC. Ignored, with the plain
+    /// double buffer instead, where the kernel lacks bundles.
+    /// </summary>
+    public bool SendBundles { get; init; }
 }
 
 /// <summary>
@@ -34,6 +41,9 @@ public sealed record UringServerOptions
 public sealed unsafe class UringServer : IDisposable
 {
     private const int MaxConnections = 4096, RecvBuffers = 2048, RecvBufferSize = 8192;
+    // Send bundles: batches a connection may queue, the bytes beyond which output waits in the
+    // handler's buffer, and the spare batch buffers a loop keeps (small ones only).
+    private const int BundleDepth = 8, MaxQueuedBytes = 4 << 20, SpareBatches = 1024, SpareBatchCapacity = 256 << 10;
     private const ulong KindAccept = 1, KindRecv = 2, KindSend = 3, KindTick = 4, KindClose = 5, KindShutdown = 6, KindWake = 7;
 
     private readonly IPEndPoint _endpoint;
@@ -45,7 +55,7 @@ public sealed unsafe class UringServer : IDisposable
     private Exception? _failure;
 
     private readonly UringServerOptions _options;
-    private bool _zeroCopy;
+    private bool _zeroCopy, _bundles;
 
     public UringServer(IPEndPoint endpoint, IConnectionHandler handler, int threads, UringServerOptions? options = null)
     {
@@ -58,6 +68,8 @@ public sealed unsafe class UringServer : IDisposable
     public IPEndPoint LocalEndPoint => (IPEndPoint)_listeners[0].LocalEndPoint!;
     public long Accepted, Requests, Enters;  // Requests counts receive completions handed to the handler
     public long ZeroCopySends, FixedFileLoops;
+    /// <summary>Bundle sends issued, the batches they carried, and connections closed because a bundle's count did not match its batches.</summary>
+    public long BundleSends, BundleBatches, BundleFaults;
     /// <summary>What the engine ended up using (registered files, SEND_ZC, SQPOLL), for logs.</summary>
     public string Features { get; private set; } = "";
 
@@ -70,7 +82,8 @@ public sealed unsafe class UringServer : IDisposable
             foreach (var (op, name) in new[] { (OpAccept, "ACCEPT"), (OpRecv, "RECV"), (OpSend, "SEND"), (OpTimeout, "TIMEOUT") })
                 if (!probe.Supports(op)) throw new UringUnavailableException($"this kernel's io_uring lacks IORING_OP_{name}", 95);
             using var buffers = new ProvidedBuffers(probe, 1, 2, 64); // multishot recv needs provided buffer rings (5.19+)
-            _zeroCopy = _options.ZeroCopyThreshold > 0 && probe.Supports(OpSendZc);
+            _bundles = _options.SendBundles && (probe.Features & FeatRecvSendBundle) != 0;
+            _zeroCopy = !_bundles && _options.ZeroCopyThreshold > 0 && probe.Supports(OpSendZc);
         }
         var endpoint = _endpoint;
         for (int t = 0; t < _threads; t++)
@@ -97,6 +110,7 @@ public sealed unsafe class UringServer : IDisposable
         {
             Interlocked.Read(ref FixedFileLoops) == _threads ? "registered files" : "plain descriptors",
             _zeroCopy ? $"SEND_ZC from {_options.ZeroCopyThreshold} B" : "no SEND_ZC",
+            _bundles ? "send bundles" : _options.SendBundles ? "no send bundles (the kernel lacks them)" : "no send bundles",
             _options.SqPoll ? "SQPOLL" : "no SQPOLL",
             _options.BusyPollMicroseconds > 0 && !_options.SqPoll ? $"busy poll {_options.BusyPollMicroseconds} µs" : "sleeps when idle",
         });
@@ -122,7 +136,14 @@ public sealed unsafe class UringServer : IDisposable
         public readonly Connection Connection;
         public readonly OutputBuffer InFlight = new();
         public readonly InputBuffer Input = new();
+        // With send bundles: output batches queued in the slot's own buffer ring, oldest at QueueHead
+        // (a batch's buffer id is its index here).
+        public BufferRing? SendRing;
+        public readonly OutputBuffer?[] Queued = new OutputBuffer?[BundleDepth];
+        public int QueueHead, QueueCount;
+        public long QueuedBytes;
         public Slot(int id) => Connection = new Connection(id);
+        public bool OutputPending => Sending || ZcPending || InFlight.Length > 0 || QueueCount > 0 || Connection.Output.Length > 0;
     }
 
     /// <summary>One thread's ring and connections.</summary>
@@ -141,6 +162,7 @@ public sealed unsafe class UringServer : IDisposable
         private readonly System.Collections.Concurrent.ConcurrentQueue<long> _woken = new();
         private readonly Action<Connection> _wakeHook;
         private readonly long _pollTicks;  // busy-poll budget per wait, in Stopwatch ticks
+        private readonly Stack<OutputBuffer> _spareBatches = new();
 
         public Loop(UringServer server, int listenFd)
         {
@@ -228,7 +250,7 @@ public sealed unsafe class UringServer : IDisposable
             var c = slot.Connection;
             if (c.Output.Overflowed) { Close(i); return; }
             Send(i);
-            if (c.CloseRequested && !slot.Sending && !slot.ZcPending && slot.InFlight.Length == 0 && c.Output.Length == 0) Close(i);
+            if (c.CloseRequested && !slot.OutputPending) Close(i);
         }
 
         private void ArmTick()
@@ -249,6 +271,7 @@ public sealed unsafe class UringServer : IDisposable
 
         private void Send(int i)
         {
+            if (_server._bundles) { SendBundled(i); return; }
             var slot = _slots[i];
             if (slot.Sending || slot.ZcPending) return; // one send at a time; a zero-copy buffer stays ours only after its notification
             if (slot.InFlight.Length == 0)
@@ -288,10 +311,92 @@ public sealed unsafe class UringServer : IDisposable
                     if (!_fixed) Libc.Close(_slots[i].Fd); // registered files close with the ring
                     _server._handler.OnClosed(_slots[i].Connection);
                 }
+            foreach (var slot in _slots) slot.SendRing?.Dispose();
             _buffers.Dispose();
             _ring.Dispose();
             Libc.Close(_wakeFd);
             System.Runtime.InteropServices.NativeMemory.Free(_wakeBuffer);
+        }
+
+        /// <summary>
+        /// Send bundles: the handler's output becomes one more batch in the connection's buffer ring
+        /// (the handler gets an empty buffer to write on), and unless a send is in flight one
+        /// bundle send takes every queued batch, in order.
+        /// </summary>
+        private void SendBundled(int i)
+        {
+            var slot = _slots[i];
+            var output = slot.Connection.Output;
+            if (output.Length > 0 && slot.QueueCount < BundleDepth && slot.QueuedBytes < MaxQueuedBytes)
+            {
+                slot.SendRing ??= new BufferRing(_ring, (ushort)(2 + i), BundleDepth); // group 1 is the receive buffers
+                int id = (slot.QueueHead + slot.QueueCount) & (BundleDepth - 1);
+                var batch = _spareBatches.Count > 0 ? _spareBatches.Pop() : new OutputBuffer();
+                batch.Swap(output); // the batch takes the bytes; the handler keeps writing on the spare's memory
+                slot.Queued[id] = batch;
+                slot.QueueCount++;
+                slot.QueuedBytes += batch.Length;
+                slot.SendRing.Add(batch.Pointer, batch.Length, (ushort)id);
+                slot.SendRing.Publish();
+            }
+            if (slot.Sending || slot.QueueCount == 0) return;
+            var s = Next();
+            s->Opcode = OpSend;
+            Target(s, slot);
+            s->Flags |= SqeBufferSelect;
+            s->BufIndex = slot.SendRing!.GroupId;
+            s->IoPrio = RecvSendBundle;
+            s->OpFlags = SocketCalls.MSG_NOSIGNAL;
+            s->UserData = Tag(KindSend, i, slot.Generation);
+            slot.Sending = true;
+            Interlocked.Increment(ref _server.BundleSends);
+        }
+
+        /// <summary>
+        /// A bundle send reported bytes: the batches they cover leave the queue. The kernel names
+        /// the first batch it took (the oldest queued) and sends the batches it took whole, waiting
+        /// for room in the socket as it goes; a count that ends inside a batch would leave bytes
+        /// that no later send could put back in order, so the connection is closed and counted.
+        /// </summary>
+        private void BundleSent(int i, in Cqe cqe)
+        {
+            var slot = _slots[i];
+            if ((cqe.Flags & CqeFMore) == 0) slot.Sending = false;
+            if (cqe.Res < 0) { slot.Sending = false; Close(i); return; }
+            int sent = cqe.Res;
+            if (sent > 0 && (cqe.Flags >> CqeBufferShift) != (uint)slot.QueueHead) { Interlocked.Increment(ref _server.BundleFaults); Close(i); return; }
+            while (sent > 0)
+            {
+                int length = slot.Queued[slot.QueueHead]!.Length;
+                if (sent < length) { Interlocked.Increment(ref _server.BundleFaults); Close(i); return; }
+                sent -= length;
+                DropOldestBatch(slot);
+                Interlocked.Increment(ref _server.BundleBatches);
+            }
+            if (slot.Sending) return; // the bundle goes on: it completes again
+            if (slot.Closing) { Close(i); return; }
+            if (slot.QueueCount == 0) _server._handler.OnSendCompleted(slot.Connection);
+            AfterHandler(i);
+        }
+
+        private void DropOldestBatch(Slot slot)
+        {
+            var batch = slot.Queued[slot.QueueHead]!;
+            slot.Queued[slot.QueueHead] = null;
+            slot.QueueHead = (slot.QueueHead + 1) & (BundleDepth - 1);
+            slot.QueueCount--;
+            slot.QueuedBytes -= batch.Length;
+            batch.Reset();
+            if (_spareBatches.Count < SpareBatches && batch.Capacity <= SpareBatchCapacity) _spareBatches.Push(batch);
+            else batch.Free();
+        }
+
+        /// <summary>A closed connection's queued batches go back, and its ring forgets them: the next connection starts empty.</summary>
+        private void ClearBatches(Slot slot)
+        {
+            if (slot.QueueCount == 0) return;
+            while (slot.QueueCount > 0) DropOldestBatch(slot);
+            slot.SendRing!.Reset();
         }
 
         /// <summary>
@@ -345,6 +450,7 @@ public sealed unsafe class UringServer : IDisposable
             }
             if (kind == KindRecv) Received(i, cqe, more);
             else if (kind == KindShutdown) { slot.ShutdownPending = false; Close(i); }
+            else if (_server._bundles) BundleSent(i, cqe);
             else SendDone(i, cqe);
         }
 
@@ -449,6 +555,7 @@ public sealed unsafe class UringServer : IDisposable
             if (slot.RecvArmed || slot.Sending || slot.ZcPending || slot.ShutdownPending) return; // wait for the last completions
             CloseDescriptor(slot.Fd);
             slot.Fd = -1;
+            ClearBatches(slot);
             _server._handler.OnClosed(slot.Connection);
             _free.Push(i);
         }

@@ -11,10 +11,11 @@ namespace Netloom.Interop.Tests.Offload;
 public class KvInteropTests
 {
     /// <summary>
-    /// The sockets engine, and the io_uring engine four ways: its defaults (registered files,
-    /// SEND_ZC for large responses), with SQPOLL, with plain descriptors and no SEND_ZC, and busy polling.
+    /// The sockets engine, and the io_uring engine five ways: its defaults (registered files,
+    /// SEND_ZC for large responses), with SQPOLL, with plain descriptors and no SEND_ZC, busy
+    /// polling, and with send bundles.
     /// </summary>
-    public static TheoryData<string> Engines() => ["uring", "uring-sqpoll", "uring-plain", "uring-busypoll", "sockets"];
+    public static TheoryData<string> Engines() => ["uring", "uring-sqpoll", "uring-plain", "uring-busypoll", "uring-bundles", "sockets"];
 
     private static (IDisposable Server, int Port) Start(string engine, KvHandler handler)
     {
@@ -26,6 +27,7 @@ public class KvInteropTests
                 "uring-sqpoll" => new UringServerOptions { SqPoll = true },
                 "uring-plain" => new UringServerOptions { RegisteredFiles = false, ZeroCopyThreshold = 0 },
                 "uring-busypoll" => new UringServerOptions { BusyPollMicroseconds = 50 },
+                "uring-bundles" => new UringServerOptions { SendBundles = true },
                 _ => new UringServerOptions(),
             };
             var u = new UringServer(ep, handler, 2, options);
@@ -62,9 +64,43 @@ public class KvInteropTests
         }
         if (server is UringServer u)
         {
-            if (engine == "uring-plain") Assert.Equal(0, u.ZeroCopySends);
+            if (engine is "uring-plain" or "uring-bundles") Assert.Equal(0, u.ZeroCopySends);
             else Assert.True(u.ZeroCopySends >= 5, $"{u.ZeroCopySends} zero-copy sends");
         }
+    }
+
+    [Fact]
+    public void With_send_bundles_replies_queued_behind_a_slow_reader_go_several_to_a_send_whole_and_in_order()
+    {
+        var (server, port) = Start("uring-bundles", new KvHandler());
+        using var _ = server;
+        var u = (UringServer)server;
+        Assert.Contains("send bundles", u.Features);
+        using var c = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        c.ReceiveBufferSize = 4096; // a small window: the socket fills and later replies queue
+        c.Connect(IPAddress.Loopback, port);
+        var values = Enumerable.Range(0, 8).Select(k => { var v = new byte[150_000 + k * 1000]; new Random(k).NextBytes(v); return v; }).ToList();
+        for (int k = 0; k < values.Count; k++)
+        {
+            c.Send(Encoding.ASCII.GetBytes($"*3\r\n$3\r\nSET\r\n$2\r\nk{k}\r\n${values[k].Length}\r\n").Concat(values[k]).Concat("\r\n"u8.ToArray()).ToArray());
+            Assert.Equal("+OK\r\n", Encoding.ASCII.GetString(ReadExactly(c, 5)));
+        }
+        // Ask for every value several times without reading, one request at a time: the first
+        // replies fill the socket and the later ones queue up as batches behind them.
+        var expected = new List<byte>();
+        for (int round = 0; round < 4; round++)
+            for (int k = 0; k < values.Count; k++)
+            {
+                c.Send(Encoding.ASCII.GetBytes($"*2\r\n$3\r\nGET\r\n$2\r\nk{k}\r\n"));
+                Thread.Sleep(5);
+                expected.AddRange(Encoding.ASCII.GetBytes($"${values[k].Length}\r\n"));
+                expected.AddRange(values[k]);
+                expected.AddRange("\r\n"u8.ToArray());
+            }
+        var got = ReadExactly(c, expected.Count);
+        Assert.True(expected.ToArray().AsSpan().SequenceEqual(got), "the replies came back changed or out of order");
+        Assert.Equal(0, u.BundleFaults);
+        Assert.True(u.BundleBatches > u.BundleSends, $"{u.BundleSends} bundle sends carried {u.BundleBatches} batches: none carried several");
     }
 
     [Fact]
