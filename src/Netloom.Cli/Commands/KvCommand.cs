@@ -34,6 +34,8 @@ internal static class KvCommand
             return CliErrors.Report($"--listen '{listen}': expected ADDRESS:PORT such as 127.0.0.1:6380", CliErrors.BadInput);
         if (threads < 1 || threads > 64) return CliErrors.Report("--threads must be from 1 to 64", CliErrors.BadInput);
         if (uringOptions.BusyPollMicroseconds is < 0 or > 1_000_000) return CliErrors.Report("--busy-poll must be from 0 to 1000000 microseconds", CliErrors.BadInput);
+        if (engine == KvEngine.Uring && uringOptions.BusyPollMicroseconds > 0 && threads >= Environment.ProcessorCount)
+            Console.Error.WriteLine($"netloom kv: warning: {threads} busy-polling threads on {Environment.ProcessorCount} cores leave none for the clients; --threads {Math.Max(1, Environment.ProcessorCount - 1)} is usually faster");
         var handler = new KvHandler();
         IDisposable server;
         EndPoint bound;

@@ -14,7 +14,9 @@ internal static unsafe partial class IoUring
 
     public const uint SetupSqPoll = 0x2, SetupCqSize = 0x8, SetupSubmitAll = 0x80, SetupCoopTaskrun = 0x100, SetupTaskrunFlag = 0x200, SetupSingleIssuer = 0x1000, SetupDeferTaskrun = 0x2000;
     public const uint EnterGetEvents = 1, EnterSqWakeup = 2;
-    public const uint FeatSingleMmap = 0x1, FeatNoDrop = 0x2, FeatRecvSendBundle = 0x4000;
+    public const uint FeatSingleMmap = 0x1, FeatNoDrop = 0x2;
+    /// <summary>IORING_FEAT_RECVSEND_BUNDLE and IORING_RECVSEND_BUNDLE (6.10): newer than this machine's headers, so checked by behaviour (UringRingTests' bundle test) rather than by gcc.</summary>
+    public const uint FeatRecvSendBundle = 0x4000;
     public const uint SqNeedWakeup = 1, SqTaskrun = 4;
     public const uint RegisterFiles = 2, RegisterProbe = 8, RegisterPbufRing = 22, UnregisterPbufRing = 23;
 
@@ -22,7 +24,7 @@ internal static unsafe partial class IoUring
     /// <summary>sqe.file_index for accept: let the kernel pick a free registered-file slot (5.19+).</summary>
     public const uint FileIndexAlloc = 0xFFFFFFFF;
     public const byte SqeFixedFile = 1, SqeIoLink = 4, SqeBufferSelect = 32;
-    public const ushort AcceptMultishot = 1, RecvMultishot = 2, RecvSendBundle = 16;
+    public const ushort AcceptMultishot = 1, RecvMultishot = 2, RecvSendBundle = 16 /* see FeatRecvSendBundle */;
     public const uint CqeFBuffer = 1, CqeFMore = 2, CqeFNotif = 8;
     public const int CqeBufferShift = 16;
     public const ushort ProbeOpSupported = 1;
