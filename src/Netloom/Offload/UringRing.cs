@@ -130,11 +130,13 @@ internal sealed unsafe class UringRing : IDisposable
 
     /// <summary>
     /// Publishes every prepared entry and enters the kernel once; with <paramref name="waitFor"/>
-    /// it also waits until that many completions are ready. Returns the entries the kernel took.
+    /// it also waits until that many completions are ready. <paramref name="getEvents"/> enters
+    /// even with nothing to submit or wait for, to run completions the kernel deferred to this
+    /// thread (DEFER_TASKRUN). Returns the entries the kernel took.
     /// </summary>
     public int Submit(uint waitFor = 0, bool getEvents = false)
     {
-        uint toSubmit = _sqLocalTail - *_sqTail;
+        uint toSubmit = Unsubmitted;
         Volatile.Write(ref *_sqTail, _sqLocalTail);
         uint flags = waitFor > 0 || getEvents ? EnterGetEvents : 0;
         if (_sqPoll)
