@@ -11,7 +11,8 @@ internal static unsafe partial class Libc
     public const int EINTR = 4, EAGAIN = 11, ENOBUFS = 105, ENETDOWN = 100, ENXIO = 6, EPERM = 1, EACCES = 13, ENODEV = 19;
     public const int O_RDWR = 2, O_NONBLOCK = 0x800, O_CLOEXEC = 0x80000;
     public const short POLLIN = 1, POLLOUT = 4, POLLERR = 8, POLLHUP = 16;
-    public const int PROT_READ = 1, PROT_WRITE = 2, MAP_SHARED = 1;
+    public const int PROT_READ = 1, PROT_WRITE = 2, MAP_SHARED = 1, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20;
+    public const int MADV_HUGEPAGE = 14;
     public const int CLONE_NEWNET = 0x40000000;
 
     [StructLayout(LayoutKind.Sequential)]
@@ -89,6 +90,9 @@ internal static unsafe partial class Libc
 
     [LibraryImport("libc", EntryPoint = "munmap", SetLastError = true)]
     public static partial int Munmap(void* address, nuint length);
+
+    [LibraryImport("libc", EntryPoint = "madvise", SetLastError = true)]
+    public static partial int Madvise(void* address, nuint length, int advice);
 
     [LibraryImport("libc", EntryPoint = "sendmmsg", SetLastError = true)]
     public static partial int SendMMsg(int fd, MMsgHdr* messages, uint count, int flags);

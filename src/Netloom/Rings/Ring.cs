@@ -81,6 +81,9 @@ public sealed unsafe class Ring
 
     public PacketPool Pool { get; }
     public RingDirection Direction { get; }
+
+    /// <summary>Non-zero when slot i always uses buffer <c>FixedBufferBase + i</c> (shared-memory rings): no buffer swaps.</summary>
+    internal uint FixedBufferBase => _fixedBufferBase;
     public int Size => (int)_size;
 
     /// <summary>Counters for this ring; each has one writer (the side that moves packets).</summary>

@@ -1,4 +1,6 @@
+using System.Buffers.Binary;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
 using Netloom.Rings;
 using Netloom.Time;
 using Netloom.Wire;
@@ -15,9 +17,10 @@ namespace Netloom.Switching;
 /// Broadcast, multicast and unknown unicast are flooded. A full TX ring drops and counts: a slow
 /// port never stalls the others.
 /// </summary>
-public sealed class Switch : IDisposable
+public sealed unsafe class Switch : IDisposable
 {
-    private const int Dropped = -2;
+    // Pass 1's answers besides a port number and ILookup.Flood.
+    private const int SameSegment = -2, TooShort = -3, Invalid = -4;
 
     private readonly List<IPort> _ports = [];
     private readonly List<SwitchPortCounters> _counters = [];
@@ -27,9 +30,7 @@ public sealed class Switch : IDisposable
     private SwitchMonitor? _monitor;
 
     // Per-batch scratch, sized once: no allocation while forwarding.
-    private readonly int[] _dest;
     private readonly int[] _next;
-    private readonly uint[] _slotOf;
     private int[] _listHead = [], _listTail = [];
 
     public Switch(ILookup? lookup = null, int batch = 256)
@@ -37,9 +38,7 @@ public sealed class Switch : IDisposable
         if (batch < 1 || batch > 4096) throw new ArgumentOutOfRangeException(nameof(batch), batch, "batch must be from 1 to 4096");
         _lookup = lookup ?? new LearningTable();
         _batch = batch;
-        _dest = new int[batch];
         _next = new int[batch];
-        _slotOf = new uint[batch];
     }
 
     public ILookup Lookup => _lookup;
@@ -84,122 +83,178 @@ public sealed class Switch : IDisposable
         var rx = port.Rx;
         int n = Math.Min(rx.Space, _batch);
         if (n == 0) return 0;
-        var inCounters = _counters[src];
-        _listHead.AsSpan().Fill(-1);
-        int floodHead = -1, floodTail = -1; // flooded frames, chained through _next like the unicast lists
 
-        // Pass 1: look up the whole batch. The learning table is called directly (no interface
-        // dispatch per frame) and counters are summed per batch.
-        var table = _lookup as LearningTable;
-        long t = now.Nanoseconds, bytes = 0;
+        // Pass 1: look up the whole batch, chaining each frame onto its destination's list.
+        // Frames of one batch share one timestamp, so a frame with the same 12 address bytes as
+        // the one before it gets the same answer without asking the lookup again: learning the
+        // same source at the same instant changes nothing. The slot and buffer are read through
+        // pointers, and a slot whose length or buffer index is impossible (shared memory can
+        // hold anything) is dropped and counted, never followed.
+        Slot* slots = rx.Slots;
+        uint size = (uint)rx.Size, fixedBase = rx.FixedBufferBase;
+        var pool = rx.Pool;
+        byte* bufBase = pool.Base;
+        nint stride = pool.Stride;
+        uint bufCount = (uint)pool.Count, maxLen = (uint)pool.BufferSize;
+        var monitor = _monitor;
+        int[] next = _next, head = _listHead, tail = _listTail;
+        head.AsSpan().Fill(-1);
+        int floodHead = -1, floodTail = -1;
+        bool known = false;
+        ulong prevA = 0;
+        uint prevC = 0;
+        int prevD = 0;
+        long bytes = 0, tooShort = 0, invalid = 0, sameSegment = 0;
         uint h = rx.Head;
-        for (int j = 0; j < n; j++, h = rx.Next(h))
+        if (h >= size)
         {
-            _slotOf[j] = h;
-            _next[j] = -1;
-            bool whole = rx.TryReadMacs(h, out ulong dstMac, out ulong srcMac, out int length);
-            bytes += length;
-            if (_monitor is not null) _monitor.Capture(src, rx.Packet(h), now, PacketDirection.Inbound);
-            if (!whole)
-            {
-                _dest[j] = Dropped;
-                inCounters.Drop(DropReason.TooShort);
-                continue;
-            }
+            // A head only a peer writing our shared memory could have put there: drop the batch.
+            _counters[src].Drop(DropReason.Invalid, n);
+            rx.Release(n);
+            return n;
+        }
+        for (int j = 0; j < n; j++)
+        {
+            ref Slot slot = ref slots[h];
+            uint len = slot.Length;
+            uint b = fixedBase != 0 ? fixedBase + h : slot.BufferIndex;
+            bytes += len;
             int d;
-            if (table is not null)
+            if (len - 14 > maxLen - 14 || b - 1 >= bufCount - 1)
             {
-                table.Learn(srcMac, src, t);
-                d = table.Lookup(dstMac, t);
+                d = len < 14 ? TooShort : Invalid;
             }
             else
             {
-                _lookup.Learn(MacAddress.FromUInt64(srcMac), src, now);
-                d = _lookup.Lookup(MacAddress.FromUInt64(dstMac), now);
+                byte* p = bufBase + (nint)b * stride;
+                ulong a = Unsafe.ReadUnaligned<ulong>(p);
+                uint c = Unsafe.ReadUnaligned<uint>(p + 8);
+                if (known && a == prevA && c == prevC) d = prevD;
+                else
+                {
+                    d = Decide(a, c, src, now);
+                    (prevA, prevC, prevD, known) = (a, c, d, true);
+                }
+                if (monitor is not null) monitor.Capture(src, new ReadOnlySpan<byte>(p, (int)len), now, PacketDirection.Inbound);
             }
-            _dest[j] = d;
-            if (d == ILookup.Flood)
+            next[j] = -1;
+            if (d >= 0)
             {
-                if (floodTail < 0) floodHead = j; else _next[floodTail] = j;
+                if (head[d] < 0) head[d] = j; else next[tail[d]] = j;
+                tail[d] = j;
+            }
+            else if (d == ILookup.Flood)
+            {
+                if (floodTail < 0) floodHead = j; else next[floodTail] = j;
                 floodTail = j;
             }
-            else if (d == src || (uint)d >= (uint)_ports.Count)
-            {
-                _dest[j] = Dropped;
-                inCounters.Drop(DropReason.SameSegment);
-            }
-            else
-            {
-                if (_listHead[d] < 0) _listHead[d] = j; else _next[_listTail[d]] = j;
-                _listTail[d] = j;
-            }
+            else if (d == SameSegment) sameSegment++;
+            else if (d == TooShort) tooShort++;
+            else invalid++;
+            h = h + 1 == size ? 0 : h + 1;
         }
+        var inCounters = _counters[src];
         inCounters.RxPackets += n;
         inCounters.RxBytes += bytes;
+        if (tooShort > 0) inCounters.Drop(DropReason.TooShort, tooShort);
+        if (invalid > 0) inCounters.Drop(DropReason.Invalid, invalid);
+        if (sameSegment > 0) inCounters.Drop(DropReason.SameSegment, sameSegment);
 
         // Pass 2: per destination, unicast and flooded frames merged back into arrival order.
         for (int o = 0; o < _ports.Count; o++)
         {
             if (o == src) continue;
-            int u = _listHead[o], f = floodHead;
-            if (u < 0 && f < 0) continue;
-            SendTo(o, src, rx, u, f, now);
+            int u = head[o];
+            if (u < 0 && floodHead < 0) continue;
+            SendTo(o, rx, u, floodHead, now);
         }
         rx.Release(n);
         return n;
     }
 
-    private void SendTo(int o, int src, Ring rx, int u, int f, Instant now)
+    /// <summary>The lookup's answer for one frame: an output port, <see cref="ILookup.Flood"/> or <see cref="SameSegment"/>.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)] // off the per-frame path: inlined, it costs the loop its registers
+    private int Decide(ulong first8, uint next4, int src, Instant now)
+    {
+        // Bytes 0-5 are the destination and 6-11 the source; as numbers, wire order in the low 48 bits.
+        ulong w = BinaryPrimitives.ReverseEndianness(first8);
+        ulong dstMac = w >> 16, srcMac = (w & 0xFFFF) << 32 | BinaryPrimitives.ReverseEndianness(next4);
+        int d;
+        if (_lookup is LearningTable table)
+        {
+            // The built-in table is called directly, without interface dispatch.
+            long t = now.Nanoseconds;
+            table.Learn(srcMac, src, t);
+            d = table.Lookup(dstMac, t);
+        }
+        else
+        {
+            _lookup.Learn(MacAddress.FromUInt64(srcMac), src, now);
+            d = _lookup.Lookup(MacAddress.FromUInt64(dstMac), now);
+        }
+        if (d == ILookup.Flood) return d;
+        return d == src || (uint)d >= (uint)_ports.Count ? SameSegment : d;
+    }
+
+    private void SendTo(int o, Ring rx, int u, int f, Instant now)
     {
         var outPort = _ports[o];
         var tx = outPort.Tx;
-        var c = _counters[o];
         if (tx.Space == 0) outPort.TxSync();
         int avail = tx.Space;
-        bool samePool = rx.Pool == tx.Pool;
+        bool swap = rx.Pool == tx.Pool && rx.FixedBufferBase == 0 && tx.FixedBufferBase == 0;
+        Slot* rs = rx.Slots, ts = tx.Slots;
+        uint rsize = (uint)rx.Size, tsize = (uint)tx.Size, rxHead = rx.Head;
+        uint txMax = (uint)tx.Pool.BufferSize;
+        int[] next = _next;
+        var monitor = _monitor;
         uint th = tx.Head;
+        if (th >= tsize) avail = 0; // as above: nothing is written through a head out of range (counted as full)
         int sent = 0;
-        long bytes = 0, flooded = 0, zeroCopy = 0, full = 0;
+        long bytes = 0, flooded = 0, zeroCopy = 0, full = 0, tooLong = 0;
         while (u >= 0 || f >= 0)
         {
             // Next frame in arrival order: the smaller index of the two lists.
             int j;
             bool isFlood;
-            if (f < 0 || (u >= 0 && u < f)) { j = u; u = _next[u]; isFlood = false; }
-            else { j = f; f = _next[f]; isFlood = true; }
-            if (avail == 0)
-            {
-                full++;
-                continue;
-            }
-            uint rs = _slotOf[j];
-            ushort len = rx[rs].Length;
-            if (!isFlood && samePool)
+            if (f < 0 || (u >= 0 && u < f)) { j = u; u = next[u]; isFlood = false; }
+            else { j = f; f = next[f]; isFlood = true; }
+            if (avail == 0) { full++; continue; }
+            uint r = rxHead + (uint)j;
+            if (r >= rsize) r -= rsize;
+            ref Slot rslot = ref rs[r];
+            ref Slot tslot = ref ts[th];
+            ushort len = rslot.Length;
+            if (swap && !isFlood)
             {
                 // Zero copy: the frame's buffer moves to the TX slot, the TX slot's buffer to RX.
-                ref Slot r = ref rx[rs];
-                ref Slot t = ref tx[th];
-                (r.BufferIndex, t.BufferIndex) = (t.BufferIndex, r.BufferIndex);
-                t.Flags = r.Flags = SlotFlags.BufferChanged;
+                (rslot.BufferIndex, tslot.BufferIndex) = (tslot.BufferIndex, rslot.BufferIndex);
+                tslot.Flags = rslot.Flags = SlotFlags.BufferChanged;
                 zeroCopy++;
             }
             else
             {
-                rx.Packet(rs).CopyTo(tx.Buffer(th));
+                // The output's buffers may be smaller than the input's.
+                var frame = rx.Packet(r);
+                if ((uint)frame.Length > txMax) { tooLong++; continue; }
+                frame.CopyTo(tx.Buffer(th));
+                len = (ushort)frame.Length;
             }
-            tx[th].Length = len;
-            if (_monitor is not null) _monitor.Capture(o, tx.Packet(th), now, PacketDirection.Outbound);
+            tslot.Length = len;
+            if (monitor is not null) monitor.Capture(o, tx.Packet(th), now, PacketDirection.Outbound);
             bytes += len;
             if (isFlood) flooded++;
-            th = tx.Next(th);
+            th = th + 1 == tsize ? 0 : th + 1;
             avail--;
             sent++;
         }
+        var c = _counters[o];
         c.TxPackets += sent;
         c.TxBytes += bytes;
         c.Flooded += flooded;
         c.ZeroCopy += zeroCopy;
         if (full > 0) c.Drop(DropReason.TxRingFull, full);
+        if (tooLong > 0) c.Drop(DropReason.TooLong, tooLong);
         if (sent > 0)
         {
             tx.Cur = th;

@@ -9,6 +9,10 @@ public enum DropReason
     TooShort,
     /// <summary>The destination lives on the port the frame came from.</summary>
     SameSegment,
+    /// <summary>Longer than the output port's buffers (ports with different buffer sizes).</summary>
+    TooLong,
+    /// <summary>A slot with an impossible length or buffer index (a port's shared memory can hold anything).</summary>
+    Invalid,
 }
 
 /// <summary>One switch port's counters; written by the forwarding thread only.</summary>

@@ -40,6 +40,32 @@ public class PacketPoolTests
         Assert.Throws<ArgumentOutOfRangeException>(() => pool.Buffer(8));
     }
 
+    [Fact]
+    public void Large_buffers_sit_a_cache_line_apart_beyond_their_size_and_stay_disjoint()
+    {
+        using var pool = new PacketPool(64, 2048);
+        Assert.Equal(2048 + 64, pool.Stride);
+        for (uint i = 1; i < 64; i++) pool.Buffer(i).Fill((byte)i);
+        for (uint i = 1; i < 64; i++) Assert.All(pool.Buffer(i).ToArray(), b => Assert.Equal((byte)i, b));
+        using var small = new PacketPool(64, 256);
+        Assert.Equal(256, small.Stride); // padding small buffers would cost a quarter of the memory
+    }
+
+    [Fact]
+    public unsafe void A_pool_of_2_MiB_or_more_is_mapped_on_a_huge_page_boundary_with_huge_pages_advised()
+    {
+        using var pool = new PacketPool(4097, 2048); // 8.4 MB
+        nuint start = (nuint)pool.Base;
+        Assert.Equal(0u, start % (2u << 20));
+        pool.Buffer(4096).Fill(7); // the last buffer is inside the mapping
+        // /proc/self/smaps lists the mapping; "hg" in its VmFlags is MADV_HUGEPAGE.
+        var lines = File.ReadAllLines("/proc/self/smaps");
+        int at = Array.FindIndex(lines, l => l.StartsWith($"{start:x}-"));
+        Assert.True(at >= 0, "the pool's mapping is in /proc/self/smaps");
+        string flags = lines.Skip(at + 1).First(l => l.StartsWith("VmFlags:"));
+        Assert.Contains(" hg", flags);
+    }
+
     [Theory]
     [InlineData(1, 2048)]
     [InlineData(16, 100)]

@@ -136,6 +136,72 @@ public class SwitchTests
     }
 
     [Fact]
+    public void Slots_with_an_impossible_length_or_buffer_are_dropped_and_counted_not_followed()
+    {
+        // A port whose ring lives in shared memory can hand the switch anything: here the
+        // switch's own RX slots are overwritten between the pipe's sync and the forwarding pass.
+        using var lab = new Lab(2);
+        lab.Send(1, Mac(0), Mac(1));
+        lab.Switch.Forward(T0);
+        lab.Received(0);
+        for (byte t = 0; t < 3; t++) lab.Send(0, Mac(1), Mac(0), tag: t);
+        var port = lab.Switch.Port(0);
+        port.RxSync();
+        var rx = port.Rx;
+        uint s1 = rx.Next(rx.Head), s2 = rx.Next(s1);
+        uint goodBuffer = rx[s1].BufferIndex;
+        rx[s1].BufferIndex = (uint)rx.Pool.Count + 5; // past the pool
+        rx[s2].Length = 60000;                       // longer than any buffer
+        lab.Switch.Forward(T0);
+        Assert.Equal([0], lab.Received(1));
+        Assert.Equal(2, lab.Switch.Counters(0).Drops(DropReason.Invalid));
+        rx[s1].BufferIndex = goodBuffer; // give the pipe its buffer back
+    }
+
+    [Fact]
+    public void Learning_inside_a_batch_takes_effect_for_the_very_next_frame()
+    {
+        using var lab = new Lab(2);
+        lab.Send(0, Mac(1), Mac(0), tag: 1); // Mac(1) unknown: flooded to port 1
+        lab.Send(0, Mac(0), Mac(1), tag: 2); // Mac(1) now lives on port 0; Mac(0) too: same segment
+        lab.Send(0, Mac(1), Mac(0), tag: 3); // the same bytes as frame 1, but now for port 0: dropped
+        lab.Send(0, Mac(1), Mac(0), tag: 4); // the same again, straight after: the same answer
+        lab.Switch.Forward(T0);              // one batch
+        Assert.Equal([1], lab.Received(1));
+        Assert.Equal(3, lab.Switch.Counters(0).Drops(DropReason.SameSegment));
+    }
+
+    [Fact]
+    public void A_frame_longer_than_the_output_ports_buffers_is_dropped_and_counted()
+    {
+        using var sw = new Switch();
+        string tag = Guid.NewGuid().ToString("N")[..12];
+        var (bigHost, bigSw) = PipePort.OpenPair($"swbig{tag}", new PortOptions { RingSize = 16, BufferSize = 4096 });
+        var (smallHost, smallSw) = PipePort.OpenPair($"swsmall{tag}", new PortOptions { RingSize = 16, BufferSize = 2048 });
+        using (bigHost)
+        using (smallHost)
+        {
+            sw.AddPort(bigSw);
+            sw.AddPort(smallSw);
+            foreach (int length in new[] { 3000, 1500 })
+            {
+                var tx = bigHost.Tx;
+                var buf = tx.Buffer(tx.Head);
+                MacAddress.Broadcast.Write(buf);
+                Mac(9).Write(buf[6..]);
+                tx[tx.Head].Length = (ushort)length;
+                tx.Release(1);
+            }
+            bigHost.TxSync();
+            sw.Forward(T0);
+            smallHost.RxSync();
+            Assert.Equal(1, smallHost.Rx.Space);
+            Assert.Equal(1500, smallHost.Rx[smallHost.Rx.Head].Length);
+            Assert.Equal(1, sw.Counters(1).Drops(DropReason.TooLong));
+        }
+    }
+
+    [Fact]
     public void A_port_that_stops_reading_drops_and_counts_while_the_others_keep_flowing()
     {
         using var lab = new Lab(3, ringSize: 16);
