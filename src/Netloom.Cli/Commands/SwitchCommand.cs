@@ -13,7 +13,7 @@ internal static class SwitchCommand
     {
         var ports = new Option<string[]>("--port") { Description = $"A port to attach (repeat): {PortSpec.Forms}", Required = true, AllowMultipleArgumentsPerToken = false };
         var capture = new Option<string[]>("--capture") { Description = "PORTSPEC=FILE.pcapng: capture that port, both directions (repeatable; one file holds several ports)" };
-        var batch = new Option<int>("--batch") { Description = "Frames per port per pass", DefaultValueFactory = _ => 256 };
+        var batch = new Option<int>("--batch") { Description = "Frames per port per pass (default 512: half a default ring, so a port fills one half while the switch drains the other)", DefaultValueFactory = _ => 512 };
         var wait = new Option<WaitMode>("--wait") { Description = "BusyPoll (a core spins) or Block (naps when idle)", DefaultValueFactory = _ => WaitMode.Block };
         var duration = new Option<double>("--duration") { Description = "Stop after this many seconds (0: run until Ctrl-C)", DefaultValueFactory = _ => 0 };
         var cmd = new Command("switch", "Run a VALE-style learning switch over any ports; prints live per-port counters, and totals on exit") { ports, capture, batch, wait, duration };

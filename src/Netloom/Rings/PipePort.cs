@@ -58,11 +58,13 @@ public sealed unsafe class PipePort : PortBase
         uint n = Math.Min(pending, free);
         long bytes = 0, invalid = 0, moved = 0;
         Slot* ts = tx.Slots, rs = prx.Slots;
+        // A slot is sendable when it names a buffer of the pool (1 .. count-1) and holds 1 .. max bytes.
+        uint lastBuffer = (uint)pool.Count - 1, maxLength = (uint)pool.BufferSize;
         for (uint i = 0; i < n; i++)
         {
             ref Slot s = ref ts[k];
             uint b = s.BufferIndex;
-            if (!pool.IsSendable(s))
+            if (b - 1 >= lastBuffer || (uint)s.Length - 1 >= maxLength)
             {
                 invalid++; // a slot the user filled wrongly is dropped, never passed on
             }

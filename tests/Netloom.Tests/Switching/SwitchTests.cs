@@ -234,6 +234,29 @@ public class SwitchTests
     }
 
     [Fact]
+    public void A_batch_for_one_port_that_only_partly_fits_sends_its_first_frames_in_order_and_counts_the_rest()
+    {
+        using var lab = new Lab(2, sharedPool: true, ringSize: 16);
+        lab.Send(1, Mac(0), Mac(1));
+        lab.Switch.Forward(T0);
+        lab.Received(0);
+        byte tag = 0;
+        for (int round = 0; round < 4; round++) // host 1 does not read: its pipe, then the switch's ring to it, fill up
+        {
+            for (int i = 0; i < 12; i++) lab.Send(0, Mac(1), Mac(0), tag: tag++);
+            lab.Switch.Forward(T0);
+        }
+        var got = new List<byte>();
+        for (int i = 0; i < 3; i++) { got.AddRange(lab.Received(1)); lab.Switch.Forward(T0); }
+        var c = lab.Switch.Counters(1);
+        Assert.Equal(Enumerable.Range(0, got.Count).Select(i => (byte)i), got); // a prefix, in order
+        Assert.Equal(got.Count, c.TxPackets);
+        Assert.Equal(c.TxPackets, c.ZeroCopy);
+        Assert.True(c.Drops(DropReason.TxRingFull) > 0);
+        Assert.Equal(48, c.TxPackets + c.Drops(DropReason.TxRingFull));
+    }
+
+    [Fact]
     public void Capture_records_each_watched_port_both_ways()
     {
         using var lab = new Lab(2);
