@@ -55,7 +55,7 @@ internal static class BenchCommand
     {
         if (seconds <= 0 || seconds > 600) return CliErrors.Report("--duration must be between 0 and 600 seconds", CliErrors.BadInput);
         return Print(BenchSwitch.Run(Duration.FromNanoseconds((long)(seconds * 1e9))), json,
-            "switch: 1 forwarding thread, generator on the other core, pipes; zero copy unless *_copy; testpmd_mpps is both ports' Tx-pps summed (one forwarding core)");
+            "switch: 1 forwarding thread, generator on the other core, pipes; zero copy unless *_copy; switch_mpps and testpmd_mpps are the median seconds of rounds alternating the two; testpmd_mpps is both ports' Tx-pps summed (one forwarding core)");
     }
 
     /// <summary>Prints figures as "key value" lines, or as one JSON object with a note.</summary>

@@ -12,50 +12,69 @@ namespace Netloom.Cli.Commands;
 /// <summary>
 /// `netloom bench switch`: one forwarding thread moves frames from port 0 to port 1 while one
 /// generator thread (the other core) feeds port 0 and drains port 1 through pipes; beside it,
-/// DPDK's testpmd forwarding between two net_null devices, in the same run.
+/// DPDK's testpmd forwarding between two net_null devices, in the same run. The two headline
+/// figures are measured the same way: whole seconds, in rounds that alternate switch and testpmd
+/// (this machine's speed drifts from minute to minute), and the median second of each.
 /// </summary>
 internal static partial class BenchSwitch
 {
+    private const int Rounds = 2, Ring = 1024, Burst = 512;
+
     public static List<(string Key, object Value)> Run(Duration d)
     {
         var figures = new List<(string, object)>();
-        var (mpps, _) = Forward(64, sharedPool: true, d);
-        figures.Add(("switch_mpps", Math.Round(mpps, 2)));
-        var (copyMpps, _) = Forward(64, sharedPool: false, d);
-        figures.Add(("switch_copy_mpps", Math.Round(copyMpps, 2)));
-        var (_, gbps) = Forward(1500, sharedPool: true, d);
-        figures.Add(("switch_gbps_1500", Math.Round(gbps, 2)));
-        var (_, copyGbps) = Forward(1500, sharedPool: false, d);
-        figures.Add(("switch_copy_gbps_1500", Math.Round(copyGbps, 2)));
+        Forward(64, sharedPool: true, Duration.FromSeconds(1)); // lets the JIT reach its final code first
 
-        var testpmd = TestPmd(d, "io");
-        if (testpmd is { } t)
+        bool havePmd = TestPmdPath() is not null;
+        List<double> sw = [], pmd = [];
+        for (int round = 0; round < Rounds; round++)
         {
-            figures.Add(("testpmd_mpps", Math.Round(t.Total, 2)));
-            figures.Add(("testpmd_port_mpps", Math.Round(t.PerPort, 2)));
-            figures.Add(("ratio_vs_testpmd", Math.Round(mpps / t.Total, 2)));
-            figures.Add(("ratio_copy_vs_testpmd", Math.Round(copyMpps / t.Total, 2)));
+            sw.AddRange(Forward(64, sharedPool: true, d).Seconds);
+            if (havePmd) pmd.AddRange(TestPmd(d, "io"));
+        }
+        double mpps = Median(sw);
+        figures.Add(("switch_mpps", Math.Round(mpps, 2)));
+        double copyMpps = Median(Forward(64, sharedPool: false, d).Seconds);
+        figures.Add(("switch_copy_mpps", Math.Round(copyMpps, 2)));
+        figures.Add(("switch_gbps_1500", Math.Round(Median(Forward(1500, sharedPool: true, d).Seconds) * 1500 * 8 / 1e3, 2)));
+        figures.Add(("switch_copy_gbps_1500", Math.Round(Median(Forward(1500, sharedPool: false, d).Seconds) * 1500 * 8 / 1e3, 2)));
+        figures.Add(("switch_mpps_seconds", string.Join(" ", sw.Select(x => x.ToString("F1")))));
+
+        if (havePmd && pmd.Count > 0)
+        {
+            double t = Median(pmd);
+            figures.Add(("testpmd_mpps", Math.Round(t, 2)));
+            figures.Add(("testpmd_mpps_seconds", string.Join(" ", pmd.Select(x => x.ToString("F1")))));
+            figures.Add(("ratio_vs_testpmd", Math.Round(mpps / t, 2)));
+            figures.Add(("ratio_copy_vs_testpmd", Math.Round(copyMpps / t, 2)));
             // macswap reads and rewrites the MACs of every frame, as a learning switch must read them.
-            if (TestPmd(d, "macswap") is { } m)
+            var m = TestPmd(d, "macswap");
+            if (m.Count > 0)
             {
-                figures.Add(("testpmd_macswap_mpps", Math.Round(m.Total, 2)));
-                figures.Add(("ratio_vs_testpmd_macswap", Math.Round(mpps / m.Total, 2)));
+                figures.Add(("testpmd_macswap_mpps", Math.Round(Median(m), 2)));
+                figures.Add(("ratio_vs_testpmd_macswap", Math.Round(mpps / Median(m), 2)));
             }
         }
-        else figures.Add(("testpmd", "not run: dpdk-testpmd not found (apt-get install dpdk-dev)"));
+        else figures.Add(("testpmd", havePmd ? "not measured: testpmd printed no forwarding rate" : "not run: dpdk-testpmd not found (apt-get install dpdk-dev)"));
         return figures;
     }
 
-    /// <summary>Frames per second (and Gbit/s) received at port 1's far end.</summary>
-    private static (double Mpps, double Gbps) Forward(int size, bool sharedPool, Duration d)
+    private static double Median(List<double> xs)
     {
-        const int ring = 1024;
-        using var pool = sharedPool ? new PacketPool(2 * 4 * ring + 1) : null;
-        var options = new PortOptions { RingSize = ring, SharedPool = pool };
+        if (xs.Count == 0) return 0;
+        var s = xs.OrderBy(x => x).ToList();
+        return s.Count % 2 == 1 ? s[s.Count / 2] : (s[s.Count / 2 - 1] + s[s.Count / 2]) / 2;
+    }
+
+    /// <summary>Millions of frames received at port 1's far end in each whole second of <paramref name="d"/> (at least one).</summary>
+    private static (List<double> Seconds, int Size) Forward(int size, bool sharedPool, Duration d)
+    {
+        using var pool = sharedPool ? new PacketPool(2 * 4 * Ring + 1) : null;
+        var options = new PortOptions { RingSize = Ring, SharedPool = pool };
         string tag = $"bsw{Environment.ProcessId}-{size}-{sharedPool}";
         var (g0, s0) = PipePort.OpenPair(tag + "a", options);
         var (g1, s1) = PipePort.OpenPair(tag + "b", options);
-        using var sw = new Netloom.Switching.Switch(new LearningTable(), 256);
+        using var sw = new Netloom.Switching.Switch(new LearningTable(), Burst);
         sw.AddPort(s0);
         sw.AddPort(s1);
         try
@@ -83,16 +102,24 @@ internal static partial class BenchSwitch
             }) { Name = "bench switch" };
             forwarder.Start();
 
+            // The generator: bursts of pre-filled frames into port 0 (only lengths are set, as
+            // netmap's pkt-gen does), and everything port 1 received drained, on this thread.
             var tx = g0.Tx;
             var rx = g1.Rx;
-            long received = 0, warm = Stopwatch.GetTimestamp() + Stopwatch.Frequency / 5;
-            long start = 0, end = 0;
-            while (true)
+            long second = Stopwatch.Frequency, received = 0;
+            long start = Stopwatch.GetTimestamp() + second / 5; // a fifth of a second to settle
+            int whole = Math.Max(1, (int)d.TotalSeconds);
+            var rates = new List<double>(whole);
+            long mark = 0, markTime = 0;
+            while (rates.Count < whole)
             {
                 long now = Stopwatch.GetTimestamp();
-                if (start == 0 && now >= warm) { start = now; received = 0; end = start + (long)(d.TotalSeconds * Stopwatch.Frequency); }
-                if (start != 0 && now >= end) break;
-                int n = Math.Min(tx.Space, 256);
+                if (markTime == 0 ? now >= start : now - markTime >= second)
+                {
+                    if (markTime != 0) rates.Add((received - mark) * (double)second / (now - markTime) / 1e6);
+                    (mark, markTime) = (received, now);
+                }
+                int n = Math.Min(tx.Space, Burst);
                 uint h = tx.Head;
                 for (int i = 0; i < n; i++) { tx[h].Length = (ushort)frame.Length; h = tx.Next(h); }
                 tx.Head = h;
@@ -101,10 +128,9 @@ internal static partial class BenchSwitch
                 received += rx.Space;
                 rx.Release(rx.Space);
             }
-            double seconds = (Stopwatch.GetTimestamp() - start) / (double)Stopwatch.Frequency;
             stop.Cancel();
             forwarder.Join();
-            return (received / seconds / 1e6, received * (double)frame.Length * 8 / seconds / 1e9);
+            return (rates, frame.Length);
         }
         finally
         {
@@ -116,25 +142,32 @@ internal static partial class BenchSwitch
     [GeneratedRegex(@"Tx-pps:\s+(\d+)")]
     private static partial Regex TxPps();
 
-    /// <summary>testpmd io forwarding between two net_null ports, as the issue gives it; the last stats print is used.</summary>
-    private static (double Total, double PerPort)? TestPmd(Duration d, string mode)
+    private static string? TestPmdPath() => new[] { "/usr/bin/dpdk-testpmd", "/usr/local/bin/dpdk-testpmd" }.FirstOrDefault(File.Exists);
+
+    /// <summary>
+    /// testpmd forwarding between two net_null ports, as the issue gives it, for
+    /// <paramref name="d"/> plus its start-up; returns both ports' Tx-pps summed (what its one
+    /// forwarding core moves), in millions, for each whole second of forwarding.
+    /// </summary>
+    private static List<double> TestPmd(Duration d, string mode)
     {
-        string? exe = new[] { "/usr/bin/dpdk-testpmd", "/usr/local/bin/dpdk-testpmd" }.FirstOrDefault(File.Exists);
-        if (exe is null) return null;
+        if (TestPmdPath() is not { } exe) return [];
         var psi = new ProcessStartInfo(exe) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
         foreach (var a in $"-l 0-1 --no-huge -m 1024 --no-pci --vdev=net_null0 --vdev=net_null1 -- --forward-mode={mode} --total-num-mbufs=16384 -a --stats-period 1".Split(' '))
             psi.ArgumentList.Add(a);
         using var p = Process.Start(psi)!;
         var output = p.StandardOutput.ReadToEndAsync();
         _ = p.StandardError.ReadToEndAsync();
-        Thread.Sleep(TimeSpan.FromSeconds(d.TotalSeconds + 3)); // start-up takes a second or two; stats print every second
+        Thread.Sleep(TimeSpan.FromSeconds(Math.Max(1, (int)d.TotalSeconds) + 5)); // start-up takes two to three seconds
         using (var kill = Process.Start("kill", ["-INT", p.Id.ToString()])) kill!.WaitForExit();
         if (!p.WaitForExit(10_000)) p.Kill();
         var rates = TxPps().Matches(output.Result).Select(m => double.Parse(m.Groups[1].Value)).ToList();
-        // Each stats print lists port 0 then port 1. The first print is start-up and the last
-        // may be taken while stopping, so report the best whole second.
-        double best = 0;
-        for (int i = 0; i + 1 < rates.Count; i += 2) best = Math.Max(best, rates[i] + rates[i + 1]);
-        return best > 0 ? (best / 1e6, best / 2e6) : null;
+        // Each stats print lists port 0 then port 1, each rate over the second before it. The
+        // prints before forwarding say 0, and the first with traffic covers its start: neither
+        // counts. (On SIGINT testpmd prints totals in another form, so the last rate is whole.)
+        var seconds = new List<double>();
+        for (int i = 0; i + 1 < rates.Count; i += 2) seconds.Add((rates[i] + rates[i + 1]) / 1e6);
+        int first = seconds.FindIndex(x => x > 0);
+        return first < 0 ? [] : seconds.Skip(first + 1).ToList();
     }
 }
