@@ -11,9 +11,10 @@ namespace Netloom.Switching;
 /// <summary>
 /// A VALE-style software switch over any ports. One thread calls <see cref="Forward"/> (or
 /// <see cref="Run"/>); each call takes a batch from every port and forwards it in two passes:
-/// first look up every frame of the batch (learning sources), chaining each onto its
-/// destination's list; then, per destination, lease TX slots once and copy the frames in, or
-/// swap buffer indexes when both ports share a pool and the frame goes to one port only.
+/// first look up every frame of the batch (learning sources); then, per destination, lease TX
+/// slots once and copy the frames in, or swap buffer indexes when both ports share a pool and
+/// the frame goes to one port only. A mixed batch is chained onto one list per destination in
+/// between; a batch all for one port (the usual case under load) goes there in a straight run.
 /// Broadcast, multicast and unknown unicast are flooded. A full TX ring drops and counts: a slow
 /// port never stalls the others.
 /// </summary>
@@ -30,7 +31,7 @@ public sealed unsafe class Switch : IDisposable
     private SwitchMonitor? _monitor;
 
     // Per-batch scratch, sized once: no allocation while forwarding.
-    private readonly int[] _next;
+    private readonly int[] _dest, _next;
     private int[] _listHead = [], _listTail = [];
 
     public Switch(ILookup? lookup = null, int batch = 512)
@@ -38,6 +39,7 @@ public sealed unsafe class Switch : IDisposable
         if (batch < 1 || batch > 4096) throw new ArgumentOutOfRangeException(nameof(batch), batch, "batch must be from 1 to 4096");
         _lookup = lookup ?? new LearningTable();
         _batch = batch;
+        _dest = new int[batch];
         _next = new int[batch];
     }
 
@@ -90,37 +92,58 @@ public sealed unsafe class Switch : IDisposable
         var rx = port.Rx;
         int n = Math.Min(rx.Space, _batch);
         if (n == 0) return 0;
-
-        // Pass 1: look up the whole batch, chaining each frame onto its destination's list.
-        // Frames of one batch share one timestamp, so a frame with the same 12 address bytes as
-        // the one before it gets the same answer without asking the lookup again: learning the
-        // same source at the same instant changes nothing. The slot and buffer are read through
-        // pointers, and a slot whose length or buffer index is impossible (shared memory can
-        // hold anything) is dropped and counted, never followed.
-        Slot* slots = rx.Slots;
-        uint size = (uint)rx.Size, fixedBase = rx.FixedBufferBase;
-        var pool = rx.Pool;
-        byte* bufBase = pool.Base;
-        nint stride = pool.Stride;
-        uint bufCount = (uint)pool.Count, maxLen = (uint)pool.BufferSize;
-        var monitor = _monitor;
-        int[] next = _next, head = _listHead, tail = _listTail;
-        head.AsSpan().Fill(-1);
-        int floodHead = -1, floodTail = -1;
-        bool known = false;
-        ulong prevA = 0;
-        uint prevC = 0;
-        int prevD = 0, firstD = int.MinValue;
-        bool oneDest = true;
-        long bytes = 0, tooShort = 0, invalid = 0, sameSegment = 0;
-        uint h = rx.Head;
-        if (h >= size)
+        if (rx.Head >= (uint)rx.Size)
         {
             // A head only a peer writing our shared memory could have put there: drop the batch.
             _counters[src].Drop(DropReason.Invalid, n);
             rx.Release(n);
             return n;
         }
+
+        // Pass 1: an answer for every frame of the batch. Pass 2: per destination, the frames
+        // in arrival order, unicast and flooded alike. When the whole batch goes to one port
+        // (the common case under load), it goes there in a straight run, with no lists.
+        int single = LookUp(src, rx, n, now);
+        if (single >= 0) SendTo(single, rx, 0, -1, n, now);
+        else
+        {
+            int floodHead = Chain(src, n);
+            for (int o = 0; o < _ports.Count; o++)
+            {
+                if (o == src) continue;
+                int u = _listHead[o];
+                if (u < 0 && floodHead < 0) continue;
+                SendTo(o, rx, u, floodHead, 0, now);
+            }
+        }
+        rx.Release(n);
+        return n;
+    }
+
+    /// <summary>
+    /// Pass 1: writes each frame's answer (a port, <see cref="ILookup.Flood"/> or a drop reason)
+    /// to <c>_dest</c>, and returns the port when every frame of the batch goes to that one port
+    /// (else -1). Frames of one batch share one timestamp, so a frame with the same 12 address
+    /// bytes as the one before it gets the same answer without asking the lookup again: learning
+    /// the same source at the same instant changes nothing. Slots and buffers are read through
+    /// pointers; a slot whose length or buffer index is impossible (shared memory can hold
+    /// anything) is answered <see cref="Invalid"/>, never followed.
+    /// </summary>
+    private int LookUp(int src, Ring rx, int n, Instant now)
+    {
+        Slot* slots = rx.Slots;
+        uint size = (uint)rx.Size, fixedBase = rx.FixedBufferBase, h = rx.Head;
+        var pool = rx.Pool;
+        byte* bufBase = pool.Base;
+        nint stride = pool.Stride;
+        uint bufCount = (uint)pool.Count, maxLen = (uint)pool.BufferSize;
+        var monitor = _monitor;
+        int[] dest = _dest;
+        bool known = false;
+        ulong prevA = 0;
+        uint prevC = 0;
+        int prevD = 0, first = 0, differ = 0;
+        long bytes = 0;
         for (int j = 0; j < n; j++)
         {
             ref Slot slot = ref slots[h];
@@ -142,11 +165,34 @@ public sealed unsafe class Switch : IDisposable
                 {
                     d = Decide(a, c, src, now);
                     (prevA, prevC, prevD, known) = (a, c, d, true);
+                    if (j == 0) first = d;
                 }
                 if (monitor is not null) monitor.Capture(src, new ReadOnlySpan<byte>(p, (int)len), now, PacketDirection.Inbound);
             }
+            dest[j] = d;
+            differ |= d ^ first;
+            h = h + 1 == size ? 0 : h + 1;
+        }
+        var counters = _counters[src];
+        counters.RxPackets += n;
+        counters.RxBytes += bytes;
+        return differ == 0 && first >= 0 ? first : -1;
+    }
+
+    /// <summary>
+    /// Chains the frames of a mixed batch onto one list per output port and one of flooded
+    /// frames (through <c>_next</c>), counts the dropped ones, and returns the flood list's head.
+    /// </summary>
+    private int Chain(int src, int n)
+    {
+        int[] dest = _dest, next = _next, head = _listHead, tail = _listTail;
+        head.AsSpan().Fill(-1);
+        int floodHead = -1, floodTail = -1;
+        long tooShort = 0, invalid = 0, sameSegment = 0;
+        for (int j = 0; j < n; j++)
+        {
+            int d = dest[j];
             next[j] = -1;
-            if (d != firstD) { if (j == 0) firstD = d; else oneDest = false; }
             if (d >= 0)
             {
                 if (head[d] < 0) head[d] = j; else next[tail[d]] = j;
@@ -160,25 +206,12 @@ public sealed unsafe class Switch : IDisposable
             else if (d == SameSegment) sameSegment++;
             else if (d == TooShort) tooShort++;
             else invalid++;
-            h = h + 1 == size ? 0 : h + 1;
         }
-        var inCounters = _counters[src];
-        inCounters.RxPackets += n;
-        inCounters.RxBytes += bytes;
-        if (tooShort > 0) inCounters.Drop(DropReason.TooShort, tooShort);
-        if (invalid > 0) inCounters.Drop(DropReason.Invalid, invalid);
-        if (sameSegment > 0) inCounters.Drop(DropReason.SameSegment, sameSegment);
-
-        // Pass 2: per destination, unicast and flooded frames merged back into arrival order.
-        for (int o = 0; o < _ports.Count; o++)
-        {
-            if (o == src) continue;
-            int u = head[o];
-            if (u < 0 && floodHead < 0) continue;
-            SendTo(o, rx, u, floodHead, oneDest ? n : 0, now);
-        }
-        rx.Release(n);
-        return n;
+        var counters = _counters[src];
+        if (tooShort > 0) counters.Drop(DropReason.TooShort, tooShort);
+        if (invalid > 0) counters.Drop(DropReason.Invalid, invalid);
+        if (sameSegment > 0) counters.Drop(DropReason.SameSegment, sameSegment);
+        return floodHead;
     }
 
     /// <summary>The lookup's answer for one frame: an output port, <see cref="ILookup.Flood"/> or <see cref="SameSegment"/>.</summary>
@@ -205,7 +238,7 @@ public sealed unsafe class Switch : IDisposable
         return d == src || (uint)d >= (uint)_ports.Count ? SameSegment : d;
     }
 
-    /// <param name="run">Non-zero when the whole batch, <paramref name="run"/> frames, goes to this port alone.</param>
+    /// <param name="run">Non-zero when the whole batch, <paramref name="run"/> frames, goes to this port alone (no lists: <paramref name="u"/> is 0, <paramref name="f"/> -1).</param>
     private void SendTo(int o, Ring rx, int u, int f, int run, Instant now)
     {
         var outPort = _ports[o];
@@ -248,7 +281,7 @@ public sealed unsafe class Switch : IDisposable
             // Next frame in arrival order: the smaller index of the two lists.
             int j;
             bool isFlood;
-            if (f < 0 || (u >= 0 && u < f)) { j = u; u = next[u]; isFlood = false; }
+            if (f < 0 || (u >= 0 && u < f)) { j = u; u = run > 0 ? (u + 1 < run ? u + 1 : -1) : next[u]; isFlood = false; }
             else { j = f; f = next[f]; isFlood = true; }
             if (avail == 0) { full++; continue; }
             uint r = rxHead + (uint)j;

@@ -256,19 +256,27 @@ public class SwitchTests
         Assert.Equal(48, c.TxPackets + c.Drops(DropReason.TxRingFull));
     }
 
-    [Fact]
-    public void Capture_records_each_watched_port_both_ways()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Capture_records_each_watched_port_both_ways(bool sharedPool)
     {
-        using var lab = new Lab(2);
+        using var lab = new Lab(2, sharedPool);
         var ms = new MemoryStream();
         lab.Switch.Capture(new PcapNgWriter(ms), 0, 1);
         lab.Send(0, MacAddress.Broadcast, Mac(0), tag: 7);
         lab.Switch.Forward(T0);
+        lab.Received(1);
+        lab.Send(1, Mac(0), Mac(1), tag: 8);  // a batch all for one port: the straight run
+        lab.Send(1, Mac(0), Mac(1), tag: 9);
+        lab.Switch.Forward(T0);
+        Assert.Equal([8, 9], lab.Received(0));
         lab.Switch.Dispose(); // flushes the capture
         using var r = CaptureReader.Open(new MemoryStream(ms.ToArray()));
         var seen = new List<(int, PacketDirection, byte)>();
         while (r.Read(out var p) == CaptureReadResult.Packet) seen.Add((p.InterfaceId, p.Direction, p.Data[14]));
-        Assert.Equal([(0, PacketDirection.Inbound, 7), (1, PacketDirection.Outbound, 7)], seen);
+        Assert.Equal([(0, PacketDirection.Inbound, 7), (1, PacketDirection.Outbound, 7),
+            (1, PacketDirection.Inbound, 8), (1, PacketDirection.Inbound, 9), (0, PacketDirection.Outbound, 8), (0, PacketDirection.Outbound, 9)], seen);
     }
 
     [Fact]
