@@ -94,6 +94,55 @@ public sealed unsafe class PipePort : PortBase
         tx.Counters.Record(moved, bytes, invalid: invalid);
     }
 
+    /// <summary>
+    /// Moves up to <paramref name="count"/> frames from <paramref name="from"/> (a ring over this
+    /// pipe's pool), starting at slot <paramref name="first"/>, straight into the peer's RX ring,
+    /// giving <paramref name="from"/> the peer's spare buffers in exchange: what putting them in
+    /// this end's TX ring and calling <see cref="TxSync"/> would do, in one pass (VALE's switch
+    /// writes into its ports' rings the same way). Only while nothing waits in the TX ring, which
+    /// would otherwise be overtaken; stops at the first slot that is not sendable. Returns how
+    /// many moved.
+    /// </summary>
+    internal int Deliver(Ring from, uint first, int count, out long bytes)
+    {
+        bytes = 0;
+        var tx = _tx;
+        if (from.Pool != _pipe.Pool || from.FixedBufferBase != 0 || tx.Head != _txHwCur || first >= (uint)from.Size) return 0;
+        var prx = _peerRx;
+        uint size = (uint)prx.Size, fsize = (uint)from.Size;
+        uint rxTail = prx.Header->Tail;
+        uint rxHead = Volatile.Read(ref prx.Header->Head);
+        int n = (int)Math.Min((uint)count, (rxHead - rxTail - 1 + size) % size);
+        uint lastBuffer = (uint)_pipe.Pool.Count - 1, maxLength = (uint)_pipe.Pool.BufferSize;
+        Slot* fs = from.Slots, rs = prx.Slots;
+        uint k = first;
+        int moved = 0;
+        for (; moved < n; moved++)
+        {
+            ref Slot s = ref fs[k];
+            uint b = s.BufferIndex;
+            if (b - 1 >= lastBuffer || (uint)s.Length - 1 >= maxLength) break;
+            ref Slot d = ref rs[rxTail];
+            s.BufferIndex = d.BufferIndex;
+            s.Flags = SlotFlags.BufferChanged;
+            d.BufferIndex = b;
+            d.Length = s.Length;
+            d.Flags = SlotFlags.None;
+            bytes += s.Length;
+            rxTail = rxTail + 1 == size ? 0 : rxTail + 1;
+            k = k + 1 == fsize ? 0 : k + 1;
+        }
+        if (moved > 0)
+        {
+            Volatile.Write(ref prx.Header->Tail, rxTail);
+            WakeIfWaiting(&prx.Header->Tail, &prx.Header->UserWaiting);
+            prx.Counters.Packets += moved;
+            prx.Counters.Bytes += bytes;
+            tx.Counters.Record(moved, bytes);
+        }
+        return moved;
+    }
+
     public override void RxSync()
     {
         var rx = _rx;

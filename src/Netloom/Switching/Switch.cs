@@ -238,28 +238,42 @@ public sealed unsafe class Switch : IDisposable
         return d == src || (uint)d >= (uint)_ports.Count ? SameSegment : d;
     }
 
-    /// <param name="run">Non-zero when the whole batch, <paramref name="run"/> frames, goes to this port alone (no lists: <paramref name="u"/> is 0, <paramref name="f"/> -1).</param>
+    /// <summary>
+    /// Pass 2 for one output port: the frames of list <paramref name="u"/> (unicast) and list
+    /// <paramref name="f"/> (flooded) in arrival order, or, when <paramref name="run"/> is not
+    /// zero, the whole batch of <paramref name="run"/> frames (no lists).
+    /// </summary>
     private void SendTo(int o, Ring rx, int u, int f, int run, Instant now)
     {
         var outPort = _ports[o];
         var tx = outPort.Tx;
+        var monitor = _monitor;
+        bool swap = rx.Pool == tx.Pool && rx.FixedBufferBase == 0 && tx.FixedBufferBase == 0;
+        int sent = 0;
+        long bytes = 0, flooded = 0, zeroCopy = 0, full = 0, tooLong = 0;
+        if (run > 0 && swap && monitor is null && outPort is PipePort pipe)
+        {
+            // A pipe's far end can take the frames straight into its RX ring, as VALE writes
+            // into its ports' rings: one pass over the slots instead of two. What it cannot
+            // take now goes through the TX ring below, in order behind them.
+            sent = pipe.Deliver(rx, rx.Head, run, out bytes);
+            zeroCopy = sent;
+            u = sent < run ? sent : -1;
+        }
         if (tx.Space == 0) outPort.TxSync();
         int avail = tx.Space;
-        bool swap = rx.Pool == tx.Pool && rx.FixedBufferBase == 0 && tx.FixedBufferBase == 0;
         Slot* rs = rx.Slots, ts = tx.Slots;
         uint rsize = (uint)rx.Size, tsize = (uint)tx.Size, rxHead = rx.Head;
         uint txMax = (uint)tx.Pool.BufferSize;
         int[] next = _next;
-        var monitor = _monitor;
-        uint th = tx.Head;
+        uint th = tx.Head, queued = 0;
         if (th >= tsize) avail = 0; // as above: nothing is written through a head out of range (counted as full)
-        int sent = 0;
-        long bytes = 0, flooded = 0, zeroCopy = 0, full = 0, tooLong = 0;
-        if (run > 0 && swap && monitor is null && avail > 0)
+        if (run > 0 && u >= 0 && swap && monitor is null && avail > 0)
         {
-            // The common case, in a straight loop: the whole batch to one port, buffers swapped.
-            int m = Math.Min(run, avail);
-            uint r = rxHead;
+            // The rest of a batch for one port, in a straight loop: buffers swapped into the TX ring.
+            int m = Math.Min(run - u, avail);
+            uint r = rxHead + (uint)u;
+            if (r >= rsize) r -= rsize;
             for (int j = 0; j < m; j++)
             {
                 ref Slot rslot = ref rs[r];
@@ -274,7 +288,7 @@ public sealed unsafe class Switch : IDisposable
                 r = r + 1 == rsize ? 0 : r + 1;
                 th = th + 1 == tsize ? 0 : th + 1;
             }
-            (sent, zeroCopy, full, u) = (m, m, run - m, -1);
+            (sent, zeroCopy, full, queued, u) = (sent + m, zeroCopy + m, run - u - m, (uint)m, -1);
         }
         while (u >= 0 || f >= 0)
         {
@@ -311,6 +325,7 @@ public sealed unsafe class Switch : IDisposable
             th = th + 1 == tsize ? 0 : th + 1;
             avail--;
             sent++;
+            queued++;
         }
         var c = _counters[o];
         c.TxPackets += sent;
@@ -319,7 +334,7 @@ public sealed unsafe class Switch : IDisposable
         c.ZeroCopy += zeroCopy;
         if (full > 0) c.Drop(DropReason.TxRingFull, full);
         if (tooLong > 0) c.Drop(DropReason.TooLong, tooLong);
-        if (sent > 0)
+        if (queued > 0)
         {
             tx.Cur = th;
             tx.Head = th;

@@ -256,6 +256,28 @@ public class SwitchTests
         Assert.Equal(48, c.TxPackets + c.Drops(DropReason.TxRingFull));
     }
 
+    [Fact]
+    public void Frames_handed_straight_to_a_pipe_never_overtake_frames_waiting_in_its_tx_ring()
+    {
+        using var lab = new Lab(2, sharedPool: true, ringSize: 16);
+        lab.Send(1, Mac(0), Mac(1));
+        lab.Switch.Forward(T0);
+        lab.Received(0);
+        byte tag = 0;
+        void Round(int frames)
+        {
+            for (int i = 0; i < frames; i++) lab.Send(0, Mac(1), Mac(0), tag: tag++);
+            lab.Switch.Forward(T0);
+        }
+        Round(15);                      // straight into host 1's RX ring, which is then full
+        Round(10);                      // these wait in the switch's TX ring to host 1
+        var got = lab.Received(1);      // host 1 makes room...
+        Round(5);                       // ...and these must queue behind the waiting ten
+        for (int i = 0; i < 3; i++) { got.AddRange(lab.Received(1)); lab.Switch.Forward(T0); }
+        Assert.Equal(Enumerable.Range(0, 30).Select(i => (byte)i), got);
+        Assert.Equal(30, lab.Switch.Counters(1).ZeroCopy);
+    }
+
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
