@@ -153,7 +153,12 @@ public sealed unsafe class Switch : IDisposable
             int d;
             if (len - 14 > maxLen - 14 || b - 1 >= bufCount - 1)
             {
-                d = len < 14 ? TooShort : Invalid;
+                if (b - 1 >= bufCount - 1 || len > maxLen) d = Invalid;
+                else
+                {
+                    d = TooShort; // a runt is still seen by a capture
+                    if (monitor is not null) monitor.Capture(src, new ReadOnlySpan<byte>(bufBase + (nint)b * stride, (int)len), now, PacketDirection.Inbound);
+                }
             }
             else
             {

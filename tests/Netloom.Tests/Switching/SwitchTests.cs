@@ -302,6 +302,22 @@ public class SwitchTests
     }
 
     [Fact]
+    public void Capture_keeps_runts_the_switch_drops()
+    {
+        using var lab = new Lab(2);
+        var ms = new MemoryStream();
+        lab.Switch.Capture(new PcapNgWriter(ms), 0);
+        lab.Send(0, Mac(1), Mac(0), length: 10);
+        lab.Switch.Forward(T0);
+        lab.Switch.Dispose();
+        using var r = CaptureReader.Open(new MemoryStream(ms.ToArray()));
+        Assert.Equal(CaptureReadResult.Packet, r.Read(out var p));
+        Assert.Equal(10, p.Data.Length);
+        Assert.Equal(PacketDirection.Inbound, p.Direction);
+        Assert.Equal(1, lab.Switch.Counters(0).Drops(DropReason.TooShort));
+    }
+
+    [Fact]
     public void Forwarding_allocates_nothing_in_steady_state()
     {
         using var lab = new Lab(3, sharedPool: true);
