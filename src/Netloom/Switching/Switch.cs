@@ -273,27 +273,41 @@ public sealed unsafe class Switch : IDisposable
         int[] next = _next;
         uint th = tx.Head, queued = 0;
         if (th >= tsize) avail = 0; // as above: nothing is written through a head out of range (counted as full)
-        if (run > 0 && u >= 0 && swap && monitor is null && avail > 0)
+        if (run > 0 && u >= 0 && monitor is null)
         {
-            // The rest of a batch for one port, in a straight loop: buffers swapped into the TX ring.
-            int m = Math.Min(run - u, avail);
+            // The rest of a batch for one port, in a straight loop: buffers swapped into the TX
+            // ring, or frames copied into its buffers.
             uint r = rxHead + (uint)u;
             if (r >= rsize) r -= rsize;
-            for (int j = 0; j < m; j++)
+            uint rxMax = (uint)rx.Pool.BufferSize;
+            for (; u < run && avail > 0; u++)
             {
                 ref Slot rslot = ref rs[r];
                 ref Slot tslot = ref ts[th];
-                uint b = rslot.BufferIndex;
-                rslot.BufferIndex = tslot.BufferIndex;
-                tslot.BufferIndex = b;
-                ushort len = rslot.Length;
-                tslot.Length = len;
-                tslot.Flags = rslot.Flags = SlotFlags.BufferChanged;
+                uint len = rslot.Length;
+                if (swap)
+                {
+                    uint b = rslot.BufferIndex;
+                    rslot.BufferIndex = tslot.BufferIndex;
+                    tslot.BufferIndex = b;
+                    tslot.Flags = rslot.Flags = SlotFlags.BufferChanged;
+                    zeroCopy++;
+                }
+                else
+                {
+                    len = Math.Min(len, rxMax);
+                    if (len > txMax) { tooLong++; r = r + 1 == rsize ? 0 : r + 1; continue; }
+                    Buffer.MemoryCopy(rx.BufferPointer(r), tx.BufferPointer(th), txMax, len);
+                }
+                tslot.Length = (ushort)len;
                 bytes += len;
                 r = r + 1 == rsize ? 0 : r + 1;
                 th = th + 1 == tsize ? 0 : th + 1;
+                avail--;
+                sent++;
+                queued++;
             }
-            (sent, zeroCopy, full, queued, u) = (sent + m, zeroCopy + m, run - u - m, (uint)m, -1);
+            (full, u) = (run - u, -1);
         }
         while (u >= 0 || f >= 0)
         {
