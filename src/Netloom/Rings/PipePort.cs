@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace Netloom.Rings;
 
 /// <summary>
@@ -63,18 +65,13 @@ public sealed unsafe class PipePort : PortBase
         for (uint i = 0; i < n; i++)
         {
             ref Slot s = ref ts[k];
-            uint b = s.BufferIndex;
-            if (b - 1 >= lastBuffer || (uint)s.Length - 1 >= maxLength)
+            if (s.BufferIndex - 1 >= lastBuffer || (uint)s.Length - 1 >= maxLength)
             {
                 invalid++; // a slot the user filled wrongly is dropped, never passed on
             }
             else
             {
-                ref Slot d = ref rs[rxTail];
-                s.BufferIndex = d.BufferIndex;
-                d.BufferIndex = b;
-                d.Length = s.Length;
-                d.Flags = SlotFlags.None;
+                MoveInto(ref s, ref rs[rxTail]);
                 bytes += s.Length;
                 moved++;
                 rxTail = rxTail + 1 == size ? 0 : rxTail + 1;
@@ -82,13 +79,7 @@ public sealed unsafe class PipePort : PortBase
             s.Flags = SlotFlags.None;
             k = k + 1 == size ? 0 : k + 1;
         }
-        if (moved > 0)
-        {
-            Volatile.Write(ref prx.Header->Tail, rxTail);
-            WakeIfWaiting(&prx.Header->Tail, &prx.Header->UserWaiting);
-            prx.Counters.Packets += moved;
-            prx.Counters.Bytes += bytes;
-        }
+        PublishToPeer(rxTail, moved, bytes);
         _txHwCur = k;
         tx.SetTail((k + size - 1) % size);
         tx.Counters.Record(moved, bytes, invalid: invalid);
@@ -122,25 +113,35 @@ public sealed unsafe class PipePort : PortBase
             ref Slot s = ref fs[k];
             uint b = s.BufferIndex;
             if (b - 1 >= lastBuffer || (uint)s.Length - 1 >= maxLength) break;
-            ref Slot d = ref rs[rxTail];
-            s.BufferIndex = d.BufferIndex;
+            MoveInto(ref s, ref rs[rxTail]);
             s.Flags = SlotFlags.BufferChanged;
-            d.BufferIndex = b;
-            d.Length = s.Length;
-            d.Flags = SlotFlags.None;
             bytes += s.Length;
             rxTail = rxTail + 1 == size ? 0 : rxTail + 1;
             k = k + 1 == fsize ? 0 : k + 1;
         }
-        if (moved > 0)
-        {
-            Volatile.Write(ref prx.Header->Tail, rxTail);
-            WakeIfWaiting(&prx.Header->Tail, &prx.Header->UserWaiting);
-            prx.Counters.Packets += moved;
-            prx.Counters.Bytes += bytes;
-            tx.Counters.Record(moved, bytes);
-        }
+        PublishToPeer(rxTail, moved, bytes);
+        if (moved > 0) tx.Counters.Record(moved, bytes);
         return moved;
+    }
+
+    /// <summary>Puts slot <paramref name="s"/>'s frame in the peer's RX slot <paramref name="d"/>, and d's spare buffer in s.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void MoveInto(ref Slot s, ref Slot d)
+    {
+        (s.BufferIndex, d.BufferIndex) = (d.BufferIndex, s.BufferIndex);
+        d.Length = s.Length;
+        d.Flags = SlotFlags.None;
+    }
+
+    /// <summary>Publishes the peer's RX tail after <paramref name="moved"/> frames and wakes the peer if it sleeps.</summary>
+    private void PublishToPeer(uint rxTail, long moved, long bytes)
+    {
+        if (moved == 0) return;
+        var prx = _peerRx;
+        Volatile.Write(ref prx.Header->Tail, rxTail); // we are its only writer
+        WakeIfWaiting(&prx.Header->Tail, &prx.Header->UserWaiting);
+        prx.Counters.Packets += moved;
+        prx.Counters.Bytes += bytes;
     }
 
     public override void RxSync()

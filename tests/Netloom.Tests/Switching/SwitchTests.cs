@@ -49,6 +49,14 @@ public class SwitchTests
             h.TxSync();
         }
 
+        /// <summary>Lets the switch learn that <paramref name="mac"/> lives behind port <paramref name="port"/>; every host's inbox is left empty.</summary>
+        public void Teach(int port, MacAddress mac)
+        {
+            Send(port, MacAddress.Broadcast, mac);
+            Switch.Forward(T0);
+            for (int i = 0; i < Hosts.Count; i++) if (i != port) Received(i);
+        }
+
         /// <summary>What host <paramref name="at"/> has received: each frame's tag.</summary>
         public List<byte> Received(int at)
         {
@@ -141,9 +149,7 @@ public class SwitchTests
         // A port whose ring lives in shared memory can hand the switch anything: here the
         // switch's own RX slots are overwritten between the pipe's sync and the forwarding pass.
         using var lab = new Lab(2);
-        lab.Send(1, Mac(0), Mac(1));
-        lab.Switch.Forward(T0);
-        lab.Received(0);
+        lab.Teach(1, Mac(1));
         for (byte t = 0; t < 3; t++) lab.Send(0, Mac(1), Mac(0), tag: t);
         var port = lab.Switch.Port(0);
         port.RxSync();
@@ -224,9 +230,7 @@ public class SwitchTests
     public void Ports_sharing_a_pool_forward_by_swapping_buffers_others_copy(bool shared)
     {
         using var lab = new Lab(2, sharedPool: shared);
-        lab.Send(1, Mac(0), Mac(1));
-        lab.Switch.Forward(T0);
-        lab.Received(0);
+        lab.Teach(1, Mac(1));
         for (byte t = 0; t < 50; t++) lab.Send(0, Mac(1), Mac(0), tag: t);
         lab.Switch.Forward(T0);
         Assert.Equal(Enumerable.Range(0, 50).Select(i => (byte)i), lab.Received(1));
@@ -237,9 +241,7 @@ public class SwitchTests
     public void A_batch_for_one_port_that_only_partly_fits_sends_its_first_frames_in_order_and_counts_the_rest()
     {
         using var lab = new Lab(2, sharedPool: true, ringSize: 16);
-        lab.Send(1, Mac(0), Mac(1));
-        lab.Switch.Forward(T0);
-        lab.Received(0);
+        lab.Teach(1, Mac(1));
         byte tag = 0;
         for (int round = 0; round < 4; round++) // host 1 does not read: its pipe, then the switch's ring to it, fill up
         {
@@ -260,9 +262,7 @@ public class SwitchTests
     public void Frames_handed_straight_to_a_pipe_never_overtake_frames_waiting_in_its_tx_ring()
     {
         using var lab = new Lab(2, sharedPool: true, ringSize: 16);
-        lab.Send(1, Mac(0), Mac(1));
-        lab.Switch.Forward(T0);
-        lab.Received(0);
+        lab.Teach(1, Mac(1));
         byte tag = 0;
         void Round(int frames)
         {
@@ -321,9 +321,7 @@ public class SwitchTests
     public void Forwarding_allocates_nothing_in_steady_state()
     {
         using var lab = new Lab(3, sharedPool: true);
-        lab.Send(1, Mac(0), Mac(1));
-        lab.Switch.Forward(T0);
-        lab.Received(0);
+        lab.Teach(1, Mac(1));
         int[] readers = [1, 2];
         void Run(int frames)
         {
