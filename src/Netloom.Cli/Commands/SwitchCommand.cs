@@ -89,7 +89,7 @@ internal static class SwitchCommand
         var t = new Table().Border(TableBorder.Rounded).AddColumn("port")
             .AddColumn(new TableColumn("rx pkts").RightAligned()).AddColumn(new TableColumn("rx bytes").RightAligned())
             .AddColumn(new TableColumn("tx pkts").RightAligned()).AddColumn(new TableColumn("tx bytes").RightAligned())
-            .AddColumn(new TableColumn("flooded").RightAligned()).AddColumn(new TableColumn("drops: tx full / short / same").RightAligned());
+            .AddColumn(new TableColumn("flooded").RightAligned()).AddColumn(new TableColumn("drops: tx full / short / same / too long / invalid").RightAligned());
         if (live == 1) t.AddColumn(new TableColumn("rx pps").RightAligned()).AddColumn(new TableColumn("tx pps").RightAligned());
         for (int i = 0; i < sw.PortCount; i++)
         {
@@ -97,7 +97,7 @@ internal static class SwitchCommand
             var row = new List<string>
             {
                 Markup.Escape(sw.PortName(i)), $"{c.RxPackets:N0}", $"{c.RxBytes:N0}", $"{c.TxPackets:N0}", $"{c.TxBytes:N0}", $"{c.Flooded:N0}",
-                $"{c.Drops(DropReason.TxRingFull):N0} / {c.Drops(DropReason.TooShort):N0} / {c.Drops(DropReason.SameSegment):N0}",
+                $"{c.Drops(DropReason.TxRingFull):N0} / {c.Drops(DropReason.TooShort):N0} / {c.Drops(DropReason.SameSegment):N0} / {c.Drops(DropReason.TooLong):N0} / {c.Drops(DropReason.Invalid):N0}",
             };
             if (live == 1)
             {
