@@ -60,12 +60,10 @@ public sealed unsafe class PipePort : PortBase
         uint n = Math.Min(pending, free);
         long bytes = 0, invalid = 0, moved = 0;
         Slot* ts = tx.Slots, rs = prx.Slots;
-        // A slot is sendable when it names a buffer of the pool (1 .. count-1) and holds 1 .. max bytes.
-        uint lastBuffer = (uint)pool.Count - 1, maxLength = (uint)pool.BufferSize;
         for (uint i = 0; i < n; i++)
         {
             ref Slot s = ref ts[k];
-            if (s.BufferIndex - 1 >= lastBuffer || (uint)s.Length - 1 >= maxLength)
+            if (!pool.IsSendable(s))
             {
                 invalid++; // a slot the user filled wrongly is dropped, never passed on
             }
@@ -104,15 +102,14 @@ public sealed unsafe class PipePort : PortBase
         uint rxTail = prx.Header->Tail;
         uint rxHead = Volatile.Read(ref prx.Header->Head);
         int n = (int)Math.Min((uint)count, (rxHead - rxTail - 1 + size) % size);
-        uint lastBuffer = (uint)_pipe.Pool.Count - 1, maxLength = (uint)_pipe.Pool.BufferSize;
+        var pool = _pipe.Pool;
         Slot* fs = from.Slots, rs = prx.Slots;
         uint k = first;
         int moved = 0;
         for (; moved < n; moved++)
         {
             ref Slot s = ref fs[k];
-            uint b = s.BufferIndex;
-            if (b - 1 >= lastBuffer || (uint)s.Length - 1 >= maxLength) break;
+            if (!pool.IsSendable(s)) break;
             MoveInto(ref s, ref rs[rxTail]);
             s.Flags = SlotFlags.BufferChanged;
             bytes += s.Length;

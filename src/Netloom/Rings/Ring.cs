@@ -149,24 +149,6 @@ public sealed unsafe class Ring
         return Pool.BufferPointer(b);
     }
 
-    /// <summary>
-    /// Reads a slot's length and, when it holds at least an Ethernet header, the destination and
-    /// source MACs (48 bits each, wire order in the low bits). For forwarders that only need
-    /// the addresses: two loads, no span.
-    /// </summary>
-    public bool TryReadMacs(uint index, out ulong destination, out ulong source, out int length)
-    {
-        ref Slot s = ref this[index];
-        length = s.Length;
-        destination = source = 0;
-        if (length < 14 || length > Pool.BufferSize) return false;
-        byte* p = BufferPointer(index);
-        // Bytes 0-5 and 6-11, big-endian, into the low 48 bits.
-        destination = System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(System.Runtime.CompilerServices.Unsafe.ReadUnaligned<ulong>(p)) >> 16;
-        source = System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(System.Runtime.CompilerServices.Unsafe.ReadUnaligned<ulong>(p + 6)) >> 16;
-        return true;
-    }
-
     /// <summary>Moves head and cur on by <paramref name="count"/> slots: the user is done with them.</summary>
     public void Release(int count)
     {
