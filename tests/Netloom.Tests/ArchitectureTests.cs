@@ -14,12 +14,13 @@ public class ArchitectureTests
         ["Netloom.Wire"] = [],
         ["Netloom.Rings"] = ["Netloom.Interop"],
         ["Netloom.Switching"] = ["Netloom.Rings", "Netloom.Wire", "Netloom.Interop"],
-        ["Netloom.Stack"] = ["Netloom.Wire"],
+        ["Netloom.Netem"] = [],
+        ["Netloom.Stack"] = ["Netloom.Wire", "Netloom.Netem"],
         ["Netloom.Sockets"] = ["Netloom.Stack", "Netloom.Wire", "Netloom.Rings"],
         ["Netloom.Offload"] = ["Netloom.Interop"],
         ["Netloom.Interop"] = [],
         ["Netloom.Time"] = [],
-        ["Netloom.Emulation"] = ["Netloom.Stack", "Netloom.Wire", "Netloom.Switching", "Netloom.Sockets", "Netloom.Rings", "Netloom.Interop"],
+        ["Netloom.Emulation"] = ["Netloom.Netem", "Netloom.Stack", "Netloom.Wire", "Netloom.Switching", "Netloom.Sockets", "Netloom.Rings", "Netloom.Interop"],
     };
 
     private static string Layer(string? ns)

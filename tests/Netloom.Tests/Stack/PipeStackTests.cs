@@ -1,3 +1,4 @@
+using Netloom.Netem;
 using Netloom.Rings;
 using Netloom.Sockets;
 using Netloom.Stack;
@@ -113,7 +114,7 @@ public class PipeStackTests
     {
         string Trace(int seed)
         {
-            using var p = new Pair(d => new ImpairedDevice(d, new Impairment { Loss = 0.2, Duplicate = 0.1 }, new Impairment(), () => Instant.Zero, seed));
+            using var p = new Pair(d => new ImpairedDevice(d, new Impairments { Loss = 0.2, Duplicate = 0.1 }, Impairments.None, () => Instant.Zero, seed));
             var got = new List<ushort>();
             for (ushort i = 0; i < 50; i++)
             {
@@ -169,11 +170,11 @@ public class ImpairedDeviceTests
         public void Flush() { }
     }
 
-    private static (ImpairedDevice Device, Recorder Inner, Func<long> Now, Action<long> Advance) Make(Impairment tx, int seed = 1)
+    private static (ImpairedDevice Device, Recorder Inner, Func<long> Now, Action<long> Advance) Make(Impairments tx, int seed = 1)
     {
         long now = 0;
         var inner = new Recorder { Clock = () => now };
-        var dev = new ImpairedDevice(inner, tx, new Impairment(), () => new Instant(now), seed);
+        var dev = new ImpairedDevice(inner, tx, Impairments.None, () => new Instant(now), seed);
         return (dev, inner, () => now, d => now += d);
     }
 
@@ -186,7 +187,7 @@ public class ImpairedDeviceTests
     [Fact]
     public void Loss_and_duplication_happen_at_about_the_configured_rates()
     {
-        var (dev, inner, _, _) = Make(new Impairment { Loss = 0.1, Duplicate = 0.05 });
+        var (dev, inner, _, _) = Make(new Impairments { Loss = 0.1, Duplicate = 0.05 });
         for (int i = 0; i < 100_000; i++) Send(dev, 1);
         dev.Flush();
         Assert.InRange(dev.Lost, 9_000, 11_000);
@@ -197,7 +198,7 @@ public class ImpairedDeviceTests
     [Fact]
     public void Delay_holds_frames_until_due_and_jitter_stays_within_its_bound()
     {
-        var (dev, inner, now, advance) = Make(new Impairment { Delay = Duration.FromMilliseconds(10), Jitter = Duration.FromMilliseconds(2) });
+        var (dev, inner, now, advance) = Make(new Impairments { Delay = Duration.FromMilliseconds(10), Jitter = Duration.FromMilliseconds(2) });
         for (byte i = 0; i < 100; i++) Send(dev, i);
         dev.Flush();
         Assert.Empty(inner.Sent);
@@ -210,7 +211,7 @@ public class ImpairedDeviceTests
     [Fact]
     public void Reordering_lets_some_frames_overtake_the_delayed_ones()
     {
-        var (dev, inner, _, advance) = Make(new Impairment { Delay = Duration.FromMilliseconds(5), Reorder = 0.25 });
+        var (dev, inner, _, advance) = Make(new Impairments { Delay = Duration.FromMilliseconds(5), Reorder = 0.25 });
         for (byte i = 0; i < 200; i++) Send(dev, i);
         advance(10_000_000);
         dev.Flush();
