@@ -1,4 +1,3 @@
-using Netloom.Emulation.Apps;
 using Netloom.Netem;
 using Netloom.Stack;
 using Netloom.Switching;
