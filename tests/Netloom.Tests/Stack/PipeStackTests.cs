@@ -209,6 +209,37 @@ public class ImpairedDeviceTests
     }
 
     [Fact]
+    public void A_rate_limit_spaces_frames_by_their_time_on_the_wire_as_an_emulated_link_does()
+    {
+        // 8 Mbit/s: a 60-byte frame takes 60 µs on the wire; its queue holds 3 frames.
+        var (dev, inner, _, advance) = Make(new Impairments { RateBitsPerSecond = 8_000_000, QueuePackets = 3 });
+        for (byte i = 0; i < 5; i++) Send(dev, i);
+        Assert.Equal(2, dev.Dropped); // the fourth and fifth found the queue full
+        for (int k = 0; k < 4; k++) { advance(60_000); dev.Flush(); }
+        Assert.Equal([(0, 60_000L), (1, 120_000L), (2, 180_000L)], inner.Sent.Select(s => ((int)s.Tag, s.At)));
+    }
+
+    [Fact]
+    public void The_device_and_an_emulated_link_draw_the_same_fates_from_the_same_seed()
+    {
+        // One engine: a NetemEngine run by hand with the device's seed admits, loses and duplicates
+        // the same frames, so --impair and a topology's link mean the same thing.
+        var imp = new Impairments { Loss = 0.2, Duplicate = 0.1 };
+        var (dev, inner, _, _) = Make(imp, seed: 5);
+        var engine = new Netloom.Netem.NetemEngine(new Random(5));
+        int expected = 0;
+        for (int i = 0; i < 10_000; i++)
+        {
+            Send(dev, 1);
+            var a = engine.Admit(imp, 60);
+            expected += a == Netloom.Netem.Admission.Twice ? 2 : a == Netloom.Netem.Admission.Once ? 1 : 0;
+            engine.Launch(imp, new byte[60], 0);
+            if (a == Netloom.Netem.Admission.Twice) engine.Launch(imp, new byte[60], 0);
+        }
+        Assert.Equal(expected, inner.Sent.Count);
+    }
+
+    [Fact]
     public void Reordering_lets_some_frames_overtake_the_delayed_ones()
     {
         var (dev, inner, _, advance) = Make(new Impairments { Delay = Duration.FromMilliseconds(5), Reorder = 0.25 });
