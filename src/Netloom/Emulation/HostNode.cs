@@ -1,4 +1,3 @@
-using Netloom.Emulation.Apps;
 using Netloom.Stack;
 using Netloom.Time;
 
@@ -114,8 +113,7 @@ public sealed partial class HostNode : Node
         {
             int frames = Stack.Poll(at);
             while (Stack.TryTakePingReply(out var reply))
-                foreach (var app in _apps)
-                    if (app is PingApp ping && ping.Identifier == reply.Identifier) ping.OnReply(reply);
+                foreach (var app in _apps) app.OnPingReply(reply);
             bool busy = false;
             foreach (var app in _apps)
                 if (app.Running) busy |= app.Poll(at);

@@ -1,4 +1,3 @@
-using Netloom.Sockets;
 using Netloom.Time;
 using Netloom.Wire;
 

@@ -1,4 +1,4 @@
-using Netloom.Emulation.Apps;
+using Netloom.Netem;
 using Netloom.Stack;
 using Netloom.Switching;
 using Netloom.Time;
@@ -31,7 +31,7 @@ public sealed partial class Network
     /// <summary>Virtual time zero: 2026-01-01T00:00:00Z, so captures carry plausible dates.</summary>
     public static readonly Instant Epoch = Instant.FromSeconds(1_767_225_600);
 
-    private readonly EventQueue _queue = new();
+    private readonly EventQueue<SimEvent> _queue = new();
     private readonly List<Node> _nodes = [];
     private readonly Dictionary<string, Node> _byName = new(StringComparer.Ordinal);
     private readonly List<Link> _links = [];

@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using Netloom.Rings;
 using Netloom.Time;
@@ -364,15 +363,17 @@ public sealed unsafe class Switch : IDisposable
     /// <summary>
     /// Forwards until cancelled. Busy-poll spins; Block backs off to 1 ms naps after a stretch of
     /// idle passes (ports of different kinds have no single thing to sleep on).
+    /// The thread that runs this owns the switch's time, as a host owns its stack's: it reads the
+    /// real clock through <see cref="MonotonicClock"/> and hands <see cref="Forward"/> an instant,
+    /// so forwarding itself never reads a clock.
     /// </summary>
     public void Run(CancellationToken stop, WaitMode mode = WaitMode.BusyPoll)
     {
-        var clock = Stopwatch.StartNew();
-        long wall0 = DateTime.UtcNow.Ticks * 100 - DateTime.UnixEpoch.Ticks * 100;
+        var clock = new MonotonicClock();
         int idle = 0;
         while (!stop.IsCancellationRequested)
         {
-            var now = new Instant(wall0 + (long)(clock.ElapsedTicks * (1e9 / Stopwatch.Frequency)));
+            var now = clock.Now;
             if (Forward(now) > 0) { idle = 0; continue; }
             if (mode == WaitMode.BusyPoll || ++idle < 1000) Thread.SpinWait(20);
             else Thread.Sleep(1);

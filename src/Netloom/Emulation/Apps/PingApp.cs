@@ -48,8 +48,9 @@ public sealed class PingApp : App
         return sent;
     }
 
-    internal void OnReply(in PingReply reply)
+    internal override void OnPingReply(in PingReply reply)
     {
+        if (reply.Identifier != Identifier) return; // another ping app's
         long at = _sentAt[reply.Sequence];
         if (at == 0) { _duplicates++; return; }
         _sentAt[reply.Sequence] = 0;

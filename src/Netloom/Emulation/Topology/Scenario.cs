@@ -1,4 +1,5 @@
 using Netloom.Emulation.Apps;
+using Netloom.Netem;
 using Netloom.Stack;
 using Netloom.Time;
 using Netloom.Wire;

@@ -1,3 +1,4 @@
+using Netloom.Netem;
 using Netloom.Stack;
 using Netloom.Time;
 using YamlDotNet.RepresentationModel;

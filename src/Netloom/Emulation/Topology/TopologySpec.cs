@@ -1,3 +1,4 @@
+using Netloom.Netem;
 using Netloom.Time;
 using Netloom.Wire;
 

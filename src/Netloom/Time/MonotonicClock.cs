@@ -1,7 +1,6 @@
 using System.Diagnostics;
-using Netloom.Time;
 
-namespace Netloom.Sockets;
+namespace Netloom.Time;
 
 /// <summary>
 /// Real time as the stack sees it: an origin plus the monotonic stopwatch since construction.
