@@ -105,7 +105,7 @@ internal sealed class HostSetup : IDisposable
     /// <summary>The stack's counters as a table, plus the impairment's.</summary>
     public void PrintCounters(string? extraUdp = null, string? extraTcp = null)
     {
-        var c = Stack.Counters;
+        var c = Stack.GetCounters();
         if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160;
         var t = new Table().Border(TableBorder.Rounded).AddColumn("layer").AddColumn(new TableColumn("in").RightAligned()).AddColumn(new TableColumn("out").RightAligned());
         t.AddRow("frames", $"{c.FramesIn:N0}", $"{c.FramesOut:N0}");
