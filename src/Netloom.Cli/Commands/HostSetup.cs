@@ -83,6 +83,7 @@ internal sealed class HostSetup : IDisposable
         {
             Wait = r.GetValue(o.Wait),
             Seed = seed,
+            LoggerFactory = StderrLoggerFactory.Instance,
             Device = (device, clock) =>
             {
                 if (impairment is not null) device = s.Impaired = new ImpairedDevice(device, impairment, impairment, clock, seed);
