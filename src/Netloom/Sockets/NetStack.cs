@@ -55,7 +55,7 @@ public sealed class NetStack : SocketStack, IDisposable
         Interface = new Interface(options, device, _settings.Seed);
         Interface.Poll(Now);
         _loop = new OwnerLoop(Interface, port, _clock, Lock, _settings.DeviceDue);
-        _stackMetrics = StackMetrics.Register(Interface);
+        _stackMetrics = StackMetrics.Register(Interface, port.Name);
         _portMetrics = PortMetrics.Register(port);
         _owner = new Thread(Run) { IsBackground = true, Name = $"netloom {options.Address}" };
         _owner.Start();

@@ -5,11 +5,12 @@ namespace Netloom.Stack;
 /// <summary>
 /// The stack's instruments on the "Netloom" meter: per-layer counters and TCP, read from
 /// <see cref="StackCounters"/> when a listener collects. Tagged <c>netloom.stack</c> (the stack's
-/// address); drops also <c>netloom.drop.reason</c>.
+/// address) and, when the stack runs on a port, <c>netloom.port</c> (two stacks may share an
+/// address on different ports); drops also <c>netloom.drop.reason</c>.
 /// </summary>
 internal static class StackMetrics
 {
-    public const string StackTag = "netloom.stack", ReasonTag = "netloom.drop.reason";
+    public const string StackTag = "netloom.stack", PortTag = "netloom.port", ReasonTag = "netloom.drop.reason";
     internal static readonly MetricSources<Interface> Sources = new();
 
     static StackMetrics()
@@ -46,6 +47,9 @@ internal static class StackMetrics
     }
 
     /// <summary>Publishes <paramref name="iface"/>'s counters until the result is disposed (or the interface is collected).</summary>
-    public static IDisposable Register(Interface iface) =>
-        Sources.Add(iface, new KeyValuePair<string, object?>(StackTag, iface.Address.ToString()));
+    /// <param name="port">The name of the port the stack runs on, if any.</param>
+    public static IDisposable Register(Interface iface, string? port = null) =>
+        port is null
+            ? Sources.Add(iface, new KeyValuePair<string, object?>(StackTag, iface.Address.ToString()))
+            : Sources.Add(iface, new KeyValuePair<string, object?>(StackTag, iface.Address.ToString()), new KeyValuePair<string, object?>(PortTag, port));
 }

@@ -106,7 +106,7 @@ public sealed class MetricsTests
                 cb = b.GetCounters();
             }
             string sa = a.Address.ToString(), sb = b.Address.ToString();
-            Assert.Equal(ca.FramesIn, reader.Value("netloom.stack.frames.in", ("netloom.stack", sa)));
+            Assert.Equal(ca.FramesIn, reader.Value("netloom.stack.frames.in", ("netloom.stack", sa), ("netloom.port", portA.Name)));
             Assert.Equal(ca.FramesOut, reader.Value("netloom.stack.frames.out", ("netloom.stack", sa)));
             Assert.Equal(ca.ArpOut, reader.Value("netloom.stack.arp.out", ("netloom.stack", sa)));
             Assert.Equal(ca.Ipv4Out, reader.Value("netloom.stack.ipv4.out", ("netloom.stack", sa)));
