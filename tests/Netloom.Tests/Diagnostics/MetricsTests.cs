@@ -251,6 +251,21 @@ public sealed class MetricsTests
     }
 
     [Fact]
+    public void The_stack_counts_every_retransmission_of_its_sockets()
+    {
+        var lab = new Netloom.Tests.Stack.TcpLab();
+        var (c, s, _) = lab.Connect();
+        // Drop the 3rd, 5th and 7th data segments once each: SACK recovery sends each again.
+        int dataSegments = 0;
+        lab.AtoB.Filter = f => !(Netloom.Tests.Stack.TcpLab.Tcp(f) is { Len: > 0 } && ++dataSegments is 3 or 5 or 7);
+        var data = Netloom.Tests.Stack.TcpLab.RandomBytes(40 * 1448, 3);
+        Assert.Equal(data, lab.Transfer(c, s, data, Duration.FromSeconds(30)));
+        Assert.Equal(3, c.Retransmits);
+        Assert.Equal(3, lab.StackA.GetCounters().TcpRetransmits);
+        Assert.Equal(0, lab.StackB.GetCounters().TcpRetransmits);
+    }
+
+    [Fact]
     public void Drop_reasons_become_snake_case_tag_values()
     {
         var names = NetloomMeter.SnakeNames<StackDrop>();
