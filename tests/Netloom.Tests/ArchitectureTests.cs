@@ -11,7 +11,8 @@ namespace Netloom.Tests;
 /// </summary>
 public class ArchitectureTests
 {
-    // Which Netloom units each unit may depend on, besides its own and Netloom.Time. A unit is the
+    // Which Netloom units each unit may depend on, besides its own, Netloom.Time and
+    // Netloom.Diagnostics (the meter and logging, which every layer may publish to). A unit is the
     // longest key here that a namespace starts with: Netloom.Stack.Devices belongs to Netloom.Stack,
     // Netloom.Emulation.Async to Netloom.Emulation (the emulator's core).
     private static readonly Dictionary<string, string[]> Allowed = new()
@@ -25,6 +26,7 @@ public class ArchitectureTests
         ["Netloom.Offload"] = ["Netloom.Interop"],
         ["Netloom.Interop"] = [],
         ["Netloom.Time"] = [],
+        ["Netloom.Diagnostics"] = [],
         // The emulator's core (Network, nodes, links, the App base) sees every layer below it but
         // neither its apps nor its topology files; the apps build on the core; the topology code,
         // which instantiates apps from YAML, sees both.
@@ -141,7 +143,7 @@ public class ArchitectureTests
             void Check(Type r, string where)
             {
                 string other = Unit(r.Namespace);
-                if (other == "" || other == unit || other == "Netloom.Time" || ok.Contains(other)) return;
+                if (other == "" || other == unit || other == "Netloom.Time" || other == "Netloom.Diagnostics" || ok.Contains(other)) return;
                 violations.Add($"{t.FullName} ({unit}) uses {r.FullName} ({other}) in {where}");
             }
             foreach (var r in Signatures(t).SelectMany(Unwrap)) Check(r, "a signature");

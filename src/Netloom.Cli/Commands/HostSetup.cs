@@ -84,6 +84,7 @@ internal sealed class HostSetup : IDisposable
         {
             Wait = r.GetValue(o.Wait),
             Seed = seed,
+            LoggerFactory = StderrLoggerFactory.Instance,
             Device = (device, clock) =>
             {
                 if (impairment is not null) device = s.Impaired = new ImpairedDevice(device, impairment, impairment, clock, seed);
@@ -106,7 +107,7 @@ internal sealed class HostSetup : IDisposable
     /// <summary>The stack's counters as a table, plus the impairment's.</summary>
     public void PrintCounters(string? extraUdp = null, string? extraTcp = null)
     {
-        var c = Stack.Counters;
+        var c = Stack.GetCounters();
         if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160;
         var t = new Table().Border(TableBorder.Rounded).AddColumn("layer").AddColumn(new TableColumn("in").RightAligned()).AddColumn(new TableColumn("out").RightAligned());
         t.AddRow("frames", $"{c.FramesIn:N0}", $"{c.FramesOut:N0}");

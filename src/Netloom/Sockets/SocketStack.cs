@@ -20,7 +20,11 @@ public abstract class SocketStack
     public abstract Interface Interface { get; }
     public Lock Lock { get; } = new();
     public Ipv4Address Address => Interface.Address;
-    public StackCounters Counters => Interface.Counters;
+    /// <summary>A copy of the stack's counters, taken under the lock (works after the stack stopped, too).</summary>
+    public StackCountersSnapshot GetCounters()
+    {
+        using (Lock.EnterScope()) return Interface.Counters.Snapshot();
+    }
     /// <summary>The time as the stack sees it: monotonic wall-clock time, or the emulator's virtual time.</summary>
     public abstract Instant Now { get; }
 

@@ -56,9 +56,10 @@ public sealed class UdpSocket : ISocketObserver, IDisposable
         }
     }
 
+    /// <summary>Closes the socket; safe to call again, and after the stack has stopped.</summary>
     public void Dispose()
     {
-        using (_stack.Enter())
+        using (_stack.EnterToClose())
         {
             _binding.Close();
             _readable.Fire();

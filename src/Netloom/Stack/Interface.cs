@@ -59,7 +59,9 @@ public sealed partial class Interface
     }
 
     public StackOptions Options => _o;
-    public StackCounters Counters { get; } = new();
+    internal StackCounters Counters { get; } = new();
+    /// <summary>A copy of the counters; the owner's thread, or a caller holding the owner's lock, reads a consistent set.</summary>
+    public StackCountersSnapshot GetCounters() => Counters.Snapshot();
     public MacAddress Mac => _o.Mac;
     public Ipv4Address Address => _o.Address;
     internal int ReassemblyBytesHeld => _reassembly.HeldBytes;
