@@ -136,15 +136,16 @@ public sealed partial class TcpSocket
     /// <summary>Emits one segment carrying the current ACK, window and options; false when the device is full (retried later).</summary>
     private bool SendSegment(uint seq, int len, bool fin)
     {
-        var o = SegmentOptions();
-        if (_sackOk && !_outOfOrder.IsEmpty) AddSackBlocks(ref o);
         var flags = TcpFlags.Ack;
         if (fin) flags |= TcpFlags.Fin;
         if (len > 0 && seq + (uint)len == DataEnd) flags |= TcpFlags.Psh;
-        ushort window = WindowToAdvertise();
-        if (!_stack.SendTcp(this, seq, RcvNxt, flags, window, o, len > 0 ? (int)(seq - _sndBufSeq) : 0, len))
+        var h = Header(seq, RcvNxt, flags, WindowToAdvertise());
+        h.PayloadLength = len;
+        AddTimestamp(ref h);
+        if (_sackOk && !_outOfOrder.IsEmpty) AddSackBlocks(ref h);
+        if (!Emit(h, len > 0 ? (int)(seq - _sndBufSeq) : 0))
         {
-            _stack.BlockedOnDevice(this);
+            _table.RetryAfterFlush(this);
             if (len == 0 && !fin) _ackNow = true;
             return false;
         }
@@ -153,13 +154,21 @@ public sealed partial class TcpSocket
         return true;
     }
 
-    /// <summary>The options every segment after the handshake carries: the timestamp, when in use.</summary>
-    private TcpOutOptions SegmentOptions()
+    /// <summary>A header between this connection's ports, with no options yet.</summary>
+    private TcpRepr Header(uint seq, uint ack, TcpFlags flags, ushort window) => new()
     {
-        var o = TcpOutOptions.None;
-        if (_tsOk) { o.HasTimestamp = true; o.TsVal = TsNow(); o.TsEcr = _tsRecent; }
-        return o;
+        SourcePort = _local.Port, DestinationPort = _remote.Port, SequenceNumber = seq, AcknowledgmentNumber = ack, Flags = flags, Window = window,
+    };
+
+    /// <summary>The option every segment after the handshake carries: the timestamp, when in use (RFC 7323 §3.2).</summary>
+    private void AddTimestamp(ref TcpRepr h)
+    {
+        if (_tsOk) h.Timestamp = new TcpTimestamp(TsNow(), _tsRecent);
     }
+
+    /// <summary>Hands one segment (its payload, if any, from the send buffer at <paramref name="dataOffset"/>) to the table; false when the device is full.</summary>
+    private bool Emit(in TcpRepr h, int dataOffset = 0) =>
+        _table.TrySend(new TcpSegmentOut(_local.Address, _remote.Address, h, h.PayloadLength > 0 ? _sendBuffer : null, dataOffset));
 
     /// <summary>
     /// After an event (a segment in, or the device making room): send what is allowed, the ACK
@@ -173,6 +182,9 @@ public sealed partial class TcpSocket
         Reschedule();
         Notify();
     }
+
+    /// <summary>The table's turn after the device refused a segment and was flushed: send again what is owed.</summary>
+    internal void RetryAfterFlush() => AfterEvent();
 
     /// <summary>A segment with no data: the ACK, with SACK blocks when data is missing.</summary>
     internal void SendAck()
@@ -193,15 +205,15 @@ public sealed partial class TcpSocket
     /// <summary>A bare control segment (RST) with no options.</summary>
     private void SendControl(uint seq, uint ack, TcpFlags flags)
     {
-        _stack.SendTcp(this, seq, ack, flags, 0, TcpOutOptions.None, 0, 0);
+        Emit(Header(seq, ack, flags, 0));
         SegmentsOut++;
-        if ((flags & TcpFlags.Rst) != 0) _stack.Counters.TcpResetsOut++;
+        if ((flags & TcpFlags.Rst) != 0) _table.Counters.TcpResetsOut++;
     }
 
     /// <summary>SACK blocks for the out-of-order data, the latest first (RFC 2018 §4); 3 fit beside timestamps.</summary>
-    private void AddSackBlocks(ref TcpOutOptions o)
+    private void AddSackBlocks(ref TcpRepr o)
     {
-        int max = o.HasTimestamp ? 3 : 4;
+        int max = o.Timestamp.HasValue ? 3 : 4;
         int latest = _outOfOrder.Latest;
         if (latest >= 0)
         {
