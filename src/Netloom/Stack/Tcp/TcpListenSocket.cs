@@ -18,6 +18,7 @@ public sealed class TcpListenSocket
         public SynParameters P;
         public long SentAt, DueAt;
         public byte Retries;
+        public bool Owed; // the device refused its SYN-ACK: the next timer turn sends it, not counted as a retry
     }
 
     private static readonly ushort[] CookieMss = [536, 1024, 1220, 1300, 1400, 1440, 1460, 8960];
@@ -164,7 +165,7 @@ public sealed class TcpListenSocket
         if (_accept.Count >= Backlog) { Dropped++; _table.Counters.Drop(StackDrop.TcpAcceptQueueFull); return; } // the peer retransmits its ACK or data
         if (entry >= 0)
         {
-            if (_syn[entry].Retries == 0) p.HandshakeRtt = Now - new Instant(_syn[entry].SentAt);
+            if (_syn[entry].Retries == 0 && !_syn[entry].Owed) p.HandshakeRtt = Now - new Instant(_syn[entry].SentAt);
             Remove(entry);
         }
         var socket = _table.Create(Options, local, from);
@@ -179,7 +180,13 @@ public sealed class TcpListenSocket
     private void SendSynAck(ref SynEntry e)
     {
         ref var p = ref e.P;
-        SendSynAck(e.Local, e.Remote, p, (uint)(Now.Nanoseconds / 1_000_000) + p.TsOffset);
+        if (!SendSynAck(e.Local, e.Remote, p, (uint)(Now.Nanoseconds / 1_000_000) + p.TsOffset))
+        {
+            e.Owed = true;                 // the device-full contract: nothing left, so nothing is timed
+            e.DueAt = Now.Nanoseconds;     // due at once: the next poll's timers try again
+            return;
+        }
+        e.Owed = false;
         e.SentAt = Now.Nanoseconds;
         e.DueAt = (Now + Duration.FromSeconds(1L << e.Retries)).Nanoseconds; // 1, 2, 4, 8, 16 s
     }
@@ -207,6 +214,7 @@ public sealed class TcpListenSocket
         {
             ref var e = ref _syn[i];
             if (!e.Used || e.DueAt > now) continue;
+            if (e.Owed) { SendSynAck(ref e); continue; }
             if (e.Retries >= SynAckRetries) { Remove(i); continue; }
             e.Retries++;
             SendSynAck(ref e);
@@ -253,7 +261,7 @@ public sealed class TcpListenSocket
             p.PeerWindowScale = -1;
             p.SackPermitted = false;
         }
-        SendSynAck(local, from, p, ts);
+        if (!SendSynAck(local, from, p, ts)) return; // stateless: the peer's retransmitted SYN gets another
         SynCookiesSent++;
         _table.Counters.TcpSynCookiesSent++;
         _lastCookieAt = Now.Nanoseconds;

@@ -68,7 +68,8 @@ public sealed partial class TcpSocket
         if (_options.WindowScaling) h.WindowScale = _rcvShift;
         h.SackPermitted = _options.SelectiveAck;
         if (_options.Timestamps) h.Timestamp = new TcpTimestamp(TsNow(), ack ? _tsRecent : 0);
-        Emit(h);
+        if (!Emit(h)) { Owe(Owed.Syn); return; }
+        _owed &= ~Owed.Syn;
         SegmentsOut++;
     }
 

@@ -183,8 +183,44 @@ public sealed partial class TcpSocket
         Notify();
     }
 
-    /// <summary>The table's turn after the device refused a segment and was flushed: send again what is owed.</summary>
-    internal void RetryAfterFlush() => AfterEvent();
+    /// <summary>
+    /// The device-full contract: a segment the device refused has changed nothing (no sequence
+    /// space taken, no counter, no backoff). Data, FIN and ACKs are recomputed by <see cref="AfterEvent"/>;
+    /// what only a timer or a reply would send (SYN, persist and keep-alive probes, RST replies) is
+    /// owed, and sent here, on the table's turn after the next flush, if it is still due.
+    /// </summary>
+    internal void RetryAfterFlush()
+    {
+        if ((_owed & Owed.Syn) != 0)
+        {
+            _owed &= ~Owed.Syn;
+            if (State is TcpState.SynSent or TcpState.SynReceived) SendSyn(ack: State == TcpState.SynReceived);
+        }
+        if ((_owed & Owed.Control) != 0)
+        {
+            _owed &= ~Owed.Control;
+            if (State == _owedControlState) SendControl(_owedControlSeq, _owedControlAck, _owedControlFlags); // a reply to a state since left is stale
+        }
+        if ((_owed & Owed.Persist) != 0)
+        {
+            _owed &= ~Owed.Persist;
+            OnPersist();
+        }
+        if ((_owed & Owed.KeepAlive) != 0)
+        {
+            _owed &= ~Owed.KeepAlive;
+            OnKeepAlive();
+            if (State == TcpState.Closed) return;
+        }
+        AfterEvent();
+    }
+
+    /// <summary>The device refused a segment only this socket's timers or replies would send: owe it and take a turn after the flush.</summary>
+    private void Owe(Owed what)
+    {
+        _owed |= what;
+        _table.RetryAfterFlush(this);
+    }
 
     /// <summary>A segment with no data: the ACK, with SACK blocks when data is missing.</summary>
     internal void SendAck()
@@ -202,10 +238,15 @@ public sealed partial class TcpSocket
         _lastAckSent = RcvNxt;
     }
 
-    /// <summary>A bare control segment (RST) with no options.</summary>
+    /// <summary>A bare control segment (RST) with no options; owed when the device is full (lost if the connection then closes).</summary>
     private void SendControl(uint seq, uint ack, TcpFlags flags)
     {
-        Emit(Header(seq, ack, flags, 0));
+        if (!Emit(Header(seq, ack, flags, 0)))
+        {
+            (_owedControlSeq, _owedControlAck, _owedControlFlags, _owedControlState) = (seq, ack, flags, State);
+            Owe(Owed.Control);
+            return;
+        }
         SegmentsOut++;
         if ((flags & TcpFlags.Rst) != 0) _table.Counters.TcpResetsOut++;
     }

@@ -95,7 +95,8 @@ public sealed partial class TcpSocket
         var h = Header(SndUna, RcvNxt, TcpFlags.Ack, WindowToAdvertise());
         h.PayloadLength = 1;
         AddTimestamp(ref h);
-        Emit(h, (int)(SndUna - _sndBufSeq));
+        if (!Emit(h, (int)(SndUna - _sndBufSeq))) { Owe(Owed.Persist); return; } // no sequence space taken, no backoff
+        _owed &= ~Owed.Persist;
         SegmentsOut++;
         AckSent();
         if (Seq.Lt(SndNxt, SndUna + 1)) SndNxt = SndUna + 1;
@@ -118,7 +119,13 @@ public sealed partial class TcpSocket
         // A probe is an old sequence number with no data: any live peer must ACK it (RFC 1122 §4.2.3.6).
         var h = Header(SndUna - 1, RcvNxt, TcpFlags.Ack, WindowToAdvertise());
         AddTimestamp(ref h);
-        Emit(h);
+        if (!Emit(h))
+        {
+            Owe(Owed.KeepAlive);                              // not a probe the peer failed to answer
+            _keepAt = now + _options.KeepAliveInterval.Nanoseconds; // the retry, not this timer, sends it
+            return;
+        }
+        _owed &= ~Owed.KeepAlive;
         SegmentsOut++;
         _keepProbes++;
         _keepAt = now + _options.KeepAliveInterval.Nanoseconds;

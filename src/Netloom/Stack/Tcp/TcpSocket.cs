@@ -65,6 +65,15 @@ public sealed partial class TcpSocket
     private bool _ackNow, _swsOverride;
     private SocketEvents _pendingEvents;
 
+    // Segments the device refused that no later event would send again: owed until the table's
+    // retry after the next flush (the device-full contract, see RetryAfterFlush).
+    [Flags]
+    private enum Owed : byte { None = 0, Syn = 1, Persist = 2, KeepAlive = 4, Control = 8 }
+    private Owed _owed;
+    private uint _owedControlSeq, _owedControlAck;
+    private TcpFlags _owedControlFlags;
+    private TcpState _owedControlState;
+
     internal TcpSocket(TcpTable table, TcpSocketOptions options, TcpEndpoint local, TcpEndpoint remote, int slot)
     {
         _table = table;
