@@ -15,7 +15,6 @@ public sealed partial class Interface : ITcpOutput
     /// <summary>Connections in the table (TIME_WAIT included).</summary>
     public int TcpConnectionCount => _tcp.Count;
     internal Instant Now => _now;
-    internal TcpTable Tcp => _tcp;
 
     /// <summary>Tests pick initial sequence numbers (to cross the 2^32 wrap, say).</summary>
     internal Func<uint>? IssOverride { get => _tcp.IssOverride; set => _tcp.IssOverride = value; }

@@ -1,3 +1,4 @@
+using System.Reflection;
 using System.Text;
 using Netloom.Stack;
 using Netloom.Time;
@@ -250,5 +251,13 @@ public class TcpSocketTests
         var synAck = Assert.Single(h.Output);
         Assert.Equal(TcpFlags.Syn | TcpFlags.Ack, synAck.Flags);
         Assert.Equal(101u, synAck.Ack);
+    }
+
+    [Fact]
+    public void Tcp_holds_no_reference_to_the_ipv4_interface_nor_an_ipv4_address()
+    {
+        foreach (var t in new[] { typeof(TcpSocket), typeof(TcpListenSocket), typeof(TcpTable), typeof(Assembler), typeof(SackScoreboard) })
+            foreach (var f in t.GetFields(BindingFlags.Instance | BindingFlags.Static | BindingFlags.NonPublic | BindingFlags.Public))
+                Assert.False(f.FieldType == typeof(Interface) || f.FieldType == typeof(Ipv4Address), $"{t.Name}.{f.Name} is {f.FieldType.Name}");
     }
 }
