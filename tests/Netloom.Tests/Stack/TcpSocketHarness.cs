@@ -19,9 +19,11 @@ internal sealed class TcpSocketHarness : ITcpOutput
         public uint Ack => Header.AcknowledgmentNumber;
     }
 
-    public static readonly IpAddr LocalAddress = IpAddr.FromIpv4(new Ipv4Address(10, 0, 0, 1));
-    public static readonly IpAddr PeerAddress = IpAddr.FromIpv4(new Ipv4Address(10, 0, 0, 2));
+    public static readonly IpAddr Ipv4Local = IpAddr.FromIpv4(new Ipv4Address(10, 0, 0, 1));
+    public static readonly IpAddr Ipv4Peer = IpAddr.FromIpv4(new Ipv4Address(10, 0, 0, 2));
     public const ushort PeerPort = 5000;
+
+    public readonly IpAddr LocalAddress, PeerAddress;
 
     private readonly TimerWheel _wheel;
     public readonly TcpTable Table;
@@ -33,8 +35,11 @@ internal sealed class TcpSocketHarness : ITcpOutput
     public int Refused, Flushes;
     public int Mss = 1460;
 
-    public TcpSocketHarness(StackOptions? options = null)
+    /// <summary>A harness between two IPv4 addresses unless others (of any version) are given.</summary>
+    public TcpSocketHarness(StackOptions? options = null, IpAddr? local = null, IpAddr? peer = null)
     {
+        LocalAddress = local ?? Ipv4Local;
+        PeerAddress = peer ?? Ipv4Peer;
         options ??= new StackOptions { Mac = new MacAddress(2, 0, 0, 0, 0, 1), Address = new Ipv4Address(10, 0, 0, 1), TcpConnections = 4, TcpListeners = 2 };
         _wheel = new TimerWheel(options.TcpConnections + options.TcpListeners);
         Table = new TcpTable(options, this, Counters, _wheel, new Random(1), seed: 1);

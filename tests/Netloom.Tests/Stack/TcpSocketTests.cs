@@ -260,4 +260,19 @@ public class TcpSocketTests
             foreach (var f in t.GetFields(BindingFlags.Instance | BindingFlags.Static | BindingFlags.NonPublic | BindingFlags.Public))
                 Assert.False(f.FieldType == typeof(Interface) || f.FieldType == typeof(Ipv4Address), $"{t.Name}.{f.Name} is {f.FieldType.Name}");
     }
+
+    [Fact]
+    public void The_same_socket_runs_between_ipv6_endpoints()
+    {
+        var local = new IpAddr(new UInt128(0x2001_0db8_0000_0000, 1)); // 2001:db8::1
+        var peer = new IpAddr(new UInt128(0x2001_0db8_0000_0000, 2));
+        var h = new TcpSocketHarness(local: local, peer: peer);
+        var s = h.Established(peerIss: 42, Plain());
+        Assert.Equal("[2001:db8::1]:" + s.LocalPort + " -> [2001:db8::2]:5000 Established", s.ToString());
+        s.Send("v6"u8);
+        Assert.Equal("v6", Encoding.ASCII.GetString(h.Last.Payload));
+        h.Deliver(TcpSocketHarness.From(s, 43, s.Iss + 3, TcpFlags.Ack | TcpFlags.Fin));
+        Assert.Equal(TcpState.CloseWait, s.State);
+        Assert.Equal(0, s.SendQueued);
+    }
 }
