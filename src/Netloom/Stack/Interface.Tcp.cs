@@ -77,7 +77,7 @@ public sealed partial class Interface : ITcpOutput
     bool ITcpOutput.TrySend(in TcpSegmentOut s)
     {
         var to = s.Destination.Ipv4;
-        int length = s.Header.BufferLength;
+        int hl = s.Header.HeaderLength, length = hl + s.Header.PayloadLength;
         if (NextHop(to) is not { } hop) { Counters.Drop(StackDrop.NoRoute); return true; }
         if (_neighbors.TryLookup(hop, out var mac))
         {
@@ -89,22 +89,22 @@ public sealed partial class Interface : ITcpOutput
             new EthernetRepr(_o.Mac, mac, EtherType.Ipv4).Emit(frame);
             var ip = new Ipv4Repr(_o.Address, to, IpProtocol.Tcp, length, _o.Ttl) { Identification = _ipId++, DontFragment = true };
             ip.Emit(frame[ipAt..]);
-            WriteTcp(frame.Slice(tcpAt, length), s, to);
+            WriteTcp(frame.Slice(tcpAt, length), hl, s, to);
             Commit(total);
             Counters.Ipv4Out++;
             return true;
         }
         Counters.TcpOut++;
         var t = Transport(length).AsSpan(0, length);
-        WriteTcp(t, s, to);
+        WriteTcp(t, hl, s, to);
         SendIpv4(to, IpProtocol.Tcp, t);
         return true;
     }
 
     /// <summary>The segment's payload, then its header with the checksum over the IPv4 pseudo-header (RFC 9293 §3.1).</summary>
-    private void WriteTcp(Span<byte> segment, in TcpSegmentOut s, Ipv4Address to)
+    private void WriteTcp(Span<byte> segment, int headerLength, in TcpSegmentOut s, Ipv4Address to)
     {
-        s.CopyPayload(segment[s.Header.HeaderLength..]);
+        s.CopyPayload(segment[headerLength..]);
         s.Header.Emit(segment, _o.Address, to);
     }
 }
