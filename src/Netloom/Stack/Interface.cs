@@ -44,16 +44,7 @@ public sealed partial class Interface
         for (int i = 0; i < options.NeighborCapacity; i++) _neighbors[i].Timer = _timers.Create(TimerNeighbor, i);
         for (int i = 0; i < options.ReassemblySlots; i++) _reassembly.SetTimer(i, _timers.Create(TimerReassembly, i));
         _udp = new UdpBinding?[options.UdpSockets];
-        _tcp = new Dictionary<TcpKey, TcpSocket>(Math.Min(options.TcpConnections, 4096));
-        _tcpSlots = new TcpSocket?[options.TcpConnections];
-        _tcpTimers = new int[options.TcpConnections];
-        _freeTcpSlots = new Stack<int>(options.TcpConnections);
-        for (int i = options.TcpConnections - 1; i >= 0; i--) { _tcpTimers[i] = _timers.Create(TimerTcp, i); _freeTcpSlots.Push(i); }
-        _listeners = new TcpListenSocket?[options.TcpListeners];
-        _listenerTimers = new int[options.TcpListeners];
-        for (int i = 0; i < options.TcpListeners; i++) _listenerTimers[i] = _timers.Create(TimerListener, i);
-        (_secret0, _secret1) = NewSecret(seed);
-        _challengeTokens = options.ChallengeAcksPerSecond;
+        _tcp = new TcpTable(options, this, Counters, _timers, _random, seed);
         _ipId = (ushort)_random.Next(65536);
         _icmpTokens = options.IcmpErrorsPerSecond;
     }
@@ -79,17 +70,18 @@ public sealed partial class Interface
     }
 
     /// <summary>When the interface next needs <see cref="Poll"/> for its timers; null when only new frames matter.</summary>
-    public Instant? PollAt() => _started && _txBlocked.Count == 0 ? _timers.NextDeadline() : _now;
+    public Instant? PollAt() => _started && !_tcp.HasBlocked ? _timers.NextDeadline() : _now;
 
     /// <summary>Runs timers, processes up to <paramref name="budget"/> received frames, and flushes what was sent. Returns the frames processed.</summary>
     public int Poll(Instant now, int budget = 256)
     {
         _now = now;
+        _tcp.Now = now;
         if (!_started)
         {
             _started = true;
             _icmpRefilled = now.Nanoseconds;
-            _challengeRefilled = now.Nanoseconds;
+            _tcp.Start(now);
             SendArp(ArpOperation.Request, MacAddress.Broadcast, _o.Address, MacAddress.Zero); // gratuitous ARP (RFC 5227 announcement)
         }
         _timers.Expire(now, this, static (me, kind, owner) => me.OnTimer(kind, owner));
@@ -101,9 +93,9 @@ public sealed partial class Interface
         }
         _device.ReleaseReceived();
         _device.Flush();
-        if (_txBlocked.Count > 0)
+        if (_tcp.HasBlocked)
         {
-            RetryBlockedTcp();
+            _tcp.RetryBlocked();
             _device.Flush();
         }
         return n;
@@ -115,8 +107,7 @@ public sealed partial class Interface
         {
             case TimerNeighbor: NeighborTimer(owner); break;
             case TimerReassembly: ReassemblyTimer(owner); break;
-            case TimerTcp: TcpTimer(owner); break;
-            case TimerListener: ListenerTimer(owner); break;
+            case TcpTable.TimerConnection or TcpTable.TimerListener: _tcp.OnTimer(kind, owner); break;
         }
     }
 
