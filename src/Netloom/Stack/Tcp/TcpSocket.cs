@@ -124,7 +124,7 @@ public sealed partial class TcpSocket
     public long SegmentsIn { get; private set; }
     public long SegmentsOut { get; private set; }
     /// <summary>Segments sent again; each one is added to the stack's TcpRetransmits counter as well.</summary>
-    public long Retransmits { get => _retransmits; private set { _stack.Counters.TcpRetransmits += value - _retransmits; _retransmits = value; } }
+    public long Retransmits { get => _retransmits; private set { _table.Counters.TcpRetransmits += value - _retransmits; _retransmits = value; } }
     private long _retransmits;
     public long BytesSent { get; private set; }
     public long BytesReceived { get; private set; }
