@@ -89,9 +89,9 @@ public sealed partial class HostNode : Node
 
     public StackOptions Options { get; }
     /// <summary>The host's stack. Replaced by a fresh one when the host restarts after a crash.</summary>
-    public Interface Stack { get; private set; }
-    public NodePort Port => Ports[0];
-    public IReadOnlyList<App> Apps => _apps;
+    internal Interface Stack { get; private set; }
+    internal NodePort Port => Ports[0];
+    internal IReadOnlyList<App> Apps => _apps;
     private long NowNs => Network.NowNs;
 
     internal void AddApp(App app) => _apps.Add(app);

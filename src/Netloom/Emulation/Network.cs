@@ -51,7 +51,7 @@ public sealed partial class Network
 
     public NetworkOptions Options { get; }
     public int Seed => Options.Seed;
-    public FramePool Pool { get; }
+    internal FramePool Pool { get; }
     /// <summary>The current virtual time.</summary>
     public Instant Now => new(NowNs);
     internal long NowNs { get; private set; }
@@ -59,7 +59,7 @@ public sealed partial class Network
     public Duration Elapsed => new(NowNs - Epoch.Nanoseconds);
     public IReadOnlyList<Node> Nodes => _nodes;
     public IReadOnlyList<Link> Links => _links;
-    public IReadOnlyList<App> Apps => _apps;
+    internal IReadOnlyList<App> Apps => _apps;
     /// <summary>Events processed so far (frame arrivals, wake-ups, actions).</summary>
     public long EventsProcessed { get; private set; }
     /// <summary>Frames delivered across links so far (packet-hops).</summary>
@@ -160,7 +160,7 @@ public sealed partial class Network
     };
 
     /// <summary>Runs <paramref name="app"/> from <paramref name="start"/> (virtual time since the network was created).</summary>
-    public T Start<T>(T app, Duration start = default) where T : App
+    internal T Start<T>(T app, Duration start = default) where T : App
     {
         _apps.Add(app);
         app.Host.AddApp(app);

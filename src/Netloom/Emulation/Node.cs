@@ -3,7 +3,7 @@ using Netloom.Wire;
 namespace Netloom.Emulation;
 
 /// <summary>One network interface of a node: where a link attaches.</summary>
-public sealed class NodePort
+internal sealed class NodePort
 {
     internal NodePort(Node node, int index, MacAddress mac)
     {
@@ -42,7 +42,7 @@ public abstract class Node
     public Network Network { get; }
     public int Id { get; }
     public string Name { get; }
-    public IReadOnlyList<NodePort> Ports => _ports;
+    internal IReadOnlyList<NodePort> Ports => _ports;
     public bool IsUp { get; private set; } = true;
     /// <summary>Frames that arrived while the node had no use for them (not for it, malformed, inbox full).</summary>
     public long Discarded { get; protected set; }
@@ -64,7 +64,7 @@ public abstract class Node
     internal virtual void Start(long now) { }
 
     /// <summary>Sends <paramref name="frame"/> out of <paramref name="port"/> (ownership passes on); an unlinked port drops it.</summary>
-    protected void Send(NodePort port, SimFrame frame, long now)
+    private protected void Send(NodePort port, SimFrame frame, long now)
     {
         if (port.Out is { } dir) dir.Transmit(frame, now);
         else { Discarded++; Network.Pool.Return(frame); }

@@ -8,7 +8,7 @@ namespace Netloom.Sockets;
 /// The owner loop of one interface in real time: polls, runs the work the host asked for, and
 /// then either spins (busy-poll) or sleeps on the port until the next frame or timer.
 /// </summary>
-public sealed class HostLoop
+internal sealed class HostLoop
 {
     private readonly Interface _interface;
     private readonly IPort _port;

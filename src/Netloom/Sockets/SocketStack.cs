@@ -17,8 +17,8 @@ public abstract class SocketStack
     private protected SocketStack() { }
 
     /// <summary>The stack itself, for counters and owner-thread use: hold <see cref="Lock"/> while touching it.</summary>
-    public abstract Interface Interface { get; }
-    public Lock Lock { get; } = new();
+    internal abstract Interface Interface { get; }
+    internal Lock Lock { get; } = new();
     public Ipv4Address Address => Interface.Address;
     public StackCounters Counters => Interface.Counters;
     /// <summary>The time as the stack sees it: monotonic wall-clock time, or the emulator's virtual time.</summary>

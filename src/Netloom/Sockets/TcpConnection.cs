@@ -34,7 +34,7 @@ public sealed class TcpConnection : ISocketObserver, IDisposable, IAsyncDisposab
         stack.ConnectAsync(address, port, options, ct);
 
     /// <summary>The stack-level connection: read its state and counters under the stack lock.</summary>
-    public TcpSocket Socket { get; }
+    internal TcpSocket Socket { get; }
     public ushort LocalPort => Socket.LocalPort;
     public Ipv4Address RemoteAddress => Socket.RemoteAddress;
     public ushort RemotePort => Socket.RemotePort;

@@ -5,7 +5,7 @@ using Netloom.Wire;
 
 namespace Netloom.Stack;
 
-public sealed partial class Interface
+internal sealed partial class Interface
 {
     private const byte TimerTcp = 3, TimerListener = 4;
 

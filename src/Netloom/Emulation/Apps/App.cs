@@ -8,7 +8,7 @@ namespace Netloom.Emulation.Apps;
 /// at every poll and says when it next needs one through <see cref="WakeAt"/>. Apps use the stack's
 /// non-blocking sockets, so they allocate nothing per packet.
 /// </summary>
-public abstract class App
+internal abstract class App
 {
     protected App(string name, HostNode host)
     {
@@ -98,7 +98,7 @@ public sealed record LatencySummary(long Count, double MinUs, double MeanUs, dou
 /// when its bucket holds one value (a fixed delay). Memory is bounded however long the run: one
 /// bucket array per power of two actually seen, allocated the first time; none per sample after that.
 /// </summary>
-public sealed class LatencyStats
+internal sealed class LatencyStats
 {
     private const int SubBuckets = 128; // per power of two from 256 ns up; below 256 ns every nanosecond has a bucket
 
@@ -160,7 +160,7 @@ public sealed class LatencyStats
 }
 
 /// <summary>Where a client app sends: an address and port.</summary>
-public readonly record struct Endpoint(Ipv4Address Address, ushort Port)
+internal readonly record struct Endpoint(Ipv4Address Address, ushort Port)
 {
     public override string ToString() => $"{Address}:{Port}";
 }

@@ -7,7 +7,7 @@ namespace Netloom.Stack.Devices;
 /// both directions of a device. Delayed frames wait in a bounded delay line of pre-allocated
 /// buffers, released in due-time order; a full line drops and counts.
 /// </summary>
-public sealed class ImpairedDevice : IFrameDevice
+internal sealed class ImpairedDevice : IFrameDevice
 {
     private sealed class DelayLine(int frames, int frameSize)
     {

@@ -7,7 +7,7 @@ namespace Netloom.Stack.Devices;
 /// netem's basic impairments for one direction: random loss, duplication, delay with uniform
 /// jitter, and reordering (that share of frames skips the delay, so it overtakes the others).
 /// </summary>
-public sealed record Impairment
+internal sealed record Impairment
 {
     public double Loss { get; init; }
     public double Duplicate { get; init; }

@@ -9,7 +9,7 @@ namespace Netloom.Stack;
 /// owner thread (or with the stack lock held); <see cref="Send"/> and <see cref="Receive"/> never
 /// block. Input, output and timers live in the partial files of the same name.
 /// </summary>
-public sealed partial class TcpSocket
+internal sealed partial class TcpSocket
 {
     private readonly Interface _stack;
     private readonly TcpSocketOptions _options;
