@@ -133,14 +133,14 @@ public sealed partial class HostNode : Node
     /// <summary>Asks for a poll at <paramref name="at"/> (apps use it when they have a deadline of their own).</summary>
     internal void WakeAtTime(long at) => RequestWake(at);
 
-    protected override void OnCrash()
+    private protected override void OnCrash()
     {
         _sockets.FailAll(new IOException($"host {Name} crashed"));
         _device.Clear();
         foreach (var app in _apps) app.HostCrashed();
     }
 
-    protected override void OnRestart(long now)
+    private protected override void OnRestart(long now)
     {
         _generation++;
         _device = new SimDevice(this, Options.Mtu + 14);

@@ -106,6 +106,11 @@ public sealed partial class Network
         return AddNode(new HostNode(this, id, name, options, Seed * 1000 + id + 1));
     }
 
+    /// <summary>As <see cref="AddHost(string, Ipv4Address, int, Ipv4Address?, int, Func{StackOptions, StackOptions}?)"/>; IPv6 throws <see cref="ArgumentException"/> (not supported yet).</summary>
+    public HostNode AddHost(string name, System.Net.IPAddress address, int prefixLength = 24, System.Net.IPAddress? gateway = null, int mtu = 1500,
+        Func<StackOptions, StackOptions>? configure = null) =>
+        AddHost(name, Ipv4Address.FromIPAddress(address), prefixLength, gateway is null ? null : Ipv4Address.FromIPAddress(gateway), mtu, configure);
+
     public SwitchNode AddSwitch(string name, Func<ILookup>? lookup = null)
     {
         CheckName(name);
@@ -169,7 +174,7 @@ public sealed partial class Network
     }
 
     /// <summary>A fresh identifier for a ping app.</summary>
-    public ushort NextPingIdentifier() => _nextPingId++;
+    internal ushort NextPingIdentifier() => _nextPingId++;
 
     /// <summary>Schedules <paramref name="action"/> at <paramref name="at"/> (virtual time since the network was created; now if past).</summary>
     public void At(Duration at, Action action) =>

@@ -32,7 +32,7 @@ public abstract class Node
     private readonly List<NodePort> _ports = [];
     internal long WakeAt = long.MaxValue;
 
-    protected Node(Network network, int id, string name)
+    private protected Node(Network network, int id, string name)
     {
         Network = network;
         Id = id;
@@ -45,7 +45,7 @@ public abstract class Node
     internal IReadOnlyList<NodePort> Ports => _ports;
     public bool IsUp { get; private set; } = true;
     /// <summary>Frames that arrived while the node had no use for them (not for it, malformed, inbox full).</summary>
-    public long Discarded { get; protected set; }
+    public long Discarded { get; private protected set; }
 
     internal NodePort AddPort()
     {
@@ -70,7 +70,7 @@ public abstract class Node
         else { Discarded++; Network.Pool.Return(frame); }
     }
 
-    protected void RequestWake(long at) => Network.ScheduleWake(this, at);
+    private protected void RequestWake(long at) => Network.ScheduleWake(this, at);
 
     public void Crash()
     {
@@ -86,8 +86,8 @@ public abstract class Node
         OnRestart(Network.NowNs);
     }
 
-    protected virtual void OnCrash() { }
-    protected virtual void OnRestart(long now) { }
+    private protected virtual void OnCrash() { }
+    private protected virtual void OnRestart(long now) { }
 
     public override string ToString() => Name;
 }
