@@ -10,7 +10,7 @@ namespace Netloom.Emulation;
 /// This base is the contract between a host and its apps, so it lives in the emulator's core; the
 /// apps themselves (<c>Emulation.Apps</c>) build on it, and the core never names one of them.
 /// </summary>
-public abstract class App
+internal abstract class App
 {
     protected App(string name, HostNode host)
     {

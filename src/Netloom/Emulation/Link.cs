@@ -20,7 +20,7 @@ public enum LinkDrop
 }
 
 /// <summary>Counters of one direction of a link.</summary>
-public sealed class LinkCounters
+internal sealed class LinkCounters
 {
     private readonly long[] _drops = new long[Enum.GetValues<LinkDrop>().Length];
 
@@ -38,7 +38,7 @@ public sealed class LinkCounters
 /// capture) and its delay line, which is the network's event queue. Randomness is the direction's
 /// own seeded generator, so adding traffic elsewhere does not change what happens here.
 /// </summary>
-public sealed class LinkDirection
+internal sealed class LinkDirection
 {
     private readonly Network _net;
     private readonly NetemEngine _netem;
@@ -154,17 +154,17 @@ public sealed class Link
 
     public int Id { get; }
     public string Name { get; }
-    public NodePort A { get; }
-    public NodePort B { get; }
-    public LinkDirection AtoB { get; }
-    public LinkDirection BtoA { get; }
+    internal NodePort A { get; }
+    internal NodePort B { get; }
+    internal LinkDirection AtoB { get; }
+    internal LinkDirection BtoA { get; }
     public bool IsUp { get; private set; } = true;
     /// <summary>Bumped when the link goes down, so frames in flight from before are lost.</summary>
     internal long Epoch { get; private set; }
     /// <summary>Set while a partition holds the link down, so a heal raises only what it lowered.</summary>
     internal bool DownByPartition { get; set; }
 
-    public LinkDirection Direction(int index) => index == 0 ? AtoB : BtoA;
+    internal LinkDirection Direction(int index) => index == 0 ? AtoB : BtoA;
 
     /// <summary>Sets both directions' impairments.</summary>
     public void SetImpairments(Impairments both)

@@ -9,7 +9,7 @@ namespace Netloom.Sockets;
 /// host asked for, and then either spins (busy-poll) or sleeps on the port until the next frame or
 /// timer. The same loop as <see cref="NetStack"/>'s owner thread (<see cref="OwnerLoop"/>), without the lock.
 /// </summary>
-public sealed class HostLoop
+internal sealed class HostLoop
 {
     private readonly Interface _interface;
     private readonly IPort _port;

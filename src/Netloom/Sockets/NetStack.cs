@@ -13,9 +13,9 @@ public sealed record NetStackOptions
     /// <summary>Block (sleep until a frame or timer) or BusyPoll (spin on the port: lowest latency, a whole core).</summary>
     public WaitMode Wait { get; init; } = WaitMode.Block;
     /// <summary>Wraps the port's device (impairment, capture): the stack sends and receives through what this returns.</summary>
-    public Func<IFrameDevice, Func<Instant>, IFrameDevice>? Device { get; init; }
+    internal Func<IFrameDevice, Func<Instant>, IFrameDevice>? Device { get; init; }
     /// <summary>When a device decorator next has a frame due (delay lines), so the owner wakes for it.</summary>
-    public Func<Instant?>? DeviceDue { get; init; }
+    internal Func<Instant?>? DeviceDue { get; init; }
     /// <summary>Seed for the stack's randomness (0: unpredictable, as production wants).</summary>
     public int Seed { get; init; }
     /// <summary>Dispose the port with the stack.</summary>
@@ -66,7 +66,7 @@ public sealed class NetStack : SocketStack, IDisposable
     public static NetStack Open(string portSpec, StackOptions options, NetStackOptions? settings = null) =>
         new(Ports.Open(portSpec), options, settings);
 
-    public override Interface Interface { get; }
+    internal override Interface Interface { get; }
     /// <summary>Bytes the owner thread has allocated since it started (flat in steady state).</summary>
     public long OwnerAllocatedBytes => _loop.AllocatedBytes;
     /// <summary>Monotonic wall-clock time as the stack sees it.</summary>

@@ -7,7 +7,7 @@ namespace Netloom.Sockets;
 /// Puts a stack on any port: received frames are read straight from the RX ring's slots and
 /// frames to send are written straight into TX slots, so nothing is copied in between.
 /// </summary>
-public sealed class PortDevice : IFrameDevice
+internal sealed class PortDevice : IFrameDevice
 {
     private readonly IPort _port;
     private uint _rxNext;

@@ -1,3 +1,4 @@
+using System.Net;
 using Netloom.Stack;
 using Netloom.Wire;
 
@@ -31,6 +32,13 @@ public sealed class UdpSocket : ISocketObserver, IDisposable
             _stack.Interface.FlushOutput();
             return ok;
         }
+    }
+
+    /// <summary>Sends one datagram to <paramref name="to"/>; an IPv6 endpoint throws <see cref="ArgumentException"/> (not supported yet).</summary>
+    public bool SendTo(ReadOnlySpan<byte> payload, IPEndPoint to)
+    {
+        ArgumentNullException.ThrowIfNull(to);
+        return SendTo(payload, Ipv4Address.FromIPAddress(to.Address, nameof(to)), (ushort)to.Port);
     }
 
     /// <summary>Takes a waiting datagram, if any.</summary>

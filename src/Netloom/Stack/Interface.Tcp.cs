@@ -8,7 +8,7 @@ namespace Netloom.Stack;
 /// (parsed into <see cref="TcpRepr"/>, checksum checked) and, as its <see cref="ITcpOutput"/>,
 /// wraps the segments TCP hands out in IPv4 and Ethernet.
 /// </summary>
-public sealed partial class Interface : ITcpOutput
+internal sealed partial class Interface : ITcpOutput
 {
     private readonly TcpTable _tcp;
 

@@ -10,7 +10,7 @@ namespace Netloom.Stack;
 /// calls <see cref="Poll"/> with the current time and asks <see cref="PollAt"/> when to come back.
 /// Everything it stores is sized at construction from <see cref="StackOptions"/>.
 /// </summary>
-public sealed partial class Interface
+internal sealed partial class Interface
 {
     private const byte TimerNeighbor = 1, TimerReassembly = 2;
 

@@ -7,7 +7,7 @@ namespace Netloom.Time;
 /// Hosts and benchmarks turn the wall clock into <see cref="Instant"/>s through this; the stack
 /// itself never reads a clock.
 /// </summary>
-public sealed class MonotonicClock(Instant origin)
+internal sealed class MonotonicClock(Instant origin)
 {
     private readonly long _start = Stopwatch.GetTimestamp();
 

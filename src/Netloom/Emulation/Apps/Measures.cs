@@ -9,7 +9,7 @@ namespace Netloom.Emulation.Apps;
 /// when its bucket holds one value (a fixed delay). Memory is bounded however long the run: one
 /// bucket array per power of two actually seen, allocated the first time; none per sample after that.
 /// </summary>
-public sealed class LatencyStats
+internal sealed class LatencyStats
 {
     private const int SubBuckets = 128; // per power of two from 256 ns up; below 256 ns every nanosecond has a bucket
 
@@ -71,7 +71,7 @@ public sealed class LatencyStats
 }
 
 /// <summary>Where a client app sends: an address and port.</summary>
-public readonly record struct Endpoint(Ipv4Address Address, ushort Port)
+internal readonly record struct Endpoint(Ipv4Address Address, ushort Port)
 {
     public override string ToString() => $"{Address}:{Port}";
 }

@@ -5,7 +5,7 @@ using YamlDotNet.RepresentationModel;
 
 namespace Netloom.Emulation.Topology;
 
-public sealed partial class TopologyParser
+internal sealed partial class TopologyParser
 {
     private void ParseApps(YamlNode apps, TopologySpec spec)
     {

@@ -10,7 +10,7 @@ namespace Netloom.Offload.Kv;
 /// LPUSH, RPUSH, LPOP, RPOP, LRANGE, SELECT 0, CONFIG GET, COMMAND, QUIT. Pipelined requests are
 /// answered in one batch. Malformed input gets an error reply and the connection is closed.
 /// </summary>
-public sealed class KvHandler : IConnectionHandler
+internal sealed class KvHandler : IConnectionHandler
 {
     private readonly KvStore _store = new();
     private readonly Func<long> _clockMs;

@@ -11,7 +11,7 @@ namespace Netloom.Stack.Devices;
 /// buffers, released in due-time order through an <see cref="EventQueue{T}"/>; a full line drops
 /// and counts.
 /// </summary>
-public sealed class ImpairedDevice : IFrameDevice
+internal sealed class ImpairedDevice : IFrameDevice
 {
     private sealed class DelayLine
     {

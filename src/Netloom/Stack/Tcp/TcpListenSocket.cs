@@ -9,7 +9,7 @@ namespace Netloom.Stack;
 /// into a <see cref="TcpSocket"/> on the accept queue. When the SYN queue is full, SYNs are
 /// answered with cookies (RFC 4987 §3.6) and the state comes back inside the ACK.
 /// </summary>
-public sealed class TcpListenSocket
+internal sealed class TcpListenSocket
 {
     private struct SynEntry
     {

@@ -3,7 +3,7 @@ using Netloom.Wire;
 namespace Netloom.Stack;
 
 /// <summary>Segment arrival (RFC 9293 §3.10.7), one method per state family.</summary>
-public sealed partial class TcpSocket
+internal sealed partial class TcpSocket
 {
     private const long PawsIdleNs = 24L * 24 * 3600 * 1_000_000_000; // RFC 7323 §5.5: TS.Recent older than 24 days is invalid
 

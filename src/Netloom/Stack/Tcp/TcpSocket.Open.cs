@@ -2,7 +2,7 @@ using Netloom.Wire;
 
 namespace Netloom.Stack;
 
-public sealed partial class TcpSocket
+internal sealed partial class TcpSocket
 {
     /// <summary>Active open (RFC 9293 §3.10.1): send a SYN and enter SYN-SENT.</summary>
     internal void Connect(uint iss)

@@ -3,7 +3,7 @@ using Netloom.Wire;
 namespace Netloom.Stack;
 
 /// <summary>What to send: new data, retransmissions, FIN, ACKs and window updates.</summary>
-public sealed partial class TcpSocket
+internal sealed partial class TcpSocket
 {
     private const int DupThresh = 3;
 

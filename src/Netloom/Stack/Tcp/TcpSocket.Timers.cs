@@ -3,7 +3,7 @@ using Netloom.Wire;
 namespace Netloom.Stack;
 
 /// <summary>Retransmission (RFC 6298), persist, keep-alive, delayed ACK and TIME-WAIT timers.</summary>
-public sealed partial class TcpSocket
+internal sealed partial class TcpSocket
 {
     internal void OnTimer()
     {

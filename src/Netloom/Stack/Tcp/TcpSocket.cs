@@ -12,7 +12,7 @@ namespace Netloom.Stack;
 /// <see cref="Send"/> and <see cref="Receive"/> never block. Input, output and timers live in the
 /// partial files of the same name.
 /// </summary>
-public sealed partial class TcpSocket
+internal sealed partial class TcpSocket
 {
     private readonly TcpTable _table;
     private readonly TcpSocketOptions _options;

@@ -3,7 +3,7 @@ using Netloom.Wire;
 namespace Netloom.Stack;
 
 /// <summary>Connection states (RFC 9293 §3.3.2).</summary>
-public enum TcpState : byte { Closed, Listen, SynSent, SynReceived, Established, FinWait1, FinWait2, CloseWait, Closing, LastAck, TimeWait }
+internal enum TcpState : byte { Closed, Listen, SynSent, SynReceived, Established, FinWait1, FinWait2, CloseWait, Closing, LastAck, TimeWait }
 
 /// <summary>Why a connection ended other than by an orderly close.</summary>
 public enum TcpError : byte
@@ -17,7 +17,7 @@ public enum TcpError : byte
 
 /// <summary>What changed on a connection or listener; observers hear it on the stack's thread.</summary>
 [Flags]
-public enum SocketEvents : byte
+internal enum SocketEvents : byte
 {
     None = 0,
     Connected = 1,
@@ -28,7 +28,7 @@ public enum SocketEvents : byte
 }
 
 /// <summary>Told about connection events, on the stack's thread with the stack lock held: keep it short.</summary>
-public interface ISocketObserver
+internal interface ISocketObserver
 {
     void OnSocketEvents(object socket, SocketEvents events);
 }
