@@ -12,6 +12,13 @@ internal sealed class InputBuffer
 
     public void Reset() => _length = 0;
 
+    /// <summary>Empties the buffer and lets go of a large array, so an idle slot holds no more than a small one.</summary>
+    public void Trim()
+    {
+        _length = 0;
+        if (_pending.Length > 64 << 10) _pending = new byte[4096];
+    }
+
     /// <summary>Hands the handler everything it can use now; false when the unused rest exceeds the limit.</summary>
     public bool Feed(IConnectionHandler handler, Connection c, ReadOnlySpan<byte> data)
     {

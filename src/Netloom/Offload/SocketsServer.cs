@@ -75,6 +75,7 @@ public sealed class SocketsServer : IDisposable
         finally
         {
             _handler.OnClosed(c);
+            c.Output.Free(); // native memory: a connection object here is not reused
             s.Dispose();
         }
     }
