@@ -41,6 +41,15 @@ public class UringServerTests
     }
 
     [Fact]
+    public void The_sockets_engine_frees_each_connections_output_when_it_closes()
+    {
+        using var server = new SocketsServer(new IPEndPoint(IPAddress.Loopback, 0), new KvHandler());
+        server.Start();
+        for (int i = 0; i < 20; i++) Assert.Equal("+PONG\r\n", Ping(server.LocalEndPoint, linger: i % 2 == 0));
+        Assert.True(SpinWait.SpinUntil(() => server.NativeBytes == 0, 5000), $"{server.NativeBytes} native bytes held after every connection closed");
+    }
+
+    [Fact]
     public void Counters_are_a_snapshot_summed_over_the_loops()
     {
         using var server = new UringServer(new IPEndPoint(IPAddress.Loopback, 0), new KvHandler(), 2);
