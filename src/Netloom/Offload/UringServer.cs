@@ -88,6 +88,7 @@ public sealed class UringServer : IDisposable
     public void Start()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_threadsRunning.Count > 0) throw new InvalidOperationException("this server has already been started; make a new one to start again");
         _mode = Probe();
         try
         {
