@@ -14,22 +14,26 @@ namespace Netloom.Offload;
 internal sealed unsafe class BufferRing : IDisposable
 {
     private readonly UringRing _ring;
+    private readonly NativeAllocator _memory;
     private readonly Buf* _bufs;
     private readonly uint _mask;
     private ushort _tail;
     private bool _registered, _disposed;
 
-    public BufferRing(UringRing ring, ushort groupId, int entries)
+    public BufferRing(UringRing ring, ushort groupId, int entries, NativeAllocator? memory = null)
     {
         if (entries < 1 || entries > 32768 || (entries & (entries - 1)) != 0) throw new ArgumentOutOfRangeException(nameof(entries), entries, "a power of two up to 32768");
         _ring = ring;
+        _memory = memory ?? NativeAllocator.Shared;
         GroupId = groupId;
         Entries = entries;
         _mask = (uint)entries - 1;
-        _bufs = (Buf*)NativeMemory.AlignedAlloc((nuint)(entries * sizeof(Buf)), 4096);
+        _bufs = (Buf*)_memory.AlignedAlloc(Bytes, 4096);
         try { Register(); }
-        catch { NativeMemory.AlignedFree(_bufs); throw; }
+        catch { _memory.AlignedFree(_bufs, Bytes); throw; }
     }
+
+    private nuint Bytes => (nuint)(Entries * sizeof(Buf));
 
     public ushort GroupId { get; }
     public int Entries { get; }
@@ -76,6 +80,6 @@ internal sealed unsafe class BufferRing : IDisposable
         if (_disposed) return;
         _disposed = true;
         Unregister();
-        NativeMemory.AlignedFree(_bufs);
+        _memory.AlignedFree(_bufs, Bytes);
     }
 }

@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace Netloom.Offload;
 
 /// <summary>
@@ -38,7 +36,13 @@ public interface IConnectionHandler
 /// </summary>
 public sealed class Connection
 {
-    internal Connection(int id) => Id = id;
+    internal Connection(int id) : this(id, NativeAllocator.Shared) { }
+
+    internal Connection(int id, NativeAllocator memory)
+    {
+        Id = id;
+        Output = new OutputBuffer(memory);
+    }
 
     public int Id { get; }
     public long Generation { get; internal set; }
@@ -46,7 +50,7 @@ public sealed class Connection
     /// <summary>The handler's per-connection state, kept while the object is reused.</summary>
     public object? State { get; set; }
 
-    public OutputBuffer Output { get; } = new();
+    public OutputBuffer Output { get; }
 
     internal bool CloseRequested;
     internal int WakePending;
@@ -76,8 +80,13 @@ public sealed class Connection
 public sealed unsafe class OutputBuffer
 {
     public const int Limit = 64 << 20;
+    private readonly NativeAllocator _memory;
     private byte* _data;
     private int _capacity, _length;
+
+    public OutputBuffer() : this(NativeAllocator.Shared) { }
+
+    internal OutputBuffer(NativeAllocator memory) => _memory = memory;
 
     public int Length => _length;
     public bool Overflowed { get; private set; }
@@ -90,7 +99,19 @@ public sealed unsafe class OutputBuffer
         return Overflowed ? Span<byte>.Empty : new Span<byte>(_data + _length, _capacity - _length);
     }
 
-    public void Advance(int count) => _length += count;
+    /// <summary>
+    /// Counts <paramref name="count"/> bytes written into the span <see cref="GetSpan"/> returned.
+    /// Checked: the bytes must lie within the free space, or the engine would send memory nobody wrote.
+    /// </summary>
+    public void Advance(int count)
+    {
+        if ((uint)count > (uint)(_capacity - _length)) ThrowAdvancePastEnd(count);
+        _length += count;
+    }
+
+    private void ThrowAdvancePastEnd(int count) =>
+        throw new ArgumentOutOfRangeException(nameof(count), count,
+            $"Advance({count}) on an output buffer with {_capacity - _length} bytes free: advance by at most the length of the span GetSpan returned");
 
     public void Write(ReadOnlySpan<byte> bytes)
     {
@@ -105,11 +126,11 @@ public sealed unsafe class OutputBuffer
         if (needed > Limit) { Overflowed = true; return; }
         int cap = Math.Max(4096, _capacity);
         while (cap < needed) cap *= 2;
-        var grown = (byte*)NativeMemory.Alloc((nuint)cap);
+        var grown = (byte*)_memory.Alloc((nuint)cap);
         if (_data is not null)
         {
             Buffer.MemoryCopy(_data, grown, cap, _length);
-            NativeMemory.Free(_data);
+            _memory.Free(_data, (nuint)_capacity);
         }
         _data = grown;
         _capacity = cap;
@@ -132,7 +153,7 @@ public sealed unsafe class OutputBuffer
     /// <summary>Gives the memory back (the buffer stays usable and grows again on the next write).</summary>
     internal void Free()
     {
-        NativeMemory.Free(_data);
+        _memory.Free(_data, (nuint)_capacity);
         _data = null;
         _capacity = _length = 0;
         Overflowed = false;

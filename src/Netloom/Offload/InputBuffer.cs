@@ -7,10 +7,17 @@ namespace Netloom.Offload;
 internal sealed class InputBuffer
 {
     public const int Limit = 64 << 20;
-    private byte[] _pending = new byte[4096];
+    private byte[] _pending = [];  // made on first use: an idle slot holds no array
     private int _length;
 
     public void Reset() => _length = 0;
+
+    /// <summary>Empties the buffer and lets go of a large array, so an idle slot holds no more than a small one.</summary>
+    public void Trim()
+    {
+        _length = 0;
+        if (_pending.Length > 64 << 10) _pending = [];
+    }
 
     /// <summary>Hands the handler everything it can use now; false when the unused rest exceeds the limit.</summary>
     public bool Feed(IConnectionHandler handler, Connection c, ReadOnlySpan<byte> data)
@@ -31,7 +38,7 @@ internal sealed class InputBuffer
     {
         if (rest.IsEmpty) return true;
         if (_length + rest.Length > Limit) return false;
-        if (_length + rest.Length > _pending.Length) Array.Resize(ref _pending, Math.Max(_pending.Length * 2, _length + rest.Length));
+        if (_length + rest.Length > _pending.Length) Array.Resize(ref _pending, Math.Max(Math.Max(4096, _pending.Length * 2), _length + rest.Length));
         rest.CopyTo(_pending.AsSpan(_length));
         _length += rest.Length;
         return true;

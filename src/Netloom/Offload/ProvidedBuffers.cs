@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace Netloom.Offload;
 
 /// <summary>
@@ -10,14 +8,16 @@ namespace Netloom.Offload;
 internal sealed unsafe class ProvidedBuffers : IDisposable
 {
     private readonly BufferRing _ring;
+    private readonly NativeAllocator _allocator;
     private readonly byte* _memory;
     private bool _disposed;
 
-    public ProvidedBuffers(UringRing ring, ushort groupId, int count, int bufferSize)
+    public ProvidedBuffers(UringRing ring, ushort groupId, int count, int bufferSize, NativeAllocator? memory = null)
     {
-        _memory = (byte*)NativeMemory.AlignedAlloc((nuint)count * (nuint)bufferSize, 4096);
-        try { _ring = new BufferRing(ring, groupId, count); }
-        catch { NativeMemory.AlignedFree(_memory); throw; }
+        _allocator = memory ?? NativeAllocator.Shared;
+        _memory = (byte*)_allocator.AlignedAlloc((nuint)count * (nuint)bufferSize, 4096);
+        try { _ring = new BufferRing(ring, groupId, count, _allocator); }
+        catch { _allocator.AlignedFree(_memory, (nuint)count * (nuint)bufferSize); throw; }
         Count = count;
         BufferSize = bufferSize;
         for (int i = 0; i < count; i++) Add((ushort)i);
@@ -45,6 +45,6 @@ internal sealed unsafe class ProvidedBuffers : IDisposable
         if (_disposed) return;
         _disposed = true;
         _ring.Dispose();
-        NativeMemory.AlignedFree(_memory);
+        _allocator.AlignedFree(_memory, (nuint)Count * (nuint)BufferSize);
     }
 }

@@ -13,6 +13,7 @@ internal sealed class SocketsServer : IDisposable
     private readonly IPEndPoint _endpoint;
     private readonly IConnectionHandler _handler;
     private readonly CancellationTokenSource _stop = new();
+    private readonly NativeAllocator _memory = new();
     private Socket? _listener;
     private int _nextId;
 
@@ -24,6 +25,9 @@ internal sealed class SocketsServer : IDisposable
 
     public IPEndPoint LocalEndPoint => (IPEndPoint)_listener!.LocalEndPoint!;
     public long Accepted;
+
+    /// <summary>Native bytes the connections' output buffers hold now; zero once every connection has closed.</summary>
+    internal long NativeBytes => _memory.LiveBytes;
 
     public void Start()
     {
@@ -49,7 +53,7 @@ internal sealed class SocketsServer : IDisposable
 
     private async Task Serve(Socket s)
     {
-        var c = new Connection(Interlocked.Increment(ref _nextId));
+        var c = new Connection(Interlocked.Increment(ref _nextId), _memory);
         var input = new InputBuffer();
         var receive = new byte[16384];
         var send = new byte[16384];
@@ -75,6 +79,7 @@ internal sealed class SocketsServer : IDisposable
         finally
         {
             _handler.OnClosed(c);
+            c.Output.Free(); // native memory: a connection object here is not reused
             s.Dispose();
         }
     }

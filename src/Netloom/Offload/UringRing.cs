@@ -16,7 +16,7 @@ public sealed class UringUnavailableException(string message, int errno) : Excep
 /// then <see cref="Submit"/> publishes the SQ tail once and enters the kernel once for all of
 /// them; completions are read with <see cref="TryPeek"/> and <see cref="Advance"/>.
 /// </summary>
-internal sealed unsafe class UringRing : IDisposable
+internal sealed unsafe partial class UringRing : IDisposable
 {
     private readonly int _fd;
     private readonly void* _sqRing, _cqRing;
@@ -85,7 +85,7 @@ internal sealed unsafe class UringRing : IDisposable
 
     private void* Map(nuint size, ulong offset)
     {
-        void* p = Libc.Mmap(null, size, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED | 0x8000 /* MAP_POPULATE */, _fd, (nint)offset);
+        void* p = Libc.Mmap(null, size, Libc.PROT_READ | Libc.PROT_WRITE, Libc.MAP_SHARED | Libc.MAP_POPULATE, _fd, (nint)offset);
         if (p == (void*)-1) throw Unavailable($"mmap of the io_uring region at 0x{offset:x}", Libc.Errno);
         return p;
     }
@@ -95,9 +95,9 @@ internal sealed unsafe class UringRing : IDisposable
         string disabled = File.Exists("/proc/sys/kernel/io_uring_disabled") ? File.ReadAllText("/proc/sys/kernel/io_uring_disabled").Trim() : "?";
         string hint = errno switch
         {
-            1 or 13 => $"io_uring is not allowed here (kernel.io_uring_disabled={disabled}, or a seccomp filter); run with --engine sockets",
-            38 => "this kernel has no io_uring (ENOSYS); run with --engine sockets",
-            12 => "not enough locked memory for the rings; raise RLIMIT_MEMLOCK or use fewer entries",
+            Errno.EPERM or Errno.EACCES => $"io_uring is not allowed here (kernel.io_uring_disabled={disabled}, or a seccomp filter); run with --engine sockets",
+            Errno.ENOSYS => "this kernel has no io_uring (ENOSYS); run with --engine sockets",
+            Errno.ENOMEM => "not enough locked memory for the rings; raise RLIMIT_MEMLOCK or use fewer entries",
             _ => $"{Libc.Describe(errno)} (errno {errno})",
         };
         return new UringUnavailableException($"{what} failed: {hint}", errno);
@@ -129,6 +129,17 @@ internal sealed unsafe class UringRing : IDisposable
     }
 
     /// <summary>
+    /// The next free SQE, cleared; when the SQ is full, submits what is prepared first to make room
+    /// (liburing's io_uring_get_sqe returns NULL instead and leaves the submit to the caller).
+    /// </summary>
+    public Sqe* NextSqe()
+    {
+        Sqe* sqe;
+        while (!TryGetSqe(out sqe)) Submit();
+        return sqe;
+    }
+
+    /// <summary>
     /// Publishes every prepared entry and enters the kernel once; with <paramref name="waitFor"/>
     /// it also waits until that many completions are ready. <paramref name="getEvents"/> enters
     /// even with nothing to submit or wait for, to run completions the kernel deferred to this
@@ -153,8 +164,8 @@ internal sealed unsafe class UringRing : IDisposable
             Enters++;
             if (r >= 0) return r;
             int e = Libc.Errno;
-            if (e == Libc.EINTR) continue;
-            if (e is Libc.EAGAIN or 16 /* EBUSY: the CQ is full, reap first */) return 0;
+            if (e == Errno.EINTR) continue;
+            if (e is Errno.EAGAIN or Errno.EBUSY /* the CQ is full: reap first */) return 0;
             throw new IOException($"io_uring_enter: {Libc.Describe(e)} (errno {e})");
         }
     }

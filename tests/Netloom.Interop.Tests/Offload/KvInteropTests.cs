@@ -64,8 +64,8 @@ public class KvInteropTests
         }
         if (server is UringServer u)
         {
-            if (engine is "uring-plain" or "uring-bundles") Assert.Equal(0, u.ZeroCopySends);
-            else Assert.True(u.ZeroCopySends >= 5, $"{u.ZeroCopySends} zero-copy sends");
+            if (engine is "uring-plain" or "uring-bundles") Assert.Equal(0, u.Counters.ZeroCopySends);
+            else Assert.True(u.Counters.ZeroCopySends >= 5, $"{u.Counters.ZeroCopySends} zero-copy sends");
         }
     }
 
@@ -99,8 +99,8 @@ public class KvInteropTests
             }
         var got = ReadExactly(c, expected.Count);
         Assert.True(expected.ToArray().AsSpan().SequenceEqual(got), "the replies came back changed or out of order");
-        Assert.Equal(0, u.BundleFaults);
-        Assert.True(u.BundleBatches > u.BundleSends, $"{u.BundleSends} bundle sends carried {u.BundleBatches} batches: none carried several");
+        Assert.Equal(0, u.Counters.BundleFaults);
+        Assert.True(u.Counters.BundleBatches > u.Counters.BundleSends, $"{u.Counters.BundleSends} bundle sends carried {u.Counters.BundleBatches} batches: none carried several");
     }
 
     [Fact]

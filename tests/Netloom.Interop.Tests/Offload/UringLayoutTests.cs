@@ -4,7 +4,7 @@ using static Netloom.Interop.IoUring;
 
 namespace Netloom.Interop.Tests.Offload;
 
-/// <summary>io_uring's structs and constants as Netloom declares them, against linux/io_uring.h through gcc.</summary>
+/// <summary>io_uring's structs and constants, and the errno and socket constants the engine uses, as Netloom declares them, against the kernel's and libc's headers through gcc.</summary>
 public class UringLayoutTests
 {
     private const string Program = """
@@ -12,6 +12,10 @@ public class UringLayoutTests
 #include <stddef.h>
 #include <linux/io_uring.h>
 #include <sys/syscall.h>
+#include <errno.h>
+#include <sys/socket.h>
+#include <sys/mman.h>
+#include <sys/eventfd.h>
 #define P(name, value) printf("%s=%ld\n", name, (long)(value))
 int main(void) {
   P("params", sizeof(struct io_uring_params)); P("params.features", offsetof(struct io_uring_params, features));
@@ -33,6 +37,16 @@ int main(void) {
   P("REGISTER_PROBE", IORING_REGISTER_PROBE); P("REGISTER_PBUF_RING", IORING_REGISTER_PBUF_RING); P("REGISTER_FILES", IORING_REGISTER_FILES);
   P("CQE_F_MORE", IORING_CQE_F_MORE); P("CQE_F_BUFFER", IORING_CQE_F_BUFFER); P("CQE_F_NOTIF", IORING_CQE_F_NOTIF);
   P("ACCEPT_MULTISHOT", IORING_ACCEPT_MULTISHOT); P("RECV_MULTISHOT", IORING_RECV_MULTISHOT); P("IOSQE_BUFFER_SELECT", IOSQE_BUFFER_SELECT);
+  P("OP_NOP", IORING_OP_NOP); P("OP_READ", IORING_OP_READ); P("OP_SHUTDOWN", IORING_OP_SHUTDOWN);
+  P("FILE_INDEX_ALLOC", IORING_FILE_INDEX_ALLOC); P("IOSQE_FIXED_FILE", IOSQE_FIXED_FILE); P("IOSQE_IO_LINK", IOSQE_IO_LINK);
+  P("SETUP_CQSIZE", IORING_SETUP_CQSIZE); P("ENTER_GETEVENTS", IORING_ENTER_GETEVENTS); P("ENTER_SQ_WAKEUP", IORING_ENTER_SQ_WAKEUP);
+  P("SQ_NEED_WAKEUP", IORING_SQ_NEED_WAKEUP); P("FEAT_SINGLE_MMAP", IORING_FEAT_SINGLE_MMAP); P("CQE_BUFFER_SHIFT", IORING_CQE_BUFFER_SHIFT);
+  P("UNREGISTER_PBUF_RING", IORING_UNREGISTER_PBUF_RING); P("PROBE_OP_SUPPORTED", IO_URING_OP_SUPPORTED);
+  P("EPERM", EPERM); P("EINTR", EINTR); P("EAGAIN", EAGAIN); P("ENOMEM", ENOMEM); P("EACCES", EACCES); P("EBUSY", EBUSY);
+  P("EINVAL", EINVAL); P("ENOSYS", ENOSYS); P("ETIME", ETIME); P("EOPNOTSUPP", EOPNOTSUPP); P("ENOBUFS", ENOBUFS);
+  P("ECONNRESET", ECONNRESET); P("ECANCELED", ECANCELED);
+  P("SOL_SOCKET", SOL_SOCKET); P("SO_REUSEPORT", SO_REUSEPORT); P("SOCK_CLOEXEC", SOCK_CLOEXEC); P("SHUT_RDWR", SHUT_RDWR);
+  P("MSG_NOSIGNAL", MSG_NOSIGNAL); P("MAP_POPULATE", MAP_POPULATE); P("EFD_CLOEXEC", EFD_CLOEXEC); P("EFD_NONBLOCK", EFD_NONBLOCK);
   P("SYS_io_uring_setup", SYS_io_uring_setup); P("SYS_io_uring_enter", SYS_io_uring_enter); P("SYS_io_uring_register", SYS_io_uring_register);
   return 0;
 }
@@ -61,6 +75,17 @@ int main(void) {
             ["REGISTER_PROBE"] = RegisterProbe, ["REGISTER_PBUF_RING"] = RegisterPbufRing, ["REGISTER_FILES"] = RegisterFiles,
             ["CQE_F_MORE"] = CqeFMore, ["CQE_F_BUFFER"] = CqeFBuffer, ["CQE_F_NOTIF"] = CqeFNotif,
             ["ACCEPT_MULTISHOT"] = AcceptMultishot, ["RECV_MULTISHOT"] = RecvMultishot, ["IOSQE_BUFFER_SELECT"] = SqeBufferSelect,
+            ["OP_NOP"] = OpNop, ["OP_READ"] = OpRead, ["OP_SHUTDOWN"] = OpShutdown,
+            ["FILE_INDEX_ALLOC"] = FileIndexAlloc, ["IOSQE_FIXED_FILE"] = SqeFixedFile, ["IOSQE_IO_LINK"] = SqeIoLink,
+            ["SETUP_CQSIZE"] = SetupCqSize, ["ENTER_GETEVENTS"] = EnterGetEvents, ["ENTER_SQ_WAKEUP"] = EnterSqWakeup,
+            ["SQ_NEED_WAKEUP"] = SqNeedWakeup, ["FEAT_SINGLE_MMAP"] = FeatSingleMmap, ["CQE_BUFFER_SHIFT"] = CqeBufferShift,
+            ["UNREGISTER_PBUF_RING"] = UnregisterPbufRing, ["PROBE_OP_SUPPORTED"] = ProbeOpSupported,
+            ["EPERM"] = Errno.EPERM, ["EINTR"] = Errno.EINTR, ["EAGAIN"] = Errno.EAGAIN, ["ENOMEM"] = Errno.ENOMEM, ["EACCES"] = Errno.EACCES,
+            ["EBUSY"] = Errno.EBUSY, ["EINVAL"] = Errno.EINVAL, ["ENOSYS"] = Errno.ENOSYS, ["ETIME"] = Errno.ETIME,
+            ["EOPNOTSUPP"] = Errno.EOPNOTSUPP, ["ENOBUFS"] = Errno.ENOBUFS, ["ECONNRESET"] = Errno.ECONNRESET, ["ECANCELED"] = Errno.ECANCELED,
+            ["SOL_SOCKET"] = SocketCalls.SOL_SOCKET, ["SO_REUSEPORT"] = SocketCalls.SO_REUSEPORT, ["SOCK_CLOEXEC"] = SocketCalls.SOCK_CLOEXEC,
+            ["SHUT_RDWR"] = SocketCalls.SHUT_RDWR, ["MSG_NOSIGNAL"] = SocketCalls.MSG_NOSIGNAL, ["MAP_POPULATE"] = Libc.MAP_POPULATE,
+            ["EFD_CLOEXEC"] = Libc.EFD_CLOEXEC, ["EFD_NONBLOCK"] = Libc.EFD_NONBLOCK,
             ["SYS_io_uring_setup"] = SysSetup, ["SYS_io_uring_enter"] = SysEnter, ["SYS_io_uring_register"] = SysRegister,
         };
         CLayout.AssertSame(Program, ours);

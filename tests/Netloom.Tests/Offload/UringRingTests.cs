@@ -9,8 +9,6 @@ namespace Netloom.Tests.Offload;
 /// <summary>The raw ring against the running kernel's io_uring.</summary>
 public unsafe class UringRingTests
 {
-    private const int ETIME = 62, ECANCELED = 125;
-
     private static List<Cqe> Reap(UringRing ring, int count)
     {
         var got = new List<Cqe>();
@@ -41,7 +39,7 @@ public unsafe class UringRingTests
         for (ulong i = 0; i < 100; i++)
         {
             Assert.True(ring.TryGetSqe(out var sqe));
-            sqe->Opcode = OpNop;
+            UringRing.PrepNop(sqe);
             sqe->UserData = 1000 + i;
         }
         Assert.Equal(100, ring.Submit(100));
@@ -89,16 +87,16 @@ public unsafe class UringRingTests
         var shortTs = new KernelTimespec { Nanoseconds = 5_000_000 };
         var longTs = new KernelTimespec { Seconds = 30 };
         Assert.True(ring.TryGetSqe(out var t1));
-        t1->Opcode = OpTimeout; t1->Addr = (ulong)&shortTs; t1->Len = 1; t1->UserData = 1;
+        UringRing.PrepTimeout(t1, &shortTs, 0, 0); t1->UserData = 1;
         Assert.True(ring.TryGetSqe(out var t2));
-        t2->Opcode = OpTimeout; t2->Addr = (ulong)&longTs; t2->Len = 1; t2->UserData = 2;
+        UringRing.PrepTimeout(t2, &longTs, 0, 0); t2->UserData = 2;
         ring.Submit();
         Assert.True(ring.TryGetSqe(out var cancel));
-        cancel->Opcode = OpAsyncCancel; cancel->Addr = 2; cancel->UserData = 3;
+        UringRing.PrepCancel(cancel, 2, 0); cancel->UserData = 3;
         ring.Submit();
         var byData = Reap(ring, 3).ToDictionary(c => c.UserData, c => c.Res);
-        Assert.Equal(-ETIME, byData[1]);
-        Assert.Equal(-ECANCELED, byData[2]);
+        Assert.Equal(-Errno.ETIME, byData[1]);
+        Assert.Equal(-Errno.ECANCELED, byData[2]);
         Assert.Equal(0, byData[3]);
     }
 
@@ -203,8 +201,7 @@ public unsafe class UringRingTests
                 for (int i = 0; i < parts.Length; i++) bundle.Add((byte*)handles[i].AddrOfPinnedObject(), parts[i].Length, (ushort)(10 + i));
                 bundle.Publish();
                 Assert.True(ring.TryGetSqe(out var send));
-                send->Opcode = OpSend; send->Fd = (int)server.SafeHandle.DangerousGetHandle(); send->Flags = SqeBufferSelect; send->BufIndex = 9;
-                send->IoPrio = RecvSendBundle; send->UserData = 3;
+                UringRing.PrepSendBundle(send, (int)server.SafeHandle.DangerousGetHandle(), 9, 0); send->UserData = 3;
                 ring.Submit();
                 var done = Reap(ring, 1)[0];
                 // One completion: every byte of the three buffers, naming the first buffer.
@@ -218,13 +215,40 @@ public unsafe class UringRingTests
 
                 // The ring is empty now: another bundle send finds no buffer.
                 Assert.True(ring.TryGetSqe(out send));
-                send->Opcode = OpSend; send->Fd = (int)server.SafeHandle.DangerousGetHandle(); send->Flags = SqeBufferSelect; send->BufIndex = 9;
-                send->IoPrio = RecvSendBundle; send->UserData = 4;
+                UringRing.PrepSendBundle(send, (int)server.SafeHandle.DangerousGetHandle(), 9, 0); send->UserData = 4;
                 ring.Submit();
-                Assert.Equal(-105 /* ENOBUFS */, Reap(ring, 1)[0].Res);
+                Assert.Equal(-Errno.ENOBUFS, Reap(ring, 1)[0].Res);
             }
             finally { foreach (var h in handles) h.Free(); }
         }
+    }
+
+    /// <summary>The SQE builders (liburing's io_uring_prep_* names) drive the kernel in the tests here; this one checks their raw fields.</summary>
+    [Fact]
+    public void Sqe_builders_fill_the_fields_their_operation_reads()
+    {
+        Sqe s = default;
+        UringRing.PrepMultishotAccept(&s, 5, SocketCalls.SOCK_CLOEXEC);
+        Assert.Equal((OpAccept, 5, AcceptMultishot, (uint)SocketCalls.SOCK_CLOEXEC, 0u), (s.Opcode, s.Fd, s.IoPrio, s.OpFlags, s.FileIndex));
+        s = default;
+        UringRing.PrepMultishotAcceptDirect(&s, 5);
+        Assert.Equal((OpAccept, AcceptMultishot, 0u, FileIndexAlloc), (s.Opcode, s.IoPrio, s.OpFlags, s.FileIndex));
+        s = default;
+        UringRing.PrepRecvMultishot(&s, 7, 3);
+        Assert.Equal((OpRecv, 7, RecvMultishot, SqeBufferSelect, (ushort)3, 0ul, 0u), (s.Opcode, s.Fd, s.IoPrio, s.Flags, s.BufIndex, s.Addr, s.Len));
+        s = default;
+        UringRing.PrepSendBundle(&s, 7, 4, SocketCalls.MSG_NOSIGNAL);
+        Assert.Equal((OpSend, RecvSendBundle, SqeBufferSelect, (ushort)4, (uint)SocketCalls.MSG_NOSIGNAL), (s.Opcode, s.IoPrio, s.Flags, s.BufIndex, s.OpFlags));
+        s = default;
+        UringRing.PrepSendZc(&s, 7, (void*)0x1000, 99, SocketCalls.MSG_NOSIGNAL);
+        UringRing.FixedFile(&s);
+        Assert.Equal((OpSendZc, 7, 0x1000ul, 99u, (uint)SocketCalls.MSG_NOSIGNAL, SqeFixedFile), (s.Opcode, s.Fd, s.Addr, s.Len, s.OpFlags, s.Flags));
+        s = default;
+        UringRing.PrepRead(&s, 9, (void*)0x2000, 8, 0);
+        Assert.Equal((OpRead, 9, 0x2000ul, 8u, 0ul), (s.Opcode, s.Fd, s.Addr, s.Len, s.Off));
+        s = default;
+        UringRing.PrepCloseDirect(&s, 0);
+        Assert.Equal((OpClose, 1u), (s.Opcode, s.FileIndex)); // file_index is the slot + 1: 0 means a plain descriptor
     }
 
     [Fact]
@@ -236,7 +260,7 @@ public unsafe class UringRingTests
         using var ring = new UringRing(32);
         Assert.True(ring.RegisterSparseFiles(8));
         Assert.True(ring.TryGetSqe(out var acc));
-        acc->Opcode = OpAccept; acc->Fd = (int)listener.SafeHandle.DangerousGetHandle(); acc->FileIndex = FileIndexAlloc; acc->UserData = 1;
+        UringRing.PrepMultishotAcceptDirect(acc, (int)listener.SafeHandle.DangerousGetHandle()); acc->UserData = 1;
         ring.Submit();
         using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         client.Connect(listener.LocalEndPoint!);
@@ -248,14 +272,14 @@ public unsafe class UringRingTests
         fixed (byte* b = buf)
         {
             Assert.True(ring.TryGetSqe(out var recv));
-            recv->Opcode = OpRecv; recv->Fd = slot; recv->Flags = SqeFixedFile; recv->Addr = (ulong)b; recv->Len = 16; recv->UserData = 2;
+            UringRing.PrepRecv(recv, slot, b, 16, 0); UringRing.FixedFile(recv); recv->UserData = 2;
             ring.Submit();
             Assert.Equal(4, Reap(ring, 1)[0].Res);
         }
         fixed (byte* w = "pong"u8)
         {
             Assert.True(ring.TryGetSqe(out var send));
-            send->Opcode = OpSend; send->Fd = slot; send->Flags = SqeFixedFile; send->Addr = (ulong)w; send->Len = 4; send->UserData = 3;
+            UringRing.PrepSend(send, slot, w, 4, 0); UringRing.FixedFile(send); send->UserData = 3;
             ring.Submit();
             Assert.Equal(4, Reap(ring, 1)[0].Res);
         }
@@ -263,12 +287,12 @@ public unsafe class UringRingTests
         Assert.Equal(4, client.Receive(got));
         Assert.Equal("pong"u8.ToArray(), got);
         Assert.True(ring.TryGetSqe(out var shut));
-        shut->Opcode = OpShutdown; shut->Fd = slot; shut->Flags = SqeFixedFile; shut->Len = 2; shut->UserData = 4;
+        UringRing.PrepShutdown(shut, slot, SocketCalls.SHUT_RDWR); UringRing.FixedFile(shut); shut->UserData = 4;
         ring.Submit();
         Assert.Equal(0, Reap(ring, 1)[0].Res);
         Assert.Equal(0, client.Receive(got)); // the peer sees the end of the stream
         Assert.True(ring.TryGetSqe(out var close));
-        close->Opcode = OpClose; close->FileIndex = (uint)slot + 1; close->UserData = 5;
+        UringRing.PrepCloseDirect(close, (uint)slot); close->UserData = 5;
         ring.Submit();
         Assert.Equal(0, Reap(ring, 1)[0].Res);
     }
@@ -293,7 +317,7 @@ public unsafe class UringRingTests
         fixed (byte* d = data)
         {
             Assert.True(ring.TryGetSqe(out var sqe));
-            sqe->Opcode = OpSendZc; sqe->Fd = (int)server.SafeHandle.DangerousGetHandle(); sqe->Addr = (ulong)d; sqe->Len = (uint)data.Length; sqe->UserData = 77;
+            UringRing.PrepSendZc(sqe, (int)server.SafeHandle.DangerousGetHandle(), d, (uint)data.Length, 0); sqe->UserData = 77;
             ring.Submit();
             var cqes = Reap(ring, 2);
             Assert.All(cqes, c => Assert.Equal(77ul, c.UserData));
@@ -315,7 +339,7 @@ public unsafe class UringRingTests
         using var ring = new UringRing(16);
         using var bufs = new ProvidedBuffers(ring, groupId: 1, count: 8, bufferSize: 64);
         Assert.True(ring.TryGetSqe(out var sqe));
-        sqe->Opcode = OpRecv; sqe->Fd = fd; sqe->IoPrio = RecvMultishot; sqe->Flags = SqeBufferSelect; sqe->BufIndex = 1; sqe->UserData = 42;
+        UringRing.PrepRecvMultishot(sqe, fd, 1); sqe->UserData = 42;
         ring.Submit();
 
         var received = new List<byte>();
