@@ -196,7 +196,7 @@ public class ArchitectureTests
     {
         ["Netloom.Time.MonotonicClock"] = "the clock every host, the switch's Run, KvHandler and the emulator's real-time mode read",
         ["Netloom.Rings.PortBase"] = "WaitRx/WaitTx timeouts: a deadline for a blocking wait, never a time a packet sees",
-        ["Netloom.Offload.UringServer"] = "the loop's busy-poll budget (BusyPollMicroseconds): how long to spin before sleeping in the kernel",
+        ["Netloom.Offload.UringLoop"] = "the loop's busy-poll budget (BusyPollMicroseconds): how long to spin before sleeping in the kernel",
     };
 
     /// <summary>Layers that are handed their time and may not even hold a clock.</summary>

@@ -117,6 +117,16 @@ public sealed class UringServer : IDisposable
             _mode == SendMode.Bundles ? "send bundles" : _options.SendBundles ? "no send bundles (the kernel lacks them)" : "no send bundles",
             _options.SqPoll ? "SQPOLL" : "no SQPOLL",
             _options.BusyPollMicroseconds > 0 && !_options.SqPoll ? $"busy poll {_options.BusyPollMicroseconds} µs" : "sleeps when idle");
+        // The "Netloom" meter reads the counters on demand; the registration holds the server weakly.
+        _metrics = Netloom.Diagnostics.OffloadMetrics.Register(this, LocalEndPoint.ToString(), static s => ((UringServer)s).Reading());
+    }
+
+    private IDisposable? _metrics;
+
+    private Netloom.Diagnostics.OffloadReading Reading()
+    {
+        var c = Counters;
+        return new(c.Accepted, c.Requests, c.Enters, c.ZeroCopySends, c.BundleSends, c.BundleBatches, c.BundleFaults);
     }
 
     /// <summary>Fails early, with a clear message, when io_uring or what the engine needs is unavailable; picks the send path.</summary>
@@ -167,6 +177,7 @@ public sealed class UringServer : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
+        _metrics?.Dispose();
         Stop();
     }
 }

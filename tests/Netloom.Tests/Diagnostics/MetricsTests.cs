@@ -251,6 +251,32 @@ public sealed class MetricsTests
     }
 
     [Fact]
+    public void A_running_uring_server_publishes_its_counters_until_disposed()
+    {
+        using var reader = new Reader();
+        string name;
+        using (var server = new Netloom.Offload.UringServer(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0), new Netloom.Offload.Kv.KvHandler(), 1))
+        {
+            server.Start();
+            name = server.LocalEndPoint.ToString();
+            using (var client = new System.Net.Sockets.TcpClient())
+            {
+                client.Connect(server.LocalEndPoint);
+                var stream = client.GetStream();
+                stream.Write("*1\r\n$4\r\nPING\r\n"u8);
+                var buffer = new byte[16];
+                int n = stream.Read(buffer);
+                Assert.Equal("+PONG\r\n", System.Text.Encoding.ASCII.GetString(buffer, 0, n));
+            }
+            reader.Collect();
+            Assert.Equal(server.Counters.Accepted, reader.Value("netloom.offload.connections.accepted", ("netloom.offload.server", name)));
+            Assert.True(reader.Value("netloom.offload.requests", ("netloom.offload.server", name)) >= 1);
+        }
+        reader.Collect();
+        Assert.Null(reader.Value("netloom.offload.requests", ("netloom.offload.server", name)));
+    }
+
+    [Fact]
     public void The_stack_counts_every_retransmission_of_its_sockets()
     {
         var lab = new Netloom.Tests.Stack.TcpLab();
