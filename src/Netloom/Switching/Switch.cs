@@ -235,8 +235,9 @@ public sealed class Switch : IDisposable
         long bytes = 0, flooded = 0, zeroCopy = 0, full = 0, tooLong = 0, invalid = 0;
         if (run > 0 && swap && monitor is null && _direct[o] is { } direct)
         {
-            // Special case, kept for its measured gain: 1.54 times the ratio to testpmd without it
-            // (pairwise, docs/BENCHMARKS.md). A port that can deliver to its far end directly (a
+            // Special case, kept for its measured gain: 1.54 times the rate without it (pairwise,
+            // two threads, docs/BENCHMARKS.md), and 1.35 and 1.42 in two later single-thread
+            // pairwise runs of 30 rounds each. A port that can deliver to its far end directly (a
             // pipe) takes the batch in one pass over the slots instead of two (TX ring, then
             // sync), as VALE writes into its ports' rings. What it cannot take now goes through
             // the TX ring below, in order behind them.
