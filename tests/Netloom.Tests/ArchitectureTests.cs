@@ -250,4 +250,40 @@ public class ArchitectureTests
         Assert.Contains(found, v => v.Contains("ClockProbe.Now") && v.Contains("DateTime.get_UtcNow"));
         Assert.Contains(found, v => v.Contains("ClockProbe.Monotonic") && v.Contains("holds a MonotonicClock"));
     }
+
+    // ---- Unsafe code ----
+
+    // The folders of src/Netloom that may hold unsafe code (docs/ARCHITECTURE.md): rings and
+    // their memory, the io_uring engine, the system-call layer, and the run engine to come.
+    private static readonly string[] UnsafeFolders = ["Rings", "Offload", "Interop", "Run"];
+
+    [Fact]
+    public void Unsafe_code_is_only_in_rings_offload_and_interop()
+    {
+        string? root = null;
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null && root is null; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "Netloom.slnx"))) root = d.FullName;
+        Assert.NotNull(root);
+        string lib = Path.Combine(root, "src", "Netloom");
+        var unsafeWord = new System.Text.RegularExpressions.Regex(@"\bunsafe\b");
+        var found = new List<string>();
+        int scanned = 0;
+        foreach (var file in Directory.EnumerateFiles(lib, "*.cs", SearchOption.AllDirectories))
+        {
+            string rel = Path.GetRelativePath(lib, file);
+            if (rel.StartsWith("bin" + Path.DirectorySeparatorChar) || rel.StartsWith("obj" + Path.DirectorySeparatorChar)) continue;
+            string folder = rel.Contains(Path.DirectorySeparatorChar) ? rel[..rel.IndexOf(Path.DirectorySeparatorChar)] : "";
+            if (UnsafeFolders.Contains(folder)) continue;
+            scanned++;
+            int n = 0;
+            foreach (string line in File.ReadLines(file))
+            {
+                n++;
+                int comment = line.IndexOf("//", StringComparison.Ordinal); // comments may say the word
+                if (unsafeWord.IsMatch(comment < 0 ? line : line[..comment])) found.Add($"{rel}:{n}: {line.Trim()}");
+            }
+        }
+        Assert.True(scanned > 10, $"only {scanned} source files found under {lib}");
+        Assert.Empty(found);
+    }
 }

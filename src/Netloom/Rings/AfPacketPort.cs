@@ -158,9 +158,12 @@ internal sealed unsafe class AfPacketPort : DescriptorPort
             }
             var hdr = (Tpacket3Hdr*)((byte*)desc + _offset);
             uint snap = hdr->SnapLength, mac = hdr->Mac;
-            if ((ulong)_offset + mac + snap <= BlockSize && snap > 0)
+            ref Slot s = ref rx.Slots[t];
+            // A slot whose buffer index the user left pointing outside the pool (a swap gone
+            // wrong) is never written through: the frame meant for it is dropped and counted
+            // invalid, as TX counts a slot it cannot send, and the slot waits for a real buffer.
+            if ((ulong)_offset + mac + snap <= BlockSize && snap > 0 && Pool.IsValid(s.BufferIndex))
             {
-                ref Slot s = ref rx.Slots[t];
                 int len = (int)Math.Min(snap, (uint)max);
                 new ReadOnlySpan<byte>((byte*)hdr + mac, len).CopyTo(new Span<byte>(Pool.BufferPointer(s.BufferIndex), len));
                 s.Length = (ushort)len;

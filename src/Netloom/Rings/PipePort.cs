@@ -8,7 +8,7 @@ namespace Netloom.Rings;
 /// into the peer's RX ring, so nothing is copied. The two ends may run on two threads: each
 /// index has one writer and is published with release semantics.
 /// </summary>
-internal sealed unsafe class PipePort : PortBase
+internal sealed unsafe class PipePort : PortBase, IDirectDelivery
 {
     private readonly Pipe _pipe;
     private readonly bool _master;
@@ -84,15 +84,10 @@ internal sealed unsafe class PipePort : PortBase
     }
 
     /// <summary>
-    /// Moves up to <paramref name="count"/> frames from <paramref name="from"/> (a ring over this
-    /// pipe's pool), starting at slot <paramref name="first"/>, straight into the peer's RX ring,
-    /// giving <paramref name="from"/> the peer's spare buffers in exchange: what putting them in
-    /// this end's TX ring and calling <see cref="TxSync"/> would do, in one pass (VALE's switch
-    /// writes into its ports' rings the same way). Only while nothing waits in the TX ring, which
-    /// would otherwise be overtaken; stops at the first slot that is not sendable. Returns how
-    /// many moved.
+    /// <see cref="IDirectDelivery.Deliver"/>: straight into the peer's RX ring, what putting the
+    /// frames in this end's TX ring and calling <see cref="TxSync"/> would do, in one pass.
     /// </summary>
-    internal int Deliver(Ring from, uint first, int count, out long bytes)
+    int IDirectDelivery.Deliver(Ring from, uint first, int count, out long bytes)
     {
         bytes = 0;
         var tx = _tx;

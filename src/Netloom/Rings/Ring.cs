@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
@@ -71,6 +72,10 @@ public sealed unsafe class Ring
 
     internal Ring(RingHeader* header, Slot* slots, uint size, PacketPool pool, RingDirection direction, uint fixedBufferBase = 0)
     {
+        // A power of two lets SlotBatch keep any index inside the ring with a mask, no check per slot.
+        if (size < 2 || !BitOperations.IsPow2(size)) throw new ArgumentOutOfRangeException(nameof(size), size, "a ring's size must be a power of two");
+        if (fixedBufferBase != 0 && (ulong)fixedBufferBase + size > (ulong)pool.Count)
+            throw new ArgumentOutOfRangeException(nameof(fixedBufferBase), fixedBufferBase, $"buffers {fixedBufferBase}..{fixedBufferBase + size - 1} are not all in a pool of {pool.Count}");
         Header = header;
         Slots = slots;
         _size = size;

@@ -11,9 +11,14 @@ namespace Netloom.Rings;
 internal sealed unsafe class TapPort : DescriptorPort
 {
     private readonly int _fd;
+    private readonly byte[] _discard; // where a frame goes that has no valid slot buffer to go to
     private bool _disposed;
 
-    private TapPort(string name, int fd, PortOptions options) : base(name, options) => _fd = fd;
+    private TapPort(string name, int fd, PortOptions options) : base(name, options)
+    {
+        _fd = fd;
+        _discard = GC.AllocateArray<byte>(Pool.BufferSize, pinned: true);
+    }
 
     public static TapPort Open(PortSpec spec, PortOptions? options = null)
     {
@@ -66,11 +71,23 @@ internal sealed unsafe class TapPort : DescriptorPort
         var rx = RxRing;
         uint n = (uint)rx.Size, head = rx.Head, t = rx.Tail;
         if (head >= n) return;
-        long got = 0, bytes = 0;
+        long got = 0, bytes = 0, invalid = 0;
         // Fill [tail, head - 1): the slots the user has handed back.
         while ((t + 1) % n != head)
         {
             ref Slot s = ref rx.Slots[t];
+            if (!Pool.IsValid(s.BufferIndex))
+            {
+                // The user left a buffer index here that is not one of the pool's (a swap gone
+                // wrong): never read through it. The frame meant for this slot is read into a
+                // discard buffer and counted invalid, as TX counts a slot it cannot send; the
+                // slot stays unfilled until it holds a real buffer again.
+                nint d;
+                fixed (byte* p = _discard) d = Libc.Read(_fd, p, (nuint)_discard.Length);
+                if (d <= 0) break;
+                invalid++;
+                continue;
+            }
             nint r = Libc.Read(_fd, Pool.BufferPointer(s.BufferIndex), (nuint)Pool.BufferSize);
             if (r <= 0) break; // EAGAIN: nothing more now
             s.Length = (ushort)r;
@@ -80,7 +97,7 @@ internal sealed unsafe class TapPort : DescriptorPort
             t = t + 1 == n ? 0 : t + 1;
         }
         rx.SetTail(t);
-        rx.Counters.Record(got, bytes);
+        rx.Counters.Record(got, bytes, invalid: invalid);
     }
 
     protected override void Block(bool rx, long timeoutNs) => PollDescriptor(_fd, rx, timeoutNs);

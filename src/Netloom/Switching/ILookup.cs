@@ -21,6 +21,25 @@ public interface ILookup
     public const int Flood = -1;
 }
 
+/// <summary>
+/// The form of a lookup the switch calls per frame: addresses as 48-bit numbers (wire order in
+/// the low bits) and time in nanoseconds, so nothing is converted on the way. A lookup that has
+/// this form (the built-in <see cref="LearningTable"/>) is called through it; any other
+/// <see cref="ILookup"/> is wrapped once in <see cref="MacLookupAdapter"/>.
+/// </summary>
+internal interface IMacLookup
+{
+    void Learn(ulong source, int port, long nanoseconds);
+    int Lookup(ulong destination, long nanoseconds);
+}
+
+/// <summary>Gives any <see cref="ILookup"/> the switch's per-frame form.</summary>
+internal sealed class MacLookupAdapter(ILookup lookup) : IMacLookup
+{
+    public void Learn(ulong source, int port, long nanoseconds) => lookup.Learn(MacAddress.FromUInt64(source), port, new Instant(nanoseconds));
+    public int Lookup(ulong destination, long nanoseconds) => lookup.Lookup(MacAddress.FromUInt64(destination), new Instant(nanoseconds));
+}
+
 /// <summary>A fixed MAC-to-port table; unknown destinations are flooded.</summary>
 public sealed class StaticTable : ILookup
 {

@@ -14,7 +14,7 @@ namespace Netloom.Switching;
 /// station, as VALE does, and a last-destination cache (dropped whenever an entry changes, and
 /// after a second) skips it for runs of frames to one station.
 /// </summary>
-public sealed class LearningTable : ILookup
+public sealed class LearningTable : ILookup, IMacLookup
 {
     private const int Window = 8;
 
@@ -118,6 +118,9 @@ public sealed class LearningTable : ILookup
         }
         return ILookup.Flood;
     }
+
+    void IMacLookup.Learn(ulong source, int port, long nanoseconds) => Learn(source, port, nanoseconds);
+    int IMacLookup.Lookup(ulong destination, long nanoseconds) => Lookup(destination, nanoseconds);
 
     public void ForgetPort(int port)
     {

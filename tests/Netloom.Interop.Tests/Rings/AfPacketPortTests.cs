@@ -58,4 +58,40 @@ public class AfPacketPortTests
         while (!listener.Log.Contains("hello from an AF_PACKET ring") && DateTime.UtcNow < end2) Thread.Sleep(50);
         Assert.Contains("hello from an AF_PACKET ring", listener.Log);
     }
+
+    [RootFact("ip", "ping")]
+    public void A_frame_for_an_rx_slot_whose_buffer_index_is_not_the_pools_is_dropped_and_counted()
+    {
+        using var net = new NetnsPair();
+        using var port = InNamespace.Run(net.NsA, () => Ports.Open($"afpacket:{net.IfA}"));
+        port.WaitMode = WaitMode.Block;
+
+        // The slot the next frame fills holds buffer 0, the pool's reserved "none" (what a
+        // user's swap could leave behind); the copy out of the kernel's block must not go there.
+        var rx = port.Rx;
+        uint slot = rx.Tail, buffer = rx[slot].BufferIndex;
+        rx[slot].BufferIndex = 0;
+        using (new Background(null, "ip", "netns", "exec", net.NsB, "ping", "-c", "30", "-i", "0.1", net.IpA))
+        {
+            var end = DateTime.UtcNow.AddSeconds(5);
+            while (rx.Counters.Invalid == 0 && DateTime.UtcNow < end) port.WaitRx(Duration.FromMilliseconds(50));
+            Assert.True(rx.Counters.Invalid > 0, "no frame was counted invalid");
+            Assert.True(rx.IsEmpty, "a frame was received into a slot whose buffer is not the pool's");
+            Assert.Equal(0, rx.Counters.Packets);
+
+            // Given its buffer back, the slot receives again.
+            rx[slot].BufferIndex = buffer;
+            bool seen = false;
+            var end2 = DateTime.UtcNow.AddSeconds(5);
+            while (!seen && DateTime.UtcNow < end2)
+            {
+                if (!port.WaitRx(Duration.FromMilliseconds(100))) continue;
+                for (uint h = rx.Head; h != rx.Tail; h = rx.Next(h))
+                    seen |= DecodedFrame.Decode(rx.Packet(h)).Has(FrameLayers.Icmp);
+                rx.Release(rx.Space);
+                port.RxSync();
+            }
+            Assert.True(seen, "nothing arrived once the slot was repaired");
+        }
+    }
 }

@@ -73,4 +73,44 @@ public class TapPortTests
             Sh.Run("ip", "netns", "del", ns);
         }
     }
+
+    [RootFact("ip", "ping")]
+    public void A_frame_for_an_rx_slot_whose_buffer_index_is_not_the_pools_is_dropped_and_counted()
+    {
+        string ns = $"nlTi{Environment.ProcessId}";
+        string dev = $"nltai{Environment.ProcessId % 10000}";
+        int subnet = (Environment.ProcessId + 7) % 250 + 1;
+        var kernelIp = Ipv4Address.Parse($"10.216.{subnet}.1");
+        var ourIp = Ipv4Address.Parse($"10.216.{subnet}.2");
+        Sh.Ok("ip", "netns", "add", ns);
+        try
+        {
+            using var port = InNamespace.Run(ns, () => Ports.Open($"tap:{dev}"));
+            port.WaitMode = WaitMode.Block;
+            Sh.Ok("ip", "-n", ns, "addr", "add", $"{kernelIp}/24", "dev", dev);
+            Sh.Ok("ip", "-n", ns, "neigh", "replace", ourIp.ToString(), "lladdr", OurMac.ToString(), "dev", dev, "nud", "permanent");
+
+            // The slot the next frame fills holds buffer 0, the pool's reserved "none" (what a
+            // user's swap could leave behind); the fill must not write through it.
+            var rx = port.Rx;
+            uint slot = rx.Tail, buffer = rx[slot].BufferIndex;
+            rx[slot].BufferIndex = 0;
+            using (new Background(null, "ip", "netns", "exec", ns, "ping", "-c", "30", "-i", "0.1", ourIp.ToString()))
+            {
+                var end = DateTime.UtcNow.AddSeconds(5);
+                while (rx.Counters.Invalid == 0 && DateTime.UtcNow < end) port.WaitRx(Duration.FromMilliseconds(50));
+                Assert.True(rx.Counters.Invalid > 0, "no frame was counted invalid");
+                Assert.True(rx.IsEmpty, "a frame was received into a slot whose buffer is not the pool's");
+                Assert.Equal(0, rx.Counters.Packets);
+
+                // Given its buffer back, the slot receives again.
+                rx[slot].BufferIndex = buffer;
+                Assert.True(ReceiveUntil(port, d => d.Has(FrameLayers.Icmp) && d.Ipv4.Destination == ourIp, 5000), "nothing arrived once the slot was repaired");
+            }
+        }
+        finally
+        {
+            Sh.Run("ip", "netns", "del", ns);
+        }
+    }
 }

@@ -341,6 +341,67 @@ public class SwitchTests
         Allocations.AssertFlat(Run, 100_000);
     }
 
+    /// <summary>A port that passes everything to a pipe end but has none of its capabilities.</summary>
+    private sealed class PlainPort(IPort inner) : IPort
+    {
+        public string Name => inner.Name;
+        public Ring Tx => inner.Tx;
+        public Ring Rx => inner.Rx;
+        public WaitMode WaitMode { get => inner.WaitMode; set => inner.WaitMode = value; }
+        public string? Failure => inner.Failure;
+        public void TxSync() => inner.TxSync();
+        public void RxSync() => inner.RxSync();
+        public bool WaitRx(Duration timeout) => inner.WaitRx(timeout);
+        public bool WaitTx(Duration timeout) => inner.WaitTx(timeout);
+        public bool Flush(Duration timeout) => inner.Flush(timeout);
+        public void Dispose() => inner.Dispose();
+    }
+
+    [Fact]
+    public void A_port_without_direct_delivery_gets_zero_copy_frames_through_its_tx_ring_in_order()
+    {
+        using var pool = new PacketPool(2 * 4 * 64 + 1);
+        var options = new PortOptions { RingSize = 64, SharedPool = pool };
+        string tag = Guid.NewGuid().ToString("N")[..12];
+        var (h0, s0) = PipePort.OpenPair($"plain{tag}-0", options);
+        var (h1, s1) = PipePort.OpenPair($"plain{tag}-1", options);
+        using var sw = new Switch(batch: 64);
+        sw.AddPort(s0);
+        sw.AddPort(new PlainPort(s1));
+        try
+        {
+            void Send(IPort h, MacAddress dst, MacAddress src, byte t)
+            {
+                var tx = h.Tx;
+                var buf = tx.Buffer(tx.Head);
+                buf[..64].Clear();
+                dst.Write(buf);
+                src.Write(buf[6..]);
+                buf[14] = t;
+                tx[tx.Head].Length = 64;
+                tx.Release(1);
+                h.TxSync();
+            }
+            Send(h1, MacAddress.Broadcast, Mac(1), 0); // the switch learns Mac(1) behind the plain port
+            sw.Forward(T0);
+            h0.RxSync();
+            h0.Rx.Release(h0.Rx.Space);
+            for (byte t = 1; t <= 5; t++) Send(h0, Mac(1), Mac(0), t);
+            sw.Forward(T0);
+            h1.RxSync();
+            var rx = h1.Rx;
+            var tags = new List<byte>();
+            for (uint s = rx.Head; s != rx.Tail; s = rx.Next(s)) tags.Add(rx.Packet(s)[14]);
+            Assert.Equal([1, 2, 3, 4, 5], tags);
+            Assert.Equal(5, sw.Counters(1).ZeroCopy); // swapped through the TX ring: no direct delivery to ask for
+        }
+        finally
+        {
+            h0.Dispose();
+            h1.Dispose();
+        }
+    }
+
     [Fact]
     public void A_static_table_sends_known_stations_to_their_port_and_floods_the_rest()
     {
