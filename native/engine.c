@@ -14,6 +14,7 @@
 
 const struct nl_engine *nl_engine;
 int nl_in_child;
+__thread int nl_depth;
 static pthread_once_t load_once = PTHREAD_ONCE_INIT;
 
 void nl_warn(const char *fmt, ...)
@@ -70,7 +71,9 @@ const struct nl_engine *nl_engine_get(void)
     if (nl_in_child) return NULL;
     const struct nl_engine *e = __atomic_load_n(&nl_engine, __ATOMIC_ACQUIRE);
     if (e) return e;
+    nl_depth++;
     pthread_once(&load_once, load);
+    nl_depth--;
     return __atomic_load_n(&nl_engine, __ATOMIC_ACQUIRE);
 }
 

@@ -83,6 +83,9 @@ void nl_mark_epoll(int epfd, int ours);
 /* engine.c: loading the engine and turning its results into errno. */
 extern const struct nl_engine *nl_engine;
 extern int nl_in_child;        /* set in a forked child: the engine cannot run there */
+/* Non-zero while this thread is inside the engine (or loading it): the runtime's own calls,
+ * .NET probing AF_INET support while it starts among them, go straight to libc. */
+extern __thread int nl_depth;
 const struct nl_engine *nl_engine_get(void); /* loads on first use; NULL when disabled or failed */
 long nl_result(long r);        /* r < 0: errno = -r, return -1 */
 long nl_child_refuses(int fd); /* a forked child touched its parent's socket: EBADF, said once */
@@ -145,7 +148,9 @@ void nl_real_init(void);
     do {                                                   \
         if (!nl_ours(fd)) return real_call;                \
         if (nl_in_child) return nl_child_refuses(fd);      \
+        nl_depth++;                                        \
         long r_ = nl_engine->engine_call;                  \
+        nl_depth--;                                        \
         if (r_ == NL_KERNEL) return real_call;             \
         return nl_result(r_);                              \
     } while (0)

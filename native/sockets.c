@@ -10,10 +10,12 @@ static int wanted(int domain, int type)
 
 int socket(int domain, int type, int protocol)
 {
-    if (wanted(domain, type) && !nl_in_child) {
+    if (wanted(domain, type) && !nl_in_child && !nl_depth) {
         const struct nl_engine *e = nl_engine_get();
         if (e) {
+            nl_depth++;
             long r = e->socket(domain, type, protocol);
+            nl_depth--;
             if (r != NL_KERNEL) return (int)nl_result(r);
         }
     }
