@@ -195,6 +195,7 @@ internal sealed unsafe class UdpRunSocket(Engine engine) : RunSocket(engine, Abi
             at += k;
         }
         _binding!.SendTo(buffer.AsSpan(0, at), to, port); // a datagram the stack drops is lost, as on a full NIC queue
+        Engine.Interface.FlushOutput(); // out now, not at the owner thread's next poll
         return at;
     }
 
