@@ -104,7 +104,7 @@ internal static class BenchTcp
         double seconds = (Stopwatch.GetTimestamp() - start) / (double)Stopwatch.Frequency;
         long retransmits = s.Retransmits;
         if (Environment.GetEnvironmentVariable("NETLOOM_BENCH_DEBUG") is not null)
-            Console.Error.WriteLine($"{s.Describe()} segs={s.SegmentsOut} in={s.SegmentsIn} blocked={host.Stack.Counters.TcpTransmitBlocked} rtt={s.SmoothedRtt}");
+            Console.Error.WriteLine($"{s.Describe()} segs={s.SegmentsOut} in={s.SegmentsIn} blocked={host.Stack.GetCounters().TcpTransmitBlocked} rtt={s.SmoothedRtt}");
         s.Abort();
         host.Poll();
         return (acked * 8 / seconds / 1e9, retransmits);

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Netloom.Netem;
 using Netloom.Rings;
 using Netloom.Sockets;
 using Netloom.Stack;
@@ -56,10 +57,10 @@ internal sealed class HostSetup : IDisposable
         var b = BitConverter.GetBytes(address.Value);
         var mac = new MacAddress(0x02, 0x4e, 0x4c, b[2], b[1], b[0]);
         if (r.GetValue(o.Mac) is { } macText && !MacAddress.TryParse(macText, out mac)) return CliErrors.Report($"--mac '{macText}' is not a MAC address", CliErrors.BadInput);
-        Impairment? impairment = null;
+        Impairments? impairment = null;
         if (r.GetValue(o.Impair) is { } impairText)
         {
-            if (!Impairment.TryParse(impairText, out var imp, out var err)) return CliErrors.Report($"--impair: {err}", CliErrors.BadInput);
+            if (!Impairments.TryParse(impairText, out var imp, out var err)) return CliErrors.Report($"--impair: {err}", CliErrors.BadInput);
             impairment = imp;
         }
         int mtu = r.GetValue(o.Mtu), seed = r.GetValue(o.Seed);
@@ -83,6 +84,7 @@ internal sealed class HostSetup : IDisposable
         {
             Wait = r.GetValue(o.Wait),
             Seed = seed,
+            LoggerFactory = StderrLoggerFactory.Instance,
             Device = (device, clock) =>
             {
                 if (impairment is not null) device = s.Impaired = new ImpairedDevice(device, impairment, impairment, clock, seed);
@@ -105,7 +107,7 @@ internal sealed class HostSetup : IDisposable
     /// <summary>The stack's counters as a table, plus the impairment's.</summary>
     public void PrintCounters(string? extraUdp = null, string? extraTcp = null)
     {
-        var c = Stack.Counters;
+        var c = Stack.GetCounters();
         if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160;
         var t = new Table().Border(TableBorder.Rounded).AddColumn("layer").AddColumn(new TableColumn("in").RightAligned()).AddColumn(new TableColumn("out").RightAligned());
         t.AddRow("frames", $"{c.FramesIn:N0}", $"{c.FramesOut:N0}");

@@ -41,7 +41,7 @@ internal static class SwitchCommand
             (captureFiles.TryGetValue(c[(eq + 1)..], out var l) ? l : captureFiles[c[(eq + 1)..]] = []).Add(idx);
         }
 
-        using var sw = new Switch(new LearningTable(), batch);
+        using var sw = new Switch(new LearningTable(), batch) { LoggerFactory = StderrLoggerFactory.Instance };
         try
         {
             foreach (var p in parsed) sw.AddPort(Ports.Open(p));

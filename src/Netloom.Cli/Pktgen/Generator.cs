@@ -75,7 +75,7 @@ public static class Generator
     {
         var r = new PktgenResult { Mode = PktgenMode.Tx };
         var tx = port.Tx;
-        long handed = 0, packetsBefore = tx.Counters.Packets, bytesBefore = tx.Counters.Bytes;
+        long handed = 0, packetsBefore = tx.GetCounters().Packets, bytesBefore = tx.GetCounters().Bytes;
         ushort len = (ushort)Math.Max(size, 60);
         long start = Stopwatch.GetTimestamp(), end = start + Ticks(duration);
         var wait = Duration.FromMilliseconds(100);
@@ -110,8 +110,8 @@ public static class Generator
         port.Flush(Duration.FromMilliseconds(200));
         r.Seconds = (Stopwatch.GetTimestamp() - start) / (double)Stopwatch.Frequency;
         // What the port actually sent, not what was handed to the ring.
-        r.Packets = tx.Counters.Packets - packetsBefore;
-        r.Bytes = tx.Counters.Bytes - bytesBefore;
+        r.Packets = tx.GetCounters().Packets - packetsBefore;
+        r.Bytes = tx.GetCounters().Bytes - bytesBefore;
         return r;
     }
 
@@ -121,7 +121,7 @@ public static class Generator
         var rx = port.Rx;
         // Bytes come from the ring's counters, kept by the side that fills it: reading every
         // slot's length here would pull the producer's cache lines across cores.
-        long bytesBefore = rx.Counters.Bytes;
+        long bytesBefore = rx.GetCounters().Bytes;
         long start = 0, last = 0, end = Stopwatch.GetTimestamp() + Ticks(duration);
         var wait = Duration.FromMilliseconds(100);
         while (!stop.IsCancellationRequested && Stopwatch.GetTimestamp() < end)
@@ -139,7 +139,7 @@ public static class Generator
             last = Stopwatch.GetTimestamp();
         }
         port.RxSync();
-        r.Bytes = rx.Counters.Bytes - bytesBefore;
+        r.Bytes = rx.GetCounters().Bytes - bytesBefore;
         r.Seconds = start == 0 ? 0 : (last - start) / (double)Stopwatch.Frequency;
         return r;
     }

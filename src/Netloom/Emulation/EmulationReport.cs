@@ -1,5 +1,4 @@
 using System.Text.Json;
-using Netloom.Emulation.Apps;
 
 namespace Netloom.Emulation;
 

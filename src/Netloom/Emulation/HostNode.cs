@@ -1,4 +1,3 @@
-using Netloom.Emulation.Apps;
 using Netloom.Stack;
 using Netloom.Time;
 
@@ -89,9 +88,9 @@ public sealed partial class HostNode : Node
 
     public StackOptions Options { get; }
     /// <summary>The host's stack. Replaced by a fresh one when the host restarts after a crash.</summary>
-    public Interface Stack { get; private set; }
-    public NodePort Port => Ports[0];
-    public IReadOnlyList<App> Apps => _apps;
+    internal Interface Stack { get; private set; }
+    internal NodePort Port => Ports[0];
+    internal IReadOnlyList<App> Apps => _apps;
     private long NowNs => Network.NowNs;
 
     internal void AddApp(App app) => _apps.Add(app);
@@ -114,8 +113,7 @@ public sealed partial class HostNode : Node
         {
             int frames = Stack.Poll(at);
             while (Stack.TryTakePingReply(out var reply))
-                foreach (var app in _apps)
-                    if (app is PingApp ping && ping.Identifier == reply.Identifier) ping.OnReply(reply);
+                foreach (var app in _apps) app.OnPingReply(reply);
             bool busy = false;
             foreach (var app in _apps)
                 if (app.Running) busy |= app.Poll(at);
@@ -133,14 +131,14 @@ public sealed partial class HostNode : Node
     /// <summary>Asks for a poll at <paramref name="at"/> (apps use it when they have a deadline of their own).</summary>
     internal void WakeAtTime(long at) => RequestWake(at);
 
-    protected override void OnCrash()
+    private protected override void OnCrash()
     {
         _sockets.FailAll(new IOException($"host {Name} crashed"));
         _device.Clear();
         foreach (var app in _apps) app.HostCrashed();
     }
 
-    protected override void OnRestart(long now)
+    private protected override void OnRestart(long now)
     {
         _generation++;
         _device = new SimDevice(this, Options.Mtu + 14);

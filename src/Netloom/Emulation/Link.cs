@@ -1,4 +1,4 @@
-using Netloom.Time;
+using Netloom.Netem;
 
 namespace Netloom.Emulation;
 
@@ -20,7 +20,7 @@ public enum LinkDrop
 }
 
 /// <summary>Counters of one direction of a link.</summary>
-public sealed class LinkCounters
+internal sealed class LinkCounters
 {
     private readonly long[] _drops = new long[Enum.GetValues<LinkDrop>().Length];
 
@@ -33,23 +33,21 @@ public sealed class LinkCounters
 /// <summary>
 /// One direction of a link. A frame sent into it is lost, queued behind the rate limiter,
 /// delayed, duplicated, corrupted or reordered as <see cref="Impairments"/> says, and arrives at the
-/// far end as an event. Randomness is the direction's own seeded generator, so adding traffic
-/// elsewhere does not change what happens here.
+/// far end as an event. The decisions are <see cref="NetemEngine"/>'s, the engine
+/// <c>ImpairedDevice</c> also runs; this class adds what only a link has (being down, counters,
+/// capture) and its delay line, which is the network's event queue. Randomness is the direction's
+/// own seeded generator, so adding traffic elsewhere does not change what happens here.
 /// </summary>
-public sealed class LinkDirection
+internal sealed class LinkDirection
 {
     private readonly Network _net;
-    private readonly Random _random;
-    private readonly Queue<(long Depart, int Bytes)> _waiting = new();
+    private readonly NetemEngine _netem;
     /// <summary>
     /// Frames in flight whose arrival times only grow (a fixed delay, a rate): they wait here and only
     /// the first sits in the network's event heap, which then holds one entry per busy link rather
     /// than one per frame. A frame that would overtake (jitter, reordering) goes to the heap itself.
     /// </summary>
     private readonly Queue<(long At, long Epoch, SimFrame Frame)> _inFlight = new();
-    private long _lastArrival;
-    private long _busyUntil, _waitingBytes;
-    private bool _geBad;
 
     internal LinkDirection(Network net, Link link, int index, NodePort from, NodePort to, Impairments imp, int seed)
     {
@@ -59,7 +57,7 @@ public sealed class LinkDirection
         From = from;
         To = to;
         Impairments = imp;
-        _random = new Random(seed);
+        _netem = new NetemEngine(new Random(seed));
     }
 
     public Link Link { get; }
@@ -80,7 +78,7 @@ public sealed class LinkDirection
     }
 
     /// <summary>Frames waiting for the rate limiter right now.</summary>
-    public int QueuedFrames => _waiting.Count;
+    public int QueuedFrames => _netem.QueuedFrames;
 
     /// <summary>Takes ownership of <paramref name="frame"/> and sends it on its way (or drops it).</summary>
     internal void Transmit(SimFrame frame, long now)
@@ -91,11 +89,11 @@ public sealed class LinkDirection
         c.SentBytes += frame.Length;
         _net.Capture(this, frame, now);
         if (!Link.IsUp) { Drop(frame, LinkDrop.Down); return; }
-        int mtu = imp.Mtu > 0 ? imp.Mtu : int.MaxValue;
-        if (frame.Length - 14 > mtu) { Drop(frame, LinkDrop.Mtu); return; }
-        if (Lost(imp)) { Drop(frame, LinkDrop.Loss); return; }
+        var admission = _netem.Admit(imp, frame.Length);
+        if (admission == Admission.TooLarge) { Drop(frame, LinkDrop.Mtu); return; }
+        if (admission == Admission.Lost) { Drop(frame, LinkDrop.Loss); return; }
         SimFrame? copy = null;
-        if (imp.Duplicate > 0 && _random.NextDouble() < imp.Duplicate)
+        if (admission == Admission.Twice)
         {
             copy = _net.Pool.Copy(frame);
             if (copy is null) c.Drop(LinkDrop.NoBuffer);
@@ -105,52 +103,15 @@ public sealed class LinkDirection
         if (copy is not null) Launch(copy, now, imp);
     }
 
-    private bool Lost(Impairments imp)
-    {
-        if (imp.GilbertElliott is { } ge)
-        {
-            // netem's order: first the state transition, then the loss draw in the new state.
-            _geBad = _geBad ? _random.NextDouble() >= ge.R : _random.NextDouble() < ge.P;
-            double p = _geBad ? ge.LossInBad : ge.LossInGood;
-            return p > 0 && _random.NextDouble() < p;
-        }
-        return imp.Loss > 0 && _random.NextDouble() < imp.Loss;
-    }
-
     private void Launch(SimFrame frame, long now, Impairments imp)
     {
-        if (imp.Corrupt > 0 && _random.NextDouble() < imp.Corrupt && frame.Length > 14)
+        var launched = _netem.Launch(imp, frame.Span, now);
+        if (launched.Corrupted) Counters.Corrupted++;
+        if (launched.Departure == Departure.QueueFull) { Drop(frame, LinkDrop.Queue); return; }
+        if (launched.Reordered) Counters.Reordered++;
+        long at = launched.At;
+        if (launched.Departure == Departure.InOrder)
         {
-            // Flip one bit past the Ethernet header, as netem corrupts the packet and not the link header.
-            int bit = 14 * 8 + _random.Next((frame.Length - 14) * 8);
-            frame.Data[bit >> 3] ^= (byte)(1 << (bit & 7));
-            Counters.Corrupted++;
-        }
-        long depart = now;
-        if (imp.RateBitsPerSecond > 0)
-        {
-            while (_waiting.TryPeek(out var w) && w.Depart <= now) { _waiting.Dequeue(); _waitingBytes -= w.Bytes; }
-            if (imp.QueuePackets > 0 && _waiting.Count >= imp.QueuePackets || imp.QueueBytes > 0 && _waitingBytes + frame.Length > imp.QueueBytes)
-            {
-                Drop(frame, LinkDrop.Queue);
-                return;
-            }
-            long wire = (long)Math.Ceiling((frame.Length + imp.Overhead) * 8e9 / imp.RateBitsPerSecond);
-            depart = Math.Max(now, _busyUntil) + wire;
-            _busyUntil = depart;
-            _waiting.Enqueue((depart, frame.Length));
-            _waitingBytes += frame.Length;
-        }
-        long delay;
-        if (imp.Reorder > 0 && _random.NextDouble() < imp.Reorder) { delay = 0; Counters.Reordered++; }
-        else delay = SampleDelay(imp);
-        long at = depart + delay;
-        // As in netem: with a rate limit, frames leave one after another, so jitter delays but never
-        // reorders them (only an explicit reorder share overtakes). Without a rate, jitter reorders.
-        if (imp.RateBitsPerSecond > 0 && delay > 0) at = Math.Max(at, _lastArrival);
-        if (at >= _lastArrival)
-        {
-            _lastArrival = at;
             _inFlight.Enqueue((at, Link.Epoch, frame));
             if (_inFlight.Count == 1) _net.ScheduleHead(this, at);
         }
@@ -165,34 +126,6 @@ public sealed class LinkDirection
         return (frame, epoch);
     }
 
-    private long SampleDelay(Impairments imp)
-    {
-        long mean = imp.Delay.Nanoseconds, jitter = imp.Jitter.Nanoseconds;
-        if (jitter == 0) return mean;
-        double z = imp.Distribution switch
-        {
-            DelayDistribution.Uniform => _random.NextDouble() * 2 - 1,
-            DelayDistribution.Normal => Normal(),
-            _ => Pareto(),
-        };
-        return Math.Max(0, mean + (long)(z * jitter));
-    }
-
-    /// <summary>A standard normal draw (Box-Muller).</summary>
-    private double Normal()
-    {
-        double u1 = 1.0 - _random.NextDouble(), u2 = _random.NextDouble();
-        return Math.Sqrt(-2 * Math.Log(u1)) * Math.Cos(2 * Math.PI * u2);
-    }
-
-    /// <summary>A Pareto draw with shape 3 and scale 1 (mean 1.5, standard deviation √3/2), standardised.</summary>
-    private double Pareto()
-    {
-        const double Alpha = 3, Mean = 1.5, Sd = 0.8660254037844386;
-        double x = Math.Pow(1.0 - _random.NextDouble(), -1 / Alpha);
-        return (x - Mean) / Sd;
-    }
-
     internal void Drop(SimFrame frame, LinkDrop reason)
     {
         Counters.Drop(reason);
@@ -200,12 +133,7 @@ public sealed class LinkDirection
     }
 
     /// <summary>Forgets the rate limiter's backlog (the link went down: what was queued is lost with it).</summary>
-    internal void ResetQueue()
-    {
-        _waiting.Clear();
-        _waitingBytes = 0;
-        _busyUntil = 0;
-    }
+    internal void ResetQueue() => _netem.ResetQueue();
 }
 
 /// <summary>
@@ -226,17 +154,17 @@ public sealed class Link
 
     public int Id { get; }
     public string Name { get; }
-    public NodePort A { get; }
-    public NodePort B { get; }
-    public LinkDirection AtoB { get; }
-    public LinkDirection BtoA { get; }
+    internal NodePort A { get; }
+    internal NodePort B { get; }
+    internal LinkDirection AtoB { get; }
+    internal LinkDirection BtoA { get; }
     public bool IsUp { get; private set; } = true;
     /// <summary>Bumped when the link goes down, so frames in flight from before are lost.</summary>
     internal long Epoch { get; private set; }
     /// <summary>Set while a partition holds the link down, so a heal raises only what it lowered.</summary>
     internal bool DownByPartition { get; set; }
 
-    public LinkDirection Direction(int index) => index == 0 ? AtoB : BtoA;
+    internal LinkDirection Direction(int index) => index == 0 ? AtoB : BtoA;
 
     /// <summary>Sets both directions' impairments.</summary>
     public void SetImpairments(Impairments both)

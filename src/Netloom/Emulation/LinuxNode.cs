@@ -27,7 +27,7 @@ public sealed class LinuxNode : Node, IDisposable
 
     /// <summary>The namespace's name: run commands in it with <c>ip netns exec NAME ...</c>.</summary>
     public string Namespace { get; }
-    public NodePort Port => Ports[0];
+    internal NodePort Port => Ports[0];
     public long FramesFromKernel { get; private set; }
     public long FramesToKernel { get; private set; }
 

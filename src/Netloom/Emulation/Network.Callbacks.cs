@@ -1,3 +1,5 @@
+using Netloom.Time;
+
 namespace Netloom.Emulation;
 
 public sealed partial class Network

@@ -1,4 +1,3 @@
-using Netloom.Sockets;
 using Netloom.Time;
 using Netloom.Wire;
 
@@ -19,6 +18,10 @@ public sealed partial class Network : IDisposable
         _linux.Add(node);
         return AddNode(node);
     }
+
+    /// <summary>As <see cref="AddLinux(string, Ipv4Address, int, Ipv4Address?, int)"/>; IPv6 throws <see cref="ArgumentException"/> (not supported yet).</summary>
+    public LinuxNode AddLinux(string name, System.Net.IPAddress address, int prefixLength = 24, System.Net.IPAddress? gateway = null, int mtu = 1500) =>
+        AddLinux(name, Ipv4Address.FromIPAddress(address), prefixLength, gateway is null ? null : Ipv4Address.FromIPAddress(gateway), mtu);
 
     /// <summary>
     /// Runs for <paramref name="span"/> of wall-clock time: virtual time follows the monotonic clock,

@@ -1,4 +1,4 @@
-using Netloom.Emulation.Apps;
+using Netloom.Netem;
 using Netloom.Stack;
 using Netloom.Switching;
 using Netloom.Time;
@@ -31,7 +31,7 @@ public sealed partial class Network
     /// <summary>Virtual time zero: 2026-01-01T00:00:00Z, so captures carry plausible dates.</summary>
     public static readonly Instant Epoch = Instant.FromSeconds(1_767_225_600);
 
-    private readonly EventQueue _queue = new();
+    private readonly EventQueue<SimEvent> _queue = new();
     private readonly List<Node> _nodes = [];
     private readonly Dictionary<string, Node> _byName = new(StringComparer.Ordinal);
     private readonly List<Link> _links = [];
@@ -51,7 +51,7 @@ public sealed partial class Network
 
     public NetworkOptions Options { get; }
     public int Seed => Options.Seed;
-    public FramePool Pool { get; }
+    internal FramePool Pool { get; }
     /// <summary>The current virtual time.</summary>
     public Instant Now => new(NowNs);
     internal long NowNs { get; private set; }
@@ -59,7 +59,7 @@ public sealed partial class Network
     public Duration Elapsed => new(NowNs - Epoch.Nanoseconds);
     public IReadOnlyList<Node> Nodes => _nodes;
     public IReadOnlyList<Link> Links => _links;
-    public IReadOnlyList<App> Apps => _apps;
+    internal IReadOnlyList<App> Apps => _apps;
     /// <summary>Events processed so far (frame arrivals, wake-ups, actions).</summary>
     public long EventsProcessed { get; private set; }
     /// <summary>Frames delivered across links so far (packet-hops).</summary>
@@ -105,6 +105,11 @@ public sealed partial class Network
         if (configure is not null) options = configure(options);
         return AddNode(new HostNode(this, id, name, options, Seed * 1000 + id + 1));
     }
+
+    /// <summary>As <see cref="AddHost(string, Ipv4Address, int, Ipv4Address?, int, Func{StackOptions, StackOptions}?)"/>; IPv6 throws <see cref="ArgumentException"/> (not supported yet).</summary>
+    public HostNode AddHost(string name, System.Net.IPAddress address, int prefixLength = 24, System.Net.IPAddress? gateway = null, int mtu = 1500,
+        Func<StackOptions, StackOptions>? configure = null) =>
+        AddHost(name, Ipv4Address.FromIPAddress(address), prefixLength, gateway is null ? null : Ipv4Address.FromIPAddress(gateway), mtu, configure);
 
     public SwitchNode AddSwitch(string name, Func<ILookup>? lookup = null)
     {
@@ -160,7 +165,7 @@ public sealed partial class Network
     };
 
     /// <summary>Runs <paramref name="app"/> from <paramref name="start"/> (virtual time since the network was created).</summary>
-    public T Start<T>(T app, Duration start = default) where T : App
+    internal T Start<T>(T app, Duration start = default) where T : App
     {
         _apps.Add(app);
         app.Host.AddApp(app);
@@ -169,7 +174,7 @@ public sealed partial class Network
     }
 
     /// <summary>A fresh identifier for a ping app.</summary>
-    public ushort NextPingIdentifier() => _nextPingId++;
+    internal ushort NextPingIdentifier() => _nextPingId++;
 
     /// <summary>Schedules <paramref name="action"/> at <paramref name="at"/> (virtual time since the network was created; now if past).</summary>
     public void At(Duration at, Action action) =>

@@ -3,7 +3,7 @@ using Netloom.Wire;
 namespace Netloom.Emulation;
 
 /// <summary>One network interface of a node: where a link attaches.</summary>
-public sealed class NodePort
+internal sealed class NodePort
 {
     internal NodePort(Node node, int index, MacAddress mac)
     {
@@ -32,7 +32,7 @@ public abstract class Node
     private readonly List<NodePort> _ports = [];
     internal long WakeAt = long.MaxValue;
 
-    protected Node(Network network, int id, string name)
+    private protected Node(Network network, int id, string name)
     {
         Network = network;
         Id = id;
@@ -42,10 +42,10 @@ public abstract class Node
     public Network Network { get; }
     public int Id { get; }
     public string Name { get; }
-    public IReadOnlyList<NodePort> Ports => _ports;
+    internal IReadOnlyList<NodePort> Ports => _ports;
     public bool IsUp { get; private set; } = true;
     /// <summary>Frames that arrived while the node had no use for them (not for it, malformed, inbox full).</summary>
-    public long Discarded { get; protected set; }
+    public long Discarded { get; private protected set; }
 
     internal NodePort AddPort()
     {
@@ -64,13 +64,13 @@ public abstract class Node
     internal virtual void Start(long now) { }
 
     /// <summary>Sends <paramref name="frame"/> out of <paramref name="port"/> (ownership passes on); an unlinked port drops it.</summary>
-    protected void Send(NodePort port, SimFrame frame, long now)
+    private protected void Send(NodePort port, SimFrame frame, long now)
     {
         if (port.Out is { } dir) dir.Transmit(frame, now);
         else { Discarded++; Network.Pool.Return(frame); }
     }
 
-    protected void RequestWake(long at) => Network.ScheduleWake(this, at);
+    private protected void RequestWake(long at) => Network.ScheduleWake(this, at);
 
     public void Crash()
     {
@@ -86,8 +86,8 @@ public abstract class Node
         OnRestart(Network.NowNs);
     }
 
-    protected virtual void OnCrash() { }
-    protected virtual void OnRestart(long now) { }
+    private protected virtual void OnCrash() { }
+    private protected virtual void OnRestart(long now) { }
 
     public override string ToString() => Name;
 }

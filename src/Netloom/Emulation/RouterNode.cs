@@ -6,6 +6,9 @@ namespace Netloom.Emulation;
 /// <summary>An address on one of a router's ports.</summary>
 public readonly record struct RouterAddress(Ipv4Address Address, int PrefixLength)
 {
+    /// <summary>From a System.Net address; IPv6 throws <see cref="ArgumentException"/> (not supported yet).</summary>
+    public RouterAddress(System.Net.IPAddress address, int prefixLength) : this(Ipv4Address.FromIPAddress(address), prefixLength) { }
+
     public uint Mask => PrefixLength == 0 ? 0 : uint.MaxValue << (32 - PrefixLength);
     public bool Contains(Ipv4Address a) => (a.Value & Mask) == (Address.Value & Mask);
     public override string ToString() => $"{Address}/{PrefixLength}";
@@ -14,6 +17,10 @@ public readonly record struct RouterAddress(Ipv4Address Address, int PrefixLengt
 /// <summary>A static route: packets to <see cref="Prefix"/> leave through <see cref="Port"/>, to <see cref="Via"/> or (when null) straight to their destination.</summary>
 public readonly record struct Route(Ipv4Address Prefix, int PrefixLength, int Port, Ipv4Address? Via)
 {
+    /// <summary>From System.Net addresses; IPv6 throws <see cref="ArgumentException"/> (not supported yet).</summary>
+    public Route(System.Net.IPAddress prefix, int prefixLength, int port, System.Net.IPAddress? via)
+        : this(Ipv4Address.FromIPAddress(prefix), prefixLength, port, via is null ? null : Ipv4Address.FromIPAddress(via)) { }
+
     public uint Mask => PrefixLength == 0 ? 0 : uint.MaxValue << (32 - PrefixLength);
     public bool Matches(Ipv4Address a) => (a.Value & Mask) == (Prefix.Value & Mask);
     public override string ToString() => $"{Prefix}/{PrefixLength} port {Port}" + (Via is { } v ? $" via {v}" : "");
@@ -252,7 +259,7 @@ public sealed partial class RouterNode : Node
         }
     }
 
-    protected override void OnCrash()
+    private protected override void OnCrash()
     {
         _neighbors.Clear();
         foreach (var pending in _pending.Values)

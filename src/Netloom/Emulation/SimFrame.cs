@@ -5,7 +5,7 @@ namespace Netloom.Emulation;
 /// one owner at a time (a node's transmit slot, a link in flight, a node's inbox); the last owner
 /// returns it to the <see cref="FramePool"/>. Forwarding passes the frame on, it never copies.
 /// </summary>
-public sealed class SimFrame
+internal sealed class SimFrame
 {
     internal SimFrame(int capacity) => Data = new byte[capacity];
 
@@ -19,7 +19,7 @@ public sealed class SimFrame
 /// frames in existence; past that a transmit finds no buffer and the frame is dropped and counted,
 /// so a runaway scenario cannot take all memory.
 /// </summary>
-public sealed class FramePool
+internal sealed class FramePool
 {
     private readonly Stack<SimFrame> _free = new();
 

@@ -51,5 +51,5 @@ public sealed class SwitchNode : Node
         else Network.Pool.Return(frame);
     }
 
-    protected override void OnRestart(long now) => Lookup = _makeLookup();
+    private protected override void OnRestart(long now) => Lookup = _makeLookup();
 }

@@ -8,7 +8,7 @@ namespace Netloom.Offload;
 /// receive/send loop per connection. It runs the same <see cref="IConnectionHandler"/>, for
 /// comparison with <see cref="UringServer"/> and as the fallback where io_uring is unavailable.
 /// </summary>
-public sealed class SocketsServer : IDisposable
+internal sealed class SocketsServer : IDisposable
 {
     private readonly IPEndPoint _endpoint;
     private readonly IConnectionHandler _handler;

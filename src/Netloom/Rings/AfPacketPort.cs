@@ -11,7 +11,7 @@ namespace Netloom.Rings;
 /// to 64 frames to the kernel per sendmmsg, with PACKET_QDISC_BYPASS. Our own transmissions are
 /// not looped back to us (PACKET_IGNORE_OUTGOING).
 /// </summary>
-public sealed unsafe class AfPacketPort : DescriptorPort
+internal sealed unsafe class AfPacketPort : DescriptorPort
 {
     private const int TxBatch = 64;
     private const uint BlockSize = 1 << 18, BlockCount = 16;

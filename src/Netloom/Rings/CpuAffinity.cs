@@ -1,7 +1,7 @@
 namespace Netloom.Rings;
 
 /// <summary>Pins a polling thread to one core, as netmap and DPDK benchmarks do.</summary>
-public static class CpuAffinity
+internal static class CpuAffinity
 {
     /// <summary>Pins the calling thread to <paramref name="cpu"/>; false when that CPU does not exist or the kernel refused.</summary>
     public static bool PinCurrentThread(int cpu) => cpu < Environment.ProcessorCount && Interop.Affinity.PinCurrentThread(cpu);

@@ -4,7 +4,7 @@ namespace Netloom.Rings;
 /// What TAP and AF_PACKET ports share: a pool of their own, a TX ring whose slots all start
 /// free and an RX ring that starts empty, each slot holding a buffer for good.
 /// </summary>
-public abstract unsafe class DescriptorPort : PortBase
+internal abstract unsafe class DescriptorPort : PortBase
 {
     private readonly RingMemory _txMemory, _rxMemory;
     protected readonly Ring TxRing, RxRing;

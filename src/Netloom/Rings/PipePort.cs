@@ -8,7 +8,7 @@ namespace Netloom.Rings;
 /// into the peer's RX ring, so nothing is copied. The two ends may run on two threads: each
 /// index has one writer and is published with release semantics.
 /// </summary>
-public sealed unsafe class PipePort : PortBase
+internal sealed unsafe class PipePort : PortBase
 {
     private readonly Pipe _pipe;
     private readonly bool _master;

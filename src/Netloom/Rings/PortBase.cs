@@ -9,7 +9,7 @@ namespace Netloom.Rings;
 /// either spins (busy-poll) or sleeps on a futex word that the peer's publish wakes.
 /// Switching <see cref="WaitMode"/> takes effect at the next wait.
 /// </summary>
-public abstract unsafe class PortBase : IPort
+internal abstract unsafe class PortBase : IPort
 {
     protected PortBase(string name) => Name = name;
 

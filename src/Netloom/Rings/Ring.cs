@@ -86,8 +86,11 @@ public sealed unsafe class Ring
     internal uint FixedBufferBase => _fixedBufferBase;
     public int Size => (int)_size;
 
-    /// <summary>Counters for this ring; each has one writer (the side that moves packets).</summary>
-    public RingCounters Counters { get; } = new();
+    /// <summary>Counters for this ring; each has one writer (the side that moves packets), which adds to them in place.</summary>
+    internal RingCounters Counters { get; } = new();
+
+    /// <summary>A copy of this ring's counters: packets, bytes, drops, invalid slots and syncs so far.</summary>
+    public RingCountersSnapshot GetCounters() => Counters.Snapshot();
 
     /// <summary>First slot owned by the user. Setting it hands [old head, value) to the backend at the next sync.</summary>
     public uint Head
@@ -162,8 +165,8 @@ public sealed unsafe class Ring
         throw new InvalidOperationException($"slot {slot} holds buffer index {buffer}, not a buffer of this pool (1..{Pool.Count - 1})");
 }
 
-/// <summary>Packets, bytes and drops of one ring.</summary>
-public sealed class RingCounters
+/// <summary>Packets, bytes and drops of one ring, incremented in place by the ring's one writer.</summary>
+internal sealed class RingCounters
 {
     public long Packets;
     public long Bytes;
@@ -181,4 +184,14 @@ public sealed class RingCounters
         Invalid += invalid;
         Syncs++;
     }
+
+    public RingCountersSnapshot Snapshot() => new(Packets, Bytes, Drops, Invalid, Syncs);
 }
+
+/// <summary>One ring's counters at one moment (<see cref="Ring.GetCounters"/>).</summary>
+/// <param name="Packets">Packets moved through the ring (sent on TX, received on RX).</param>
+/// <param name="Bytes">Their bytes.</param>
+/// <param name="Drops">Packets lost: the backend or the kernel had no room.</param>
+/// <param name="Invalid">Slots rejected because shared memory held an impossible value (length, index).</param>
+/// <param name="Syncs">TX or RX syncs that moved or looked for packets.</param>
+public readonly record struct RingCountersSnapshot(long Packets, long Bytes, long Drops, long Invalid, long Syncs);

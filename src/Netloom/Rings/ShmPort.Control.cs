@@ -2,7 +2,7 @@ using System.Net.Sockets;
 
 namespace Netloom.Rings;
 
-public sealed unsafe partial class ShmPort
+internal sealed unsafe partial class ShmPort
 {
     /// <summary>
     /// Server side: accepts one peer at a time (others get BUSY), starts a clean session for it,

@@ -1,6 +1,6 @@
 namespace Netloom.Rings;
 
-public sealed unsafe partial class ShmPort
+internal sealed unsafe partial class ShmPort
 {
     // Syncs and the control thread's session reset exclude each other; uncontended, this costs
     // one lock per batch, not per packet.

@@ -8,7 +8,7 @@ namespace Netloom.Rings;
 /// thread's network namespace) and brings it up. IFF_NO_PI: frames carry no extra header.
 /// TAP moves one frame per read or write system call; each sync batches as many as are ready.
 /// </summary>
-public sealed unsafe class TapPort : DescriptorPort
+internal sealed unsafe class TapPort : DescriptorPort
 {
     private readonly int _fd;
     private bool _disposed;

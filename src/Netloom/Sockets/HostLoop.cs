@@ -5,10 +5,11 @@ using Netloom.Time;
 namespace Netloom.Sockets;
 
 /// <summary>
-/// The owner loop of one interface in real time: polls, runs the work the host asked for, and
-/// then either spins (busy-poll) or sleeps on the port until the next frame or timer.
+/// The owner loop of one interface in real time, on the caller's thread: polls, runs the work the
+/// host asked for, and then either spins (busy-poll) or sleeps on the port until the next frame or
+/// timer. The same loop as <see cref="NetStack"/>'s owner thread (<see cref="OwnerLoop"/>), without the lock.
 /// </summary>
-public sealed class HostLoop
+internal sealed class HostLoop
 {
     private readonly Interface _interface;
     private readonly IPort _port;
@@ -25,20 +26,6 @@ public sealed class HostLoop
 
     /// <summary>Runs until <paramref name="stop"/>; <paramref name="work"/> runs after every poll, on this thread.</summary>
     /// <param name="deviceDue">When a device decorator next has a frame due (delay lines), if any.</param>
-    public void Run(CancellationToken stop, WaitMode mode, Action<Instant>? work = null, Func<Instant?>? deviceDue = null)
-    {
-        _port.WaitMode = mode;
-        while (!stop.IsCancellationRequested)
-        {
-            var now = Now;
-            int moved = _interface.Poll(now);
-            work?.Invoke(now);
-            if (moved > 0) continue;
-            if (mode == WaitMode.BusyPoll) { Thread.SpinWait(10); continue; }
-            var next = _interface.PollAt();
-            if (deviceDue?.Invoke() is { } d && (next is null || d < next.Value)) next = d;
-            long waitNs = next is { } n ? Math.Clamp(n.Nanoseconds - Now.Nanoseconds, 0, 50_000_000) : 50_000_000;
-            if (waitNs > 0) _port.WaitRx(Duration.FromNanoseconds(waitNs));
-        }
-    }
+    public void Run(CancellationToken stop, WaitMode mode, Action<Instant>? work = null, Func<Instant?>? deviceDue = null) =>
+        new OwnerLoop(_interface, _port, _clock, stackLock: null, deviceDue).Run(() => stop.IsCancellationRequested, mode, work);
 }

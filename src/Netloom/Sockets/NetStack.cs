@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Netloom.Rings;
 using Netloom.Stack;
 using Netloom.Time;
@@ -11,13 +13,15 @@ public sealed record NetStackOptions
     /// <summary>Block (sleep until a frame or timer) or BusyPoll (spin on the port: lowest latency, a whole core).</summary>
     public WaitMode Wait { get; init; } = WaitMode.Block;
     /// <summary>Wraps the port's device (impairment, capture): the stack sends and receives through what this returns.</summary>
-    public Func<IFrameDevice, Func<Instant>, IFrameDevice>? Device { get; init; }
+    internal Func<IFrameDevice, Func<Instant>, IFrameDevice>? Device { get; init; }
     /// <summary>When a device decorator next has a frame due (delay lines), so the owner wakes for it.</summary>
-    public Func<Instant?>? DeviceDue { get; init; }
+    internal Func<Instant?>? DeviceDue { get; init; }
     /// <summary>Seed for the stack's randomness (0: unpredictable, as production wants).</summary>
     public int Seed { get; init; }
     /// <summary>Dispose the port with the stack.</summary>
     public bool OwnsPort { get; init; } = true;
+    /// <summary>Where the stack logs (category <c>Netloom.Sockets.NetStack</c>); none when null. The library never writes to the console.</summary>
+    public ILoggerFactory? LoggerFactory { get; init; }
 }
 
 /// <summary>
@@ -29,11 +33,14 @@ public sealed record NetStackOptions
 /// </summary>
 public sealed class NetStack : SocketStack, IDisposable
 {
-    private static readonly long MaxSleepNs = 10_000_000; // callers may arm timers while the owner sleeps
     private readonly IPort _port;
     private readonly NetStackOptions _settings;
+    private readonly PortDevice _device;
+    private readonly OwnerLoop _loop;
     private readonly Thread _owner;
     private readonly MonotonicClock _clock = new();
+    private readonly ILogger _log;
+    private readonly IDisposable _stackMetrics, _portMetrics;
     private volatile bool _stopping;
     private Exception? _failure;
 
@@ -41,21 +48,27 @@ public sealed class NetStack : SocketStack, IDisposable
     {
         _port = port;
         _settings = settings ?? new NetStackOptions();
-        IFrameDevice device = new PortDevice(port, options.Mtu);
+        _log = (_settings.LoggerFactory ?? NullLoggerFactory.Instance).CreateLogger<NetStack>();
+        _device = new PortDevice(port, options.Mtu);
+        IFrameDevice device = _device;
         if (_settings.Device is { } wrap) device = wrap(device, () => Now);
         Interface = new Interface(options, device, _settings.Seed);
         Interface.Poll(Now);
+        _loop = new OwnerLoop(Interface, port, _clock, Lock, _settings.DeviceDue);
+        _stackMetrics = StackMetrics.Register(Interface, port.Name);
+        _portMetrics = PortMetrics.Register(port);
         _owner = new Thread(Run) { IsBackground = true, Name = $"netloom {options.Address}" };
         _owner.Start();
+        SocketsLog.StackStarted(_log, options.Address, port.Name, _settings.Wait);
     }
 
     /// <summary>Opens the port named by a spec (see <see cref="PortSpec"/>) and runs a stack on it.</summary>
     public static NetStack Open(string portSpec, StackOptions options, NetStackOptions? settings = null) =>
         new(Ports.Open(portSpec), options, settings);
 
-    public override Interface Interface { get; }
+    internal override Interface Interface { get; }
     /// <summary>Bytes the owner thread has allocated since it started (flat in steady state).</summary>
-    public long OwnerAllocatedBytes { get; private set; }
+    public long OwnerAllocatedBytes => _loop.AllocatedBytes;
     /// <summary>Monotonic wall-clock time as the stack sees it.</summary>
     public override Instant Now => _clock.Now;
 
@@ -67,31 +80,12 @@ public sealed class NetStack : SocketStack, IDisposable
 
     private void Run()
     {
-        _port.WaitMode = _settings.Wait;
-        long allocatedAtStart = GC.GetAllocatedBytesForCurrentThread();
-        try
-        {
-            while (!_stopping)
-            {
-                int moved;
-                Instant? next;
-                lock (Lock)
-                {
-                    moved = Interface.Poll(Now);
-                    next = Interface.PollAt();
-                    if (_settings.DeviceDue?.Invoke() is { } d && (next is null || d < next.Value)) next = d;
-                }
-                OwnerAllocatedBytes = GC.GetAllocatedBytesForCurrentThread() - allocatedAtStart;
-                if (moved > 0) continue;
-                if (_settings.Wait == WaitMode.BusyPoll) { Thread.SpinWait(10); continue; }
-                long waitNs = next is { } n ? Math.Clamp(n.Nanoseconds - Now.Nanoseconds, 0, MaxSleepNs) : MaxSleepNs;
-                if (waitNs > 0) _port.WaitRx(Duration.FromNanoseconds(waitNs));
-            }
-        }
+        try { _loop.Run(() => _stopping, _settings.Wait); }
         catch (Exception e)
         {
+            // Socket calls rethrow it (ThrowIfStopped); the log is for whoever watches the process.
             _failure = e;
-            Console.Error.WriteLine($"netloom: stack owner thread failed: {e}");
+            SocketsLog.OwnerFailed(_log, e, Address);
         }
     }
 
@@ -100,6 +94,11 @@ public sealed class NetStack : SocketStack, IDisposable
         if (_stopping) return;
         _stopping = true;
         _owner.Join();
+        // Sockets may still be closed after this (a FIN, a RST): they must find the device shut, not the freed port.
+        lock (Lock) _device.Close();
+        _stackMetrics.Dispose();
+        _portMetrics.Dispose();
         if (_settings.OwnsPort) _port.Dispose();
+        SocketsLog.StackStopped(_log, Address);
     }
 }

@@ -1,3 +1,4 @@
+using System.Net;
 using Netloom.Stack;
 using Netloom.Time;
 using Netloom.Wire;
@@ -17,10 +18,14 @@ public abstract class SocketStack
     private protected SocketStack() { }
 
     /// <summary>The stack itself, for counters and owner-thread use: hold <see cref="Lock"/> while touching it.</summary>
-    public abstract Interface Interface { get; }
-    public Lock Lock { get; } = new();
+    internal abstract Interface Interface { get; }
+    internal Lock Lock { get; } = new();
     public Ipv4Address Address => Interface.Address;
-    public StackCounters Counters => Interface.Counters;
+    /// <summary>A copy of the stack's counters, taken under the lock (works after the stack stopped, too).</summary>
+    public StackCountersSnapshot GetCounters()
+    {
+        using (Lock.EnterScope()) return Interface.Counters.Snapshot();
+    }
     /// <summary>The time as the stack sees it: monotonic wall-clock time, or the emulator's virtual time.</summary>
     public abstract Instant Now { get; }
 
@@ -47,6 +52,30 @@ public abstract class SocketStack
             if (c.Socket.Error != TcpError.None) throw TcpException.From(c.Socket);
         }
         return c;
+    }
+
+    /// <summary>Connects to <paramref name="address"/>:<paramref name="port"/>; an IPv6 address throws <see cref="ArgumentException"/> (not supported yet).</summary>
+    public ValueTask<TcpConnection> ConnectAsync(IPAddress address, ushort port, TcpSocketOptions? options = null, CancellationToken ct = default) =>
+        ConnectAsync(Ipv4Address.FromIPAddress(address), port, options, ct);
+
+    /// <summary>Connects to <paramref name="remote"/>; an IPv6 endpoint throws <see cref="ArgumentException"/> (not supported yet).</summary>
+    public ValueTask<TcpConnection> ConnectAsync(IPEndPoint remote, TcpSocketOptions? options = null, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(remote);
+        return ConnectAsync(Ipv4Address.FromIPAddress(remote.Address, nameof(remote)), (ushort)remote.Port, options, ct);
+    }
+
+    /// <summary>
+    /// Listens on <paramref name="local"/>: its address must be <see cref="IPAddress.Any"/> or this
+    /// stack's <see cref="Address"/> (the stack has one address); port 0 is not allowed.
+    /// </summary>
+    public TcpListener Listen(IPEndPoint local, int backlog = 128, TcpSocketOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(local);
+        var address = Ipv4Address.FromIPAddress(local.Address, nameof(local));
+        if (!address.IsUnspecified && address != Address)
+            throw new ArgumentException($"cannot listen on {local}: this stack's address is {Address}", nameof(local));
+        return Listen((ushort)local.Port, backlog, options);
     }
 
     public UdpSocket OpenUdp(ushort port = 0)

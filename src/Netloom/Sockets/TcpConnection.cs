@@ -1,4 +1,5 @@
 using System.IO.Pipelines;
+using System.Net;
 using System.Runtime.CompilerServices;
 using Netloom.Stack;
 using Netloom.Wire;
@@ -33,11 +34,19 @@ public sealed class TcpConnection : ISocketObserver, IDisposable, IAsyncDisposab
     public static ValueTask<TcpConnection> ConnectAsync(SocketStack stack, Ipv4Address address, ushort port, TcpSocketOptions? options = null, CancellationToken ct = default) =>
         stack.ConnectAsync(address, port, options, ct);
 
+    /// <summary>Connects through <paramref name="stack"/> to <paramref name="remote"/>; IPv6 throws <see cref="ArgumentException"/> (not supported yet).</summary>
+    public static ValueTask<TcpConnection> ConnectAsync(SocketStack stack, IPEndPoint remote, TcpSocketOptions? options = null, CancellationToken ct = default) =>
+        stack.ConnectAsync(remote, options, ct);
+
     /// <summary>The stack-level connection: read its state and counters under the stack lock.</summary>
-    public TcpSocket Socket { get; }
+    internal TcpSocket Socket { get; }
     public ushort LocalPort => Socket.LocalPort;
     public Ipv4Address RemoteAddress => Socket.RemoteAddress;
     public ushort RemotePort => Socket.RemotePort;
+    /// <summary>The peer's address and port, as System.Net gives them (a new object each call).</summary>
+    public IPEndPoint RemoteEndPoint => new(RemoteAddress.ToIPAddress(), RemotePort);
+    /// <summary>This end's address (the stack's) and port (a new object each call).</summary>
+    public IPEndPoint LocalEndPoint => new(_stack.Address.ToIPAddress(), LocalPort);
     /// <summary>On dispose, reset at once instead of closing gracefully (SO_LINGER with a zero timeout).</summary>
     public bool LingerZero { get; set; }
 

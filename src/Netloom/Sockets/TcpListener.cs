@@ -19,7 +19,7 @@ public sealed class TcpListener : ISocketObserver, IDisposable
 
     public ushort LocalPort => _listen.LocalPort;
     /// <summary>The stack-level listener (SYN queue, cookies, counters): read it under the stack lock.</summary>
-    public TcpListenSocket Socket => _listen;
+    internal TcpListenSocket Socket => _listen;
 
     public async ValueTask<TcpConnection> AcceptAsync(CancellationToken ct = default)
     {

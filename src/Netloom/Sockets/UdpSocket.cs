@@ -1,3 +1,4 @@
+using System.Net;
 using Netloom.Stack;
 using Netloom.Wire;
 
@@ -33,6 +34,13 @@ public sealed class UdpSocket : ISocketObserver, IDisposable
         }
     }
 
+    /// <summary>Sends one datagram to <paramref name="to"/>; an IPv6 endpoint throws <see cref="ArgumentException"/> (not supported yet).</summary>
+    public bool SendTo(ReadOnlySpan<byte> payload, IPEndPoint to)
+    {
+        ArgumentNullException.ThrowIfNull(to);
+        return SendTo(payload, Ipv4Address.FromIPAddress(to.Address, nameof(to)), (ushort)to.Port);
+    }
+
     /// <summary>Takes a waiting datagram, if any.</summary>
     public bool TryReceiveFrom(Span<byte> buffer, out int length, out Ipv4Address from, out ushort fromPort)
     {
@@ -56,9 +64,10 @@ public sealed class UdpSocket : ISocketObserver, IDisposable
         }
     }
 
+    /// <summary>Closes the socket; safe to call again, and after the stack has stopped.</summary>
     public void Dispose()
     {
-        using (_stack.Enter())
+        using (_stack.EnterToClose())
         {
             _binding.Close();
             _readable.Fire();

@@ -5,7 +5,7 @@ namespace Netloom.Stack;
 /// does I/O itself: an adapter over a port, a pipe in a test, or a fault-injecting decorator
 /// implements this. Frames handed out stay valid until the matching release or commit.
 /// </summary>
-public interface IFrameDevice
+internal interface IFrameDevice
 {
     /// <summary>Largest Ethernet frame the device carries, header included (MTU + 14).</summary>
     int MaxFrameSize { get; }

@@ -4,9 +4,9 @@ using Netloom.Wire;
 namespace Netloom.Stack;
 
 /// <summary>An echo reply the interface received.</summary>
-public readonly record struct PingReply(Ipv4Address From, ushort Identifier, ushort Sequence, int DataLength, Instant Received);
+internal readonly record struct PingReply(Ipv4Address From, ushort Identifier, ushort Sequence, int DataLength, Instant Received);
 
-public sealed partial class Interface
+internal sealed partial class Interface
 {
     private readonly RecentQueue<PingReply> _pings = new(64);
 

@@ -2,7 +2,7 @@ using Netloom.Wire;
 
 namespace Netloom.Stack;
 
-public sealed partial class Interface
+internal sealed partial class Interface
 {
     private void ProcessIpv4(ReadOnlySpan<byte> payload)
     {
@@ -62,7 +62,7 @@ public sealed partial class Interface
         {
             case IpProtocol.Icmp: ProcessIcmp(header, source, payload, broadcast); break;
             case IpProtocol.Udp: ProcessUdp(header, source, payload, broadcast); break;
-            case IpProtocol.Tcp: ProcessTcp(header, source, payload, broadcast); break;
+            case IpProtocol.Tcp: ProcessTcp(source, payload, broadcast); break;
             default:
                 Counters.Drop(StackDrop.UnknownProtocol);
                 if (!broadcast) SendIcmpError(IcmpType.DestinationUnreachable, (byte)UnreachableCode.Protocol, 0, header, payload, source);

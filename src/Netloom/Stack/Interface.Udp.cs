@@ -2,7 +2,7 @@ using Netloom.Wire;
 
 namespace Netloom.Stack;
 
-public sealed partial class Interface
+internal sealed partial class Interface
 {
     private readonly UdpBinding?[] _udp;
     public const ushort EphemeralFirst = 49152;

@@ -10,7 +10,7 @@ namespace Netloom.Stack;
 /// calls <see cref="Poll"/> with the current time and asks <see cref="PollAt"/> when to come back.
 /// Everything it stores is sized at construction from <see cref="StackOptions"/>.
 /// </summary>
-public sealed partial class Interface
+internal sealed partial class Interface
 {
     private const byte TimerNeighbor = 1, TimerReassembly = 2;
 
@@ -44,22 +44,15 @@ public sealed partial class Interface
         for (int i = 0; i < options.NeighborCapacity; i++) _neighbors[i].Timer = _timers.Create(TimerNeighbor, i);
         for (int i = 0; i < options.ReassemblySlots; i++) _reassembly.SetTimer(i, _timers.Create(TimerReassembly, i));
         _udp = new UdpBinding?[options.UdpSockets];
-        _tcp = new Dictionary<TcpKey, TcpSocket>(Math.Min(options.TcpConnections, 4096));
-        _tcpSlots = new TcpSocket?[options.TcpConnections];
-        _tcpTimers = new int[options.TcpConnections];
-        _freeTcpSlots = new Stack<int>(options.TcpConnections);
-        for (int i = options.TcpConnections - 1; i >= 0; i--) { _tcpTimers[i] = _timers.Create(TimerTcp, i); _freeTcpSlots.Push(i); }
-        _listeners = new TcpListenSocket?[options.TcpListeners];
-        _listenerTimers = new int[options.TcpListeners];
-        for (int i = 0; i < options.TcpListeners; i++) _listenerTimers[i] = _timers.Create(TimerListener, i);
-        (_secret0, _secret1) = NewSecret(seed);
-        _challengeTokens = options.ChallengeAcksPerSecond;
+        _tcp = new TcpTable(options, this, Counters, _timers, _random, seed);
         _ipId = (ushort)_random.Next(65536);
         _icmpTokens = options.IcmpErrorsPerSecond;
     }
 
     public StackOptions Options => _o;
-    public StackCounters Counters { get; } = new();
+    internal StackCounters Counters { get; } = new();
+    /// <summary>A copy of the counters; the owner's thread, or a caller holding the owner's lock, reads a consistent set.</summary>
+    public StackCountersSnapshot GetCounters() => Counters.Snapshot();
     public MacAddress Mac => _o.Mac;
     public Ipv4Address Address => _o.Address;
     internal int ReassemblyBytesHeld => _reassembly.HeldBytes;
@@ -77,17 +70,18 @@ public sealed partial class Interface
     }
 
     /// <summary>When the interface next needs <see cref="Poll"/> for its timers; null when only new frames matter.</summary>
-    public Instant? PollAt() => _started && _txBlocked.Count == 0 ? _timers.NextDeadline() : _now;
+    public Instant? PollAt() => _started && !_tcp.HasBlocked ? _timers.NextDeadline() : _now;
 
     /// <summary>Runs timers, processes up to <paramref name="budget"/> received frames, and flushes what was sent. Returns the frames processed.</summary>
     public int Poll(Instant now, int budget = 256)
     {
         _now = now;
+        _tcp.Now = now;
         if (!_started)
         {
             _started = true;
             _icmpRefilled = now.Nanoseconds;
-            _challengeRefilled = now.Nanoseconds;
+            _tcp.Start(now);
             SendArp(ArpOperation.Request, MacAddress.Broadcast, _o.Address, MacAddress.Zero); // gratuitous ARP (RFC 5227 announcement)
         }
         _timers.Expire(now, this, static (me, kind, owner) => me.OnTimer(kind, owner));
@@ -99,9 +93,9 @@ public sealed partial class Interface
         }
         _device.ReleaseReceived();
         _device.Flush();
-        if (_txBlocked.Count > 0)
+        if (_tcp.HasBlocked)
         {
-            RetryBlockedTcp();
+            _tcp.RetryBlocked();
             _device.Flush();
         }
         return n;
@@ -113,8 +107,7 @@ public sealed partial class Interface
         {
             case TimerNeighbor: NeighborTimer(owner); break;
             case TimerReassembly: ReassemblyTimer(owner); break;
-            case TimerTcp: TcpTimer(owner); break;
-            case TimerListener: ListenerTimer(owner); break;
+            case TcpTable.TimerConnection or TcpTable.TimerListener: _tcp.OnTimer(kind, owner); break;
         }
     }
 

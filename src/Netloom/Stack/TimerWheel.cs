@@ -8,7 +8,7 @@ namespace Netloom.Stack;
 /// scheduling allocates nothing. The owner asks <see cref="NextDeadline"/> for PollAt and calls
 /// <see cref="Expire"/> with the current time.
 /// </summary>
-public sealed class TimerWheel
+internal sealed class TimerWheel
 {
     public static readonly Duration Tick = Duration.FromMilliseconds(1);
     private const int Slots = 1024;

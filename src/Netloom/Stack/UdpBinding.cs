@@ -3,14 +3,14 @@ using Netloom.Wire;
 namespace Netloom.Stack;
 
 /// <summary>An ICMP error the network sent about a datagram of this socket.</summary>
-public readonly record struct IcmpError(byte Type, byte Code, Ipv4Address From, Ipv4Address OriginalDestination, ushort OriginalPort);
+internal readonly record struct IcmpError(byte Type, byte Code, Ipv4Address From, Ipv4Address OriginalDestination, ushort OriginalPort);
 
 /// <summary>
 /// A UDP socket of one <see cref="Interface"/>, used on the stack's owner thread. Datagrams wait
 /// in a bounded queue with their source; a full queue drops and counts. ICMP errors about
 /// datagrams it sent are kept (the last few) in <see cref="TryTakeError"/>.
 /// </summary>
-public sealed class UdpBinding
+internal sealed class UdpBinding
 {
     private readonly Interface _stack;
     private readonly DatagramQueue _queue;

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
-using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Netloom.Rings;
 using Netloom.Time;
 using Netloom.Wire;
@@ -29,6 +30,9 @@ public sealed unsafe class Switch : IDisposable
     private readonly ILookup _lookup;
     private readonly int _batch;
     private SwitchMonitor? _monitor;
+    private readonly int _id = SwitchMetrics.NextSwitch();
+    private readonly List<IDisposable> _metrics = [];
+    private ILogger? _log;
 
     // Per-batch scratch, sized once: no allocation while forwarding.
     private readonly int[] _dest, _next;
@@ -43,18 +47,27 @@ public sealed unsafe class Switch : IDisposable
         _next = new int[batch];
     }
 
+    /// <summary>Where the switch logs (category <c>Netloom.Switching.Switch</c>); none when null. The library never writes to the console.</summary>
+    public ILoggerFactory? LoggerFactory { get; init; }
+    private ILogger Log => _log ??= (LoggerFactory ?? NullLoggerFactory.Instance).CreateLogger<Switch>();
+
     public ILookup Lookup => _lookup;
     public int PortCount => _ports.Count;
     public IPort Port(int i) => _ports[i];
     public string PortName(int i) => _names[i];
-    public SwitchPortCounters Counters(int i) => _counters[i];
+    /// <summary>A copy of port <paramref name="i"/>'s counters (values written by the forwarding thread; each is whole).</summary>
+    public SwitchPortCountersSnapshot Counters(int i) => _counters[i].Snapshot();
 
     /// <summary>Attaches a port; the switch owns it from now on and disposes it.</summary>
     public int AddPort(IPort port, string? name = null)
     {
+        var counters = new SwitchPortCounters();
         _ports.Add(port);
-        _counters.Add(new SwitchPortCounters());
+        _counters.Add(counters);
         _names.Add(name ?? port.Name);
+        _metrics.Add(SwitchMetrics.Register(_id, name ?? port.Name, counters));
+        _metrics.Add(PortMetrics.Register(port));
+        SwitchLog.PortAdded(Log, _id, _ports.Count - 1, name ?? port.Name);
         _listHead = new int[_ports.Count];
         _listTail = new int[_ports.Count];
         return _ports.Count - 1;
@@ -64,7 +77,11 @@ public sealed unsafe class Switch : IDisposable
     public void Capture(ICaptureWriter writer, params int[] ports)
     {
         _monitor ??= new SwitchMonitor(writer);
-        foreach (int p in ports) _monitor.Watch(p, _names[p]);
+        foreach (int p in ports)
+        {
+            _monitor.Watch(p, _names[p]);
+            SwitchLog.CaptureStarted(Log, _id, _names[p]);
+        }
     }
 
     /// <summary>Stops capturing (the writer stays open: its owner closes it).</summary>
@@ -364,24 +381,30 @@ public sealed unsafe class Switch : IDisposable
     /// <summary>
     /// Forwards until cancelled. Busy-poll spins; Block backs off to 1 ms naps after a stretch of
     /// idle passes (ports of different kinds have no single thing to sleep on).
+    /// The thread that runs this owns the switch's time, as a host owns its stack's: it reads the
+    /// real clock through <see cref="MonotonicClock"/> and hands <see cref="Forward"/> an instant,
+    /// so forwarding itself never reads a clock.
     /// </summary>
     public void Run(CancellationToken stop, WaitMode mode = WaitMode.BusyPoll)
     {
-        var clock = Stopwatch.StartNew();
-        long wall0 = DateTime.UtcNow.Ticks * 100 - DateTime.UnixEpoch.Ticks * 100;
+        var clock = new MonotonicClock();
         int idle = 0;
+        SwitchLog.Running(Log, _id, _ports.Count, mode);
         while (!stop.IsCancellationRequested)
         {
-            var now = new Instant(wall0 + (long)(clock.ElapsedTicks * (1e9 / Stopwatch.Frequency)));
+            var now = clock.Now;
             if (Forward(now) > 0) { idle = 0; continue; }
             if (mode == WaitMode.BusyPoll || ++idle < 1000) Thread.SpinWait(20);
             else Thread.Sleep(1);
         }
         _monitor?.Flush();
+        SwitchLog.Stopped(Log, _id);
     }
 
     public void Dispose()
     {
+        foreach (var m in _metrics) m.Dispose();
+        _metrics.Clear();
         _monitor?.Dispose();
         foreach (var p in _ports) p.Dispose();
     }

@@ -15,15 +15,58 @@ public enum DropReason
     Invalid,
 }
 
-/// <summary>One switch port's counters; written by the forwarding thread only.</summary>
-public sealed class SwitchPortCounters
+/// <summary>
+/// One switch port's counters; written in place by the forwarding thread only. The public API hands
+/// out <see cref="SwitchPortCountersSnapshot"/> copies (<see cref="Switch.Counters"/>).
+/// </summary>
+internal sealed class SwitchPortCounters
 {
     public long RxPackets, RxBytes, TxPackets, TxBytes, Flooded;
     /// <summary>Frames sent out of this port by swapping buffer indexes (zero copy) rather than copying.</summary>
     public long ZeroCopy;
-    private readonly long[] _drops = new long[Enum.GetValues<DropReason>().Length];
+    private readonly long[] _drops = new long[DropReasons];
+
+    internal static readonly int DropReasons = Enum.GetValues<DropReason>().Length;
 
     public long Drops(DropReason reason) => _drops[(int)reason];
-    public long TotalDrops => _drops.Sum();
     internal void Drop(DropReason reason, long count = 1) => _drops[(int)reason] += count;
+
+    public SwitchPortCountersSnapshot Snapshot() => new()
+    {
+        RxPackets = RxPackets,
+        RxBytes = RxBytes,
+        TxPackets = TxPackets,
+        TxBytes = TxBytes,
+        Flooded = Flooded,
+        ZeroCopy = ZeroCopy,
+        DropCounts = (long[])_drops.Clone(),
+    };
+}
+
+/// <summary>One switch port's counters at one moment.</summary>
+public readonly record struct SwitchPortCountersSnapshot
+{
+    /// <summary>Frames taken in from this port.</summary>
+    public long RxPackets { get; init; }
+    public long RxBytes { get; init; }
+    /// <summary>Frames forwarded out of this port (unicast and flooded).</summary>
+    public long TxPackets { get; init; }
+    public long TxBytes { get; init; }
+    /// <summary>Frames sent out of this port because their destination was unknown, broadcast or multicast.</summary>
+    public long Flooded { get; init; }
+    /// <summary>Frames sent out of this port by swapping buffer indexes (zero copy) rather than copying.</summary>
+    public long ZeroCopy { get; init; }
+    internal long[]? DropCounts { get; init; }
+
+    public long Drops(DropReason reason) => DropCounts is { } d ? d[(int)reason] : 0;
+
+    public long TotalDrops
+    {
+        get
+        {
+            long total = 0;
+            if (DropCounts is { } d) foreach (long n in d) total += n;
+            return total;
+        }
+    }
 }

@@ -6,7 +6,7 @@ namespace Netloom.Time;
 /// percentages (0.5%), rates (10mbit, 1gbit, 64kbit, 1000bit) and sizes (1500, 64KiB, 10MB).
 /// Each returns false on nonsense; the caller writes the message.
 /// </summary>
-public static class Quantity
+internal static class Quantity
 {
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 

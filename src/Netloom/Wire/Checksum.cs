@@ -10,7 +10,7 @@ namespace Netloom.Wire;
 /// big-endian words. Partial sums are <c>uint</c> values in the big-endian word domain, so a
 /// pseudo-header can be added as plain numbers.
 /// </summary>
-public static class Checksum
+internal static class Checksum
 {
     /// <summary>
     /// Adds <paramref name="data"/> to a partial sum. An odd final byte is padded with zero as

@@ -4,7 +4,7 @@ namespace Netloom.Wire;
 /// Builds whole Ethernet frames from reprs: the payload is laid down first, then each header is
 /// emitted outward, so nothing is copied twice. Each method returns the frame length.
 /// </summary>
-public static class FrameBuilder
+internal static class FrameBuilder
 {
     public static int Arp(Span<byte> frame, in EthernetRepr ethernet, in ArpRepr arp)
     {

@@ -4,7 +4,7 @@ using System.Text.Json;
 namespace Netloom.Wire;
 
 /// <summary>Human and machine renderings of a <see cref="DecodedFrame"/>, as `netloom pcap decode` prints them.</summary>
-public static class FrameFormatter
+internal static class FrameFormatter
 {
     /// <summary>Source, destination, protocol and a one-line description, as Wireshark's packet list shows.</summary>
     public static (string Source, string Destination, string Protocol, string Info) Describe(in DecodedFrame d)

@@ -1,5 +1,7 @@
 using System.Buffers.Binary;
 using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
 
 namespace Netloom.Wire;
 
@@ -11,6 +13,34 @@ public readonly record struct Ipv4Address(uint Value) : IComparable<Ipv4Address>
     public static readonly Ipv4Address Loopback = new(0x7F000001);
 
     public Ipv4Address(byte a, byte b, byte c, byte d) : this((uint)(a << 24 | b << 16 | c << 8 | d)) { }
+
+    /// <summary>
+    /// The IPv4 address <paramref name="address"/> holds; an IPv4-mapped IPv6 address (::ffff:a.b.c.d,
+    /// as dual-mode sockets report) counts as IPv4. Throws <see cref="ArgumentException"/> for any
+    /// other IPv6 address: the stack does not speak IPv6 yet.
+    /// </summary>
+    public static Ipv4Address FromIPAddress(IPAddress address, [System.Runtime.CompilerServices.CallerArgumentExpression(nameof(address))] string? paramName = null)
+    {
+        ArgumentNullException.ThrowIfNull(address, paramName);
+        if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
+        if (address.AddressFamily != AddressFamily.InterNetwork)
+            throw new ArgumentException($"{address} is an {address.AddressFamily} address: IPv6 is not supported yet, give an IPv4 address", paramName);
+        Span<byte> bytes = stackalloc byte[4];
+        address.TryWriteBytes(bytes, out _);
+        return Read(bytes);
+    }
+
+    /// <summary>The same address as a <see cref="IPAddress"/> (a new object each call).</summary>
+    public IPAddress ToIPAddress()
+    {
+        Span<byte> bytes = stackalloc byte[4];
+        Write(bytes);
+        return new IPAddress(bytes);
+    }
+
+    /// <summary>See <see cref="FromIPAddress"/>: throws <see cref="ArgumentException"/> for IPv6.</summary>
+    public static explicit operator Ipv4Address(IPAddress address) => FromIPAddress(address);
+    public static explicit operator IPAddress(Ipv4Address address) => address.ToIPAddress();
 
     public static Ipv4Address Read(ReadOnlySpan<byte> bytes) => new(BinaryPrimitives.ReadUInt32BigEndian(bytes));
     public void Write(Span<byte> bytes) => BinaryPrimitives.WriteUInt32BigEndian(bytes, Value);

@@ -206,6 +206,16 @@ public struct TcpRepr
     /// </summary>
     public readonly void Emit(Span<byte> segment, Ipv4Address source, Ipv4Address destination)
     {
+        int len = EmitWithoutChecksum(segment);
+        new TcpWriter(segment[..len]).FillChecksum(source, destination);
+    }
+
+    /// <summary>
+    /// Writes the header as <see cref="Emit"/> does but leaves the checksum zero, for a layer that
+    /// computes it over its own pseudo-header (IPv6's, RFC 8200 §8.1). Returns header plus payload length.
+    /// </summary>
+    internal readonly int EmitWithoutChecksum(Span<byte> segment)
+    {
         int optLen = WriteOptions(default, write: false);
         if (optLen > OptionBytes.Capacity) ThrowOptionsTooLong(optLen);
         int hl = TcpField.MinHeaderLength + (optLen + 3 & ~3);
@@ -225,7 +235,8 @@ public struct TcpRepr
         var area = segment[TcpField.MinHeaderLength..hl];
         WriteOptions(area, write: true);
         area[optLen..].Clear(); // pad with End of Option List
-        w.FillChecksum(source, destination);
+        w.SegmentChecksum = 0;
+        return len;
     }
 
     /// <summary>Walks the options once: computes their length, and writes them when asked.</summary>

@@ -1,6 +1,7 @@
 using Netloom.Emulation;
 using Netloom.Emulation.Apps;
 using Netloom.Interop.Tests.Support;
+using Netloom.Netem;
 using Netloom.Time;
 using Netloom.Wire;
 

@@ -1,4 +1,5 @@
 using Netloom.Emulation;
+using Netloom.Netem;
 using Netloom.Sockets;
 using Netloom.Stack;
 using Netloom.Time;

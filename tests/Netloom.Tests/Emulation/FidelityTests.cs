@@ -1,4 +1,5 @@
 using Netloom.Emulation;
+using Netloom.Netem;
 using Netloom.Time;
 
 namespace Netloom.Tests.Emulation;

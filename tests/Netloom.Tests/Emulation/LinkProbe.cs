@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using Netloom.Emulation;
+using Netloom.Netem;
 using Netloom.Time;
 
 namespace Netloom.Tests.Emulation;

@@ -1,5 +1,6 @@
 using Netloom.Emulation;
 using Netloom.Emulation.Apps;
+using Netloom.Netem;
 using Netloom.Stack;
 using Netloom.Time;
 using Netloom.Wire;

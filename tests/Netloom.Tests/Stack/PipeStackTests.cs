@@ -1,3 +1,4 @@
+using Netloom.Netem;
 using Netloom.Rings;
 using Netloom.Sockets;
 using Netloom.Stack;
@@ -113,7 +114,7 @@ public class PipeStackTests
     {
         string Trace(int seed)
         {
-            using var p = new Pair(d => new ImpairedDevice(d, new Impairment { Loss = 0.2, Duplicate = 0.1 }, new Impairment(), () => Instant.Zero, seed));
+            using var p = new Pair(d => new ImpairedDevice(d, new Impairments { Loss = 0.2, Duplicate = 0.1 }, Impairments.None, () => Instant.Zero, seed));
             var got = new List<ushort>();
             for (ushort i = 0; i < 50; i++)
             {
@@ -169,11 +170,11 @@ public class ImpairedDeviceTests
         public void Flush() { }
     }
 
-    private static (ImpairedDevice Device, Recorder Inner, Func<long> Now, Action<long> Advance) Make(Impairment tx, int seed = 1)
+    private static (ImpairedDevice Device, Recorder Inner, Func<long> Now, Action<long> Advance) Make(Impairments tx, int seed = 1)
     {
         long now = 0;
         var inner = new Recorder { Clock = () => now };
-        var dev = new ImpairedDevice(inner, tx, new Impairment(), () => new Instant(now), seed);
+        var dev = new ImpairedDevice(inner, tx, Impairments.None, () => new Instant(now), seed);
         return (dev, inner, () => now, d => now += d);
     }
 
@@ -186,7 +187,7 @@ public class ImpairedDeviceTests
     [Fact]
     public void Loss_and_duplication_happen_at_about_the_configured_rates()
     {
-        var (dev, inner, _, _) = Make(new Impairment { Loss = 0.1, Duplicate = 0.05 });
+        var (dev, inner, _, _) = Make(new Impairments { Loss = 0.1, Duplicate = 0.05 });
         for (int i = 0; i < 100_000; i++) Send(dev, 1);
         dev.Flush();
         Assert.InRange(dev.Lost, 9_000, 11_000);
@@ -197,7 +198,7 @@ public class ImpairedDeviceTests
     [Fact]
     public void Delay_holds_frames_until_due_and_jitter_stays_within_its_bound()
     {
-        var (dev, inner, now, advance) = Make(new Impairment { Delay = Duration.FromMilliseconds(10), Jitter = Duration.FromMilliseconds(2) });
+        var (dev, inner, now, advance) = Make(new Impairments { Delay = Duration.FromMilliseconds(10), Jitter = Duration.FromMilliseconds(2) });
         for (byte i = 0; i < 100; i++) Send(dev, i);
         dev.Flush();
         Assert.Empty(inner.Sent);
@@ -208,9 +209,40 @@ public class ImpairedDeviceTests
     }
 
     [Fact]
+    public void A_rate_limit_spaces_frames_by_their_time_on_the_wire_as_an_emulated_link_does()
+    {
+        // 8 Mbit/s: a 60-byte frame takes 60 µs on the wire; its queue holds 3 frames.
+        var (dev, inner, _, advance) = Make(new Impairments { RateBitsPerSecond = 8_000_000, QueuePackets = 3 });
+        for (byte i = 0; i < 5; i++) Send(dev, i);
+        Assert.Equal(2, dev.Dropped); // the fourth and fifth found the queue full
+        for (int k = 0; k < 4; k++) { advance(60_000); dev.Flush(); }
+        Assert.Equal([(0, 60_000L), (1, 120_000L), (2, 180_000L)], inner.Sent.Select(s => ((int)s.Tag, s.At)));
+    }
+
+    [Fact]
+    public void The_device_and_an_emulated_link_draw_the_same_fates_from_the_same_seed()
+    {
+        // One engine: a NetemEngine run by hand with the device's seed admits, loses and duplicates
+        // the same frames, so --impair and a topology's link mean the same thing.
+        var imp = new Impairments { Loss = 0.2, Duplicate = 0.1 };
+        var (dev, inner, _, _) = Make(imp, seed: 5);
+        var engine = new Netloom.Netem.NetemEngine(new Random(5));
+        int expected = 0;
+        for (int i = 0; i < 10_000; i++)
+        {
+            Send(dev, 1);
+            var a = engine.Admit(imp, 60);
+            expected += a == Netloom.Netem.Admission.Twice ? 2 : a == Netloom.Netem.Admission.Once ? 1 : 0;
+            engine.Launch(imp, new byte[60], 0);
+            if (a == Netloom.Netem.Admission.Twice) engine.Launch(imp, new byte[60], 0);
+        }
+        Assert.Equal(expected, inner.Sent.Count);
+    }
+
+    [Fact]
     public void Reordering_lets_some_frames_overtake_the_delayed_ones()
     {
-        var (dev, inner, _, advance) = Make(new Impairment { Delay = Duration.FromMilliseconds(5), Reorder = 0.25 });
+        var (dev, inner, _, advance) = Make(new Impairments { Delay = Duration.FromMilliseconds(5), Reorder = 0.25 });
         for (byte i = 0; i < 200; i++) Send(dev, i);
         advance(10_000_000);
         dev.Flush();

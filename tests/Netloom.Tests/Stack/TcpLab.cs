@@ -8,7 +8,8 @@ namespace Netloom.Tests.Stack;
 /// Two user-level stacks joined by a simulated link in virtual time: each direction has a delay,
 /// jitter, and seeded loss, duplication and reordering, plus an optional filter that sees every
 /// frame. <see cref="Run"/> jumps the clock from event to event, so a 60-second TIME_WAIT costs
-/// nothing and every run with the same seed is the same.
+/// nothing and every run with the same seed is the same. Frames in flight wait in the library's
+/// discrete-event queue (<see cref="EventQueue{T}"/>, the emulator's), one per receiving end.
 /// </summary>
 internal sealed class TcpLab
 {
@@ -30,7 +31,7 @@ internal sealed class TcpLab
     public sealed class End : IFrameDevice
     {
         private readonly TcpLab _lab;
-        private readonly PriorityQueue<byte[], (long Due, long Order)> _inbox = new();
+        private readonly EventQueue<byte[]> _inbox = new();
         private readonly byte[] _tx = new byte[9100];
         private byte[]? _current;
         internal End Peer = null!;
@@ -39,13 +40,13 @@ internal sealed class TcpLab
         public End(TcpLab lab) => _lab = lab;
         public int MaxFrameSize => 1514;
         public int InFlight => _inbox.Count;
-        public long NextDue => _inbox.TryPeek(out _, out var p) ? p.Due : long.MaxValue;
+        public long NextDue => _inbox.PeekTime;
 
         public bool TryReceive(out ReadOnlySpan<byte> frame)
         {
             frame = default;
-            if (!_inbox.TryPeek(out _, out var p) || p.Due > _lab.Now.Nanoseconds) return false;
-            _current = _inbox.Dequeue();
+            if (!_inbox.TryPop(_lab.Now.Nanoseconds, out var due)) return false;
+            _current = due;
             frame = _current;
             return true;
         }
@@ -72,20 +73,19 @@ internal sealed class TcpLab
             long delay = d.Delay.Nanoseconds;
             if (d.Jitter.Nanoseconds > 0) delay += (long)(_lab.Random.NextDouble() * d.Jitter.Nanoseconds);
             if (_lab.Random.NextDouble() < d.Reorder) delay += d.Delay.Nanoseconds + 200_000; // held back past its successors
-            Peer._inbox.Enqueue(frame, (_lab.Now.Nanoseconds + delay, _lab._order++));
+            Peer._inbox.Push(_lab.Now.Nanoseconds + delay, frame);
         }
 
         public void Flush() { }
 
         /// <summary>Puts a frame on the wire towards this end, arriving now.</summary>
-        public void Inject(byte[] frame) => _inbox.Enqueue(frame, (_lab.Now.Nanoseconds, _lab._order++));
+        public void Inject(byte[] frame) => _inbox.Push(_lab.Now.Nanoseconds, frame);
     }
 
     public readonly End A, B;
     public readonly Interface StackA, StackB;
     public readonly Random Random;
     public Instant Now = Instant.FromSeconds(1000);
-    private long _order;
     /// <summary>Every frame either side sent, in order, when <see cref="Record"/> is on.</summary>
     public readonly List<(char From, byte[] Frame)> Frames = [];
     public bool Record;

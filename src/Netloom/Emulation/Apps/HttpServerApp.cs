@@ -9,7 +9,7 @@ namespace Netloom.Emulation.Apps;
 /// path answers <see cref="Size"/> bytes; byte K of a body is 'a' + K mod 26, so a client can check it. HEAD, keep-alive and Connection: close are honoured;
 /// other methods get 405, a request head over 8 KiB gets 431 and the connection closes.
 /// </summary>
-public sealed class HttpServerApp(string name, HostNode host, ushort port, long size) : TcpServerApp(name, host, port)
+internal sealed class HttpServerApp(string name, HostNode host, ushort port, long size) : TcpServerApp(name, host, port)
 {
     private const int MaxHead = 8192;
     private const long MaxBody = 1L << 30;

@@ -5,7 +5,7 @@ using Netloom.Wire;
 namespace Netloom.Emulation.Apps;
 
 /// <summary>ping: echo requests at an interval; round-trip times of the replies; loss.</summary>
-public sealed class PingApp : App
+internal sealed class PingApp : App
 {
     private const int Window = 65536;
     private readonly long[] _sentAt = new long[Window]; // by sequence number; 0 = answered or never sent
@@ -48,8 +48,9 @@ public sealed class PingApp : App
         return sent;
     }
 
-    internal void OnReply(in PingReply reply)
+    internal override void OnPingReply(in PingReply reply)
     {
+        if (reply.Identifier != Identifier) return; // another ping app's
         long at = _sentAt[reply.Sequence];
         if (at == 0) { _duplicates++; return; }
         _sentAt[reply.Sequence] = 0;

@@ -9,7 +9,7 @@ namespace Netloom.Emulation.Apps;
 /// closes. Throughput is what the peer acknowledged over the time from the handshake to the last
 /// acknowledgement.
 /// </summary>
-public sealed class BulkSendApp : App
+internal sealed class BulkSendApp : App
 {
     private readonly TcpSocketOptions? _options;
     private TcpSocket? _s;
@@ -97,7 +97,7 @@ public sealed class BulkSendApp : App
 /// <see cref="Count"/> times, <see cref="Interval"/> apart (0: back to back). Latency is from
 /// sending a request to the last byte of its response.
 /// </summary>
-public sealed class RrClientApp : App
+internal sealed class RrClientApp : App
 {
     private readonly byte[] _request;
     private readonly TcpSocketOptions? _options;

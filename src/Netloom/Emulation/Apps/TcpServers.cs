@@ -7,7 +7,7 @@ namespace Netloom.Emulation.Apps;
 /// A TCP server on a host: listens on a port, accepts every connection and serves each through
 /// <see cref="Serve"/> until it is done. After a host crash and restart it listens again.
 /// </summary>
-public abstract class TcpServerApp : App
+internal abstract class TcpServerApp : App
 {
     private readonly List<TcpSocket> _connections = [];
     private TcpListenSocket? _listener;
@@ -72,7 +72,7 @@ public abstract class TcpServerApp : App
 }
 
 /// <summary>Discards what it receives and measures it: the far end of a bulk transfer.</summary>
-public sealed class TcpSinkApp(string name, HostNode host, ushort port) : TcpServerApp(name, host, port)
+internal sealed class TcpSinkApp(string name, HostNode host, ushort port) : TcpServerApp(name, host, port)
 {
     private long _bytes, _first = -1, _last;
 
@@ -101,7 +101,7 @@ public sealed class TcpSinkApp(string name, HostNode host, ushort port) : TcpSer
 }
 
 /// <summary>TCP echo: sends back what it receives, and closes after the client does.</summary>
-public sealed class TcpEchoApp(string name, HostNode host, ushort port) : TcpServerApp(name, host, port)
+internal sealed class TcpEchoApp(string name, HostNode host, ushort port) : TcpServerApp(name, host, port)
 {
     private readonly byte[] _buffer = new byte[16 << 10];
     private long _bytes;
@@ -134,7 +134,7 @@ public sealed class TcpEchoApp(string name, HostNode host, ushort port) : TcpSer
 /// the response it wants (two big-endian 32-bit words); the server reads the whole request, then
 /// sends that many bytes back.
 /// </summary>
-public sealed class RrServerApp(string name, HostNode host, ushort port) : TcpServerApp(name, host, port)
+internal sealed class RrServerApp(string name, HostNode host, ushort port) : TcpServerApp(name, host, port)
 {
     private enum Phase { Header, Body, Respond }
 

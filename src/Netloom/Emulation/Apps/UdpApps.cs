@@ -11,7 +11,7 @@ namespace Netloom.Emulation.Apps;
 /// <see cref="For"/> or <see cref="Count"/> datagrams. Its <see cref="UdpSinkApp"/> measures loss,
 /// duplication, reordering and one-way delay.
 /// </summary>
-public sealed class UdpStreamApp : App
+internal sealed class UdpStreamApp : App
 {
     public const int HeaderSize = 16;
     private readonly byte[] _payload;
@@ -88,7 +88,7 @@ public sealed class UdpStreamApp : App
 }
 
 /// <summary>Receives a <see cref="UdpStreamApp"/>'s datagrams on a port and measures them.</summary>
-public sealed class UdpSinkApp(string name, HostNode host, ushort port) : App(name, host)
+internal sealed class UdpSinkApp(string name, HostNode host, ushort port) : App(name, host)
 {
     private const int Window = 1 << 16;
     private readonly ulong[] _seen = new ulong[Window / 64];

@@ -14,7 +14,7 @@ internal sealed class HostSockets(HostNode host) : SocketStack, ISignalScheduler
 {
     private readonly HashSet<Signal> _waiting = [];
 
-    public override Interface Interface => host.Stack;
+    internal override Interface Interface => host.Stack;
     public override Instant Now => host.Network.Now;
 
     private protected override void ThrowIfStopped()

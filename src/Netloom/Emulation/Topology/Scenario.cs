@@ -1,4 +1,5 @@
 using Netloom.Emulation.Apps;
+using Netloom.Netem;
 using Netloom.Stack;
 using Netloom.Time;
 using Netloom.Wire;
@@ -23,17 +24,17 @@ public sealed partial class Scenario
     /// <summary>Runs on the wall clock (needed for linux nodes) instead of virtual time.</summary>
     public bool RealTime { get; }
 
-    public TopologySpec Spec { get; }
+    internal TopologySpec Spec { get; }
     public Network Network { get; private set; } = null!;
     public Duration Duration => Spec.Duration;
     /// <summary>The apps the file asked for, in order (not the servers added for them).</summary>
-    public IReadOnlyList<App> Apps => _apps;
+    internal IReadOnlyList<App> Apps => _apps;
     private readonly List<App> _apps = [];
 
     /// <summary>Reads and builds a topology file; <paramref name="seed"/> overrides the file's.</summary>
     public static Scenario Load(string path, int? seed = null, bool realTime = false) => Build(TopologyParser.ParseFile(path), seed, realTime);
 
-    public static Scenario Build(TopologySpec spec, int? seed = null, bool realTime = false)
+    internal static Scenario Build(TopologySpec spec, int? seed = null, bool realTime = false)
     {
         if (seed is { } s) spec = spec with { Seed = s };
         var sc = new Scenario(spec, realTime);

@@ -1,9 +1,10 @@
+using Netloom.Netem;
 using Netloom.Time;
 using YamlDotNet.RepresentationModel;
 
 namespace Netloom.Emulation.Topology;
 
-public sealed partial class TopologyParser
+internal sealed partial class TopologyParser
 {
     private static readonly string[] ImpairmentKeys = ["delay", "jitter", "distribution", "loss", "duplicate", "corrupt", "reorder", "rate", "queue", "overhead"];
 

@@ -1,10 +1,11 @@
+using Netloom.Netem;
 using Netloom.Stack;
 using Netloom.Time;
 using YamlDotNet.RepresentationModel;
 
 namespace Netloom.Emulation.Topology;
 
-public sealed partial class TopologyParser
+internal sealed partial class TopologyParser
 {
     private void ParseApps(YamlNode apps, TopologySpec spec)
     {

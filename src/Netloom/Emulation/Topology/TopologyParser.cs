@@ -12,7 +12,7 @@ namespace Netloom.Emulation.Topology;
 /// valid. Names are checked here (a link to an unknown node, two nodes with one name); the shape of
 /// the network (a host with two links, an address outside its subnet) is checked when it is built.
 /// </summary>
-public sealed partial class TopologyParser
+internal sealed partial class TopologyParser
 {
     private const int MaxFileBytes = 4 << 20;
     private readonly string _file;

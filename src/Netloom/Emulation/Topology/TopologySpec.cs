@@ -1,3 +1,4 @@
+using Netloom.Netem;
 using Netloom.Time;
 using Netloom.Wire;
 
@@ -22,10 +23,10 @@ public sealed class TopologyException(IReadOnlyList<TopologyError> errors)
     public IReadOnlyList<TopologyError> Errors { get; } = errors;
 }
 
-public enum NodeKind { Host, Switch, Router, Linux }
+internal enum NodeKind { Host, Switch, Router, Linux }
 
 /// <summary>An address with its prefix length, as written "10.0.1.5/24".</summary>
-public readonly record struct Cidr(Ipv4Address Address, int PrefixLength)
+internal readonly record struct Cidr(Ipv4Address Address, int PrefixLength)
 {
     public uint Mask => PrefixLength == 0 ? 0 : uint.MaxValue << (32 - PrefixLength);
     public Ipv4Address Network => new(Address.Value & Mask);
@@ -43,9 +44,9 @@ public readonly record struct Cidr(Ipv4Address Address, int PrefixLength)
     public override string ToString() => $"{Address}/{PrefixLength}";
 }
 
-public sealed record RouteSpec(Cidr Prefix, Ipv4Address Via, SourceLocation At);
+internal sealed record RouteSpec(Cidr Prefix, Ipv4Address Via, SourceLocation At);
 
-public sealed record NodeSpec(string Name, NodeKind Kind, SourceLocation At)
+internal sealed record NodeSpec(string Name, NodeKind Kind, SourceLocation At)
 {
     public Cidr? Ip { get; init; }
     public Ipv4Address? Gateway { get; init; }
@@ -55,7 +56,7 @@ public sealed record NodeSpec(string Name, NodeKind Kind, SourceLocation At)
     public bool AutoRoutes { get; init; } = true;
 }
 
-public sealed record LinkSpec(string Name, string A, string B, SourceLocation At)
+internal sealed record LinkSpec(string Name, string A, string B, SourceLocation At)
 {
     public SourceLocation AAt { get; init; }
     public SourceLocation BAt { get; init; }
@@ -66,9 +67,9 @@ public sealed record LinkSpec(string Name, string A, string B, SourceLocation At
     public int Mtu { get; init; } = 1500;
 }
 
-public enum AppKind { Ping, Bulk, Rr, Udp, Echo, Http, Sink }
+internal enum AppKind { Ping, Bulk, Rr, Udp, Echo, Http, Sink }
 
-public sealed record AppSpec(string Name, AppKind Kind, string On, SourceLocation At)
+internal sealed record AppSpec(string Name, AppKind Kind, string On, SourceLocation At)
 {
     /// <summary>A node name or an IPv4 address.</summary>
     public string? To { get; init; }
@@ -85,9 +86,9 @@ public sealed record AppSpec(string Name, AppKind Kind, string On, SourceLocatio
     public Stack.CongestionAlgorithm Congestion { get; init; } = Stack.CongestionAlgorithm.Cubic;
 }
 
-public enum EventAction { Down, Up, Set, Partition, Heal, Crash, Restart }
+internal enum EventAction { Down, Up, Set, Partition, Heal, Crash, Restart }
 
-public sealed record EventSpec(Duration At, EventAction Action, SourceLocation Where)
+internal sealed record EventSpec(Duration At, EventAction Action, SourceLocation Where)
 {
     public string? Link { get; init; }
     public string? Node { get; init; }
@@ -98,7 +99,7 @@ public sealed record EventSpec(Duration At, EventAction Action, SourceLocation W
 }
 
 /// <summary>A whole topology file, parsed and checked.</summary>
-public sealed record TopologySpec(string File)
+internal sealed record TopologySpec(string File)
 {
     public string? Name { get; init; }
     public int Seed { get; init; } = 1;

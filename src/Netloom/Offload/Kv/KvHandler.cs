@@ -1,5 +1,6 @@
 using System.Buffers.Text;
 using System.Text;
+using Netloom.Time;
 
 namespace Netloom.Offload.Kv;
 
@@ -9,12 +10,22 @@ namespace Netloom.Offload.Kv;
 /// LPUSH, RPUSH, LPOP, RPOP, LRANGE, SELECT 0, CONFIG GET, COMMAND, QUIT. Pipelined requests are
 /// answered in one batch. Malformed input gets an error reply and the connection is closed.
 /// </summary>
-public sealed class KvHandler : IConnectionHandler
+internal sealed class KvHandler : IConnectionHandler
 {
     private readonly KvStore _store = new();
     private readonly Func<long> _clockMs;
 
-    public KvHandler(Func<long>? clockMs = null) => _clockMs = clockMs ?? (() => Environment.TickCount64);
+    /// <param name="clockMs">
+    /// Milliseconds for expiry (any origin: only differences count). By default the real clock,
+    /// read through <see cref="MonotonicClock"/>, the one place the library reads it.
+    /// </param>
+    public KvHandler(Func<long>? clockMs = null) => _clockMs = clockMs ?? RealClock();
+
+    private static Func<long> RealClock()
+    {
+        var clock = new MonotonicClock(Instant.Zero);
+        return () => clock.Now.Nanoseconds / 1_000_000;
+    }
 
     public long Commands;
     public int Keys { get { lock (_store.Lock) return _store.Count; } }

@@ -2,14 +2,14 @@ using System.Buffers.Text;
 
 namespace Netloom.Offload.Kv;
 
-public enum RespParse { Incomplete, Complete, Error }
+internal enum RespParse { Incomplete, Complete, Error }
 
 /// <summary>
 /// RESP2 requests as clients send them: an array of bulk strings (<c>*2\r\n$3\r\nGET\r\n$1\r\nk\r\n</c>),
 /// or an inline command line (<c>PING\r\n</c>). Arguments come back as ranges into the input, so
 /// parsing allocates nothing. Every length is bounded: the input is untrusted.
 /// </summary>
-public static class Resp
+internal static class Resp
 {
     public const int MaxArguments = 1 << 16;
     public const int MaxBulk = 32 << 20;

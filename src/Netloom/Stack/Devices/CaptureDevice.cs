@@ -4,7 +4,7 @@ using Netloom.Wire.Capture;
 namespace Netloom.Stack.Devices;
 
 /// <summary>A device decorator that writes every frame in and out to a capture (smoltcp's pcap tracer).</summary>
-public sealed class CaptureDevice : IFrameDevice
+internal sealed class CaptureDevice : IFrameDevice
 {
     private readonly IFrameDevice _inner;
     private readonly ICaptureWriter _writer;

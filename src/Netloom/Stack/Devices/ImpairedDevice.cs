@@ -1,88 +1,113 @@
+using Netloom.Netem;
 using Netloom.Time;
 
 namespace Netloom.Stack.Devices;
 
 /// <summary>
 /// A seeded fault-injecting decorator (smoltcp's FaultInjector, netem's impairments) applied to
-/// both directions of a device. Delayed frames wait in a bounded delay line of pre-allocated
-/// buffers, released in due-time order; a full line drops and counts.
+/// both directions of a device. Each direction runs a <see cref="NetemEngine"/>, the same engine as
+/// an emulated link's direction, over an <see cref="Impairments"/>, so a device and a link given the
+/// same impairments decide alike. Delayed frames wait in a bounded delay line of pre-allocated
+/// buffers, released in due-time order through an <see cref="EventQueue{T}"/>; a full line drops
+/// and counts.
 /// </summary>
-public sealed class ImpairedDevice : IFrameDevice
+internal sealed class ImpairedDevice : IFrameDevice
 {
-    private sealed class DelayLine(int frames, int frameSize)
+    private sealed class DelayLine
     {
-        public readonly byte[] Storage = new byte[frames * frameSize];
-        public readonly int[] Length = new int[frames];
-        public readonly Stack<int> Free = new(Enumerable.Range(0, frames).Reverse());
-        public readonly PriorityQueue<int, (long Due, long Seq)> Due = new(frames);
-        public readonly int FrameSize = frameSize;
-        public long Seq;
+        public readonly byte[] Storage;
+        public readonly int[] Length;
+        public readonly int[] Free;
+        public int FreeCount;
+        public readonly EventQueue<int> Due = new();
+        public readonly int FrameSize;
+        public readonly NetemEngine Netem;
+        public readonly Impairments Impairments;
+
+        public DelayLine(int frames, int frameSize, Impairments imp, Random random)
+        {
+            Storage = new byte[frames * frameSize];
+            Length = new int[frames];
+            Free = new int[frames];
+            // Slot 0 is taken first, then 1, ...: the order the old Stack<int> of slots gave.
+            for (int i = 0; i < frames; i++) Free[i] = frames - 1 - i;
+            FreeCount = frames;
+            FrameSize = frameSize;
+            Impairments = imp;
+            Netem = new NetemEngine(random);
+        }
 
         public Span<byte> Buffer(int i) => Storage.AsSpan(i * FrameSize, FrameSize);
     }
 
     private readonly IFrameDevice _inner;
-    private readonly Impairment _tx, _rx;
     private readonly Func<Instant> _clock;
-    private readonly Random _random;
     private readonly DelayLine _txLine, _rxLine;
     private readonly byte[] _stage;
     private readonly List<int> _handedOut = [];
 
-    public ImpairedDevice(IFrameDevice inner, Impairment transmit, Impairment receive, Func<Instant> clock, int seed, int lineFrames = 4096)
+    /// <param name="seed">
+    /// Seeds one generator that both directions draw from, in the order frames come, as before the
+    /// engine was shared.
+    /// </param>
+    public ImpairedDevice(IFrameDevice inner, Impairments transmit, Impairments receive, Func<Instant> clock, int seed, int lineFrames = 4096)
     {
+        if (transmit.Validate() is { } te) throw new ArgumentException($"transmit impairments: {te}");
+        if (receive.Validate() is { } re) throw new ArgumentException($"receive impairments: {re}");
         _inner = inner;
-        _tx = transmit;
-        _rx = receive;
         _clock = clock;
-        _random = new Random(seed);
-        _txLine = new DelayLine(lineFrames, inner.MaxFrameSize);
-        _rxLine = new DelayLine(lineFrames, inner.MaxFrameSize);
+        var random = new Random(seed);
+        _txLine = new DelayLine(lineFrames, inner.MaxFrameSize, transmit, random);
+        _rxLine = new DelayLine(lineFrames, inner.MaxFrameSize, receive, random);
         _stage = new byte[inner.MaxFrameSize];
     }
 
     public int MaxFrameSize => _inner.MaxFrameSize;
     public long Lost, Duplicated, Reordered, LineFull;
+    /// <summary>Frames with a bit flipped, and frames dropped for the MTU or a full rate-limiter queue.</summary>
+    public long Corrupted, Dropped;
 
-    /// <summary>How many copies of a frame go on (0: lost) and when each is due.</summary>
-    private int Decide(Impairment imp, Instant now, Span<long> due)
+    /// <summary>Runs one frame through a direction's engine into its delay line.</summary>
+    private void Impair(DelayLine line, ReadOnlySpan<byte> frame, long now)
     {
-        if (imp.Loss > 0 && _random.NextDouble() < imp.Loss) { Lost++; return 0; }
-        int copies = imp.Duplicate > 0 && _random.NextDouble() < imp.Duplicate ? 2 : 1;
-        if (copies == 2) Duplicated++;
-        for (int c = 0; c < copies; c++)
-        {
-            long delay = imp.Delay.Nanoseconds;
-            if (imp.Jitter.Nanoseconds > 0) delay += (long)((_random.NextDouble() * 2 - 1) * imp.Jitter.Nanoseconds);
-            if (imp.Reorder > 0 && _random.NextDouble() < imp.Reorder) { delay = 0; Reordered++; }
-            due[c] = now.Nanoseconds + Math.Max(0, delay);
-        }
-        return copies;
+        var imp = line.Impairments;
+        var admission = line.Netem.Admit(imp, frame.Length);
+        if (admission == Admission.Lost) { Lost++; return; }
+        if (admission == Admission.TooLarge) { Dropped++; return; }
+        if (admission == Admission.Twice) Duplicated++;
+        Hold(line, frame, now);
+        if (admission == Admission.Twice) Hold(line, frame, now);
     }
 
-    private bool Hold(DelayLine line, ReadOnlySpan<byte> frame, long due)
+    /// <summary>Copies one copy of the frame into a free slot, where the engine may corrupt it, and queues it for its due time.</summary>
+    private void Hold(DelayLine line, ReadOnlySpan<byte> frame, long now)
     {
-        if (!line.Free.TryPop(out int slot)) { LineFull++; return false; }
-        frame.CopyTo(line.Buffer(slot));
+        if (line.FreeCount == 0) { LineFull++; return; }
+        int slot = line.Free[--line.FreeCount];
+        var buffer = line.Buffer(slot)[..frame.Length];
+        frame.CopyTo(buffer);
         line.Length[slot] = frame.Length;
-        line.Due.Enqueue(slot, (due, line.Seq++));
-        return true;
+        var launched = line.Netem.Launch(line.Impairments, buffer, now);
+        if (launched.Corrupted) Corrupted++;
+        if (launched.Departure == Departure.QueueFull)
+        {
+            Dropped++;
+            line.Free[line.FreeCount++] = slot;
+            return;
+        }
+        if (launched.Reordered) Reordered++;
+        // In order or overtaking, one queue holds both: it releases by (due, arrival order).
+        line.Due.Push(launched.At, slot);
     }
 
     public bool TryReceive(out ReadOnlySpan<byte> frame)
     {
-        var now = _clock();
-        Span<long> due = stackalloc long[2];
+        long now = _clock().Nanoseconds;
         // Everything the medium has goes through the impairments into the receive delay line.
-        while (_inner.TryReceive(out var raw))
-        {
-            int copies = Decide(_rx, now, due);
-            for (int c = 0; c < copies; c++) Hold(_rxLine, raw, due[c]);
-        }
+        while (_inner.TryReceive(out var raw)) Impair(_rxLine, raw, now);
         _inner.ReleaseReceived();
-        if (_rxLine.Due.TryPeek(out int slot, out var key) && key.Due <= now.Nanoseconds)
+        if (_rxLine.Due.TryPop(now, out int slot))
         {
-            _rxLine.Due.Dequeue();
             _handedOut.Add(slot);
             frame = _rxLine.Buffer(slot)[.._rxLine.Length[slot]];
             return true;
@@ -93,7 +118,7 @@ public sealed class ImpairedDevice : IFrameDevice
 
     public void ReleaseReceived()
     {
-        foreach (int s in _handedOut) _rxLine.Free.Push(s);
+        foreach (int s in _handedOut) _rxLine.Free[_rxLine.FreeCount++] = s;
         _handedOut.Clear();
     }
 
@@ -101,9 +126,7 @@ public sealed class ImpairedDevice : IFrameDevice
 
     public void CommitTransmit(int length)
     {
-        Span<long> due = stackalloc long[2];
-        int copies = Decide(_tx, _clock(), due);
-        for (int c = 0; c < copies; c++) Hold(_txLine, _stage.AsSpan(0, length), due[c]);
+        Impair(_txLine, _stage.AsSpan(0, length), _clock().Nanoseconds);
         Release();
     }
 
@@ -111,14 +134,14 @@ public sealed class ImpairedDevice : IFrameDevice
     private void Release()
     {
         long now = _clock().Nanoseconds;
-        while (_txLine.Due.TryPeek(out int slot, out var key) && key.Due <= now)
+        while (_txLine.Due.PeekTime <= now && _txLine.Due.TryPeek(out int slot))
         {
             var buf = _inner.TryAllocateTransmit(_txLine.Length[slot]);
             if (buf.IsEmpty) break; // the medium is full: try again at the next flush
-            _txLine.Due.Dequeue();
+            _txLine.Due.Pop(out _);
             _txLine.Buffer(slot)[.._txLine.Length[slot]].CopyTo(buf);
             _inner.CommitTransmit(_txLine.Length[slot]);
-            _txLine.Free.Push(slot);
+            _txLine.Free[_txLine.FreeCount++] = slot;
         }
     }
 
@@ -131,9 +154,7 @@ public sealed class ImpairedDevice : IFrameDevice
     /// <summary>When the next held frame falls due (for the owner's sleep), or null.</summary>
     public Instant? NextDue()
     {
-        long best = long.MaxValue;
-        if (_txLine.Due.TryPeek(out _, out var t)) best = t.Due;
-        if (_rxLine.Due.TryPeek(out _, out var r)) best = Math.Min(best, r.Due);
+        long best = Math.Min(_txLine.Due.PeekTime, _rxLine.Due.PeekTime);
         return best == long.MaxValue ? null : new Instant(best);
     }
 }

@@ -6,7 +6,7 @@ namespace Netloom.Stack;
 /// may write past the tail (out-of-order data) into space it then publishes with
 /// <see cref="Advance"/>. Not thread-safe: the stack lock guards it.
 /// </summary>
-public sealed class ByteRing
+internal sealed class ByteRing
 {
     private readonly byte[] _buffer;
     private readonly int _mask;

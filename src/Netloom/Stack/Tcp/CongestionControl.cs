@@ -10,7 +10,7 @@ public enum CongestionAlgorithm : byte { Cubic, NewReno }
 /// about acknowledgments outside recovery, the start and end of a loss recovery, and
 /// retransmission timeouts; recovery itself (what to retransmit) belongs to the connection.
 /// </summary>
-public abstract class CongestionControl
+internal abstract class CongestionControl
 {
     protected CongestionControl(int mss, int initialWindowSegments)
     {
@@ -55,7 +55,7 @@ public abstract class CongestionControl
 }
 
 /// <summary>Reno's AIMD (RFC 5681): one segment per round trip, halve on loss.</summary>
-public sealed class NewRenoControl(int mss, int initialWindow) : CongestionControl(mss, initialWindow)
+internal sealed class NewRenoControl(int mss, int initialWindow) : CongestionControl(mss, initialWindow)
 {
     private long _acked; // bytes acknowledged since cwnd last grew in congestion avoidance
 
@@ -82,7 +82,7 @@ public sealed class NewRenoControl(int mss, int initialWindow) : CongestionContr
 /// old maximum and convex beyond it, never below what Reno would reach (the Reno-friendly
 /// region, §4.3); β = 0.7 and fast convergence (§4.7).
 /// </summary>
-public sealed class CubicControl(int mss, int initialWindow) : CongestionControl(mss, initialWindow)
+internal sealed class CubicControl(int mss, int initialWindow) : CongestionControl(mss, initialWindow)
 {
     private const double C = 0.4, Beta = 0.7;
     private static readonly double AlphaCubic = 3 * (1 - Beta) / (1 + Beta); // §4.3

@@ -9,65 +9,32 @@ namespace Netloom.Stack;
 internal sealed class SackScoreboard
 {
     public const int Capacity = 32;
-    private readonly uint[] _left = new uint[Capacity], _right = new uint[Capacity];
-    private int _count;
+    private readonly SeqRangeSet _ranges = new(Capacity);
 
-    public int Count => _count;
-    public bool IsEmpty => _count == 0;
+    public int Count => _ranges.Count;
+    public bool IsEmpty => _ranges.IsEmpty;
     public long SackedBytes { get; private set; }
-    public uint HighSacked => _count == 0 ? 0 : _right[_count - 1];
+    public uint HighSacked => _ranges.IsEmpty ? 0 : _ranges.Right(_ranges.Count - 1);
 
     /// <summary>Records a SACK block if it lies within (SND.UNA, SND.MAX]; returns true when it told us something new.</summary>
     public bool Add(uint left, uint right, uint sndUna, uint sndMax)
     {
         if (!Seq.Lt(left, right) || Seq.Le(right, sndUna) || Seq.Gt(right, sndMax)) return false; // D-SACK or bogus: ignore
         if (Seq.Lt(left, sndUna)) left = sndUna;
-        int i = 0;
-        while (i < _count && Seq.Lt(_right[i], left)) i++;
-        int j = i;
-        uint l = left, r = right;
-        while (j < _count && Seq.Le(_left[j], r)) { l = Seq.Min(l, _left[j]); r = Seq.Max(r, _right[j]); j++; }
-        if (j - i == 1 && _left[i] == l && _right[i] == r) return false; // already known
-        int merged = j - i;
-        if (merged == 0)
-        {
-            if (_count == Capacity)
-            {
-                if (i == _count) return false; // above everything we track: drop the newest information
-                _count--;                      // forget the highest range to make room
-            }
-            Array.Copy(_left, i, _left, i + 1, _count - i);
-            Array.Copy(_right, i, _right, i + 1, _count - i);
-            _count++;
-        }
-        else if (merged > 1)
-        {
-            Array.Copy(_left, j, _left, i + 1, _count - j);
-            Array.Copy(_right, j, _right, i + 1, _count - j);
-            _count -= merged - 1;
-        }
-        _left[i] = l;
-        _right[i] = r;
-        Recount();
+        // When full, new information about the lowest ranges wins: the highest range is forgotten.
+        if (_ranges.Add(left, right, evictHighest: true, out bool changed) < 0 || !changed) return false;
+        SackedBytes = _ranges.CoveredBytes();
         return true;
     }
 
     /// <summary>SND.UNA moved: forget everything at or below it.</summary>
     public void AdvanceTo(uint sndUna)
     {
-        int drop = 0;
-        while (drop < _count && Seq.Le(_right[drop], sndUna)) drop++;
-        if (drop > 0)
-        {
-            Array.Copy(_left, drop, _left, 0, _count - drop);
-            Array.Copy(_right, drop, _right, 0, _count - drop);
-            _count -= drop;
-        }
-        if (_count > 0 && Seq.Lt(_left[0], sndUna)) _left[0] = sndUna;
-        Recount();
+        _ranges.RemoveBelow(sndUna);
+        SackedBytes = _ranges.CoveredBytes();
     }
 
-    public void Clear() { _count = 0; SackedBytes = 0; }
+    public void Clear() { _ranges.Clear(); SackedBytes = 0; }
 
     /// <summary>
     /// If <paramref name="seq"/> is SACKed, the end of its range; otherwise <paramref name="seq"/>
@@ -75,10 +42,10 @@ internal sealed class SackScoreboard
     /// </summary>
     public uint SkipSacked(uint seq, out uint runEnd)
     {
-        for (int i = 0; i < _count; i++)
+        for (int i = 0; i < _ranges.Count; i++)
         {
-            if (Seq.Lt(seq, _left[i])) { runEnd = _left[i]; return seq; }
-            if (Seq.Lt(seq, _right[i])) seq = _right[i];
+            if (Seq.Lt(seq, _ranges.Left(i))) { runEnd = _ranges.Left(i); return seq; }
+            if (Seq.Lt(seq, _ranges.Right(i))) seq = _ranges.Right(i);
         }
         runEnd = seq + int.MaxValue;
         return seq;
@@ -92,10 +59,10 @@ internal sealed class SackScoreboard
     public uint LossBoundary(uint sndUna, int dupThresh, int mss)
     {
         long above = 0;
-        for (int i = _count - 1; i >= 0; i--)
+        for (int i = _ranges.Count - 1; i >= 0; i--)
         {
-            above += _right[i] - _left[i];
-            if (above > (long)(dupThresh - 1) * mss) return _left[i];
+            above += _ranges.Right(i) - _ranges.Left(i);
+            if (above > (long)(dupThresh - 1) * mss) return _ranges.Left(i);
         }
         return sndUna;
     }
@@ -105,18 +72,11 @@ internal sealed class SackScoreboard
     {
         if (!Seq.Lt(from, to)) return 0;
         long n = to - from;
-        for (int i = 0; i < _count; i++)
+        for (int i = 0; i < _ranges.Count; i++)
         {
-            uint l = Seq.Max(_left[i], from), r = Seq.Min(_right[i], to);
+            uint l = Seq.Max(_ranges.Left(i), from), r = Seq.Min(_ranges.Right(i), to);
             if (Seq.Lt(l, r)) n -= r - l;
         }
         return n;
-    }
-
-    private void Recount()
-    {
-        long n = 0;
-        for (int i = 0; i < _count; i++) n += _right[i] - _left[i];
-        SackedBytes = n;
     }
 }

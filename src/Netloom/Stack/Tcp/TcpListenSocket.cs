@@ -9,32 +9,33 @@ namespace Netloom.Stack;
 /// into a <see cref="TcpSocket"/> on the accept queue. When the SYN queue is full, SYNs are
 /// answered with cookies (RFC 4987 §3.6) and the state comes back inside the ACK.
 /// </summary>
-public sealed class TcpListenSocket
+internal sealed class TcpListenSocket
 {
     private struct SynEntry
     {
         public bool Used;
-        public Ipv4Address Remote;
-        public ushort RemotePort;
+        public TcpEndpoint Remote, Local;
         public SynParameters P;
         public long SentAt, DueAt;
         public byte Retries;
+        public bool Owed; // the device refused its SYN-ACK: the next timer turn sends it, not counted as a retry
     }
 
     private static readonly ushort[] CookieMss = [536, 1024, 1220, 1300, 1400, 1440, 1460, 8960];
     private const int SynAckRetries = 5;
 
-    private readonly Interface _stack;
+    private readonly TcpTable _table;
     private readonly SynEntry[] _syn;
     private readonly Queue<TcpSocket> _accept;
     private int _synCount;
     private long _lastCookieAt = long.MinValue;
-    internal int Index = -1, Timer = -1;
+    internal readonly int Index; // the table's handle
     private long _timerDue;
 
-    internal TcpListenSocket(Interface stack, ushort port, int backlog, int synQueue, TcpSocketOptions options)
+    internal TcpListenSocket(TcpTable table, ushort port, int backlog, int synQueue, TcpSocketOptions options, int index)
     {
-        _stack = stack;
+        _table = table;
+        Index = index;
         LocalPort = port;
         Backlog = backlog;
         Options = options;
@@ -72,76 +73,77 @@ public sealed class TcpListenSocket
         while (_accept.TryDequeue(out var s)) s.Abort();
         Array.Clear(_syn);
         _synCount = 0;
-        _stack.CloseListener(this);
+        _table.CloseListener(this);
     }
 
-    private Instant Now => _stack.Now;
+    private Instant Now => _table.Now;
 
-    internal void Process(Ipv4Address from, ref TcpInput seg)
+    internal void Process(ref TcpSegmentIn seg)
     {
-        int e = Find(from, seg);
+        var from = new TcpEndpoint(seg.Source, seg.SourcePort);
+        var local = new TcpEndpoint(seg.Destination, LocalPort);
+        int e = Find(from);
         if (seg.Rst)
         {
             if (e >= 0 && seg.Seq == _syn[e].P.Irs + 1) Remove(e); // RFC 9293: RST in SYN-RECEIVED from LISTEN
             return;
         }
-        if (seg.Ack_)
+        if (seg.HasAck)
         {
             if (!seg.Syn)
             {
-                if (e >= 0 && seg.Ack == _syn[e].P.Iss + 1) { Complete(from, e, _syn[e].P, ref seg); return; }
-                if (e < 0 && TryCookie(from, ref seg)) return;
+                if (e >= 0 && seg.Ack == _syn[e].P.Iss + 1) { Complete(local, from, e, _syn[e].P, ref seg); return; }
+                if (e < 0 && TryCookie(local, from, ref seg)) return;
             }
-            _stack.SendReset(from, in seg);
+            _table.SendReset(in seg);
             return;
         }
         if (!seg.Syn) return;
         SynsReceived++;
-        if (_accept.Count >= Backlog) { Dropped++; _stack.Counters.Drop(StackDrop.TcpAcceptQueueFull); return; } // as Linux: let the peer retry
+        if (_accept.Count >= Backlog) { Dropped++; _table.Counters.Drop(StackDrop.TcpAcceptQueueFull); return; } // as Linux: let the peer retry
         if (e >= 0)
         {
             if (seg.Seq == _syn[e].P.Irs) { SendSynAck(ref _syn[e]); return; } // a retransmitted SYN
             Remove(e);
         }
-        var p = FromSyn(from, seg);
+        var p = FromSyn(local, from, seg);
         int free = FreeEntry();
         if (free < 0)
         {
-            if (_stack.Options.SynCookies) SendCookie(from, seg, p);
-            else { Dropped++; _stack.Counters.Drop(StackDrop.TcpSynQueueFull); }
+            if (_table.Options.SynCookies) SendCookie(local, from, p);
+            else { Dropped++; _table.Counters.Drop(StackDrop.TcpSynQueueFull); }
             return;
         }
         ref var entry = ref _syn[free];
-        entry = new SynEntry { Used = true, Remote = from, RemotePort = seg.SourcePort, P = p };
+        entry = new SynEntry { Used = true, Remote = from, Local = local, P = p };
         _synCount++;
         SendSynAck(ref entry);
         Reschedule();
     }
 
-    private SynParameters FromSyn(Ipv4Address from, in TcpInput seg)
+    private SynParameters FromSyn(TcpEndpoint local, TcpEndpoint from, in TcpSegmentIn seg)
     {
         var o = Options;
         return new SynParameters
         {
             Irs = seg.Seq,
-            Iss = _stack.NewIss(LocalPort, from, seg.SourcePort),
-            PeerMss = seg.Mss,
+            Iss = _table.NewIss(local, from),
+            PeerMss = seg.PeerMss,
             PeerWindow = seg.Window,
-            PeerWindowScale = o.WindowScaling ? seg.WindowScale : (sbyte)-1,
-            SackPermitted = o.SelectiveAck && seg.SackPermitted,
+            PeerWindowScale = o.WindowScaling ? seg.PeerWindowScale : (sbyte)-1,
+            SackPermitted = o.SelectiveAck && seg.Header.SackPermitted,
             Timestamps = o.Timestamps && seg.HasTimestamp,
             TsRecent = seg.TsVal,
-            TsOffset = _stack.TimestampOffset(LocalPort, from, seg.SourcePort),
+            TsOffset = _table.TimestampOffset(local, from),
             WindowOffered = (uint)Math.Min(65535, o.InitialWindowLimit),
         };
     }
 
-    private int Find(Ipv4Address from, in TcpInput seg)
+    private int Find(TcpEndpoint from)
     {
         if (_synCount == 0) return -1;
-        ushort port = seg.SourcePort;
         for (int i = 0; i < _syn.Length; i++)
-            if (_syn[i].Used && _syn[i].RemotePort == port && _syn[i].Remote == from) return i;
+            if (_syn[i].Used && _syn[i].Remote == from) return i;
         return -1;
     }
 
@@ -158,18 +160,17 @@ public sealed class TcpListenSocket
         _synCount--;
     }
 
-    private void Complete(Ipv4Address from, int entry, SynParameters p, ref TcpInput ack)
+    private void Complete(TcpEndpoint local, TcpEndpoint from, int entry, SynParameters p, ref TcpSegmentIn ack)
     {
-        if (_accept.Count >= Backlog) { Dropped++; _stack.Counters.Drop(StackDrop.TcpAcceptQueueFull); return; } // the peer retransmits its ACK or data
-        ushort port = ack.SourcePort;
+        if (_accept.Count >= Backlog) { Dropped++; _table.Counters.Drop(StackDrop.TcpAcceptQueueFull); return; } // the peer retransmits its ACK or data
         if (entry >= 0)
         {
-            if (_syn[entry].Retries == 0) p.HandshakeRtt = Now - new Instant(_syn[entry].SentAt);
+            if (_syn[entry].Retries == 0 && !_syn[entry].Owed) p.HandshakeRtt = Now - new Instant(_syn[entry].SentAt);
             Remove(entry);
         }
-        var socket = _stack.CreateTcp(Options, LocalPort, from, port);
+        var socket = _table.Create(Options, local, from);
         if (socket is null) { Dropped++; return; }
-        _stack.Counters.TcpPassiveOpens++;
+        _table.Counters.TcpPassiveOpens++;
         socket.AcceptHandshake(p, ref ack);
         if (socket.State == TcpState.Closed) return;
         _accept.Enqueue(socket);
@@ -179,21 +180,30 @@ public sealed class TcpListenSocket
     private void SendSynAck(ref SynEntry e)
     {
         ref var p = ref e.P;
-        var o = SynAckOptions(p, (uint)(Now.Nanoseconds / 1_000_000) + p.TsOffset);
-        _stack.SendTcpRaw(e.Remote, LocalPort, e.RemotePort, p.Iss, p.Irs + 1, TcpFlags.Syn | TcpFlags.Ack, (ushort)p.WindowOffered, o, null, 0, 0);
+        if (!SendSynAck(e.Local, e.Remote, p, (uint)(Now.Nanoseconds / 1_000_000) + p.TsOffset))
+        {
+            e.Owed = true;                 // the device-full contract: nothing left, so nothing is timed
+            e.DueAt = Now.Nanoseconds;     // due at once: the next poll's timers try again
+            return;
+        }
+        e.Owed = false;
         e.SentAt = Now.Nanoseconds;
         e.DueAt = (Now + Duration.FromSeconds(1L << e.Retries)).Nanoseconds; // 1, 2, 4, 8, 16 s
     }
 
-    /// <summary>A SYN-ACK's options: our MSS, and what the SYN offered that we take (window scale, SACK, timestamps).</summary>
-    private TcpOutOptions SynAckOptions(in SynParameters p, uint tsVal)
+    /// <summary>A SYN-ACK with our MSS and what the SYN offered that we take (window scale, SACK, timestamps).</summary>
+    private bool SendSynAck(TcpEndpoint local, TcpEndpoint remote, in SynParameters p, uint tsVal)
     {
-        var o = TcpOutOptions.None;
-        o.Mss = (ushort)Math.Min(65535, _stack.Options.Mtu - 40);
-        if (p.PeerWindowScale >= 0) o.WindowScale = (sbyte)Options.ReceiveWindowShift;
-        o.SackPermitted = p.SackPermitted;
-        if (p.Timestamps) { o.HasTimestamp = true; o.TsVal = tsVal; o.TsEcr = p.TsRecent; }
-        return o;
+        var h = new TcpRepr
+        {
+            SourcePort = local.Port, DestinationPort = remote.Port, SequenceNumber = p.Iss, AcknowledgmentNumber = p.Irs + 1,
+            Flags = TcpFlags.Syn | TcpFlags.Ack, Window = (ushort)p.WindowOffered,
+            MaxSegmentSize = (ushort)Math.Min(65535, _table.MaxSegmentSize(remote.Address)),
+            SackPermitted = p.SackPermitted,
+        };
+        if (p.PeerWindowScale >= 0) h.WindowScale = Options.ReceiveWindowShift;
+        if (p.Timestamps) h.Timestamp = new TcpTimestamp(tsVal, p.TsRecent);
+        return _table.TrySend(new TcpSegmentOut(local.Address, remote.Address, h));
     }
 
     internal void OnTimer()
@@ -204,6 +214,7 @@ public sealed class TcpListenSocket
         {
             ref var e = ref _syn[i];
             if (!e.Used || e.DueAt > now) continue;
+            if (e.Owed) { SendSynAck(ref e); continue; }
             if (e.Retries >= SynAckRetries) { Remove(i); continue; }
             e.Retries++;
             SendSynAck(ref e);
@@ -219,7 +230,7 @@ public sealed class TcpListenSocket
                 if (e.Used && (due == 0 || e.DueAt < due)) due = e.DueAt;
         if (due == _timerDue) return;
         _timerDue = due;
-        _stack.ScheduleListenerTimer(this, due);
+        _table.ScheduleListener(this, due);
     }
 
     // SYN cookies (RFC 4987 §3.6): the ISS is 5 bits of a 64-second counter, 3 bits for the MSS
@@ -228,14 +239,13 @@ public sealed class TcpListenSocket
 
     private static long Counter(Instant now) => now.Nanoseconds / 64_000_000_000L;
 
-    private void SendCookie(Ipv4Address from, in TcpInput syn, SynParameters p)
+    private void SendCookie(TcpEndpoint local, TcpEndpoint from, SynParameters p)
     {
         int mssIndex = 0;
         ushort peerMss = p.PeerMss == 0 ? (ushort)536 : p.PeerMss;
         for (int i = CookieMss.Length - 1; i >= 0; i--) if (CookieMss[i] <= peerMss) { mssIndex = i; break; }
         long counter = Counter(Now);
-        ushort port = syn.SourcePort;
-        uint hash = _stack.CookieHash(LocalPort, from, port, p.Irs, counter);
+        uint hash = _table.CookieHash(local, from, p.Irs, counter);
         p.Iss = (uint)((counter & 31) << 27) | (uint)(mssIndex << 24) | (hash & 0xFFFFFF);
         uint ts = 0;
         if (p.Timestamps)
@@ -251,27 +261,25 @@ public sealed class TcpListenSocket
             p.PeerWindowScale = -1;
             p.SackPermitted = false;
         }
-        var o = SynAckOptions(p, ts);
-        _stack.SendTcpRaw(from, LocalPort, port, p.Iss, p.Irs + 1, TcpFlags.Syn | TcpFlags.Ack, (ushort)p.WindowOffered, o, null, 0, 0);
+        if (!SendSynAck(local, from, p, ts)) return; // stateless: the peer's retransmitted SYN gets another
         SynCookiesSent++;
-        _stack.Counters.TcpSynCookiesSent++;
+        _table.Counters.TcpSynCookiesSent++;
         _lastCookieAt = Now.Nanoseconds;
     }
 
-    private bool TryCookie(Ipv4Address from, ref TcpInput ack)
+    private bool TryCookie(TcpEndpoint local, TcpEndpoint from, ref TcpSegmentIn ack)
     {
-        if (!_stack.Options.SynCookies || Now.Nanoseconds - _lastCookieAt > 128_000_000_000L) return false;
+        if (!_table.Options.SynCookies || Now.Nanoseconds - _lastCookieAt > 128_000_000_000L) return false;
         uint cookie = ack.Ack - 1, irs = ack.Seq - 1;
         long counter = Counter(Now);
-        ushort port = ack.SourcePort;
         for (long c = counter; c >= counter - 1; c--)
         {
             if ((cookie >> 27) != (uint)(c & 31)) continue;
-            if ((_stack.CookieHash(LocalPort, from, port, irs, c) & 0xFFFFFF) != (cookie & 0xFFFFFF)) continue;
+            if ((_table.CookieHash(local, from, irs, c) & 0xFFFFFF) != (cookie & 0xFFFFFF)) continue;
             var p = new SynParameters
             {
                 Iss = cookie, Irs = irs, PeerMss = CookieMss[(cookie >> 24) & 7], PeerWindowScale = -1,
-                TsOffset = _stack.TimestampOffset(LocalPort, from, port),
+                TsOffset = _table.TimestampOffset(local, from),
                 WindowOffered = (uint)Math.Min(65535, Options.InitialWindowLimit),
                 PeerWindow = ack.Window,
             };
@@ -284,11 +292,11 @@ public sealed class TcpListenSocket
                 p.TsRecent = ack.TsVal;
             }
             SynCookiesAccepted++;
-            _stack.Counters.TcpSynCookiesAccepted++;
-            Complete(from, -1, p, ref ack);
+            _table.Counters.TcpSynCookiesAccepted++;
+            Complete(local, from, -1, p, ref ack);
             return true;
         }
-        _stack.Counters.Drop(StackDrop.TcpBadCookie);
+        _table.Counters.Drop(StackDrop.TcpBadCookie);
         return false;
     }
 }

@@ -3,11 +3,11 @@ using Netloom.Wire;
 namespace Netloom.Stack;
 
 /// <summary>Segment arrival (RFC 9293 §3.10.7), one method per state family.</summary>
-public sealed partial class TcpSocket
+internal sealed partial class TcpSocket
 {
     private const long PawsIdleNs = 24L * 24 * 3600 * 1_000_000_000; // RFC 7323 §5.5: TS.Recent older than 24 days is invalid
 
-    internal void Process(ref TcpInput seg)
+    internal void Process(ref TcpSegmentIn seg)
     {
         SegmentsIn++;
         _lastHeardAt = Now.Nanoseconds;
@@ -24,10 +24,10 @@ public sealed partial class TcpSocket
     }
 
     /// <summary>§3.10.7.3: our SYN is out; a SYN-ACK completes the handshake, a bare SYN is a simultaneous open.</summary>
-    private void InSynSent(ref TcpInput seg)
+    private void InSynSent(ref TcpSegmentIn seg)
     {
         bool ackOk = false;
-        if (seg.Ack_)
+        if (seg.HasAck)
         {
             if (Seq.Le(seg.Ack, Iss) || Seq.Gt(seg.Ack, SndMax))
             {
@@ -45,7 +45,7 @@ public sealed partial class TcpSocket
         Irs = seg.Seq;
         RcvNxt = seg.Seq + 1;
         _rcvAdvEdge = RcvNxt + (uint)Math.Min(65535, _rcvWndLimit); // what our SYN offered, now that RCV.NXT is known
-        NegotiateOptions(seg.Mss, seg.WindowScale, seg.SackPermitted, seg.HasTimestamp);
+        NegotiateOptions(seg.PeerMss, seg.PeerWindowScale, seg.Header.SackPermitted, seg.HasTimestamp);
         if (_tsOk) { _tsRecent = seg.TsVal; _tsRecentAge = Now.Nanoseconds; }
         SndWnd = seg.Window; // a SYN's window is never scaled
         MaxSndWnd = SndWnd;
@@ -71,19 +71,19 @@ public sealed partial class TcpSocket
     }
 
     /// <summary>§3.10.7.4: every synchronized state except TIME-WAIT.</summary>
-    private void InSynchronized(ref TcpInput seg)
+    private void InSynchronized(ref TcpSegmentIn seg)
     {
         // PAWS (RFC 7323 §5.3): an old timestamp marks an old duplicate.
         if (_tsOk && seg.HasTimestamp && !seg.Rst && Seq.Lt(seg.TsVal, _tsRecent) && Now.Nanoseconds - _tsRecentAge < PawsIdleNs)
         {
-            _stack.Counters.Drop(StackDrop.TcpPaws);
+            _table.Counters.Drop(StackDrop.TcpPaws);
             _ackNow = true;
             return;
         }
         // First: is the segment in the window?
         if (!Acceptable(seg.Seq, seg.Length))
         {
-            _stack.Counters.Drop(StackDrop.TcpOutOfWindow);
+            _table.Counters.Drop(StackDrop.TcpOutOfWindow);
             if (!seg.Rst) _ackNow = true;
             return;
         }
@@ -101,7 +101,7 @@ public sealed partial class TcpSocket
             return;
         }
         // Fifth: the ACK field.
-        if (!seg.Ack_) return;
+        if (!seg.HasAck) return;
         if (_tsOk && seg.HasTimestamp && Seq.Ge(seg.TsVal, _tsRecent) && Seq.Le(seg.Seq, _lastAckSent))
         {
             _tsRecent = seg.TsVal; // RFC 7323 §4.3
@@ -124,7 +124,7 @@ public sealed partial class TcpSocket
 
     private void ResetByPeer()
     {
-        _stack.Counters.TcpResetsIn++;
+        _table.Counters.TcpResetsIn++;
         switch (State)
         {
             case TcpState.SynReceived: Finish(TcpError.Refused); break;
@@ -135,11 +135,11 @@ public sealed partial class TcpSocket
 
     private void ChallengeAck()
     {
-        if (_stack.TakeChallengeAckToken()) { _stack.Counters.TcpChallengeAcks++; _ackNow = true; }
+        if (_table.TakeChallengeAckToken()) { _table.Counters.TcpChallengeAcks++; _ackNow = true; }
     }
 
     /// <summary>The ACK field (§3.10.7.4 fifth, RFC 5961 §5.2). False when the segment is done with.</summary>
-    private bool ProcessAck(ref TcpInput seg)
+    private bool ProcessAck(ref TcpSegmentIn seg)
     {
         uint ack = seg.Ack;
         if (State == TcpState.SynReceived)
@@ -168,8 +168,8 @@ public sealed partial class TcpSocket
         bool windowChanged = window != SndWnd;
         bool newSack = false;
         if (_sackOk)
-            for (int i = 0; i < seg.Sack.Count; i++)
-                newSack |= _scoreboard.Add(seg.Sack[i].Left, seg.Sack[i].Right, ack, SndMax);
+            for (int i = 0; i < seg.Header.Sack.Count; i++)
+                newSack |= _scoreboard.Add(seg.Header.Sack[i].Left, seg.Header.Sack[i].Right, ack, SndMax);
 
         if (Seq.Gt(ack, SndUna)) NewAck(ack);
         else if (ack == SndUna && SndMax != SndUna && seg.Payload.IsEmpty && !seg.Fin && window != 0 && (!windowChanged || newSack))
@@ -289,7 +289,7 @@ public sealed partial class TcpSocket
     }
 
     /// <summary>Seventh and eighth steps: place the data, then the FIN, and decide how soon to ACK.</summary>
-    private void ReceiveText(ref TcpInput seg)
+    private void ReceiveText(ref TcpSegmentIn seg)
     {
         var payload = seg.Payload;
         uint seq = seg.Seq;
@@ -315,13 +315,13 @@ public sealed partial class TcpSocket
     {
         int offset = (int)(seq - RcvNxt);
         int room = _recvBuffer.Free - offset;
-        if (room <= 0) { _stack.Counters.Drop(StackDrop.TcpOutOfWindow); _ackNow = true; return; }
+        if (room <= 0) { _table.Counters.Drop(StackDrop.TcpOutOfWindow); _ackNow = true; return; }
         if (payload.Length > room) payload = payload[..room];
         _recvBuffer.WriteAt(offset, payload);
         if (offset > 0)
         {
             // Out of order: keep it and say so at once, with SACK (RFC 5681 §4.2, RFC 2018).
-            if (!_outOfOrder.Add(offset, offset + payload.Length)) _stack.Counters.Drop(StackDrop.TcpOutOfOrderFull);
+            if (!_outOfOrder.Add(offset, offset + payload.Length)) _table.Counters.Drop(StackDrop.TcpOutOfOrderFull);
             _ackNow = true;
             return;
         }
@@ -362,16 +362,16 @@ public sealed partial class TcpSocket
     {
         State = TcpState.TimeWait;
         _rtoAt = _persistAt = _keepAt = 0;
-        _closeAt = (Now + _stack.Options.TimeWait).Nanoseconds;
+        _closeAt = (Now + _table.Options.TimeWait).Nanoseconds;
         Raise(SocketEvents.Closed | SocketEvents.Readable);
     }
 
     /// <summary>TIME-WAIT: acknowledge a retransmitted FIN and restart the 2·MSL timer; RSTs are ignored (RFC 1337).</summary>
-    private void InTimeWait(ref TcpInput seg)
+    private void InTimeWait(ref TcpSegmentIn seg)
     {
         if (seg.Rst) return;
         if (seg.Fin && seg.Seq + (uint)seg.Payload.Length + 1 == RcvNxt)
-            _closeAt = (Now + _stack.Options.TimeWait).Nanoseconds;
+            _closeAt = (Now + _table.Options.TimeWait).Nanoseconds;
         _ackNow = true;
     }
 
@@ -379,17 +379,19 @@ public sealed partial class TcpSocket
     /// May a new SYN take over this TIME-WAIT connection's 4-tuple? Yes when its sequence number
     /// or timestamp is beyond anything of the old connection (RFC 9293 §3.6.1, RFC 6191).
     /// </summary>
-    internal bool TimeWaitAcceptsSyn(in TcpInput syn) =>
+    internal bool TimeWaitAcceptsSyn(in TcpSegmentIn syn) =>
         State == TcpState.TimeWait && (_tsOk && syn.HasTimestamp ? Seq.Gt(syn.TsVal, _tsRecent) : Seq.Gt(syn.Seq, RcvNxt));
 
     internal uint TimeWaitNextSeq => SndMax + 65536 * 2;
 
     internal void EndTimeWait() { if (State == TcpState.TimeWait) Finish(TcpError.None); }
 
-    /// <summary>ICMP says the destination is unreachable: fatal only while the SYN is out (RFC 1122 §4.2.3.9 treats it as soft otherwise).</summary>
-    internal void IcmpUnreachable(byte code)
+    /// <summary>
+    /// The IP layer says the destination is unreachable (ICMP): a hard error (port or protocol
+    /// unreachable) is fatal only while the SYN is out; RFC 1122 §4.2.3.9 treats the rest as soft.
+    /// </summary>
+    internal void Unreachable(bool hard)
     {
-        if (State != TcpState.SynSent) return;
-        if (code is (byte)UnreachableCode.Port or (byte)UnreachableCode.Protocol) Finish(TcpError.Refused);
+        if (State == TcpState.SynSent && hard) Finish(TcpError.Refused);
     }
 }

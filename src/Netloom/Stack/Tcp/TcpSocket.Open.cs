@@ -2,7 +2,7 @@ using Netloom.Wire;
 
 namespace Netloom.Stack;
 
-public sealed partial class TcpSocket
+internal sealed partial class TcpSocket
 {
     /// <summary>Active open (RFC 9293 §3.10.1): send a SYN and enter SYN-SENT.</summary>
     internal void Connect(uint iss)
@@ -24,7 +24,7 @@ public sealed partial class TcpSocket
     /// Passive open completing: the listener's SYN-RECEIVED entry (or a valid SYN cookie) met the
     /// handshake's final ACK. Takes the negotiated options, then processes that ACK.
     /// </summary>
-    internal void AcceptHandshake(in SynParameters p, ref TcpInput ack)
+    internal void AcceptHandshake(in SynParameters p, ref TcpSegmentIn ack)
     {
         Iss = p.Iss;
         Irs = p.Irs;
@@ -53,7 +53,7 @@ public sealed partial class TcpSocket
         else { _sndShift = 0; _rcvShift = 0; }
         _sackOk = _options.SelectiveAck && sackOk;
         _tsOk = _options.Timestamps && tsOk;
-        _mss = Math.Max(64, Math.Min(_peerMss, _stack.Options.Mtu - 40) - (_tsOk ? 12 : 0));
+        _mss = Math.Max(64, Math.Min(_peerMss, _table.MaxSegmentSize(_remote.Address)) - (_tsOk ? 12 : 0));
         _cc = CongestionControl.Create(_options.Congestion, _mss, _options.InitialWindowSegments);
         if (!_options.WindowScaling || peerWs < 0) _rcvWndLimit = Math.Min(_rcvWndLimit, 65535);
     }
@@ -61,14 +61,15 @@ public sealed partial class TcpSocket
     /// <summary>Sends our SYN (or SYN-ACK) with every option we offer.</summary>
     private void SendSyn(bool ack)
     {
-        var o = TcpOutOptions.None;
-        o.Mss = (ushort)Math.Min(65535, _stack.Options.Mtu - 40);
-        if (_options.WindowScaling) o.WindowScale = (sbyte)_rcvShift;
-        o.SackPermitted = _options.SelectiveAck;
-        if (_options.Timestamps) { o.HasTimestamp = true; o.TsVal = TsNow(); o.TsEcr = ack ? _tsRecent : 0; }
         ushort window = (ushort)Math.Min(65535, _rcvWndLimit); // SYN windows are never scaled
         if (ack) _rcvAdvEdge = RcvNxt + window; // a bare SYN knows no RCV.NXT yet: InSynSent sets the edge
-        _stack.SendTcp(this, Iss, ack ? RcvNxt : 0, ack ? TcpFlags.Syn | TcpFlags.Ack : TcpFlags.Syn, window, o, 0, 0);
+        var h = Header(Iss, ack ? RcvNxt : 0, ack ? TcpFlags.Syn | TcpFlags.Ack : TcpFlags.Syn, window);
+        h.MaxSegmentSize = (ushort)Math.Min(65535, _table.MaxSegmentSize(_remote.Address));
+        if (_options.WindowScaling) h.WindowScale = _rcvShift;
+        h.SackPermitted = _options.SelectiveAck;
+        if (_options.Timestamps) h.Timestamp = new TcpTimestamp(TsNow(), ack ? _tsRecent : 0);
+        if (!Emit(h)) { Owe(Owed.Syn); return; }
+        _owed &= ~Owed.Syn;
         SegmentsOut++;
     }
 

@@ -3,7 +3,7 @@ using Netloom.Wire;
 namespace Netloom.Stack;
 
 /// <summary>What to send: new data, retransmissions, FIN, ACKs and window updates.</summary>
-public sealed partial class TcpSocket
+internal sealed partial class TcpSocket
 {
     private const int DupThresh = 3;
 
@@ -136,15 +136,16 @@ public sealed partial class TcpSocket
     /// <summary>Emits one segment carrying the current ACK, window and options; false when the device is full (retried later).</summary>
     private bool SendSegment(uint seq, int len, bool fin)
     {
-        var o = SegmentOptions();
-        if (_sackOk && !_outOfOrder.IsEmpty) AddSackBlocks(ref o);
         var flags = TcpFlags.Ack;
         if (fin) flags |= TcpFlags.Fin;
         if (len > 0 && seq + (uint)len == DataEnd) flags |= TcpFlags.Psh;
-        ushort window = WindowToAdvertise();
-        if (!_stack.SendTcp(this, seq, RcvNxt, flags, window, o, len > 0 ? (int)(seq - _sndBufSeq) : 0, len))
+        var h = Header(seq, RcvNxt, flags, WindowToAdvertise());
+        h.PayloadLength = len;
+        AddTimestamp(ref h);
+        if (_sackOk && !_outOfOrder.IsEmpty) AddSackBlocks(ref h);
+        if (!Emit(h, len > 0 ? (int)(seq - _sndBufSeq) : 0))
         {
-            _stack.BlockedOnDevice(this);
+            _table.RetryAfterFlush(this);
             if (len == 0 && !fin) _ackNow = true;
             return false;
         }
@@ -153,13 +154,21 @@ public sealed partial class TcpSocket
         return true;
     }
 
-    /// <summary>The options every segment after the handshake carries: the timestamp, when in use.</summary>
-    private TcpOutOptions SegmentOptions()
+    /// <summary>A header between this connection's ports, with no options yet.</summary>
+    private TcpRepr Header(uint seq, uint ack, TcpFlags flags, ushort window) => new()
     {
-        var o = TcpOutOptions.None;
-        if (_tsOk) { o.HasTimestamp = true; o.TsVal = TsNow(); o.TsEcr = _tsRecent; }
-        return o;
+        SourcePort = _local.Port, DestinationPort = _remote.Port, SequenceNumber = seq, AcknowledgmentNumber = ack, Flags = flags, Window = window,
+    };
+
+    /// <summary>The option every segment after the handshake carries: the timestamp, when in use (RFC 7323 §3.2).</summary>
+    private void AddTimestamp(ref TcpRepr h)
+    {
+        if (_tsOk) h.Timestamp = new TcpTimestamp(TsNow(), _tsRecent);
     }
+
+    /// <summary>Hands one segment (its payload, if any, from the send buffer at <paramref name="dataOffset"/>) to the table; false when the device is full.</summary>
+    private bool Emit(in TcpRepr h, int dataOffset = 0) =>
+        _table.TrySend(new TcpSegmentOut(_local.Address, _remote.Address, h, h.PayloadLength > 0 ? _sendBuffer : null, dataOffset));
 
     /// <summary>
     /// After an event (a segment in, or the device making room): send what is allowed, the ACK
@@ -172,6 +181,45 @@ public sealed partial class TcpSocket
         else if (_unackedSegments > 0 && _ackAt == 0) _ackAt = (Now + _options.DelayedAck).Nanoseconds;
         Reschedule();
         Notify();
+    }
+
+    /// <summary>
+    /// The device-full contract: a segment the device refused has changed nothing (no sequence
+    /// space taken, no counter, no backoff). Data, FIN and ACKs are recomputed by <see cref="AfterEvent"/>;
+    /// what only a timer or a reply would send (SYN, persist and keep-alive probes, RST replies) is
+    /// owed, and sent here, on the table's turn after the next flush, if it is still due.
+    /// </summary>
+    internal void RetryAfterFlush()
+    {
+        if ((_owed & Owed.Syn) != 0)
+        {
+            _owed &= ~Owed.Syn;
+            if (State is TcpState.SynSent or TcpState.SynReceived) SendSyn(ack: State == TcpState.SynReceived);
+        }
+        if ((_owed & Owed.Control) != 0)
+        {
+            _owed &= ~Owed.Control;
+            if (State == _owedControlState) SendControl(_owedControlSeq, _owedControlAck, _owedControlFlags); // a reply to a state since left is stale
+        }
+        if ((_owed & Owed.Persist) != 0)
+        {
+            _owed &= ~Owed.Persist;
+            OnPersist();
+        }
+        if ((_owed & Owed.KeepAlive) != 0)
+        {
+            _owed &= ~Owed.KeepAlive;
+            OnKeepAlive();
+            if (State == TcpState.Closed) return;
+        }
+        AfterEvent();
+    }
+
+    /// <summary>The device refused a segment only this socket's timers or replies would send: owe it and take a turn after the flush.</summary>
+    private void Owe(Owed what)
+    {
+        _owed |= what;
+        _table.RetryAfterFlush(this);
     }
 
     /// <summary>A segment with no data: the ACK, with SACK blocks when data is missing.</summary>
@@ -190,18 +238,23 @@ public sealed partial class TcpSocket
         _lastAckSent = RcvNxt;
     }
 
-    /// <summary>A bare control segment (RST) with no options.</summary>
+    /// <summary>A bare control segment (RST) with no options; owed when the device is full (lost if the connection then closes).</summary>
     private void SendControl(uint seq, uint ack, TcpFlags flags)
     {
-        _stack.SendTcp(this, seq, ack, flags, 0, TcpOutOptions.None, 0, 0);
+        if (!Emit(Header(seq, ack, flags, 0)))
+        {
+            (_owedControlSeq, _owedControlAck, _owedControlFlags, _owedControlState) = (seq, ack, flags, State);
+            Owe(Owed.Control);
+            return;
+        }
         SegmentsOut++;
-        if ((flags & TcpFlags.Rst) != 0) _stack.Counters.TcpResetsOut++;
+        if ((flags & TcpFlags.Rst) != 0) _table.Counters.TcpResetsOut++;
     }
 
     /// <summary>SACK blocks for the out-of-order data, the latest first (RFC 2018 §4); 3 fit beside timestamps.</summary>
-    private void AddSackBlocks(ref TcpOutOptions o)
+    private void AddSackBlocks(ref TcpRepr o)
     {
-        int max = o.HasTimestamp ? 3 : 4;
+        int max = o.Timestamp.HasValue ? 3 : 4;
         int latest = _outOfOrder.Latest;
         if (latest >= 0)
         {

@@ -3,7 +3,7 @@ using Netloom.Wire;
 namespace Netloom.Stack;
 
 /// <summary>Retransmission (RFC 6298), persist, keep-alive, delayed ACK and TIME-WAIT timers.</summary>
-public sealed partial class TcpSocket
+internal sealed partial class TcpSocket
 {
     internal void OnTimer()
     {
@@ -92,7 +92,11 @@ public sealed partial class TcpSocket
             _swsOverride = false;
             return;
         }
-        _stack.SendTcp(this, SndUna, RcvNxt, TcpFlags.Ack, WindowToAdvertise(), SegmentOptions(), (int)(SndUna - _sndBufSeq), 1);
+        var h = Header(SndUna, RcvNxt, TcpFlags.Ack, WindowToAdvertise());
+        h.PayloadLength = 1;
+        AddTimestamp(ref h);
+        if (!Emit(h, (int)(SndUna - _sndBufSeq))) { Owe(Owed.Persist); return; } // no sequence space taken, no backoff
+        _owed &= ~Owed.Persist;
         SegmentsOut++;
         AckSent();
         if (Seq.Lt(SndNxt, SndUna + 1)) SndNxt = SndUna + 1;
@@ -113,7 +117,15 @@ public sealed partial class TcpSocket
             return;
         }
         // A probe is an old sequence number with no data: any live peer must ACK it (RFC 1122 §4.2.3.6).
-        _stack.SendTcp(this, SndUna - 1, RcvNxt, TcpFlags.Ack, WindowToAdvertise(), SegmentOptions(), 0, 0);
+        var h = Header(SndUna - 1, RcvNxt, TcpFlags.Ack, WindowToAdvertise());
+        AddTimestamp(ref h);
+        if (!Emit(h))
+        {
+            Owe(Owed.KeepAlive);                              // not a probe the peer failed to answer
+            _keepAt = now + _options.KeepAliveInterval.Nanoseconds; // the retry, not this timer, sends it
+            return;
+        }
+        _owed &= ~Owed.KeepAlive;
         SegmentsOut++;
         _keepProbes++;
         _keepAt = now + _options.KeepAliveInterval.Nanoseconds;
@@ -141,7 +153,7 @@ public sealed partial class TcpSocket
         Earliest(ref due, _closeAt);
         if (due == _timerDue) return;
         _timerDue = due;
-        _stack.ScheduleTcpTimer(this, due);
+        _table.Schedule(this, due);
     }
 
     private static void Earliest(ref long due, long t)

@@ -4,22 +4,24 @@ using Netloom.Wire;
 namespace Netloom.Stack;
 
 /// <summary>
-/// One TCP connection (RFC 9293's TCB) of an <see cref="Interface"/>: the state machine, the
-/// send and receive buffers, retransmission, congestion and flow control. Used on the stack's
-/// owner thread (or with the stack lock held); <see cref="Send"/> and <see cref="Receive"/> never
-/// block. Input, output and timers live in the partial files of the same name.
+/// One TCP connection (RFC 9293's TCB): the state machine, the send and receive buffers,
+/// retransmission, congestion and flow control. It takes parsed segments in
+/// (<see cref="TcpSegmentIn"/>) and hands segments out through its <see cref="TcpTable"/>
+/// (<see cref="TcpSegmentOut"/>); it knows no IP version and no frame layout, so IPv4 and IPv6
+/// run the same socket. Used on the stack's owner thread (or with the stack lock held);
+/// <see cref="Send"/> and <see cref="Receive"/> never block. Input, output and timers live in the
+/// partial files of the same name.
 /// </summary>
-public sealed partial class TcpSocket
+internal sealed partial class TcpSocket
 {
-    private readonly Interface _stack;
+    private readonly TcpTable _table;
     private readonly TcpSocketOptions _options;
     private readonly ByteRing _sendBuffer, _recvBuffer;
     private readonly Assembler _outOfOrder = new();
     private readonly SackScoreboard _scoreboard = new();
     private readonly RttEstimator _rtt;
     private CongestionControl _cc;
-    internal int Slot = -1, Timer = -1;
-    internal bool TxBlocked;
+    private readonly TcpEndpoint _local, _remote;
 
     // Send sequence variables (RFC 9293 §3.3.1). SND.MAX is the highest sequence sent; after a
     // timeout SND.NXT goes back to SND.UNA and climbs again (go-back-N, skipping SACKed data).
@@ -63,13 +65,22 @@ public sealed partial class TcpSocket
     private bool _ackNow, _swsOverride;
     private SocketEvents _pendingEvents;
 
-    internal TcpSocket(Interface stack, TcpSocketOptions options, ushort localPort, Ipv4Address remote, ushort remotePort)
+    // Segments the device refused that no later event would send again: owed until the table's
+    // retry after the next flush (the device-full contract, see RetryAfterFlush).
+    [Flags]
+    private enum Owed : byte { None = 0, Syn = 1, Persist = 2, KeepAlive = 4, Control = 8 }
+    private Owed _owed;
+    private uint _owedControlSeq, _owedControlAck;
+    private TcpFlags _owedControlFlags;
+    private TcpState _owedControlState;
+
+    internal TcpSocket(TcpTable table, TcpSocketOptions options, TcpEndpoint local, TcpEndpoint remote, int slot)
     {
-        _stack = stack;
+        _table = table;
         _options = options;
-        LocalPort = localPort;
-        RemoteAddress = remote;
-        RemotePort = remotePort;
+        _local = local;
+        _remote = remote;
+        Slot = slot;
         _sendBuffer = new ByteRing(TcpSocketOptions.RoundUp(options.SendBufferSize));
         _recvBuffer = new ByteRing(options.ReceiveCapacity);
         _rtt = new RttEstimator(options.InitialRto, options.MinRto, options.MaxRto);
@@ -80,11 +91,16 @@ public sealed partial class TcpSocket
         NoDelay = options.NoDelay;
     }
 
-    internal ByteRing SendRing => _sendBuffer;
-    public ushort LocalPort { get; }
-    public Ipv4Address LocalAddress => _stack.Address;
-    public Ipv4Address RemoteAddress { get; }
-    public ushort RemotePort { get; }
+    /// <summary>The table's handle for this connection (its slot).</summary>
+    internal int Slot { get; }
+    internal TcpEndpoint Local => _local;
+    internal TcpEndpoint Remote => _remote;
+    public ushort LocalPort => _local.Port;
+    public ushort RemotePort => _remote.Port;
+    /// <summary>The local address of an IPv4 connection (the IPv4 socket API's view of the opaque endpoint).</summary>
+    public Ipv4Address LocalAddress => _local.Address.Ipv4;
+    /// <summary>The remote address of an IPv4 connection (the IPv4 socket API's view of the opaque endpoint).</summary>
+    public Ipv4Address RemoteAddress => _remote.Address.Ipv4;
     public TcpState State { get; private set; }
     public TcpError Error { get; private set; }
     public bool NoDelay { get; set; }
@@ -107,7 +123,9 @@ public sealed partial class TcpSocket
 
     public long SegmentsIn { get; private set; }
     public long SegmentsOut { get; private set; }
-    public long Retransmits { get; private set; }
+    /// <summary>Segments sent again; each one is added to the stack's TcpRetransmits counter as well.</summary>
+    public long Retransmits { get => _retransmits; private set { _table.Counters.TcpRetransmits += value - _retransmits; _retransmits = value; } }
+    private long _retransmits;
     public long BytesSent { get; private set; }
     public long BytesReceived { get; private set; }
     public long Timeouts { get; private set; }
@@ -124,7 +142,7 @@ public sealed partial class TcpSocket
     public bool IsConnected => State is TcpState.Established or TcpState.CloseWait or TcpState.FinWait1 or TcpState.FinWait2;
     private bool CanSend => State is TcpState.Established or TcpState.CloseWait or TcpState.SynSent or TcpState.SynReceived && !_finQueued;
 
-    private Instant Now => _stack.Now;
+    private Instant Now => _table.Now;
 
     /// <summary>
     /// Queues as much of <paramref name="data"/> as fits and sends what the windows allow.
@@ -199,10 +217,10 @@ public sealed partial class TcpSocket
 
     private void ThrowFailed() => throw new InvalidOperationException(Error switch
     {
-        TcpError.Refused => $"connection to {RemoteAddress}:{RemotePort} was refused",
-        TcpError.Reset => $"connection to {RemoteAddress}:{RemotePort} was reset by the peer",
-        TcpError.TimedOut => $"connection to {RemoteAddress}:{RemotePort} timed out",
-        _ => $"connection to {RemoteAddress}:{RemotePort} was aborted",
+        TcpError.Refused => $"connection to {_remote} was refused",
+        TcpError.Reset => $"connection to {_remote} was reset by the peer",
+        TcpError.TimedOut => $"connection to {_remote} timed out",
+        _ => $"connection to {_remote} was aborted",
     });
 
     /// <summary>The user read <paramref name="n"/> bytes: autotune the window and offer more when worthwhile.</summary>
@@ -240,7 +258,7 @@ public sealed partial class TcpSocket
         Observer?.OnSocketEvents(this, e);
     }
 
-    private void Flush() => _stack.FlushTcp();
+    private void Flush() => _table.Flush();
 
     /// <summary>After a call from the owner: timers follow what was sent, frames go out.</summary>
     private void AfterCall()
@@ -256,12 +274,12 @@ public sealed partial class TcpSocket
         if (error is TcpError.Reset or TcpError.Aborted or TcpError.Refused or TcpError.TimedOut) _recvBuffer.Consume(_recvBuffer.Count);
         State = TcpState.Closed;
         _rtoAt = _ackAt = _persistAt = _keepAt = _closeAt = 0;
-        _stack.ReleaseTcp(this);
+        _table.Release(this);
         Raise(SocketEvents.Closed | SocketEvents.Readable | SocketEvents.Writable);
         Notify();
     }
 
-    public override string ToString() => $"{LocalAddress}:{LocalPort} -> {RemoteAddress}:{RemotePort} {State}";
+    public override string ToString() => $"{_local} -> {_remote} {State}";
 
     /// <summary>The connection's variables, for debugging and `netloom host` diagnostics.</summary>
     public string Describe() =>

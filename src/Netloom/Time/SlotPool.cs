@@ -1,4 +1,4 @@
-namespace Netloom.Emulation;
+namespace Netloom.Time;
 
 /// <summary>
 /// Values parked under small integer handles, with freed handles reused: the event queue's events
@@ -27,6 +27,9 @@ internal sealed class SlotPool<T>
         _items[slot] = item;
         return slot;
     }
+
+    /// <summary>The value under <paramref name="slot"/>, left in place.</summary>
+    public ref readonly T Peek(int slot) => ref _items[slot];
 
     /// <summary>Takes the value back out; the handle is free again.</summary>
     public T Take(int slot)

@@ -1,43 +1,25 @@
-namespace Netloom.Emulation;
-
-internal enum EventKind : byte
-{
-    /// <summary>A frame reaches the far end of a link direction (a frame that overtakes others).</summary>
-    Arrival,
-    /// <summary>The first frame of a link direction's in-order queue arrives.</summary>
-    Head,
-    /// <summary>A node asked to be polled (its timers, its apps).</summary>
-    Wake,
-    /// <summary>A scheduled callback: a scenario event, an app start, an async continuation on a host.</summary>
-    Callback,
-}
-
-internal struct SimEvent
-{
-    public EventKind Kind;
-    /// <summary>Link id (Arrival, Head), node id (Wake) or callback slot (Callback).</summary>
-    public int Target;
-    /// <summary>Direction 0/1 (Arrival, Head).</summary>
-    public int Aux;
-    /// <summary>The link's epoch when the frame left (Arrival): a link that went down meanwhile loses it.</summary>
-    public long Epoch;
-    public SimFrame? Frame;
-}
+namespace Netloom.Time;
 
 /// <summary>
-/// The discrete-event queue, ordered by (time, insertion order), so events at the same instant run in
-/// the order they were scheduled and every run with the same seed is the same.
+/// The discrete-event queue: one engine for everything in Netloom that waits for a moment in
+/// (virtual or real) time. The emulator's <c>Network</c> runs on it, <c>ImpairedDevice</c>'s delay
+/// lines hold their frames in it, and the tests' virtual-time harnesses deliver through it.
+/// Events are ordered by (time, insertion order), so events at the same instant come out in the
+/// order they were pushed and every run with the same seed is the same.
 /// Two parts keep that order cheaply:
 /// <list type="bullet">
 /// <item>Events for the instant being processed (a frame over a link with no delay, a wake-up "now")
-/// go to a FIFO: they were scheduled after everything already waiting for this instant, so they run
-/// after it, in their own order, and never touch the heap.</item>
+/// go to a FIFO: they were pushed after everything already waiting for this instant, so they come
+/// out after it, in their own order, and never touch the heap.</item>
 /// <item>Later events go to a 4-ary min-heap of small keys (time, order, slot) holding no references,
 /// so a sift moves 24-byte plain values with no GC write barriers; the events themselves stay put
 /// in a slot array until popped.</item>
 /// </list>
+/// An event pushed for a time before the last one popped counts as due at that last time (it is
+/// late, and comes after what was already due then). Pushing allocates nothing once the queue has
+/// seen its peak.
 /// </summary>
-internal sealed class EventQueue
+internal sealed class EventQueue<T>
 {
     private struct Key
     {
@@ -47,20 +29,21 @@ internal sealed class EventQueue
 
     private Key[] _heap = new Key[256];
     private int _heapCount;
-    private readonly SlotPool<SimEvent> _events = new();
+    private readonly SlotPool<T> _events = new();
     private long _order;
 
     // The FIFO of events at _current: a ring.
-    private SimEvent[] _now = new SimEvent[256];
+    private T[] _now = new T[256];
     private int _nowHead, _nowCount;
     /// <summary>The time of the last event popped; every queued event is at or after it.</summary>
     private long _current = long.MinValue;
 
     public int Count => _heapCount + _nowCount;
 
+    /// <summary>When the next event is due (nanoseconds), or <see cref="long.MaxValue"/> when none waits.</summary>
     public long PeekTime => _nowCount > 0 ? _current : _heapCount > 0 ? _heap[0].Time : long.MaxValue;
 
-    public void Push(long time, in SimEvent e)
+    public void Push(long time, in T e)
     {
         if (time <= _current)
         {
@@ -85,14 +68,34 @@ internal sealed class EventQueue
         heap[i] = new Key { Time = time, Order = order, Slot = slot };
     }
 
-    public SimEvent Pop(out long time)
+    /// <summary>Whether the next event comes from the FIFO (heap events at the current instant were pushed before anything in it).</summary>
+    private bool NextIsNow => _nowCount > 0 && (_heapCount == 0 || _heap[0].Time > _current);
+
+    /// <summary>The next event, left in the queue. False when none waits.</summary>
+    public bool TryPeek(out T e)
     {
-        // Heap events at the current instant were scheduled before anything in the FIFO.
-        if (_nowCount > 0 && (_heapCount == 0 || _heap[0].Time > _current))
+        if (NextIsNow) e = _now[_nowHead];
+        else if (_heapCount > 0) e = _events.Peek(_heap[0].Slot);
+        else { e = default!; return false; }
+        return true;
+    }
+
+    /// <summary>Takes the next event if it is due by <paramref name="now"/>.</summary>
+    public bool TryPop(long now, out T e)
+    {
+        if (PeekTime > now) { e = default!; return false; }
+        e = Pop(out _);
+        return true;
+    }
+
+    /// <summary>Takes the next event; the queue must not be empty.</summary>
+    public T Pop(out long time)
+    {
+        if (NextIsNow)
         {
-            ref SimEvent head = ref _now[_nowHead];
+            ref T head = ref _now[_nowHead];
             var e = head;
-            head = default;
+            head = default!;
             _nowHead = (_nowHead + 1) & (_now.Length - 1);
             _nowCount--;
             time = _current;
@@ -125,7 +128,7 @@ internal sealed class EventQueue
 
     private void GrowNow()
     {
-        var bigger = new SimEvent[_now.Length * 2];
+        var bigger = new T[_now.Length * 2];
         for (int k = 0; k < _nowCount; k++) bigger[k] = _now[(_nowHead + k) & (_now.Length - 1)];
         _now = bigger;
         _nowHead = 0;

@@ -1,6 +1,6 @@
 using Netloom.Time;
 
-namespace Netloom.Emulation;
+namespace Netloom.Netem;
 
 /// <summary>How a link's delay varies around its mean (netem's distributions).</summary>
 public enum DelayDistribution
@@ -25,10 +25,13 @@ public readonly record struct GilbertElliott(double P, double R, double LossInBa
 }
 
 /// <summary>
-/// What one direction of a link does to frames, netem's set: delay with jitter and a distribution,
+/// What one direction of a medium does to frames, netem's set: delay with jitter and a distribution,
 /// random or Gilbert-Elliott loss, duplication, corruption, reordering, a rate limit with a queue
 /// limit and per-frame overhead, and an MTU. Probabilities are 0..1. As in netem, jitter reorders
 /// frames when there is no rate limit; with one, frames keep their order.
+/// The one model for both users: an emulated link direction (<c>Emulation.LinkDirection</c>) and
+/// the fault-injecting device decorator (<c>Stack.Devices.ImpairedDevice</c>) each run a
+/// <see cref="NetemEngine"/> over it, so they make the same decisions in the same order.
 /// </summary>
 public sealed record Impairments
 {
@@ -56,6 +59,9 @@ public sealed record Impairments
     /// <summary>Largest IP packet the link carries; larger frames are dropped. 0: no limit beyond the nodes'.</summary>
     public int Mtu { get; init; }
 
+    /// <summary>Whether frames pass untouched.</summary>
+    public bool IsNone => this == None;
+
     /// <summary>Checks the values make sense; returns a message naming the first that does not.</summary>
     public string? Validate()
     {
@@ -74,5 +80,41 @@ public sealed record Impairments
         if (Overhead < 0 || Overhead > 1000) return "overhead must be 0 to 1000 bytes";
         if (Mtu != 0 && (Mtu < 68 || Mtu > 65522)) return "mtu must be 68 to 65522";
         return null;
+    }
+
+    /// <summary>
+    /// Parses a flag's list, "loss=1%,delay=10ms,jitter=2ms,duplicate=0.5%,reorder=5%" (any subset,
+    /// any order): the part of the model <c>--impair</c> offers.
+    /// </summary>
+    public static bool TryParse(string text, out Impairments result, out string? error)
+    {
+        result = None;
+        error = null;
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var kv = part.Split('=', 2);
+            if (kv.Length != 2) { error = $"'{part}': expected key=value"; return false; }
+            string key = kv[0], v = kv[1];
+            switch (key)
+            {
+                case "loss" or "duplicate" or "reorder":
+                    if (!Quantity.TryPercent(v, out double p)) { error = $"{key}={v}: expected a percentage from 0% to 100%, such as 1.5%"; return false; }
+                    result = key switch { "loss" => result with { Loss = p }, "duplicate" => result with { Duplicate = p }, _ => result with { Reorder = p } };
+                    break;
+                case "delay" or "jitter":
+                    if (!Quantity.TryDuration(v, out var d) || d > Duration.FromSeconds(3600)) { error = $"{key}={v}: expected a time such as 10ms, 500us or 1s"; return false; }
+                    result = key == "delay" ? result with { Delay = d } : result with { Jitter = d };
+                    break;
+                default:
+                    error = $"unknown impairment '{key}'; use loss, delay, jitter, duplicate, reorder";
+                    return false;
+            }
+        }
+        if (result.Jitter > result.Delay && result.Jitter > Duration.Zero && result.Delay == Duration.Zero)
+        {
+            error = "jitter needs a delay at least as large (jitter moves frames around the delay)";
+            return false;
+        }
+        return true;
     }
 }

@@ -1,14 +1,16 @@
+using Netloom.Stack;
 using Netloom.Time;
-using Netloom.Wire;
 
-namespace Netloom.Emulation.Apps;
+namespace Netloom.Emulation;
 
 /// <summary>
 /// Traffic running on a host, driven by the host's polls in (virtual or real) time: it may do work
 /// at every poll and says when it next needs one through <see cref="WakeAt"/>. Apps use the stack's
 /// non-blocking sockets, so they allocate nothing per packet.
+/// This base is the contract between a host and its apps, so it lives in the emulator's core; the
+/// apps themselves (<c>Emulation.Apps</c>) build on it, and the core never names one of them.
 /// </summary>
-public abstract class App
+internal abstract class App
 {
     protected App(string name, HostNode host)
     {
@@ -47,6 +49,9 @@ public abstract class App
     /// <summary>Does what can be done now; true when something moved (the host polls again).</summary>
     internal abstract bool Poll(Instant now);
 
+    /// <summary>The host's stack took an echo reply; an app that sent the request (same identifier) counts it.</summary>
+    internal virtual void OnPingReply(in PingReply reply) { }
+
     /// <summary>The host crashed: its sockets are gone.</summary>
     internal virtual void HostCrashed()
     {
@@ -59,9 +64,9 @@ public abstract class App
     /// <summary>What the app measured, for the summary table and the JSON report.</summary>
     public abstract AppReport Report(Instant now);
 
-    protected static string Describe(Netloom.Stack.TcpError e) => e switch
+    protected static string Describe(TcpError e) => e switch
     {
-        Netloom.Stack.TcpError.None => "closed",
+        TcpError.None => "closed",
         _ => e.ToString().ToLowerInvariant(),
     };
 }
@@ -90,77 +95,3 @@ public sealed record AppReport
 
 /// <summary>Latency percentiles in microseconds.</summary>
 public sealed record LatencySummary(long Count, double MinUs, double MeanUs, double P50Us, double P90Us, double P99Us, double MaxUs, double StdDevUs);
-
-/// <summary>
-/// Latency samples in a log-linear histogram (HdrHistogram's shape): exact count, mean, standard
-/// deviation, minimum and maximum; percentiles from buckets 1/128 of their value wide, each reported
-/// as the mean of the samples it holds, so a percentile is within 0.8% of the true one and exact
-/// when its bucket holds one value (a fixed delay). Memory is bounded however long the run: one
-/// bucket array per power of two actually seen, allocated the first time; none per sample after that.
-/// </summary>
-public sealed class LatencyStats
-{
-    private const int SubBuckets = 128; // per power of two from 256 ns up; below 256 ns every nanosecond has a bucket
-
-    private struct Bucket
-    {
-        public long Count;
-        public double Sum;
-    }
-
-    private readonly Bucket[]?[] _octaves = new Bucket[]?[56];
-    private double _sum, _sumSq;
-    private long _min = long.MaxValue, _max = long.MinValue;
-
-    public long Count { get; private set; }
-
-    public void Add(long nanoseconds)
-    {
-        long v = Math.Max(0, nanoseconds);
-        Count++;
-        _sum += v;
-        _sumSq += (double)v * v;
-        _min = Math.Min(_min, v);
-        _max = Math.Max(_max, v);
-        int octave, bucket;
-        if (v < 2 * SubBuckets) { octave = 0; bucket = (int)v; }
-        else
-        {
-            int e = 63 - System.Numerics.BitOperations.LeadingZeroCount((ulong)v); // 8 and up
-            octave = e - 7;
-            bucket = (int)(v >> (e - 7)) - SubBuckets;
-        }
-        ref Bucket b = ref (_octaves[octave] ??= new Bucket[octave == 0 ? 2 * SubBuckets : SubBuckets])[bucket];
-        b.Count++;
-        b.Sum += v;
-    }
-
-    public double Mean => Count == 0 ? 0 : _sum / Count;
-    public double StdDev => Count < 2 ? 0 : Math.Sqrt(Math.Max(0, (_sumSq - _sum * _sum / Count) / (Count - 1)));
-
-    /// <summary>The sample of rank ⌊q·Count⌋ in sorted order, as its bucket's mean (nanoseconds).</summary>
-    public double Percentile(double q)
-    {
-        if (Count == 0) return 0;
-        long rank = Math.Min(Count - 1, (long)(q * Count)), seen = 0;
-        foreach (var octave in _octaves)
-        {
-            if (octave is null) continue;
-            foreach (var b in octave)
-            {
-                seen += b.Count;
-                if (seen > rank) return Math.Clamp(b.Sum / b.Count, _min, _max);
-            }
-        }
-        return _max;
-    }
-
-    public LatencySummary? Summary() => Count == 0 ? null
-        : new LatencySummary(Count, _min / 1e3, Mean / 1e3, Percentile(0.5) / 1e3, Percentile(0.9) / 1e3, Percentile(0.99) / 1e3, _max / 1e3, StdDev / 1e3);
-}
-
-/// <summary>Where a client app sends: an address and port.</summary>
-public readonly record struct Endpoint(Ipv4Address Address, ushort Port)
-{
-    public override string ToString() => $"{Address}:{Port}";
-}

@@ -1,14 +1,13 @@
 using System.Diagnostics;
-using Netloom.Time;
 
-namespace Netloom.Sockets;
+namespace Netloom.Time;
 
 /// <summary>
 /// Real time as the stack sees it: an origin plus the monotonic stopwatch since construction.
 /// Hosts and benchmarks turn the wall clock into <see cref="Instant"/>s through this; the stack
 /// itself never reads a clock.
 /// </summary>
-public sealed class MonotonicClock(Instant origin)
+internal sealed class MonotonicClock(Instant origin)
 {
     private readonly long _start = Stopwatch.GetTimestamp();
 

@@ -1,0 +1,36 @@
+using Netloom.Wire;
+
+namespace Netloom.Stack;
+
+/// <summary>
+/// An IP address of either version as TCP sees it: 128 opaque bits the IP layer gave it. TCP
+/// only compares, hashes and hands them back, so an IPv6 layer can use the same sockets. IPv4
+/// addresses are held IPv4-mapped (::ffff:a.b.c.d, RFC 4291 §2.5.5.2).
+/// </summary>
+internal readonly record struct IpAddr(UInt128 Bits)
+{
+    private const ulong MappedPrefix = 0xFFFF_0000_0000UL; // ::ffff:0:0/96
+
+    public static IpAddr FromIpv4(Ipv4Address address) => new(new UInt128(0, MappedPrefix | address.Value));
+
+    public bool IsIpv4 => Bits >> 32 == 0xFFFF;
+
+    /// <summary>The IPv4 address of an IPv4-mapped value (for the IPv4 layer).</summary>
+    public Ipv4Address Ipv4 => IsIpv4 ? new Ipv4Address((uint)Bits) : ThrowNotIpv4();
+
+    private Ipv4Address ThrowNotIpv4() => throw new InvalidOperationException($"{this} is not an IPv4 address");
+
+    public override string ToString()
+    {
+        if (IsIpv4) return Ipv4.ToString();
+        Span<byte> b = stackalloc byte[16];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt128BigEndian(b, Bits);
+        return new System.Net.IPAddress(b).ToString();
+    }
+}
+
+/// <summary>One end of a TCP connection: an opaque address and a port.</summary>
+internal readonly record struct TcpEndpoint(IpAddr Address, ushort Port)
+{
+    public override string ToString() => Address.IsIpv4 ? $"{Address}:{Port}" : $"[{Address}]:{Port}";
+}
