@@ -55,7 +55,12 @@ internal sealed unsafe partial class Engine
             };
             options.Validate();
             if (config.Pcap is { } pcap) capture = CaptureWriter.Create(pcap);
-            var port = Ports.Open(config.Port);
+            // Frames above the default buffers (a large MTU over shm, as loopback's 64 KiB) need
+            // bigger buffers, and fewer of them so the shared region stays small.
+            int frame = config.Mtu + 14;
+            var portOptions = frame <= PacketPool.DefaultBufferSize ? null
+                : new PortOptions { BufferSize = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)frame), RingSize = 256 };
+            var port = Ports.Open(config.Port, portOptions);
             var settings = new NetStackOptions
             {
                 Device = capture is null ? null : (device, clock) => new CaptureDevice(device, capture, clock, config.Port),
