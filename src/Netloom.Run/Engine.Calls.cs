@@ -230,6 +230,7 @@ internal sealed unsafe partial class Engine
                 if (Get(fd) is not { } s) return sent > 0 ? sent : -Errno.EBADF;
                 long total = s.Type == Abi.SOCK_STREAM ? TotalLengthOf(msg) : 0;
                 long r = s.TrySend(msg, flags, sent);
+                if (r == Abi.Kernel) return HandOver(fd);
                 if (r >= 0)
                 {
                     if (s.Type != Abi.SOCK_STREAM) return r;

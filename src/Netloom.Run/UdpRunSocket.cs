@@ -177,7 +177,9 @@ internal sealed unsafe class UdpRunSocket(Engine engine) : RunSocket(engine, Abi
         {
             long bad = SockAddr.Read(msg->Name, msg->NameLength, out to, out port);
             if (bad < 0) return bad;
-            if (!Engine.Serves(to)) return -Errno.ENETUNREACH;
+            // A fresh socket's first datagram to loopback or off every route: the socket becomes
+            // the kernel's (the engine hands it over); a socket already in use cannot move.
+            if (!Engine.Serves(to)) return _binding is null ? Abi.Kernel : -Errno.ENETUNREACH;
         }
         else if (_connected) { to = _peer; port = _peerPort; }
         else return -Errno.EDESTADDRREQ;

@@ -229,7 +229,7 @@ public class RunInteropTests
         }
     }
 
-    [RootFact("ip", "curl", "/usr/bin/python3")]
+    [RootFact("ip", "curl", "/usr/bin/python3", "socat")]
     public void Loopback_and_unix_sockets_stay_on_the_kernel_and_the_exit_status_is_the_programs()
     {
         using var lab = new TapNamespace();
@@ -244,6 +244,12 @@ public class RunInteropTests
             ["/usr/bin/python3", "-c", "import socket,sys; a,b=socket.socketpair(); a.sendall(b'unix'); sys.exit(0 if b.recv(4)==b'unix' else 1)"]);
         Assert.True(unix.Code == 0, unix.Out + unix.Err);
         Assert.Equal(7, RunLab.Run(Minute, lab.Ns, lab.Port, $"{lab.NetloomIp}/24", ["sh", "-c", "exit 7"]).Code);
+        // A datagram socket whose first datagram goes to loopback is handed to the kernel too.
+        using var echo = new Background(null, "ip", "netns", "exec", lab.Ns, "socat", "UDP-RECVFROM:9091,bind=127.0.0.1,fork", "SYSTEM:cat");
+        Thread.Sleep(500);
+        var udp = RunLab.Run(Minute, lab.Ns, lab.Port, $"{lab.NetloomIp}/24",
+            ["/usr/bin/python3", "-c", "import socket,sys; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(5); s.sendto(b'loop',('127.0.0.1',9091)); sys.exit(0 if s.recv(16)==b'loop' else 1)"]);
+        Assert.True(udp.Code == 0, udp.Out + udp.Err);
     }
 
     [RootFact("gcc")]
