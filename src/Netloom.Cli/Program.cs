@@ -21,6 +21,7 @@ public static class Program
             GetCommand.Create(),
             KvCommand.Create(),
             EmulateCommand.Create(),
+            RunCommand.Create(),
             BenchCommand.Create(),
         };
         return root.Parse(args).Invoke();

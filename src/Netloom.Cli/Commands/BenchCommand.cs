@@ -48,7 +48,16 @@ internal static class BenchCommand
             return Print(BenchEmulate.Run(rs, h, s, rate), r.GetValue(json),
                 "emulator: one thread, virtual time; packet-hops are frames delivered across links per second of wall time; linux_*: the same shape from namespaces, veth and bridges built with ip -batch, traffic from iperf3 UDP (no netem on this kernel)");
         });
-        return new Command("bench", "End-to-end benchmarks") { rings, switchBench, kv, tcp, peer, emulate };
+        var busyPoll = new Option<int>("--busy-poll") { Description = "netloom run --busy-poll for the sockperf rounds (microseconds)", DefaultValueFactory = _ => 100_000 };
+        var run = new Command("run", "Unmodified programs under netloom run over shm beside the kernel over loopback: sockperf ping-pong, iperf3, redis-benchmark, and the interposer's cost on a kernel descriptor") { seconds, json, busyPoll };
+        run.SetAction(r =>
+        {
+            double s = r.GetValue(seconds);
+            if (s <= 0 || s > 600) return CliErrors.Report("--duration must be between 0 and 600 seconds", CliErrors.BadInput);
+            return Print(BenchRun.Run(s, Math.Max(0, r.GetValue(busyPoll))), r.GetValue(json),
+                "both ends of each program under netloom run, one shm port between them, beside the same programs on the kernel over 127.0.0.1; 3 interleaved rounds, medians; sockperf p50 is its latency (half the round trip), netloom busy-polling (both sides spin: the 2 cores); iperf3 one stream, 64 KiB MTU over shm; redis-benchmark -t set,get -n 200000 -c 50 -P 16; pipe: write+read of 1 byte on a kernel pipe with and without the interposer, 5 rounds");
+        });
+        return new Command("bench", "End-to-end benchmarks") { rings, switchBench, kv, tcp, peer, emulate, run };
     }
 
     private static int Switch(double seconds, bool json)

@@ -19,4 +19,8 @@ internal static class SelfProcess
         foreach (var a in args) psi.ArgumentList.Add(a);
         return Process.Start(psi)!;
     }
+
+    /// <summary>What goes between this binary and its arguments: the dll when run as `dotnet Netloom.Cli.dll`.</summary>
+    public static string[] PrefixArgs() =>
+        Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet" ? [typeof(SelfProcess).Assembly.Location] : [];
 }

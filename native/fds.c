@@ -1,0 +1,113 @@
+/* Descriptor calls: close, dup, fcntl, ioctl. A Netloom socket's fd is a real kernel socket that
+ * holds the number (never bound, never connected), so dup2, close and fcntl's descriptor flags
+ * act on it as on any fd; the engine hears of each new alias and each close. */
+#include "netloom.h"
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
+
+int close(int fd)
+{
+    if (nl_epoll_has_ours(fd) && !nl_in_child) nl_engine->epoll_close(fd);
+    nl_mark_epoll(fd, 0);
+    if (nl_ours(fd)) {
+        if (nl_in_child) nl_mark(fd, 0); /* the child drops its copy; the parent's socket lives on */
+        else {
+            long r = nl_engine->close(fd); /* unmarks fd before libc frees the number */
+            if (r < 0 && r != NL_KERNEL) { REAL(close)(fd); return (int)nl_result(r); }
+        }
+    }
+    return REAL(close)(fd);
+}
+
+int close_range(unsigned first, unsigned last, int flags)
+{
+    if (!(flags & CLOSE_RANGE_CLOEXEC) && nl_fd_ours) {
+        unsigned end = last < NL_MAX_FD ? last : NL_MAX_FD - 1;
+        for (unsigned fd = first; fd <= end && fd < NL_MAX_FD; fd++)
+            if (nl_fd_ours[fd] || nl_epoll_ours[fd]) close((int)fd);
+    }
+    return REAL(close_range)(first, last, flags);
+}
+
+/* After libc made newfd a copy of oldfd: tell the engine newfd is another name for the socket. */
+static int aliased(int oldfd, int newfd)
+{
+    if (newfd < 0) return newfd;
+    long r = nl_engine->dup(oldfd, newfd);
+    if (r < 0) { REAL(close)(newfd); return (int)nl_result(r); }
+    return newfd;
+}
+
+int dup(int fd)
+{
+    if (!nl_ours(fd)) return REAL(dup)(fd);
+    if (nl_in_child) return (int)nl_child_refuses(fd);
+    return aliased(fd, REAL(dup)(fd));
+}
+
+/* dup2 and dup3 close newfd first when it is open: if it was a Netloom socket, the engine
+ * forgets that name before libc reuses the number. */
+static int dup_onto(int oldfd, int newfd, int flags, int three)
+{
+    int old_ours = nl_ours(oldfd), new_ours = nl_ours(newfd) && oldfd != newfd;
+    if ((old_ours || new_ours) && nl_in_child) {
+        if (old_ours) return (int)nl_child_refuses(oldfd);
+        nl_mark(newfd, 0);
+    } else if (new_ours) {
+        nl_engine->close(newfd);
+    }
+    int r = three ? REAL(dup3)(oldfd, newfd, flags) : REAL(dup2)(oldfd, newfd);
+    if (old_ours && !nl_in_child && r >= 0 && oldfd != newfd) return aliased(oldfd, r);
+    return r;
+}
+
+int dup2(int oldfd, int newfd) { return dup_onto(oldfd, newfd, 0, 0); }
+int dup3(int oldfd, int newfd, int flags) { return dup_onto(oldfd, newfd, flags, 1); }
+
+static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, long arg)
+{
+    if (!nl_ours(fd)) return real(fd, cmd, arg);
+    if (nl_in_child) return (int)nl_child_refuses(fd);
+    switch (cmd) {
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC:
+        return aliased(fd, real(fd, cmd, arg));
+    case F_GETFD:
+    case F_SETFD: /* close-on-exec belongs to the descriptor: the kernel keeps it */
+        return real(fd, cmd, arg);
+    default: {
+        long r = nl_engine->fcntl(fd, cmd, arg);
+        if (r == NL_KERNEL) return real(fd, cmd, arg);
+        return (int)nl_result(r);
+    }
+    }
+}
+
+int fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    long arg = va_arg(ap, long);
+    va_end(ap);
+    return fcntl_common(REAL(fcntl), fd, cmd, arg);
+}
+
+int fcntl64(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    long arg = va_arg(ap, long);
+    va_end(ap);
+    return fcntl_common(REAL(fcntl64), fd, cmd, arg);
+}
+
+int ioctl(int fd, unsigned long request, ...)
+{
+    va_list ap;
+    va_start(ap, request);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    ROUTE(fd, ioctl(fd, request, arg), REAL(ioctl)(fd, request, arg));
+}

@@ -1,0 +1,25 @@
+/* The "is this fd ours?" tables: one byte per descriptor number, in a mapping whose untouched
+ * pages cost nothing. Only the engine writes them (through nl_host.mark), every call reads them. */
+#include "netloom.h"
+#include <sys/mman.h>
+
+volatile uint8_t *nl_fd_ours, *nl_epoll_ours;
+
+void nl_tables_init(void)
+{
+    void *fds = mmap(NULL, NL_MAX_FD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *eps = mmap(NULL, NL_MAX_FD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (fds == MAP_FAILED || eps == MAP_FAILED) return; /* no tables: every call goes to libc */
+    nl_epoll_ours = eps;
+    nl_fd_ours = fds;
+}
+
+void nl_mark(int fd, int ours)
+{
+    if (fd >= 0 && fd < NL_MAX_FD && nl_fd_ours) nl_fd_ours[fd] = (uint8_t)(ours != 0);
+}
+
+void nl_mark_epoll(int epfd, int ours)
+{
+    if (epfd >= 0 && epfd < NL_MAX_FD && nl_epoll_ours) nl_epoll_ours[epfd] = (uint8_t)(ours != 0);
+}

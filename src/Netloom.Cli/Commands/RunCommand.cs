@@ -1,0 +1,150 @@
+using System.CommandLine;
+using System.ComponentModel;
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Netloom.Interop;
+using Netloom.Rings;
+using Netloom.Run;
+using Netloom.Wire;
+
+namespace Netloom.Cli.Commands;
+
+/// <summary>
+/// `netloom run`: an unmodified program with its AF_INET sockets on a Netloom stack in its own
+/// process. The verb checks the flags, turns them into NETLOOM_* variables, preloads the
+/// interposer (native/) that loads the engine (src/Netloom.Run), and returns the program's exit
+/// status. docs/RUN.md says how it works.
+/// </summary>
+internal static class RunCommand
+{
+    public static Command Create()
+    {
+        var port = new Option<string>("--port") { Description = $"The port the program's stack uses: {PortSpec.Forms}", Required = true };
+        var ip = new Option<string>("--ip") { Description = "The stack's address and prefix, such as 10.0.0.2/24", Required = true };
+        var gateway = new Option<string?>("--gateway") { Description = "Default gateway (without one, destinations off the subnet stay on the kernel)" };
+        var mtu = new Option<int>("--mtu") { Description = "MTU (576 to 65522)", DefaultValueFactory = _ => 1500 };
+        var busyPoll = new Option<int>("--busy-poll") { Description = "Microseconds a blocked call spins on the stack before sleeping (like Onload's EF_POLL_USEC)", DefaultValueFactory = _ => 0 };
+        var pcap = new Option<string?>("--pcap") { Description = "Capture the stack's frames to this .pcapng or .pcap file" };
+        var tapPeer = new Option<string?>("--tap-peer") { Description = "For a tap: port, the kernel side's address and prefix (such as 10.0.0.1/24): the TAP is made, addressed and removed by this command" };
+        var program = new Argument<string[]>("program") { Description = "-- PROGRAM ARGS...", Arity = ArgumentArity.OneOrMore };
+        var cmd = new Command("run", "Run an unmodified program with its TCP and UDP sockets on a Netloom user-level stack (LD_PRELOAD), as Onload does")
+            { port, ip, gateway, mtu, busyPoll, pcap, tapPeer, program };
+        cmd.SetAction(r => Run(new Dictionary<string, string?>
+        {
+            ["NETLOOM_PORT"] = r.GetValue(port),
+            ["NETLOOM_IP"] = r.GetValue(ip),
+            ["NETLOOM_GATEWAY"] = r.GetValue(gateway),
+            ["NETLOOM_MTU"] = r.GetValue(mtu).ToString(),
+            ["NETLOOM_BUSY_POLL"] = r.GetValue(busyPoll).ToString(),
+            ["NETLOOM_PCAP"] = r.GetValue(pcap) is { } p ? Path.GetFullPath(p) : null,
+        }, r.GetValue(tapPeer), r.GetValue(program)!));
+        return cmd;
+    }
+
+    private static int Run(Dictionary<string, string?> env, string? tapPeer, string[] program)
+    {
+        if (EngineConfig.FromEnvironment(k => env.GetValueOrDefault(k), out var error) is not { } config)
+            return CliErrors.Report(FlagNames(error!), CliErrors.BadInput);
+        if (!PortSpec.TryParse(config.Port, out var spec, out var portError)) return CliErrors.Report($"--port: {portError}", CliErrors.BadInput);
+        if (!TryFindRunParts(out var preload, out var engine, out var missing)) return CliErrors.Report(missing!, CliErrors.Failed);
+        if (Which(program[0]) is not { } path) return CliErrors.Report($"{program[0]}: command not found", 127);
+        if (IsStaticElf(path))
+            Console.Error.WriteLine($"netloom: {program[0]} is statically linked, so no preloaded library can reach its sockets; it runs on the kernel");
+
+        string? madeTap = null;
+        if (tapPeer is not null)
+        {
+            if (spec!.Kind != PortKind.Tap) return CliErrors.Report("--tap-peer needs a tap: port", CliErrors.BadInput);
+            var parts = tapPeer.Split('/');
+            if (parts.Length != 2 || !Ipv4Address.TryParse(parts[0], out var peer) || !int.TryParse(parts[1], out int prefix) || prefix is < 1 or > 32)
+                return CliErrors.Report($"--tap-peer '{tapPeer}': expected ADDRESS/PREFIX such as 10.0.0.1/24", CliErrors.BadInput);
+            if (peer == config.Address) return CliErrors.Report($"--tap-peer {peer} is the stack's own address (--ip)", CliErrors.BadInput);
+            try
+            {
+                Netdevice.CreatePersistentTap(spec!.Name, peer.Value, prefix);
+                madeTap = spec.Name;
+            }
+            catch (IOException e) { return CliErrors.Report($"--tap-peer: {e.Message}", CliErrors.Failed); }
+        }
+        try
+        {
+            var psi = new ProcessStartInfo(path) { UseShellExecute = false };
+            foreach (var a in program.Skip(1)) psi.ArgumentList.Add(a);
+            foreach (var (k, v) in env) psi.Environment[k] = v;
+            psi.Environment["NETLOOM_ENGINE"] = engine;
+            string? existing = Environment.GetEnvironmentVariable("LD_PRELOAD");
+            psi.Environment["LD_PRELOAD"] = string.IsNullOrEmpty(existing) ? preload : $"{preload} {existing}";
+            using var child = Process.Start(psi)!;
+            // Ctrl-C reaches the program (same process group); this command waits for its status.
+            ConsoleCancelEventHandler keep = (_, e) => e.Cancel = true;
+            Console.CancelKeyPress += keep;
+            using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; try { child.Kill(); } catch (InvalidOperationException) { } });
+            child.WaitForExit();
+            Console.CancelKeyPress -= keep;
+            return child.ExitCode;
+        }
+        catch (Win32Exception e) { return CliErrors.Report($"{program[0]}: {e.Message}", 126); }
+        finally
+        {
+            if (madeTap is not null)
+                try { Netdevice.DeletePersistentTap(madeTap); } catch (IOException) { }
+        }
+    }
+
+    /// <summary>The engine's messages name NETLOOM_* variables; here the user typed flags.</summary>
+    private static string FlagNames(string message) => message
+        .Replace("NETLOOM_PORT and NETLOOM_IP must both be set", "--port and --ip are both needed")
+        .Replace("NETLOOM_IP", "--ip").Replace("NETLOOM_GATEWAY", "--gateway").Replace("NETLOOM_MTU", "--mtu")
+        .Replace("NETLOOM_BUSY_POLL", "--busy-poll").Replace("NETLOOM_PORT", "--port");
+
+    /// <summary>
+    /// The interposer and the engine, built by the launcher into .build/run (or NETLOOM_RUN_DIR).
+    /// </summary>
+    public static bool TryFindRunParts(out string preload, out string engine, out string? missing)
+    {
+        string dir = Environment.GetEnvironmentVariable("NETLOOM_RUN_DIR") is { Length: > 0 } d
+            ? d : Path.GetFullPath(Path.Combine(AppContext.BaseDirectory, "..", "run"));
+        preload = Path.Combine(dir, "libnetloom-preload.so");
+        engine = Path.Combine(dir, "Netloom.Run.so");
+        missing = null;
+        if (File.Exists(preload) && File.Exists(engine)) return true;
+        missing = $"the interposer and engine are not built in {dir}; start netloom through its launcher (./netloom run ...), which builds them";
+        return false;
+    }
+
+    /// <summary>The program's path as the shell would find it.</summary>
+    private static string? Which(string program)
+    {
+        if (program.Contains('/')) return File.Exists(program) ? Path.GetFullPath(program) : null;
+        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "/usr/bin:/bin").Split(':', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var candidate = Path.Combine(dir, program);
+            if (File.Exists(candidate)) return candidate;
+        }
+        return null;
+    }
+
+    /// <summary>An ELF executable without a PT_INTERP header is static: LD_PRELOAD cannot reach it.</summary>
+    internal static bool IsStaticElf(string path)
+    {
+        try
+        {
+            using var f = File.OpenRead(path);
+            Span<byte> h = stackalloc byte[64];
+            if (f.Read(h) < 64 || h[0] != 0x7F || h[1] != (byte)'E' || h[2] != (byte)'L' || h[3] != (byte)'F' || h[4] != 2) return false;
+            long phoff = BitConverter.ToInt64(h[32..]);
+            int phentsize = BitConverter.ToUInt16(h[54..]), phnum = BitConverter.ToUInt16(h[56..]);
+            if (phentsize < 4 || phnum > 512) return false;
+            Span<byte> ph = stackalloc byte[4];
+            for (int i = 0; i < phnum; i++)
+            {
+                f.Position = phoff + (long)i * phentsize;
+                if (f.Read(ph) < 4) return false;
+                if (BitConverter.ToUInt32(ph) == 3) return false; // PT_INTERP: dynamically linked
+            }
+            return true;
+        }
+        catch (IOException) { return false; }
+        catch (UnauthorizedAccessException) { return false; }
+    }
+}

@@ -1,0 +1,332 @@
+using Netloom.Run.Native;
+
+namespace Netloom.Run;
+
+/// <summary>The socket calls, as the interposer hands them over: look the socket up, try, and wait when it blocks.</summary>
+internal sealed unsafe partial class Engine
+{
+    public long Socket(int domain, int type, int protocol)
+    {
+        int kind = type & 0xF;
+        bool stream = kind == Abi.SOCK_STREAM, dgram = kind == Abi.SOCK_DGRAM;
+        if (domain != Abi.AF_INET || !(stream || dgram)) return Abi.Kernel;
+        if (protocol != 0 && protocol != (stream ? Abi.IPPROTO_TCP : Abi.IPPROTO_UDP)) return Abi.Kernel; // ICMP ping sockets, SCTP
+        int fd = NewPlaceholder(type);
+        if (fd < 0) return -Sys.Errno;
+        if (fd >= MaxFd) return fd; // beyond the interposer's table: it stays a kernel socket
+        lock (Lock)
+        {
+            RunSocket s = stream ? new TcpRunSocket(this) : new UdpRunSocket(this);
+            s.NonBlocking = (type & Abi.SOCK_NONBLOCK) != 0;
+            Adopt(fd, s);
+        }
+        return fd;
+    }
+
+    public long Close(int fd)
+    {
+        TcpRunSocket? lingering = null;
+        lock (Lock)
+        {
+            Advance();
+            var s = Forget(fd);
+            if (s is null || s.Names > 0) return 0;
+            s.Close();
+            if (s is TcpRunSocket { LingerWaiting: true } t) lingering = t;
+        }
+        if (lingering is not null) Linger(lingering);
+        return 0;
+    }
+
+    /// <summary>SO_LINGER with a timeout: close waits for the peer to acknowledge the data, then resets if it did not.</summary>
+    private void Linger(TcpRunSocket s)
+    {
+        long deadline = Deadline(s.LingerSeconds * 1_000_000_000L);
+        var w = Waiter.Current;
+        while (w is not null)
+        {
+            lock (Lock)
+            {
+                Advance();
+                if (!s.LingerWaiting) return;
+                if (Clock.NowNs() >= deadline) { s.LingerExpired(); return; }
+                Register(w);
+            }
+            if (Sleep(w, deadline, null) < 0) return; // a signal ends the wait; the connection goes on closing
+        }
+    }
+
+    public long Dup(int oldfd, int newfd)
+    {
+        lock (Lock)
+        {
+            var s = Get(oldfd);
+            if (s is null) return -Errno.EBADF;
+            if (Get(newfd) is not null) Forget(newfd);
+            return Adopt(newfd, s) ? newfd : -Errno.EMFILE;
+        }
+    }
+
+    public long Bind(int fd, byte* addr, uint len)
+    {
+        lock (Lock) return Get(fd) is { } s ? s.Bind(addr, len, fd) : -Errno.EBADF;
+    }
+
+    public long Listen(int fd, int backlog)
+    {
+        lock (Lock)
+        {
+            Advance();
+            return Get(fd) is { } s ? s.Listen(backlog) : -Errno.EBADF;
+        }
+    }
+
+    public long Accept(int fd, byte* addr, uint* len, int flags)
+    {
+        if ((flags & ~(Abi.SOCK_NONBLOCK | Abi.SOCK_CLOEXEC)) != 0) return -Errno.EINVAL;
+        var w = Waiter.Current;
+        long deadline = long.MaxValue;
+        while (true)
+        {
+            lock (Lock)
+            {
+                Advance();
+                if (Get(fd) is not { } s) return -Errno.EBADF;
+                long r = s.Accept(addr, len, flags);
+                if (r != -Errno.EAGAIN || s.NonBlocking || w is null) return r;
+                if (deadline == long.MaxValue) deadline = Deadline(s.ReceiveTimeoutNs);
+                if (Clock.NowNs() >= deadline) return -Errno.EAGAIN;
+                Register(w);
+            }
+            long slept = Sleep(w, deadline, null);
+            if (slept < 0) return slept;
+        }
+    }
+
+    public long Connect(int fd, byte* addr, uint len)
+    {
+        var w = Waiter.Current;
+        long deadline;
+        lock (Lock)
+        {
+            Advance();
+            if (Get(fd) is not { } s) return -Errno.EBADF;
+            long r = s.Connect(addr, len, fd);
+            if (r != -Errno.EINPROGRESS) return r;
+            if (s.NonBlocking || w is null) return r;
+            deadline = Deadline(s.SendTimeoutNs);
+        }
+        while (true) // a blocking connect waits for the handshake
+        {
+            lock (Lock)
+            {
+                Advance();
+                if (Get(fd) is not TcpRunSocket t) return -Errno.EBADF;
+                long outcome = t.ConnectOutcome();
+                if (outcome != -Errno.EINPROGRESS) return outcome;
+                if (Clock.NowNs() >= deadline) return -Errno.EINPROGRESS;
+                Register(w);
+            }
+            long slept = Sleep(w, deadline, null);
+            if (slept < 0) return slept;
+        }
+    }
+
+    public long Shutdown(int fd, int how)
+    {
+        lock (Lock)
+        {
+            Advance();
+            return Get(fd) is { } s ? s.Shutdown(how) : -Errno.EBADF;
+        }
+    }
+
+    public long GetSockName(int fd, byte* addr, uint* len)
+    {
+        lock (Lock) return Get(fd) is { } s ? s.GetSockName(addr, len) : -Errno.EBADF;
+    }
+
+    public long GetPeerName(int fd, byte* addr, uint* len)
+    {
+        lock (Lock) return Get(fd) is { } s ? s.GetPeerName(addr, len) : -Errno.EBADF;
+    }
+
+    public long RecvMsg(int fd, MsgHdr* msg, int flags)
+    {
+        if (msg is null) return -Errno.EFAULT;
+        var w = Waiter.Current;
+        long deadline = long.MaxValue;
+        bool waitAll = (flags & Abi.MSG_WAITALL) != 0 && (flags & (Abi.MSG_PEEK | Abi.MSG_DONTWAIT)) == 0;
+        long got = 0, want = 0;
+        // MSG_WAITALL reads into what is left of the iovecs, so it works on a private copy of them.
+        IoVec* saved = msg->Iov;
+        nuint savedCount = msg->IovLength;
+        int n = (int)Math.Min(savedCount, 1024);
+        IoVec* iov = stackalloc IoVec[waitAll ? Math.Max(n, 1) : 1];
+        if (waitAll)
+        {
+            for (int i = 0; i < n; i++) iov[i] = saved[i];
+            msg->Iov = iov;
+            msg->IovLength = (nuint)n;
+            for (int i = 0; i < n; i++) want += (long)iov[i].Length;
+        }
+        try
+        {
+            while (true)
+            {
+                lock (Lock)
+                {
+                    Advance();
+                    if (Get(fd) is not { } s) return got > 0 ? got : -Errno.EBADF;
+                    long r = s.TryReceive(msg, flags);
+                    if (r > 0 && waitAll && s.Type == Abi.SOCK_STREAM)
+                    {
+                        got += r;
+                        if (got >= want) return got;
+                        Consume(msg, r);
+                        continue;
+                    }
+                    if (r == 0 && got > 0) return got;
+                    if (r != -Errno.EAGAIN) return r < 0 && got > 0 ? got : r;
+                    if (s.NonBlocking || (flags & Abi.MSG_DONTWAIT) != 0 || w is null) return got > 0 ? got : r;
+                    if (deadline == long.MaxValue) deadline = Deadline(s.ReceiveTimeoutNs);
+                    if (Clock.NowNs() >= deadline) return got > 0 ? got : -Errno.EAGAIN;
+                    Register(w);
+                }
+                long slept = Sleep(w, deadline, null);
+                if (slept < 0) return got > 0 ? got : slept;
+            }
+        }
+        finally
+        {
+            msg->Iov = saved;
+            msg->IovLength = savedCount;
+        }
+    }
+
+    /// <summary>Moves an iovec array past <paramref name="n"/> bytes (MSG_WAITALL's partial reads).</summary>
+    private static void Consume(MsgHdr* msg, long n)
+    {
+        while (msg->IovLength > 0 && n > 0)
+        {
+            var v = msg->Iov;
+            if ((long)v->Length > n) { v->Base += n; v->Length -= (nuint)n; return; }
+            n -= (long)v->Length;
+            msg->Iov++;
+            msg->IovLength--;
+        }
+    }
+
+    public long SendMsg(int fd, MsgHdr* msg, int flags)
+    {
+        if (msg is null) return -Errno.EFAULT;
+        var w = Waiter.Current;
+        long deadline = long.MaxValue, sent = 0;
+        while (true)
+        {
+            lock (Lock)
+            {
+                Advance();
+                if (Get(fd) is not { } s) return sent > 0 ? sent : -Errno.EBADF;
+                long total = s.Type == Abi.SOCK_STREAM ? TotalLengthOf(msg) : 0;
+                long r = s.TrySend(msg, flags, sent);
+                if (r == Abi.Kernel) return HandOver(fd);
+                if (r >= 0)
+                {
+                    if (s.Type != Abi.SOCK_STREAM) return r;
+                    sent += r;
+                    if (sent >= total) return sent;
+                    r = -Errno.EAGAIN; // part went in: a blocking send waits for room for the rest
+                }
+                if (r != -Errno.EAGAIN) return sent > 0 ? sent : r;
+                if (s.NonBlocking || (flags & Abi.MSG_DONTWAIT) != 0 || w is null) return sent > 0 ? sent : r;
+                if (deadline == long.MaxValue) deadline = Deadline(s.SendTimeoutNs);
+                if (Clock.NowNs() >= deadline) return sent > 0 ? sent : -Errno.EAGAIN;
+                Register(w);
+            }
+            long slept = Sleep(w, deadline, null);
+            if (slept < 0) return sent > 0 ? sent : slept;
+        }
+    }
+
+    private static long TotalLengthOf(MsgHdr* msg)
+    {
+        long total = 0;
+        for (nuint i = 0; i < msg->IovLength; i++) total += (long)msg->Iov[i].Length;
+        return total;
+    }
+
+    /// <summary>sendfile onto a Netloom socket: the file is read with pread and sent, in 64 KiB steps.</summary>
+    public long SendFile(int outFd, int inFd, long* offset, nuint count)
+    {
+        const int Step = 64 << 10;
+        byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(Step);
+        try
+        {
+            long position = offset is not null ? *offset : Sys.LSeek(inFd, 0, Sys.SEEK_CUR);
+            if (position < 0) return -Sys.Errno;
+            long done = 0;
+            while ((ulong)done < count)
+            {
+                int want = (int)Math.Min((ulong)Step, count - (ulong)done);
+                nint got;
+                fixed (byte* p = buffer) got = Sys.PRead(inFd, p, (nuint)want, position + done);
+                if (got < 0) { if (done > 0) break; return -Sys.Errno; }
+                if (got == 0) break;
+                long sent;
+                fixed (byte* p = buffer)
+                {
+                    IoVec v = new() { Base = p, Length = (nuint)got };
+                    MsgHdr m = new() { Iov = &v, IovLength = 1 };
+                    sent = SendMsg(outFd, &m, 0);
+                }
+                if (sent < 0) { if (done > 0) break; return sent; }
+                done += sent;
+                if (sent < got) break;
+            }
+            if (offset is not null) *offset = position + done;
+            else Sys.LSeek(inFd, position + done, Sys.SEEK_SET);
+            return done;
+        }
+        finally { System.Buffers.ArrayPool<byte>.Shared.Return(buffer); }
+    }
+
+    public long Fcntl(int fd, int cmd, long arg)
+    {
+        lock (Lock)
+        {
+            if (Get(fd) is not { } s) return -Errno.EBADF;
+            switch (cmd)
+            {
+                case Abi.F_GETFL: return Abi.O_RDWR | (s.NonBlocking ? Abi.O_NONBLOCK : 0);
+                case Abi.F_SETFL:
+                    s.NonBlocking = (arg & Abi.O_NONBLOCK) != 0;
+                    Sys.Fcntl(fd, Abi.F_SETFL, (int)arg); // the placeholder too, in case it is handed over
+                    return 0;
+                default: return Abi.Kernel;
+            }
+        }
+    }
+
+    public long Ioctl(int fd, nuint request, byte* arg)
+    {
+        lock (Lock)
+        {
+            if (Get(fd) is not { } s) return -Errno.EBADF;
+            if (request == Abi.FIONBIO)
+            {
+                if (arg is null) return -Errno.EFAULT;
+                s.NonBlocking = *(int*)arg != 0;
+                return Abi.Kernel; // the placeholder too
+            }
+            if (request == Abi.FIONREAD)
+            {
+                if (arg is null) return -Errno.EFAULT;
+                Advance();
+                *(int*)arg = s.ReadableBytes();
+                return 0;
+            }
+            return Abi.Kernel; // interface queries and the like: the kernel answers for a socket of this type
+        }
+    }
+}

@@ -1,0 +1,196 @@
+using Netloom.Run.Native;
+
+namespace Netloom.Run;
+
+/// <summary>
+/// poll, select and epoll over any mix of Netloom and kernel descriptors. The Netloom sockets are
+/// checked first, under the stack lock; then the kernel's with a zero timeout; and when nothing is
+/// ready the thread sleeps in one ppoll over the kernel descriptors and its own wake-up eventfd,
+/// so whichever side moves first wakes it (Onload's order: user level first, then the kernel,
+/// then block).
+/// </summary>
+internal sealed unsafe partial class Engine
+{
+    public long Poll(PollFd* fds, ulong count, long timeoutNs, void* sigmask)
+    {
+        if (count > 1 << 20) return -Errno.EINVAL;
+        int n = (int)count;
+        // The kernel's part: its descriptors, and a last slot for this thread's eventfd.
+        int kernelCount = 0;
+        for (int i = 0; i < n; i++) if (!IsOurs(fds[i].Fd)) kernelCount++;
+        PollFd* small = stackalloc PollFd[256];
+        PollFd* kernel = kernelCount < 256 ? small : (PollFd*)System.Runtime.InteropServices.NativeMemory.Alloc((nuint)(kernelCount + 1), (nuint)sizeof(PollFd));
+        try
+        {
+            int k = 0;
+            for (int i = 0; i < n; i++) if (!IsOurs(fds[i].Fd)) kernel[k++] = fds[i];
+            var w = Waiter.Current;
+            long deadline = timeoutNs < 0 ? long.MaxValue : Clock.NowNs() + timeoutNs;
+            while (true)
+            {
+                int ready;
+                lock (Lock)
+                {
+                    Advance();
+                    ready = CheckOurs(fds, n);
+                    if (ready == 0 && timeoutNs != 0 && w is not null && Clock.NowNs() < deadline) Register(w);
+                }
+                bool sleeping = w is { Registered: true };
+                // With something ready (or nothing to wait for) the kernel's descriptors are only looked at.
+                long waitNs = sleeping ? (deadline == long.MaxValue ? -1 : Math.Max(0, deadline - Clock.NowNs())) : 0;
+                int slots = k;
+                if (sleeping) kernel[slots++] = new PollFd { Fd = w!.Fd, Events = Abi.POLLIN };
+                int r = KernelPoll(kernel, slots, waitNs, sleeping ? sigmask : null);
+                if (sleeping) Unregister(w!);
+                if (r < 0) return r;
+                int kernelReady = 0;
+                for (int i = 0, j = 0; i < n; i++)
+                {
+                    if (IsOurs(fds[i].Fd)) continue;
+                    fds[i].Revents = kernel[j++].Revents;
+                    if (fds[i].Revents != 0) kernelReady++;
+                }
+                if (sleeping && kernel[k].Revents != 0) w!.Drain();
+                if (ready + kernelReady > 0 || !sleeping) return ready + kernelReady;
+                if (Clock.NowNs() >= deadline) return 0;
+                // Woken by a Netloom socket: look again (a spurious wake-up just loops).
+            }
+        }
+        finally
+        {
+            if (kernelCount >= 256) System.Runtime.InteropServices.NativeMemory.Free(kernel);
+        }
+    }
+
+    private bool IsOurs(int fd) => Get(fd) is not null;
+
+    /// <summary>Fills revents for the Netloom entries; the count of those ready. Call with the lock held.</summary>
+    private int CheckOurs(PollFd* fds, int n)
+    {
+        int ready = 0;
+        for (int i = 0; i < n; i++)
+        {
+            if (Get(fds[i].Fd) is not { } s) continue;
+            short now = s.Readiness();
+            short want = (short)(fds[i].Events | Abi.POLLERR | Abi.POLLHUP);
+            if ((fds[i].Events & Abi.POLLRDNORM) != 0 && (now & Abi.POLLIN) != 0) now |= Abi.POLLRDNORM;
+            if ((fds[i].Events & Abi.POLLWRNORM) != 0 && (now & Abi.POLLOUT) != 0) now |= Abi.POLLWRNORM;
+            fds[i].Revents = (short)(now & want);
+            if (fds[i].Revents != 0) ready++;
+        }
+        return ready;
+    }
+
+    /// <summary>ppoll on kernel descriptors; -EINTR when a signal came.</summary>
+    private static int KernelPoll(PollFd* fds, int n, long timeoutNs, void* sigmask)
+    {
+        if (n == 0 && timeoutNs == 0) return 0;
+        TimeSpec ts = TimeSpec.FromNanoseconds(Math.Max(0, timeoutNs));
+        int r = Sys.PPoll(fds, (ulong)n, timeoutNs < 0 ? null : &ts, sigmask);
+        return r < 0 ? -Sys.Errno : r;
+    }
+
+    public long Select(int nfds, ulong* read, ulong* write, ulong* except, long timeoutNs, void* sigmask)
+    {
+        if (nfds < 0 || nfds > 1024) return -Errno.EINVAL; // FD_SETSIZE, as glibc's fd_set holds
+        PollFd* fds = stackalloc PollFd[Math.Max(nfds, 1)];
+        int n = 0;
+        for (int fd = 0; fd < nfds; fd++)
+        {
+            short events = 0;
+            if (IsSet(read, fd)) events |= Abi.POLLIN;
+            if (IsSet(write, fd)) events |= Abi.POLLOUT;
+            if (IsSet(except, fd)) events |= Abi.POLLPRI;
+            if (events != 0) fds[n++] = new PollFd { Fd = fd, Events = events };
+        }
+        long r = Poll(fds, (ulong)n, timeoutNs, sigmask);
+        if (r < 0) return r;
+        for (int i = 0; i < (nfds + 63) / 64; i++)
+        {
+            if (read is not null) read[i] = 0;
+            if (write is not null) write[i] = 0;
+            if (except is not null) except[i] = 0;
+        }
+        int count = 0;
+        for (int i = 0; i < n; i++)
+        {
+            short re = fds[i].Revents;
+            if ((re & Abi.POLLNVAL) != 0) return -Errno.EBADF;
+            int fd = fds[i].Fd;
+            // select's rules: readable includes errors and hang-ups, as the kernel's select does.
+            if ((fds[i].Events & Abi.POLLIN) != 0 && (re & (Abi.POLLIN | Abi.POLLHUP | Abi.POLLERR)) != 0) { Set(read, fd); count++; }
+            if ((fds[i].Events & Abi.POLLOUT) != 0 && (re & (Abi.POLLOUT | Abi.POLLERR)) != 0) { Set(write, fd); count++; }
+            if ((fds[i].Events & Abi.POLLPRI) != 0 && (re & Abi.POLLPRI) != 0) { Set(except, fd); count++; }
+        }
+        return count;
+    }
+
+    private static bool IsSet(ulong* set, int fd) => set is not null && (set[fd >> 6] & (1UL << (fd & 63))) != 0;
+    private static void Set(ulong* set, int fd) => set[fd >> 6] |= 1UL << (fd & 63);
+
+    public long EpollCtl(int epfd, int op, int fd, EpollEvent* ev)
+    {
+        if (op != Abi.EPOLL_CTL_DEL && ev is null) return -Errno.EFAULT;
+        if (epfd == fd) return -Errno.EINVAL;
+        lock (Lock)
+        {
+            if (Get(fd) is not { } s) return -Errno.EBADF;
+            var set = GetOrAddEpoll(epfd);
+            long r = set.Control(op, fd, s, ev is null ? 0 : ev->Events, ev is null ? 0 : ev->Data);
+            if (r == 0 && op == Abi.EPOLL_CTL_ADD) MarkEpoll(epfd, true);
+            return r;
+        }
+    }
+
+    public long EpollWait(int epfd, EpollEvent* events, int max, long timeoutNs, void* sigmask)
+    {
+        if (max <= 0 || events is null) return -Errno.EINVAL;
+        var w = Waiter.Current;
+        long deadline = timeoutNs < 0 ? long.MaxValue : Clock.NowNs() + timeoutNs;
+        PollFd* p = stackalloc PollFd[2];
+        while (true)
+        {
+            int n = 0;
+            bool sleeping = false;
+            lock (Lock)
+            {
+                Advance();
+                if (GetEpoll(epfd) is { } set) n = set.Collect(events, max);
+            }
+            if (n < max)
+            {
+                int k = Sys.EpollWait(epfd, events + n, max - n, 0);
+                if (k > 0) n += k;
+                else if (k < 0 && n == 0) return -Sys.Errno;
+            }
+            if (n > 0 || timeoutNs == 0 || w is null) return n;
+            lock (Lock)
+            {
+                // Nothing was ready: register, then look at the Netloom members once more so an
+                // event between the first look and the registration is not lost.
+                Register(w);
+                sleeping = true;
+                if (GetEpoll(epfd) is { } set) n = set.Collect(events, max);
+            }
+            if (n > 0) { Unregister(w); return n; }
+            long left = deadline == long.MaxValue ? -1 : Math.Max(0, deadline - Clock.NowNs());
+            p[0] = new PollFd { Fd = epfd, Events = Abi.POLLIN };
+            p[1] = new PollFd { Fd = w.Fd, Events = Abi.POLLIN };
+            int r = KernelPoll(p, 2, left, sigmask);
+            if (sleeping) Unregister(w);
+            if (p[1].Revents != 0) w.Drain();
+            if (r < 0) return r;
+            if (r == 0 && Clock.NowNs() >= deadline) return 0;
+        }
+    }
+
+    public long EpollClose(int epfd)
+    {
+        lock (Lock)
+        {
+            RemoveEpoll(epfd);
+            MarkEpoll(epfd, false);
+        }
+        return 0;
+    }
+}

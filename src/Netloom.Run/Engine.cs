@@ -1,0 +1,207 @@
+using System.Runtime.InteropServices;
+using Netloom.Rings;
+using Netloom.Run.Native;
+using Netloom.Sockets;
+using Netloom.Stack;
+using Netloom.Stack.Devices;
+using Netloom.Wire;
+using Netloom.Wire.Capture;
+
+namespace Netloom.Run;
+
+/// <summary>
+/// The process's one engine: a user-level stack on the configured port (its owner thread keeps
+/// ACKs, timers and retransmissions going while the program computes or sleeps), the table from
+/// descriptor numbers to sockets, and the threads sleeping until a socket changes.
+/// Every call takes the stack lock, so any number of program threads may use sockets at once.
+/// </summary>
+internal sealed unsafe partial class Engine
+{
+    public const int MaxFd = 1 << 20; // NL_MAX_FD
+    private static HostTable* _host;
+    public static Engine? Instance { get; private set; }
+
+    public readonly EngineConfig Config;
+    public readonly NetStack Stack;
+    private readonly ICaptureWriter? _capture;
+    private RunSocket?[] _fds = new RunSocket?[256];
+    private readonly List<Waiter> _sleepers = new();
+    private readonly Dictionary<int, EpollSet> _epolls = new();
+
+    private Engine(EngineConfig config, NetStack stack, ICaptureWriter? capture)
+    {
+        Config = config;
+        Stack = stack;
+        _capture = capture;
+    }
+
+    public Lock Lock => Stack.Lock;
+    public Interface Interface => Stack.Interface;
+
+    /// <summary>Starts the engine; null (after one line on stderr) when it cannot, and the program stays on the kernel.</summary>
+    public static Engine? Start(HostTable* host)
+    {
+        _host = host;
+        var config = EngineConfig.FromEnvironment(Environment.GetEnvironmentVariable, out var error);
+        if (config is null) { Warn($"{error}; this program's sockets stay on the kernel"); return null; }
+        ICaptureWriter? capture = null;
+        try
+        {
+            var b = BitConverter.GetBytes(config.Address.Value);
+            var options = new StackOptions
+            {
+                Mac = config.Mac ?? new MacAddress(0x02, 0x4e, 0x4c, b[2], b[1], b[0]),
+                Address = config.Address, PrefixLength = config.PrefixLength, Gateway = config.Gateway, Mtu = config.Mtu,
+            };
+            options.Validate();
+            if (config.Pcap is { } pcap) capture = CaptureWriter.Create(pcap);
+            // Frames above the default buffers (a large MTU over shm, as loopback's 64 KiB) need
+            // bigger buffers, and fewer of them so the shared region stays small.
+            int frame = config.Mtu + 14;
+            var portOptions = frame <= PacketPool.DefaultBufferSize ? null
+                : new PortOptions { BufferSize = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)frame), RingSize = 256 };
+            var port = Ports.Open(config.Port, portOptions);
+            var settings = new NetStackOptions
+            {
+                Device = capture is null ? null : (device, clock) => new CaptureDevice(device, capture, clock, config.Port),
+            };
+            var stack = new NetStack(port, options, settings);
+            return Instance = new Engine(config, stack, capture);
+        }
+        catch (Exception e)
+        {
+            capture?.Dispose();
+            Warn($"cannot start the stack on {config.Port} ({e.Message}); this program's sockets stay on the kernel");
+            return null;
+        }
+    }
+
+    /// <summary>One line on stderr through the interposer (the engine's only output).</summary>
+    public static void Warn(string message)
+    {
+        if (_host is null) return;
+        int n = System.Text.Encoding.UTF8.GetMaxByteCount(message.Length) + 1;
+        byte[] bytes = new byte[n];
+        int written = System.Text.Encoding.UTF8.GetBytes(message, bytes);
+        bytes[written] = 0;
+        fixed (byte* p = bytes) _host->Warn(p);
+    }
+
+    // ---- descriptors ----
+
+    /// <summary>The socket named by fd, or null. Call with the lock held.</summary>
+    public RunSocket? Get(int fd) => (uint)fd < (uint)_fds.Length ? _fds[fd] : null;
+
+    /// <summary>Names a socket by fd and tells the interposer it is ours. Call with the lock held.</summary>
+    public bool Adopt(int fd, RunSocket socket)
+    {
+        if ((uint)fd >= MaxFd) return false;
+        if (fd >= _fds.Length) Array.Resize(ref _fds, Math.Min(MaxFd, Math.Max(fd + 1, _fds.Length * 2)));
+        _fds[fd] = socket;
+        socket.Names++;
+        _host->Mark(fd, 1);
+        return true;
+    }
+
+    /// <summary>Forgets fd as a name of its socket (the interposer's table first). Call with the lock held.</summary>
+    public RunSocket? Forget(int fd)
+    {
+        var s = Get(fd);
+        if (s is null) return null;
+        _host->Mark(fd, 0);
+        _fds[fd] = null;
+        s.Names--;
+        foreach (var set in _epolls.Values) set.Remove(fd);
+        return s;
+    }
+
+    /// <summary>
+    /// Hands fd to the kernel: it is a kernel socket already (the placeholder), with every option
+    /// the program set mirrored onto it, so libc can simply do the call. Onload does the same for
+    /// destinations its stack does not serve.
+    /// </summary>
+    public long HandOver(int fd)
+    {
+        Forget(fd);
+        return Abi.Kernel;
+    }
+
+    /// <summary>True when the stack serves this destination: on its subnet, or through its gateway, and not loopback.</summary>
+    public bool Serves(Ipv4Address to) =>
+        !to.IsLoopback && !to.IsUnspecified && (to.SameSubnet(Config.Address, Config.PrefixLength) || Config.Gateway is not null || to.IsBroadcast);
+
+    public void MarkEpoll(int epfd, bool ours) => _host->MarkEpoll(epfd, ours ? 1 : 0);
+
+    public EpollSet? GetEpoll(int epfd) => _epolls.GetValueOrDefault(epfd);
+
+    public EpollSet GetOrAddEpoll(int epfd)
+    {
+        if (!_epolls.TryGetValue(epfd, out var set)) _epolls[epfd] = set = new EpollSet(epfd);
+        return set;
+    }
+
+    public void RemoveEpoll(int epfd) => _epolls.Remove(epfd);
+
+    // ---- waiting ----
+
+    /// <summary>The stack's clock brought up to now before a socket call. Call with the lock held.</summary>
+    public void Advance() => Interface.Advance(Stack.Now);
+
+    /// <summary>A deadline in monotonic nanoseconds for a timeout (0 or less: none).</summary>
+    public static long Deadline(long timeoutNs) => timeoutNs <= 0 ? long.MaxValue : Clock.NowNs() + timeoutNs;
+
+    /// <summary>Registers this thread to be woken by the next socket event. Call with the lock held.</summary>
+    public void Register(Waiter w)
+    {
+        if (w.Registered) return;
+        w.Registered = true;
+        w.Signalled = false;
+        _sleepers.Add(w);
+    }
+
+    private void Unregister(Waiter w)
+    {
+        lock (Lock)
+        {
+            if (!w.Registered) return;
+            w.Registered = false;
+            _sleepers.Remove(w);
+        }
+    }
+
+    /// <summary>
+    /// After <see cref="Register"/> and leaving the lock: spins for the busy-poll budget (polling
+    /// the stack itself, as Onload's EF_POLL_USEC does), then sleeps until woken, the deadline or
+    /// a signal. Returns 0 or -EINTR.
+    /// </summary>
+    public long Sleep(Waiter w, long deadlineNs, void* sigmask)
+    {
+        try
+        {
+            if (Config.BusyPollMicroseconds > 0)
+            {
+                long spinEnd = Math.Min(deadlineNs, Clock.NowNs() + Config.BusyPollMicroseconds * 1000L);
+                while (!Volatile.Read(ref w.Signalled) && Clock.NowNs() < spinEnd)
+                {
+                    lock (Lock) Interface.Poll(Stack.Now);
+                }
+                if (Volatile.Read(ref w.Signalled)) { w.Drain(); return 0; }
+            }
+            return w.Sleep(deadlineNs, sigmask);
+        }
+        finally { Unregister(w); }
+    }
+
+    /// <summary>Something changed on a socket: wake every sleeping thread to look again. Called with the lock held.</summary>
+    public void WakeSleepers()
+    {
+        var list = _sleepers;
+        for (int i = 0; i < list.Count; i++) list[i].Wake();
+    }
+
+    /// <summary>Raises SIGPIPE on the calling thread, as the kernel does for a send on a broken connection without MSG_NOSIGNAL.</summary>
+    public static void RaiseSigPipe() => Sys.Raise(Abi.SIGPIPE);
+
+    /// <summary>Makes a placeholder: a kernel socket of the same type that holds the fd number (never bound or connected).</summary>
+    public static int NewPlaceholder(int type) => Sys.Socket(Abi.AF_INET, type, 0);
+}

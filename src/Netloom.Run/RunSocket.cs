@@ -1,0 +1,71 @@
+using Netloom.Run.Native;
+using Netloom.Stack;
+
+namespace Netloom.Run;
+
+/// <summary>
+/// A Netloom socket as a program sees it: the POSIX semantics over one stack-level socket. One
+/// object per open socket, named by one or more descriptors (dup). Every member is called with
+/// the stack lock held; results are non-negative or a negated errno.
+/// </summary>
+internal abstract unsafe class RunSocket(Engine engine, int type) : ISocketObserver
+{
+    protected readonly Engine Engine = engine;
+    /// <summary>SOCK_STREAM or SOCK_DGRAM.</summary>
+    public readonly int Type = type;
+    /// <summary>How many descriptors name this socket.</summary>
+    public int Names;
+    /// <summary>O_NONBLOCK (kept per socket: dup'ed descriptors share it, as they share an open file).</summary>
+    public bool NonBlocking;
+    public long ReceiveTimeoutNs, SendTimeoutNs;
+    /// <summary>Bumped by every event: edge-triggered epoll reports a socket again only after it moved.</summary>
+    public uint EventSeq;
+    /// <summary>Options recorded for getsockopt (SO_REUSEADDR and the like that change nothing here).</summary>
+    public bool ReuseAddress, ReusePort, KeepAlive;
+    public int ReceiveBuffer = 256 << 10, SendBuffer = 256 << 10, Tos;
+    public int LingerOn, LingerSeconds;
+
+    /// <summary>poll bits that hold now (POLLIN, POLLOUT, POLLERR, POLLHUP, POLLRDHUP).</summary>
+    public abstract short Readiness();
+
+    public abstract long Bind(byte* addr, uint length, int fd);
+    public virtual long Listen(int backlog) => -Errno.EOPNOTSUPP;
+    public virtual long Accept(byte* addr, uint* length, int flags) => -Errno.EOPNOTSUPP;
+    public abstract long Connect(byte* addr, uint length, int fd);
+    public abstract long Shutdown(int how);
+    /// <summary>The last descriptor was closed. May block for SO_LINGER (the lock is left meanwhile).</summary>
+    public abstract long Close();
+    public abstract long GetSockName(byte* addr, uint* length);
+    public abstract long GetPeerName(byte* addr, uint* length);
+    /// <summary>One try at a receive: -EAGAIN when it would block.</summary>
+    public abstract long TryReceive(MsgHdr* msg, int flags);
+    /// <summary>One try at a send: -EAGAIN when nothing could be queued; a stream send may queue part.</summary>
+    public abstract long TrySend(MsgHdr* msg, int flags, long alreadySent);
+    /// <summary>SO_ERROR: the pending error, cleared by reading it.</summary>
+    public abstract int TakeError();
+    /// <summary>FIONREAD.</summary>
+    public abstract int ReadableBytes();
+    public virtual long GetProtocolOption(int level, int name, byte* value, uint* length) => -Errno.ENOPROTOOPT;
+    public virtual long SetProtocolOption(int level, int name, int value) => -Errno.ENOPROTOOPT;
+
+    void ISocketObserver.OnSocketEvents(object socket, SocketEvents events)
+    {
+        EventSeq++;
+        Engine.WakeSleepers();
+    }
+
+    /// <summary>Marks a change the stack did not announce (a shutdown, a close): epoll and sleepers look again.</summary>
+    protected void Changed()
+    {
+        EventSeq++;
+        Engine.WakeSleepers();
+    }
+
+    /// <summary>The bytes an iovec array describes, capped at int.MaxValue.</summary>
+    protected static long TotalLength(MsgHdr* msg)
+    {
+        long total = 0;
+        for (nuint i = 0; i < msg->IovLength; i++) total += (long)msg->Iov[i].Length;
+        return Math.Min(total, int.MaxValue);
+    }
+}

@@ -1,0 +1,362 @@
+using System.Buffers.Binary;
+using Netloom.Run.Native;
+using Netloom.Stack;
+using Netloom.Time;
+using Netloom.Wire;
+
+namespace Netloom.Run;
+
+/// <summary>
+/// A SOCK_STREAM socket: fresh, bound, listening (a <see cref="TcpListenSocket"/>) or a
+/// connection (a <see cref="TcpSocket"/>), with the kernel's answers for each state.
+/// </summary>
+internal sealed unsafe class TcpRunSocket(Engine engine) : RunSocket(engine, Abi.SOCK_STREAM)
+{
+    private TcpListenSocket? _listener;
+    private TcpSocket? _conn;
+    private ushort _port;
+    private Ipv4Address _bindAddress;
+    private bool _shutRead, _shutWrite, _refusedReported;
+    private int _pendingError;
+    private bool _noDelay;
+    private int _keepIdle = 7200, _keepInterval = 75, _keepCount = 9;
+
+    /// <summary>For an accepted connection.</summary>
+    public TcpRunSocket(Engine engine, TcpSocket accepted, TcpRunSocket listener) : this(engine)
+    {
+        _conn = accepted;
+        _port = accepted.LocalPort;
+        _bindAddress = listener._bindAddress;
+        _noDelay = listener._noDelay;
+        accepted.NoDelay = _noDelay;
+        accepted.Observer = this;
+        ReceiveBuffer = listener.ReceiveBuffer;
+        SendBuffer = listener.SendBuffer;
+        KeepAlive = listener.KeepAlive;
+    }
+
+    private bool Fresh => _listener is null && _conn is null;
+
+    public override short Readiness()
+    {
+        if (_listener is { } l) return l.Pending > 0 ? Abi.POLLIN : (short)0;
+        if (_conn is not { } c) return (short)(Abi.POLLOUT | Abi.POLLHUP); // Linux: a fresh TCP socket
+        short r = 0;
+        if (c.State == TcpState.SynSent || (c.State == TcpState.SynReceived)) return 0;
+        if (c.Error != TcpError.None)
+        {
+            r |= Abi.POLLERR | Abi.POLLHUP | Abi.POLLIN | Abi.POLLRDHUP;
+            if (c.Error != TcpError.Refused) r |= Abi.POLLOUT;
+            else r |= Abi.POLLOUT;
+            return r;
+        }
+        if (c.Available > 0 || _shutRead) r |= Abi.POLLIN;
+        if (c.ReceiveFinished) r |= Abi.POLLIN | Abi.POLLRDHUP;
+        bool canSend = !_shutWrite && c.State is TcpState.Established or TcpState.CloseWait;
+        if (canSend && c.SendSpace > 0) r |= Abi.POLLOUT;
+        if (c.State is TcpState.Closed or TcpState.TimeWait || (c.ReceiveFinished && _shutWrite)) r |= Abi.POLLHUP;
+        return r;
+    }
+
+    public override long Bind(byte* addr, uint length, int fd)
+    {
+        long bad = SockAddr.Read(addr, length, out var address, out var port);
+        if (bad < 0) return bad;
+        if (!Fresh || _port != 0) return -Errno.EINVAL;
+        if (address.IsLoopback) return Engine.HandOver(fd); // 127/8 is the kernel's
+        if (!address.IsUnspecified && address != Engine.Config.Address) return -Errno.EADDRNOTAVAIL;
+        _bindAddress = address;
+        _port = port != 0 ? port : EphemeralPort();
+        return 0;
+    }
+
+    private static ushort EphemeralPort() => (ushort)Random.Shared.Next(32768, 61000);
+
+    public override long Listen(int backlog)
+    {
+        if (_conn is not null) return -Errno.EINVAL;
+        if (_listener is not null) return 0;
+        if (_port == 0) _port = EphemeralPort();
+        try
+        {
+            _listener = Engine.Interface.Listen(_port, Math.Clamp(backlog <= 0 ? 1 : backlog, 1, 4096), StackOptions());
+            _listener.Observer = this;
+            return 0;
+        }
+        catch (InvalidOperationException) { return -Errno.EADDRINUSE; }
+    }
+
+    public override long Accept(byte* addr, uint* length, int flags)
+    {
+        if (_listener is not { } l) return -Errno.EINVAL;
+        if (l.Pending == 0) return -Errno.EAGAIN;
+        int fd = Engine.NewPlaceholder(Abi.SOCK_STREAM | (flags & (Abi.SOCK_NONBLOCK | Abi.SOCK_CLOEXEC)));
+        if (fd < 0) return -Sys.Errno; // EMFILE, ENFILE: the connection stays queued, as the kernel's does
+        if (!l.TryAccept(out var s)) { Sys.Close(fd); return -Errno.EAGAIN; }
+        var accepted = new TcpRunSocket(Engine, s, this) { NonBlocking = (flags & Abi.SOCK_NONBLOCK) != 0 };
+        if (!Engine.Adopt(fd, accepted)) { s.Abort(); Sys.Close(fd); return -Errno.EMFILE; }
+        SockAddr.Write(addr, length, s.RemoteAddress, s.RemotePort);
+        return fd;
+    }
+
+    public override long Connect(byte* addr, uint length, int fd)
+    {
+        long bad = SockAddr.Read(addr, length, out var address, out var port);
+        if (bad < 0) return bad;
+        if (_listener is not null) return -Errno.EINVAL;
+        if (_conn is { } c)
+        {
+            if (c.State is TcpState.SynSent or TcpState.SynReceived) return -Errno.EALREADY;
+            if (c.Error == TcpError.Refused && !_refusedReported) { _refusedReported = true; return -Errno.ECONNREFUSED; }
+            return -Errno.EISCONN;
+        }
+        if (!Engine.Serves(address))
+        {
+            if (_port != 0 || address.IsUnspecified) return -Errno.ENETUNREACH;
+            return Engine.HandOver(fd); // loopback, or off every route of the stack: the kernel's
+        }
+        if (port == 0) return -Errno.ECONNREFUSED;
+        try
+        {
+            _conn = Engine.Interface.Connect(address, port, StackOptions(), _port);
+        }
+        catch (InvalidOperationException) { return -Errno.EADDRNOTAVAIL; }
+        catch (ArgumentException) { return -Errno.ENETUNREACH; }
+        _conn.NoDelay = _noDelay;
+        _conn.Observer = this;
+        _port = _conn.LocalPort;
+        return -Errno.EINPROGRESS; // the engine waits for the handshake when the socket blocks
+    }
+
+    /// <summary>After connect: 0 once established, the error once failed, -EINPROGRESS while the handshake runs.</summary>
+    public long ConnectOutcome()
+    {
+        if (_conn is not { } c) return -Errno.ENOTCONN;
+        if (c.State is TcpState.SynSent or TcpState.SynReceived) return -Errno.EINPROGRESS;
+        if (c.Error != TcpError.None) { _refusedReported = true; return -ErrorOf(c.Error); }
+        return 0;
+    }
+
+    private static int ErrorOf(TcpError e) => e switch
+    {
+        TcpError.Refused => Errno.ECONNREFUSED,
+        TcpError.Reset => Errno.ECONNRESET,
+        TcpError.TimedOut => Errno.ETIMEDOUT,
+        TcpError.Aborted => Errno.ECONNABORTED,
+        _ => 0,
+    };
+
+    private TcpSocketOptions StackOptions() => new()
+    {
+        SendBufferSize = Math.Clamp(SendBuffer, 4096, 16 << 20),
+        ReceiveBufferSize = Math.Clamp(ReceiveBuffer, 4096, 16 << 20),
+        NoDelay = _noDelay,
+        KeepAlive = KeepAlive,
+        KeepAliveIdle = Duration.FromSeconds(_keepIdle),
+        KeepAliveInterval = Duration.FromSeconds(_keepInterval),
+        KeepAliveProbes = _keepCount,
+    };
+
+    public override long Shutdown(int how)
+    {
+        if (how is < Abi.SHUT_RD or > Abi.SHUT_RDWR) return -Errno.EINVAL;
+        if (_conn is not { } c || c.State is TcpState.SynSent) return -Errno.ENOTCONN;
+        if (how != Abi.SHUT_WR) _shutRead = true;
+        if (how != Abi.SHUT_RD && !_shutWrite)
+        {
+            _shutWrite = true;
+            c.Shutdown();
+        }
+        Changed();
+        return 0;
+    }
+
+    public override long Close()
+    {
+        if (_listener is { } l)
+        {
+            l.Close();
+            _listener = null;
+        }
+        else if (_conn is { } c)
+        {
+            if (LingerOn != 0 && LingerSeconds == 0) c.Abort();            // SO_LINGER 0: RST now
+            else c.Close();                                               // FIN after the data (RST if unread data)
+            Engine.Interface.FlushOutput();
+        }
+        Changed();
+        return 0;
+    }
+
+    /// <summary>With SO_LINGER on and a timeout, close waits until everything sent was acknowledged.</summary>
+    public bool LingerWaiting => _conn is { } c && LingerOn != 0 && LingerSeconds > 0 && c.SendQueued > 0 && c.Error == TcpError.None && c.State != TcpState.Closed;
+
+    /// <summary>The linger time ran out: reset, as the kernel does.</summary>
+    public void LingerExpired() => _conn?.Abort();
+
+    public override long GetSockName(byte* addr, uint* length)
+    {
+        var a = _conn is not null ? Engine.Config.Address : _bindAddress;
+        SockAddr.Write(addr, length, a, _port);
+        return 0;
+    }
+
+    public override long GetPeerName(byte* addr, uint* length)
+    {
+        if (_conn is not { } c || c.State is TcpState.SynSent || (c.Error != TcpError.None && c.State == TcpState.Closed && !c.IsConnected && c.Available == 0))
+            return -Errno.ENOTCONN;
+        SockAddr.Write(addr, length, c.RemoteAddress, c.RemotePort);
+        return 0;
+    }
+
+    public override long TryReceive(MsgHdr* msg, int flags)
+    {
+        if (_conn is not { } c) return _listener is not null ? -Errno.ENOTCONN : -Errno.ENOTCONN;
+        if (msg->Name is not null) msg->NameLength = 0;
+        msg->Flags = 0;
+        if (_shutRead && c.Available == 0) return 0;
+        if (c.Available == 0)
+        {
+            if (c.Error is not TcpError.None and var e)
+            {
+                if (_pendingError == 0 && e != TcpError.Aborted && !_errorDelivered) { _errorDelivered = true; return -ErrorOf(e); }
+                return 0;
+            }
+            if (c.ReceiveFinished) return 0;
+            if (c.State is TcpState.SynSent or TcpState.SynReceived) return -Errno.EAGAIN;
+            return -Errno.EAGAIN;
+        }
+        bool peek = (flags & Abi.MSG_PEEK) != 0;
+        long total = 0;
+        if (peek)
+        {
+            c.PeekReceived(out var first, out var second);
+            int skip = 0;
+            for (nuint i = 0; i < msg->IovLength; i++)
+            {
+                var dst = new Span<byte>(msg->Iov[i].Base, (int)Math.Min(msg->Iov[i].Length, int.MaxValue));
+                int n = CopyFrom(first, second, skip, dst);
+                skip += n;
+                total += n;
+                if (n < dst.Length) break;
+            }
+            return total;
+        }
+        for (nuint i = 0; i < msg->IovLength; i++)
+        {
+            var dst = new Span<byte>(msg->Iov[i].Base, (int)Math.Min(msg->Iov[i].Length, int.MaxValue));
+            int n = c.Receive(dst);
+            total += n;
+            if (n < dst.Length) break;
+        }
+        return total;
+    }
+
+    private bool _errorDelivered;
+
+    private static int CopyFrom(ReadOnlySpan<byte> first, ReadOnlySpan<byte> second, int skip, Span<byte> dst)
+    {
+        int n = 0;
+        if (skip < first.Length)
+        {
+            var part = first[skip..];
+            int k = Math.Min(part.Length, dst.Length);
+            part[..k].CopyTo(dst);
+            n = k;
+            skip = 0;
+        }
+        else skip -= first.Length;
+        if (n < dst.Length && skip < second.Length)
+        {
+            var part = second[skip..];
+            int k = Math.Min(part.Length, dst.Length - n);
+            part[..k].CopyTo(dst[n..]);
+            n += k;
+        }
+        return n;
+    }
+
+    public override long TrySend(MsgHdr* msg, int flags, long alreadySent)
+    {
+        if (_conn is not { } c) return -Errno.ENOTCONN;
+        if (c.Error is not TcpError.None and var e)
+        {
+            if (!_errorDelivered && e is TcpError.Reset or TcpError.TimedOut) { _errorDelivered = true; return -ErrorOf(e); }
+            return Broken(flags);
+        }
+        if (c.State is TcpState.SynSent or TcpState.SynReceived) return -Errno.EAGAIN;
+        if (_shutWrite || c.State is not (TcpState.Established or TcpState.CloseWait)) return Broken(flags);
+        long total = 0, skip = alreadySent;
+        for (nuint i = 0; i < msg->IovLength; i++)
+        {
+            long len = (long)msg->Iov[i].Length;
+            if (skip >= len) { skip -= len; continue; }
+            var src = new ReadOnlySpan<byte>(msg->Iov[i].Base + skip, (int)Math.Min(len - skip, int.MaxValue));
+            skip = 0;
+            int n = c.Send(src);
+            total += n;
+            if (n < src.Length) break;
+        }
+        return total == 0 && TotalLength(msg) > alreadySent ? -Errno.EAGAIN : total;
+    }
+
+    /// <summary>A send on a connection that can no longer send: EPIPE, with SIGPIPE unless MSG_NOSIGNAL.</summary>
+    private static long Broken(int flags)
+    {
+        if ((flags & Abi.MSG_NOSIGNAL) == 0) Engine.RaiseSigPipe();
+        return -Errno.EPIPE;
+    }
+
+    public override int TakeError()
+    {
+        int e = _pendingError;
+        _pendingError = 0;
+        if (e == 0 && _conn is { Error: not TcpError.None } c && !_errorDelivered && c.Error != TcpError.Aborted)
+        {
+            _errorDelivered = true;
+            _refusedReported = true;
+            return ErrorOf(c.Error);
+        }
+        return e;
+    }
+
+    public override int ReadableBytes() => _conn?.Available ?? 0;
+
+    public override long GetProtocolOption(int level, int name, byte* value, uint* length)
+    {
+        if (level == Abi.IPPROTO_TCP)
+        {
+            switch (name)
+            {
+                case Abi.TCP_NODELAY: return Options.WriteInt(value, length, _noDelay ? 1 : 0);
+                case Abi.TCP_KEEPIDLE: return Options.WriteInt(value, length, _keepIdle);
+                case Abi.TCP_KEEPINTVL: return Options.WriteInt(value, length, _keepInterval);
+                case Abi.TCP_KEEPCNT: return Options.WriteInt(value, length, _keepCount);
+                case Abi.TCP_MAXSEG: return Options.WriteInt(value, length, _conn?.MaxSegmentSize ?? 536);
+                case Abi.TCP_INFO: return TcpInfo.Write(_conn, _listener is not null, value, length);
+            }
+        }
+        return -Errno.ENOPROTOOPT;
+    }
+
+    public override long SetProtocolOption(int level, int name, int value)
+    {
+        if (level != Abi.IPPROTO_TCP) return -Errno.ENOPROTOOPT;
+        switch (name)
+        {
+            case Abi.TCP_NODELAY:
+                _noDelay = value != 0;
+                if (_conn is { } c) c.NoDelay = _noDelay;
+                return 0;
+            case Abi.TCP_KEEPIDLE when value is >= 1 and <= 32767: _keepIdle = value; return 0;
+            case Abi.TCP_KEEPINTVL when value is >= 1 and <= 32767: _keepInterval = value; return 0;
+            case Abi.TCP_KEEPCNT when value is >= 1 and <= 127: _keepCount = value; return 0;
+            case Abi.TCP_KEEPIDLE or Abi.TCP_KEEPINTVL or Abi.TCP_KEEPCNT: return -Errno.EINVAL;
+            case Abi.TCP_MAXSEG: return 0; // accepted and ignored before connect, as a hint
+        }
+        return -Errno.ENOPROTOOPT;
+    }
+
+    public bool IsListening => _listener is not null;
+    public bool IsConnecting => _conn is { State: TcpState.SynSent or TcpState.SynReceived };
+}

@@ -1,0 +1,222 @@
+using Netloom.Run.Native;
+using Netloom.Stack;
+using Netloom.Wire;
+
+namespace Netloom.Run;
+
+/// <summary>
+/// A SOCK_DGRAM socket over a <see cref="UdpBinding"/>, bound on first use as the kernel binds
+/// (an ephemeral port at the first send or connect). A datagram taken out for MSG_PEEK or
+/// FIONREAD is held until a receive takes it.
+/// </summary>
+internal sealed unsafe class UdpRunSocket(Engine engine) : RunSocket(engine, Abi.SOCK_DGRAM)
+{
+    public const int MaxDatagram = 65507;
+    [ThreadStatic] private static byte[]? _scratch;
+    private UdpBinding? _binding;
+    private Ipv4Address _bindAddress;
+    private bool _connected, _shutRead, _shutWrite;
+    private Ipv4Address _peer;
+    private ushort _peerPort;
+    private int _pendingError;
+    // The held datagram (MSG_PEEK, FIONREAD).
+    private byte[]? _held;
+    private int _heldLength = -1;
+    private Ipv4Address _heldFrom;
+    private ushort _heldPort;
+
+    private static byte[] Scratch => _scratch ??= new byte[MaxDatagram + 1];
+
+    public override short Readiness()
+    {
+        TakeIcmpErrors();
+        short r = Abi.POLLOUT;
+        if (_heldLength >= 0 || (_binding is { } b && b.QueuedDatagrams > 0) || _shutRead) r |= Abi.POLLIN;
+        if (_pendingError != 0) r |= Abi.POLLERR;
+        return r;
+    }
+
+    private long EnsureBound(ushort port)
+    {
+        if (_binding is not null) return 0;
+        try
+        {
+            _binding = Engine.Interface.OpenUdp(port, Math.Clamp(ReceiveBuffer, 4096, 16 << 20));
+            _binding.Observer = this;
+            return 0;
+        }
+        catch (InvalidOperationException) { return -Errno.EADDRINUSE; }
+    }
+
+    public override long Bind(byte* addr, uint length, int fd)
+    {
+        long bad = SockAddr.Read(addr, length, out var address, out var port);
+        if (bad < 0) return bad;
+        if (_binding is not null) return -Errno.EINVAL;
+        if (address.IsLoopback) return Engine.HandOver(fd);
+        if (!address.IsUnspecified && address != Engine.Config.Address && !address.IsBroadcast) return -Errno.EADDRNOTAVAIL;
+        _bindAddress = address;
+        return EnsureBound(port);
+    }
+
+    public override long Connect(byte* addr, uint length, int fd)
+    {
+        if (addr is not null && length >= 2 && *(ushort*)addr == 0) // AF_UNSPEC: dissolve the association
+        {
+            _connected = false;
+            _binding?.Connect(Ipv4Address.Any, 0);
+            return 0;
+        }
+        long bad = SockAddr.Read(addr, length, out var address, out var port);
+        if (bad < 0) return bad;
+        if (!Engine.Serves(address))
+        {
+            if (_binding is not null) return -Errno.ENETUNREACH;
+            return Engine.HandOver(fd);
+        }
+        long r = EnsureBound(0);
+        if (r < 0) return r;
+        _peer = address;
+        _peerPort = port;
+        _connected = true;
+        _binding!.Connect(address, port);
+        return 0;
+    }
+
+    public override long Shutdown(int how)
+    {
+        if (how is < Abi.SHUT_RD or > Abi.SHUT_RDWR) return -Errno.EINVAL;
+        if (!_connected) return -Errno.ENOTCONN;
+        if (how != Abi.SHUT_WR) _shutRead = true;
+        if (how != Abi.SHUT_RD) _shutWrite = true;
+        Changed();
+        return 0;
+    }
+
+    public override long Close()
+    {
+        _binding?.Close();
+        _binding = null;
+        Changed();
+        return 0;
+    }
+
+    public override long GetSockName(byte* addr, uint* length)
+    {
+        SockAddr.Write(addr, length, _bindAddress, _binding?.LocalPort ?? 0);
+        return 0;
+    }
+
+    public override long GetPeerName(byte* addr, uint* length)
+    {
+        if (!_connected) return -Errno.ENOTCONN;
+        SockAddr.Write(addr, length, _peer, _peerPort);
+        return 0;
+    }
+
+    private void TakeIcmpErrors()
+    {
+        if (_binding is null) return;
+        while (_binding.TryTakeError(out var e))
+            if (_connected && e.OriginalDestination == _peer && e.OriginalPort == _peerPort) _pendingError = Errno.ECONNREFUSED;
+    }
+
+    public override long TryReceive(MsgHdr* msg, int flags)
+    {
+        TakeIcmpErrors();
+        if (_pendingError != 0) { int e = _pendingError; _pendingError = 0; return -e; }
+        if (_shutRead && _heldLength < 0 && (_binding is null || _binding.QueuedDatagrams == 0)) return 0;
+        ReadOnlySpan<byte> data;
+        Ipv4Address from;
+        ushort port;
+        bool peek = (flags & Abi.MSG_PEEK) != 0;
+        if (_heldLength >= 0)
+        {
+            data = _held.AsSpan(0, _heldLength);
+            from = _heldFrom;
+            port = _heldPort;
+            if (!peek) _heldLength = -1;
+        }
+        else
+        {
+            if (_binding is null) return -Errno.EAGAIN;
+            byte[] buffer = peek ? (_held ??= new byte[MaxDatagram + 1]) : Scratch;
+            if (!_binding.TryReceive(buffer, out int n, out from, out port)) return -Errno.EAGAIN;
+            data = buffer.AsSpan(0, n);
+            if (peek) { _heldLength = n; _heldFrom = from; _heldPort = port; }
+        }
+        // Scatter into the iovecs; the rest of a datagram is discarded (MSG_TRUNC says so).
+        int copied = 0;
+        for (nuint i = 0; i < msg->IovLength && copied < data.Length; i++)
+        {
+            int room = (int)Math.Min(msg->Iov[i].Length, int.MaxValue);
+            int k = Math.Min(room, data.Length - copied);
+            data.Slice(copied, k).CopyTo(new Span<byte>(msg->Iov[i].Base, k));
+            copied += k;
+        }
+        msg->Flags = copied < data.Length ? Abi.MSG_TRUNC : 0;
+        if (msg->Name is not null)
+        {
+            uint len = msg->NameLength;
+            SockAddr.Write(msg->Name, &len, from, port);
+            msg->NameLength = len;
+        }
+        return (flags & Abi.MSG_TRUNC) != 0 ? data.Length : copied;
+    }
+
+    public override long TrySend(MsgHdr* msg, int flags, long alreadySent)
+    {
+        if (_shutWrite)
+        {
+            if ((flags & Abi.MSG_NOSIGNAL) == 0) Engine.RaiseSigPipe();
+            return -Errno.EPIPE;
+        }
+        Ipv4Address to;
+        ushort port;
+        if (msg->Name is not null && msg->NameLength > 0)
+        {
+            long bad = SockAddr.Read(msg->Name, msg->NameLength, out to, out port);
+            if (bad < 0) return bad;
+            // A fresh socket's first datagram to loopback or off every route: the socket becomes
+            // the kernel's (the engine hands it over); a socket already in use cannot move.
+            if (!Engine.Serves(to)) return _binding is null ? Abi.Kernel : -Errno.ENETUNREACH;
+        }
+        else if (_connected) { to = _peer; port = _peerPort; }
+        else return -Errno.EDESTADDRREQ;
+        long total = TotalLength(msg);
+        if (total > MaxDatagram) return -Errno.EMSGSIZE;
+        long r = EnsureBound(0);
+        if (r < 0) return r;
+        // Gather the iovecs into one datagram.
+        byte[] buffer = Scratch;
+        int at = 0;
+        for (nuint i = 0; i < msg->IovLength; i++)
+        {
+            int k = (int)msg->Iov[i].Length;
+            new ReadOnlySpan<byte>(msg->Iov[i].Base, k).CopyTo(buffer.AsSpan(at));
+            at += k;
+        }
+        _binding!.SendTo(buffer.AsSpan(0, at), to, port); // a datagram the stack drops is lost, as on a full NIC queue
+        Engine.Interface.FlushOutput(); // out now, not at the owner thread's next poll
+        return at;
+    }
+
+    public override int TakeError()
+    {
+        TakeIcmpErrors();
+        int e = _pendingError;
+        _pendingError = 0;
+        return e;
+    }
+
+    /// <summary>FIONREAD on a datagram socket: the size of the next datagram (0 if none).</summary>
+    public override int ReadableBytes()
+    {
+        if (_heldLength >= 0) return _heldLength;
+        if (_binding is null || _binding.QueuedDatagrams == 0) return 0;
+        var held = _held ??= new byte[MaxDatagram + 1];
+        if (!_binding.TryReceive(held, out int n, out _heldFrom, out _heldPort)) return 0;
+        _heldLength = n;
+        return n;
+    }
+}

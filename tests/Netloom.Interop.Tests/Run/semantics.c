@@ -1,0 +1,405 @@
+/* The socket semantics `netloom run` must keep, checked the way a C program sees them.
+ *
+ *   semantics peer ADDR PORT     a plain kernel (or netloom run) peer with scripted behaviours
+ *   semantics check ADDR PORT    the checks, against that peer; prints "ok NAME" or "FAIL NAME: why"
+ *
+ * The first byte a client sends picks the peer's behaviour:
+ *   E echo until EOF            R send 100000 bytes, then reset (SO_LINGER 0)
+ *   H read to EOF, reply "bye"  S send "hello", wait for 'G', send "world", wait for EOF
+ *   W wait for EOF              L read to EOF or error, remember which; Q replies with it
+ * The peer also echoes UDP datagrams on the same port. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct sockaddr_in peer_addr;
+static int failures;
+
+#define CHECK(name, cond, ...) do { if (cond) printf("ok %s\n", name); else { printf("FAIL %s: ", name); printf(__VA_ARGS__); printf("\n"); failures++; } fflush(stdout); } while (0)
+
+static struct sockaddr_in addr_of(const char *ip, int port)
+{
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((unsigned short)port);
+    inet_pton(AF_INET, ip, &a.sin_addr);
+    return a;
+}
+
+static int connect_to(struct sockaddr_in a, char command)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) { int e = errno; close(fd); errno = e; return -1; }
+    if (command && send(fd, &command, 1, MSG_NOSIGNAL) != 1) { close(fd); return -1; }
+    return fd;
+}
+
+static ssize_t read_full(int fd, char *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = recv(fd, buf + got, n - got, 0);
+        if (r <= 0) return got ? (ssize_t)got : r;
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}
+
+/* ---------------- the peer ---------------- */
+
+static char last_l[8] = "none";
+
+static void *serve(void *arg)
+{
+    int fd = (int)(long)arg;
+    char c, buf[65536];
+    if (recv(fd, &c, 1, 0) != 1) { close(fd); return NULL; }
+    switch (c) {
+    case 'E': { ssize_t n; while ((n = recv(fd, buf, sizeof buf, 0)) > 0) send(fd, buf, (size_t)n, MSG_NOSIGNAL); break; }
+    case 'R': {
+        memset(buf, 'r', sizeof buf);
+        send(fd, buf, 65536, MSG_NOSIGNAL); send(fd, buf, 100000 - 65536, MSG_NOSIGNAL);
+        usleep(100000);
+        struct linger l = { 1, 0 };
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+        break;
+    }
+    case 'H': { while (recv(fd, buf, sizeof buf, 0) > 0) {} send(fd, "bye", 3, MSG_NOSIGNAL); break; }
+    case 'S': {
+        send(fd, "hello", 5, MSG_NOSIGNAL);
+        if (recv(fd, &c, 1, 0) == 1) send(fd, "world", 5, MSG_NOSIGNAL);
+        while (recv(fd, buf, sizeof buf, 0) > 0) {}
+        break;
+    }
+    case 'W': { while (recv(fd, buf, sizeof buf, 0) > 0) {} break; }
+    case 'L': {
+        ssize_t n;
+        while ((n = recv(fd, buf, sizeof buf, 0)) > 0) {}
+        strcpy(last_l, n == 0 ? "EOF" : errno == ECONNRESET ? "RST" : "ERR");
+        break;
+    }
+    case 'Q': send(fd, last_l, strlen(last_l), MSG_NOSIGNAL); break;
+    }
+    close(fd);
+    return NULL;
+}
+
+static void *udp_echo(void *arg)
+{
+    int u = (int)(long)arg;
+    char buf[65536];
+    for (;;) {
+        struct sockaddr_in from;
+        socklen_t len = sizeof from;
+        ssize_t n = recvfrom(u, buf, sizeof buf, 0, (struct sockaddr *)&from, &len);
+        if (n >= 0) sendto(u, buf, (size_t)n, 0, (struct sockaddr *)&from, len);
+    }
+    return NULL;
+}
+
+static int peer(struct sockaddr_in a)
+{
+    signal(SIGPIPE, SIG_IGN);
+    int l = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(l, (struct sockaddr *)&a, sizeof a) < 0 || listen(l, 64) < 0) { perror("peer: bind/listen"); return 1; }
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    if (bind(u, (struct sockaddr *)&a, sizeof a) < 0) { perror("peer: udp bind"); return 1; }
+    pthread_t t;
+    pthread_create(&t, NULL, udp_echo, (void *)(long)u);
+    printf("peer listening\n");
+    fflush(stdout);
+    for (;;) {
+        int fd = accept(l, NULL, NULL);
+        if (fd < 0) continue;
+        pthread_create(&t, NULL, serve, (void *)(long)fd);
+        pthread_detach(t);
+    }
+}
+
+/* ---------------- the checks ---------------- */
+
+static void check_refused(void)
+{
+    struct sockaddr_in closed = peer_addr;
+    closed.sin_port = htons((unsigned short)(ntohs(peer_addr.sin_port) + 1));
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int r = connect(fd, (struct sockaddr *)&closed, sizeof closed);
+    CHECK("connect-refused-blocking", r < 0 && errno == ECONNREFUSED, "connect returned %d errno %d (%s)", r, errno, strerror(errno));
+    close(fd);
+
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    r = connect(fd, (struct sockaddr *)&closed, sizeof closed);
+    int inprogress = r < 0 && errno == EINPROGRESS;
+    struct pollfd p = { fd, POLLOUT, 0 };
+    int pr = poll(&p, 1, 5000);
+    int err = -1;
+    socklen_t len = sizeof err;
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    CHECK("connect-refused-nonblocking", inprogress && pr == 1 && (p.revents & (POLLOUT | POLLERR)) && err == ECONNREFUSED,
+          "connect %d errno %d, poll %d revents 0x%x, SO_ERROR %d", r, errno, pr, p.revents, err);
+    close(fd);
+}
+
+static void check_eagain(void)
+{
+    int fd = connect_to(peer_addr, 'W');
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    char c;
+    ssize_t r = recv(fd, &c, 1, 0);
+    CHECK("eagain", r < 0 && errno == EAGAIN && (fcntl(fd, F_GETFL) & O_NONBLOCK), "recv %zd errno %d", r, errno);
+    r = recv(fd, &c, 1, MSG_DONTWAIT);
+    close(fd);
+}
+
+static void check_epollet(void)
+{
+    int fd = connect_to(peer_addr, 'S');
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.u64 = 42 }, out[4];
+    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    int first = epoll_wait(ep, out, 4, 5000);
+    int data_ok = first == 1 && out[0].data.u64 == 42 && (out[0].events & EPOLLIN);
+    int again = epoll_wait(ep, out, 4, 100); /* edge-triggered: nothing new, nothing reported */
+    send(fd, "G", 1, 0);
+    int third = epoll_wait(ep, out, 4, 5000);
+    char buf[16] = { 0 };
+    usleep(50000);
+    ssize_t n = read_full(fd, buf, 10);
+    CHECK("epoll-edge-triggered", data_ok && again == 0 && third == 1 && n == 10 && memcmp(buf, "helloworld", 10) == 0,
+          "first %d, again %d, third %d, read %zd '%s'", first, again, third, n, buf);
+    close(ep);
+    close(fd);
+}
+
+static void check_half_close(void)
+{
+    int fd = connect_to(peer_addr, 'H');
+    send(fd, "data", 4, 0);
+    shutdown(fd, SHUT_WR);
+    char buf[8] = { 0 };
+    ssize_t n = read_full(fd, buf, 3);
+    ssize_t eof = recv(fd, buf + 3, 1, 0);
+    CHECK("shutdown-half-close", n == 3 && memcmp(buf, "bye", 3) == 0 && eof == 0, "read %zd '%s', then %zd", n, buf, eof);
+    close(fd);
+}
+
+static void check_peek(void)
+{
+    int fd = connect_to(peer_addr, 'S');
+    int avail = 0;
+    for (int i = 0; i < 500 && avail < 5; i++) { ioctl(fd, FIONREAD, &avail); if (avail < 5) usleep(10000); }
+    char a[8] = { 0 }, b[8] = { 0 };
+    ssize_t p = recv(fd, a, 5, MSG_PEEK);
+    ssize_t r = recv(fd, b, 5, 0);
+    CHECK("msg-peek", avail == 5 && p == 5 && r == 5 && memcmp(a, "hello", 5) == 0 && memcmp(b, "hello", 5) == 0,
+          "FIONREAD %d, peek %zd '%s', read %zd '%s'", avail, p, a, r, b);
+    close(fd);
+}
+
+static void check_linger_rst(void)
+{
+    int fd = connect_to(peer_addr, 'L');
+    send(fd, "x", 1, 0);
+    usleep(50000);
+    struct linger l = { 1, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    close(fd);
+    usleep(200000);
+    int q = connect_to(peer_addr, 'Q');
+    char buf[8] = { 0 };
+    read_full(q, buf, 3);
+    CHECK("so-linger-zero-sends-rst", strcmp(buf, "RST") == 0, "the peer saw %s", buf);
+    close(q);
+}
+
+static void check_select_high_fd(void)
+{
+    int fd = connect_to(peer_addr, 'E');
+    int high = dup2(fd, 100);
+    send(high, "ping", 4, 0);
+    fd_set r;
+    FD_ZERO(&r);
+    FD_SET(high, &r);
+    struct timeval tv = { 5, 0 };
+    int n = select(high + 1, &r, NULL, NULL, &tv);
+    char buf[8] = { 0 };
+    ssize_t got = n == 1 ? read_full(fd, buf, 4) : -1;
+    CHECK("select-fd-above-64", high == 100 && n == 1 && FD_ISSET(high, &r) && got == 4 && memcmp(buf, "ping", 4) == 0,
+          "dup2 %d, select %d, read %zd", high, n, got);
+    close(high);
+    close(fd);
+}
+
+static void check_dup2_onto_socket(void)
+{
+    int a = connect_to(peer_addr, 'E');
+    int b = socket(AF_INET, SOCK_STREAM, 0);
+    int r = dup2(a, b);
+    send(b, "dup2", 4, 0);
+    char buf[8] = { 0 };
+    ssize_t got = read_full(a, buf, 4);
+    CHECK("dup2-onto-socket", r == b && got == 4 && memcmp(buf, "dup2", 4) == 0, "dup2 %d, read %zd", r, got);
+    close(b);
+    close(a);
+}
+
+/* Checks of behaviour Netloom defines where the kernel's differs (docs/RUN.md). */
+static int netloom(void) { return getenv("NETLOOM_ENGINE") != NULL; }
+
+static void check_fork_exec(void)
+{
+    int fd = connect_to(peer_addr, 'E');
+    pid_t pid = fork();
+    if (pid == 0) { execl("/bin/sh", "sh", "-c", "exit 7", (char *)NULL); _exit(99); }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    send(fd, "after", 5, 0);
+    char buf[8] = { 0 };
+    ssize_t got = read_full(fd, buf, 5);
+    CHECK("fork-then-exec", WIFEXITED(status) && WEXITSTATUS(status) == 7 && got == 5, "child status %d, parent read %zd", status, got);
+
+    if (!netloom()) { printf("skip forked-child-gets-ebadf: the kernel lets a child share the socket\n"); close(fd); return; }
+    pid = fork();
+    if (pid == 0) {
+        ssize_t s = send(fd, "x", 1, MSG_NOSIGNAL);
+        _exit(s < 0 && errno == EBADF ? 0 : 1);
+    }
+    waitpid(pid, &status, 0);
+    send(fd, "still", 5, 0);
+    got = read_full(fd, buf, 5);
+    CHECK("forked-child-gets-ebadf", WIFEXITED(status) && WEXITSTATUS(status) == 0 && got == 5, "child status %d, parent read %zd", status, got);
+    close(fd);
+}
+
+static void *blocked_reader(void *arg)
+{
+    int fd = *(int *)arg;
+    char c;
+    ssize_t r = recv(fd, &c, 1, 0);
+    *(int *)arg = r < 0 ? -errno : (int)r + 1000;
+    return NULL;
+}
+
+static void check_close_while_blocked(void)
+{
+    if (!netloom()) { printf("skip close-while-another-thread-blocks: the kernel leaves the reader blocked\n"); return; }
+    int fd = connect_to(peer_addr, 'W');
+    int shared = fd;
+    pthread_t t;
+    pthread_create(&t, NULL, blocked_reader, &shared);
+    usleep(200000);
+    close(fd);
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 5;
+    int joined = pthread_timedjoin_np(t, NULL, &deadline);
+    CHECK("close-while-another-thread-blocks", joined == 0, "the blocked recv did not return within 5 s (join %d)", joined);
+}
+
+static void check_reset_mid_transfer(void)
+{
+    int fd = connect_to(peer_addr, 'R');
+    char buf[4096];
+    ssize_t n, total = 0;
+    while ((n = recv(fd, buf, sizeof buf, 0)) > 0) total += n;
+    int e = errno;
+    CHECK("peer-resets-mid-transfer", n < 0 && e == ECONNRESET, "read %zd bytes, then %zd errno %d (%s)", total, n, e, strerror(e));
+    close(fd);
+}
+
+static void check_emfile(void)
+{
+    struct rlimit old, low;
+    getrlimit(RLIMIT_NOFILE, &old);
+    low = old;
+    low.rlim_cur = 64;
+    setrlimit(RLIMIT_NOFILE, &low);
+    int fds[80], n = 0, e = 0;
+    for (; n < 80; n++) {
+        fds[n] = socket(AF_INET, SOCK_STREAM, 0);
+        if (fds[n] < 0) { e = errno; break; }
+    }
+    for (int i = 0; i < n; i++) close(fds[i]);
+    setrlimit(RLIMIT_NOFILE, &old);
+    int again = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK("emfile", e == EMFILE && again >= 0, "stopped after %d sockets with errno %d; a socket after: %d", n, e, again);
+    close(again);
+}
+
+static void check_udp(void)
+{
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    sendto(u, "datagram", 8, 0, (struct sockaddr *)&peer_addr, sizeof peer_addr);
+    struct pollfd p = { u, POLLIN, 0 };
+    int pr = poll(&p, 1, 5000);
+    char buf[16] = { 0 };
+    struct sockaddr_in from;
+    socklen_t len = sizeof from;
+    ssize_t n = recvfrom(u, buf, sizeof buf, 0, (struct sockaddr *)&from, &len);
+    CHECK("udp-echo", pr == 1 && n == 8 && memcmp(buf, "datagram", 8) == 0 && from.sin_port == peer_addr.sin_port,
+          "poll %d, recvfrom %zd", pr, n);
+    close(u);
+}
+
+static void check_options(void)
+{
+    int fd = connect_to(peer_addr, 'W');
+    int one = 1, v = 0, type = 0;
+    socklen_t len = sizeof v;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &v, &len);
+    len = sizeof type;
+    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
+    struct tcp_info info;
+    len = sizeof info;
+    int ti = getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len);
+    int unknown = setsockopt(fd, SOL_SOCKET, 0x7777, &one, sizeof one);
+    int unknown_errno = errno;
+    CHECK("socket-options", v == 1 && type == SOCK_STREAM && ti == 0 && info.tcpi_state == 1 && unknown < 0 && unknown_errno == ENOPROTOOPT,
+          "nodelay %d, type %d, tcp_info %d state %d, unknown option %d errno %d", v, type, ti, info.tcpi_state, unknown, unknown_errno);
+    close(fd);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 4) { fprintf(stderr, "usage: %s peer|check ADDR PORT\n", argv[0]); return 2; }
+    peer_addr = addr_of(argv[2], atoi(argv[3]));
+    if (strcmp(argv[1], "peer") == 0) return peer(peer_addr);
+    signal(SIGPIPE, SIG_IGN);
+    check_refused();
+    check_eagain();
+    check_epollet();
+    check_half_close();
+    check_peek();
+    check_linger_rst();
+    check_select_high_fd();
+    check_dup2_onto_socket();
+    check_fork_exec();
+    check_close_while_blocked();
+    check_reset_mid_transfer();
+    check_emfile();
+    check_udp();
+    check_options();
+    printf("%d failed\n", failures);
+    return failures ? 1 : 0;
+}
