@@ -29,21 +29,25 @@ static long engine_send(int fd, const void *buf, size_t n, int flags, const stru
     return nl_engine->sendmsg(fd, &m, flags);
 }
 
-static long engine_readv(int fd, const struct iovec *iov, int n)
+/* readv and writev: the same iovec array, described as a msghdr. */
+static struct msghdr vector_msg(const struct iovec *iov, int n)
 {
     struct msghdr m;
     memset(&m, 0, sizeof m);
     m.msg_iov = (struct iovec *)iov;
     m.msg_iovlen = (size_t)n;
+    return m;
+}
+
+static long engine_readv(int fd, const struct iovec *iov, int n)
+{
+    struct msghdr m = vector_msg(iov, n);
     return nl_engine->recvmsg(fd, &m, 0);
 }
 
 static long engine_writev(int fd, const struct iovec *iov, int n)
 {
-    struct msghdr m;
-    memset(&m, 0, sizeof m);
-    m.msg_iov = (struct iovec *)iov;
-    m.msg_iovlen = (size_t)n;
+    struct msghdr m = vector_msg(iov, n);
     return nl_engine->sendmsg(fd, &m, 0);
 }
 

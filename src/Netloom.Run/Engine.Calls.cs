@@ -210,7 +210,7 @@ internal sealed unsafe partial class Engine
         while (msg->IovLength > 0 && n > 0)
         {
             var v = msg->Iov;
-            if ((long)v->Length > n) { v->Base += n; v->Length -= (nuint)n; return; }
+            if ((long)v->Length > n) { v->Base = (byte*)v->Base + n; v->Length -= (nuint)n; return; }
             n -= (long)v->Length;
             msg->Iov++;
             msg->IovLength--;

@@ -291,7 +291,7 @@ internal sealed unsafe class TcpRunSocket(Engine engine) : RunSocket(engine, Abi
         {
             long len = (long)msg->Iov[i].Length;
             if (skip >= len) { skip -= len; continue; }
-            var src = new ReadOnlySpan<byte>(msg->Iov[i].Base + skip, (int)Math.Min(len - skip, int.MaxValue));
+            var src = new ReadOnlySpan<byte>((byte*)msg->Iov[i].Base + skip, (int)Math.Min(len - skip, int.MaxValue));
             skip = 0;
             int n = c.Send(src);
             total += n;

@@ -158,7 +158,7 @@ internal sealed unsafe class UdpRunSocket(Engine engine) : RunSocket(engine, Abi
         if (msg->Name is not null)
         {
             uint len = msg->NameLength;
-            SockAddr.Write(msg->Name, &len, from, port);
+            SockAddr.Write((byte*)msg->Name, &len, from, port);
             msg->NameLength = len;
         }
         return (flags & Abi.MSG_TRUNC) != 0 ? data.Length : copied;
@@ -175,7 +175,7 @@ internal sealed unsafe class UdpRunSocket(Engine engine) : RunSocket(engine, Abi
         ushort port;
         if (msg->Name is not null && msg->NameLength > 0)
         {
-            long bad = SockAddr.Read(msg->Name, msg->NameLength, out to, out port);
+            long bad = SockAddr.Read((byte*)msg->Name, msg->NameLength, out to, out port);
             if (bad < 0) return bad;
             // A fresh socket's first datagram to loopback or off every route: the socket becomes
             // the kernel's (the engine hands it over); a socket already in use cannot move.

@@ -46,33 +46,6 @@ internal unsafe struct HostTable
     public delegate* unmanaged<byte*, void> Warn;
 }
 
-[StructLayout(LayoutKind.Sequential)]
-internal unsafe struct IoVec
-{
-    public byte* Base;
-    public nuint Length;
-}
-
-[StructLayout(LayoutKind.Sequential)]
-internal unsafe struct MsgHdr
-{
-    public byte* Name;
-    public uint NameLength;
-    public IoVec* Iov;
-    public nuint IovLength;
-    public void* Control;
-    public nuint ControlLength;
-    public int Flags;
-}
-
-[StructLayout(LayoutKind.Sequential)]
-internal struct PollFd
-{
-    public int Fd;
-    public short Events;
-    public short Revents;
-}
-
 /// <summary>struct epoll_event: packed on x86-64 (12 bytes).</summary>
 [StructLayout(LayoutKind.Sequential, Pack = 4)]
 internal struct EpollEvent
