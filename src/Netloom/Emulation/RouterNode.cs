@@ -27,9 +27,21 @@ public readonly record struct Route(Ipv4Address Prefix, int PrefixLength, int Po
 }
 
 /// <summary>Router counters.</summary>
+/// <summary>A router's counters: read by users, written only by the router.</summary>
 public sealed class RouterCounters
 {
-    public long Received, Forwarded, Local, ArpIn, ArpOut, TtlExceeded, NoRoute, HostUnreachable, FragmentationNeeded, Malformed, NotForUs, PendingDropped;
+    public long Received { get; internal set; }
+    public long Forwarded { get; internal set; }
+    public long Local { get; internal set; }
+    public long ArpIn { get; internal set; }
+    public long ArpOut { get; internal set; }
+    public long TtlExceeded { get; internal set; }
+    public long NoRoute { get; internal set; }
+    public long HostUnreachable { get; internal set; }
+    public long FragmentationNeeded { get; internal set; }
+    public long Malformed { get; internal set; }
+    public long NotForUs { get; internal set; }
+    public long PendingDropped { get; internal set; }
 }
 
 /// <summary>

@@ -20,7 +20,9 @@ public sealed class SwitchNode : Node
     }
 
     public ILookup Lookup { get; private set; }
-    public long Forwarded, Flooded, Filtered;
+    public long Forwarded { get; private set; }
+    public long Flooded { get; private set; }
+    public long Filtered { get; private set; }
 
     internal override void Receive(NodePort port, SimFrame frame, long now)
     {

@@ -29,7 +29,8 @@ public sealed class PipeConnectionHandler(Func<IDuplexPipe, Task> application) :
     }
 
     /// <summary>Applications that threw (they are logged by count; the connection is closed).</summary>
-    public long Faults;
+    public long Faults => Volatile.Read(ref _faults);
+    private long _faults;
 
     public void OnConnected(Connection connection)
     {
@@ -38,7 +39,7 @@ public sealed class PipeConnectionHandler(Func<IDuplexPipe, Task> application) :
         _ = Task.Run(async () =>
         {
             try { await application(state).ConfigureAwait(false); }
-            catch (Exception) { Interlocked.Increment(ref Faults); }
+            catch (Exception) { Interlocked.Increment(ref _faults); }
             finally
             {
                 await state.Out.Writer.CompleteAsync().ConfigureAwait(false);
