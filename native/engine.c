@@ -41,6 +41,16 @@ static const struct nl_host host = {
     .warn = host_warn,
 };
 
+/* At exit the engine closes what the program left open and releases its port (a shm port's
+ * file, a capture's last frames); a forked child's exit leaves its parent's engine alone. */
+static void at_exit(void)
+{
+    if (nl_in_child || !nl_engine) return;
+    nl_depth++;
+    nl_engine->at_exit();
+    nl_depth--;
+}
+
 static void load(void)
 {
     const char *path = getenv("NETLOOM_ENGINE");
@@ -64,6 +74,7 @@ static void load(void)
         return;
     }
     __atomic_store_n(&nl_engine, e, __ATOMIC_RELEASE);
+    atexit(at_exit);
 }
 
 const struct nl_engine *nl_engine_get(void)

@@ -56,8 +56,8 @@ struct nl_engine {
     long (*epoll_wait)(int epfd, struct epoll_event *events, int max, long timeout_ns, const sigset_t *mask);
     long (*epoll_close)(int epfd);
     long (*sendfile)(int out, int in, off_t *offset, size_t count);
-    /* Called in the parent after fork() returned: nothing today, kept for the layout. */
-    void (*after_fork_parent)(void);
+    /* The process is exiting (atexit): close the sockets, let them drain, release the port. */
+    void (*at_exit)(void);
 };
 
 /* What the engine may call back. */

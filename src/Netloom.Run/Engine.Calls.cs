@@ -32,10 +32,56 @@ internal sealed unsafe partial class Engine
             var s = Forget(fd);
             if (s is null || s.Names > 0) return 0;
             s.Close();
+            if (s is TcpRunSocket { Draining: true } closing) Closing(closing);
             if (s is TcpRunSocket { LingerWaiting: true } t) lingering = t;
         }
         if (lingering is not null) Linger(lingering);
         return 0;
+    }
+
+    /// <summary>
+    /// Connections the program closed that still have data or a FIN in flight, for exit to wait
+    /// on. Bounded: finished ones are dropped whenever the set grows past 64.
+    /// </summary>
+    private readonly HashSet<RunSocket> _closing = new();
+
+    private void Closing(TcpRunSocket s)
+    {
+        if (_closing.Count >= 64) _closing.RemoveWhere(static c => c is TcpRunSocket { Draining: false });
+        _closing.Add(s);
+    }
+
+    /// <summary>
+    /// The program is exiting. As the kernel does for descriptors a process leaves open, every
+    /// socket is closed: connections send their queued data and a FIN, which the stack gets up to
+    /// NETLOOM_EXIT_LINGER_MS (default 2000) to deliver while nothing else runs it; then the stack
+    /// stops and the port is released (a shm port's file removed, a capture flushed).
+    /// </summary>
+    public void Exit()
+    {
+        var open = new HashSet<RunSocket>(_closing);
+        lock (Lock)
+        {
+            Advance();
+            for (int fd = 0; fd < _fds.Length; fd++)
+                if (_fds[fd] is { } s && open.Add(s)) { _host->Mark(fd, 0); s.Close(); }
+            Array.Clear(_fds);
+        }
+        int lingerMs = int.TryParse(Environment.GetEnvironmentVariable("NETLOOM_EXIT_LINGER_MS"), out int ms) ? Math.Clamp(ms, 0, 60_000) : 2000;
+        long deadline = Clock.NowNs() + lingerMs * 1_000_000L;
+        while (Clock.NowNs() < deadline)
+        {
+            bool draining = false;
+            lock (Lock)
+            {
+                Advance();
+                foreach (var s in open) if (s is TcpRunSocket { Draining: true }) { draining = true; break; }
+            }
+            if (!draining) break;
+            Thread.Sleep(1);
+        }
+        Stack.Dispose();
+        _capture?.Dispose();
     }
 
     /// <summary>SO_LINGER with a timeout: close waits for the peer to acknowledge the data, then resets if it did not.</summary>

@@ -49,7 +49,7 @@ internal static unsafe class Exports
             t->EpollWait = &EpollWait;
             t->EpollClose = &EpollClose;
             t->SendFile = &SendFile;
-            t->AfterForkParent = &AfterForkParent;
+            t->AtExit = &AtExit;
             return _table = t;
         }
         catch (Exception e)
@@ -90,5 +90,5 @@ internal static unsafe class Exports
     [UnmanagedCallersOnly] private static long EpollWait(int ep, EpollEvent* ev, int max, long t, void* m) { try { return _engine.EpollWait(ep, ev, max, t, m); } catch (Exception e) { return Failed(e, "epoll_wait"); } }
     [UnmanagedCallersOnly] private static long EpollClose(int ep) { try { return _engine.EpollClose(ep); } catch (Exception e) { return Failed(e, "close"); } }
     [UnmanagedCallersOnly] private static long SendFile(int o, int i, long* off, nuint n) { try { return _engine.SendFile(o, i, off, n); } catch (Exception e) { return Failed(e, "sendfile"); } }
-    [UnmanagedCallersOnly] private static void AfterForkParent() { }
+    [UnmanagedCallersOnly] private static void AtExit() { try { _engine.Exit(); } catch (Exception e) { Failed(e, "exit"); } }
 }

@@ -191,6 +191,9 @@ internal sealed unsafe class TcpRunSocket(Engine engine) : RunSocket(engine, Abi
     /// <summary>With SO_LINGER on and a timeout, close waits until everything sent was acknowledged.</summary>
     public bool LingerWaiting => _conn is { } c && LingerOn != 0 && LingerSeconds > 0 && c.SendQueued > 0 && c.Error == TcpError.None && c.State != TcpState.Closed;
 
+    /// <summary>Closed with data or a FIN still unacknowledged: what exit waits for.</summary>
+    public bool Draining => _conn is { } c && c.Error == TcpError.None && c.State is not (TcpState.Closed or TcpState.TimeWait or TcpState.FinWait2) && (c.SendQueued > 0 || c.State is TcpState.FinWait1 or TcpState.Closing or TcpState.LastAck);
+
     /// <summary>The linger time ran out: reset, as the kernel does.</summary>
     public void LingerExpired() => _conn?.Abort();
 

@@ -33,7 +33,7 @@ internal unsafe struct EngineTable
     public delegate* unmanaged<int, EpollEvent*, int, long, void*, long> EpollWait;
     public delegate* unmanaged<int, long> EpollClose;
     public delegate* unmanaged<int, int, long*, nuint, long> SendFile;
-    public delegate* unmanaged<void> AfterForkParent;
+    public delegate* unmanaged<void> AtExit;
 }
 
 /// <summary>What the interposer lends the engine: <c>struct nl_host</c>.</summary>

@@ -252,6 +252,26 @@ public class RunInteropTests
         Assert.True(udp.Code == 0, udp.Out + udp.Err);
     }
 
+    [RootFact("gcc", "/usr/bin/python3")]
+    public void Data_written_just_before_exit_arrives_and_the_shm_file_goes()
+    {
+        string name = RunLab.Unique("nlexit");
+        int net = RunLab.Subnet();
+        string server = $"10.235.{net}.1";
+        string exe = RunLab.Compile("exitwrite.c", "exitwrite");
+        using var reader = RunLab.Start("listening", null, $"shm:{name}", $"{server}/24", ["/usr/bin/python3", "-u", "-c",
+            $"import socket; l=socket.socket(); l.bind(('{server}',7800)); l.listen(); print('listening'); c,_=l.accept(); n=0\nwhile True:\n d=c.recv(65536)\n if not d: break\n n+=len(d)\nprint('got', n)"]);
+        reader.WaitReady(60);
+        var w = RunLab.Run(Minute, null, $"shm:{name}", $"10.235.{net}.2/24", [exe, server, "7800", "3000000"]);
+        Assert.True(w.Code == 0, w.Out + w.Err);
+        for (int i = 0; i < 100 && !reader.Log.Contains("got "); i++) Thread.Sleep(100);
+        Assert.Contains("got 3000000", reader.Log);
+        reader.Stop();
+        // The port's shared file goes with its creator's exit.
+        for (int i = 0; i < 50 && File.Exists($"/dev/shm/netloom-{name}"); i++) Thread.Sleep(100);
+        Assert.False(File.Exists($"/dev/shm/netloom-{name}"));
+    }
+
     [RootFact("gcc")]
     public void Bad_flags_missing_and_static_programs_get_clear_answers()
     {

@@ -19,10 +19,10 @@ public class RunLayoutTests
         string native = Path.Combine(RunLab.Root, "native");
         string[] entries = ["socket", "close", "dup", "bind", "listen", "accept4", "connect", "shutdown", "getsockopt", "setsockopt",
             "getsockname", "getpeername", "recvmsg", "sendmsg", "fcntl", "ioctl", "poll", "select", "epoll_ctl", "epoll_wait",
-            "epoll_close", "sendfile", "after_fork_parent"];
+            "epoll_close", "sendfile", "at_exit"];
         string[] csharp = ["Socket", "Close", "Dup", "Bind", "Listen", "Accept4", "Connect", "Shutdown", "GetSockOpt", "SetSockOpt",
             "GetSockName", "GetPeerName", "RecvMsg", "SendMsg", "Fcntl", "Ioctl", "Poll", "Select", "EpollCtl", "EpollWait",
-            "EpollClose", "SendFile", "AfterForkParent"];
+            "EpollClose", "SendFile", "AtExit"];
         var ours = new Dictionary<string, long>
         {
             ["nl_engine"] = sizeof(EngineTable), ["NL_ENGINE_VERSION"] = Abi.Version, ["NL_KERNEL"] = Abi.Kernel,
