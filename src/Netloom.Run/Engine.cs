@@ -144,8 +144,13 @@ internal sealed unsafe partial class Engine
 
     // ---- waiting ----
 
-    /// <summary>The stack's clock brought up to now before a socket call. Call with the lock held.</summary>
-    public void Advance() => Interface.Advance(Stack.Now);
+    /// <summary>
+    /// Before a socket call: the stack's clock brought up to now, and whatever frames already wait
+    /// on the port taken in on the calling thread (Onload's "the application polls the stack"),
+    /// so a busy program finds its data without waiting for the owner thread to wake and hand it
+    /// over. Call with the lock held.
+    /// </summary>
+    public void Advance() => Interface.Poll(Stack.Now);
 
     /// <summary>A deadline in monotonic nanoseconds for a timeout (0 or less: none).</summary>
     public static long Deadline(long timeoutNs) => timeoutNs <= 0 ? long.MaxValue : Clock.NowNs() + timeoutNs;
