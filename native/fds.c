@@ -10,7 +10,7 @@
 int close(int fd)
 {
     if (nl_epoll_has_ours(fd) && !nl_in_child) nl_engine->epoll_close(fd);
-    nl_mark_epoll(fd, 0);
+    nl_forget_epoll(fd);
     if (nl_ours(fd)) {
         if (nl_in_child) nl_mark(fd, 0); /* the child drops its copy; the parent's socket lives on */
         else {

@@ -21,5 +21,22 @@ void nl_mark(int fd, int ours)
 
 void nl_mark_epoll(int epfd, int ours)
 {
-    if (epfd >= 0 && epfd < NL_MAX_FD && nl_epoll_ours) nl_epoll_ours[epfd] = (uint8_t)(ours != 0);
+    if (epfd < 0 || epfd >= NL_MAX_FD || !nl_epoll_ours) return;
+    uint8_t v = nl_epoll_ours[epfd];
+    nl_epoll_ours[epfd] = (uint8_t)(ours ? v | NL_EPOLL_OURS : v & ~NL_EPOLL_OURS);
+}
+
+void nl_mark_epoll_kernel(int epfd)
+{
+    if (epfd >= 0 && epfd < NL_MAX_FD && nl_epoll_ours) nl_epoll_ours[epfd] |= NL_EPOLL_KERNEL;
+}
+
+int nl_epoll_kernel(int epfd)
+{
+    return epfd >= 0 && epfd < NL_MAX_FD && nl_epoll_ours && (nl_epoll_ours[epfd] & NL_EPOLL_KERNEL) != 0;
+}
+
+void nl_forget_epoll(int epfd)
+{
+    if (epfd >= 0 && epfd < NL_MAX_FD && nl_epoll_ours) nl_epoll_ours[epfd] = 0;
 }

@@ -70,15 +70,24 @@ struct nl_host {
     void (*mark_epoll)(int epfd, int ours);
     /* Writes one line to stderr, prefixed "netloom: ". */
     void (*warn)(const char *line);
+    /* 1 when kernel descriptors were ever added to epfd (the engine may skip asking the kernel). */
+    int (*epoll_kernel)(int epfd);
 };
 
 /* fdtable.c: the "is it ours" tables, written by the engine through nl_host. */
 extern volatile uint8_t *nl_fd_ours, *nl_epoll_ours;
 static inline int nl_ours(int fd) { return fd >= 0 && fd < NL_MAX_FD && nl_fd_ours && nl_fd_ours[fd]; }
-static inline int nl_epoll_has_ours(int epfd) { return epfd >= 0 && epfd < NL_MAX_FD && nl_epoll_ours && nl_epoll_ours[epfd]; }
+/* Per epoll descriptor: NL_EPOLL_OURS when it has Netloom members (the engine says so),
+ * NL_EPOLL_KERNEL once a kernel descriptor was added to it (epoll_ctl here says so). */
+#define NL_EPOLL_OURS 1
+#define NL_EPOLL_KERNEL 2
+static inline int nl_epoll_has_ours(int epfd) { return epfd >= 0 && epfd < NL_MAX_FD && nl_epoll_ours && (nl_epoll_ours[epfd] & NL_EPOLL_OURS); }
 void nl_tables_init(void);
 void nl_mark(int fd, int ours);
 void nl_mark_epoll(int epfd, int ours);
+void nl_mark_epoll_kernel(int epfd);
+int nl_epoll_kernel(int epfd);
+void nl_forget_epoll(int epfd);
 
 /* engine.c: loading the engine and turning its results into errno. */
 extern const struct nl_engine *nl_engine;

@@ -57,7 +57,11 @@ int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e, const struct timespec *ti
 
 int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
-    if (!nl_ours(fd)) return REAL(epoll_ctl)(epfd, op, fd, ev);
+    if (!nl_ours(fd)) {
+        int r = REAL(epoll_ctl)(epfd, op, fd, ev);
+        if (r == 0 && op == EPOLL_CTL_ADD) nl_mark_epoll_kernel(epfd); /* kept after DEL: a hint, never wrong to ask */
+        return r;
+    }
     if (nl_in_child) return (int)nl_child_refuses(fd);
     return (int)nl_result(nl_engine->epoll_ctl(epfd, op, fd, ev));
 }

@@ -157,7 +157,7 @@ internal sealed unsafe partial class Engine
                 Advance();
                 if (GetEpoll(epfd) is { } set) n = set.Collect(events, max);
             }
-            if (n < max)
+            if (n < max && EpollHasKernelMembers(epfd))
             {
                 int k = Sys.EpollWait(epfd, events + n, max - n, 0);
                 if (k > 0) n += k;

@@ -132,6 +132,9 @@ internal sealed unsafe partial class Engine
 
     public void MarkEpoll(int epfd, bool ours) => _host->MarkEpoll(epfd, ours ? 1 : 0);
 
+    /// <summary>Whether kernel descriptors were ever added to epfd: when not, epoll_wait need not ask the kernel.</summary>
+    public bool EpollHasKernelMembers(int epfd) => _host->EpollKernel(epfd) != 0;
+
     public EpollSet? GetEpoll(int epfd) => _epolls.GetValueOrDefault(epfd);
 
     public EpollSet GetOrAddEpoll(int epfd)

@@ -44,6 +44,7 @@ internal unsafe struct HostTable
     public delegate* unmanaged<int, int, void> Mark;
     public delegate* unmanaged<int, int, void> MarkEpoll;
     public delegate* unmanaged<byte*, void> Warn;
+    public delegate* unmanaged<int, int> EpollKernel;
 }
 
 /// <summary>struct epoll_event: packed on x86-64 (12 bytes).</summary>

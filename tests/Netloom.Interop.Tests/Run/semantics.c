@@ -191,6 +191,30 @@ static void check_epollet(void)
     close(fd);
 }
 
+/* One epoll set over a kernel pipe and a Netloom socket: each reports when it, and only it, is ready. */
+static void check_epoll_mixed(void)
+{
+    int fd = connect_to(peer_addr, 'E');
+    int p[2];
+    if (pipe(p) != 0) { CHECK("epoll-mixed-kernel-and-netloom", 0, "pipe failed"); return; }
+    int ep = epoll_create1(0);
+    struct epoll_event a = { .events = EPOLLIN, .data.u64 = 1 }, b = { .events = EPOLLIN, .data.u64 = 2 }, out[4];
+    epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &a);
+    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &b);
+    int none = epoll_wait(ep, out, 4, 50);
+    if (write(p[1], "k", 1) != 1) none = -2;
+    int pipe_ready = epoll_wait(ep, out, 4, 5000);
+    uint64_t first = pipe_ready > 0 ? out[0].data.u64 : 0;
+    char c;
+    if (read(p[0], &c, 1) != 1) pipe_ready = -2;
+    send(fd, "n", 1, 0);
+    int sock_ready = epoll_wait(ep, out, 4, 5000);
+    uint64_t second = sock_ready > 0 ? out[0].data.u64 : 0;
+    CHECK("epoll-mixed-kernel-and-netloom", none == 0 && pipe_ready == 1 && first == 1 && sock_ready == 1 && second == 2,
+          "idle %d, pipe %d (data %llu), socket %d (data %llu)", none, pipe_ready, (unsigned long long)first, sock_ready, (unsigned long long)second);
+    close(ep); close(p[0]); close(p[1]); close(fd);
+}
+
 static void check_half_close(void)
 {
     int fd = connect_to(peer_addr, 'H');
@@ -389,6 +413,7 @@ int main(int argc, char **argv)
     check_refused();
     check_eagain();
     check_epollet();
+    check_epoll_mixed();
     check_half_close();
     check_peek();
     check_linger_rst();
