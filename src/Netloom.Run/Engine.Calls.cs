@@ -12,7 +12,7 @@ internal sealed unsafe partial class Engine
         if (domain != Abi.AF_INET || !(stream || dgram)) return Abi.Kernel;
         if (protocol != 0 && protocol != (stream ? Abi.IPPROTO_TCP : Abi.IPPROTO_UDP)) return Abi.Kernel; // ICMP ping sockets, SCTP
         int fd = NewPlaceholder(type);
-        if (fd < 0) return -Sys.Errno;
+        if (fd < 0) return -Libc.Errno;
         if (fd >= MaxFd) return fd; // beyond the interposer's table: it stays a kernel socket
         lock (Lock)
         {
@@ -310,14 +310,14 @@ internal sealed unsafe partial class Engine
         try
         {
             long position = offset is not null ? *offset : Sys.LSeek(inFd, 0, Sys.SEEK_CUR);
-            if (position < 0) return -Sys.Errno;
+            if (position < 0) return -Libc.Errno;
             long done = 0;
             while ((ulong)done < count)
             {
                 int want = (int)Math.Min((ulong)Step, count - (ulong)done);
                 nint got;
                 fixed (byte* p = buffer) got = Sys.PRead(inFd, p, (nuint)want, position + done);
-                if (got < 0) { if (done > 0) break; return -Sys.Errno; }
+                if (got < 0) { if (done > 0) break; return -Libc.Errno; }
                 if (got == 0) break;
                 long sent;
                 fixed (byte* p = buffer)

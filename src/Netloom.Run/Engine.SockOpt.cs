@@ -49,7 +49,7 @@ internal sealed unsafe partial class Engine
             r = Set(s, level, name, value, length);
         }
         // The placeholder gets the option too, so a socket handed over to the kernel keeps it.
-        if (r == 0) Sys.SetSockOpt(fd, level, name, value, length);
+        if (r == 0) Libc.SetSockOpt(fd, level, name, value, length);
         return r;
     }
 

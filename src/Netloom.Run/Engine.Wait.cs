@@ -87,7 +87,7 @@ internal sealed unsafe partial class Engine
         if (n == 0 && timeoutNs == 0) return 0;
         TimeSpec ts = TimeSpec.FromNanoseconds(Math.Max(0, timeoutNs));
         int r = Sys.PPoll(fds, (ulong)n, timeoutNs < 0 ? null : &ts, sigmask);
-        return r < 0 ? -Sys.Errno : r;
+        return r < 0 ? -Libc.Errno : r;
     }
 
     public long Select(int nfds, ulong* read, ulong* write, ulong* except, long timeoutNs, void* sigmask)
@@ -161,7 +161,7 @@ internal sealed unsafe partial class Engine
             {
                 int k = Sys.EpollWait(epfd, events + n, max - n, 0);
                 if (k > 0) n += k;
-                else if (k < 0 && n == 0) return -Sys.Errno;
+                else if (k < 0 && n == 0) return -Libc.Errno;
             }
             if (n > 0 || timeoutNs == 0 || w is null) return n;
             lock (Lock)

@@ -211,5 +211,5 @@ internal sealed unsafe partial class Engine
     public static void RaiseSigPipe() => Sys.Raise(Abi.SIGPIPE);
 
     /// <summary>Makes a placeholder: a kernel socket of the same type that holds the fd number (never bound or connected).</summary>
-    public static int NewPlaceholder(int type) => Sys.Socket(Abi.AF_INET, type, 0);
+    public static int NewPlaceholder(int type) => Libc.Socket(Abi.AF_INET, type, 0);
 }

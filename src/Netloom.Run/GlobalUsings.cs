@@ -2,3 +2,5 @@
 global using IoVec = Netloom.Interop.Libc.IoVec;
 global using MsgHdr = Netloom.Interop.Libc.MsgHdr;
 global using PollFd = Netloom.Interop.Libc.PollFd;
+global using Errno = Netloom.Interop.Errno;
+global using Libc = Netloom.Interop.Libc;

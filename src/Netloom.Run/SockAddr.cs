@@ -16,7 +16,7 @@ internal static unsafe class SockAddr
         port = 0;
         if (p is null || length < 2) return -Errno.EINVAL;
         ushort family = *(ushort*)p;
-        if (family != Abi.AF_INET) return family == 0 ? -Errno.EAFNOSUPPORT : -Errno.EAFNOSUPPORT;
+        if (family != Abi.AF_INET) return -Errno.EAFNOSUPPORT;
         if (length < InLength) return -Errno.EINVAL;
         port = BinaryPrimitives.ReadUInt16BigEndian(new ReadOnlySpan<byte>(p + 2, 2));
         address = Ipv4Address.Read(new ReadOnlySpan<byte>(p + 4, 4));

@@ -17,6 +17,8 @@ internal sealed unsafe class TcpRunSocket(Engine engine) : RunSocket(engine, Abi
     private ushort _port;
     private Ipv4Address _bindAddress;
     private bool _shutRead, _shutWrite, _refusedReported;
+    // The connection's error was reported once (by a call or SO_ERROR); later calls see EOF or EPIPE.
+    private bool _errorDelivered;
     private int _pendingError;
     private bool _noDelay;
     private int _keepIdle = 7200, _keepInterval = 75, _keepCount = 9;
@@ -42,14 +44,9 @@ internal sealed unsafe class TcpRunSocket(Engine engine) : RunSocket(engine, Abi
         if (_listener is { } l) return l.Pending > 0 ? Abi.POLLIN : (short)0;
         if (_conn is not { } c) return (short)(Abi.POLLOUT | Abi.POLLHUP); // Linux: a fresh TCP socket
         short r = 0;
-        if (c.State == TcpState.SynSent || (c.State == TcpState.SynReceived)) return 0;
-        if (c.Error != TcpError.None)
-        {
-            r |= Abi.POLLERR | Abi.POLLHUP | Abi.POLLIN | Abi.POLLRDHUP;
-            if (c.Error != TcpError.Refused) r |= Abi.POLLOUT;
-            else r |= Abi.POLLOUT;
-            return r;
-        }
+        if (c.State is TcpState.SynSent or TcpState.SynReceived) return 0;
+        // A failed connection (refused, reset, timed out) is readable, writable and in error, as in Linux.
+        if (c.Error != TcpError.None) return Abi.POLLERR | Abi.POLLHUP | Abi.POLLIN | Abi.POLLRDHUP | Abi.POLLOUT;
         if (c.Available > 0 || _shutRead) r |= Abi.POLLIN;
         if (c.ReceiveFinished) r |= Abi.POLLIN | Abi.POLLRDHUP;
         bool canSend = !_shutWrite && c.State is TcpState.Established or TcpState.CloseWait;
@@ -91,10 +88,10 @@ internal sealed unsafe class TcpRunSocket(Engine engine) : RunSocket(engine, Abi
         if (_listener is not { } l) return -Errno.EINVAL;
         if (l.Pending == 0) return -Errno.EAGAIN;
         int fd = Engine.NewPlaceholder(Abi.SOCK_STREAM | (flags & (Abi.SOCK_NONBLOCK | Abi.SOCK_CLOEXEC)));
-        if (fd < 0) return -Sys.Errno; // EMFILE, ENFILE: the connection stays queued, as the kernel's does
-        if (!l.TryAccept(out var s)) { Sys.Close(fd); return -Errno.EAGAIN; }
+        if (fd < 0) return -Libc.Errno; // EMFILE, ENFILE: the connection stays queued, as the kernel's does
+        if (!l.TryAccept(out var s)) { Libc.Close(fd); return -Errno.EAGAIN; }
         var accepted = new TcpRunSocket(Engine, s, this) { NonBlocking = (flags & Abi.SOCK_NONBLOCK) != 0 };
-        if (!Engine.Adopt(fd, accepted)) { s.Abort(); Sys.Close(fd); return -Errno.EMFILE; }
+        if (!Engine.Adopt(fd, accepted)) { s.Abort(); Libc.Close(fd); return -Errno.EMFILE; }
         SockAddr.Write(addr, length, s.RemoteAddress, s.RemotePort);
         return fd;
     }
@@ -206,7 +203,8 @@ internal sealed unsafe class TcpRunSocket(Engine engine) : RunSocket(engine, Abi
 
     public override long GetPeerName(byte* addr, uint* length)
     {
-        if (_conn is not { } c || c.State is TcpState.SynSent || (c.Error != TcpError.None && c.State == TcpState.Closed && !c.IsConnected && c.Available == 0))
+        // Not connected yet, or failed with nothing left to read: no peer.
+        if (_conn is not { } c || c.State is TcpState.SynSent || (c.State == TcpState.Closed && c.Error != TcpError.None && c.Available == 0))
             return -Errno.ENOTCONN;
         SockAddr.Write(addr, length, c.RemoteAddress, c.RemotePort);
         return 0;
@@ -214,7 +212,7 @@ internal sealed unsafe class TcpRunSocket(Engine engine) : RunSocket(engine, Abi
 
     public override long TryReceive(MsgHdr* msg, int flags)
     {
-        if (_conn is not { } c) return _listener is not null ? -Errno.ENOTCONN : -Errno.ENOTCONN;
+        if (_conn is not { } c) return -Errno.ENOTCONN;
         if (msg->Name is not null) msg->NameLength = 0;
         msg->Flags = 0;
         if (_shutRead && c.Available == 0) return 0;
@@ -225,9 +223,7 @@ internal sealed unsafe class TcpRunSocket(Engine engine) : RunSocket(engine, Abi
                 if (_pendingError == 0 && e != TcpError.Aborted && !_errorDelivered) { _errorDelivered = true; return -ErrorOf(e); }
                 return 0;
             }
-            if (c.ReceiveFinished) return 0;
-            if (c.State is TcpState.SynSent or TcpState.SynReceived) return -Errno.EAGAIN;
-            return -Errno.EAGAIN;
+            return c.ReceiveFinished ? 0 : -Errno.EAGAIN;
         }
         bool peek = (flags & Abi.MSG_PEEK) != 0;
         long total = 0;
@@ -254,8 +250,6 @@ internal sealed unsafe class TcpRunSocket(Engine engine) : RunSocket(engine, Abi
         }
         return total;
     }
-
-    private bool _errorDelivered;
 
     private static int CopyFrom(ReadOnlySpan<byte> first, ReadOnlySpan<byte> second, int skip, Span<byte> dst)
     {

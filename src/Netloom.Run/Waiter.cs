@@ -25,25 +25,25 @@ internal sealed unsafe class Waiter
         get
         {
             if (_current is { } w) return w;
-            int fd = Sys.EventFd(0, Sys.EFD_CLOEXEC | Sys.EFD_NONBLOCK);
+            int fd = Libc.EventFd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK);
             return fd < 0 ? null : _current = new Waiter(fd);
         }
     }
 
-    ~Waiter() => Sys.Close(Fd);
+    ~Waiter() => Libc.Close(Fd);
 
     public void Wake()
     {
         Volatile.Write(ref Signalled, true);
         ulong one = 1;
-        Sys.Write(Fd, &one, 8);
+        Libc.Write(Fd, &one, 8);
     }
 
     /// <summary>Empties the counter after a wake-up.</summary>
     public void Drain()
     {
         ulong value;
-        Sys.Read(Fd, &value, 8);
+        Libc.Read(Fd, &value, 8);
     }
 
     /// <summary>
@@ -56,7 +56,7 @@ internal sealed unsafe class Waiter
         long left = deadlineNs == long.MaxValue ? -1 : Math.Max(0, deadlineNs - Clock.NowNs());
         TimeSpec ts = TimeSpec.FromNanoseconds(left < 0 ? 0 : left);
         int r = Sys.PPoll(&p, 1, left < 0 ? null : &ts, sigmask);
-        if (r < 0 && Sys.Errno == Errno.EINTR) return -Errno.EINTR;
+        if (r < 0 && Libc.Errno == Errno.EINTR) return -Errno.EINTR;
         if (r > 0) Drain();
         return 0;
     }

@@ -86,14 +86,3 @@ internal static class Abi
 
     public const int SIGPIPE = 13;
 }
-
-/// <summary>The errno values the engine answers with.</summary>
-internal static class Errno
-{
-    public const int EPERM = 1, EINTR = 4, EIO = 5, EBADF = 9, EAGAIN = 11, ENOMEM = 12, EFAULT = 14, EEXIST = 17,
-        EINVAL = 22, EMFILE = 24, EDOM = 33, ENOENT = 2, ENOSPC = 28, EPIPE = 32, ENOTSOCK = 88, EDESTADDRREQ = 89, EMSGSIZE = 90,
-        EPROTOTYPE = 91, ENOPROTOOPT = 92, EPROTONOSUPPORT = 93, EOPNOTSUPP = 95, EAFNOSUPPORT = 97,
-        EADDRINUSE = 98, EADDRNOTAVAIL = 99, ENETUNREACH = 101, ECONNABORTED = 103, ECONNRESET = 104,
-        ENOBUFS = 105, EISCONN = 106, ENOTCONN = 107, ETIMEDOUT = 110, ECONNREFUSED = 111, EHOSTUNREACH = 113,
-        EALREADY = 114, EINPROGRESS = 115;
-}

@@ -8,7 +8,6 @@ namespace Netloom.Interop;
 /// </summary>
 internal static unsafe partial class Libc
 {
-    public const int EINTR = 4, EAGAIN = 11, ENOBUFS = 105, ENETDOWN = 100, ENXIO = 6, EPERM = 1, EACCES = 13, ENODEV = 19;
     public const int O_RDWR = 2, O_NONBLOCK = 0x800, O_CLOEXEC = 0x80000;
     public const short POLLIN = 1, POLLOUT = 4, POLLERR = 8, POLLHUP = 16;
     public const int PROT_READ = 1, PROT_WRITE = 2, MAP_SHARED = 1, MAP_PRIVATE = 2, MAP_ANONYMOUS = 0x20;

@@ -119,8 +119,8 @@ internal static unsafe class Netdevice
 
     public static IOException Error(string what, int errno) => errno switch
     {
-        Libc.EPERM or Libc.EACCES => new IOException($"{what}: {Libc.Describe(errno)} (needs root or CAP_NET_ADMIN/CAP_NET_RAW)"),
-        Libc.ENODEV => new IOException($"{what}: no such device"),
+        Errno.EPERM or Errno.EACCES => new IOException($"{what}: {Libc.Describe(errno)} (needs root or CAP_NET_ADMIN/CAP_NET_RAW)"),
+        Errno.ENODEV => new IOException($"{what}: no such device"),
         _ => new IOException($"{what}: {Libc.Describe(errno)} (errno {errno})"),
     };
 }

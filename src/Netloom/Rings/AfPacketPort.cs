@@ -117,7 +117,7 @@ internal sealed unsafe class AfPacketPort : DescriptorPort
             if (r < 0)
             {
                 int e = Libc.Errno;
-                if (e is Libc.EAGAIN or Libc.EINTR or Libc.ENOBUFS) break; // the queue is full: retry at the next sync
+                if (e is Errno.EAGAIN or Errno.EINTR or Errno.ENOBUFS) break; // the queue is full: retry at the next sync
                 drops++; // the kernel refused the first frame (too big, link down): drop it and go on
                 k = _slotOfMessage[0] + 1 == n ? 0 : _slotOfMessage[0] + 1;
                 continue;

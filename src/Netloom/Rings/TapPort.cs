@@ -56,7 +56,7 @@ internal sealed unsafe class TapPort : DescriptorPort
                 if (w < 0)
                 {
                     int e = Libc.Errno;
-                    if (e is Libc.EAGAIN or Libc.EINTR or Libc.ENOBUFS) break; // full for now: try again at the next sync
+                    if (e is Errno.EAGAIN or Errno.EINTR or Errno.ENOBUFS) break; // full for now: try again at the next sync
                     drops++; // the device refused this frame (down, or too big): drop it and go on
                 }
                 else { sent++; bytes += s.Length; }

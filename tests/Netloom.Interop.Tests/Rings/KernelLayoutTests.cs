@@ -91,7 +91,7 @@ int main(void) {
             ["iovec"] = sizeof(Libc.IoVec), ["pollfd"] = sizeof(Libc.PollFd),
             ["O_NONBLOCK"] = Libc.O_NONBLOCK, ["O_CLOEXEC"] = Libc.O_CLOEXEC, ["POLLIN"] = Libc.POLLIN, ["POLLOUT"] = Libc.POLLOUT,
             ["MAP_SHARED"] = Libc.MAP_SHARED, ["PROT_WRITE"] = Libc.PROT_WRITE, ["SYS_futex"] = Futex.SysFutex, ["CLONE_NEWNET"] = Libc.CLONE_NEWNET,
-            ["EAGAIN"] = Libc.EAGAIN, ["ENOBUFS"] = Libc.ENOBUFS,
+            ["EAGAIN"] = Errno.EAGAIN, ["ENOBUFS"] = Errno.ENOBUFS,
         };
         CLayout.AssertSame(Program, ours);
     }

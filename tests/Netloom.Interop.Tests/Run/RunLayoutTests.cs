@@ -48,7 +48,7 @@ public class RunLayoutTests
             ["POLLNVAL"] = Abi.POLLNVAL, ["POLLRDNORM"] = Abi.POLLRDNORM, ["POLLWRNORM"] = Abi.POLLWRNORM, ["POLLRDHUP"] = Abi.POLLRDHUP,
             ["EPOLL_CTL_ADD"] = Abi.EPOLL_CTL_ADD, ["EPOLL_CTL_DEL"] = Abi.EPOLL_CTL_DEL, ["EPOLL_CTL_MOD"] = Abi.EPOLL_CTL_MOD,
             ["EPOLLET"] = Abi.EPOLLET, ["EPOLLONESHOT"] = Abi.EPOLLONESHOT, ["EPOLLEXCLUSIVE"] = Abi.EPOLLEXCLUSIVE, ["SIGPIPE"] = Abi.SIGPIPE,
-            ["EFD_CLOEXEC"] = Sys.EFD_CLOEXEC, ["EFD_NONBLOCK"] = Sys.EFD_NONBLOCK, ["SEEK_SET"] = Sys.SEEK_SET, ["SEEK_CUR"] = Sys.SEEK_CUR,
+            ["EFD_CLOEXEC"] = Netloom.Interop.Libc.EFD_CLOEXEC, ["EFD_NONBLOCK"] = Netloom.Interop.Libc.EFD_NONBLOCK, ["SEEK_SET"] = Sys.SEEK_SET, ["SEEK_CUR"] = Sys.SEEK_CUR,
             ["tcp_info.state"] = TcpInfo.State, ["tcp_info.options"] = TcpInfo.Options, ["tcp_info.rto"] = TcpInfo.Rto,
             ["tcp_info.snd_mss"] = TcpInfo.SndMss, ["tcp_info.rcv_mss"] = TcpInfo.RcvMss, ["tcp_info.unacked"] = TcpInfo.Unacked,
             ["tcp_info.rtt"] = TcpInfo.Rtt, ["tcp_info.rttvar"] = TcpInfo.RttVar, ["tcp_info.snd_ssthresh"] = TcpInfo.SndSsthresh,
@@ -57,7 +57,7 @@ public class RunLayoutTests
             ["TCP_CLOSE_WAIT"] = TcpInfo.LinuxState(Netloom.Stack.TcpState.CloseWait), ["TCP_TIME_WAIT"] = TcpInfo.LinuxState(Netloom.Stack.TcpState.TimeWait),
         };
         for (int i = 0; i < entries.Length; i++) ours[$"nl_engine.{entries[i]}"] = (long)Marshal.OffsetOf<EngineTable>(csharp[i]);
-        var errnos = typeof(Errno).GetFields().Where(f => f.IsLiteral);
+        var errnos = typeof(Netloom.Interop.Errno).GetFields().Where(f => f.IsLiteral);
         foreach (var f in errnos) ours[f.Name] = (int)f.GetRawConstantValue()!;
 
         string program = $$"""
