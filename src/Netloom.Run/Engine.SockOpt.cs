@@ -81,8 +81,8 @@ internal sealed unsafe partial class Engine
                 case Abi.SO_REUSEPORT: s.ReusePort = v != 0; return 0;
                 case Abi.SO_KEEPALIVE: s.KeepAlive = v != 0; return 0;
                 // As Linux: the value is doubled for bookkeeping, with a floor.
-                case Abi.SO_RCVBUF: s.ReceiveBuffer = Math.Max(2304, (int)Math.Min(2L * Math.Max(0, v), 1 << 26)); return 0;
-                case Abi.SO_SNDBUF: s.SendBuffer = Math.Max(4608, (int)Math.Min(2L * Math.Max(0, v), 1 << 26)); return 0;
+                case Abi.SO_RCVBUF: s.ReceiveBuffer = Math.Max(2304, (int)Math.Min(2L * Math.Max(0, v), 1 << 26)); s.ReceiveBufferSet = true; return 0;
+                case Abi.SO_SNDBUF: s.SendBuffer = Math.Max(4608, (int)Math.Min(2L * Math.Max(0, v), 1 << 26)); s.SendBufferSet = true; return 0;
             }
             return -Errno.ENOPROTOOPT;
         }

@@ -23,6 +23,14 @@ internal abstract unsafe class RunSocket(Engine engine, int type) : ISocketObser
     /// <summary>Options recorded for getsockopt (SO_REUSEADDR and the like that change nothing here).</summary>
     public bool ReuseAddress, ReusePort, KeepAlive;
     public int ReceiveBuffer = 256 << 10, SendBuffer = 256 << 10, Tos;
+    /// <summary>Whether the program set SO_RCVBUF / SO_SNDBUF; until it does, TCP buffers grow as needed up to <see cref="AutoBufferMax"/>.</summary>
+    public bool ReceiveBufferSet, SendBufferSet;
+    /// <summary>
+    /// The most a TCP buffer the program did not size grows to: 4 MiB, about the kernel's tcp_rmem
+    /// and tcp_wmem maxima (6 and 4 MiB), so a bulk transfer gets the window the kernel would give
+    /// it. The memory is taken as data needs it, not up front.
+    /// </summary>
+    public const int AutoBufferMax = 4 << 20;
     public int LingerOn, LingerSeconds;
 
     /// <summary>poll bits that hold now (POLLIN, POLLOUT, POLLERR, POLLHUP, POLLRDHUP).</summary>

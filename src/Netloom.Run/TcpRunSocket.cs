@@ -34,6 +34,8 @@ internal sealed unsafe class TcpRunSocket(Engine engine) : RunSocket(engine, Abi
         accepted.Observer = this;
         ReceiveBuffer = listener.ReceiveBuffer;
         SendBuffer = listener.SendBuffer;
+        ReceiveBufferSet = listener.ReceiveBufferSet;
+        SendBufferSet = listener.SendBufferSet;
         KeepAlive = listener.KeepAlive;
     }
 
@@ -145,8 +147,8 @@ internal sealed unsafe class TcpRunSocket(Engine engine) : RunSocket(engine, Abi
 
     private TcpSocketOptions StackOptions() => new()
     {
-        SendBufferSize = Math.Clamp(SendBuffer, 4096, 16 << 20),
-        ReceiveBufferSize = Math.Clamp(ReceiveBuffer, 4096, 16 << 20),
+        SendBufferSize = SendBufferSet ? Math.Clamp(SendBuffer, 4096, 16 << 20) : AutoBufferMax,
+        ReceiveBufferSize = ReceiveBufferSet ? Math.Clamp(ReceiveBuffer, 4096, 16 << 20) : AutoBufferMax,
         NoDelay = _noDelay,
         KeepAlive = KeepAlive,
         KeepAliveIdle = Duration.FromSeconds(_keepIdle),
