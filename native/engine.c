@@ -6,6 +6,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,7 +68,19 @@ static void load(void)
         nl_warn("%s has no netloom_engine_attach; this program's sockets stay on the kernel", path);
         return;
     }
+    /* The engine's threads (the stack's owner, the runtime's) are made during attach and inherit
+     * this thread's signal mask. With the asynchronous signals blocked meanwhile, a signal sent to
+     * the process (SIGALRM, SIGTERM, SIGCHLD...) still goes to one of the program's own threads,
+     * as without Netloom, and ends its sleeping call with EINTR. Faults and the real-time signals
+     * the runtime uses stay open. */
+    sigset_t async, saved;
+    sigemptyset(&async);
+    for (int s = 1; s < 32; s++)
+        if (s != SIGSEGV && s != SIGBUS && s != SIGFPE && s != SIGILL && s != SIGTRAP && s != SIGSYS)
+            sigaddset(&async, s);
+    pthread_sigmask(SIG_BLOCK, &async, &saved);
     const struct nl_engine *e = attach(&host);
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
     if (!e) return; /* the engine said why */
     if (e->version != NL_ENGINE_VERSION || e->size != (int32_t)sizeof(struct nl_engine)) {
         nl_warn("engine version %d (size %d) does not match the interposer's %d (size %d); sockets stay on the kernel",

@@ -7,7 +7,8 @@ namespace Netloom.Run;
 /// checked first, under the stack lock; then the kernel's with a zero timeout; and when nothing is
 /// ready the thread sleeps in one ppoll over the kernel descriptors and its own wake-up eventfd,
 /// so whichever side moves first wakes it (Onload's order: user level first, then the kernel,
-/// then block).
+/// then block). A wait over Netloom sockets only sleeps on the port itself when it can
+/// (<see cref="SleepOnPort"/>), so the frames wake the thread that reads them.
 /// </summary>
 internal sealed unsafe partial class Engine
 {
@@ -36,12 +37,20 @@ internal sealed unsafe partial class Engine
                     if (ready == 0 && timeoutNs != 0 && w is not null && Clock.NowNs() < deadline) Register(w);
                 }
                 bool sleeping = w is { Registered: true };
+                if (sleeping && k == 0 && SleepOnPort(w!, deadline, sigmask, -1) is { } slept)
+                {
+                    // Only Netloom sockets: the thread slept on the port itself.
+                    Unregister(w!);
+                    if (slept < 0) return slept;
+                    if (Clock.NowNs() >= deadline) { lock (Lock) { Advance(); return CheckOurs(fds, n); } }
+                    continue;
+                }
                 // With something ready (or nothing to wait for) the kernel's descriptors are only looked at.
                 long waitNs = sleeping ? (deadline == long.MaxValue ? -1 : Math.Max(0, deadline - Clock.NowNs())) : 0;
                 int slots = k;
-                if (sleeping) kernel[slots++] = new PollFd { Fd = w!.Fd, Events = Abi.POLLIN };
+                if (sleeping) { kernel[slots++] = new PollFd { Fd = w!.Fd, Events = Abi.POLLIN }; BeginEventfdSleep(); }
                 int r = KernelPoll(kernel, slots, waitNs, sleeping ? sigmask : null);
-                if (sleeping) Unregister(w!);
+                if (sleeping) { EndEventfdSleep(); Unregister(w!); }
                 if (r < 0) return r;
                 int kernelReady = 0;
                 for (int i = 0, j = 0; i < n; i++)
@@ -173,10 +182,20 @@ internal sealed unsafe partial class Engine
                 if (GetEpoll(epfd) is { } set) n = set.Collect(events, max);
             }
             if (n > 0) { Unregister(w); return n; }
+            if (SleepOnPort(w, deadline, sigmask, EpollHasKernelMembers(epfd) ? epfd : -1) is { } slept)
+            {
+                // The thread slept on the port itself; the owner thread watched the kernel members.
+                Unregister(w);
+                if (slept < 0) return slept;
+                if (Clock.NowNs() >= deadline) timeoutNs = 0; // one last look, then return
+                continue;
+            }
             long left = deadline == long.MaxValue ? -1 : Math.Max(0, deadline - Clock.NowNs());
             p[0] = new PollFd { Fd = epfd, Events = Abi.POLLIN };
             p[1] = new PollFd { Fd = w.Fd, Events = Abi.POLLIN };
+            BeginEventfdSleep();
             int r = KernelPoll(p, 2, left, sigmask);
+            EndEventfdSleep();
             if (sleeping) Unregister(w);
             if (p[1].Revents != 0) w.Drain();
             if (r < 0) return r;

@@ -27,12 +27,18 @@ internal sealed unsafe partial class Engine
     private RunSocket?[] _fds = new RunSocket?[256];
     private readonly List<Waiter> _sleepers = new();
     private readonly Dictionary<int, EpollSet> _epolls = new();
+    // The port when a thread sleeping on it can be woken by other events (shm and pipe ports; a
+    // TAP's wait sleeps in poll(2), so there threads sleep on their eventfds and the owner thread
+    // watches the port).
+    private readonly PortBase? _wakeablePort;
 
-    private Engine(EngineConfig config, NetStack stack, ICaptureWriter? capture)
+    private Engine(EngineConfig config, NetStack stack, ICaptureWriter? capture, IPort port)
     {
         Config = config;
         Stack = stack;
         _capture = capture;
+        _wakeablePort = port is PortBase { RxWaitInterruptible: true } p ? p : null;
+        _ownerKick = _wakeablePort is null ? -1 : Libc.EventFd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK);
     }
 
     public Lock Lock => Stack.Lock;
@@ -64,9 +70,10 @@ internal sealed unsafe partial class Engine
             var settings = new NetStackOptions
             {
                 Device = capture is null ? null : (device, clock) => new CaptureDevice(device, capture, clock, config.Port),
+                StandBack = static maxNs => Instance?.StandBack(maxNs) ?? false,
             };
             var stack = new NetStack(port, options, settings);
-            return Instance = new Engine(config, stack, capture);
+            return Instance = new Engine(config, stack, capture, port);
         }
         catch (Exception e)
         {
@@ -153,7 +160,12 @@ internal sealed unsafe partial class Engine
     /// so a busy program finds its data without waiting for the owner thread to wake and hand it
     /// over. Call with the lock held.
     /// </summary>
-    public void Advance() => Interface.Poll(Stack.Now);
+    public void Advance()
+    {
+        var now = Stack.Now;
+        NotePoll(now.Nanoseconds);
+        Interface.Poll(now);
+    }
 
     /// <summary>A deadline in monotonic nanoseconds for a timeout (0 or less: none).</summary>
     public static long Deadline(long timeoutNs) => timeoutNs <= 0 ? long.MaxValue : Clock.NowNs() + timeoutNs;
@@ -163,7 +175,7 @@ internal sealed unsafe partial class Engine
     {
         if (w.Registered) return;
         w.Registered = true;
-        w.Signalled = false;
+        w.Reset();
         _sleepers.Add(w);
     }
 
@@ -189,13 +201,17 @@ internal sealed unsafe partial class Engine
             if (Config.BusyPollMicroseconds > 0)
             {
                 long spinEnd = Math.Min(deadlineNs, Clock.NowNs() + Config.BusyPollMicroseconds * 1000L);
-                while (!Volatile.Read(ref w.Signalled) && Clock.NowNs() < spinEnd)
+                w.SetMode(Waiter.Spinning); // a wake-up only sets the flag: no eventfd to write and read
+                while (!w.Signalled && Clock.NowNs() < spinEnd)
                 {
-                    lock (Lock) Interface.Poll(Stack.Now);
+                    lock (Lock) Advance();
                 }
-                if (Volatile.Read(ref w.Signalled)) { w.Drain(); return 0; }
+                if (w.SetMode(Waiter.OnEventFd)) return 0; // (a wake-up racing the switch may leave the eventfd set: one spurious wake-up later)
             }
-            return w.Sleep(deadlineNs, sigmask);
+            if (SleepOnPort(w, deadlineNs, sigmask, -1) is { } slept) return slept;
+            BeginEventfdSleep();
+            try { return w.Sleep(deadlineNs, sigmask); }
+            finally { EndEventfdSleep(); }
         }
         finally { Unregister(w); }
     }
@@ -204,7 +220,7 @@ internal sealed unsafe partial class Engine
     public void WakeSleepers()
     {
         var list = _sleepers;
-        for (int i = 0; i < list.Count; i++) list[i].Wake();
+        for (int i = 0; i < list.Count; i++) list[i].Wake(_wakeablePort);
     }
 
     /// <summary>Raises SIGPIPE on the calling thread, as the kernel does for a send on a broken connection without MSG_NOSIGNAL.</summary>

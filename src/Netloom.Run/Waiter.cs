@@ -3,10 +3,12 @@ using Netloom.Run.Native;
 namespace Netloom.Run;
 
 /// <summary>
-/// One thread's way to sleep until a Netloom socket changes: an eventfd that the stack writes
-/// when the thread is registered as a sleeper. The thread registers under the stack lock after
-/// finding nothing ready, so an event that comes between the check and the sleep still wakes it.
-/// Waits that also involve kernel descriptors put this eventfd into the same ppoll.
+/// One thread's way to sleep until a Netloom socket changes. The thread registers under the stack
+/// lock after finding nothing ready, so an event that comes between the check and the sleep still
+/// wakes it. It spins (busy polling: a wake-up only sets a flag), sleeps on the port itself
+/// (frames wake it directly, and a wake-up interrupts the port's wait) or sleeps on its eventfd,
+/// which a wake-up writes; waits that also involve kernel descriptors put the eventfd into the
+/// same ppoll.
 /// </summary>
 internal sealed unsafe class Waiter
 {
@@ -14,8 +16,27 @@ internal sealed unsafe class Waiter
     public readonly int Fd;
     /// <summary>True while registered with the engine (under the stack lock).</summary>
     public bool Registered;
+    // How the thread waits now, which decides how a wake-up reaches it.
+    public const int OnEventFd = 0, OnPort = 1, Spinning = 2;
+    private int _signalled, _mode;
+
     /// <summary>Set by a wake-up; a busy-polling thread watches it instead of the eventfd.</summary>
-    public bool Signalled;
+    public bool Signalled => Volatile.Read(ref _signalled) != 0;
+
+    /// <summary>Cleared when the thread registers, before it looks at its sockets a last time.</summary>
+    public void Reset() => Volatile.Write(ref _signalled, 0);
+
+    /// <summary>
+    /// Says how the thread waits from now on (<see cref="OnEventFd"/>, <see cref="OnPort"/>,
+    /// <see cref="Spinning"/>); true when a wake-up already came (so it should not wait). The full
+    /// fences pair with <see cref="Wake"/>'s: either the waker sees the new mode, or the thread
+    /// sees the wake-up.
+    /// </summary>
+    public bool SetMode(int mode)
+    {
+        Interlocked.Exchange(ref _mode, mode);
+        return Volatile.Read(ref _signalled) != 0;
+    }
 
     private Waiter(int fd) => Fd = fd;
 
@@ -32,9 +53,18 @@ internal sealed unsafe class Waiter
 
     ~Waiter() => Libc.Close(Fd);
 
-    public void Wake()
+    /// <summary>
+    /// Wakes the thread: through the port's wait when it sleeps there, not at all beyond the flag
+    /// when it spins, else through its eventfd.
+    /// </summary>
+    public void Wake(Netloom.Rings.PortBase? port)
     {
-        Volatile.Write(ref Signalled, true);
+        Interlocked.Exchange(ref _signalled, 1);
+        switch (Volatile.Read(ref _mode))
+        {
+            case Spinning: return;
+            case OnPort when port is not null: port.InterruptRxWait(); return;
+        }
         ulong one = 1;
         Libc.Write(Fd, &one, 8);
     }

@@ -21,12 +21,16 @@ internal static unsafe partial class Futex
     [LibraryImport("libc", EntryPoint = "syscall", SetLastError = true)]
     private static partial long Syscall(long number, uint* address, int op, uint value, Timespec* timeout, nint address2, uint value3);
 
-    /// <summary>Sleeps while *address == expected, at most <paramref name="timeoutNs"/> (negative: forever).</summary>
-    public static void Wait(uint* address, uint expected, long timeoutNs)
+    /// <summary>
+    /// Sleeps while *address == expected, at most <paramref name="timeoutNs"/> (negative: forever).
+    /// Returns false when a signal handler ran meanwhile (EINTR); EAGAIN (the value changed),
+    /// ETIMEDOUT and a wake-up all return true and mean: look again.
+    /// </summary>
+    public static bool Wait(uint* address, uint expected, long timeoutNs)
     {
         Timespec ts = new() { Seconds = timeoutNs / 1_000_000_000, Nanoseconds = timeoutNs % 1_000_000_000 };
-        Syscall(SysFutex, address, FutexWait, expected, timeoutNs < 0 ? null : &ts, 0, 0);
-        // EAGAIN (value changed), ETIMEDOUT and EINTR all mean: look again.
+        long r = Syscall(SysFutex, address, FutexWait, expected, timeoutNs < 0 ? null : &ts, 0, 0);
+        return r == 0 || Marshal.GetLastPInvokeError() != Errno.EINTR;
     }
 
     /// <summary>Wakes up to <paramref name="count"/> waiters on the word.</summary>

@@ -10,6 +10,9 @@ internal abstract unsafe class DescriptorPort : PortBase
     protected readonly Ring TxRing, RxRing;
     protected uint TxHwCur;   // first TX slot not yet handed to the kernel
 
+    /// <summary>Its waits sleep in poll(2) on the descriptor, which <see cref="PortBase.InterruptRxWait"/> cannot end.</summary>
+    internal override bool RxWaitInterruptible => false;
+
     protected DescriptorPort(string name, PortOptions options) : base(name)
     {
         options.Validate();

@@ -131,7 +131,7 @@ internal sealed unsafe class PipePort : PortBase, IDirectDelivery
         if (moved == 0) return;
         var prx = _peerRx;
         Volatile.Write(ref prx.Header->Tail, rxTail); // we are its only writer
-        WakeIfWaiting(&prx.Header->Tail, &prx.Header->UserWaiting);
+        WakeIfWaiting(&prx.Header->UserWaiting);
         prx.Counters.Packets += moved;
         prx.Counters.Bytes += bytes;
     }
@@ -144,7 +144,7 @@ internal sealed unsafe class PipePort : PortBase, IDirectDelivery
         {
             // The user gave slots back: a producer waiting for space may go on.
             _rxHwCur = head;
-            WakeIfWaiting(&rx.Header->Head, &rx.Header->BackendWaiting);
+            WakeIfWaiting(&rx.Header->BackendWaiting);
         }
         rx.SetTail(Volatile.Read(ref rx.Header->Tail));
         rx.Counters.Syncs++;

@@ -46,46 +46,81 @@ internal abstract unsafe class PortBase : IPort
         }
     }
 
-    private bool Wait(bool rx, Duration timeout)
+    private bool Wait(bool rx, Duration timeout) => Wait(rx, timeout.Nanoseconds) == WaitOutcome.Ready;
+
+    /// <summary>How a wait ended.</summary>
+    internal enum WaitOutcome { Ready, TimedOut, Interrupted, Signal }
+
+    /// <summary>
+    /// Waits for RX frames like <see cref="WaitRx"/>, and tells how it ended: frames, the timeout,
+    /// <see cref="InterruptRxWait"/>, or a signal handler that ran on this thread (which a
+    /// program's blocking call must see as EINTR).
+    /// </summary>
+    internal WaitOutcome WaitRxOrInterrupt(long timeoutNs) => Wait(rx: true, timeoutNs);
+
+    private WaitOutcome Wait(bool rx, long timeoutNs)
     {
-        long deadline = Stopwatch.GetTimestamp() + (long)(timeout.Nanoseconds * (Stopwatch.Frequency / 1e9));
+        long deadline = Stopwatch.GetTimestamp() + (long)(timeoutNs * (Stopwatch.Frequency / 1e9));
         int spins = 0;
         while (true)
         {
-            if (rx) { RxSync(); if (!Rx.IsEmpty) return true; }
-            else { TxSync(); if (!Tx.IsEmpty) return true; }
-            if (Failure is not null) return false;
+            if (rx) { RxSync(); if (!Rx.IsEmpty) return WaitOutcome.Ready; }
+            else { TxSync(); if (!Tx.IsEmpty) return WaitOutcome.Ready; }
+            if (Failure is not null) return WaitOutcome.TimedOut;
+            if (rx && Interlocked.Exchange(ref _rxInterrupted, 0) != 0) return WaitOutcome.Interrupted;
             if (WaitMode == WaitMode.BusyPoll)
             {
-                if ((++spins & 255) == 0 && Stopwatch.GetTimestamp() >= deadline) return false;
+                if ((++spins & 255) == 0 && Stopwatch.GetTimestamp() >= deadline) return WaitOutcome.TimedOut;
                 Thread.SpinWait(1);
                 continue;
             }
             long left = (long)((deadline - Stopwatch.GetTimestamp()) * (1e9 / Stopwatch.Frequency));
-            if (left <= 0) return false;
-            Block(rx, Math.Min(left, MaxSleepNs));
+            if (left <= 0) return WaitOutcome.TimedOut;
+            if (!Block(rx, Math.Min(left, MaxSleepNs))) return WaitOutcome.Signal;
         }
+    }
+
+    // Set by InterruptRxWait, taken by the RX wait it ends (or the next one, which then returns at once).
+    private int _rxInterrupted;
+
+    /// <summary>Whether <see cref="InterruptRxWait"/> can end a sleeping <see cref="WaitRx"/> (futex-backed ports; descriptor ports sleep in poll).</summary>
+    internal virtual bool RxWaitInterruptible => true;
+
+    /// <summary>
+    /// Ends a <see cref="WaitRx"/> sleeping on another thread (it returns false), or the next one
+    /// to start: how a thread sleeping on the port for frames is also woken by an event that
+    /// did not come through the port.
+    /// </summary>
+    internal void InterruptRxWait()
+    {
+        Interlocked.Exchange(ref _rxInterrupted, 1); // full fence: a waiter setting its flag after this sees it
+        uint* f = (uint*)RxWaitWord.Flag;
+        if (Interlocked.Exchange(ref *f, 0) != 0) Futex.Wake(f);
     }
 
     /// <summary>
     /// Sleeps until the ring may be ready or <paramref name="timeoutNs"/> passes. The default
-    /// sleeps on the futex word the peer publishes; descriptor-backed ports poll(2) instead.
+    /// sleeps on the ring's waiting flag: set to 1 here, cleared (and woken) by the peer after it
+    /// publishes, or by <see cref="InterruptRxWait"/>. Descriptor-backed ports poll(2) instead.
     /// </summary>
-    protected virtual void Block(bool rx, long timeoutNs)
+    /// <returns>False when a signal handler ran while it slept.</returns>
+    protected virtual bool Block(bool rx, long timeoutNs)
     {
         var (word, flag) = rx ? RxWaitWord : TxWaitWord;
         uint* w = (uint*)word, f = (uint*)flag;
         uint seen = Volatile.Read(ref *w);
         Interlocked.Exchange(ref *f, 1); // full fence: the peer's publish either sees the flag or we see its value
-        if (!ReadyWithoutSync(rx, seen)) Futex.Wait(w, seen, timeoutNs);
+        bool interrupted = rx && Volatile.Read(ref _rxInterrupted) != 0;
+        bool quiet = interrupted || ReadyWithoutSync(rx, seen) || Futex.Wait(f, 1, timeoutNs);
         Volatile.Write(ref *f, 0);
+        return quiet;
     }
 
-    /// <summary>poll(2) on one descriptor, for ports backed by a file descriptor.</summary>
-    protected static void PollDescriptor(int fd, bool rx, long timeoutNs)
+    /// <summary>poll(2) on one descriptor, for ports backed by a file descriptor; false when a signal handler ran.</summary>
+    protected static bool PollDescriptor(int fd, bool rx, long timeoutNs)
     {
         var p = new Libc.PollFd { Fd = fd, Events = rx ? Libc.POLLIN : Libc.POLLOUT };
-        Libc.Poll(&p, 1, (int)Math.Max(1, timeoutNs / 1_000_000));
+        return Libc.Poll(&p, 1, (int)Math.Max(1, timeoutNs / 1_000_000)) >= 0 || Libc.Errno != Errno.EINTR;
     }
 
     /// <summary>Whether the watched word already moved since the sync (so sleeping would miss it).</summary>
@@ -95,11 +130,15 @@ internal abstract unsafe class PortBase : IPort
         return Volatile.Read(ref *(uint*)word) != seen || (rx ? !Rx.IsEmpty : !Tx.IsEmpty);
     }
 
-    /// <summary>Called by a producer after publishing a word: wakes the waiter if it asked.</summary>
-    protected static void WakeIfWaiting(uint* word, uint* flag)
+    /// <summary>
+    /// Called by a producer after publishing a word: if the other side sleeps (its flag set),
+    /// clears the flag and wakes it. The sleeper waits on the flag itself, so a clear that comes
+    /// before it falls asleep makes the sleep return at once: no wake-up is lost.
+    /// </summary>
+    protected static void WakeIfWaiting(uint* flag)
     {
         Interlocked.MemoryBarrier();
-        if (Volatile.Read(ref *flag) != 0) Futex.Wake(word);
+        if (Volatile.Read(ref *flag) != 0 && Interlocked.Exchange(ref *flag, 0) != 0) Futex.Wake(flag);
     }
 
     public abstract void Dispose();

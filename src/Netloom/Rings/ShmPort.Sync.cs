@@ -55,7 +55,7 @@ internal sealed unsafe partial class ShmPort
             if (count > 0)
             {
                 Volatile.Write(ref _txShared->Tail, prod);
-                WakeIfWaiting(&_txShared->Tail, &_txShared->UserWaiting);
+                WakeIfWaiting(&_txShared->UserWaiting);
             }
             _txProd = prod;
             tx.SetTail((cons + n - 1) % n);
@@ -76,7 +76,7 @@ internal sealed unsafe partial class ShmPort
                 _rxHwCur = head;
                 uint consumer = head == _rxPrivTail ? _rxScan : _origin[head];
                 Volatile.Write(ref _rxShared->Head, consumer);
-                WakeIfWaiting(&_rxShared->Head, &_rxShared->BackendWaiting);
+                WakeIfWaiting(&_rxShared->BackendWaiting);
             }
             uint prod = Volatile.Read(ref _rxShared->Tail); // written by the peer: untrusted
             if (prod >= n) { Fail($"peer wrote producer index {prod}; the ring has {n} slots"); return; }

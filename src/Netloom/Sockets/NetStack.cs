@@ -16,6 +16,14 @@ public sealed record NetStackOptions
     internal Func<IFrameDevice, Func<Instant>, IFrameDevice>? Device { get; init; }
     /// <summary>When a device decorator next has a frame due (delay lines), so the owner wakes for it.</summary>
     internal Func<Instant?>? DeviceDue { get; init; }
+    /// <summary>
+    /// Asked by the owner thread whenever it would sleep on the port, with the longest it may
+    /// sleep (nanoseconds). It may sleep instead, elsewhere, and answer true: the application's
+    /// own threads are taking the frames (Onload's "the application polls the stack"), so the
+    /// owner stands back, runs only the timers, and neither competes for the frames nor costs a
+    /// wake-up per batch. Answering false makes the owner watch the port as usual.
+    /// </summary>
+    internal Func<long, bool>? StandBack { get; init; }
     /// <summary>Seed for the stack's randomness (0: unpredictable, as production wants).</summary>
     public int Seed { get; init; }
     /// <summary>Dispose the port with the stack.</summary>
@@ -54,7 +62,7 @@ public sealed class NetStack : SocketStack, IDisposable
         if (_settings.Device is { } wrap) device = wrap(device, () => Now);
         Interface = new Interface(options, device, _settings.Seed);
         Interface.Poll(Now);
-        _loop = new OwnerLoop(Interface, port, _clock, Lock, _settings.DeviceDue);
+        _loop = new OwnerLoop(Interface, port, _clock, Lock, _settings.DeviceDue, _settings.StandBack);
         _stackMetrics = StackMetrics.Register(Interface, port.Name);
         _portMetrics = PortMetrics.Register(port);
         _owner = new Thread(Run) { IsBackground = true, Name = $"netloom {options.Address}" };

@@ -22,11 +22,14 @@ internal sealed class OwnerLoop
     private readonly MonotonicClock _clock;
     private readonly Lock? _lock;
     private readonly Func<Instant?>? _deviceDue;
+    private readonly Func<long, bool>? _standBack;
 
     /// <param name="stackLock">Taken around each poll when other threads call into the stack; null when only the owner does.</param>
     /// <param name="deviceDue">When a device decorator next has a frame due (delay lines), if any.</param>
-    public OwnerLoop(Interface iface, IPort port, MonotonicClock clock, Lock? stackLock = null, Func<Instant?>? deviceDue = null)
+    /// <param name="standBack">Offered each sleep (its longest, in ns): true when it slept elsewhere because other threads take the frames.</param>
+    public OwnerLoop(Interface iface, IPort port, MonotonicClock clock, Lock? stackLock = null, Func<Instant?>? deviceDue = null, Func<long, bool>? standBack = null)
     {
+        _standBack = standBack;
         _interface = iface;
         _port = port;
         _clock = clock;
@@ -58,7 +61,8 @@ internal sealed class OwnerLoop
             if (moved > 0) continue;
             if (mode == WaitMode.BusyPoll) { Thread.SpinWait(10); continue; }
             long waitNs = next is { } n ? Math.Clamp(n.Nanoseconds - _clock.Now.Nanoseconds, 0, MaxSleep.Nanoseconds) : MaxSleep.Nanoseconds;
-            if (waitNs > 0) _port.WaitRx(Duration.FromNanoseconds(waitNs));
+            if (waitNs <= 0) continue;
+            if (_standBack?.Invoke(waitNs) != true) _port.WaitRx(Duration.FromNanoseconds(waitNs));
         }
     }
 

@@ -24,6 +24,7 @@
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/select.h>
+#include <sys/time.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -213,6 +214,75 @@ static void check_epoll_mixed(void)
     CHECK("epoll-mixed-kernel-and-netloom", none == 0 && pipe_ready == 1 && first == 1 && sock_ready == 1 && second == 2,
           "idle %d, pipe %d (data %llu), socket %d (data %llu)", none, pipe_ready, (unsigned long long)first, sock_ready, (unsigned long long)second);
     close(ep); close(p[0]); close(p[1]); close(fd);
+}
+
+static void *write_pipe_later(void *arg)
+{
+    usleep(100000);
+    if (write(*(int *)arg, "k", 1) != 1) perror("write");
+    return NULL;
+}
+
+static void *send_later(void *arg)
+{
+    usleep(100000);
+    send(*(int *)arg, "m", 1, 0);
+    return NULL;
+}
+
+/* A thread asleep in epoll_wait over a kernel pipe and a Netloom socket wakes for whichever becomes
+ * ready while it sleeps (the pipe written by another thread, the socket's echo arriving). */
+static void check_epoll_mixed_wakes(void)
+{
+    int fd = connect_to(peer_addr, 'E');
+    int p[2];
+    if (pipe(p) != 0) { CHECK("epoll-mixed-wakes-while-asleep", 0, "pipe failed"); return; }
+    int ep = epoll_create1(0);
+    struct epoll_event a = { .events = EPOLLIN, .data.u64 = 1 }, b = { .events = EPOLLIN, .data.u64 = 2 }, out[4];
+    epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &a);
+    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &b);
+    pthread_t t;
+    pthread_create(&t, NULL, write_pipe_later, &p[1]);
+    int pipe_ready = epoll_wait(ep, out, 4, 5000);
+    uint64_t first = pipe_ready > 0 ? out[0].data.u64 : 0;
+    pthread_join(t, NULL);
+    char c;
+    if (read(p[0], &c, 1) != 1) pipe_ready = -2;
+    pthread_create(&t, NULL, send_later, &fd);
+    int sock_ready = epoll_wait(ep, out, 4, 5000);
+    uint64_t second = sock_ready > 0 ? out[0].data.u64 : 0;
+    pthread_join(t, NULL);
+    CHECK("epoll-mixed-wakes-while-asleep", pipe_ready == 1 && first == 1 && sock_ready == 1 && second == 2,
+          "pipe %d (data %llu), socket %d (data %llu)", pipe_ready, (unsigned long long)first, sock_ready, (unsigned long long)second);
+    close(ep); close(p[0]); close(p[1]); close(fd);
+}
+
+static void on_alarm(int sig) { (void)sig; }
+
+/* A signal whose handler lacks SA_RESTART ends a blocking recv and an epoll_wait with EINTR. */
+static void check_eintr(void)
+{
+    int fd = connect_to(peer_addr, 'W');
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval tv = { .it_value = { .tv_usec = 130000 } };
+    char c;
+    setitimer(ITIMER_REAL, &tv, NULL);
+    ssize_t r = recv(fd, &c, 1, 0);
+    int recv_errno = errno;
+    int ep = epoll_create1(0);
+    struct epoll_event b = { .events = EPOLLIN }, out[1];
+    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &b);
+    setitimer(ITIMER_REAL, &tv, NULL);
+    int w = epoll_wait(ep, out, 1, 5000);
+    int wait_errno = errno;
+    signal(SIGALRM, SIG_DFL);
+    CHECK("eintr-without-sa-restart", r == -1 && recv_errno == EINTR && w == -1 && wait_errno == EINTR,
+          "recv %zd (%s), epoll_wait %d (%s)", r, strerror(recv_errno), w, strerror(wait_errno));
+    close(ep);
+    close(fd);
 }
 
 static void check_half_close(void)
@@ -414,6 +484,8 @@ int main(int argc, char **argv)
     check_eagain();
     check_epollet();
     check_epoll_mixed();
+    check_epoll_mixed_wakes();
+    check_eintr();
     check_half_close();
     check_peek();
     check_linger_rst();

@@ -125,6 +125,32 @@ public class PipePortTests
         Assert.True(got);
     }
 
+    [Fact]
+    public void An_interrupt_ends_a_sleeping_receive_wait_and_one_made_before_the_wait_is_not_lost()
+    {
+        var (a, b) = PipePort.OpenPair(Unique("intr"));
+        using var _a = a;
+        using var _b = b;
+        b.WaitMode = WaitMode.Block;
+        var port = (PortBase)b;
+        PortBase.WaitOutcome outcome = PortBase.WaitOutcome.Ready;
+        var t = new Thread(() => outcome = port.WaitRxOrInterrupt(20_000_000_000));
+        t.Start();
+        Thread.Sleep(200); // let it fall asleep on the futex
+        port.InterruptRxWait();
+        Assert.True(t.Join(TimeSpan.FromSeconds(5)), "the interrupt did not wake the receiver");
+        Assert.Equal(PortBase.WaitOutcome.Interrupted, outcome);
+        // An interrupt with nobody waiting ends the next wait at once, and only that one.
+        port.InterruptRxWait();
+        Assert.Equal(PortBase.WaitOutcome.Interrupted, port.WaitRxOrInterrupt(20_000_000_000));
+        Assert.Equal(PortBase.WaitOutcome.TimedOut, port.WaitRxOrInterrupt(20_000_000));
+        // Frames still win over the timeout.
+        uint seq = 0;
+        Send(a, ref seq, 1);
+        a.TxSync();
+        Assert.Equal(PortBase.WaitOutcome.Ready, port.WaitRxOrInterrupt(5_000_000_000));
+    }
+
     [Theory]
     [InlineData(WaitMode.BusyPoll)]
     [InlineData(WaitMode.Block)]
