@@ -1,11 +1,19 @@
 /* The socket calls. Each asks "is this fd ours?" and passes anything else to libc untouched. */
 #include "netloom.h"
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 
+/* The stack serves IPv4; the offload engine (NETLOOM_MODE=offload) takes IPv6 TCP too. */
 static int wanted(int domain, int type)
 {
+    static int offload = -1;
+    if (offload < 0) {
+        const char *mode = getenv("NETLOOM_MODE");
+        offload = mode && strcmp(mode, "offload") == 0;
+    }
     int kind = type & 0xf; /* SOCK_NONBLOCK and SOCK_CLOEXEC ride in the high bits */
-    return domain == AF_INET && (kind == SOCK_STREAM || kind == SOCK_DGRAM);
+    return (domain == AF_INET || (domain == AF_INET6 && offload)) && (kind == SOCK_STREAM || kind == SOCK_DGRAM);
 }
 
 int socket(int domain, int type, int protocol)

@@ -67,7 +67,7 @@ internal sealed unsafe partial class Engine
                 if (_fds[fd] is { } s && open.Add(s)) { _host->Mark(fd, 0); s.Close(); }
             Array.Clear(_fds);
         }
-        int lingerMs = int.TryParse(Environment.GetEnvironmentVariable("NETLOOM_EXIT_LINGER_MS"), out int ms) ? Math.Clamp(ms, 0, 60_000) : 2000;
+        int lingerMs = Engine.ExitLingerMs;
         long deadline = Clock.NowNs() + lingerMs * 1_000_000L;
         while (Clock.NowNs() < deadline)
         {

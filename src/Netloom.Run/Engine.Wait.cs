@@ -99,43 +99,8 @@ internal sealed unsafe partial class Engine
         return r < 0 ? -Libc.Errno : r;
     }
 
-    public long Select(int nfds, ulong* read, ulong* write, ulong* except, long timeoutNs, void* sigmask)
-    {
-        if (nfds < 0 || nfds > 1024) return -Errno.EINVAL; // FD_SETSIZE, as glibc's fd_set holds
-        PollFd* fds = stackalloc PollFd[Math.Max(nfds, 1)];
-        int n = 0;
-        for (int fd = 0; fd < nfds; fd++)
-        {
-            short events = 0;
-            if (IsSet(read, fd)) events |= Abi.POLLIN;
-            if (IsSet(write, fd)) events |= Abi.POLLOUT;
-            if (IsSet(except, fd)) events |= Abi.POLLPRI;
-            if (events != 0) fds[n++] = new PollFd { Fd = fd, Events = events };
-        }
-        long r = Poll(fds, (ulong)n, timeoutNs, sigmask);
-        if (r < 0) return r;
-        for (int i = 0; i < (nfds + 63) / 64; i++)
-        {
-            if (read is not null) read[i] = 0;
-            if (write is not null) write[i] = 0;
-            if (except is not null) except[i] = 0;
-        }
-        int count = 0;
-        for (int i = 0; i < n; i++)
-        {
-            short re = fds[i].Revents;
-            if ((re & Abi.POLLNVAL) != 0) return -Errno.EBADF;
-            int fd = fds[i].Fd;
-            // select's rules: readable includes errors and hang-ups, as the kernel's select does.
-            if ((fds[i].Events & Abi.POLLIN) != 0 && (re & (Abi.POLLIN | Abi.POLLHUP | Abi.POLLERR)) != 0) { Set(read, fd); count++; }
-            if ((fds[i].Events & Abi.POLLOUT) != 0 && (re & (Abi.POLLOUT | Abi.POLLERR)) != 0) { Set(write, fd); count++; }
-            if ((fds[i].Events & Abi.POLLPRI) != 0 && (re & Abi.POLLPRI) != 0) { Set(except, fd); count++; }
-        }
-        return count;
-    }
-
-    private static bool IsSet(ulong* set, int fd) => set is not null && (set[fd >> 6] & (1UL << (fd & 63))) != 0;
-    private static void Set(ulong* set, int fd) => set[fd >> 6] |= 1UL << (fd & 63);
+    public long Select(int nfds, ulong* read, ulong* write, ulong* except, long timeoutNs, void* sigmask) =>
+        SelectAdapter.Select(this, nfds, read, write, except, timeoutNs, sigmask);
 
     public long EpollCtl(int epfd, int op, int fd, EpollEvent* ev)
     {

@@ -15,7 +15,7 @@ namespace Netloom.Run;
 /// descriptor numbers to sockets, and the threads sleeping until a socket changes.
 /// Every call takes the stack lock, so any number of program threads may use sockets at once.
 /// </summary>
-internal sealed unsafe partial class Engine
+internal sealed unsafe partial class Engine : ISocketEngine
 {
     public const int MaxFd = 1 << 20; // NL_MAX_FD
     private static HostTable* _host;
@@ -48,6 +48,7 @@ internal sealed unsafe partial class Engine
     public static Engine? Start(HostTable* host)
     {
         _host = host;
+        _ = ExitLingerMs; // the environment as it is now (the type's static fields read it once, here)
         var config = EngineConfig.FromEnvironment(Environment.GetEnvironmentVariable, out var error);
         if (config is null) { Warn($"{error}; this program's sockets stay on the kernel"); return null; }
         ICaptureWriter? capture = null;
@@ -82,6 +83,22 @@ internal sealed unsafe partial class Engine
             return null;
         }
     }
+
+    /// <summary>
+    /// NETLOOM_EXIT_LINGER_MS, read when the engine starts: a program may empty its environment
+    /// later (nginx does), and exit must still know it.
+    /// </summary>
+    public static readonly int ExitLingerMs =
+        int.TryParse(Environment.GetEnvironmentVariable("NETLOOM_EXIT_LINGER_MS"), out int ms) ? Math.Clamp(ms, 0, 60_000) : 2000;
+
+    /// <summary>NETLOOM_STATS=1 (read at start, as <see cref="ExitLingerMs"/>): the offload engine prints its counts at exit.</summary>
+    public static readonly bool PrintStats = Environment.GetEnvironmentVariable("NETLOOM_STATS") == "1";
+
+    /// <summary>Keeps the interposer's table for <see cref="Warn"/> and the descriptor marks (either engine).</summary>
+    public static void SetHost(HostTable* host) => _host = host;
+
+    /// <summary>The interposer's table.</summary>
+    public static HostTable* Host => _host;
 
     /// <summary>One line on stderr through the interposer (the engine's only output).</summary>
     public static void Warn(string message)

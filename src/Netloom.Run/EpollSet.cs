@@ -2,17 +2,25 @@ using Netloom.Run.Native;
 
 namespace Netloom.Run;
 
+/// <summary>A member of an engine's epoll set: its poll bits now, and a count bumped by every event.</summary>
+internal interface IEpollMember
+{
+    short Readiness();
+    /// <summary>Bumped by every event: edge-triggered epoll reports a member again only after it moved.</summary>
+    uint Seq { get; }
+}
+
 /// <summary>
 /// The Netloom members of one epoll set (its kernel members stay in the kernel's set). Level
 /// triggered members are reported while ready; edge-triggered ones when they moved since the
-/// last report (<see cref="RunSocket.EventSeq"/>); EPOLLONESHOT members until reported once.
+/// last report (<see cref="IEpollMember.Seq"/>); EPOLLONESHOT members until reported once.
 /// </summary>
 internal sealed class EpollSet(int epfd)
 {
     private struct Member
     {
         public int Fd;
-        public RunSocket Socket;
+        public IEpollMember Socket;
         public uint Events;
         public ulong Data;
         public uint ReportedSeq;
@@ -30,7 +38,7 @@ internal sealed class EpollSet(int epfd)
         return -1;
     }
 
-    public long Control(int op, int fd, RunSocket s, uint events, ulong data)
+    public long Control(int op, int fd, IEpollMember s, uint events, ulong data)
     {
         int i = IndexOf(fd);
         switch (op)
@@ -68,9 +76,9 @@ internal sealed class EpollSet(int epfd)
             if (m.Disarmed) continue;
             uint ready = (uint)(ushort)m.Socket.Readiness() & (m.Events | (uint)(Abi.POLLERR | Abi.POLLHUP));
             if (ready == 0) continue;
-            if ((m.Events & Abi.EPOLLET) != 0 && m.Reported && m.ReportedSeq == m.Socket.EventSeq) continue;
+            if ((m.Events & Abi.EPOLLET) != 0 && m.Reported && m.ReportedSeq == m.Socket.Seq) continue;
             m.Reported = true;
-            m.ReportedSeq = m.Socket.EventSeq;
+            m.ReportedSeq = m.Socket.Seq;
             if ((m.Events & Abi.EPOLLONESHOT) != 0) m.Disarmed = true;
             events[n].Events = ready;
             events[n].Data = m.Data;

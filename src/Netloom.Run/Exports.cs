@@ -12,7 +12,7 @@ namespace Netloom.Run;
 internal static unsafe class Exports
 {
     private static EngineTable* _table;
-    private static Engine _engine = null!;
+    private static ISocketEngine _engine = null!;
 
     [UnmanagedCallersOnly(EntryPoint = "netloom_engine_attach")]
     public static EngineTable* Attach(HostTable* host) => AttachCore(host);
@@ -22,7 +22,13 @@ internal static unsafe class Exports
         try
         {
             if (host is null || host->Version != Abi.Version || host->Size != sizeof(HostTable)) return null;
-            if (Engine.Start(host) is not { } engine) return null;
+            ISocketEngine? engine = Environment.GetEnvironmentVariable("NETLOOM_MODE") switch
+            {
+                null or "" or "stack" => Engine.Start(host),
+                "offload" => OffloadEngine.Start(host),
+                var other => Unknown(host, other),
+            };
+            if (engine is null) return null;
             _engine = engine;
             var t = (EngineTable*)NativeMemory.AllocZeroed((nuint)sizeof(EngineTable));
             t->Version = Abi.Version;
@@ -57,6 +63,13 @@ internal static unsafe class Exports
             Engine.Warn($"the engine failed to start ({e.GetType().Name}: {e.Message}); this program's sockets stay on the kernel");
             return null;
         }
+    }
+
+    private static ISocketEngine? Unknown(HostTable* host, string mode)
+    {
+        Engine.SetHost(host);
+        Engine.Warn($"NETLOOM_MODE '{mode}' is neither 'stack' nor 'offload'; this program's sockets stay on the kernel");
+        return null;
     }
 
     private static int _failures;

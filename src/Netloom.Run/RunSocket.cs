@@ -8,7 +8,7 @@ namespace Netloom.Run;
 /// object per open socket, named by one or more descriptors (dup). Every member is called with
 /// the stack lock held; results are non-negative or a negated errno.
 /// </summary>
-internal abstract unsafe class RunSocket(Engine engine, int type) : ISocketObserver
+internal abstract unsafe class RunSocket(Engine engine, int type) : ISocketObserver, IEpollMember
 {
     protected readonly Engine Engine = engine;
     /// <summary>SOCK_STREAM or SOCK_DGRAM.</summary>
@@ -32,6 +32,8 @@ internal abstract unsafe class RunSocket(Engine engine, int type) : ISocketObser
     /// </summary>
     public const int AutoBufferMax = 4 << 20;
     public int LingerOn, LingerSeconds;
+
+    uint IEpollMember.Seq => EventSeq;
 
     /// <summary>poll bits that hold now (POLLIN, POLLOUT, POLLERR, POLLHUP, POLLRDHUP).</summary>
     public abstract short Readiness();

@@ -57,7 +57,15 @@ internal static class BenchCommand
             return Print(BenchRun.Run(s, Math.Max(0, r.GetValue(busyPoll))), r.GetValue(json),
                 "both ends of each program under netloom run, one shm port between them, beside the same programs on the kernel over 127.0.0.1; 3 interleaved rounds, medians; sockperf p50 is its latency (half the round trip), netloom busy-polling (both sides spin: the 2 cores); iperf3 one stream, 64 KiB MTU over shm; redis-benchmark -t set,get -n 200000 -c 50 -P 16; pipe: write+read of 1 byte on a kernel pipe with and without the interposer, 5 rounds");
         });
-        return new Command("bench", "End-to-end benchmarks") { rings, switchBench, kv, tcp, peer, emulate, run };
+        var offload = new Command("offload", "Unmodified redis-server and nginx, plain and under netloom run --offload (with and without busy polling), under redis-benchmark and wrk: throughput, CPU and system calls per request, p99") { seconds, json };
+        offload.SetAction(r =>
+        {
+            double s = r.GetValue(seconds);
+            if (s <= 0 || s > 600) return CliErrors.Report("--duration must be between 0 and 600 seconds", CliErrors.BadInput);
+            return Print(BenchOffload.Run(s), r.GetValue(json),
+                "servers on 127.0.0.1, plain / under netloom run --offload / --offload with --busy-poll 50; 3 interleaved rounds, medians; redis-benchmark -t get (-c 50; -c 100 -P 16; and --threads 2), wrk -t 1 --latency against nginx (one process, sendfile) for a 1 KiB and a 64 KiB file at -c 50 and -c 256; cpu: the server's utime+stime per request (io_uring's work in the task included); syscalls: perf's raw_syscalls:sys_enter on the server per request");
+        });
+        return new Command("bench", "End-to-end benchmarks") { rings, switchBench, kv, tcp, peer, emulate, run, offload };
     }
 
     private static int Switch(double seconds, bool json)

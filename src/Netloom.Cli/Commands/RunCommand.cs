@@ -19,8 +19,10 @@ internal static class RunCommand
 {
     public static Command Create()
     {
-        var port = new Option<string>("--port") { Description = $"The port the program's stack uses: {PortSpec.Forms}", Required = true };
-        var ip = new Option<string>("--ip") { Description = "The stack's address and prefix, such as 10.0.0.2/24", Required = true };
+        var port = new Option<string?>("--port") { Description = $"The port the program's stack uses: {PortSpec.Forms} (with the stack; not with --offload)" };
+        var ip = new Option<string?>("--ip") { Description = "The stack's address and prefix, such as 10.0.0.2/24 (with the stack; not with --offload)" };
+        var offload = new Option<bool>("--offload") { Description = "Keep the program's TCP sockets on the kernel and batch their calls through io_uring (multishot accept and receive, queued sends, epoll_wait as one io_uring_enter), as ESCA does without the kernel patch" };
+        var ringEntries = new Option<int>("--ring-entries") { Description = "With --offload: io_uring submission entries (a power of two, 64 to 32768)", DefaultValueFactory = _ => 1024 };
         var gateway = new Option<string?>("--gateway") { Description = "Default gateway (without one, destinations off the subnet stay on the kernel)" };
         var mtu = new Option<int>("--mtu") { Description = "MTU (576 to 65522)", DefaultValueFactory = _ => 1500 };
         var busyPoll = new Option<int>("--busy-poll") { Description = "Microseconds a blocked call spins on the stack before sleeping (like Onload's EF_POLL_USEC)", DefaultValueFactory = _ => 0 };
@@ -28,8 +30,10 @@ internal static class RunCommand
         var tapPeer = new Option<string?>("--tap-peer") { Description = "For a tap: port, the kernel side's address and prefix (such as 10.0.0.1/24): the TAP is made, addressed and removed by this command" };
         var program = new Argument<string[]>("program") { Description = "-- PROGRAM ARGS...", Arity = ArgumentArity.OneOrMore };
         var cmd = new Command("run", "Run an unmodified program with its TCP and UDP sockets on a Netloom user-level stack (LD_PRELOAD), as Onload does")
-            { port, ip, gateway, mtu, busyPoll, pcap, tapPeer, program };
-        cmd.SetAction(r => Run(new Dictionary<string, string?>
+            { port, ip, gateway, mtu, busyPoll, pcap, tapPeer, offload, ringEntries, program };
+        cmd.SetAction(r => r.GetValue(offload)
+            ? RunOffload(r.GetValue(busyPoll), r.GetValue(ringEntries), r.GetValue(port) ?? r.GetValue(ip) ?? r.GetValue(gateway) ?? r.GetValue(pcap) ?? r.GetValue(tapPeer), r.GetValue(program)!)
+            : Run(new Dictionary<string, string?>
         {
             ["NETLOOM_PORT"] = r.GetValue(port),
             ["NETLOOM_IP"] = r.GetValue(ip),
@@ -41,16 +45,27 @@ internal static class RunCommand
         return cmd;
     }
 
+    /// <summary>`run --offload`: no stack, so none of its flags; the program's TCP sockets stay the kernel's.</summary>
+    private static int RunOffload(int busyPoll, int ringEntries, string? stackFlag, string[] program)
+    {
+        if (stackFlag is not null)
+            return CliErrors.Report("--offload keeps the program's sockets on the kernel: --port, --ip, --gateway, --pcap and --tap-peer do not apply", CliErrors.BadInput);
+        if (ringEntries is < 64 or > 32768 || (ringEntries & (ringEntries - 1)) != 0)
+            return CliErrors.Report($"--ring-entries {ringEntries}: a power of two from 64 to 32768", CliErrors.BadInput);
+        if (busyPoll is < 0 or > 10_000_000) return CliErrors.Report($"--busy-poll {busyPoll}: microseconds from 0 to 10000000", CliErrors.BadInput);
+        return Launch(new Dictionary<string, string?>
+        {
+            ["NETLOOM_MODE"] = "offload",
+            ["NETLOOM_RING_ENTRIES"] = ringEntries.ToString(),
+            ["NETLOOM_BUSY_POLL"] = busyPoll.ToString(),
+        }, program);
+    }
+
     private static int Run(Dictionary<string, string?> env, string? tapPeer, string[] program)
     {
         if (EngineConfig.FromEnvironment(k => env.GetValueOrDefault(k), out var error) is not { } config)
             return CliErrors.Report(FlagNames(error!), CliErrors.BadInput);
         if (!PortSpec.TryParse(config.Port, out var spec, out var portError)) return CliErrors.Report($"--port: {portError}", CliErrors.BadInput);
-        if (!TryFindRunParts(out var preload, out var engine, out var missing)) return CliErrors.Report(missing!, CliErrors.Failed);
-        if (Which(program[0]) is not { } path) return CliErrors.Report($"{program[0]}: command not found", 127);
-        if (IsStaticElf(path))
-            Console.Error.WriteLine($"netloom: {program[0]} is statically linked, so no preloaded library can reach its sockets; it runs on the kernel");
-
         string? madeTap = null;
         if (tapPeer is not null)
         {
@@ -66,6 +81,21 @@ internal static class RunCommand
             }
             catch (IOException e) { return CliErrors.Report($"--tap-peer: {e.Message}", CliErrors.Failed); }
         }
+        try { return Launch(env, program); }
+        finally
+        {
+            if (madeTap is not null)
+                try { Netdevice.DeletePersistentTap(madeTap); } catch (IOException) { }
+        }
+    }
+
+    /// <summary>Starts the program with the interposer preloaded and the engine's variables set; its exit status.</summary>
+    private static int Launch(Dictionary<string, string?> env, string[] program)
+    {
+        if (!TryFindRunParts(out var preload, out var engine, out var missing)) return CliErrors.Report(missing!, CliErrors.Failed);
+        if (Which(program[0]) is not { } path) return CliErrors.Report($"{program[0]}: command not found", 127);
+        if (IsStaticElf(path))
+            Console.Error.WriteLine($"netloom: {program[0]} is statically linked, so no preloaded library can reach its sockets; it runs on the kernel");
         try
         {
             var psi = new ProcessStartInfo(path) { UseShellExecute = false };
@@ -84,11 +114,6 @@ internal static class RunCommand
             return child.ExitCode;
         }
         catch (Win32Exception e) { return CliErrors.Report($"{program[0]}: {e.Message}", 126); }
-        finally
-        {
-            if (madeTap is not null)
-                try { Netdevice.DeletePersistentTap(madeTap); } catch (IOException) { }
-        }
     }
 
     /// <summary>The engine's messages name NETLOOM_* variables; here the user typed flags.</summary>

@@ -62,7 +62,7 @@ internal static class Abi
     /// <summary>"Let the kernel do this call" (NL_KERNEL).</summary>
     public const long Kernel = -0x10000;
 
-    public const int AF_INET = 2;
+    public const int AF_INET = 2, AF_INET6 = 10;
     public const int SOCK_STREAM = 1, SOCK_DGRAM = 2, SOCK_NONBLOCK = 0x800, SOCK_CLOEXEC = 0x80000;
     public const int IPPROTO_IP = 0, IPPROTO_TCP = 6, IPPROTO_UDP = 17;
 
@@ -76,7 +76,7 @@ internal static class Abi
     public const int MSG_PEEK = 0x2, MSG_TRUNC = 0x20, MSG_DONTWAIT = 0x40, MSG_WAITALL = 0x100, MSG_NOSIGNAL = 0x4000;
     public const int SHUT_RD = 0, SHUT_WR = 1, SHUT_RDWR = 2;
 
-    public const int F_GETFL = 3, F_SETFL = 4, O_NONBLOCK = 0x800, O_RDWR = 2;
+    public const int F_SETFD = 2, F_GETFL = 3, F_SETFL = 4, O_NONBLOCK = 0x800, O_RDWR = 2;
     public const nuint FIONREAD = 0x541B, FIONBIO = 0x5421;
 
     public const short POLLIN = 0x1, POLLPRI = 0x2, POLLOUT = 0x4, POLLERR = 0x8, POLLHUP = 0x10, POLLNVAL = 0x20,

@@ -13,14 +13,14 @@ internal static unsafe partial class IoUring
     public const ulong OffSqRing = 0, OffCqRing = 0x8000000, OffSqes = 0x10000000;
 
     public const uint SetupSqPoll = 0x2, SetupCqSize = 0x8, SetupSubmitAll = 0x80, SetupCoopTaskrun = 0x100, SetupTaskrunFlag = 0x200, SetupSingleIssuer = 0x1000, SetupDeferTaskrun = 0x2000;
-    public const uint EnterGetEvents = 1, EnterSqWakeup = 2;
+    public const uint EnterGetEvents = 1, EnterSqWakeup = 2, EnterExtArg = 8;
     public const uint FeatSingleMmap = 0x1, FeatNoDrop = 0x2;
     /// <summary>IORING_FEAT_RECVSEND_BUNDLE and IORING_RECVSEND_BUNDLE (6.10): newer than this machine's headers, so checked by behaviour (UringRingTests' bundle test) rather than by gcc.</summary>
     public const uint FeatRecvSendBundle = 0x4000;
     public const uint SqNeedWakeup = 1, SqTaskrun = 4;
     public const uint RegisterFiles = 2, RegisterProbe = 8, RegisterPbufRing = 22, UnregisterPbufRing = 23;
 
-    public const byte OpNop = 0, OpTimeout = 11, OpAccept = 13, OpAsyncCancel = 14, OpClose = 19, OpRead = 22, OpSend = 26, OpRecv = 27, OpShutdown = 34, OpSendZc = 47;
+    public const byte OpNop = 0, OpPollAdd = 6, OpTimeout = 11, OpAccept = 13, OpAsyncCancel = 14, OpClose = 19, OpRead = 22, OpSend = 26, OpRecv = 27, OpShutdown = 34, OpSendZc = 47;
     /// <summary>sqe.file_index for accept: let the kernel pick a free registered-file slot (5.19+).</summary>
     public const uint FileIndexAlloc = 0xFFFFFFFF;
     public const byte SqeFixedFile = 1, SqeIoLink = 4, SqeBufferSelect = 32;
@@ -133,6 +133,19 @@ internal static unsafe partial class IoUring
     public static int Setup(uint entries, Params* p) => (int)Syscall2(SysSetup, entries, p);
 
     public static int Enter(int fd, uint toSubmit, uint minComplete, uint flags) => (int)Syscall6(SysEnter, fd, toSubmit, minComplete, flags, null, 0);
+
+    /// <summary>io_uring_enter with IORING_ENTER_EXT_ARG: a timeout and a signal mask for the wait (struct io_uring_getevents_arg).</summary>
+    public static int EnterExt(int fd, uint toSubmit, uint minComplete, uint flags, GeteventsArg* arg) =>
+        (int)Syscall6(SysEnter, fd, toSubmit, minComplete, flags | EnterExtArg, arg, (nuint)sizeof(GeteventsArg));
+
+    /// <summary>struct io_uring_getevents_arg.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct GeteventsArg
+    {
+        public ulong Sigmask;
+        public uint SigmaskSize, MinWaitUsec;
+        public ulong Timespec;
+    }
 
     public static int Register(int fd, uint opcode, void* arg, uint count) => (int)Syscall4(SysRegister, fd, opcode, arg, count);
 }

@@ -115,6 +115,14 @@ internal sealed unsafe partial class UringRing
         s->OpFlags = flags;
     }
 
+    /// <summary>io_uring_prep_poll_add: completes once (res: the ready poll bits) when <paramref name="fd"/> is ready for <paramref name="events"/>.</summary>
+    public static void PrepPollAdd(Sqe* s, int fd, uint events)
+    {
+        s->Opcode = OpPollAdd;
+        s->Fd = fd;
+        s->OpFlags = events;
+    }
+
     /// <summary>io_uring_prep_shutdown (IORING_OP_SHUTDOWN always runs in io-wq).</summary>
     public static void PrepShutdown(Sqe* s, int fd, int how)
     {

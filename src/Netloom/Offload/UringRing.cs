@@ -157,7 +157,10 @@ internal sealed unsafe partial class UringRing : IDisposable
             if ((Volatile.Read(ref *_sqFlags) & SqNeedWakeup) != 0) flags |= EnterSqWakeup;
             if (flags == 0) return (int)toSubmit;
         }
-        else if (toSubmit == 0 && waitFor == 0 && !getEvents) return 0;
+        else if (toSubmit == 0 && !_publishedOnly && waitFor == 0 && !getEvents) return 0;
+        // Entries published earlier without entering (Publish) go in too: the kernel submits what
+        // the SQ holds, at most the count it is given.
+        if (_publishedOnly) { toSubmit = SqEntries; _publishedOnly = false; }
         while (true)
         {
             int r = Enter(_fd, toSubmit, waitFor, flags);
@@ -168,6 +171,47 @@ internal sealed unsafe partial class UringRing : IDisposable
             if (e is Errno.EAGAIN or Errno.EBUSY /* the CQ is full: reap first */) return 0;
             throw new IOException($"io_uring_enter: {Libc.Describe(e)} (errno {e})");
         }
+    }
+
+    // Entries were published by Publish and no enter has submitted them yet.
+    private volatile bool _publishedOnly;
+
+    /// <summary>
+    /// Publishes every prepared entry without entering the kernel; returns how many. A thread that
+    /// prepares entries under a lock can publish them there and enter (<see cref="EnterAndWait"/>)
+    /// after leaving it, while other threads prepare more.
+    /// </summary>
+    public uint Publish()
+    {
+        uint n = Unsubmitted;
+        Volatile.Write(ref *_sqTail, _sqLocalTail);
+        if (n > 0) _publishedOnly = true;
+        return n;
+    }
+
+    /// <summary>
+    /// One io_uring_enter: submits <paramref name="toSubmit"/> published entries and waits for a
+    /// completion, at most <paramref name="timeoutNs"/> (negative: no limit), with
+    /// <paramref name="sigmask"/> (a kernel sigset, or null) in force while it waits. Returns 0,
+    /// -ETIME, or -EINTR when a signal handler ran.
+    /// </summary>
+    public int EnterAndWait(uint toSubmit, long timeoutNs, void* sigmask)
+    {
+        KernelTimespec ts = new() { Seconds = timeoutNs / 1_000_000_000, Nanoseconds = timeoutNs % 1_000_000_000 };
+        GeteventsArg arg = new()
+        {
+            Sigmask = (ulong)sigmask, SigmaskSize = sigmask is null ? 0u : 8u,
+            Timespec = timeoutNs < 0 ? 0 : (ulong)&ts,
+        };
+        // The kernel submits what the SQ holds, at most the count given: everything published so far.
+        if (toSubmit > 0 || _publishedOnly) { toSubmit = SqEntries; _publishedOnly = false; }
+        int r = EnterExt(_fd, toSubmit, 1, EnterGetEvents, &arg);
+        Enters++;
+        if (r >= 0) return 0;
+        int e = Libc.Errno;
+        if (e is Errno.EINTR or Errno.ETIME) return -e;
+        if (e is Errno.EAGAIN or Errno.EBUSY) return 0;
+        throw new IOException($"io_uring_enter: {Libc.Describe(e)} (errno {e})");
     }
 
     /// <summary>Entries prepared and not yet submitted.</summary>

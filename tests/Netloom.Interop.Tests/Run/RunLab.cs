@@ -62,6 +62,10 @@ internal static class RunLab
         return [.. args];
     }
 
+    /// <summary>The argv that runs <paramref name="program"/> under `netloom run --offload`, with the engine's counts printed at exit.</summary>
+    public static string[] OffloadCommand(string[] program, params string[] flags) =>
+        ["env", $"NETLOOM_RUN_DIR={RunDir}", "NETLOOM_STATS=1", "dotnet", Cli, "run", "--offload", .. flags, "--", .. program];
+
     public static (int Code, string Out, string Err) Run(TimeSpan timeout, string? ns, string port, string ip, string[] program, params string[] flags)
     {
         var argv = Command(ns, port, ip, program, flags);

@@ -1,0 +1,449 @@
+using Netloom.Offload;
+using Netloom.Run.Native;
+
+namespace Netloom.Run;
+
+/// <summary>The socket calls of the offload engine: served from the ring where it pays, the kernel's otherwise.</summary>
+internal sealed unsafe partial class OffloadEngine
+{
+    /// <summary>A TCP socket not yet listening: every call is the kernel's until listen (connect hands it over for good).</summary>
+    private sealed class Fresh(int fd) : OffloadSocket(fd)
+    {
+        public override short Readiness() => Abi.POLLOUT | Abi.POLLHUP; // Linux: a fresh TCP socket
+    }
+
+    public long Socket(int domain, int type, int protocol)
+    {
+        bool inet = domain is Abi.AF_INET or Abi.AF_INET6;
+        if (!inet || (type & 0xF) != Abi.SOCK_STREAM || (protocol != 0 && protocol != Abi.IPPROTO_TCP)) return Abi.Kernel;
+        int fd = Libc.Socket(domain, type, protocol);
+        if (fd < 0) return -Libc.Errno;
+        if (fd >= Engine.MaxFd) return fd;
+        lock (_lock)
+        {
+            var s = new Fresh(fd) { NonBlocking = (type & Abi.SOCK_NONBLOCK) != 0 };
+            TakeSlot(s);
+            Adopt(fd, s);
+        }
+        return fd;
+    }
+
+    public long Bind(int fd, byte* addr, uint len) => Abi.Kernel;
+    public long GetSockName(int fd, byte* addr, uint* len) => Abi.Kernel;
+    public long GetPeerName(int fd, byte* addr, uint* len) => Abi.Kernel;
+
+    public long Connect(int fd, byte* addr, uint len)
+    {
+        lock (_lock)
+        {
+            // A client socket is the kernel's entirely: this engine serves servers.
+            if (Get(fd) is Fresh f && f.Names == 1) { Forget(fd); FreeSlot(f); }
+            return Abi.Kernel;
+        }
+    }
+
+    public long Listen(int fd, int backlog)
+    {
+        lock (_lock)
+        {
+            switch (Get(fd))
+            {
+                case OffloadListener:
+                    return Sys.Listen(fd, backlog) < 0 ? -Libc.Errno : 0;
+                case Fresh f:
+                {
+                    if (Sys.Listen(fd, backlog) < 0) return -Libc.Errno;
+                    var l = new OffloadListener(fd) { NonBlocking = f.NonBlocking, Names = 0 };
+                    Replace(f, l);
+                    ArmAccept(l);
+                    Flush();
+                    return 0;
+                }
+                default: return Abi.Kernel; // listen on a connection: the kernel's EINVAL
+            }
+        }
+    }
+
+    /// <summary>Every descriptor naming <paramref name="old"/> names <paramref name="now"/> instead.</summary>
+    private void Replace(OffloadSocket old, OffloadSocket now)
+    {
+        for (int fd = 0; fd < _fds.Length; fd++)
+            if (_fds[fd] == old) { _fds[fd] = now; now.Names++; }
+        FreeSlot(old);
+        TakeSlot(now);
+    }
+
+    public long Accept(int fd, byte* addr, uint* len, int flags)
+    {
+        if ((flags & ~(Abi.SOCK_NONBLOCK | Abi.SOCK_CLOEXEC)) != 0) return -Errno.EINVAL;
+        long deadline = long.MaxValue;
+        while (true)
+        {
+            uint published;
+            lock (_lock)
+            {
+                if (Get(fd) is not OffloadListener l) return Abi.Kernel;
+                Reap();
+                if (l.Accepted.Count > 0)
+                {
+                    int k = l.Accepted.Dequeue();
+                    if (l.Accepted.Count < OffloadListener.MaxQueued / 2) ArmAccept(l);
+                    if ((flags & Abi.SOCK_CLOEXEC) == 0) Sys.Fcntl(k, Abi.F_SETFD, 0); // accepted with FD_CLOEXEC
+                    var c = new OffloadConnection(k) { NonBlocking = (flags & Abi.SOCK_NONBLOCK) != 0 };
+                    TakeSlot(c);
+                    if (!Adopt(k, c)) { FreeSlot(c); return k; } // beyond the interposer's table: the kernel's
+                    ArmRecv(c);
+                    if (addr is not null && len is not null && Sys.GetPeerName(k, addr, len) < 0) *len = 0;
+                    return k;
+                }
+                if (l.Error != 0) { int e = l.Error; l.Error = 0; return -e; }
+                if (!l.Armed) ArmAccept(l); // descriptors had run out
+                if (l.NonBlocking) { Flush(); return -Errno.EAGAIN; }
+                if (deadline == long.MaxValue) deadline = Engine.Deadline(l.ReceiveTimeoutNs);
+                if (Clock.NowNs() >= deadline) { Flush(); return -Errno.EAGAIN; }
+                published = PrepareWait();
+            }
+            if (WaitRing(published, deadline, null) < 0) return -Errno.EINTR;
+        }
+    }
+
+    public long RecvMsg(int fd, MsgHdr* msg, int flags)
+    {
+        if (msg is null) return -Errno.EFAULT;
+        long deadline = long.MaxValue;
+        while (true)
+        {
+            uint published;
+            lock (_lock)
+            {
+                if (Get(fd) is not OffloadConnection c) return Abi.Kernel;
+                Reap();
+                if (msg->Name is not null) msg->NameLength = 0;
+                msg->Flags = 0;
+                if (c.Available > 0) return Read(c, msg, (flags & Abi.MSG_PEEK) != 0);
+                if (c.RecvError != 0) { int e = c.RecvError; c.RecvError = 0; c.Eof = true; return -e; }
+                if (c.Eof) return 0;
+                ArmRecv(c);
+                if (c.NonBlocking || (flags & Abi.MSG_DONTWAIT) != 0) { Flush(); return -Errno.EAGAIN; }
+                if (deadline == long.MaxValue) deadline = Engine.Deadline(c.ReceiveTimeoutNs);
+                if (Clock.NowNs() >= deadline) { Flush(); return -Errno.EAGAIN; }
+                published = PrepareWait();
+            }
+            if (WaitRing(published, deadline, null) < 0) return -Errno.EINTR;
+        }
+    }
+
+    /// <summary>Copies received bytes into the iovecs (consuming them unless peeking); buffers emptied go back to the kernel.</summary>
+    private long Read(OffloadConnection c, MsgHdr* msg, bool peek)
+    {
+        long total = 0;
+        int consumed = 0;               // whole buffers read
+        int offset = c.HeadConsumed;    // into the buffer being read
+        using var e = c.Input.GetEnumerator();
+        bool has = e.MoveNext();
+        for (nuint i = 0; i < msg->IovLength && has; i++)
+        {
+            var dst = new Span<byte>(msg->Iov[i].Base, (int)Math.Min(msg->Iov[i].Length, int.MaxValue));
+            while (dst.Length > 0 && has)
+            {
+                var (id, length) = e.Current;
+                var src = _buffers.Data(id, length)[offset..];
+                int n = Math.Min(src.Length, dst.Length);
+                src[..n].CopyTo(dst);
+                dst = dst[n..];
+                total += n;
+                offset += n;
+                if (offset == length)
+                {
+                    consumed++;
+                    offset = 0;
+                    has = e.MoveNext();
+                }
+            }
+        }
+        if (peek) return total;
+        for (int k = 0; k < consumed; k++) Recycle(c.Input.Dequeue().Id);
+        c.HeadConsumed = offset;
+        c.Available -= total;
+        return total;
+    }
+
+    public long SendMsg(int fd, MsgHdr* msg, int flags)
+    {
+        if (msg is null) return -Errno.EFAULT;
+        long deadline = long.MaxValue, sent = 0;
+        while (true)
+        {
+            uint published;
+            lock (_lock)
+            {
+                if (Get(fd) is not OffloadConnection c) return Abi.Kernel;
+                Reap();
+                if (c.SendError != 0)
+                {
+                    if (sent > 0) return sent;
+                    int e = c.SendErrorReported ? Errno.EPIPE : c.SendError;
+                    c.SendErrorReported = true;
+                    if (e == Errno.EPIPE && (flags & Abi.MSG_NOSIGNAL) == 0) Engine.RaiseSigPipe();
+                    return -e;
+                }
+                if (c.ShutWrite)
+                {
+                    if ((flags & Abi.MSG_NOSIGNAL) == 0) Engine.RaiseSigPipe();
+                    return -Errno.EPIPE;
+                }
+                long skip = sent;
+                for (nuint i = 0; i < msg->IovLength; i++)
+                {
+                    long len = (long)msg->Iov[i].Length;
+                    if (skip >= len) { skip -= len; continue; }
+                    var src = new ReadOnlySpan<byte>((byte*)msg->Iov[i].Base + skip, (int)Math.Min(len - skip, int.MaxValue));
+                    skip = 0;
+                    int n = c.Output.Append(src, OffloadConnection.MaxQueued - c.Output.Queued);
+                    sent += n;
+                    if (n < src.Length) break;
+                }
+                KickSend(c);
+                if (_ring.Unsubmitted >= _ring.SqEntries / 2) Flush();
+                long total = TotalLength(msg);
+                if (sent >= total) return sent;
+                if (c.NonBlocking || (flags & Abi.MSG_DONTWAIT) != 0) { Flush(); return sent > 0 ? sent : -Errno.EAGAIN; }
+                if (deadline == long.MaxValue) deadline = Engine.Deadline(c.SendTimeoutNs);
+                if (Clock.NowNs() >= deadline) { Flush(); return sent > 0 ? sent : -Errno.EAGAIN; }
+                published = PrepareWait();
+            }
+            if (WaitRing(published, deadline, null) < 0) return sent > 0 ? sent : -Errno.EINTR;
+        }
+    }
+
+    private static long TotalLength(MsgHdr* msg)
+    {
+        long total = 0;
+        for (nuint i = 0; i < msg->IovLength; i++) total += (long)msg->Iov[i].Length;
+        return total;
+    }
+
+    /// <summary>sendfile onto an offloaded connection: read with pread into its queue, so the bytes keep their order with writes.</summary>
+    public long SendFile(int outFd, int inFd, long* offset, nuint count)
+    {
+        lock (_lock) if (Get(outFd) is not OffloadConnection) return Abi.Kernel;
+        const int Step = 64 << 10;
+        byte* buffer = (byte*)System.Runtime.InteropServices.NativeMemory.Alloc(Step);
+        try
+        {
+            long position = offset is not null ? *offset : Sys.LSeek(inFd, 0, Sys.SEEK_CUR);
+            if (position < 0) return -Libc.Errno;
+            long done = 0;
+            while ((ulong)done < count)
+            {
+                int want = (int)Math.Min((ulong)Step, count - (ulong)done);
+                nint got = Sys.PRead(inFd, buffer, (nuint)want, position + done);
+                if (got < 0) { if (done > 0) break; return -Libc.Errno; }
+                if (got == 0) break;
+                IoVec v = new() { Base = buffer, Length = (nuint)got };
+                MsgHdr m = new() { Iov = &v, IovLength = 1 };
+                long sent = SendMsg(outFd, &m, Abi.MSG_NOSIGNAL);
+                if (sent < 0) { if (done > 0) break; return sent; }
+                done += sent;
+                if (sent < got) break;
+            }
+            if (offset is not null) *offset = position + done;
+            else Sys.LSeek(inFd, position + done, Sys.SEEK_SET);
+            return done;
+        }
+        finally { System.Runtime.InteropServices.NativeMemory.Free(buffer); }
+    }
+
+    public long Shutdown(int fd, int how)
+    {
+        lock (_lock)
+        {
+            if (Get(fd) is not OffloadConnection c) return Abi.Kernel;
+            if (how is < Abi.SHUT_RD or > Abi.SHUT_RDWR) return -Errno.EINVAL;
+            if (how == Abi.SHUT_RD) return Abi.Kernel;
+            c.ShutWrite = true;
+            c.Seq++;
+            if (!c.SendInFlight && c.Output.Queued == 0) return Abi.Kernel; // nothing queued: the FIN goes now
+            // The FIN follows the last queued byte.
+            c.ShutWritePending = true;
+            if (how == Abi.SHUT_RDWR) Sys.Shutdown(c.IoFd, Abi.SHUT_RD);
+            return 0;
+        }
+    }
+
+    public long Close(int fd)
+    {
+        OffloadConnection? lingering = null;
+        lock (_lock)
+        {
+            Reap();
+            var s = Forget(fd);
+            if (s is null || s.Names > 0) return 0;
+            switch (s)
+            {
+                case OffloadListener l:
+                    if (l.Armed) Cancel(UringTag.Make(UringTag.Accept, l.Slot, l.Generation));
+                    while (l.Accepted.Count > 0) Libc.Close(l.Accepted.Dequeue());
+                    FreeSlot(l);
+                    break;
+                case OffloadConnection c:
+                    if (c.RecvArmed) Cancel(UringTag.Make(UringTag.Recv, c.Slot, c.Generation));
+                    c.RecvArmed = false;
+                    while (c.Input.Count > 0) Recycle(c.Input.Dequeue().Id);
+                    c.Available = 0;
+                    c.HeadConsumed = 0;
+                    bool abort = c.LingerOn != 0 && c.LingerSeconds == 0;
+                    if ((c.Output.Queued > 0 || c.SendInFlight) && !abort && c.SendError == 0)
+                    {
+                        // The program is done with it; the bytes it wrote are not. Keep the socket
+                        // open under a descriptor of the engine's until they have left, then FIN.
+                        int keep = Sys.Dup(fd);
+                        if (keep >= 0)
+                        {
+                            Flush(); // what names the program's descriptor goes in before libc closes it
+                            c.IoFd = keep;
+                            c.Closed = true;
+                            if (c.LingerOn != 0) lingering = c;
+                            break;
+                        }
+                    }
+                    c.Output.Dispose();
+                    FreeSlot(c);
+                    break;
+                default:
+                    FreeSlot(s);
+                    break;
+            }
+            Flush();
+        }
+        if (lingering is not null) Linger(lingering);
+        return 0;
+    }
+
+    /// <summary>The last queued byte of a closed connection left (or failed): close the engine's descriptor (the FIN) and free the slot.</summary>
+    private void FinishClose(OffloadConnection c)
+    {
+        if (c.Slot < 0) return;
+        Libc.Close(c.IoFd);
+        c.Output.Dispose();
+        FreeSlot(c);
+    }
+
+    /// <summary>SO_LINGER with a timeout: close waits until the queued bytes left, or the time ran out.</summary>
+    private void Linger(OffloadConnection c)
+    {
+        long deadline = Engine.Deadline(c.LingerSeconds * 1_000_000_000L);
+        while (true)
+        {
+            uint published;
+            lock (_lock)
+            {
+                Reap();
+                if (c.Slot < 0) return;
+                if (Clock.NowNs() >= deadline) { c.Output.Dispose(); c.SendError = Errno.ETIMEDOUT; FinishClose(c); return; }
+                published = PrepareWait();
+            }
+            if (WaitRing(published, deadline, null) < 0) return;
+        }
+    }
+
+    public long Dup(int oldfd, int newfd)
+    {
+        lock (_lock)
+        {
+            var s = Get(oldfd);
+            if (s is null) return -Errno.EBADF;
+            if (Get(newfd) is not null) Forget(newfd);
+            return Adopt(newfd, s) ? newfd : -Errno.EMFILE;
+        }
+    }
+
+    public long Fcntl(int fd, int cmd, long arg)
+    {
+        lock (_lock)
+        {
+            if (Get(fd) is not { } s) return -Errno.EBADF;
+            switch (cmd)
+            {
+                case Abi.F_GETFL: return Abi.O_RDWR | (s.NonBlocking ? Abi.O_NONBLOCK : 0);
+                case Abi.F_SETFL:
+                    s.NonBlocking = (arg & Abi.O_NONBLOCK) != 0;
+                    // The kernel socket keeps blocking: io_uring waits for it, and its calls pass through here.
+                    return s is Fresh ? Abi.Kernel : 0;
+                default: return Abi.Kernel;
+            }
+        }
+    }
+
+    public long Ioctl(int fd, nuint request, byte* arg)
+    {
+        lock (_lock)
+        {
+            if (Get(fd) is not { } s) return -Errno.EBADF;
+            if (request == Abi.FIONBIO)
+            {
+                if (arg is null) return -Errno.EFAULT;
+                s.NonBlocking = *(int*)arg != 0;
+                return s is Fresh ? Abi.Kernel : 0;
+            }
+            if (request == Abi.FIONREAD && s is OffloadConnection c)
+            {
+                if (arg is null) return -Errno.EFAULT;
+                Reap();
+                *(int*)arg = (int)Math.Min(c.Available, int.MaxValue);
+                return 0;
+            }
+            return Abi.Kernel;
+        }
+    }
+
+    public long GetSockOpt(int fd, int level, int name, byte* value, uint* length)
+    {
+        lock (_lock)
+        {
+            if (Get(fd) is OffloadConnection c && level == Abi.SOL_SOCKET && name == Abi.SO_ERROR)
+            {
+                Reap();
+                int e = c.SendError != 0 && !c.SendErrorReported ? c.SendError : c.RecvError;
+                if (c.SendError != 0) c.SendErrorReported = true; else c.RecvError = 0;
+                if (e != 0) return Options.WriteInt(value, length, e);
+            }
+            return Abi.Kernel;
+        }
+    }
+
+    public long SetSockOpt(int fd, int level, int name, byte* value, uint length)
+    {
+        lock (_lock)
+        {
+            if (Get(fd) is not { } s || level != Abi.SOL_SOCKET || value is null) return Abi.Kernel;
+            // Recorded for the engine's own waits and close; the kernel socket gets them too.
+            if (name == Abi.SO_LINGER && length >= 8) { s.LingerOn = ((int*)value)[0]; s.LingerSeconds = ((int*)value)[1]; }
+            else if (name == Abi.SO_RCVTIMEO && length >= 16) s.ReceiveTimeoutNs = TimevalNs(value);
+            else if (name == Abi.SO_SNDTIMEO && length >= 16) s.SendTimeoutNs = TimevalNs(value);
+            return Abi.Kernel;
+        }
+    }
+
+    private static long TimevalNs(byte* value) => ((long*)value)[0] * 1_000_000_000L + ((long*)value)[1] * 1000L;
+
+    /// <summary>At exit: the bytes programs wrote and closed (or left open) still leave, for up to NETLOOM_EXIT_LINGER_MS.</summary>
+    public void Exit()
+    {
+        int lingerMs = Engine.ExitLingerMs;
+        long deadline = Clock.NowNs() + lingerMs * 1_000_000L;
+        while (Clock.NowNs() < deadline)
+        {
+            uint published;
+            lock (_lock)
+            {
+                Reap();
+                if (!HasOutstandingSends()) break;
+                published = PrepareWait();
+            }
+            WaitRing(published, Math.Min(deadline, Clock.NowNs() + 10_000_000), null);
+        }
+        _exiting = true;
+        lock (_lock) Report();
+    }
+}

@@ -1,0 +1,139 @@
+using Netloom.Offload;
+using Netloom.Run.Native;
+
+namespace Netloom.Run;
+
+/// <summary>
+/// epoll, poll and select in the offload engine. epoll_wait is one io_uring_enter that submits
+/// what is queued and waits for a completion; an epoll set with kernel members (a pipe, an
+/// eventfd, a timerfd beside the offloaded sockets) gets a poll on its descriptor armed in the
+/// same ring, so either side wakes that one wait.
+/// </summary>
+internal sealed unsafe partial class OffloadEngine
+{
+    public long EpollCtl(int epfd, int op, int fd, EpollEvent* ev)
+    {
+        if (op != Abi.EPOLL_CTL_DEL && ev is null) return -Errno.EFAULT;
+        if (epfd == fd) return -Errno.EINVAL;
+        lock (_lock)
+        {
+            if (Get(fd) is not { } s) return -Errno.EBADF;
+            if (!_epolls.TryGetValue(epfd, out var set)) _epolls[epfd] = set = new EpollSet(epfd);
+            long r = set.Control(op, fd, s, ev is null ? 0 : ev->Events, ev is null ? 0 : ev->Data);
+            if (r == 0 && op == Abi.EPOLL_CTL_ADD) _host->MarkEpoll(epfd, 1);
+            return r;
+        }
+    }
+
+    public long EpollWait(int epfd, EpollEvent* events, int max, long timeoutNs, void* sigmask)
+    {
+        if (max <= 0 || events is null) return -Errno.EINVAL;
+        long deadline = timeoutNs < 0 ? long.MaxValue : Clock.NowNs() + timeoutNs;
+        while (true)
+        {
+            uint published;
+            lock (_lock)
+            {
+                Reap();
+                int n = _epolls.TryGetValue(epfd, out var set) ? set.Collect(events, max) : 0;
+                bool kernel = _host->EpollKernel(epfd) != 0;
+                var watch = _watches.GetValueOrDefault(epfd);
+                if (kernel && n < max && (watch.Ready || !watch.Armed))
+                {
+                    // Ask the kernel only when its poll said so, or when no poll is armed to say it.
+                    int k = Sys.EpollWait(epfd, events + n, max - n, 0);
+                    if (k < 0 && n == 0) { Flush(); return -Libc.Errno; }
+                    if (k > 0) n += k;
+                    _watches[epfd] = (watch.Armed, k == max - n && k > 0);
+                }
+                if (n > 0 || timeoutNs == 0 || Clock.NowNs() >= deadline) { Flush(); return n; }
+                if (kernel && !_watches.GetValueOrDefault(epfd).Armed)
+                {
+                    var sqe = _ring.NextSqe();
+                    UringRing.PrepPollAdd(sqe, epfd, (uint)Abi.POLLIN);
+                    sqe->UserData = UringTag.Make(EpollWatch, epfd, 0);
+                    _watches[epfd] = (true, false);
+                }
+                published = PrepareWait();
+            }
+            if (WaitRing(published, deadline, sigmask) < 0) return -Errno.EINTR;
+        }
+    }
+
+    public long EpollClose(int epfd)
+    {
+        lock (_lock)
+        {
+            _epolls.Remove(epfd);
+            if (_watches.Remove(epfd, out var w) && w.Armed) Cancel(UringTag.Make(EpollWatch, epfd, 0));
+            _host->MarkEpoll(epfd, 0);
+            Flush();
+        }
+        return 0;
+    }
+
+    public long Select(int nfds, ulong* read, ulong* write, ulong* except, long timeoutNs, void* sigmask) =>
+        SelectAdapter.Select(this, nfds, read, write, except, timeoutNs, sigmask);
+
+    /// <summary>
+    /// poll over any mix: the offloaded sockets from the ring's completions, the kernel's with a
+    /// zero timeout; then one ppoll over the kernel descriptors and the ring's own descriptor
+    /// (readable when completions wait), or, with only offloaded sockets, a wait in the ring.
+    /// </summary>
+    public long Poll(PollFd* fds, ulong count, long timeoutNs, void* sigmask)
+    {
+        if (count > 1 << 20) return -Errno.EINVAL;
+        int n = (int)count;
+        long deadline = timeoutNs < 0 ? long.MaxValue : Clock.NowNs() + timeoutNs;
+        int kernelCount = 0;
+        lock (_lock) for (int i = 0; i < n; i++) if (Get(fds[i].Fd) is null) kernelCount++;
+        PollFd* kernel = (PollFd*)System.Runtime.InteropServices.NativeMemory.Alloc((nuint)(kernelCount + 1), (nuint)sizeof(PollFd));
+        try
+        {
+            while (true)
+            {
+                int ready = 0, k = 0;
+                uint published = 0;
+                lock (_lock)
+                {
+                    Reap();
+                    for (int i = 0; i < n; i++)
+                    {
+                        if (Get(fds[i].Fd) is not { } s) { kernel[k++] = fds[i]; continue; }
+                        short now = s.Readiness();
+                        if ((fds[i].Events & Abi.POLLRDNORM) != 0 && (now & Abi.POLLIN) != 0) now |= Abi.POLLRDNORM;
+                        if ((fds[i].Events & Abi.POLLWRNORM) != 0 && (now & Abi.POLLOUT) != 0) now |= Abi.POLLWRNORM;
+                        fds[i].Revents = (short)(now & (fds[i].Events | Abi.POLLERR | Abi.POLLHUP));
+                        if (fds[i].Revents != 0) ready++;
+                    }
+                    Flush();
+                }
+                bool sleep = ready == 0 && timeoutNs != 0 && Clock.NowNs() < deadline;
+                int slots = k;
+                if (sleep && k > 0) kernel[slots++] = new PollFd { Fd = _ring.Fd, Events = Abi.POLLIN };
+                int kernelReady = 0;
+                if (k > 0)
+                {
+                    long left = !sleep ? 0 : deadline == long.MaxValue ? -1 : Math.Max(0, deadline - Clock.NowNs());
+                    TimeSpec ts = TimeSpec.FromNanoseconds(Math.Max(0, left));
+                    int r = Sys.PPoll(kernel, (ulong)slots, left < 0 ? null : &ts, sleep ? sigmask : null);
+                    if (r < 0) return -Libc.Errno;
+                    for (int i = 0, j = 0; i < n; i++)
+                    {
+                        lock (_lock) if (Get(fds[i].Fd) is not null) continue;
+                        fds[i].Revents = kernel[j++].Revents;
+                        if (fds[i].Revents != 0) kernelReady++;
+                    }
+                }
+                else if (sleep)
+                {
+                    lock (_lock) published = PrepareWait();
+                    if (WaitRing(published, deadline, sigmask) < 0) return -Errno.EINTR;
+                }
+                if (ready + kernelReady > 0 || !sleep) return ready + kernelReady;
+                if (Clock.NowNs() >= deadline) return 0;
+            }
+        }
+        finally { System.Runtime.InteropServices.NativeMemory.Free(kernel); }
+    }
+}

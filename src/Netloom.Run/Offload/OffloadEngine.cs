@@ -1,0 +1,366 @@
+using Netloom.Offload;
+using Netloom.Run.Native;
+using static Netloom.Interop.IoUring;
+
+namespace Netloom.Run;
+
+/// <summary>
+/// The second engine (`netloom run --offload`, ESCA without the kernel patch): the program's TCP
+/// sockets stay kernel sockets, visible to ss, tcpdump and nftables, and only the way their calls
+/// reach the kernel changes. Listeners accept with one multishot accept; connections receive with
+/// one multishot receive into a provided buffer ring, so read is served from data already here;
+/// write queues the bytes and returns (ESCA's "assume success"), an error surfacing on the next
+/// call as a socket's pending error does; epoll_wait becomes one io_uring_enter that submits
+/// every queued operation and waits for completions. Client sockets (connect), UDP and everything
+/// else are the kernel's as they are.
+///
+/// It is built on the project's one io_uring engine (<see cref="UringRing"/>, its Prep builders,
+/// <see cref="ProvidedBuffers"/>). Every call takes the engine lock; the ring's waits happen
+/// outside it, any number of threads at once.
+/// </summary>
+internal sealed unsafe partial class OffloadEngine : ISocketEngine
+{
+    private const ushort BufferGroup = 1;
+    // Tag kinds beyond UringTag's.
+    private const byte EpollWatch = 8;
+
+    private static HostTable* _host;
+    private readonly Lock _lock = new();
+    private readonly UringRing _ring;
+    private readonly ProvidedBuffers _buffers;
+    private readonly int _busyPollUs;
+    private OffloadSocket?[] _fds = new OffloadSocket?[256];
+    private readonly List<OffloadSocket?> _slots = new();
+    private readonly List<uint> _generations = new();
+    private readonly Stack<int> _freeSlots = new();
+    private readonly Dictionary<int, EpollSet> _epolls = new();
+    // Per epoll set with kernel members: a poll on its descriptor is armed in the ring, or completed.
+    private readonly Dictionary<int, (bool Armed, bool Ready)> _watches = new();
+    private readonly List<OffloadConnection> _starved = new();
+    private int _ringWaiters;
+    private readonly Thread _flusher;
+    private volatile bool _exiting;
+
+    // What NETLOOM_STATS=1 prints at exit: completions by kind.
+    private long _completions, _accepts, _receives, _sends;
+
+    private OffloadEngine(UringRing ring, ProvidedBuffers buffers, int busyPollUs)
+    {
+        _ring = ring;
+        _buffers = buffers;
+        _busyPollUs = busyPollUs;
+        _flusher = new Thread(Flusher) { IsBackground = true, Name = "netloom offload" };
+        _flusher.Start();
+    }
+
+    public static OffloadEngine? Start(HostTable* host)
+    {
+        _host = host;
+        Engine.SetHost(host);
+        _ = Engine.PrintStats; // the environment as it is now (static fields read it once, here)
+        int entries = 1024, busy = 0;
+        if (Environment.GetEnvironmentVariable("NETLOOM_RING_ENTRIES") is { Length: > 0 } e
+            && (!int.TryParse(e, out entries) || entries is < 64 or > 32768 || (entries & (entries - 1)) != 0))
+        {
+            Engine.Warn($"NETLOOM_RING_ENTRIES '{e}' must be a power of two from 64 to 32768; this program's sockets stay on the kernel");
+            return null;
+        }
+        if (Environment.GetEnvironmentVariable("NETLOOM_BUSY_POLL") is { Length: > 0 } b && (!int.TryParse(b, out busy) || busy is < 0 or > 10_000_000))
+        {
+            Engine.Warn($"NETLOOM_BUSY_POLL '{b}' must be microseconds from 0 to 10000000; this program's sockets stay on the kernel");
+            return null;
+        }
+        UringRing? ring = null;
+        try
+        {
+            ring = new UringRing((uint)entries, cqEntries: (uint)entries * 4);
+            if (!ring.Supports(OpAccept) || !ring.Supports(OpRecv) || !ring.Supports(OpPollAdd))
+                throw new UringUnavailableException("this kernel's io_uring lacks accept, recv or poll", 0);
+            var buffers = new ProvidedBuffers(ring, BufferGroup, 4096, 16 << 10);
+            return new OffloadEngine(ring, buffers, busy);
+        }
+        catch (Exception ex)
+        {
+            ring?.Dispose();
+            Engine.Warn($"cannot start io_uring ({ex.Message}); this program's sockets stay on the kernel");
+            return null;
+        }
+    }
+
+    // ---- descriptors and slots (call with the lock held) ----
+
+    private OffloadSocket? Get(int fd) => (uint)fd < (uint)_fds.Length ? _fds[fd] : null;
+
+    private bool Adopt(int fd, OffloadSocket s)
+    {
+        if ((uint)fd >= Engine.MaxFd) return false;
+        if (fd >= _fds.Length) Array.Resize(ref _fds, Math.Min(Engine.MaxFd, Math.Max(fd + 1, _fds.Length * 2)));
+        _fds[fd] = s;
+        s.Names++;
+        _host->Mark(fd, 1);
+        return true;
+    }
+
+    private OffloadSocket? Forget(int fd)
+    {
+        var s = Get(fd);
+        if (s is null) return null;
+        _host->Mark(fd, 0);
+        _fds[fd] = null;
+        s.Names--;
+        foreach (var set in _epolls.Values) set.Remove(fd);
+        return s;
+    }
+
+    /// <summary>Gives the socket a slot, so completions name it by slot and generation.</summary>
+    private void TakeSlot(OffloadSocket s)
+    {
+        int slot;
+        if (_freeSlots.Count > 0) slot = _freeSlots.Pop();
+        else { slot = _slots.Count; _slots.Add(null); _generations.Add(0); }
+        _generations[slot]++;
+        _slots[slot] = s;
+        s.Slot = slot;
+        s.Generation = _generations[slot];
+    }
+
+    private void FreeSlot(OffloadSocket s)
+    {
+        if (s.Slot < 0 || _slots[s.Slot] != s) return;
+        _slots[s.Slot] = null;
+        _freeSlots.Push(s.Slot);
+        s.Slot = -1;
+    }
+
+    private OffloadSocket? Resolve(ulong tag)
+    {
+        int slot = UringTag.Slot(tag);
+        if ((uint)slot >= (uint)_slots.Count) return null;
+        var s = _slots[slot];
+        return s is not null && s.Generation == UringTag.Generation(tag) ? s : null;
+    }
+
+    // ---- the ring (call with the lock held) ----
+
+    private void ArmAccept(OffloadListener l)
+    {
+        if (l.Armed || l.Accepted.Count >= OffloadListener.MaxQueued) return;
+        var sqe = _ring.NextSqe();
+        UringRing.PrepMultishotAccept(sqe, l.IoFd, Abi.SOCK_CLOEXEC);
+        sqe->UserData = UringTag.Make(UringTag.Accept, l.Slot, l.Generation);
+        l.Armed = true;
+    }
+
+    private void ArmRecv(OffloadConnection c)
+    {
+        if (c.RecvArmed || c.Eof || c.RecvError != 0 || c.Closed) return;
+        var sqe = _ring.NextSqe();
+        UringRing.PrepRecvMultishot(sqe, c.IoFd, BufferGroup);
+        sqe->UserData = UringTag.Make(UringTag.Recv, c.Slot, c.Generation);
+        c.RecvArmed = true;
+        c.Starved = false;
+    }
+
+    /// <summary>Queues the next send of a connection, one in flight at a time so the bytes keep their order.</summary>
+    private void KickSend(OffloadConnection c)
+    {
+        if (c.SendInFlight) return;
+        if (c.SendError != 0 || c.Output.Queued == 0)
+        {
+            if (c.ShutWritePending && c.SendError == 0) { c.ShutWritePending = false; Sys.Shutdown(c.IoFd, Abi.SHUT_WR); }
+            if (c.Closed) FinishClose(c);
+            return;
+        }
+        var (address, length) = c.Output.Next();
+        var sqe = _ring.NextSqe();
+        UringRing.PrepSend(sqe, c.IoFd, (void*)address, (uint)length, Abi.MSG_NOSIGNAL);
+        sqe->UserData = UringTag.Make(UringTag.Send, c.Slot, c.Generation);
+        c.SendInFlight = true;
+    }
+
+    private void Cancel(ulong tag)
+    {
+        var sqe = _ring.NextSqe();
+        UringRing.PrepCancel(sqe, tag, 0);
+        sqe->UserData = UringTag.Make(UringTag.Close, 0, 0);
+    }
+
+    /// <summary>Takes every completion the kernel posted; returns how many concerned sockets.</summary>
+    private int Reap()
+    {
+        int events = 0;
+        while (_ring.TryPeek(out var cqe))
+        {
+            _ring.Advance();
+            _completions++;
+            events += Dispatch(cqe);
+        }
+        // A wait by another thread may have missed these events (its wake-up was reaped here).
+        if (events > 0 && Volatile.Read(ref _ringWaiters) > 0) PostWake();
+        return events;
+    }
+
+    private void PostWake()
+    {
+        var sqe = _ring.NextSqe();
+        UringRing.PrepNop(sqe);
+        sqe->UserData = UringTag.Make(UringTag.Wake, 0, 0);
+        _ring.Submit();
+    }
+
+    private int Dispatch(in Cqe cqe)
+    {
+        byte kind = UringTag.Kind(cqe.UserData);
+        bool more = (cqe.Flags & CqeFMore) != 0;
+        switch (kind)
+        {
+            case EpollWatch:
+            {
+                int epfd = UringTag.Slot(cqe.UserData);
+                if (_watches.ContainsKey(epfd)) _watches[epfd] = (false, true);
+                return 1;
+            }
+            case UringTag.Accept:
+            {
+                if (Resolve(cqe.UserData) is not OffloadListener l)
+                {
+                    if (cqe.Res >= 0) Libc.Close(cqe.Res); // accepted for a listener since closed
+                    return 0;
+                }
+                if (!more) l.Armed = false;
+                if (cqe.Res >= 0) { l.Accepted.Enqueue(cqe.Res); _accepts++; }
+                else if (cqe.Res != -Errno.ECANCELED && cqe.Res != -Errno.EMFILE && cqe.Res != -Errno.ENFILE) l.Error = -cqe.Res;
+                l.Seq++;
+                // Re-armed here unless descriptors ran out (then the next accept call re-arms).
+                if (!l.Armed && cqe.Res >= 0) ArmAccept(l);
+                return 1;
+            }
+            case UringTag.Recv:
+            {
+                bool hasBuffer = (cqe.Flags & CqeFBuffer) != 0;
+                ushort id = (ushort)(cqe.Flags >> CqeBufferShift);
+                if (Resolve(cqe.UserData) is not OffloadConnection c || c.Closed)
+                {
+                    if (hasBuffer) Recycle(id);
+                    return 0;
+                }
+                if (!more) c.RecvArmed = false;
+                if (cqe.Res > 0 && hasBuffer)
+                {
+                    _receives++;
+                    c.Input.Enqueue((id, cqe.Res));
+                    c.Available += cqe.Res;
+                }
+                else
+                {
+                    if (hasBuffer) Recycle(id);
+                    if (cqe.Res == 0) c.Eof = true;
+                    else if (cqe.Res == -Errno.ENOBUFS) { c.Starved = true; _starved.Add(c); }
+                    else if (cqe.Res != -Errno.ECANCELED) c.RecvError = -cqe.Res;
+                }
+                c.Seq++;
+                if (!c.RecvArmed && cqe.Res > 0) ArmRecv(c);
+                return 1;
+            }
+            case UringTag.Send:
+            {
+                if (Resolve(cqe.UserData) is not OffloadConnection c) return 0;
+                c.SendInFlight = false;
+                _sends++;
+                if (cqe.Res > 0) c.Output.Sent(cqe.Res);
+                else if (cqe.Res < 0)
+                {
+                    c.SendError = -cqe.Res;
+                    c.Output.Dispose();
+                }
+                c.Seq++;
+                KickSend(c);
+                return 1;
+            }
+        }
+        return 0; // wake-ups, cancels, closes
+    }
+
+    private void Recycle(ushort id)
+    {
+        _buffers.Recycle(id);
+        if (_starved.Count == 0) return;
+        // Buffers came back: connections whose receive stopped for want of them start again.
+        foreach (var c in _starved) if (c.Starved) ArmRecv(c);
+        _starved.Clear();
+    }
+
+    /// <summary>One line on stderr with the engine's counts (NETLOOM_STATS=1 at exit): what a test or a user checks the offload by.</summary>
+    private void Report()
+    {
+        if (!Engine.PrintStats) return;
+        Engine.Warn($"offload: {_accepts} accepted, {_receives} receives, {_sends} sends, {_completions} completions in {_ring.Enters} io_uring_enter calls");
+    }
+
+    /// <summary>Publishes and submits what is prepared (no wait).</summary>
+    private void Flush()
+    {
+        if (_ring.Unsubmitted > 0) _ring.Submit();
+    }
+
+    /// <summary>
+    /// After the lock: submits what it published and waits in the ring for a completion, until
+    /// <paramref name="deadlineNs"/> (monotonic; long.MaxValue for none). With a busy-poll budget it
+    /// spins on the completion queue first. Returns 0, or -EINTR when a signal handler ran.
+    /// </summary>
+    private long WaitRing(uint published, long deadlineNs, void* sigmask)
+    {
+        try
+        {
+            if (_busyPollUs > 0)
+            {
+                if (published > 0) { lock (_lock) _ring.Submit(); published = 0; } // submits what PrepareWait published
+                long spinEnd = Math.Min(deadlineNs, Clock.NowNs() + _busyPollUs * 1000L);
+                while (Clock.NowNs() < spinEnd)
+                {
+                    if (_ring.CqReady > 0) return 0;
+                    Thread.SpinWait(20);
+                }
+            }
+            long left = deadlineNs == long.MaxValue ? -1 : Math.Max(0, deadlineNs - Clock.NowNs());
+            int r = _ring.EnterAndWait(published, left, sigmask);
+            return r == -Errno.EINTR ? -Errno.EINTR : 0;
+        }
+        finally { Interlocked.Decrement(ref _ringWaiters); }
+    }
+
+    /// <summary>Under the lock, before leaving it to wait: counts this thread as a waiter and publishes the prepared entries.</summary>
+    private uint PrepareWait()
+    {
+        Interlocked.Increment(ref _ringWaiters);
+        return _ring.Publish();
+    }
+
+    /// <summary>
+    /// Progress when the program does not wait: every millisecond while operations are queued or in
+    /// flight (every 20 ms otherwise), submit what is prepared and take completions, so a reply the
+    /// program wrote before it went computing still leaves. Its signals are blocked (it starts
+    /// while the interposer attaches the engine).
+    /// </summary>
+    private void Flusher()
+    {
+        while (!_exiting)
+        {
+            bool busy;
+            lock (_lock)
+            {
+                Reap();
+                Flush();
+                busy = _ring.Unsubmitted > 0 || HasOutstandingSends();
+            }
+            Thread.Sleep(busy ? 1 : 20);
+        }
+    }
+
+    private bool HasOutstandingSends()
+    {
+        for (int i = 0; i < _slots.Count; i++)
+            if (_slots[i] is OffloadConnection { SendInFlight: true } or OffloadConnection { Output.Queued: > 0 }) return true;
+        return false;
+    }
+}

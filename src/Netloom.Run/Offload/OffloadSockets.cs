@@ -1,0 +1,138 @@
+using System.Runtime.InteropServices;
+using Netloom.Run.Native;
+
+namespace Netloom.Run;
+
+/// <summary>
+/// A kernel TCP socket whose calls the offload engine serves: a listener (multishot accept) or
+/// a connection (multishot receive into provided buffers, sends queued and submitted in batches).
+/// Every member is called with the engine lock held.
+/// </summary>
+internal abstract class OffloadSocket(int fd) : IEpollMember
+{
+    /// <summary>The descriptor io_uring operations name (the program's, or the engine's own dup once the program closed it).</summary>
+    public int IoFd = fd;
+    public int Names;
+    public bool NonBlocking;
+    public uint Seq;
+    public int Slot;
+    public uint Generation;
+    public int LingerOn, LingerSeconds;
+    public long ReceiveTimeoutNs, SendTimeoutNs;
+
+    uint IEpollMember.Seq => Seq;
+    public abstract short Readiness();
+}
+
+internal sealed class OffloadListener(int fd) : OffloadSocket(fd)
+{
+    /// <summary>At most this many accepted connections wait for the program: past it accepting stops, and the kernel's backlog holds the rest.</summary>
+    public const int MaxQueued = 4096;
+    public readonly Queue<int> Accepted = new();
+    public bool Armed;
+    public int Error;
+
+    public override short Readiness() => Accepted.Count > 0 ? Abi.POLLIN : Error != 0 ? Abi.POLLERR : (short)0;
+}
+
+/// <summary>The bytes queued for sending on one connection: native chunks, so a send in flight never moves.</summary>
+internal sealed unsafe class SendQueue : IDisposable
+{
+    public const int ChunkSize = 64 << 10;
+    private readonly Queue<nint> _chunks = new();
+    private nint _tail;          // the last chunk, being filled
+    private int _headSent;       // bytes of the first chunk already sent
+    private int _tailFilled;     // bytes of the last chunk filled
+    public long Queued { get; private set; }
+
+    /// <summary>Appends up to <paramref name="room"/> bytes of <paramref name="data"/>; returns how many it took.</summary>
+    public int Append(ReadOnlySpan<byte> data, long room)
+    {
+        int take = (int)Math.Min(data.Length, Math.Max(0, room));
+        int done = 0;
+        while (done < take)
+        {
+            if (_tail == 0 || _tailFilled == ChunkSize)
+            {
+                _tail = (nint)NativeMemory.Alloc(ChunkSize);
+                _chunks.Enqueue(_tail);
+                _tailFilled = 0;
+            }
+            int n = Math.Min(take - done, ChunkSize - _tailFilled);
+            data.Slice(done, n).CopyTo(new Span<byte>((byte*)_tail + _tailFilled, n));
+            _tailFilled += n;
+            done += n;
+        }
+        Queued += done;
+        return done;
+    }
+
+    /// <summary>The contiguous bytes to send next (in the first chunk).</summary>
+    public (nint Address, int Length) Next()
+    {
+        if (Queued == 0) return (0, 0);
+        nint head = _chunks.Peek();
+        int end = head == _tail ? _tailFilled : ChunkSize;
+        return (head + _headSent, end - _headSent);
+    }
+
+    /// <summary>The kernel took <paramref name="n"/> bytes of <see cref="Next"/>.</summary>
+    public void Sent(int n)
+    {
+        Queued -= n;
+        _headSent += n;
+        nint head = _chunks.Peek();
+        int end = head == _tail ? _tailFilled : ChunkSize;
+        if (_headSent < end) return;
+        _chunks.Dequeue();
+        NativeMemory.Free((void*)head);
+        _headSent = 0;
+        if (head == _tail) { _tail = 0; _tailFilled = 0; }
+    }
+
+    public void Dispose()
+    {
+        while (_chunks.Count > 0) NativeMemory.Free((void*)_chunks.Dequeue());
+        _tail = 0;
+        _tailFilled = _headSent = 0;
+        Queued = 0;
+    }
+}
+
+internal sealed class OffloadConnection(int fd) : OffloadSocket(fd)
+{
+    /// <summary>Queued, unsent bytes past which a send takes no more (EAGAIN, then EPOLLOUT): about the kernel's tcp_wmem maximum.</summary>
+    public const long MaxQueued = 4 << 20;
+
+    // Received: provided buffers in arrival order (id, length), the first read up to HeadConsumed.
+    public readonly Queue<(ushort Id, int Length)> Input = new();
+    public int HeadConsumed;
+    public long Available;
+    public bool Eof, RecvArmed, Starved;
+    public int RecvError;
+
+    // Sending.
+    public readonly SendQueue Output = new();
+    public bool SendInFlight;
+    /// <summary>A send failed (EPIPE, ECONNRESET): reported by the next call, as a socket's pending error is.</summary>
+    public int SendError;
+    public bool SendErrorReported;
+    public bool ShutWrite, ShutWritePending;
+
+    /// <summary>The program closed it; the engine keeps <see cref="OffloadSocket.IoFd"/> (a dup) until the queue drains.</summary>
+    public bool Closed;
+
+    public bool Writable => Output.Queued < MaxQueued;
+
+    public override short Readiness()
+    {
+        short r = 0;
+        if (Available > 0 || Eof || RecvError != 0) r |= Abi.POLLIN;
+        if (Eof) r |= Abi.POLLRDHUP;
+        if (RecvError != 0 || SendError != 0) r |= Abi.POLLERR | Abi.POLLHUP;
+        if (Eof && ShutWrite) r |= Abi.POLLHUP;
+        if (!ShutWrite && Writable) r |= Abi.POLLOUT;
+        if (SendError != 0) r |= Abi.POLLOUT;
+        return r;
+    }
+}

@@ -1,0 +1,251 @@
+/* What `netloom run --offload` must keep, checked the way an epoll server written in C sees it.
+ *
+ *   offload PORT    server sockets on 127.0.0.1:PORT (offloaded when run under --offload), with
+ *                   client threads on plain kernel sockets; prints "ok NAME" or "FAIL NAME: why"
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct sockaddr_in addr;
+static int failures;
+
+#define CHECK(name, cond, ...) do { if (cond) printf("ok %s\n", name); else { printf("FAIL %s: ", name); printf(__VA_ARGS__); printf("\n"); failures++; } fflush(stdout); } while (0)
+
+static long long now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
+}
+
+static int client(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) { perror("connect"); exit(2); }
+    return fd;
+}
+
+/* Accepts one connection from the non-blocking listener, waiting in epoll. */
+static int accept_one(int ep, int lfd)
+{
+    struct epoll_event ev;
+    for (int i = 0; i < 500; i++) {
+        int c = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
+        if (c >= 0) return c;
+        if (errno != EAGAIN) { perror("accept4"); return -1; }
+        epoll_wait(ep, &ev, 1, 10);
+    }
+    return -1;
+}
+
+static unsigned char pattern(long long i) { return (unsigned char)(i * 7 + (i >> 9)); }
+
+struct late { int fd; int ms; };
+static void *write_late(void *arg)
+{
+    struct late *l = arg;
+    usleep(l->ms * 1000);
+    uint64_t one = 1;
+    if (write(l->fd, &one, 8) != 8) perror("write");
+    return NULL;
+}
+
+/* One epoll set: the offloaded listener and connection beside a timerfd, an eventfd and a pipe. */
+static void check_mixed(int lfd)
+{
+    int ep = epoll_create1(0);
+    int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
+    struct itimerspec its = { .it_value = { .tv_nsec = 100 * 1000000 } };
+    timerfd_settime(tfd, 0, &its, NULL);
+    int efd = eventfd(0, EFD_NONBLOCK);
+    int p[2];
+    if (pipe2(p, O_NONBLOCK) != 0) { CHECK("epoll-mixed-with-timerfd-eventfd-pipe", 0, "pipe"); return; }
+    struct epoll_event ev = { .events = EPOLLIN };
+    ev.data.u32 = 1; epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
+    ev.data.u32 = 2; epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &ev);
+    ev.data.u32 = 3; epoll_ctl(ep, EPOLL_CTL_ADD, efd, &ev);
+    ev.data.u32 = 4; epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev);
+    struct late e1 = { efd, 50 }, p1 = { p[1], 150 };
+    pthread_t t1, t2;
+    pthread_create(&t1, NULL, write_late, &e1);
+    pthread_create(&t2, NULL, write_late, &p1);
+    int cl = client();
+    int conn = -1, seen = 0, echoed = 0;
+    long long end = now_ms() + 5000;
+    char buf[64];
+    if (send(cl, "hello", 5, 0) != 5) perror("send");
+    while (now_ms() < end && (seen != 0x3e || !echoed)) {
+        struct epoll_event out[8];
+        int n = epoll_wait(ep, out, 8, 1000);
+        for (int i = 0; i < n; i++) {
+            uint32_t d = out[i].data.u32;
+            seen |= 1 << d;
+            if (d == 1) {
+                conn = accept4(lfd, NULL, NULL, SOCK_NONBLOCK);
+                if (conn >= 0) { struct epoll_event c = { .events = EPOLLIN, .data.u32 = 5 }; epoll_ctl(ep, EPOLL_CTL_ADD, conn, &c); }
+            } else if (d == 2) { uint64_t v; if (read(tfd, &v, 8) < 0) perror("timerfd"); }
+            else if (d == 3) { uint64_t v; if (read(efd, &v, 8) < 0) perror("eventfd"); }
+            else if (d == 4) { if (read(p[0], buf, sizeof buf) < 0) perror("pipe"); }
+            else if (d == 5) {
+                ssize_t r = recv(conn, buf, sizeof buf, 0);
+                if (r > 0 && send(conn, buf, (size_t)r, 0) == r) {
+                    char back[8] = { 0 };
+                    ssize_t g = recv(cl, back, 5, MSG_WAITALL);
+                    echoed = g == 5 && memcmp(back, "hello", 5) == 0;
+                }
+            }
+        }
+    }
+    pthread_join(t1, NULL);
+    pthread_join(t2, NULL);
+    CHECK("epoll-mixed-with-timerfd-eventfd-pipe", seen == 0x3e && echoed,
+          "seen 0x%x (want 0x3e: listener, timerfd, eventfd, pipe, connection), echoed %d", seen, echoed);
+    close(cl); close(conn); close(tfd); close(efd); close(p[0]); close(p[1]); close(ep);
+}
+
+struct reader { int fd; long long want, got, bad; int delay_ms; };
+static void *read_all(void *arg)
+{
+    struct reader *r = arg;
+    usleep(r->delay_ms * 1000);
+    static char buf[1 << 16];
+    for (;;) {
+        ssize_t n = recv(r->fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        for (ssize_t i = 0; i < n; i++) if ((unsigned char)buf[i] != pattern(r->got + i)) r->bad++;
+        r->got += n;
+    }
+    return NULL;
+}
+
+/* A reader that does not read: writes stop with EAGAIN (memory bounded), go on at EPOLLOUT, and every byte arrives in order. */
+static void check_slow_reader(int ep, int lfd)
+{
+    int cl = client();
+    int c = accept_one(ep, lfd);
+    const long long total = 32LL << 20;
+    static unsigned char chunk[1 << 16];
+    long long sent = 0, at_eagain = -1;
+    struct reader r = { cl, total, 0, 0, 300 };
+    pthread_t t;
+    pthread_create(&t, NULL, read_all, &r);
+    int cep = epoll_create1(0);
+    struct epoll_event ev = { .events = EPOLLOUT | EPOLLET, .data.u32 = 9 };
+    epoll_ctl(cep, EPOLL_CTL_ADD, c, &ev);
+    long long end = now_ms() + 30000;
+    while (sent < total && now_ms() < end) {
+        int n = (int)(total - sent < (long long)sizeof chunk ? total - sent : (long long)sizeof chunk);
+        for (int i = 0; i < n; i++) chunk[i] = pattern(sent + i);
+        ssize_t w = send(c, chunk, (size_t)n, MSG_NOSIGNAL);
+        if (w > 0) { sent += w; continue; }
+        if (w < 0 && errno == EAGAIN) {
+            if (at_eagain < 0) at_eagain = sent;
+            struct epoll_event out;
+            epoll_wait(cep, &out, 1, 1000);
+            continue;
+        }
+        break;
+    }
+    close(c); /* the last bytes are still queued: the FIN follows them */
+    pthread_join(t, NULL);
+    CHECK("slow-reader-bounded-then-drained", at_eagain > 0 && at_eagain < (16LL << 20) && sent == total && r.got == total && r.bad == 0,
+          "first EAGAIN after %lld bytes, sent %lld, received %lld of %lld, %lld wrong", at_eagain, sent, r.got, total, r.bad);
+    close(cl); close(cep);
+}
+
+/* A peer that resets while the server writes: a later write reports it (EPIPE or ECONNRESET), no crash, no SIGPIPE with MSG_NOSIGNAL. */
+static void check_reset_mid_reply(int ep, int lfd)
+{
+    int cl = client();
+    int c = accept_one(ep, lfd);
+    struct linger lg = { 1, 0 };
+    setsockopt(cl, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    close(cl); /* RST */
+    static char chunk[1 << 14];
+    int err = 0;
+    long long end = now_ms() + 5000;
+    while (!err && now_ms() < end) {
+        ssize_t w = send(c, chunk, sizeof chunk, MSG_NOSIGNAL);
+        if (w < 0 && errno != EAGAIN) err = errno;
+        else if (w < 0) { struct epoll_event out; epoll_wait(ep, &out, 1, 10); }
+        else usleep(1000);
+    }
+    int soerr = -1;
+    socklen_t sl = sizeof soerr;
+    getsockopt(c, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+    CHECK("peer-reset-surfaces-on-a-later-write", err == EPIPE || err == ECONNRESET, "write error %s", strerror(err));
+    close(c);
+}
+
+/* An accepted socket left blocking: recv waits for the data (sent 100 ms later), readv and writev work. */
+static void *send_late(void *arg)
+{
+    usleep(100000);
+    if (send(*(int *)arg, "late!", 5, 0) != 5) perror("send");
+    return NULL;
+}
+
+static void check_blocking(int lfd)
+{
+    int cl = client();
+    int c = -1;
+    for (int i = 0; i < 500 && c < 0; i++) { c = accept(lfd, NULL, NULL); if (c < 0) usleep(10000); }
+    pthread_t t;
+    pthread_create(&t, NULL, send_late, &cl);
+    char buf[8] = { 0 };
+    long long t0 = now_ms();
+    ssize_t n = recv(c, buf, 5, MSG_WAITALL);
+    long long waited = now_ms() - t0;
+    pthread_join(t, NULL);
+    ssize_t w = write(c, "back", 4);
+    char back[8] = { 0 };
+    ssize_t g = recv(cl, back, 4, MSG_WAITALL);
+    shutdown(c, SHUT_WR);
+    ssize_t eof = recv(cl, back, 1, 0);
+    CHECK("blocking-recv-waits-then-write-and-fin", n == 5 && memcmp(buf, "late!", 5) == 0 && waited >= 50 && w == 4 && g == 4 && memcmp(back, "back", 4) == 0 && eof == 0,
+          "recv %zd '%s' after %lld ms, write %zd, peer got %zd, then %zd", n, buf, waited, w, g, eof);
+    close(c); close(cl);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) { fprintf(stderr, "usage: %s PORT\n", argv[0]); return 2; }
+    signal(SIGPIPE, SIG_IGN);
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((unsigned short)atoi(argv[1]));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    int one = 1;
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(lfd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(lfd, 64) != 0) { perror("listen"); return 2; }
+    int ep = epoll_create1(0);
+    struct epoll_event ev = { .events = EPOLLIN, .data.u32 = 1 };
+    epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
+    check_mixed(lfd);
+    check_slow_reader(ep, lfd);
+    check_reset_mid_reply(ep, lfd);
+    /* The blocking check uses a blocking listener. */
+    int blfd = socket(AF_INET, SOCK_STREAM, 0);
+    setsockopt(blfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    addr.sin_port = htons((unsigned short)(atoi(argv[1]) + 1));
+    if (bind(blfd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(blfd, 8) != 0) { perror("listen"); return 2; }
+    check_blocking(blfd);
+    printf("%d failed\n", failures);
+    return failures ? 1 : 0;
+}
