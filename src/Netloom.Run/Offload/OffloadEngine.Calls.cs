@@ -223,13 +223,16 @@ internal sealed unsafe partial class OffloadEngine
         return total;
     }
 
+    // One read buffer per thread for sendfile (a reply per request must not cost a malloc and a free of 64 KiB).
+    [ThreadStatic] private static byte[]? t_fileBuffer;
+
     /// <summary>sendfile onto an offloaded connection: read with pread into its queue, so the bytes keep their order with writes.</summary>
     public long SendFile(int outFd, int inFd, long* offset, nuint count)
     {
         lock (_lock) if (Get(outFd) is not OffloadConnection) return Abi.Kernel;
         const int Step = 64 << 10;
-        byte* buffer = (byte*)System.Runtime.InteropServices.NativeMemory.Alloc(Step);
-        try
+        byte[] buffer = t_fileBuffer ??= GC.AllocateUninitializedArray<byte>(Step, pinned: true);
+        fixed (byte* b = buffer)
         {
             long position = offset is not null ? *offset : Sys.LSeek(inFd, 0, Sys.SEEK_CUR);
             if (position < 0) return -Libc.Errno;
@@ -237,10 +240,10 @@ internal sealed unsafe partial class OffloadEngine
             while ((ulong)done < count)
             {
                 int want = (int)Math.Min((ulong)Step, count - (ulong)done);
-                nint got = Sys.PRead(inFd, buffer, (nuint)want, position + done);
+                nint got = Sys.PRead(inFd, b, (nuint)want, position + done);
                 if (got < 0) { if (done > 0) break; return -Libc.Errno; }
                 if (got == 0) break;
-                IoVec v = new() { Base = buffer, Length = (nuint)got };
+                IoVec v = new() { Base = b, Length = (nuint)got };
                 MsgHdr m = new() { Iov = &v, IovLength = 1 };
                 long sent = SendMsg(outFd, &m, Abi.MSG_NOSIGNAL);
                 if (sent < 0) { if (done > 0) break; return sent; }
@@ -251,7 +254,6 @@ internal sealed unsafe partial class OffloadEngine
             else Sys.LSeek(inFd, position + done, Sys.SEEK_SET);
             return done;
         }
-        finally { System.Runtime.InteropServices.NativeMemory.Free(buffer); }
     }
 
     public long Shutdown(int fd, int how)

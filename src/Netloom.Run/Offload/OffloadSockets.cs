@@ -39,6 +39,18 @@ internal sealed class OffloadListener(int fd) : OffloadSocket(fd)
 internal sealed unsafe class SendQueue : IDisposable
 {
     public const int ChunkSize = 64 << 10;
+    // Chunks given back, for the next queue (under the engine lock, as every queue is): a reply
+    // per request must not cost a malloc and a free of 64 KiB (and the heap's brk and page faults).
+    private static readonly Stack<nint> s_free = new();
+    private const int MaxFree = 256;
+
+    private static nint Rent() => s_free.Count > 0 ? s_free.Pop() : (nint)NativeMemory.Alloc(ChunkSize);
+
+    private static void Return(nint chunk)
+    {
+        if (s_free.Count < MaxFree) s_free.Push(chunk);
+        else NativeMemory.Free((void*)chunk);
+    }
     private readonly Queue<nint> _chunks = new();
     private nint _tail;          // the last chunk, being filled
     private int _headSent;       // bytes of the first chunk already sent
@@ -54,7 +66,7 @@ internal sealed unsafe class SendQueue : IDisposable
         {
             if (_tail == 0 || _tailFilled == ChunkSize)
             {
-                _tail = (nint)NativeMemory.Alloc(ChunkSize);
+                _tail = Rent();
                 _chunks.Enqueue(_tail);
                 _tailFilled = 0;
             }
@@ -85,14 +97,14 @@ internal sealed unsafe class SendQueue : IDisposable
         int end = head == _tail ? _tailFilled : ChunkSize;
         if (_headSent < end) return;
         _chunks.Dequeue();
-        NativeMemory.Free((void*)head);
+        Return(head);
         _headSent = 0;
         if (head == _tail) { _tail = 0; _tailFilled = 0; }
     }
 
     public void Dispose()
     {
-        while (_chunks.Count > 0) NativeMemory.Free((void*)_chunks.Dequeue());
+        while (_chunks.Count > 0) Return(_chunks.Dequeue());
         _tail = 0;
         _tailFilled = _headSent = 0;
         Queued = 0;
