@@ -110,26 +110,73 @@ internal sealed unsafe partial class OffloadEngine
     public long RecvMsg(int fd, MsgHdr* msg, int flags)
     {
         if (msg is null) return -Errno.EFAULT;
-        long deadline = long.MaxValue;
+        long deadline = long.MaxValue, got = 0;
+        bool waitAll = (flags & Abi.MSG_WAITALL) != 0 && (flags & (Abi.MSG_PEEK | Abi.MSG_DONTWAIT)) == 0;
+        // MSG_WAITALL fills what is left of the iovecs: a private copy of them, moved along.
+        int count = (int)Math.Min(msg->IovLength, 1024);
+        IoVec* iov = stackalloc IoVec[waitAll ? Math.Max(count, 1) : 1];
+        IoVec* callerIov = msg->Iov;
+        nuint callerCount = msg->IovLength;
+        if (waitAll)
+        {
+            for (int i = 0; i < count; i++) iov[i] = callerIov[i];
+            msg->Iov = iov;
+            msg->IovLength = (nuint)count;
+        }
+        try
+        {
+            return RecvLoop(fd, msg, flags, waitAll, ref got, ref deadline);
+        }
+        finally
+        {
+            msg->Iov = callerIov;
+            msg->IovLength = callerCount;
+        }
+    }
+
+    private long RecvLoop(int fd, MsgHdr* msg, int flags, bool waitAll, ref long got, ref long deadline)
+    {
+        long want = waitAll ? TotalLength(msg) : 0;
         while (true)
         {
             uint published;
             lock (_lock)
             {
-                if (Get(fd) is not OffloadConnection c) return Abi.Kernel;
+                if (Get(fd) is not OffloadConnection c) return got > 0 ? got : Abi.Kernel;
                 Reap();
                 if (msg->Name is not null) msg->NameLength = 0;
                 msg->Flags = 0;
-                if (c.Available > 0) return Read(c, msg, (flags & Abi.MSG_PEEK) != 0);
+                if (c.Available > 0)
+                {
+                    long n = Read(c, msg, (flags & Abi.MSG_PEEK) != 0);
+                    got += n;
+                    if (!waitAll || got >= want || c.NonBlocking) return got;
+                    Skip(msg, n);
+                    continue;
+                }
+                if (got > 0 && (c.RecvError != 0 || c.Eof)) return got;
                 if (c.RecvError != 0) { int e = c.RecvError; c.RecvError = 0; c.Eof = true; return -e; }
                 if (c.Eof) return 0;
                 ArmRecv(c);
-                if (c.NonBlocking || (flags & Abi.MSG_DONTWAIT) != 0) { Flush(); return -Errno.EAGAIN; }
+                if (c.NonBlocking || (flags & Abi.MSG_DONTWAIT) != 0) { Flush(); return got > 0 ? got : -Errno.EAGAIN; }
                 if (deadline == long.MaxValue) deadline = Engine.Deadline(c.ReceiveTimeoutNs);
-                if (Clock.NowNs() >= deadline) { Flush(); return -Errno.EAGAIN; }
+                if (Clock.NowNs() >= deadline) { Flush(); return got > 0 ? got : -Errno.EAGAIN; }
                 published = PrepareWait();
             }
-            if (WaitRing(published, deadline, null) < 0) return -Errno.EINTR;
+            if (WaitRing(published, deadline, null) < 0) return got > 0 ? got : -Errno.EINTR;
+        }
+    }
+
+    /// <summary>Moves the iovecs past <paramref name="n"/> bytes (MSG_WAITALL's private copy).</summary>
+    private static void Skip(MsgHdr* msg, long n)
+    {
+        while (msg->IovLength > 0 && n > 0)
+        {
+            var v = msg->Iov;
+            if ((long)v->Length > n) { v->Base = (byte*)v->Base + n; v->Length -= (nuint)n; return; }
+            n -= (long)v->Length;
+            msg->Iov++;
+            msg->IovLength--;
         }
     }
 

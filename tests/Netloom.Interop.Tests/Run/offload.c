@@ -192,11 +192,14 @@ static void check_reset_mid_reply(int ep, int lfd)
     close(c);
 }
 
-/* An accepted socket left blocking: recv waits for the data (sent 100 ms later), readv and writev work. */
+/* An accepted socket left blocking: recv with MSG_WAITALL waits for all the data (two segments,
+ * 100 and 150 ms later); then a write, and the FIN after it. */
 static void *send_late(void *arg)
 {
     usleep(100000);
-    if (send(*(int *)arg, "late!", 5, 0) != 5) perror("send");
+    if (send(*(int *)arg, "la", 2, 0) != 2) perror("send");
+    usleep(50000); /* a second segment: MSG_WAITALL must wait for it */
+    if (send(*(int *)arg, "te!", 3, 0) != 3) perror("send");
     return NULL;
 }
 
@@ -217,7 +220,7 @@ static void check_blocking(int lfd)
     ssize_t g = recv(cl, back, 4, MSG_WAITALL);
     shutdown(c, SHUT_WR);
     ssize_t eof = recv(cl, back, 1, 0);
-    CHECK("blocking-recv-waits-then-write-and-fin", n == 5 && memcmp(buf, "late!", 5) == 0 && waited >= 50 && w == 4 && g == 4 && memcmp(back, "back", 4) == 0 && eof == 0,
+    CHECK("blocking-recv-waits-then-write-and-fin", n == 5 && memcmp(buf, "late!", 5) == 0 && waited >= 120 && w == 4 && g == 4 && memcmp(back, "back", 4) == 0 && eof == 0,
           "recv %zd '%s' after %lld ms, write %zd, peer got %zd, then %zd", n, buf, waited, w, g, eof);
     close(c); close(cl);
 }
