@@ -37,6 +37,9 @@ internal static unsafe partial class Sys
     [LibraryImport("libc", EntryPoint = "getpeername", SetLastError = true)]
     public static partial int GetPeerName(int fd, byte* address, uint* length);
 
+    [LibraryImport("libc", EntryPoint = "sendfile", SetLastError = true)]
+    public static partial nint SendFile(int outFd, int inFd, long* offset, nuint count);
+
     [LibraryImport("libc", EntryPoint = "raise")]
     public static partial int Raise(int signal);
 

@@ -276,7 +276,35 @@ internal sealed unsafe partial class OffloadEngine
     /// <summary>sendfile onto an offloaded connection: read with pread into its queue, so the bytes keep their order with writes.</summary>
     public long SendFile(int outFd, int inFd, long* offset, nuint count)
     {
-        lock (_lock) if (Get(outFd) is not OffloadConnection) return Abi.Kernel;
+        long first = 0;
+        lock (_lock)
+        {
+            if (Get(outFd) is not OffloadConnection c) return Abi.Kernel;
+            Reap();
+            if (c.Output.Queued == 0 && !c.SendInFlight && c.SendError == 0 && !c.ShutWrite && count > 0)
+            {
+                // Nothing of ours is queued ahead: the kernel's sendfile (no copy) sends what the
+                // socket takes now (it is non-blocking underneath); the rest queues below.
+                long pos = offset is not null ? *offset : Sys.LSeek(inFd, 0, Sys.SEEK_CUR);
+                if (pos < 0) return -Libc.Errno;
+                long at = pos;
+                nint r = Sys.SendFile(c.IoFd, inFd, &at, count);
+                if (r < 0 && Libc.Errno is not Errno.EAGAIN) return -Libc.Errno;
+                if (r == 0) return 0; // the file ends here
+                first = Math.Max(0, (long)r);
+                if (offset is not null) *offset = pos + first;
+                else Sys.LSeek(inFd, pos + first, Sys.SEEK_SET);
+                if ((ulong)first == count) return first;
+                count -= (nuint)first;
+            }
+        }
+        long rest = SendFileByCopy(outFd, inFd, offset, count);
+        return rest < 0 ? (first > 0 ? first : rest) : first + rest;
+    }
+
+    /// <summary>sendfile through the connection's queue: pread into it, so the bytes keep their order with what is queued before them.</summary>
+    private long SendFileByCopy(int outFd, int inFd, long* offset, nuint count)
+    {
         const int Step = 64 << 10;
         byte[] buffer = t_fileBuffer ??= GC.AllocateUninitializedArray<byte>(Step, pinned: true);
         fixed (byte* b = buffer)

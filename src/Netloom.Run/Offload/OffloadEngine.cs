@@ -150,7 +150,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     {
         if (l.Armed || l.Accepted.Count >= OffloadListener.MaxQueued) return;
         var sqe = _ring.NextSqe();
-        UringRing.PrepMultishotAccept(sqe, l.IoFd, Abi.SOCK_CLOEXEC);
+        UringRing.PrepMultishotAccept(sqe, l.IoFd, Abi.SOCK_CLOEXEC | Abi.SOCK_NONBLOCK);
         sqe->UserData = UringTag.Make(UringTag.Accept, l.Slot, l.Generation);
         l.Armed = true;
     }
