@@ -102,12 +102,14 @@ public partial class OffloadTests
         Assert.True(accepted > 1000, redis.Log);
     }
 
-    [ToolFact("redis-server", "redis-cli")]
-    public void A_client_that_never_reads_leaves_the_server_bounded_and_serving_others()
+    [ToolTheory("redis-server", "redis-cli")]
+    [InlineData("0")]
+    [InlineData("50")]
+    public void A_client_that_never_reads_leaves_the_server_bounded_and_serving_others(string busyPoll)
     {
         int port = FreePort();
         var argv = RunLab.OffloadCommand(["redis-server", "--bind", "127.0.0.1", "--port", port.ToString(), "--save", "", "--appendonly", "no",
-            "--client-output-buffer-limit", "normal 0 0 0"]);
+            "--client-output-buffer-limit", "normal 0 0 0"], "--busy-poll", busyPoll);
         using var redis = new Background("Ready to accept connections", argv[0], argv[1..]);
         redis.WaitReady(60);
         using var dir = new TempDir();
@@ -128,8 +130,10 @@ public partial class OffloadTests
         Sh.Run(Minute, "redis-cli", "-p", port.ToString(), "SHUTDOWN", "NOSAVE");
     }
 
-    [ToolFact("nginx", "curl")]
-    public void Nginx_in_one_process_serves_64_MiB_and_keeps_connections_alive()
+    [ToolTheory("nginx", "curl")]
+    [InlineData("0")]
+    [InlineData("50")]
+    public void Nginx_in_one_process_serves_64_MiB_and_keeps_connections_alive(string busyPoll)
     {
         using var dir = new TempDir();
         int port = FreePort();
@@ -154,7 +158,7 @@ public partial class OffloadTests
               server { listen 127.0.0.1:{{port}}; root {{dir.Path}}; }
             }
             """);
-        var argv = RunLab.OffloadCommand(["nginx", "-c", conf]);
+        var argv = RunLab.OffloadCommand(["nginx", "-c", conf], "--busy-poll", busyPoll);
         using var nginx = new Background(null, argv[0], argv[1..]);
         for (int i = 0; i < 100 && Sh.Run(Minute, "bash", "-c", $"exec 3<>/dev/tcp/127.0.0.1/{port}").Code != 0; i++) Thread.Sleep(200);
         string got = dir.File("got.bin");
@@ -174,8 +178,10 @@ public partial class OffloadTests
         Assert.True(accepted >= 102, $"{accepted} accepted"); // the 64 MiB download, the keep-alive one, the hundred at once (and the readiness probes)
     }
 
-    [ToolFact("python3")]
-    public void A_python_asyncio_echo_server_serves_many_connections_byte_exact()
+    [ToolTheory("python3")]
+    [InlineData("0")]
+    [InlineData("50")]
+    public void A_python_asyncio_echo_server_serves_many_connections_byte_exact(string busyPoll)
     {
         int port = FreePort();
         const string server = """
@@ -206,7 +212,7 @@ public partial class OffloadTests
                 print('exact', sum(ok))
             asyncio.run(main())
             """;
-        var argv = RunLab.OffloadCommand(["python3", "-c", server, port.ToString(), "20"]);
+        var argv = RunLab.OffloadCommand(["python3", "-c", server, port.ToString(), "20"], "--busy-poll", busyPoll);
         using var srv = new Background("serving", argv[0], argv[1..]);
         srv.WaitReady(60);
         var r = Sh.Run(2 * Minute, "python3", "-c", client, port.ToString());
