@@ -64,8 +64,7 @@ internal sealed unsafe partial class Engine
         {
             Advance();
             for (int fd = 0; fd < _fds.Length; fd++)
-                if (_fds[fd] is { } s && open.Add(s)) { _host->Mark(fd, 0); s.Close(); }
-            Array.Clear(_fds);
+                if (_fds.Forget(fd) is { } s && open.Add(s)) s.Close();
         }
         int lingerMs = Engine.ExitLingerMs;
         long deadline = Clock.NowNs() + lingerMs * 1_000_000L;
@@ -229,7 +228,7 @@ internal sealed unsafe partial class Engine
                     {
                         got += r;
                         if (got >= want) return got;
-                        Consume(msg, r);
+                        IoVecs.Consume(msg, r);
                         continue;
                     }
                     if (r == 0 && got > 0) return got;
@@ -250,19 +249,6 @@ internal sealed unsafe partial class Engine
         }
     }
 
-    /// <summary>Moves an iovec array past <paramref name="n"/> bytes (MSG_WAITALL's partial reads).</summary>
-    private static void Consume(MsgHdr* msg, long n)
-    {
-        while (msg->IovLength > 0 && n > 0)
-        {
-            var v = msg->Iov;
-            if ((long)v->Length > n) { v->Base = (byte*)v->Base + n; v->Length -= (nuint)n; return; }
-            n -= (long)v->Length;
-            msg->Iov++;
-            msg->IovLength--;
-        }
-    }
-
     public long SendMsg(int fd, MsgHdr* msg, int flags)
     {
         if (msg is null) return -Errno.EFAULT;
@@ -274,7 +260,7 @@ internal sealed unsafe partial class Engine
             {
                 Advance();
                 if (Get(fd) is not { } s) return sent > 0 ? sent : -Errno.EBADF;
-                long total = s.Type == Abi.SOCK_STREAM ? TotalLengthOf(msg) : 0;
+                long total = s.Type == Abi.SOCK_STREAM ? IoVecs.TotalLength(msg) : 0;
                 long r = s.TrySend(msg, flags, sent);
                 if (r == Abi.Kernel) return HandOver(fd);
                 if (r >= 0)
@@ -295,47 +281,8 @@ internal sealed unsafe partial class Engine
         }
     }
 
-    private static long TotalLengthOf(MsgHdr* msg)
-    {
-        long total = 0;
-        for (nuint i = 0; i < msg->IovLength; i++) total += (long)msg->Iov[i].Length;
-        return total;
-    }
-
     /// <summary>sendfile onto a Netloom socket: the file is read with pread and sent, in 64 KiB steps.</summary>
-    public long SendFile(int outFd, int inFd, long* offset, nuint count)
-    {
-        const int Step = 64 << 10;
-        byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(Step);
-        try
-        {
-            long position = offset is not null ? *offset : Sys.LSeek(inFd, 0, Sys.SEEK_CUR);
-            if (position < 0) return -Libc.Errno;
-            long done = 0;
-            while ((ulong)done < count)
-            {
-                int want = (int)Math.Min((ulong)Step, count - (ulong)done);
-                nint got;
-                fixed (byte* p = buffer) got = Sys.PRead(inFd, p, (nuint)want, position + done);
-                if (got < 0) { if (done > 0) break; return -Libc.Errno; }
-                if (got == 0) break;
-                long sent;
-                fixed (byte* p = buffer)
-                {
-                    IoVec v = new() { Base = p, Length = (nuint)got };
-                    MsgHdr m = new() { Iov = &v, IovLength = 1 };
-                    sent = SendMsg(outFd, &m, 0);
-                }
-                if (sent < 0) { if (done > 0) break; return sent; }
-                done += sent;
-                if (sent < got) break;
-            }
-            if (offset is not null) *offset = position + done;
-            else Sys.LSeek(inFd, position + done, Sys.SEEK_SET);
-            return done;
-        }
-        finally { System.Buffers.ArrayPool<byte>.Shared.Return(buffer); }
-    }
+    public long SendFile(int outFd, int inFd, long* offset, nuint count) => IoVecs.SendFileByCopy(this, outFd, inFd, offset, count, 0);
 
     public long Fcntl(int fd, int cmd, long arg)
     {

@@ -24,7 +24,7 @@ internal sealed unsafe partial class Engine : ISocketEngine
     public readonly EngineConfig Config;
     public readonly NetStack Stack;
     private readonly ICaptureWriter? _capture;
-    private RunSocket?[] _fds = new RunSocket?[256];
+    private readonly DescriptorTable<RunSocket> _fds = new();
     private readonly List<Waiter> _sleepers = new();
     private readonly Dictionary<int, EpollSet> _epolls = new();
     // The port when a thread sleeping on it can be woken by other events (shm and pipe ports; a
@@ -114,26 +114,21 @@ internal sealed unsafe partial class Engine : ISocketEngine
     // ---- descriptors ----
 
     /// <summary>The socket named by fd, or null. Call with the lock held.</summary>
-    public RunSocket? Get(int fd) => (uint)fd < (uint)_fds.Length ? _fds[fd] : null;
+    public RunSocket? Get(int fd) => _fds[fd];
 
     /// <summary>Names a socket by fd and tells the interposer it is ours. Call with the lock held.</summary>
     public bool Adopt(int fd, RunSocket socket)
     {
-        if ((uint)fd >= MaxFd) return false;
-        if (fd >= _fds.Length) Array.Resize(ref _fds, Math.Min(MaxFd, Math.Max(fd + 1, _fds.Length * 2)));
-        _fds[fd] = socket;
+        if (!_fds.Name(fd, socket)) return false;
         socket.Names++;
-        _host->Mark(fd, 1);
         return true;
     }
 
     /// <summary>Forgets fd as a name of its socket (the interposer's table first). Call with the lock held.</summary>
     public RunSocket? Forget(int fd)
     {
-        var s = Get(fd);
+        var s = _fds.Forget(fd);
         if (s is null) return null;
-        _host->Mark(fd, 0);
-        _fds[fd] = null;
         s.Names--;
         foreach (var set in _epolls.Values) set.Remove(fd);
         return s;

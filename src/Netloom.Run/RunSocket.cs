@@ -72,10 +72,5 @@ internal abstract unsafe class RunSocket(Engine engine, int type) : ISocketObser
     }
 
     /// <summary>The bytes an iovec array describes, capped at int.MaxValue.</summary>
-    protected static long TotalLength(MsgHdr* msg)
-    {
-        long total = 0;
-        for (nuint i = 0; i < msg->IovLength; i++) total += (long)msg->Iov[i].Length;
-        return Math.Min(total, int.MaxValue);
-    }
+    protected static long TotalLength(MsgHdr* msg) => Math.Min(IoVecs.TotalLength(msg), int.MaxValue);
 }

@@ -67,8 +67,7 @@ internal sealed unsafe partial class OffloadEngine
     /// <summary>Every descriptor naming <paramref name="old"/> names <paramref name="now"/> instead.</summary>
     private void Replace(OffloadSocket old, OffloadSocket now)
     {
-        for (int fd = 0; fd < _fds.Length; fd++)
-            if (_fds[fd] == old) { _fds[fd] = now; now.Names++; }
+        now.Names += _fds.Rename(old, now);
         FreeSlot(old);
         TakeSlot(now);
     }
@@ -136,7 +135,7 @@ internal sealed unsafe partial class OffloadEngine
 
     private long RecvLoop(int fd, MsgHdr* msg, int flags, bool waitAll, ref long got, ref long deadline)
     {
-        long want = waitAll ? TotalLength(msg) : 0;
+        long want = waitAll ? IoVecs.TotalLength(msg) : 0;
         while (true)
         {
             uint published;
@@ -151,7 +150,7 @@ internal sealed unsafe partial class OffloadEngine
                     long n = Read(c, msg, (flags & Abi.MSG_PEEK) != 0);
                     got += n;
                     if (!waitAll || got >= want || c.NonBlocking) return got;
-                    Skip(msg, n);
+                    IoVecs.Consume(msg, n);
                     continue;
                 }
                 if (got > 0 && (c.RecvError != 0 || c.Eof)) return got;
@@ -164,19 +163,6 @@ internal sealed unsafe partial class OffloadEngine
                 published = PrepareWait();
             }
             if (WaitRing(published, deadline, null) < 0) return got > 0 ? got : -Errno.EINTR;
-        }
-    }
-
-    /// <summary>Moves the iovecs past <paramref name="n"/> bytes (MSG_WAITALL's private copy).</summary>
-    private static void Skip(MsgHdr* msg, long n)
-    {
-        while (msg->IovLength > 0 && n > 0)
-        {
-            var v = msg->Iov;
-            if ((long)v->Length > n) { v->Base = (byte*)v->Base + n; v->Length -= (nuint)n; return; }
-            n -= (long)v->Length;
-            msg->Iov++;
-            msg->IovLength--;
         }
     }
 
@@ -252,7 +238,7 @@ internal sealed unsafe partial class OffloadEngine
                 }
                 KickSend(c);
                 if (_ring.Unsubmitted >= _ring.SqEntries / 2) Flush();
-                long total = TotalLength(msg);
+                long total = IoVecs.TotalLength(msg);
                 if (sent >= total) return sent;
                 if (c.NonBlocking || (flags & Abi.MSG_DONTWAIT) != 0) { Flush(); return sent > 0 ? sent : -Errno.EAGAIN; }
                 if (deadline == long.MaxValue) deadline = Engine.Deadline(c.SendTimeoutNs);
@@ -263,17 +249,6 @@ internal sealed unsafe partial class OffloadEngine
         }
     }
 
-    private static long TotalLength(MsgHdr* msg)
-    {
-        long total = 0;
-        for (nuint i = 0; i < msg->IovLength; i++) total += (long)msg->Iov[i].Length;
-        return total;
-    }
-
-    // One read buffer per thread for sendfile (a reply per request must not cost a malloc and a free of 64 KiB).
-    [ThreadStatic] private static byte[]? t_fileBuffer;
-
-    /// <summary>sendfile onto an offloaded connection: read with pread into its queue, so the bytes keep their order with writes.</summary>
     public long SendFile(int outFd, int inFd, long* offset, nuint count)
     {
         long first = 0;
@@ -298,37 +273,8 @@ internal sealed unsafe partial class OffloadEngine
                 count -= (nuint)first;
             }
         }
-        long rest = SendFileByCopy(outFd, inFd, offset, count);
+        long rest = IoVecs.SendFileByCopy(this, outFd, inFd, offset, count, Abi.MSG_NOSIGNAL);
         return rest < 0 ? (first > 0 ? first : rest) : first + rest;
-    }
-
-    /// <summary>sendfile through the connection's queue: pread into it, so the bytes keep their order with what is queued before them.</summary>
-    private long SendFileByCopy(int outFd, int inFd, long* offset, nuint count)
-    {
-        const int Step = 64 << 10;
-        byte[] buffer = t_fileBuffer ??= GC.AllocateUninitializedArray<byte>(Step, pinned: true);
-        fixed (byte* b = buffer)
-        {
-            long position = offset is not null ? *offset : Sys.LSeek(inFd, 0, Sys.SEEK_CUR);
-            if (position < 0) return -Libc.Errno;
-            long done = 0;
-            while ((ulong)done < count)
-            {
-                int want = (int)Math.Min((ulong)Step, count - (ulong)done);
-                nint got = Sys.PRead(inFd, b, (nuint)want, position + done);
-                if (got < 0) { if (done > 0) break; return -Libc.Errno; }
-                if (got == 0) break;
-                IoVec v = new() { Base = b, Length = (nuint)got };
-                MsgHdr m = new() { Iov = &v, IovLength = 1 };
-                long sent = SendMsg(outFd, &m, Abi.MSG_NOSIGNAL);
-                if (sent < 0) { if (done > 0) break; return sent; }
-                done += sent;
-                if (sent < got) break;
-            }
-            if (offset is not null) *offset = position + done;
-            else Sys.LSeek(inFd, position + done, Sys.SEEK_SET);
-            return done;
-        }
     }
 
     public long Shutdown(int fd, int how)

@@ -29,7 +29,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     private readonly UringRing _ring;
     private readonly ProvidedBuffers _buffers;
     private readonly int _busyPollUs;
-    private OffloadSocket?[] _fds = new OffloadSocket?[256];
+    private readonly DescriptorTable<OffloadSocket> _fds = new();
     private readonly List<OffloadSocket?> _slots = new();
     private readonly List<uint> _generations = new();
     private readonly Stack<int> _freeSlots = new();
@@ -93,24 +93,19 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
 
     // ---- descriptors and slots (call with the lock held) ----
 
-    private OffloadSocket? Get(int fd) => (uint)fd < (uint)_fds.Length ? _fds[fd] : null;
+    private OffloadSocket? Get(int fd) => _fds[fd];
 
     private bool Adopt(int fd, OffloadSocket s)
     {
-        if ((uint)fd >= Engine.MaxFd) return false;
-        if (fd >= _fds.Length) Array.Resize(ref _fds, Math.Min(Engine.MaxFd, Math.Max(fd + 1, _fds.Length * 2)));
-        _fds[fd] = s;
+        if (!_fds.Name(fd, s)) return false;
         s.Names++;
-        _host->Mark(fd, 1);
         return true;
     }
 
     private OffloadSocket? Forget(int fd)
     {
-        var s = Get(fd);
+        var s = _fds.Forget(fd);
         if (s is null) return null;
-        _host->Mark(fd, 0);
-        _fds[fd] = null;
         s.Names--;
         foreach (var set in _epolls.Values) set.Remove(fd);
         return s;

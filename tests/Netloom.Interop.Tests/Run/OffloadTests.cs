@@ -139,25 +139,7 @@ public partial class OffloadTests
         int port = FreePort();
         string file = dir.File("big.bin");
         File.WriteAllBytes(file, System.Security.Cryptography.RandomNumberGenerator.GetBytes(64 << 20));
-        string conf = dir.File("nginx.conf");
-        File.WriteAllText(conf, $$"""
-            master_process off;
-            daemon off;
-            worker_processes 1;
-            pid {{dir.File("nginx.pid")}};
-            error_log {{dir.File("error.log")}};
-            events { worker_connections 1024; }
-            http {
-              access_log off;
-              sendfile on;
-              client_body_temp_path {{dir.Path}}/body;
-              proxy_temp_path {{dir.Path}}/proxy;
-              fastcgi_temp_path {{dir.Path}}/fastcgi;
-              uwsgi_temp_path {{dir.Path}}/uwsgi;
-              scgi_temp_path {{dir.Path}}/scgi;
-              server { listen 127.0.0.1:{{port}}; root {{dir.Path}}; }
-            }
-            """);
+        string conf = RunLab.NginxConf(dir, $"127.0.0.1:{port}", 1024);
         var argv = RunLab.OffloadCommand(["nginx", "-c", conf], "--busy-poll", busyPoll);
         using var nginx = new Background(null, argv[0], argv[1..]);
         for (int i = 0; i < 100 && Sh.Run(Minute, "bash", "-c", $"exec 3<>/dev/tcp/127.0.0.1/{port}").Code != 0; i++) Thread.Sleep(200);

@@ -122,25 +122,7 @@ public class RunInteropTests
         using var dir = new TempDir();
         string file = dir.File("big.bin");
         File.WriteAllBytes(file, System.Security.Cryptography.RandomNumberGenerator.GetBytes(64 << 20));
-        string conf = dir.File("nginx.conf");
-        File.WriteAllText(conf, $$"""
-            master_process off;
-            daemon off;
-            worker_processes 1;
-            pid {{dir.File("nginx.pid")}};
-            error_log {{dir.File("error.log")}};
-            events { worker_connections 256; }
-            http {
-              access_log off;
-              sendfile on;
-              client_body_temp_path {{dir.Path}}/body;
-              proxy_temp_path {{dir.Path}}/proxy;
-              fastcgi_temp_path {{dir.Path}}/fastcgi;
-              uwsgi_temp_path {{dir.Path}}/uwsgi;
-              scgi_temp_path {{dir.Path}}/scgi;
-              server { listen {{lab.NetloomIp}}:8080; root {{dir.Path}}; }
-            }
-            """);
+        string conf = RunLab.NginxConf(dir, lab.NetloomIp + ":8080");
         using var nginx = RunLab.Start(null, lab.Ns, lab.Port, $"{lab.NetloomIp}/24", ["nginx", "-c", conf]);
         RunLab.WaitForPort(lab.Ns, lab.NetloomIp, 8080);
         string got = dir.File("got.bin");

@@ -91,6 +91,31 @@ internal static class RunLab
         throw new TimeoutException($"nothing accepted on {ip}:{port} in {ns} within {seconds} s");
     }
 
+    /// <summary>An nginx.conf for one process in the foreground (master_process off), serving <paramref name="dir"/> on <paramref name="listen"/>.</summary>
+    public static string NginxConf(TempDir dir, string listen, int connections = 256)
+    {
+        string conf = dir.File("nginx.conf");
+        File.WriteAllText(conf, $$"""
+            master_process off;
+            daemon off;
+            worker_processes 1;
+            pid {{dir.File("nginx.pid")}};
+            error_log {{dir.File("error.log")}};
+            events { worker_connections {{connections}}; }
+            http {
+              access_log off;
+              sendfile on;
+              client_body_temp_path {{dir.Path}}/body;
+              proxy_temp_path {{dir.Path}}/proxy;
+              fastcgi_temp_path {{dir.Path}}/fastcgi;
+              uwsgi_temp_path {{dir.Path}}/uwsgi;
+              scgi_temp_path {{dir.Path}}/scgi;
+              server { listen {{listen}}; root {{dir.Path}}; }
+            }
+            """);
+        return conf;
+    }
+
     public static string Sha256(string path)
     {
         using var f = File.OpenRead(path);
