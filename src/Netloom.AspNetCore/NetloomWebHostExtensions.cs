@@ -60,10 +60,12 @@ public sealed class NetloomIoUringOptions
     public bool SqPoll { get; set; }
 
     /// <summary>
-    /// Run Kestrel's code for a connection on the ring's own thread when bytes arrive, instead of
-    /// on the thread pool. Default off: see docs/BENCHMARKS.md for the measurement that chose it.
+    /// Run Kestrel's code for a connection on the ring's own thread when bytes arrive (true), or
+    /// on the thread pool (false). Default on: it was the faster in `netloom bench kestrel` (see
+    /// docs/BENCHMARKS.md). Turn it off for applications that block a thread inside a request
+    /// (synchronous I/O, locks, long computations): inline, that stalls every connection of the ring.
     /// </summary>
-    public bool ApplicationInline { get; set; }
+    public bool ApplicationInline { get; set; } = true;
 }
 
 /// <summary>How <see cref="NetloomWebHostExtensions.UseNetloomStack"/> runs.</summary>

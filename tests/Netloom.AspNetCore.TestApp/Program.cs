@@ -12,7 +12,7 @@ switch (builder.Configuration["Transport"])
         builder.WebHost.UseNetloomIoUring(o =>
         {
             if (int.TryParse(builder.Configuration["Threads"], out int t)) o.Threads = t;
-            o.ApplicationInline = builder.Configuration["Inline"] == "true";
+            if (bool.TryParse(builder.Configuration["Inline"], out bool inline)) o.ApplicationInline = inline;
         });
         break;
     case "stack":

@@ -88,10 +88,24 @@ public sealed class PipeConnectionHandler : IConnectionHandler
     {
         if (s.AbortRequested && !s.OutputDone)
         {
-            // Abort: what is still unsent is dropped, and the connection closes now.
+            // Abort: what the application flushed before it aborted still goes out (as it would
+            // have on a socket it had written to), nothing more is taken, and the connection closes.
+            ReadResult flushed = default;
+            bool any;
+            if (s.PendingRead is { } pending)
+            {
+                any = pending.IsCompleted; // the flush that completed it may have come just before the abort
+                if (any) flushed = pending.Result;
+                s.PendingRead = null;
+            }
+            else any = s.Out.Reader.TryRead(out flushed);
+            if (any)
+            {
+                foreach (var segment in flushed.Buffer) c.Output.Write(segment.Span);
+                s.Out.Reader.AdvanceTo(flushed.Buffer.End);
+            }
             s.OutputDone = true;
             s.Out.Reader.Complete();
-            c.Output.Reset();
             c.Close();
             return;
         }

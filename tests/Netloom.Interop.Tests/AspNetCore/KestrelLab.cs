@@ -59,7 +59,8 @@ internal sealed class KestrelLab : IDisposable
                 probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
                 Port = ((IPEndPoint)probe.LocalEndPoint!).Port;
             }
-            args.AddRange(["dotnet", AppDll, "--Transport", transport]);
+            args.AddRange(["dotnet", AppDll, "--Transport", transport == "iouring-threadpool" ? "iouring" : transport]);
+            if (transport == "iouring-threadpool") args.AddRange(["--Inline", "false"]);
         }
         args.AddRange(["--urls", $"http://{Host}:{Port}"]);
         args.AddRange(extra);

@@ -59,6 +59,7 @@ public class KestrelTransportTests
 
     [RootTheory("ip", "curl")]
     [InlineData("iouring")]
+    [InlineData("iouring-threadpool")]
     [InlineData("stack")]
     public async Task Http1_keep_alive_pipelining_and_chunked_bodies_work(string transport)
     {
@@ -101,6 +102,7 @@ public class KestrelTransportTests
 
     [RootTheory("ip", "curl")]
     [InlineData("iouring")]
+    [InlineData("iouring-threadpool")]
     [InlineData("stack")]
     public void A_64_MiB_download_and_a_64_MiB_upload_are_sha256_exact(string transport)
     {
@@ -117,6 +119,7 @@ public class KestrelTransportTests
 
     [RootTheory("ip", "curl")]
     [InlineData("iouring")]
+    [InlineData("iouring-threadpool")]
     [InlineData("stack")]
     public void Aborts_on_either_side_leave_the_server_serving(string transport)
     {
@@ -142,6 +145,7 @@ public class KestrelTransportTests
 
     [RootTheory("ip", "curl")]
     [InlineData("iouring")]
+    [InlineData("iouring-threadpool")]
     [InlineData("stack")]
     public void Graceful_shutdown_finishes_requests_in_flight_and_refuses_new_ones(string transport)
     {
@@ -162,6 +166,7 @@ public class KestrelTransportTests
 
     [RootTheory("ip", "curl", "h2load")]
     [InlineData("iouring")]
+    [InlineData("iouring-threadpool")]
     [InlineData("stack")]
     public async Task Http2_cleartext_serves_curl_h2load_and_grpc(string transport)
     {
@@ -198,6 +203,7 @@ public class KestrelTransportTests
 
     [RootTheory("ip")]
     [InlineData("iouring")]
+    [InlineData("iouring-threadpool")]
     [InlineData("stack")]
     public async Task A_WebSocket_echo_returns_every_message(string transport)
     {
