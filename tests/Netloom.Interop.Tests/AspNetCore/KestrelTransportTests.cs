@@ -100,6 +100,27 @@ public class KestrelTransportTests
         Assert.Equal(ShaFile(file), ShaFile(echoed));
     }
 
+    [RootTheory("ip", "wrk")]
+    [InlineData("iouring")]
+    [InlineData("stack")]
+    public void Wrk_with_and_without_pipelining_gets_only_complete_200s(string transport)
+    {
+        using var lab = new KestrelLab(transport);
+        var script = lab.Dir.File("pipeline.lua");
+        File.WriteAllText(script, "init = function(args)\n  local r = {}\n  for i = 1, 16 do r[i] = wrk.format() end\n  req = table.concat(r)\nend\nrequest = function() return req end\n");
+        foreach (var extra in new[] { Array.Empty<string>(), ["-s", script] })
+        {
+            var w = lab.Exec(60, ["wrk", "-t", "1", "-c", "32", "-d", "2s", .. extra, lab.Url("/plaintext")]);
+            Assert.True(w.Code == 0, w.Err + w.Out);
+            // wrk says so when a response was not 2xx or 3xx, or a socket failed (connect, read, write, timeout).
+            Assert.DoesNotContain("Non-2xx", w.Out);
+            Assert.DoesNotContain("Socket errors", w.Out);
+            var requests = System.Text.RegularExpressions.Regex.Match(w.Out, @"(\d+) requests in");
+            Assert.True(requests.Success && long.Parse(requests.Groups[1].Value) > 100, w.Out);
+        }
+        Assert.Equal("Hello, World!", Curl(lab, lab.Url("/plaintext")));
+    }
+
     [RootTheory("ip", "curl")]
     [InlineData("iouring")]
     [InlineData("iouring-threadpool")]
