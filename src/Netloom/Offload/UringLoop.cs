@@ -87,11 +87,13 @@ internal sealed unsafe partial class UringLoop
     {
         try
         {
+            _loopThread = Environment.CurrentManagedThreadId;
             if (_listenFd >= 0) ArmAccept();
             ArmTick();
             ArmWake();
             while (!_stop.IsCancellationRequested)
             {
+                if (!_woken.IsEmpty) Woken(); // wakes from this thread itself (no eventfd)
                 Wait();
                 _counters.Enters++;
                 while (_ring.TryPeek(out var cqe))
