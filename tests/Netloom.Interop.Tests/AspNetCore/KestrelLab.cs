@@ -51,6 +51,16 @@ internal sealed class KestrelLab : IDisposable
             args.AddRange(["ip", "netns", "exec", Ns, "dotnet", AppDll, "--Transport", "stack", "--PortSpec", $"tap:{dev}", "--Address", $"{Host}/24"]);
             _kernelSide = () => Sh.Ok("ip", "-n", Ns, "addr", "add", $"10.231.{subnet}.1/24", "dev", dev);
         }
+        else if (transport == "stack-shm")
+        {
+            // The app's stack serves a shm port; clients run under `netloom run` on the other end.
+            int subnet = RunLab.Subnet();
+            Host = $"10.233.{subnet}.2";
+            Port = 80;
+            _shm = $"shm:{RunLab.Unique("nlks")}";
+            _clientIp = $"10.233.{subnet}.1/24";
+            args.AddRange(["dotnet", AppDll, "--Transport", "stack", "--PortSpec", _shm, "--Address", $"{Host}/24"]);
+        }
         else
         {
             Host = "127.0.0.1";
@@ -87,6 +97,7 @@ internal sealed class KestrelLab : IDisposable
     }
 
     private readonly Action? _kernelSide;
+    private readonly string? _shm, _clientIp;
 
     private void OnLine(string? line)
     {
@@ -102,12 +113,13 @@ internal sealed class KestrelLab : IDisposable
 
     /// <summary>Runs a client program where the server is reachable (inside the namespace for the stack).</summary>
     public (int Code, string Out, string Err) Exec(int seconds, params string[] command) =>
-        Ns is null ? Sh.Run(TimeSpan.FromSeconds(seconds), command[0], command[1..]) : Sh.Run(TimeSpan.FromSeconds(seconds), "ip", ["netns", "exec", Ns, .. command]);
+        _shm is not null ? RunLab.Run(TimeSpan.FromSeconds(seconds), null, _shm, _clientIp!, command)
+        : Ns is null ? Sh.Run(TimeSpan.FromSeconds(seconds), command[0], command[1..]) : Sh.Run(TimeSpan.FromSeconds(seconds), "ip", ["netns", "exec", Ns, .. command]);
 
     /// <summary>Starts a client program in the background (same place as <see cref="Exec"/>).</summary>
     public Process Start(params string[] command)
     {
-        var argv = Ns is null ? command : ["ip", "netns", "exec", Ns, .. command];
+        var argv = _shm is not null ? RunLab.Command(null, _shm, _clientIp!, command) : Ns is null ? command : ["ip", "netns", "exec", Ns, .. command];
         var psi = new ProcessStartInfo(argv[0]) { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in argv.Skip(1)) psi.ArgumentList.Add(a);
         return Process.Start(psi)!;
@@ -116,6 +128,7 @@ internal sealed class KestrelLab : IDisposable
     /// <summary>A kernel TCP socket connected to the app, made in the namespace when there is one.</summary>
     public async ValueTask<Socket> ConnectAsync(CancellationToken ct = default)
     {
+        if (_shm is not null) throw new NotSupportedException("over shm, clients are programs under netloom run (Exec)");
         var s = Ns is null ? NewSocket() : InNamespace.Run(Ns, NewSocket);
         try
         {

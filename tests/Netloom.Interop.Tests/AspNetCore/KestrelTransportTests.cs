@@ -121,6 +121,26 @@ public class KestrelTransportTests
         Assert.Equal("Hello, World!", Curl(lab, lab.Url("/plaintext")));
     }
 
+    [RootFact("curl", "gcc")]
+    public void Curl_and_wrk_under_netloom_run_reach_Kestrel_on_the_stack_over_shm()
+    {
+        using var lab = new KestrelLab("stack-shm");
+        var two = Curl(lab, "-o", "/dev/null", "-o", "/dev/null", "-w", "%{num_connects} %{http_code}\n", lab.Url("/plaintext"), lab.Url("/plaintext"));
+        Assert.Equal("1 200\n0 200\n", two);
+        var got = lab.Dir.File("shm.bin");
+        Assert.Equal($"200 {16 << 20}", Curl(lab, "-o", got, "-w", "%{http_code} %{size_download}", lab.Url($"/bytes/{16 << 20}?seed=6")));
+        Assert.Equal(ExpectedBytesSha(16 << 20, 6), ShaFile(got));
+        var up = RandomFile(lab, "shm-up.bin", 16 << 20, 10);
+        Assert.Equal($"{ShaFile(up)} {16 << 20}", Curl(lab, "--data-binary", $"@{up}", lab.Url("/sha256")));
+        if (Machine.Has("wrk"))
+        {
+            var w = lab.Exec(120, "wrk", "-t", "1", "-c", "16", "-d", "2s", lab.Url("/plaintext"));
+            Assert.True(w.Code == 0, w.Err + w.Out);
+            Assert.DoesNotContain("Non-2xx", w.Out);
+            Assert.DoesNotContain("Socket errors", w.Out);
+        }
+    }
+
     [RootTheory("ip", "curl")]
     [InlineData("iouring")]
     [InlineData("iouring-threadpool")]
