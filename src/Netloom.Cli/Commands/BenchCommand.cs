@@ -57,13 +57,13 @@ internal static class BenchCommand
             return Print(BenchRun.Run(s, Math.Max(0, r.GetValue(busyPoll))), r.GetValue(json),
                 "both ends of each program under netloom run, one shm port between them, beside the same programs on the kernel over 127.0.0.1; 3 interleaved rounds, medians; sockperf p50 is its latency (half the round trip), netloom busy-polling (both sides spin: the 2 cores); iperf3 one stream, 64 KiB MTU over shm; redis-benchmark -t set,get -n 200000 -c 50 -P 16; pipe: write+read of 1 byte on a kernel pipe with and without the interposer, 5 rounds");
         });
-        var kestrel = new Command("kestrel", "TechEmpower plaintext on Kestrel: the sockets transport beside Netloom's io_uring transport (thread-pool and inline), wrk pipelined and plain, h2load; interleaved rounds") { seconds, json };
+        var kestrel = new Command("kestrel", "TechEmpower plaintext on Kestrel: the sockets transport beside Netloom's io_uring transport (thread-pool and inline) and the user-level stack over shm (wrk under netloom run); wrk pipelined and plain, h2load; interleaved rounds") { seconds, json };
         kestrel.SetAction(r =>
         {
             double s = r.GetValue(seconds);
             if (s <= 0 || s > 600) return CliErrors.Report("--duration must be between 0 and 600 seconds", CliErrors.BadInput);
             return Print(BenchKestrel.Run(s), r.GetValue(json),
-                "Kestrel 10 serving TechEmpower plaintext on 127.0.0.1, one process per transport, all running, rounds interleaved (3, medians); wrk -t 2 -c 256 with 16-deep pipelining (pipelined) and without (plain); h2load -c 16 -m 16 -t 2 over h2c; cpu_us_per_request: the server's user+system CPU (/proc) over the requests served; uring: Netloom's io_uring transport (a ring per core), application on the thread pool; uring_inline: application continuations on the ring's thread; wrk shares the 2 cores with the server");
+                "Kestrel 10 serving TechEmpower plaintext on 127.0.0.1, one process per transport, all running, rounds interleaved (3, medians); wrk -t 2 -c 256 with 16-deep pipelining (pipelined) and without (plain); h2load -c 16 -m 16 -t 2 over h2c; cpu_us_per_request: the server's user+system CPU (/proc) over the requests served; uring: Netloom's io_uring transport (a ring per core), application on the thread pool; uring_inline: application continuations on the ring's thread; stack_shm: the app on Netloom's user-level stack over a shm port, wrk under netloom run on the other end (no h2load: it would need to run under netloom run too); wrk shares the 2 cores with the server");
         });
         var transport = new Option<string>("--transport") { Required = true };
         var listen = new Option<string>("--listen") { Required = true };

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Netloom.AspNetCore;
 
@@ -33,7 +34,7 @@ internal static partial class BenchKestrel
         string script = Path.Combine(Path.GetTempPath(), $"netloom-pipeline-{Environment.ProcessId}.lua");
         // wrk sends the same request DEPTH times per write: TechEmpower's pipelined plaintext load.
         File.WriteAllText(script, "init = function(args)\n  local depth = tonumber(args[1]) or 1\n  local r = {}\n  for i = 1, depth do r[i] = wrk.format() end\n  req = table.concat(r)\nend\nrequest = function()\n  return req\nend\n");
-        var running = new List<(string Name, Process Server, int Port, int H2Port)>();
+        var running = new List<Server>();
         try
         {
             foreach (var (name, transport) in Servers)
@@ -41,32 +42,39 @@ internal static partial class BenchKestrel
                 int port = BenchKv.FreePort(), h2Port = BenchKv.FreePort();
                 var server = SelfProcess.Start(["bench", "kestrel-app", "--transport", transport, "--listen", $"127.0.0.1:{port}", "--h2-port", h2Port.ToString()]);
                 if (!BenchKv.WaitForPort(port)) { figures.Add(($"{name}_error", "server did not start: " + server.StandardError.ReadToEnd())); server.Kill(true); continue; }
-                running.Add((name, server, port, h2Port));
+                running.Add(new Server(name, server, $"127.0.0.1:{port}", h2Port, null));
             }
-            var loads = new List<(string Key, Func<int, int, Load> Measure)>
+            // Kestrel on the user-level stack over a shm port, wrk under `netloom run` on the other end.
+            string shm = $"shm:nlkb{Environment.ProcessId}";
+            var stackApp = SelfProcess.Start(["bench", "kestrel-app", "--transport", "stack", "--port-spec", shm, "--ip", "10.98.0.2/24", "--listen", "10.98.0.2:80"]);
+            if (WaitForLine(stackApp, "ready", 30)) running.Add(new Server("stack_shm", stackApp, "10.98.0.2:80", 0, ["run", "--port", shm, "--ip", "10.98.0.1/24", "--"]));
+            else { figures.Add(("stack_shm_error", "the app on the stack did not start")); stackApp.Kill(true); }
+
+            var loads = new List<(string Key, Func<Server, Load?> Measure)>
             {
-                ("pipelined", (port, _) => Wrk(port, seconds, script, Depth)),
-                ("plain", (port, _) => Wrk(port, seconds, null, 1)),
+                ("pipelined", s => Wrk(s, seconds, script, Depth)),
+                ("plain", s => Wrk(s, seconds, null, 1)),
             };
-            if (h2) loads.Add(("h2", (_, h2Port) => H2load(h2Port, seconds)));
+            if (h2) loads.Add(("h2", s => s.H2Port > 0 ? H2load(s.H2Port, seconds) : null));
             // A warm-up run of each load on each server (JIT tiers, pools, connection set-up), not counted.
             foreach (var (load, measure) in loads)
-                foreach (var (_, _, port, h2Port) in running) measure(port, h2Port);
+                foreach (var server in running) measure(server);
             var results = new Dictionary<(string, string), List<(Load Load, double CpuUs)>>();
             for (int round = 0; round < Rounds; round++)
                 foreach (var (load, measure) in loads)
-                    foreach (var (name, server, port, h2Port) in running)
+                    foreach (var server in running)
                     {
-                        double cpu0 = BenchKv.CpuSeconds(server.Id);
-                        var l = measure(port, h2Port);
-                        double cpu = BenchKv.CpuSeconds(server.Id) - cpu0;
-                        if (!results.TryGetValue((name, load), out var list)) results[(name, load)] = list = [];
+                        double cpu0 = BenchKv.CpuSeconds(server.Process.Id);
+                        if (measure(server) is not { } l) continue;
+                        double cpu = BenchKv.CpuSeconds(server.Process.Id) - cpu0;
+                        if (!results.TryGetValue((server.Name, load), out var list)) results[(server.Name, load)] = list = [];
                         list.Add((l, l.Requests > 0 ? cpu * 1e6 / l.Requests : double.NaN));
                     }
             foreach (var (load, _) in loads)
-                foreach (var (name, _, _, _) in running)
+                foreach (var server in running)
                 {
-                    var list = results[(name, load)];
+                    if (!results.TryGetValue((server.Name, load), out var list)) continue;
+                    string name = server.Name;
                     figures.Add(($"{name}_{load}_rps", Math.Round(BenchKv.Median(list.Select(x => x.Load.Rps)))));
                     figures.Add(($"{name}_{load}_p99_ms", Math.Round(BenchKv.Median(list.Select(x => x.Load.P99Ms).Where(double.IsFinite)), 2)));
                     figures.Add(($"{name}_{load}_cpu_us_per_request", Math.Round(BenchKv.Median(list.Select(x => x.CpuUs)), 2)));
@@ -76,17 +84,17 @@ internal static partial class BenchKestrel
         }
         finally
         {
-            foreach (var (_, server, _, _) in running)
+            foreach (var server in running)
             {
-                server.Kill(entireProcessTree: true);
-                server.WaitForExit(5000);
-                server.Dispose();
+                server.Process.Kill(entireProcessTree: true);
+                server.Process.WaitForExit(5000);
+                server.Process.Dispose();
             }
             File.Delete(script);
         }
         double V(string k) => figures.FirstOrDefault(f => f.Item1 == k).Item2 is double d ? d : double.NaN;
         foreach (var load in new[] { "pipelined", "plain", "h2" })
-            foreach (var engine in new[] { "uring", "uring_inline" })
+            foreach (var engine in new[] { "uring", "uring_inline", "stack_shm" })
             {
                 figures.Add(($"{engine}_vs_sockets_{load}", Math.Round(V($"{engine}_{load}_rps") / V($"sockets_{load}_rps"), 2)));
                 figures.Add(($"{engine}_vs_sockets_{load}_cpu_per_request", Math.Round(V($"{engine}_{load}_cpu_us_per_request") / V($"sockets_{load}_cpu_us_per_request"), 2)));
@@ -95,6 +103,20 @@ internal static partial class BenchKestrel
     }
 
     private readonly record struct Load(double Rps, double P99Ms, long Requests, long Errors);
+
+    /// <summary>A running app: where wrk reaches it, and what wrk runs under (null: plain; else this binary's arguments before wrk's, such as `run --port shm:X ... --`).</summary>
+    private sealed record Server(string Name, Process Process, string HostPort, int H2Port, string[]? Under);
+
+    private static bool WaitForLine(Process p, string text, int seconds)
+    {
+        var read = Task.Run(() =>
+        {
+            string? line;
+            while ((line = p.StandardOutput.ReadLine()) is not null) if (line.Contains(text)) return true;
+            return false;
+        });
+        return read.Wait(TimeSpan.FromSeconds(seconds)) && read.Result;
+    }
 
     [GeneratedRegex(@"Requests/sec:\s+([0-9.]+)")]
     private static partial Regex WrkRps();
@@ -105,13 +127,14 @@ internal static partial class BenchKestrel
     [GeneratedRegex(@"(?:Socket errors:.*?(\d+).*?(\d+).*?(\d+).*?(\d+))|(?:Non-2xx or 3xx responses: (\d+))")]
     private static partial Regex WrkErrors();
 
-    private static Load Wrk(int port, double seconds, string? script, int depth)
+    private static Load Wrk(Server server, double seconds, string? script, int depth)
     {
         var args = new List<string> { "-t", "2", "-c", Connections.ToString(), "-d", $"{seconds.ToString(CultureInfo.InvariantCulture)}s", "--latency", "-H", "Connection: keep-alive" };
         if (script is not null) args.AddRange(["-s", script]);
-        args.Add($"http://127.0.0.1:{port}/plaintext");
+        args.Add($"http://{server.HostPort}/plaintext");
         if (script is not null) args.AddRange(["--", depth.ToString()]);
-        string output = RunTool("wrk", args);
+        string output = server.Under is null ? RunTool("wrk", args)
+            : RunTool(Environment.ProcessPath!, [.. SelfProcess.PrefixArgs(), .. server.Under, "wrk", .. args]);
         double rps = WrkRps().Match(output) is { Success: true } m ? double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) : 0;
         long requests = WrkRequests().Match(output) is { Success: true } r ? long.Parse(r.Groups[1].Value) : 0;
         double p99 = double.NaN;
@@ -183,7 +206,9 @@ internal static partial class BenchKestrel
         });
         var app = builder.Build();
         app.MapGet("/plaintext", () => Results.Text("Hello, World!", "text/plain"));
-        app.Run();
+        app.Start();
+        Console.WriteLine("ready");
+        app.WaitForShutdown();
         return CliErrors.Ok;
     }
 }
