@@ -21,11 +21,7 @@ switch (builder.Configuration["Transport"])
 }
 builder.Logging.SetMinimumLevel(LogLevel.Warning);
 builder.Logging.AddFilter("Microsoft.Hosting.Lifetime", LogLevel.Information);
-builder.WebHost.ConfigureKestrel(k =>
-{
-    k.Limits.MaxRequestBodySize = null;
-    if (int.TryParse(builder.Configuration["ShutdownSeconds"], out int s)) builder.WebHost.UseShutdownTimeout(TimeSpan.FromSeconds(s));
-});
+builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = null); // the 64 MiB uploads
 builder.Services.AddGrpc();
 
 var app = builder.Build();
