@@ -16,7 +16,7 @@ switch (builder.Configuration["Transport"])
         });
         break;
     case "stack":
-        builder.WebHost.UseNetloomStack(builder.Configuration["PortSpec"]!, builder.Configuration["Address"]!);
+        builder.WebHost.UseNetloomStack(builder.Configuration["PortSpec"]!, builder.Configuration["Address"]!, o => o.Gateway = builder.Configuration["Gateway"]);
         break;
 }
 builder.Logging.SetMinimumLevel(LogLevel.Warning);

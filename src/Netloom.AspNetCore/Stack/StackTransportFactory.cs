@@ -17,6 +17,7 @@ internal sealed record StackConfig(string PortSpec, StackOptions Stack, bool Bus
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(portSpec);
         ArgumentException.ThrowIfNullOrWhiteSpace(address);
+        if (!Netloom.Rings.PortSpec.TryParse(portSpec, out _, out var specError)) throw new ArgumentException($"port '{portSpec}': {specError}", nameof(portSpec));
         var slash = address.Split('/');
         if (slash.Length != 2 || !Ipv4Address.TryParse(slash[0], out var ip) || !int.TryParse(slash[1], out int prefix) || prefix is < 0 or > 32)
             throw new ArgumentException($"address '{address}': expected ADDRESS/PREFIX such as 10.0.0.2/24", nameof(address));

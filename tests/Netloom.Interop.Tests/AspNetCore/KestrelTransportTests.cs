@@ -121,6 +121,18 @@ public class KestrelTransportTests
         Assert.Equal("Hello, World!", Curl(lab, lab.Url("/plaintext")));
     }
 
+    [Theory]
+    [InlineData("tap:nlkbad", "10.0.0.2", "expected ADDRESS/PREFIX")]
+    [InlineData("bogus:x", "10.0.0.2/24", "bogus:x")]
+    [InlineData("tap:nlkbad", "10.0.0.2/24 --Gateway nowhere", "not an IPv4 address")]
+    public void Bad_stack_settings_stop_the_app_at_start_with_a_message_that_says_what_is_wrong(string port, string address, string expected)
+    {
+        var parts = address.Split(' ');
+        var r = Sh.Run(TimeSpan.FromSeconds(60), "dotnet", [KestrelLab.AppDll, "--Transport", "stack", "--PortSpec", port, "--Address", parts[0], .. parts[1..], "--urls", "http://10.0.0.2:80"]);
+        Assert.NotEqual(0, r.Code);
+        Assert.Contains(expected, r.Out + r.Err);
+    }
+
     [RootFact("curl", "gcc")]
     public void Curl_and_wrk_under_netloom_run_reach_Kestrel_on_the_stack_over_shm()
     {
