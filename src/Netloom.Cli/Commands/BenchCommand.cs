@@ -65,7 +65,23 @@ internal static class BenchCommand
             return Print(BenchOffload.Run(s), r.GetValue(json),
                 "servers on 127.0.0.1, plain / under netloom run --offload / --offload with --busy-poll 50; 3 interleaved rounds, medians; redis-benchmark -t get (-c 50; -c 100 -P 16; and --threads 2), wrk -t 1 --latency against nginx (one process, sendfile) for a 1 KiB and a 64 KiB file at -c 50 and -c 256; cpu: the server's utime+stime per request (io_uring's work in the task included); syscalls: perf's raw_syscalls:sys_enter on the server per request");
         });
-        return new Command("bench", "End-to-end benchmarks") { rings, switchBench, kv, tcp, peer, emulate, run, offload };
+        var kestrel = new Command("kestrel", "TechEmpower plaintext on Kestrel: the sockets transport beside Netloom's io_uring transport (thread-pool and inline) and the user-level stack over shm (wrk under netloom run); wrk pipelined and plain, h2load; interleaved rounds") { seconds, json };
+        kestrel.SetAction(r =>
+        {
+            double s = r.GetValue(seconds);
+            if (s <= 0 || s > 600) return CliErrors.Report("--duration must be between 0 and 600 seconds", CliErrors.BadInput);
+            return Print(BenchKestrel.Run(s), r.GetValue(json),
+                "Kestrel 10 serving TechEmpower plaintext on 127.0.0.1, one process per transport, all running, rounds interleaved (3, medians); wrk -t 2 -c 256 with 16-deep pipelining (pipelined) and without (plain); h2load -c 16 -m 16 -t 2 over h2c; cpu_us_per_request: the server's user+system CPU (/proc) over the requests served; uring: Netloom's io_uring transport (a ring per core), application on the thread pool; uring_inline: application continuations on the ring's thread; stack_shm: the app on Netloom's user-level stack over a shm port, wrk under netloom run on the other end (no h2load: it would need to run under netloom run too); wrk shares the 2 cores with the server");
+        });
+        var transport = new Option<string>("--transport") { Required = true };
+        var listen = new Option<string>("--listen") { Required = true };
+        var h2Port = new Option<int>("--h2-port");
+        var appPort = new Option<string?>("--port-spec");
+        var appIp = new Option<string?>("--ip");
+        var kestrelApp = new Command("kestrel-app", "(internal) the plaintext app of bench kestrel") { transport, listen, h2Port, appPort, appIp };
+        kestrelApp.Hidden = true;
+        kestrelApp.SetAction(r => BenchKestrel.App(r.GetValue(transport)!, r.GetValue(listen)!, r.GetValue(h2Port), r.GetValue(appPort), r.GetValue(appIp)));
+        return new Command("bench", "End-to-end benchmarks") { rings, switchBench, kv, tcp, peer, emulate, run, offload, kestrel, kestrelApp };
     }
 
     private static int Switch(double seconds, bool json)

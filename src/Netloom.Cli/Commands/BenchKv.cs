@@ -90,14 +90,14 @@ internal static partial class BenchKv
         return figures.Where(f => f.Item2 is not double d || !double.IsNaN(d)).ToList();
     }
 
-    private static double Median(IEnumerable<double> values)
+    internal static double Median(IEnumerable<double> values)
     {
         var sorted = values.Order().ToList();
         return sorted.Count == 0 ? double.NaN : sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
     }
 
     /// <summary>User plus system CPU seconds a process has used (/proc/PID/stat, fields 14 and 15); NaN when unreadable.</summary>
-    private static double CpuSeconds(int pid)
+    internal static double CpuSeconds(int pid)
     {
         try
         {
@@ -152,14 +152,14 @@ internal static partial class BenchKv
         return total.Success ? Math.Round(double.Parse(total.Groups[1].Value) / (2.0 * n), 2) : double.NaN; // SET and GET: 2n requests
     }
 
-    private static int FreePort()
+    internal static int FreePort()
     {
         using var l = new TcpListener(IPAddress.Loopback, 0);
         l.Start();
         return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 
-    private static bool WaitForPort(int port)
+    internal static bool WaitForPort(int port)
     {
         for (int i = 0; i < 100; i++)
         {

@@ -132,4 +132,30 @@ internal static partial class SocketCalls
 
     [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "shutdown", SetLastError = true)]
     public static partial int Shutdown(int fd, int how);
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "getsockname", SetLastError = true)]
+    private static unsafe partial int GetSockName(int fd, byte* address, uint* length);
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "getpeername", SetLastError = true)]
+    private static unsafe partial int GetPeerName(int fd, byte* address, uint* length);
+
+    /// <summary>A socket's own address, or null when the kernel will not say (closed, not an IP socket).</summary>
+    public static System.Net.IPEndPoint? LocalEndPoint(int fd) => EndPoint(fd, peer: false);
+
+    /// <summary>A connected socket's peer, or null when the kernel will not say.</summary>
+    public static System.Net.IPEndPoint? RemoteEndPoint(int fd) => EndPoint(fd, peer: true);
+
+    private static unsafe System.Net.IPEndPoint? EndPoint(int fd, bool peer)
+    {
+        const int Storage = 128; // sizeof(struct sockaddr_storage)
+        byte* buffer = stackalloc byte[Storage];
+        uint length = Storage;
+        if ((peer ? GetPeerName(fd, buffer, &length) : GetSockName(fd, buffer, &length)) != 0 || length < 2 || length > Storage) return null;
+        var family = (System.Net.Sockets.AddressFamily)(buffer[0] | buffer[1] << 8);
+        if (family is not (System.Net.Sockets.AddressFamily.InterNetwork or System.Net.Sockets.AddressFamily.InterNetworkV6)) return null;
+        // On Linux, SocketAddress holds the native sockaddr bytes as they are.
+        var address = new System.Net.SocketAddress(family, (int)length);
+        new ReadOnlySpan<byte>(buffer, (int)length).CopyTo(address.Buffer.Span);
+        return (System.Net.IPEndPoint)new System.Net.IPEndPoint(System.Net.IPAddress.Any, 0).Create(address);
+    }
 }

@@ -53,6 +53,8 @@ public sealed class Connection
     public OutputBuffer Output { get; }
 
     internal bool CloseRequested;
+    /// <summary>The socket's kernel descriptor, or -1 where it lives in the ring's registered file table (set by the engine on accept).</summary>
+    internal int KernelFd = -1;
     internal int WakePending;
     internal Action<Connection>? WakeHook;
 

@@ -10,6 +10,7 @@ internal sealed unsafe partial class UringLoop
     {
         _counters.Accepted++;
         if (!_table.TryOpen(fd, out var slot)) { CloseDescriptor(fd); return; } // at the connection limit: refuse
+        slot.Connection.KernelFd = _fixed ? -1 : fd;
         _handler.OnConnected(slot.Connection);
         ArmRecv(slot);
     }

@@ -13,6 +13,7 @@ internal sealed unsafe partial class UringLoop
     private int _wakeFd = -1;
     private ulong* _wakeBuffer;
     private readonly ConcurrentQueue<long> _woken = new();
+    private int _signalled, _loopThread = -1;
     private Action<Connection>? _wakeHook;
 
     private void CreateWake()
@@ -23,7 +24,11 @@ internal sealed unsafe partial class UringLoop
         _wakeHook = c =>
         {
             _woken.Enqueue((long)c.Id << 32 | (uint)c.Generation);
-            Interrupt();
+            // On the loop's own thread (an application running inline): the loop drains the queue
+            // before it next waits, no eventfd needed. Elsewhere, one eventfd write per wake-up of
+            // the loop: later wakes see the flag and ride on it (the loop clears it before draining).
+            if (Environment.CurrentManagedThreadId == _loopThread) return;
+            if (Interlocked.Exchange(ref _signalled, 1) == 0) Interrupt();
         };
     }
 
@@ -59,6 +64,7 @@ internal sealed unsafe partial class UringLoop
     /// <summary>Other threads asked for connections to be served: the handler produces their output here.</summary>
     private void Woken()
     {
+        Volatile.Write(ref _signalled, 0); // before draining: a wake queued from now on writes the eventfd again
         while (_woken.TryDequeue(out long item))
         {
             var slot = _table[(int)(item >> 32)];

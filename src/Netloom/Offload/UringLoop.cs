@@ -66,6 +66,9 @@ internal sealed unsafe partial class UringLoop
         }
     }
 
+    /// <summary>Set (from any thread) before the listener is shut down: the accept that fails then is not re-armed.</summary>
+    internal volatile bool AcceptStopped;
+
     /// <summary>The connections live in a registered file table (direct descriptors).</summary>
     public bool FixedFiles => _fixed;
 
@@ -84,11 +87,13 @@ internal sealed unsafe partial class UringLoop
     {
         try
         {
+            _loopThread = Environment.CurrentManagedThreadId;
             if (_listenFd >= 0) ArmAccept();
             ArmTick();
             ArmWake();
             while (!_stop.IsCancellationRequested)
             {
+                if (!_woken.IsEmpty) Woken(); // wakes from this thread itself (no eventfd)
                 Wait();
                 _counters.Enters++;
                 while (_ring.TryPeek(out var cqe))
@@ -116,7 +121,7 @@ internal sealed unsafe partial class UringLoop
             case UringTag.Wake: ArmWake(); Woken(); return;
             case UringTag.Accept:
                 if (cqe.Res >= 0) Accepted(cqe.Res);
-                if (!more) ArmAccept();
+                if (!more && !AcceptStopped) ArmAccept();
                 return;
         }
         var slot = _table[UringTag.Slot(cqe.UserData)];

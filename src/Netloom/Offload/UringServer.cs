@@ -164,6 +164,18 @@ public sealed class UringServer : IDisposable
         catch (Exception e) { Interlocked.CompareExchange(ref _failure, ExceptionDispatchInfo.Capture(e), null); }
     }
 
+    /// <summary>
+    /// Stops taking new connections (a graceful shutdown's first step) while the open ones go on:
+    /// shutting a listening socket down fails its pending multishot accept, and the loops, told
+    /// first, do not arm another. New connection attempts are refused by the kernel from then on.
+    /// </summary>
+    internal void StopAccepting()
+    {
+        for (int t = 0; t < _loops.Length; t++)
+            if (Volatile.Read(ref _loops[t]) is { } loop) loop.AcceptStopped = true;
+        foreach (var l in _listeners) SocketCalls.Shutdown((int)l.SafeHandle.DangerousGetHandle(), 0 /* SHUT_RD */);
+    }
+
     /// <summary>Asks every loop to stop, wakes the sleeping ones, waits for them, and closes the listeners.</summary>
     private void Stop()
     {

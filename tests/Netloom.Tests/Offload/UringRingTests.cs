@@ -422,4 +422,54 @@ public class UringPipeServerTests
         var got = ReadAll(c, 1000);
         Assert.Equal("hello from the server\nbye\n", System.Text.Encoding.ASCII.GetString(got));
     }
+
+    [Fact]
+    public void Stopping_accepts_refuses_new_connections_while_open_ones_go_on()
+    {
+        var handler = new PipeConnectionHandler(async pipe =>
+        {
+            while (true)
+            {
+                var r = await pipe.Input.ReadAsync();
+                foreach (var seg in r.Buffer) await pipe.Output.WriteAsync(seg);
+                pipe.Input.AdvanceTo(r.Buffer.End);
+                if (r.IsCompleted) break;
+            }
+        });
+        using var server = new UringServer(new IPEndPoint(IPAddress.Loopback, 0), handler, 2);
+        server.Start();
+        using var open = new System.Net.Sockets.Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        open.Connect(server.LocalEndPoint);
+        open.Send("before\n"u8);
+        Assert.Equal("before\n", System.Text.Encoding.ASCII.GetString(ReadAll(open, 7)));
+
+        server.StopAccepting();
+
+        using (var late = new System.Net.Sockets.Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+        {
+            var refused = Assert.Throws<SocketException>(() => late.Connect(server.LocalEndPoint));
+            Assert.Equal(SocketError.ConnectionRefused, refused.SocketErrorCode);
+        }
+        open.Send("after\n"u8); // the connection accepted before still echoes
+        Assert.Equal("after\n", System.Text.Encoding.ASCII.GetString(ReadAll(open, 6)));
+        Assert.Null(server.Failure);
+    }
+
+    [Fact]
+    public async Task A_pipe_connection_knows_the_kernel_endpoints_and_abort_closes_it()
+    {
+        var accepted = new System.Collections.Concurrent.BlockingCollection<PipeConnection>();
+        var handler = new PipeConnectionHandler(accepted.Add, null, System.IO.Pipelines.PipeScheduler.ThreadPool);
+        using var server = new UringServer(new IPEndPoint(IPAddress.Loopback, 0), handler, 1, new UringServerOptions { RegisteredFiles = false });
+        server.Start();
+        using var c = new System.Net.Sockets.Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        c.Connect(server.LocalEndPoint);
+        Assert.True(accepted.TryTake(out var pc, 5000));
+        Assert.Equal(c.LocalEndPoint, pc!.RemoteEndPoint);
+        Assert.Equal(server.LocalEndPoint, pc.LocalEndPoint);
+        await pc.Output.WriteAsync("flushed first"u8.ToArray());
+        pc.Abort();
+        await pc.Closed.WaitAsync(TimeSpan.FromSeconds(5)); // abort closes the connection
+        Assert.Equal("flushed first", System.Text.Encoding.ASCII.GetString(ReadAll(c, 100))); // what was flushed, then the end
+    }
 }
