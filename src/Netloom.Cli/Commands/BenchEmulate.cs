@@ -37,6 +37,48 @@ internal static class BenchEmulate
         return y.ToString();
     }
 
+    /// <summary>
+    /// The same network run as `emulate --serve --speed max` runs it: on the emulator's own thread,
+    /// in slices, with the control API listening on loopback and no client connected. The timed
+    /// part is the same 90% of virtual time, so the hops are the same and the wall times compare.
+    /// </summary>
+    private static (double Wall, long Hops) Served(string yaml, double seconds)
+    {
+        var sc = Scenario.Build(TopologyParser.Parse(yaml));
+        var events = new Emulate.EventHub();
+        var live = new Emulate.LiveEmulation(sc, speed: 0, startPaused: true, events);
+        var server = Emulate.ControlServer.StartAsync(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0), live, events, realTime: false).GetAwaiter().GetResult();
+        try
+        {
+            live.Start();
+            void RunFor(double s)
+            {
+                live.Invoke(() => live.Resume(Duration.FromNanoseconds((long)(s * 1e9)))).Wait();
+                live.ReachedEnd.Wait();
+            }
+            RunFor(seconds * 0.1);
+            long hops0 = sc.Network.PacketHops;
+            var clock = Stopwatch.StartNew();
+            RunFor(seconds * 0.9);
+            return (clock.Elapsed.TotalSeconds, sc.Network.PacketHops - hops0);
+        }
+        finally
+        {
+            server.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            live.Dispose();
+        }
+    }
+
+    /// <summary>The timed part of the run above, on a fresh network, on this thread (the API rounds' baseline).</summary>
+    private static double Plain(string yaml, double seconds)
+    {
+        var net = Scenario.Build(TopologyParser.Parse(yaml)).Network;
+        net.Run(Duration.FromNanoseconds((long)(seconds * 1e8)));
+        var clock = Stopwatch.StartNew();
+        net.Run(Duration.FromNanoseconds((long)(seconds * 9e8)));
+        return clock.Elapsed.TotalSeconds;
+    }
+
     public static List<(string Key, object Value)> Run(int routers, int hostsPerLan, double seconds, long streamRate = 10_000_000)
     {
         var figures = new List<(string, object)>();
@@ -75,6 +117,26 @@ internal static class BenchEmulate
         var streams = rep.Apps.Where(a => a.Kind == "udp").ToList();
         figures.Add(("udp_loss", Math.Round(streams.Average(a => a.Loss ?? 0), 4)));
         figures.Add(("managed_heap_mb", Math.Round(GC.GetTotalMemory(false) / 1e6, 1)));
+        // The API's cost: the same run again, plain and under the control API, interleaved three times (medians).
+        GC.Collect();
+        var plainWalls = new List<double>();
+        var servedWalls = new List<double>();
+        string sameHops = "yes";
+        for (int round = 0; round < 3; round++)
+        {
+            plainWalls.Add(Plain(yaml, seconds));
+            GC.Collect();
+            var (wall, servedHops) = Served(yaml, seconds);
+            servedWalls.Add(wall);
+            if (servedHops != hops) sameHops = $"no ({servedHops} vs {hops})";
+            GC.Collect();
+        }
+        double plainMedian = plainWalls.Order().ElementAt(1), servedMedian = servedWalls.Order().ElementAt(1);
+        figures.Add(("api_rounds_plain_wall_seconds", string.Join(" ", plainWalls.Select(w => w.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture)))));
+        figures.Add(("api_rounds_served_wall_seconds", string.Join(" ", servedWalls.Select(w => w.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture)))));
+        figures.Add(("served_mhops_per_s", Math.Round(hops / servedMedian / 1e6, 2)));
+        figures.Add(("served_same_hops", sameHops));
+        figures.Add(("api_cost_percent", Math.Round((servedMedian / plainMedian - 1) * 100, 1)));
         string why = "skipped: NETLOOM_BENCH_NO_LINUX is set";
         if (Environment.GetEnvironmentVariable("NETLOOM_BENCH_NO_LINUX") is null && LinuxCampus.Available(out why))
         {

@@ -62,6 +62,9 @@ internal sealed class LiveEmulation : IDisposable
 
     public void Start() => _thread.Start();
 
+    /// <summary>Released each time the network pauses by itself at the end of its time (the file's duration, or resume's "for").</summary>
+    public SemaphoreSlim ReachedEnd { get; } = new(0);
+
     /// <summary>Runs <paramref name="command"/> on the emulator's thread between two slices; its exception goes to the caller.</summary>
     public Task<T> Invoke<T>(Func<T> command)
     {
@@ -100,6 +103,7 @@ internal sealed class LiveEmulation : IDisposable
                     Finished = true;
                     _endNs = long.MaxValue;
                     _events.Publish("paused", new { reason = "finished", virtual_seconds = net.Elapsed.TotalSeconds });
+                    ReachedEnd.Release();
                 }
                 if (_paused)
                 {
