@@ -51,6 +51,17 @@ internal sealed class ControlServer : IAsyncDisposable
         });
         var app = builder.Build();
         var server = new ControlServer(app, live, events, realTime);
+        app.Use(async (ctx, next) =>
+        {
+            try { await next(ctx); }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // A bug of ours, not the client's: say so, keep serving, and leave the details on stderr.
+                Console.Error.WriteLine($"netloom: internal error serving {ctx.Request.Method} {ctx.Request.Path}: {e}");
+                if (!ctx.Response.HasStarted) await Problem(500, $"internal error: {e.GetType().Name}: {e.Message}").ExecuteAsync(ctx);
+            }
+        });
+        app.UseWebSockets();
         server.Map(app);
         await app.StartAsync();
         var addr = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
@@ -92,6 +103,34 @@ internal sealed class ControlServer : IAsyncDisposable
             }
         });
         app.MapPost("/api/heal", () => Run(_live.Heal));
+        app.MapPost("/api/nodes", async (HttpRequest req) =>
+        {
+            var (doc, error) = await Json(req);
+            if (error is not null) return error;
+            using (doc)
+            {
+                var r = doc!.RootElement;
+                if (Str(r, "name") is not { } name || Str(r, "type") is not { } type)
+                    return Problem(400, "a node needs 'name' and 'type' (host, switch or router), and a host 'ip'");
+                if (Unknown(r, "name", "type", "ip", "gateway", "mtu") is { } bad) return bad;
+                if (Int(r, "mtu", 1500) is not { } mtu) return Problem(400, "'mtu' must be a whole number");
+                return await Run(() => _live.AddNode(name, type, Str(r, "ip"), Str(r, "gateway"), mtu));
+            }
+        });
+        app.MapPost("/api/links", async (HttpRequest req) =>
+        {
+            var (doc, error) = await Json(req);
+            if (error is not null) return error;
+            using (doc)
+            {
+                var r = doc!.RootElement;
+                if (Str(r, "a") is not { } a || Str(r, "b") is not { } b) return Problem(400, "a link needs 'a' and 'b' (node names)");
+                if (Unknown(r, "a", "b", "name", "a_ip", "b_ip", "mtu", "impairments") is { } bad) return bad;
+                if (Int(r, "mtu", 1500) is not { } mtu) return Problem(400, "'mtu' must be a whole number");
+                string? imp = r.TryGetProperty("impairments", out var i) ? i.GetRawText() : null;
+                return await Run(() => _live.AddLink(a, b, Str(r, "name"), Str(r, "a_ip"), Str(r, "b_ip"), mtu, imp));
+            }
+        });
         app.MapPost("/api/nodes/{name}/crash", (string name) => Run(() => _live.CrashRestart(name, crash: true)));
         app.MapPost("/api/nodes/{name}/restart", (string name) => Run(() => _live.CrashRestart(name, crash: false)));
         app.MapPost("/api/pause", () => Run(_live.Pause));
@@ -154,6 +193,25 @@ internal sealed class ControlServer : IAsyncDisposable
         catch (ApiException e) { return Problem(e.Status, e.Message); }
         catch (TimeoutException) { return Problem(503, "the emulator did not take the command within 10 s"); }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or KeyNotFoundException) { return Problem(400, e.Message); }
+        catch (Exception e)
+        {
+            // A bug of ours, not the client's: say so, keep serving, and leave the details on stderr.
+            Console.Error.WriteLine($"netloom: internal error in a command: {e}");
+            return Problem(500, $"internal error: {e.GetType().Name}: {e.Message}");
+        }
+    }
+
+    private static string? Str(JsonElement e, string key) =>
+        e.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+
+    private static int? Int(JsonElement e, string key, int absent) =>
+        !e.TryGetProperty(key, out var v) ? absent : v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int n) ? n : null;
+
+    private static IResult? Unknown(JsonElement e, params string[] allowed)
+    {
+        foreach (var p in e.EnumerateObject())
+            if (Array.IndexOf(allowed, p.Name) < 0) return Problem(400, $"unknown key '{p.Name}'; expected one of {string.Join(", ", allowed)}");
+        return null;
     }
 
     private static Duration? TimeOf(JsonElement e) =>
@@ -223,6 +281,7 @@ internal sealed class ControlServer : IAsyncDisposable
 
     private async Task Events(HttpContext ctx)
     {
+        if (ctx.WebSockets.IsWebSocketRequest) { await WebSocketEvents(ctx); return; }
         ctx.Response.ContentType = "text/event-stream";
         ctx.Response.Headers.CacheControl = "no-cache";
         var reader = _events.Subscribe(out var unsubscribe);
@@ -233,9 +292,9 @@ internal sealed class ControlServer : IAsyncDisposable
             var first = await _live.Invoke(_live.State).WaitAsync(CommandTimeout, stop);
             await ctx.Response.WriteAsync($"event: stats\ndata: {JsonSerializer.Serialize(first, EventHub.JsonOptions)}\n\n", stop);
             await ctx.Response.Body.FlushAsync(stop);
-            await foreach (var e in reader.ReadAllAsync(stop))
+            await foreach (var (type, json) in reader.ReadAllAsync(stop))
             {
-                await ctx.Response.WriteAsync(e, stop);
+                await ctx.Response.WriteAsync($"event: {type}\ndata: {json}\n\n", stop);
                 await ctx.Response.Body.FlushAsync(stop);
             }
         }
@@ -243,6 +302,51 @@ internal sealed class ControlServer : IAsyncDisposable
         catch (IOException) { }
         catch (TimeoutException) { }
         finally { unsubscribe(); }
+    }
+
+    /// <summary>The same events over a WebSocket: one text message each, {"type": ..., "data": ...}.</summary>
+    private async Task WebSocketEvents(HttpContext ctx)
+    {
+        using var ws = await ctx.WebSockets.AcceptWebSocketAsync();
+        var reader = _events.Subscribe(out var unsubscribe);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ctx.RequestAborted);
+        // The client sends nothing we use; reading notices its close.
+        var closed = Task.Run(async () =>
+        {
+            var buffer = new byte[1024];
+            try
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    var r = await ws.ReceiveAsync(buffer, stop.Token);
+                    if (r.MessageType == System.Net.WebSockets.WebSocketMessageType.Close) break;
+                }
+            }
+            catch (Exception e) when (e is OperationCanceledException or System.Net.WebSockets.WebSocketException) { }
+            stop.Cancel();
+        });
+        try
+        {
+            async Task Send(string type, string json) =>
+                await ws.SendAsync(Encoding.UTF8.GetBytes($"{{\"type\":\"{type}\",\"data\":{json}}}"), System.Net.WebSockets.WebSocketMessageType.Text, true, stop.Token);
+            var first = await _live.Invoke(_live.State).WaitAsync(CommandTimeout, stop.Token);
+            await Send("stats", JsonSerializer.Serialize(first, EventHub.JsonOptions));
+            await foreach (var (type, json) in reader.ReadAllAsync(stop.Token)) await Send(type, json);
+            if (ws.State == System.Net.WebSockets.WebSocketState.Open)
+                await ws.CloseAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, "the emulation ended", CancellationToken.None);
+        }
+        catch (Exception e) when (e is OperationCanceledException or System.Net.WebSockets.WebSocketException or TimeoutException) { }
+        catch (Exception e) { Console.Error.WriteLine($"netloom: websocket events: {e}"); }
+        finally
+        {
+            unsubscribe();
+            stop.Cancel();
+            await closed;
+            // The client asked to close: complete the handshake.
+            if (ws.State == System.Net.WebSockets.WebSocketState.CloseReceived)
+                try { await ws.CloseOutputAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, "bye", CancellationToken.None); }
+                catch (System.Net.WebSockets.WebSocketException) { }
+        }
     }
 
     private static IResult Asset(string name, string type)

@@ -5,6 +5,7 @@ using Netloom.Emulation;
 using Netloom.Emulation.Topology;
 using Netloom.Netem;
 using Netloom.Time;
+using Netloom.Wire;
 
 namespace Netloom.Cli.Emulate;
 
@@ -227,6 +228,12 @@ internal sealed class LiveEmulation : IDisposable
     private static object NodeState(Node n) => new
     {
         name = n.Name,
+        addresses = n switch
+        {
+            HostNode h => [$"{h.Options.Address}/{h.Options.PrefixLength}"],
+            RouterNode r => Enumerable.Range(0, r.Ports.Count).Select(i => r.AddressOf(i) is { } a ? $"{a.Address}/{a.PrefixLength}" : null).OfType<string>().ToList(),
+            _ => new List<string>(),
+        },
         kind = n switch { HostNode => "host", SwitchNode => "switch", RouterNode => "router", LinuxNode => "linux", _ => "node" },
         up = n.IsUp,
         discarded = n.Discarded,
@@ -404,6 +411,89 @@ internal sealed class LiveEmulation : IDisposable
         return State();
     }
 
+    private static readonly System.Text.RegularExpressions.Regex NamePattern = new("^[A-Za-z][A-Za-z0-9_.-]{0,31}$");
+
+    private static (Ipv4Address Address, int Prefix) ParseCidr(string text, string what)
+    {
+        var parts = text.Split('/');
+        if (parts.Length != 2 || !Ipv4Address.TryParse(parts[0], out var a) || !int.TryParse(parts[1], out int p) || p < 1 || p > 32)
+            throw new ApiException(400, $"{what} must be an IPv4 address with a prefix length, such as 10.0.1.5/24, not '{text}'");
+        return (a, p);
+    }
+
+    /// <summary>Adds a host, switch or router to the running network (linux nodes need a file and root).</summary>
+    public object AddNode(string name, string type, string? ip, string? gateway, int mtu)
+    {
+        var net = _sc.Network;
+        if (!NamePattern.IsMatch(name)) throw new ApiException(400, $"'{name}' is not a node name: a letter, then letters, digits, '-', '_' or '.'; at most 32");
+        if (net.Nodes.Any(n => n.Name == name)) throw new ApiException(409, $"a node named '{name}' already exists");
+        Node node;
+        switch (type)
+        {
+            case "host":
+                if (ip is null) throw new ApiException(400, "a host needs 'ip', such as \"10.0.1.5/24\"");
+                var (a, p) = ParseCidr(ip, "ip");
+                Ipv4Address? gw = null;
+                if (gateway is not null) gw = Ipv4Address.TryParse(gateway, out var g) ? g : throw new ApiException(400, $"gateway must be an IPv4 address, not '{gateway}'");
+                if (mtu < 68 || mtu > net.Options.MaxMtu) throw new ApiException(400, $"mtu must be 68 to {net.Options.MaxMtu}");
+                node = net.AddHost(name, a, p, gw, mtu);
+                break;
+            case "switch": node = net.AddSwitch(name); break;
+            case "router": node = net.AddRouter(name); break;
+            default: throw new ApiException(400, $"unknown node type '{type}'; the API adds host, switch or router");
+        }
+        _events.Publish("node", new { node = name, action = "added", at = net.Elapsed.TotalSeconds });
+        return NodeState(node);
+    }
+
+    /// <summary>Joins two nodes of the running network with a new link.</summary>
+    public object AddLink(string a, string b, string? name, string? aIp, string? bIp, int mtu, string? impairments)
+    {
+        var net = _sc.Network;
+        Node na = FindNode(a, 400), nb = FindNode(b, 400);
+        name ??= $"{a}-{b}";
+        if (!NamePattern.IsMatch(name)) throw new ApiException(400, $"'{name}' is not a link name: a letter, then letters, digits, '-', '_' or '.'; at most 32");
+        if (net.Links.Any(l => l.Name == name)) throw new ApiException(409, $"a link named '{name}' already exists");
+        if (mtu < 68 || mtu > net.Options.MaxMtu) throw new ApiException(400, $"mtu must be 68 to {net.Options.MaxMtu}");
+        RouterAddress? Addr(Node n, string? text, string key)
+        {
+            if (text is null) return null;
+            if (n is not RouterNode) throw new ApiException(400, $"{key} is for a router's end; {n.Name} is not a router");
+            var (ad, p) = ParseCidr(text, key);
+            return new RouterAddress(ad, p);
+        }
+        var ra = Addr(na, aIp, "a_ip");
+        var rb = Addr(nb, bIp, "b_ip");
+        Impairments ab = Netloom.Netem.Impairments.None, ba = Netloom.Netem.Impairments.None;
+        if (impairments is not null)
+        {
+            try
+            {
+                var (fab, fba) = TopologyParser.ParseLinkChange(impairments);
+                ab = fab?.Invoke(ab) ?? ab;
+                ba = fba?.Invoke(ba) ?? ba;
+            }
+            catch (TopologyException e) { throw new ApiException(400, string.Join("; ", e.Errors.Select(x => x.ToString()))); }
+        }
+        Link link;
+        try { link = net.Connect(na, nb, ab with { Mtu = mtu }, ba with { Mtu = mtu }, name, ra, rb, mtu); }
+        catch (ArgumentException e) { throw new ApiException(400, e.Message); }
+        GrowSamples();
+        _events.Publish("link", new { link = name, action = "added", at = net.Elapsed.TotalSeconds });
+        return LinkState(link);
+    }
+
+    private void GrowSamples()
+    {
+        int n = _sc.Network.Links.Count * 2;
+        if (_rateBps.Length >= n) return;
+        Array.Resize(ref _lastBytes, n);
+        Array.Resize(ref _lastSent, n);
+        Array.Resize(ref _lastDrops, n);
+        Array.Resize(ref _rateBps, n);
+        Array.Resize(ref _recentLoss, n);
+    }
+
     public LiveCapture StartCapture(string link, long frames)
     {
         var l = FindLink(link);
@@ -433,22 +523,22 @@ internal sealed class LiveEmulation : IDisposable
 }
 
 /// <summary>
-/// The event stream's fan-out: each subscriber has its own bounded queue of serialized events (a
+/// The event stream's fan-out (SSE and WebSocket): each subscriber has its own bounded queue of serialized events (a
 /// slow one loses its oldest). Publishing costs nothing while nobody listens.
 /// </summary>
 internal sealed class EventHub
 {
     private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull };
-    private readonly List<System.Threading.Channels.Channel<string>> _subs = [];
+    private readonly List<System.Threading.Channels.Channel<(string Type, string Json)>> _subs = [];
     private volatile int _count;
     private bool _completed;
 
     public static JsonSerializerOptions JsonOptions => Json;
     public bool HasSubscribers => _count > 0;
 
-    public System.Threading.Channels.ChannelReader<string> Subscribe(out Action unsubscribe)
+    public System.Threading.Channels.ChannelReader<(string Type, string Json)> Subscribe(out Action unsubscribe)
     {
-        var ch = System.Threading.Channels.Channel.CreateBounded<string>(new System.Threading.Channels.BoundedChannelOptions(256) { FullMode = System.Threading.Channels.BoundedChannelFullMode.DropOldest });
+        var ch = System.Threading.Channels.Channel.CreateBounded<(string Type, string Json)>(new System.Threading.Channels.BoundedChannelOptions(256) { FullMode = System.Threading.Channels.BoundedChannelFullMode.DropOldest });
         lock (_subs)
         {
             if (_completed) ch.Writer.TryComplete();
@@ -461,8 +551,8 @@ internal sealed class EventHub
     public void Publish(string type, object data)
     {
         if (_count == 0) return;
-        string text = $"event: {type}\ndata: {JsonSerializer.Serialize(data, Json)}\n\n";
-        lock (_subs) foreach (var s in _subs) s.Writer.TryWrite(text);
+        var e = (type, JsonSerializer.Serialize(data, Json));
+        lock (_subs) foreach (var s in _subs) s.Writer.TryWrite(e);
     }
 
     public void Complete()

@@ -94,6 +94,7 @@ public sealed partial class RouterNode : Node
         var p = AddPort();
         _addresses.Add(address);
         _mtus.Add(mtu);
+        _table = []; // rebuilt at the next lookup, with this interface's connected prefix (a link added while running)
         return p;
     }
 

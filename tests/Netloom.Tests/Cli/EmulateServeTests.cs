@@ -104,14 +104,16 @@ public class EmulateServeTests
         var step = s.Post("api/step", """{"events": 10}""");
         Assert.Equal(10, step.GetProperty("stepped_events").GetInt64());
         Assert.Equal(e0 + 10, s.Get("api/state").GetProperty("events").GetInt64());
+        double t1 = s.Get("api/state").GetProperty("virtual_seconds").GetDouble();
+        Assert.True(t1 >= t0);
         var byTime = s.Post("api/step", """{"duration": "250ms"}""");
-        Assert.Equal(t0 + 0.25, byTime.GetProperty("virtual_seconds").GetDouble(), 3);
+        Assert.Equal(t1 + 0.25, byTime.GetProperty("virtual_seconds").GetDouble(), 6);
         Assert.Equal("paused", s.Get("api/state").GetProperty("state").GetString());
 
         Assert.Equal("running", s.Post("api/resume", """{"for": "300ms"}""").GetProperty("state").GetString());
         // It pauses again by itself after 300 ms of network time.
         var again = WaitFor(s, st => st.GetProperty("state").GetString() == "paused", "resume for 300ms pauses again");
-        Assert.Equal(t0 + 0.55, again.GetProperty("virtual_seconds").GetDouble(), 2);
+        Assert.Equal(t1 + 0.55, again.GetProperty("virtual_seconds").GetDouble(), 6);
     }
 
     [Fact]
@@ -220,5 +222,103 @@ public class EmulateServeTests
         Assert.Contains("wan", s.Output);
         using var report = JsonDocument.Parse(File.ReadAllBytes(dir.File("r.json")));
         Assert.Equal("uploaded", report.RootElement.GetProperty("name").GetString());
+    }
+}
+
+public class EmulateServeWebSocketTests
+{
+    [Fact]
+    public async Task The_events_come_over_a_websocket_too()
+    {
+        using var dir = new TempDir();
+        using var s = EmulateServeTests.Serve(dir);
+        using var ws = new System.Net.WebSockets.ClientWebSocket();
+        await ws.ConnectAsync(new UriBuilder(new Uri(s.Url, "api/events")) { Scheme = "ws" }.Uri, CancellationToken.None);
+        var buffer = new byte[1 << 20];
+        async Task<JsonElement> Next()
+        {
+            try { return await Receive(); }
+            catch (System.Net.WebSockets.WebSocketException e) { throw new InvalidOperationException($"{e.Message}; server output:\n{s.Output}", e); }
+        }
+        async Task<JsonElement> Receive()
+        {
+            int n = 0;
+            System.Net.WebSockets.WebSocketReceiveResult r;
+            do { r = await ws.ReceiveAsync(new ArraySegment<byte>(buffer, n, buffer.Length - n), CancellationToken.None); n += r.Count; }
+            while (!r.EndOfMessage);
+            return JsonDocument.Parse(buffer.AsMemory(0, n)).RootElement.Clone();
+        }
+        var first = await Next();
+        Assert.Equal("stats", first.GetProperty("type").GetString());
+        Assert.Equal(5, first.GetProperty("data").GetProperty("nodes").GetArrayLength());
+        s.Post("api/nodes/h2/crash");
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        JsonElement e;
+        do e = await Next(); while (e.GetProperty("type").GetString() != "node" && DateTime.UtcNow < deadline);
+        Assert.Equal("node", e.GetProperty("type").GetString());
+        Assert.Equal("h2", e.GetProperty("data").GetProperty("node").GetString());
+        Assert.Equal("crash", e.GetProperty("data").GetProperty("action").GetString());
+        await ws.CloseAsync(System.Net.WebSockets.WebSocketCloseStatus.NormalClosure, "done", CancellationToken.None);
+    }
+}
+
+public class EmulateServeTopologyChangeTests
+{
+    [Fact]
+    public void Nodes_and_links_added_while_running_carry_traffic_and_bad_ones_are_refused()
+    {
+        using var dir = new TempDir();
+        // h1 pings an address nobody has yet; a host added with it, on a link added to s1, answers.
+        using var s = EmulateServeTests.Serve(dir, """
+            duration: 120s
+            nodes: {h1: {type: host, ip: 10.0.1.10/24}, s1: switch, r1: router, r2: router, h2: host}
+            links:
+              - {a: h1, b: s1}
+              - {a: s1, b: r1}
+              - {name: wan, a: r1, b: r2}
+              - {a: r2, b: h2}
+            apps:
+              - {type: ping, on: h1, to: 10.0.1.99, interval: 100ms}
+            """);
+        var state = s.Get("api/state");
+        Assert.Equal("10.0.1.10/24", state.GetProperty("nodes")[0].GetProperty("addresses")[0].GetString());
+        var node = s.Post("api/nodes", """{"name": "h9", "type": "host", "ip": "10.0.1.99/24"}""");
+        Assert.Equal("host", node.GetProperty("kind").GetString());
+        long before = s.Get("api/apps")[0].GetProperty("received").GetInt64();
+        Assert.Equal(0, before);
+        var link = s.Post("api/links", """{"a": "h9", "b": "s1", "impairments": {"delay": "1ms"}}""");
+        Assert.Equal("h9-s1", link.GetProperty("name").GetString());
+        Assert.Equal(1000, link.GetProperty("directions")[0].GetProperty("impairments").GetProperty("delay_us").GetDouble());
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (s.Get("api/apps")[0].GetProperty("received").GetInt64() < 3)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"no ping answered by the new host: {s.Get("api/apps")}");
+            Thread.Sleep(100);
+        }
+        var l = ServedEmulation.Link(s.Get("api/state"), "h9-s1");
+        Assert.True(l.GetProperty("directions")[0].GetProperty("delivered").GetInt64() >= 3); // the replies
+        Assert.Contains(s.Get("api/nodes").EnumerateArray(), n => n.GetProperty("name").GetString() == "s1" && n.GetProperty("links").EnumerateArray().Any(x => x.GetString() == "h9-s1"));
+
+        (string Path, string Body, int Status, string Message)[] bad =
+        [
+            ("api/nodes", """{"name": "h9", "type": "host", "ip": "10.0.0.1/24"}""", 409, "already exists"),
+            ("api/nodes", """{"name": "9x", "type": "switch"}""", 400, "not a node name"),
+            ("api/nodes", """{"name": "x1", "type": "toaster"}""", 400, "unknown node type 'toaster'"),
+            ("api/nodes", """{"name": "x1", "type": "host"}""", 400, "needs 'ip'"),
+            ("api/nodes", """{"name": "x1", "type": "host", "ip": "10.0.0.300/24"}""", 400, "IPv4 address with a prefix length"),
+            ("api/nodes", """{"name": "x1", "type": "host", "ip": "10.0.0.3/24", "colour": 1}""", 400, "unknown key 'colour'"),
+            ("api/links", """{"a": "h9", "b": "s1", "name": "again"}""", 400, "already has a link"),
+            ("api/links", """{"a": "h9", "b": "nope"}""", 400, "no node named 'nope'"),
+            ("api/links", """{"a": "h1", "b": "s1"}""", 409, "already exists"),
+            ("api/links", """{"a": "s1", "b": "r2", "a_ip": "10.7.0.1/24"}""", 400, "a_ip is for a router's end"),
+            ("api/links", """{"a": "s1", "b": "r2", "name": "x", "impairments": {"loss": "lots"}}""", 400, "loss"),
+        ];
+        foreach (var c in bad)
+        {
+            var (status, body) = s.Send(HttpMethod.Post, c.Path, c.Body);
+            Assert.True(status == c.Status, $"{c.Path} {c.Body}: {status} {body}");
+            Assert.Contains(c.Message, body.GetProperty("error").GetString());
+        }
+        Assert.Equal(6, s.Get("api/nodes").GetArrayLength());
     }
 }
