@@ -93,4 +93,23 @@ public class AccessListTests
         Assert.StartsWith("t.yaml:2:", error.ToString());
         Assert.Contains(message, error.ToString());
     }
+
+    [Fact]
+    public void The_troubleshooting_example_has_its_three_faults()
+    {
+        var sc = Scenario.Load(Path.Combine(TopologyTests.Examples, "troubleshoot.yaml"));
+        sc.Run();
+        var net = sc.Network;
+        var apps = EmulationReport.From(net).Apps.ToDictionary(a => a.Name);
+        Assert.True(apps["ping-h2"].Received > 50, $"{apps["ping-h2"]}");       // the path to h2 works for small packets
+        // 1. The wrong route: r2 sends h3's prefix back to r1, which sends it to r2 again, until the TTL runs out.
+        Assert.Equal(0, apps["ping-h3"].Received);
+        Assert.True(net.Router("r1").Counters.TtlExceeded + net.Router("r2").Counters.TtlExceeded > 0);
+        // 2. The MTU black hole: r3 asks for smaller packets, r2 drops the ICMP, the transfer moves nothing.
+        Assert.Equal(0, apps["bulk-h2"].Bytes);
+        Assert.True(net.Router("r3").Counters.FragmentationNeeded > 0);
+        // 3. The access list: port 80 gets nothing through.
+        Assert.Equal(0, apps["web-h2"].Received);
+        Assert.True(net.Router("r2").Counters.AccessDenied > net.Router("r3").Counters.FragmentationNeeded);
+    }
 }
