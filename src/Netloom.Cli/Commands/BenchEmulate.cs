@@ -42,7 +42,13 @@ internal static class BenchEmulate
     /// in slices, with the control API listening on loopback and no client connected. The timed
     /// part is the same 90% of virtual time, so the hops are the same and the wall times compare.
     /// </summary>
-    private static (double Wall, long Hops) Served(string yaml, double seconds)
+    private static double ProcessCpuSeconds()
+    {
+        using var p = Process.GetCurrentProcess();
+        return p.TotalProcessorTime.TotalSeconds;
+    }
+
+    private static (double Wall, double Cpu, long Hops) Served(string yaml, double seconds)
     {
         var sc = Scenario.Build(TopologyParser.Parse(yaml));
         var events = new Emulate.EventHub();
@@ -58,9 +64,10 @@ internal static class BenchEmulate
             }
             RunFor(seconds * 0.1);
             long hops0 = sc.Network.PacketHops;
+            double cpu0 = ProcessCpuSeconds();
             var clock = Stopwatch.StartNew();
             RunFor(seconds * 0.9);
-            return (clock.Elapsed.TotalSeconds, sc.Network.PacketHops - hops0);
+            return (clock.Elapsed.TotalSeconds, ProcessCpuSeconds() - cpu0, sc.Network.PacketHops - hops0);
         }
         finally
         {
@@ -70,13 +77,14 @@ internal static class BenchEmulate
     }
 
     /// <summary>The timed part of the run above, on a fresh network, on this thread (the API rounds' baseline).</summary>
-    private static double Plain(string yaml, double seconds)
+    private static (double Wall, double Cpu) Plain(string yaml, double seconds)
     {
         var net = Scenario.Build(TopologyParser.Parse(yaml)).Network;
         net.Run(Duration.FromNanoseconds((long)(seconds * 1e8)));
+        double cpu0 = ProcessCpuSeconds();
         var clock = Stopwatch.StartNew();
         net.Run(Duration.FromNanoseconds((long)(seconds * 9e8)));
-        return clock.Elapsed.TotalSeconds;
+        return (clock.Elapsed.TotalSeconds, ProcessCpuSeconds() - cpu0);
     }
 
     public static List<(string Key, object Value)> Run(int routers, int hostsPerLan, double seconds, long streamRate = 10_000_000)
@@ -121,13 +129,18 @@ internal static class BenchEmulate
         GC.Collect();
         var plainWalls = new List<double>();
         var servedWalls = new List<double>();
+        var plainCpu = new List<double>();
+        var servedCpu = new List<double>();
         string sameHops = "yes";
         for (int round = 0; round < 5; round++)
         {
-            plainWalls.Add(Plain(yaml, seconds));
+            var (pw, pc) = Plain(yaml, seconds);
+            plainWalls.Add(pw);
+            plainCpu.Add(pc);
             GC.Collect();
-            var (wall, servedHops) = Served(yaml, seconds);
+            var (wall, cpu, servedHops) = Served(yaml, seconds);
             servedWalls.Add(wall);
+            servedCpu.Add(cpu);
             if (servedHops != hops) sameHops = $"no ({servedHops} vs {hops})";
             GC.Collect();
         }
@@ -137,6 +150,10 @@ internal static class BenchEmulate
         figures.Add(("served_mhops_per_s", Math.Round(hops / servedMedian / 1e6, 2)));
         figures.Add(("served_same_hops", sameHops));
         figures.Add(("api_cost_percent", Math.Round((servedMedian / plainMedian - 1) * 100, 1)));
+        // CPU time of the whole process (the emulator, Kestrel, the GC): steadier than wall time on a busy machine.
+        figures.Add(("api_rounds_plain_cpu_seconds", string.Join(" ", plainCpu.Select(w => w.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture)))));
+        figures.Add(("api_rounds_served_cpu_seconds", string.Join(" ", servedCpu.Select(w => w.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture)))));
+        figures.Add(("api_cost_cpu_percent", Math.Round((servedCpu.Order().ElementAt(2) / plainCpu.Order().ElementAt(2) - 1) * 100, 1)));
         string why = "skipped: NETLOOM_BENCH_NO_LINUX is set";
         if (Environment.GetEnvironmentVariable("NETLOOM_BENCH_NO_LINUX") is null && LinuxCampus.Available(out why))
         {
