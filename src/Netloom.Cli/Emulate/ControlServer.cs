@@ -47,6 +47,9 @@ internal sealed class ControlServer : IAsyncDisposable
             o.AddServerHeader = false;
             o.Limits.MaxRequestBodySize = MaxScenarioBody;
             o.Limits.MaxRequestHeadersTotalSize = 32 << 10;
+            // Each event stream or capture holds a connection and a bounded queue: cap how many.
+            o.Limits.MaxConcurrentConnections = 256;
+            o.Limits.MaxConcurrentUpgradedConnections = 64;
             o.Listen(endpoint);
         });
         var app = builder.Build();

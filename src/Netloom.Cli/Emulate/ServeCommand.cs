@@ -36,6 +36,8 @@ internal static class ServeCommand
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { sc.Network.Dispose(); return CliErrors.Report($"cannot write captures to {pcap}: {e.Message}"); }
         }
 
+        foreach (var l in sc.Network.Nodes.OfType<LinuxNode>())
+            Console.Error.WriteLine($"linux node {l.Name}: run commands in it with: ip netns exec {l.Namespace} COMMAND");
         var events = new EventHub();
         var live = new LiveEmulation(sc, speed, paused, events);
         ControlServer server;

@@ -139,3 +139,41 @@ public class LiveEmulationToolTests
         Assert.Contains("bulk", dom); // the apps table
     }
 }
+
+/// <summary>`--serve` in real time, with a linux node: the API's faults act on a real kernel's traffic.</summary>
+public class LiveEmulationRealTimeTests
+{
+    [RootFact("curl")]
+    public void A_real_time_network_with_a_linux_node_is_controlled_through_the_api()
+    {
+        using var dir = new TempDir();
+        string example = "";
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null && example.Length == 0; d = d.Parent)
+            if (File.Exists(Path.Combine(d.FullName, "examples", "linux-wan.yaml"))) example = Path.Combine(d.FullName, "examples", "linux-wan.yaml");
+        Assert.NotEmpty(example);
+        string ns;
+        using (var s = new ServedEmulation(example, dir.File("run"), "--realtime"))
+        {
+            var m = Regex.Match(s.Output, @"ip netns exec (\S+) COMMAND");
+            Assert.True(m.Success, s.Output);
+            ns = m.Groups[1].Value;
+            Assert.Equal("realtime", s.Get("api/state").GetProperty("mode").GetString());
+            (int Code, string Out, string Err) Curl(int maxTime) =>
+                Sh.Run(TimeSpan.FromSeconds(60), "ip", "netns", "exec", ns, "curl", "-s", "--max-time", maxTime.ToString(), "-o", "/dev/null", "-w", "%{http_code} %{size_download}", "http://10.0.3.2/100000");
+            var ok = Curl(20);
+            Assert.True(ok.Code == 0 && ok.Out.Trim() == "200 100000", ok.Out + ok.Err + s.Output);
+
+            s.Post("api/links/wan/down");
+            var cut = Curl(3);
+            Assert.NotEqual(0, cut.Code); // curl timed out: the kernel's SYNs die on the wan
+            Assert.True(ServedEmulation.Link(s.Get("api/state"), "wan").GetProperty("directions")[0].GetProperty("drops").GetProperty("down").GetInt64() > 0);
+
+            s.Post("api/links/wan/up");
+            s.Send(HttpMethod.Patch, "api/links/wan", """{"loss": "0%"}""");
+            var again = Curl(20);
+            Assert.True(again.Code == 0 && again.Out.Trim() == "200 100000", again.Out + again.Err);
+            Assert.True(s.Stop(), "SIGTERM ends the server");
+        }
+        Assert.DoesNotContain(ns, Sh.Ok("ip", "netns", "list")); // the namespace went with the run
+    }
+}
