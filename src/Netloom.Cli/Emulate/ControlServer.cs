@@ -136,6 +136,8 @@ internal sealed class ControlServer : IAsyncDisposable
         });
         app.MapPost("/api/nodes/{name}/crash", (string name) => Run(() => _live.CrashRestart(name, crash: true)));
         app.MapPost("/api/nodes/{name}/restart", (string name) => Run(() => _live.CrashRestart(name, crash: false)));
+        app.MapPost("/api/apps/{name}/stop", (string name) => Run(() => _live.StartStopApp(name, start: false)));
+        app.MapPost("/api/apps/{name}/start", (string name) => Run(() => _live.StartStopApp(name, start: true)));
         app.MapPost("/api/pause", () => Run(_live.Pause));
         app.MapPost("/api/resume", async (HttpRequest req) =>
         {

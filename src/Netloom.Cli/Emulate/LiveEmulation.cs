@@ -411,6 +411,27 @@ internal sealed class LiveEmulation : IDisposable
         return State();
     }
 
+    /// <summary>Stops or starts an app. A client that ran cannot start again (its figures are of that run); a server can.</summary>
+    public AppReport StartStopApp(string name, bool start)
+    {
+        var net = _sc.Network;
+        var app = net.Apps.FirstOrDefault(a => a.Name == name) ?? throw new ApiException(404, $"no app named '{name}'");
+        if (start)
+        {
+            if (app.Running) throw new ApiException(409, $"app '{name}' is running already");
+            if (app.Started && !app.Restartable) throw new ApiException(409, $"app '{name}' is a client that already ran; its figures are of that run");
+            if (!app.Host.IsUp) throw new ApiException(409, $"app '{name}': host {app.Host.Name} is crashed");
+            app.Begin(net.Now);
+        }
+        else
+        {
+            if (!app.Running) throw new ApiException(409, $"app '{name}' is not running");
+            app.Stop();
+        }
+        _events.Publish("app", new { app = name, action = start ? "start" : "stop", at = net.Elapsed.TotalSeconds });
+        return app.Report(net.Now);
+    }
+
     private static readonly System.Text.RegularExpressions.Regex NamePattern = new("^[A-Za-z][A-Za-z0-9_.-]{0,31}$");
 
     private static (Ipv4Address Address, int Prefix) ParseCidr(string text, string what)

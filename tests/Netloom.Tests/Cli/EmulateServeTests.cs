@@ -88,6 +88,34 @@ public class EmulateServeTests
     }
 
     [Fact]
+    public void Apps_stop_and_servers_start_again()
+    {
+        using var dir = new TempDir();
+        using var s = Serve(dir);
+        var names = s.Get("api/apps").EnumerateArray().Select(a => a.GetProperty("name").GetString()!).ToList();
+        Assert.Equal(["bulk1.sink", "bulk1", "ping2"], names);
+        WaitFor(s, st => st.GetProperty("apps")[1].GetProperty("bytes").GetInt64() > 100_000, "the bulk transfer runs");
+
+        var stopped = s.Post("api/apps/bulk1/stop");
+        Assert.Equal("stopped", stopped.GetProperty("error").GetString());
+        long bytes = stopped.GetProperty("bytes").GetInt64();
+        Thread.Sleep(300);
+        Assert.Equal(bytes, s.Get("api/apps")[1].GetProperty("bytes").GetInt64()); // nothing more sent
+        var (again, againBody) = s.Send(HttpMethod.Post, "api/apps/bulk1/start");
+        Assert.Equal(409, again);
+        Assert.Contains("already ran", againBody.GetProperty("error").GetString());
+        var (twice, _) = s.Send(HttpMethod.Post, "api/apps/bulk1/stop");
+        Assert.Equal(409, twice);
+        var (unknown, _) = s.Send(HttpMethod.Post, "api/apps/nope/stop");
+        Assert.Equal(404, unknown);
+
+        // A server stops and starts again.
+        Assert.Equal("stopped", s.Post("api/apps/bulk1.sink/stop").GetProperty("error").GetString());
+        var restarted = s.Post("api/apps/bulk1.sink/start");
+        Assert.False(restarted.TryGetProperty("error", out _), restarted.ToString());
+    }
+
+    [Fact]
     public void Pause_stops_network_time_step_moves_it_by_events_or_duration_and_resume_goes_on()
     {
         using var dir = new TempDir();
@@ -175,7 +203,7 @@ public class EmulateServeTests
             foreach (var m in p.Value.EnumerateObject())
             {
                 if (p.Name.EndsWith("/capture", StringComparison.Ordinal) || p.Name == "/api/events") continue; // streams: tested on their own
-                string path = p.Name.Replace("{name}", p.Name.StartsWith("/api/nodes", StringComparison.Ordinal) ? "h1" : "wan")[1..];
+                string path = p.Name.Replace("{name}", p.Name.StartsWith("/api/nodes", StringComparison.Ordinal) ? "h1" : p.Name.StartsWith("/api/apps", StringComparison.Ordinal) ? "ping2" : "wan")[1..];
                 var (status, body) = s.Send(new HttpMethod(m.Name.ToUpperInvariant()), path, m.Name == "get" ? null : "{}");
                 // Every route exists: an answer other than "no such resource" (an empty body may be refused with a reason).
                 Assert.True(status != 404 && status != 405, $"{m.Name} {p.Name}: {status} {body}");
