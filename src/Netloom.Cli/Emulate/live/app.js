@@ -95,7 +95,18 @@ function draw(state) {
     else $('circle', { r: 20 }, g);
     const t = $('text', { y: 5, class: 'node-label' }, g);
     t.textContent = n.name;
+    g.addEventListener('click', () => showNode(n));
   }
+}
+
+function showNode(n) {
+  selected = null;
+  panel.dataset.link = '';
+  panel.innerHTML = `<h3>${n.kind} ${n.name}</h3><p>${n.up ? 'up' : 'crashed'} · ${n.addresses.join(', ') || 'no address'}</p>
+    <p>links: ${n.links.join(', ')}</p>
+    <div class="buttons"><button id="crash">crash</button><button id="restart">restart</button></div><p id="result" class="hint"></p>`;
+  panel.querySelector('#crash').onclick = () => call('POST', `/api/nodes/${encodeURIComponent(n.name)}/crash`);
+  panel.querySelector('#restart').onclick = () => call('POST', `/api/nodes/${encodeURIComponent(n.name)}/restart`);
 }
 
 function showApps(state) {
@@ -109,6 +120,15 @@ function showApps(state) {
       a.loss != null ? pct(a.loss) : '', us(a.latency?.p50_us), us(a.latency?.p99_us),
       a.error ? a.error : a.completed ? 'done' : 'running'];
     for (const c of cells) { const td = document.createElement('td'); td.textContent = c; tr.appendChild(td); }
+    // Both actions; the server says when one does not apply (a client that ran cannot start again).
+    const td = document.createElement('td');
+    for (const action of ['stop', 'start']) {
+      const b = document.createElement('button');
+      b.textContent = action;
+      b.onclick = () => call('POST', `/api/apps/${encodeURIComponent(a.name)}/${action}`);
+      td.appendChild(b);
+    }
+    tr.appendChild(td);
     body.appendChild(tr);
   }
 }
