@@ -21,6 +21,7 @@ public static class Program
             GetCommand.Create(),
             KvCommand.Create(),
             EmulateCommand.Create(),
+            Emulate.ExtcapCommand.Create(),
             RunCommand.Create(),
             BenchCommand.Create(),
         };

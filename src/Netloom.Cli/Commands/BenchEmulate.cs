@@ -37,6 +37,56 @@ internal static class BenchEmulate
         return y.ToString();
     }
 
+    /// <summary>
+    /// The same network run as `emulate --serve --speed max` runs it: on the emulator's own thread,
+    /// in slices, with the control API listening on loopback and no client connected. The timed
+    /// part is the same 90% of virtual time, so the hops are the same and the wall times compare.
+    /// </summary>
+    private static double ProcessCpuSeconds()
+    {
+        using var p = Process.GetCurrentProcess();
+        return p.TotalProcessorTime.TotalSeconds;
+    }
+
+    private static (double Wall, double Cpu, long Hops) Served(string yaml, double seconds)
+    {
+        var sc = Scenario.Build(TopologyParser.Parse(yaml));
+        var events = new Emulate.EventHub();
+        var live = new Emulate.LiveEmulation(sc, speed: 0, startPaused: true, events);
+        var server = Emulate.ControlServer.StartAsync(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0), live, events, realTime: false).GetAwaiter().GetResult();
+        try
+        {
+            live.Start();
+            void RunFor(double s)
+            {
+                live.Invoke(() => live.Resume(Duration.FromNanoseconds((long)(s * 1e9)))).Wait();
+                live.ReachedEnd.Wait();
+            }
+            RunFor(seconds * 0.1);
+            long hops0 = sc.Network.PacketHops;
+            double cpu0 = ProcessCpuSeconds();
+            var clock = Stopwatch.StartNew();
+            RunFor(seconds * 0.9);
+            return (clock.Elapsed.TotalSeconds, ProcessCpuSeconds() - cpu0, sc.Network.PacketHops - hops0);
+        }
+        finally
+        {
+            server.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            live.Dispose();
+        }
+    }
+
+    /// <summary>The timed part of the run above, on a fresh network, on this thread (the API rounds' baseline).</summary>
+    private static (double Wall, double Cpu) Plain(string yaml, double seconds)
+    {
+        var net = Scenario.Build(TopologyParser.Parse(yaml)).Network;
+        net.Run(Duration.FromNanoseconds((long)(seconds * 1e8)));
+        double cpu0 = ProcessCpuSeconds();
+        var clock = Stopwatch.StartNew();
+        net.Run(Duration.FromNanoseconds((long)(seconds * 9e8)));
+        return (clock.Elapsed.TotalSeconds, ProcessCpuSeconds() - cpu0);
+    }
+
     public static List<(string Key, object Value)> Run(int routers, int hostsPerLan, double seconds, long streamRate = 10_000_000)
     {
         var figures = new List<(string, object)>();
@@ -75,6 +125,35 @@ internal static class BenchEmulate
         var streams = rep.Apps.Where(a => a.Kind == "udp").ToList();
         figures.Add(("udp_loss", Math.Round(streams.Average(a => a.Loss ?? 0), 4)));
         figures.Add(("managed_heap_mb", Math.Round(GC.GetTotalMemory(false) / 1e6, 1)));
+        // The API's cost: the same run again, plain and under the control API, interleaved five times (medians).
+        GC.Collect();
+        var plainWalls = new List<double>();
+        var servedWalls = new List<double>();
+        var plainCpu = new List<double>();
+        var servedCpu = new List<double>();
+        string sameHops = "yes";
+        for (int round = 0; round < 5; round++)
+        {
+            var (pw, pc) = Plain(yaml, seconds);
+            plainWalls.Add(pw);
+            plainCpu.Add(pc);
+            GC.Collect();
+            var (wall, cpu, servedHops) = Served(yaml, seconds);
+            servedWalls.Add(wall);
+            servedCpu.Add(cpu);
+            if (servedHops != hops) sameHops = $"no ({servedHops} vs {hops})";
+            GC.Collect();
+        }
+        double plainMedian = plainWalls.Order().ElementAt(2), servedMedian = servedWalls.Order().ElementAt(2);
+        figures.Add(("api_rounds_plain_wall_seconds", string.Join(" ", plainWalls.Select(w => w.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture)))));
+        figures.Add(("api_rounds_served_wall_seconds", string.Join(" ", servedWalls.Select(w => w.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture)))));
+        figures.Add(("served_mhops_per_s", Math.Round(hops / servedMedian / 1e6, 2)));
+        figures.Add(("served_same_hops", sameHops));
+        figures.Add(("api_cost_percent", Math.Round((servedMedian / plainMedian - 1) * 100, 1)));
+        // CPU time of the whole process (the emulator, Kestrel, the GC): steadier than wall time on a busy machine.
+        figures.Add(("api_rounds_plain_cpu_seconds", string.Join(" ", plainCpu.Select(w => w.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture)))));
+        figures.Add(("api_rounds_served_cpu_seconds", string.Join(" ", servedCpu.Select(w => w.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture)))));
+        figures.Add(("api_cost_cpu_percent", Math.Round((servedCpu.Order().ElementAt(2) / plainCpu.Order().ElementAt(2) - 1) * 100, 1)));
         string why = "skipped: NETLOOM_BENCH_NO_LINUX is set";
         if (Environment.GetEnvironmentVariable("NETLOOM_BENCH_NO_LINUX") is null && LinuxCampus.Available(out why))
         {

@@ -12,13 +12,23 @@ internal static class EmulateCommand
 {
     public static Command Create()
     {
-        var file = new Argument<string>("file") { Description = "Topology file (YAML; see docs/EMULATION.md and examples/)" };
+        var file = new Argument<string?>("file") { Description = "Topology file (YAML; see docs/EMULATION.md and examples/); optional with --serve (PUT /api/scenario loads one)", Arity = ArgumentArity.ZeroOrOne };
         var seed = new Option<int?>("--seed") { Description = "Seed for every random choice (overrides the file's)" };
         var pcap = new Option<string?>("--pcap") { Description = "Directory for one pcapng capture per link" };
         var report = new Option<string?>("--report") { Description = "Write the figures as JSON to this file" };
         var realtime = new Option<bool>("--realtime") { Description = "Run on the wall clock (needed for linux nodes; root)" };
-        var cmd = new Command("emulate", "Run an emulated network of hosts, switches, routers and impaired links, in virtual time") { file, seed, pcap, report, realtime };
-        cmd.SetAction(r => Run(r.GetValue(file)!, r.GetValue(seed), r.GetValue(pcap), r.GetValue(report), r.GetValue(realtime)));
+        var serve = new Option<string?>("--serve") { Description = "Serve the control API, its OpenAPI document and the live view on ADDR:PORT (port 0: any free port)" };
+        var speed = new Option<string?>("--speed") { Description = "With --serve: virtual seconds per wall second (default 1), or 'max' to run as fast as possible" };
+        var paused = new Option<bool>("--paused") { Description = "With --serve: start paused (POST /api/resume or /api/step)" };
+        var cmd = new Command("emulate", "Run an emulated network of hosts, switches, routers and impaired links, in virtual time") { file, seed, pcap, report, realtime, serve, speed, paused };
+        cmd.SetAction(r =>
+        {
+            if (r.GetValue(serve) is { } addr)
+                return Emulate.ServeCommand.Run(r.GetValue(file), addr, r.GetValue(seed), r.GetValue(pcap), r.GetValue(report), r.GetValue(realtime), r.GetValue(speed), r.GetValue(paused));
+            if (r.GetValue(speed) is not null || r.GetValue(paused)) return CliErrors.Report("--speed and --paused go with --serve", CliErrors.BadInput);
+            if (r.GetValue(file) is not { } f) return CliErrors.Report("emulate needs a topology file (or --serve ADDR:PORT)", CliErrors.BadInput);
+            return Run(f, r.GetValue(seed), r.GetValue(pcap), r.GetValue(report), r.GetValue(realtime));
+        });
         return cmd;
     }
 
@@ -85,7 +95,7 @@ internal static class EmulateCommand
         return CliErrors.Ok;
     }
 
-    private static void Summary(EmulationReport rep, TimeSpan build, TimeSpan wall, string? pcap)
+    internal static void Summary(EmulationReport rep, TimeSpan build, TimeSpan wall, string? pcap)
     {
         var apps = new Table().Border(TableBorder.Rounded).Title("apps");
         foreach (var c in new[] { "app", "kind", "host", "target", "bytes", "throughput", "sent/recv", "loss", "retx", "rtt/one-way p50", "p90", "p99", "status" }) apps.AddColumn(c);

@@ -32,10 +32,29 @@ internal abstract class App
     {
         if (Running || !Host.IsUp) return;
         Running = true;
+        Started = true;
+        Error = null;
         StartedAt = now;
         OnStart(now);
         Host.WakeAtTime(now.Nanoseconds);
     }
+
+    /// <summary>Whether the app has begun at least once (an app with a later start time has not).</summary>
+    public bool Started { get; private set; }
+
+    /// <summary>Stops a running app now: its sockets are closed at once (TCP with a reset), and it reports "stopped".</summary>
+    internal void Stop()
+    {
+        if (!Running) return;
+        OnStop();
+        Finish("stopped");
+    }
+
+    /// <summary>Whether <see cref="Begin"/> may run it again after it stopped: servers can, clients measured one run.</summary>
+    internal virtual bool Restartable => false;
+
+    /// <summary>Closes what the app holds open; called by <see cref="Stop"/>.</summary>
+    protected virtual void OnStop() { }
 
     protected void Finish(string? error = null)
     {

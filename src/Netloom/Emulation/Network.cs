@@ -36,7 +36,7 @@ public sealed partial class Network
     private readonly Dictionary<string, Node> _byName = new(StringComparer.Ordinal);
     private readonly List<Link> _links = [];
     private readonly List<App> _apps = [];
-    private readonly Dictionary<Link, (ICaptureWriter Writer, int IfA, int IfB)> _captures = [];
+    private readonly Dictionary<Link, List<(ICaptureWriter Writer, int IfA, int IfB)>> _captures = [];
     private bool _started;
     private ulong _nextMac = 0x02_4E_4C_00_00_01; // locally administered "NL" range
     private ushort _nextPingId = 1;
@@ -180,24 +180,34 @@ public sealed partial class Network
     public void At(Duration at, Action action) =>
         Post(null, Math.Max(NowNs, Epoch.Nanoseconds + at.Nanoseconds), static a => ((Action)a!)(), action);
 
-    /// <summary>Writes every frame sent on <paramref name="link"/> (both ends, as two capture interfaces) to <paramref name="writer"/>.</summary>
+    /// <summary>Writes every frame sent on <paramref name="link"/> (both ends, as two capture interfaces) to <paramref name="writer"/>. A link may have several.</summary>
     public void Capture(Link link, ICaptureWriter writer)
     {
         int a = writer.AddInterface(LinkType.Ethernet, $"{link.Name}:{link.A}");
         int b = writer.AddInterface(LinkType.Ethernet, $"{link.Name}:{link.B}");
-        _captures[link] = (writer, a, b);
+        if (!_captures.TryGetValue(link, out var list)) _captures[link] = list = [];
+        list.Add((writer, a, b));
+    }
+
+    /// <summary>Stops writing <paramref name="link"/>'s frames to <paramref name="writer"/> (which the caller keeps and closes).</summary>
+    internal void StopCapture(Link link, ICaptureWriter writer)
+    {
+        if (!_captures.TryGetValue(link, out var list)) return;
+        list.RemoveAll(c => ReferenceEquals(c.Writer, writer));
+        if (list.Count == 0) _captures.Remove(link);
     }
 
     internal void Capture(LinkDirection dir, SimFrame frame, long now)
     {
-        if (_captures.Count == 0 || !_captures.TryGetValue(dir.Link, out var c)) return;
-        c.Writer.Write(dir.Index == 0 ? c.IfA : c.IfB, new Instant(now), frame.Span, -1, PacketDirection.Outbound);
+        if (_captures.Count == 0 || !_captures.TryGetValue(dir.Link, out var list)) return;
+        foreach (var c in list)
+            c.Writer.Write(dir.Index == 0 ? c.IfA : c.IfB, new Instant(now), frame.Span, -1, PacketDirection.Outbound);
     }
 
     /// <summary>Flushes and closes every capture.</summary>
     public void CloseCaptures()
     {
-        foreach (var (w, _, _) in _captures.Values.Distinct()) { w.Flush(); w.Dispose(); }
+        foreach (var w in _captures.Values.SelectMany(l => l).Select(c => c.Writer).Distinct()) { w.Flush(); w.Dispose(); }
         _captures.Clear();
     }
 

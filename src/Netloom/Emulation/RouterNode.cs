@@ -42,6 +42,8 @@ public sealed class RouterCounters
     public long Malformed { get; internal set; }
     public long NotForUs { get; internal set; }
     public long PendingDropped { get; internal set; }
+    /// <summary>Forwarded packets the access list dropped.</summary>
+    public long AccessDenied { get; internal set; }
 }
 
 /// <summary>
@@ -94,6 +96,7 @@ public sealed partial class RouterNode : Node
         var p = AddPort();
         _addresses.Add(address);
         _mtus.Add(mtu);
+        _table = []; // rebuilt at the next lookup, with this interface's connected prefix (a link added while running)
         return p;
     }
 
@@ -173,6 +176,13 @@ public sealed partial class RouterNode : Node
     /// <summary>Forwards a valid IPv4 frame (RFC 1812 §5.2): TTL, route, next hop, MTU, then out.</summary>
     private void Forward(NodePort inPort, SimFrame frame, in Ipv4Packet ip, long now)
     {
+        if (_acl.Length != 0 && !Permitted(ip))
+        {
+            // Dropped in silence, as a firewall does: no ICMP says why.
+            Counters.AccessDenied++;
+            Network.Pool.Return(frame);
+            return;
+        }
         if (ip.Ttl <= 1)
         {
             Counters.TtlExceeded++;

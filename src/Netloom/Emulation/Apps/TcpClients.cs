@@ -34,6 +34,8 @@ internal sealed class BulkSendApp : App
 
     protected override void OnStart(Instant now) => _s = Host.Stack.Connect(Target.Address, Target.Port, _options);
 
+    protected override void OnStop() => _s?.Abort();
+
     private long Acked => _s is null ? 0 : _written - _s.SendQueued;
 
     internal override bool Poll(Instant now)
@@ -129,6 +131,8 @@ internal sealed class RrClientApp : App
     public LatencyStats Latency { get; } = new();
 
     protected override void OnStart(Instant now) => _s = Host.Stack.Connect(Target.Address, Target.Port, _options);
+
+    protected override void OnStop() => _s?.Abort();
 
     internal override bool Poll(Instant now)
     {

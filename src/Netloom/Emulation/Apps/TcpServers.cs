@@ -56,6 +56,16 @@ internal abstract class TcpServerApp : App
         _listener = null;
     }
 
+    internal override bool Restartable => true;
+
+    protected override void OnStop()
+    {
+        _listener?.Close();
+        _listener = null;
+        foreach (var c in _connections) c.Abort();
+        _connections.Clear();
+    }
+
     internal override void HostRestarted(Instant now)
     {
         if (Running) _listener = Host.Stack.Listen(Port, backlog: 128);

@@ -67,6 +67,12 @@ internal sealed class UdpStreamApp : App
         return moved;
     }
 
+    protected override void OnStop()
+    {
+        _socket?.Close();
+        _socket = null;
+    }
+
     internal override void HostCrashed()
     {
         _socket = null;
@@ -149,6 +155,14 @@ internal sealed class UdpSinkApp(string name, HostNode host, ushort port) : App(
     }
 
     internal override void HostCrashed() => _socket = null;
+
+    internal override bool Restartable => true;
+
+    protected override void OnStop()
+    {
+        _socket?.Close();
+        _socket = null;
+    }
     internal override void HostRestarted(Instant now)
     {
         if (Running) _socket = Host.Stack.OpenUdp(Port, receiveBytes: 1 << 20, receiveCount: 1024);

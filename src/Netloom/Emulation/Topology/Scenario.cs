@@ -82,6 +82,7 @@ public sealed partial class Scenario
         foreach (var r in Spec.Nodes.Where(n => n.Kind == NodeKind.Router))
         {
             var router = net.Router(r.Name);
+            foreach (var rule in r.Acl) router.AddAccessRule(rule);
             foreach (var route in r.Routes)
             {
                 int port = -1;

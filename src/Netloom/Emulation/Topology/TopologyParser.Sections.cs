@@ -25,7 +25,7 @@ internal sealed partial class TopologyParser
             string[] allowed = kind switch
             {
                 NodeKind.Host or NodeKind.Linux => ["type", "ip", "gateway", "mtu"],
-                NodeKind.Router => ["type", "routes", "auto_routes"],
+                NodeKind.Router => ["type", "routes", "auto_routes", "acl"],
                 _ => ["type"],
             };
             foreach (var (k, x) in Entries(v, $"node '{name}'", allowed))
@@ -39,6 +39,15 @@ internal sealed partial class TopologyParser
                     case "routes":
                         if (x is not YamlSequenceNode seq) { Error(x, $"{name}.routes must be a list such as [\"10.3.0.0/16 via 10.9.0.2\"]"); break; }
                         foreach (var r in seq) if (Route(r, name) is { } route) node.Routes.Add(route);
+                        break;
+                    case "acl":
+                        if (x is not YamlSequenceNode rules) { Error(x, $"{name}.acl must be a list such as [\"drop tcp to 10.0.3.0/24 port 80\"]"); break; }
+                        foreach (var r in rules)
+                        {
+                            if (Scalar(r, $"{name}.acl rule") is not { } text) continue;
+                            if (AccessRule.TryParse(text, out var rule, out var why)) node.Acl.Add(rule);
+                            else Error(r, $"{name}.acl: {why}: '{text}'");
+                        }
                         break;
                 }
             }

@@ -180,3 +180,48 @@ internal sealed partial class TopologyParser
         }
     }
 }
+
+internal sealed partial class TopologyParser
+{
+    /// <summary>
+    /// A change to a running link's impairments, as the control API takes it: a JSON (or YAML flow)
+    /// mapping of the keys an event's <c>set</c> takes, for both directions, plus <c>a_to_b</c> and
+    /// <c>b_to_a</c> mappings for one direction each. Only the keys written change. Problems throw a
+    /// <see cref="TopologyException"/> with every error, located in the text.
+    /// </summary>
+    internal static (Func<Impairments, Impairments>? AtoB, Func<Impairments, Impairments>? BtoA) ParseLinkChange(string text)
+    {
+        var p = new TopologyParser("<request>");
+        var stream = new YamlStream();
+        try { stream.Load(new StringReader(text)); }
+        catch (YamlDotNet.Core.YamlException e)
+        {
+            throw new TopologyException([new TopologyError("<request>", new((int)e.Start.Line, (int)e.Start.Column), $"not valid JSON: {e.InnerException?.Message ?? e.Message}")]);
+        }
+        if (stream.Documents.Count != 1 || stream.Documents[0].RootNode is not YamlMappingNode root)
+            throw new TopologyException([new TopologyError("<request>", new(1, 1), "the body must be one JSON object, such as {\"delay\": \"20ms\", \"loss\": \"1%\"}")]);
+        YamlNode? ab = null, ba = null;
+        bool both = false;
+        foreach (var (k, v) in p.Entries(root, "set", [.. ImpairmentKeys, "a_to_b", "b_to_a"]))
+        {
+            if (k == "a_to_b") ab = v;
+            else if (k == "b_to_a") ba = v;
+            else both = true;
+        }
+        var changeBoth = both ? p.ChangeOnly(root) : null;
+        var changeAb = ab is null ? null : p.Change(ab);
+        var changeBa = ba is null ? null : p.Change(ba);
+        if (p._errors.Count == 0 && changeBoth is null && changeAb is null && changeBa is null)
+            p.Error(root, "nothing to change: give impairments such as {\"delay\": \"20ms\", \"loss\": \"1%\"}");
+        if (p._errors.Count > 0) throw new TopologyException(p._errors);
+        return (Chain(changeBoth, changeAb), Chain(changeBoth, changeBa));
+    }
+
+    /// <summary>As <see cref="Change"/>, reading only the impairment keys of a mapping that holds others too.</summary>
+    private Func<Impairments, Impairments> ChangeOnly(YamlNode node)
+    {
+        Overlay(node, Impairments.None, "set", skipUnknown: true);
+        var self = this;
+        return imp => self.Overlay(node, imp, "set", skipUnknown: true);
+    }
+}

@@ -52,6 +52,8 @@ internal sealed record NodeSpec(string Name, NodeKind Kind, SourceLocation At)
     public Ipv4Address? Gateway { get; init; }
     public int Mtu { get; init; } = 1500;
     public List<RouteSpec> Routes { get; init; } = [];
+    /// <summary>Routers: the access list, in order.</summary>
+    public List<AccessRule> Acl { get; init; } = [];
     /// <summary>Routers: add shortest-path routes to every subnet not reached by a static route.</summary>
     public bool AutoRoutes { get; init; } = true;
 }

@@ -1,0 +1,136 @@
+using System.CommandLine;
+using System.Runtime.InteropServices;
+using Netloom.Cli.Commands;
+
+namespace Netloom.Cli.Emulate;
+
+/// <summary>
+/// `netloom extcap`: a Wireshark extcap (the interface Wireshark and tshark use to run external
+/// capture programs). Every link of every running <c>netloom emulate --serve</c> is a capture
+/// interface; capturing one streams its frames live from the emulation's API into Wireshark's
+/// fifo. <c>netloom extcap --install</c> puts a launcher into the personal extcap folders.
+/// </summary>
+internal static class ExtcapCommand
+{
+    private const string Prefix = "netloom-";
+
+    public static Command Create()
+    {
+        var cmd = new Command("extcap", "Wireshark extcap: lists the links of running emulations (emulate --serve) as capture interfaces and streams them; --install puts it into Wireshark's extcap folder")
+        {
+            TreatUnmatchedTokensAsErrors = false,
+        };
+        cmd.SetAction(r => Run([.. r.UnmatchedTokens]));
+        return cmd;
+    }
+
+    /// <summary>Wireshark's arguments: --extcap-interfaces, --extcap-dlts, --extcap-config, --capture, --fifo, and ours: --install [DIR].</summary>
+    public static int Run(string[] args)
+    {
+        string? Value(string name)
+        {
+            for (int i = 0; i < args.Length; i++)
+            {
+                if (args[i] == name && i + 1 < args.Length) return args[i + 1];
+                if (args[i].StartsWith(name + "=", StringComparison.Ordinal)) return args[i][(name.Length + 1)..];
+            }
+            return null;
+        }
+        bool Has(string name) => args.Any(a => a == name || a.StartsWith(name + "=", StringComparison.Ordinal));
+
+        if (Has("--install")) return Install(Value("--install"));
+        if (Has("--extcap-interfaces")) return Interfaces();
+        string? iface = Value("--extcap-interface");
+        if (Has("--extcap-dlts"))
+        {
+            if (iface is null) return CliErrors.Report("--extcap-dlts needs --extcap-interface", CliErrors.BadInput);
+            Console.WriteLine("dlt {number=1}{name=EN10MB}{display=Ethernet}");
+            return CliErrors.Ok;
+        }
+        if (Has("--extcap-config")) return CliErrors.Ok; // no options to configure
+        if (Has("--capture"))
+        {
+            if (iface is null || Value("--fifo") is not { } fifo) return CliErrors.Report("--capture needs --extcap-interface and --fifo", CliErrors.BadInput);
+            return Capture(iface, fifo);
+        }
+        return CliErrors.Report("netloom extcap is run by Wireshark (--extcap-interfaces, --capture ...); install it with: netloom extcap --install", CliErrors.BadInput);
+    }
+
+    private static int Interfaces()
+    {
+        Console.WriteLine("extcap {version=1.0}{help=https://github.com/netloom/netloom/blob/main/docs/EMULATION.md}");
+        foreach (var e in ServeRegistry.Running())
+        {
+            List<(string Name, string A, string B)> links;
+            try { links = LinksOf(e.Url); }
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or System.Text.Json.JsonException) { continue; }
+            foreach (var (name, a, b) in links)
+                Console.WriteLine($"interface {{value={Prefix}{e.Pid}-{name}}}{{display=netloom {e.Name}: link {name} ({a} <-> {b})}}");
+        }
+        return CliErrors.Ok;
+    }
+
+    private static List<(string, string, string)> LinksOf(string url)
+    {
+        using var http = new HttpClient { BaseAddress = new Uri(url), Timeout = TimeSpan.FromSeconds(5) };
+        using var doc = System.Text.Json.JsonDocument.Parse(http.GetStringAsync("api/links").GetAwaiter().GetResult());
+        return doc.RootElement.EnumerateArray().Select(l => (l.GetProperty("name").GetString()!, l.GetProperty("a").GetString()!, l.GetProperty("b").GetString()!)).ToList();
+    }
+
+    private static int Capture(string iface, string fifo)
+    {
+        // netloom-PID-LINK (a link name may hold '-').
+        if (!iface.StartsWith(Prefix, StringComparison.Ordinal) || iface.IndexOf('-', Prefix.Length) is var dash && dash < 0
+            || !int.TryParse(iface.AsSpan(Prefix.Length, dash - Prefix.Length), out int pid))
+            return CliErrors.Report($"'{iface}' is not a netloom interface (netloom-PID-LINK)", CliErrors.BadInput);
+        string link = iface[(dash + 1)..];
+        var entry = ServeRegistry.Running().Find(e => e.Pid == pid);
+        if (entry is null) return CliErrors.Report($"no running emulation with process id {pid}");
+        using var stop = new CancellationTokenSource();
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
+        using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
+        try
+        {
+            using var http = new HttpClient { BaseAddress = new Uri(entry.Url), Timeout = Timeout.InfiniteTimeSpan };
+            using var response = http.GetAsync($"api/links/{Uri.EscapeDataString(link)}/capture", HttpCompletionOption.ResponseHeadersRead, stop.Token).GetAwaiter().GetResult();
+            if (!response.IsSuccessStatusCode)
+                return CliErrors.Report($"{iface}: {(int)response.StatusCode} {response.Content.ReadAsStringAsync().GetAwaiter().GetResult()}");
+            using var source = response.Content.ReadAsStream(stop.Token);
+            using var sink = new FileStream(fifo, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, 1);
+            var buffer = new byte[64 << 10];
+            int n;
+            while ((n = source.ReadAsync(buffer, stop.Token).AsTask().GetAwaiter().GetResult()) > 0)
+            {
+                sink.Write(buffer, 0, n);
+                sink.Flush();
+            }
+            return CliErrors.Ok;
+        }
+        catch (OperationCanceledException) { return CliErrors.Ok; } // Wireshark stopped the capture
+        catch (IOException) { return CliErrors.Ok; }               // the reader closed the fifo, or the emulation ended
+        catch (HttpRequestException e) { return CliErrors.Report($"{iface}: {e.Message}"); }
+    }
+
+    /// <summary>Writes a launcher into the personal extcap folders (Wireshark 4.0 and 4.2+ use different ones), or into <paramref name="dir"/>.</summary>
+    private static int Install(string? dir)
+    {
+        string home = Environment.GetEnvironmentVariable("HOME") ?? Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        string[] dirs = dir is not null ? [dir] : [Path.Combine(home, ".config/wireshark/extcap"), Path.Combine(home, ".local/lib/wireshark/extcap")];
+        string self = Environment.ProcessPath ?? "dotnet";
+        string assembly = typeof(ExtcapCommand).Assembly.Location;
+        string launch = Path.GetFileNameWithoutExtension(self) == "dotnet" ? $"exec \"{self}\" \"{assembly}\" extcap \"$@\"" : $"exec \"{self}\" extcap \"$@\"";
+        foreach (var d in dirs)
+        {
+            try
+            {
+                Directory.CreateDirectory(d);
+                string file = Path.Combine(d, "netloom");
+                File.WriteAllText(file, $"#!/bin/sh\n# Installed by `netloom extcap --install`: Wireshark runs this to list and capture netloom links.\n{launch}\n");
+                File.SetUnixFileMode(file, (UnixFileMode)0b111_101_101);
+                Console.WriteLine($"installed {file}");
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return CliErrors.Report($"cannot install into {d}: {e.Message}"); }
+        }
+        return CliErrors.Ok;
+    }
+}
