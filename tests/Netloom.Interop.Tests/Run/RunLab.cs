@@ -91,6 +91,30 @@ internal static class RunLab
         throw new TimeoutException($"nothing accepted on {ip}:{port} in {ns} within {seconds} s");
     }
 
+    /// <summary>
+    /// redis-cli's command families against a fresh server, through <paramref name="cli"/> (which
+    /// runs one redis-cli command and returns its trimmed output): strings, lists, hashes, sets,
+    /// sorted sets, counters, expiry, the key space and INFO. Leaves six keys.
+    /// </summary>
+    public static void RedisCommandFamilies(Func<string[], string> cli)
+    {
+        string Cli(params string[] args) => cli(args);
+        Assert.Equal("PONG", Cli("PING"));
+        Assert.Equal("OK", Cli("SET", "greeting", "hello"));
+        Assert.Equal("hello", Cli("GET", "greeting"));
+        Assert.Equal("3", Cli("RPUSH", "list", "a", "b", "c"));
+        Assert.Equal("a\nb\nc", Cli("LRANGE", "list", "0", "-1"));
+        Assert.Equal("2", Cli("HSET", "hash", "f1", "v1", "f2", "v2"));
+        Assert.Equal("v2", Cli("HGET", "hash", "f2"));
+        Assert.Equal("2", Cli("SADD", "set", "x", "y"));
+        Assert.Equal("1", Cli("ZADD", "zset", "1.5", "m"));
+        Assert.Equal("11", Cli("INCRBY", "counter", "11"));
+        Assert.Equal("1", Cli("EXPIRE", "greeting", "100"));
+        Assert.Equal("6", Cli("DBSIZE"));
+        Assert.Equal("1", Cli("DEL", "set"));
+        Assert.Contains("redis_version", Cli("INFO", "server"));
+    }
+
     /// <summary>An nginx.conf for one process in the foreground (master_process off), serving <paramref name="dir"/> on <paramref name="listen"/>.</summary>
     public static string NginxConf(TempDir dir, string listen, int connections = 256)
     {
