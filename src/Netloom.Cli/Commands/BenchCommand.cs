@@ -55,7 +55,7 @@ internal static class BenchCommand
             double s = r.GetValue(seconds);
             if (s <= 0 || s > 600) return CliErrors.Report("--duration must be between 0 and 600 seconds", CliErrors.BadInput);
             return Print(BenchRun.Run(s, Math.Max(0, r.GetValue(busyPoll))), r.GetValue(json),
-                "both ends of each program under netloom run, one shm port between them, beside the same programs on the kernel over 127.0.0.1; 3 interleaved rounds, medians; sockperf p50 is its latency (half the round trip), netloom busy-polling (both sides spin: the 2 cores); iperf3 one stream, 64 KiB MTU over shm; redis-benchmark -t set,get -n 200000 -c 50 -P 16; pipe: write+read of 1 byte on a kernel pipe with and without the interposer, 5 rounds");
+                "both ends of each program under netloom run, one shm port between them, beside the same programs on the kernel over 127.0.0.1; 3 interleaved rounds, medians; sockperf p50 is its latency (half the round trip), netloom busy-polling (both sides spin: the 2 cores); iperf3 one stream, 64 KiB MTU over shm; redis-benchmark -t set,get -n 200000 -c 50 -P 16; pipe: write+read of 1 byte on a kernel pipe with and without the interposer, 6 rounds in ABBA order");
         });
         var offload = new Command("offload", "Unmodified redis-server and nginx, plain and under netloom run --offload (with and without busy polling), under redis-benchmark and wrk: throughput, CPU and system calls per request, p99") { seconds, json };
         offload.SetAction(r =>
