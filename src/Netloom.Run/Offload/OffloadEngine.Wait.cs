@@ -20,7 +20,7 @@ internal sealed unsafe partial class OffloadEngine
             if (Get(fd) is not { } s) return -Errno.EBADF;
             if (!_epolls.TryGetValue(epfd, out var set)) _epolls[epfd] = set = new EpollSet(epfd);
             long r = set.Control(op, fd, s, ev is null ? 0 : ev->Events, ev is null ? 0 : ev->Data);
-            if (r == 0 && op == Abi.EPOLL_CTL_ADD) _host->MarkEpoll(epfd, 1);
+            if (r == 0 && op == Abi.EPOLL_CTL_ADD) Engine.Host->MarkEpoll(epfd, 1);
             return r;
         }
     }
@@ -36,7 +36,7 @@ internal sealed unsafe partial class OffloadEngine
             {
                 Reap();
                 int n = _epolls.TryGetValue(epfd, out var set) ? set.Collect(events, max) : 0;
-                bool kernel = _host->EpollKernel(epfd) != 0;
+                bool kernel = Engine.Host->EpollKernel(epfd) != 0;
                 var watch = _watches.GetValueOrDefault(epfd);
                 if (kernel && n < max && (watch.Ready || !watch.Armed))
                 {
@@ -66,7 +66,7 @@ internal sealed unsafe partial class OffloadEngine
         {
             _epolls.Remove(epfd);
             if (_watches.Remove(epfd, out var w) && w.Armed) Cancel(UringTag.Make(EpollWatch, epfd, 0));
-            _host->MarkEpoll(epfd, 0);
+            Engine.Host->MarkEpoll(epfd, 0);
             Flush();
         }
         return 0;

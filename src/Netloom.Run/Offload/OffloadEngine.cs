@@ -24,7 +24,6 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     // Tag kinds beyond UringTag's.
     private const byte EpollWatch = 8;
 
-    private static HostTable* _host;
     private readonly Lock _lock = new();
     private readonly UringRing _ring;
     private readonly ProvidedBuffers _buffers;
@@ -55,7 +54,6 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
 
     public static OffloadEngine? Start(HostTable* host)
     {
-        _host = host;
         Engine.SetHost(host);
         _ = Engine.PrintStats; // the environment as it is now (static fields read it once, here)
         int entries = 1024, busy = 0;
