@@ -86,8 +86,7 @@ internal static partial class BenchKestrel
         {
             foreach (var server in running)
             {
-                server.Process.Kill(entireProcessTree: true);
-                server.Process.WaitForExit(5000);
+                Signals.Stop(server.Process);
                 server.Process.Dispose();
             }
             File.Delete(script);

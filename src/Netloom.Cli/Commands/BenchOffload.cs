@@ -221,7 +221,7 @@ internal static partial class BenchOffload
 
     private static void Stop(Process p)
     {
-        try { if (!p.HasExited) { p.Kill(); p.WaitForExit(5000); } } catch (InvalidOperationException) { }
+        Signals.Stop(p);
     }
 
     private static double Median(List<double> xs)

@@ -175,7 +175,7 @@ internal static partial class BenchRun
 
     private static void Stop(Process p)
     {
-        try { if (!p.HasExited) { p.Kill(true); p.WaitForExit(5000); } } catch (InvalidOperationException) { }
+        Signals.Stop(p);
         p.Dispose();
     }
 

@@ -105,12 +105,9 @@ internal static class RunCommand
             string? existing = Environment.GetEnvironmentVariable("LD_PRELOAD");
             psi.Environment["LD_PRELOAD"] = string.IsNullOrEmpty(existing) ? preload : $"{preload} {existing}";
             using var child = Process.Start(psi)!;
-            // Ctrl-C reaches the program (same process group); this command waits for its status.
-            ConsoleCancelEventHandler keep = (_, e) => e.Cancel = true;
-            Console.CancelKeyPress += keep;
-            using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; try { child.Kill(); } catch (InvalidOperationException) { } });
-            child.WaitForExit();
-            Console.CancelKeyPress -= keep;
+            // Signals sent to this command reach the program, which leaves through its own exit
+            // path (the engine's too); this command waits for its status.
+            using (Signals.ForwardTo(child)) child.WaitForExit();
             return child.ExitCode;
         }
         catch (Win32Exception e) { return CliErrors.Report($"{program[0]}: {e.Message}", 126); }

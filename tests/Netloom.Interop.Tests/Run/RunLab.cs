@@ -75,7 +75,9 @@ internal static class RunLab
     public static Background Start(string? readyText, string? ns, string port, string ip, string[] program, params string[] flags)
     {
         var argv = Command(ns, port, ip, program, flags);
-        return new Background(readyText, argv[0], argv[1..]);
+        // A program that dies of the stop signal (no handler, so no exit path) leaves its shm file.
+        string? shmFile = port.StartsWith("shm:", StringComparison.Ordinal) ? $"/dev/shm/netloom-{port[4..]}" : null;
+        return new Background(readyText, argv[0], argv[1..]) { AfterStop = shmFile is null ? null : () => File.Delete(shmFile) };
     }
 
     /// <summary>Waits until a TCP port accepts in a namespace (a server under netloom run starts in its own time).</summary>

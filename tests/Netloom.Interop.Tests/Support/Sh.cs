@@ -73,6 +73,9 @@ internal sealed class Background : IDisposable
             throw new TimeoutException($"'{_p.StartInfo.FileName} {string.Join(' ', _p.StartInfo.ArgumentList)}' never printed '{_readyText}'. Output:\n{Log}");
     }
 
+    /// <summary>Waits for the program to end by itself.</summary>
+    public bool WaitForExit(int milliseconds) => _p.WaitForExit(milliseconds);
+
     /// <summary>SIGINT and wait, so a capture writes its last packets.</summary>
     public void Stop()
     {
@@ -82,9 +85,13 @@ internal sealed class Background : IDisposable
         _p.WaitForExit();
     }
 
+    /// <summary>Runs once the program is gone, such as removing files a killed program could not.</summary>
+    public Action? AfterStop { get; init; }
+
     public void Dispose()
     {
         try { Stop(); } catch (InvalidOperationException) { }
         _p.Dispose();
+        AfterStop?.Invoke();
     }
 }
