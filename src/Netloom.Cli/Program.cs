@@ -25,6 +25,9 @@ public static class Program
             RunCommand.Create(),
             BenchCommand.Create(),
         };
+        // The emulator's process nodes start programs under `netloom run`, and say what they print.
+        Netloom.Emulation.ProcessNode.Launcher = SelfProcess.NetloomStartInfo;
+        Netloom.Emulation.ProcessNode.Output = Console.Error.WriteLine;
         return root.Parse(args).Invoke();
     }
 }

@@ -23,4 +23,19 @@ internal static class SelfProcess
     /// <summary>What goes between this binary and its arguments: the dll when run as `dotnet Netloom.Cli.dll`.</summary>
     public static string[] PrefixArgs() =>
         Path.GetFileNameWithoutExtension(Environment.ProcessPath!) == "dotnet" ? [typeof(SelfProcess).Assembly.Location] : [];
+
+    /// <summary>
+    /// `netloom ARGS` for a program this process starts (the emulator's process nodes): through the
+    /// launcher script when it started this process (it exports NETLOOM_LAUNCHER, and builds the
+    /// interposer that `netloom run` needs), else this binary.
+    /// </summary>
+    public static ProcessStartInfo NetloomStartInfo(IReadOnlyList<string> args)
+    {
+        string? launcher = Environment.GetEnvironmentVariable("NETLOOM_LAUNCHER");
+        bool viaLauncher = !string.IsNullOrEmpty(launcher) && File.Exists(launcher);
+        var psi = new ProcessStartInfo(viaLauncher ? launcher! : Environment.ProcessPath!);
+        if (!viaLauncher) foreach (var a in PrefixArgs()) psi.ArgumentList.Add(a);
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        return psi;
+    }
 }

@@ -232,9 +232,22 @@ internal sealed class LiveEmulation : IDisposable
         {
             HostNode h => [$"{h.Options.Address}/{h.Options.PrefixLength}"],
             RouterNode r => Enumerable.Range(0, r.Ports.Count).Select(i => r.AddressOf(i) is { } a ? $"{a.Address}/{a.PrefixLength}" : null).OfType<string>().ToList(),
+            ProcessNode p => [$"{p.Address}/{p.PrefixLength}"],
             _ => new List<string>(),
         },
-        kind = n switch { HostNode => "host", SwitchNode => "switch", RouterNode => "router", LinuxNode => "linux", _ => "node" },
+        kind = n switch { HostNode => "host", SwitchNode => "switch", RouterNode => "router", LinuxNode => "linux", ProcessNode => "process", _ => "node" },
+        process = n is ProcessNode pn ? new
+        {
+            program = pn.Program,
+            port = pn.PortSpec,
+            running = pn.Running,
+            pid = pn.Pid,
+            starts = pn.Starts,
+            exit_code = pn.ExitCode,
+            frames_from_program = pn.FramesFromProgram,
+            frames_to_program = pn.FramesToProgram,
+            output = pn.RecentOutput.TakeLast(20).ToList(),
+        } : null,
         up = n.IsUp,
         discarded = n.Discarded,
         links = n.Ports.Where(p => p.Link is not null).Select(p => p.Link!.Name).ToList(),

@@ -11,25 +11,26 @@ namespace Netloom.Emulation;
 /// <c>ip netns exec</c>) talks through the emulated links. It needs root and real time: the
 /// kernel does not run on virtual time. Disposing the network deletes the namespace.
 /// </summary>
-public sealed class LinuxNode : Node, IDisposable
+public sealed class LinuxNode : Node, IDisposable, IAttachedNode
 {
-    private readonly IPort _tap;
-    private readonly PortDevice _device;
+    private readonly PortAttachment _tap;
+    private readonly Action<SimFrame> _send;
+    private long _sendAt;
     private bool _disposed;
 
     private LinuxNode(Network network, int id, string name, string ns, IPort tap, int mtu) : base(network, id, name)
     {
         Namespace = ns;
-        _tap = tap;
-        _device = new PortDevice(tap, mtu);
+        _tap = new PortAttachment(tap, mtu);
         AddPort();
+        _send = f => Send(Port, f, _sendAt);
     }
 
     /// <summary>The namespace's name: run commands in it with <c>ip netns exec NAME ...</c>.</summary>
     public string Namespace { get; }
     internal NodePort Port => Ports[0];
-    public long FramesFromKernel { get; private set; }
-    public long FramesToKernel { get; private set; }
+    public long FramesFromKernel => _tap.FramesIn;
+    public long FramesToKernel => _tap.FramesOut;
 
     /// <summary>Makes the namespace and its TAP device, addressed <paramref name="address"/>/<paramref name="prefixLength"/>.</summary>
     internal static LinuxNode Create(Network network, int id, string name, Wire.Ipv4Address address, int prefixLength, Wire.Ipv4Address? gateway, int mtu)
@@ -77,37 +78,17 @@ public sealed class LinuxNode : Node, IDisposable
 
     internal override void Receive(NodePort port, SimFrame frame, long now)
     {
-        if (IsUp)
-        {
-            var buf = _device.TryAllocateTransmit(frame.Length);
-            if (buf.IsEmpty) Discarded++;
-            else
-            {
-                frame.Span.CopyTo(buf);
-                _device.CommitTransmit(frame.Length);
-                _device.Flush();
-                FramesToKernel++;
-            }
-        }
+        if (IsUp && !_tap.Deliver(frame)) Discarded++;
         Network.Pool.Return(frame);
     }
 
     /// <summary>Takes what the kernel sent and puts it on the link (called by the real-time loop).</summary>
-    internal int PollKernel(long now)
+    int IAttachedNode.Poll(long now)
     {
-        int n = 0;
-        while (_device.TryReceive(out var frame))
-        {
-            n++;
-            if (!IsUp) continue;
-            var f = Network.Pool.Rent();
-            if (f is null || frame.Length > f.Data.Length) { Discarded++; if (f is not null) Network.Pool.Return(f); continue; }
-            frame.CopyTo(f.Data);
-            f.Length = frame.Length;
-            FramesFromKernel++;
-            Send(Port, f, now);
-        }
-        _device.ReleaseReceived();
+        _sendAt = now;
+        long discarded = Discarded;
+        int n = _tap.Poll(Network, IsUp, _send, ref discarded);
+        Discarded = discarded;
         return n;
     }
 

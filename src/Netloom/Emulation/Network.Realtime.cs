@@ -5,23 +5,32 @@ namespace Netloom.Emulation;
 
 public sealed partial class Network : IDisposable
 {
-    private readonly List<LinuxNode> _linux = [];
+    private readonly List<IAttachedNode> _attached = [];
 
-    /// <summary>True when the network must run in real time (it has a <see cref="LinuxNode"/>).</summary>
-    public bool NeedsRealTime => _linux.Count > 0;
+    /// <summary>True when the network must run in real time (it has a <see cref="LinuxNode"/> or a process node).</summary>
+    public bool NeedsRealTime => _attached.Count > 0;
 
     /// <summary>Adds a real Linux namespace as a node (root only; real time only: see <see cref="RunRealTime"/>).</summary>
     public LinuxNode AddLinux(string name, Ipv4Address address, int prefixLength = 24, Ipv4Address? gateway = null, int mtu = 1500)
     {
         CheckName(name);
         var node = LinuxNode.Create(this, _nodes.Count, name, address, prefixLength, gateway, mtu);
-        _linux.Add(node);
+        _attached.Add(node);
         return AddNode(node);
     }
 
     /// <summary>As <see cref="AddLinux(string, Ipv4Address, int, Ipv4Address?, int)"/>; IPv6 throws <see cref="ArgumentException"/> (not supported yet).</summary>
     public LinuxNode AddLinux(string name, System.Net.IPAddress address, int prefixLength = 24, System.Net.IPAddress? gateway = null, int mtu = 1500) =>
         AddLinux(name, Ipv4Address.FromIPAddress(address), prefixLength, gateway is null ? null : Ipv4Address.FromIPAddress(gateway), mtu);
+
+    /// <summary>A program under <c>netloom run</c> as a node (real time only; see <see cref="ProcessNode"/>).</summary>
+    internal ProcessNode AddProcess(string name, string[] argv, Ipv4Address address, int prefixLength, Ipv4Address? gateway, int mtu, long startAfterNs, string? workingDirectory)
+    {
+        CheckName(name);
+        var node = ProcessNode.Create(this, _nodes.Count, name, argv, address, prefixLength, gateway, mtu, startAfterNs, workingDirectory);
+        _attached.Add(node);
+        return AddNode(node);
+    }
 
     /// <summary>
     /// Runs for <paramref name="span"/> of wall-clock time: virtual time follows the monotonic clock,
@@ -40,7 +49,7 @@ public sealed partial class Network : IDisposable
             int work = 0;
             while (HasEventBy(now)) { StepCore(); work++; }
             NowNs = Math.Max(NowNs, now);
-            foreach (var l in _linux) work += l.PollKernel(NowNs);
+            foreach (var a in _attached) work += a.Poll(NowNs);
             if (work > 0) { spin.Reset(); continue; }
             // Idle: the kernel side is polled, so sleep briefly rather than for the next event's full gap.
             long gap = (_queue.Count > 0 ? _queue.PeekTime : end) - now;
@@ -49,11 +58,11 @@ public sealed partial class Network : IDisposable
         }
     }
 
-    /// <summary>Closes captures and removes the namespaces of linux nodes.</summary>
+    /// <summary>Closes captures, removes the namespaces of linux nodes and stops process nodes' programs.</summary>
     public void Dispose()
     {
         CloseCaptures();
-        foreach (var l in _linux) l.Dispose();
-        _linux.Clear();
+        foreach (var a in _attached) a.Dispose();
+        _attached.Clear();
     }
 }

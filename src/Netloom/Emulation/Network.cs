@@ -161,6 +161,8 @@ public sealed partial class Network
         RouterNode r => r.AddInterface(address, mtu),
         LinuxNode l when l.Port.Link is null => l.Port,
         LinuxNode l => throw new ArgumentException($"linux node {l.Name} already has a link"),
+        ProcessNode p when p.Port.Link is null => p.Port,
+        ProcessNode p => throw new ArgumentException($"process node {p.Name} already has a link"),
         _ => throw new ArgumentException($"cannot link {node.Name}"),
     };
 

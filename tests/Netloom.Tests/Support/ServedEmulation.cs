@@ -10,7 +10,10 @@ internal sealed partial class ServedEmulation : IDisposable
     private readonly System.Diagnostics.Process _p;
     private readonly StringBuilder _out = new();
 
-    public ServedEmulation(string? file, string runtimeDir, params string[] extra)
+    public ServedEmulation(string? file, string runtimeDir, params string[] extra) : this(file, runtimeDir, [], extra) { }
+
+    /// <summary>As above, with <paramref name="environment"/> set for the server (and what it starts).</summary>
+    public ServedEmulation(string? file, string runtimeDir, (string Name, string Value)[] environment, params string[] extra)
     {
         var args = new List<string> { "emulate" };
         if (file is not null) args.Add(file);
@@ -20,6 +23,7 @@ internal sealed partial class ServedEmulation : IDisposable
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Netloom.Cli.dll"));
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment["NETLOOM_RUNTIME_DIR"] = runtimeDir;
+        foreach (var (name, value) in environment) psi.Environment[name] = value;
         _p = new System.Diagnostics.Process { StartInfo = psi };
         _p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_out) _out.AppendLine(e.Data); };
         _p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_out) _out.AppendLine(e.Data); };

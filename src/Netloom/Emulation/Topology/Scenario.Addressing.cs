@@ -7,7 +7,7 @@ public sealed partial class Scenario
     /// <summary>One end of a link at a host, router or linux node (switch ends are not addressed).</summary>
     private sealed record End(LinkSpec Link, bool IsA, NodeSpec Node)
     {
-        public Cidr? Written => Node.Kind is NodeKind.Host or NodeKind.Linux ? Node.Ip : IsA ? Link.IpA : Link.IpB;
+        public Cidr? Written => Node.Kind is NodeKind.Host or NodeKind.Linux or NodeKind.Process ? Node.Ip : IsA ? Link.IpA : Link.IpB;
         public SourceLocation At => IsA ? Link.AAt : Link.BAt;
     }
 
@@ -54,7 +54,7 @@ public sealed partial class Scenario
             if (nodes[l.A].Kind != NodeKind.Switch) seg.Ends.Add(new End(l, true, nodes[l.A]));
             if (nodes[l.B].Kind != NodeKind.Switch) seg.Ends.Add(new End(l, false, nodes[l.B]));
         }
-        foreach (var n in Spec.Nodes.Where(n => n.Kind is NodeKind.Host or NodeKind.Linux))
+        foreach (var n in Spec.Nodes.Where(n => n.Kind is NodeKind.Host or NodeKind.Linux or NodeKind.Process))
         {
             int links = Spec.Links.Count(l => l.A == n.Name || l.B == n.Name);
             if (links == 0) errors.Add(new(Spec.File, n.At, $"{n.Kind.ToString().ToLowerInvariant()} '{n.Name}' has no link"));
@@ -99,7 +99,7 @@ public sealed partial class Scenario
             {
                 _endAddress[(e.Link.Name, e.IsA)] = (seg, a);
                 _firstAddress.TryAdd(e.Node.Name, a);
-                if (e.Node.Kind is NodeKind.Host or NodeKind.Linux)
+                if (e.Node.Kind is NodeKind.Host or NodeKind.Linux or NodeKind.Process)
                 {
                     _hostAddress[e.Node.Name] = new Cidr(a, seg.Subnet.PrefixLength);
                     var router = seg.Ends.FirstOrDefault(x => x.Node.Kind == NodeKind.Router);

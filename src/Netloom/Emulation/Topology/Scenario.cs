@@ -59,6 +59,11 @@ public sealed partial class Scenario
             if (!RealTime) { errors.Add(new(Spec.File, at, "linux nodes run the real kernel, which needs real time: run with --realtime")); return; }
             if (!Environment.IsPrivilegedProcess) { errors.Add(new(Spec.File, at, "linux nodes create network namespaces, which needs root")); return; }
         }
+        if (Spec.Nodes.Find(n => n.Kind == NodeKind.Process) is { } process)
+        {
+            if (!RealTime) { errors.Add(new(Spec.File, process.At, "process nodes run real programs, which needs real time: run with --realtime")); return; }
+            if (ProcessNode.Launcher is null) { errors.Add(new(Spec.File, process.At, "process nodes run their programs under `netloom run`: use the netloom CLI (netloom emulate)")); return; }
+        }
         var net = Network = new Network(new NetworkOptions { Seed = Spec.Seed, MaxMtu = maxMtu });
         foreach (var n in Spec.Nodes)
         {
@@ -71,6 +76,7 @@ public sealed partial class Scenario
                 case NodeKind.Switch: net.AddSwitch(n.Name); break;
                 case NodeKind.Router: net.AddRouter(n.Name); break;
                 case NodeKind.Linux: AddLinux(n); break;
+                case NodeKind.Process: AddProcess(n); break;
             }
         }
         foreach (var l in Spec.Links)
@@ -103,6 +109,21 @@ public sealed partial class Scenario
         Network.AddLinux(n.Name, ip.Address, ip.PrefixLength, _hostGateway.GetValueOrDefault(n.Name), n.Mtu);
     }
 
+    private void AddProcess(NodeSpec n)
+    {
+        var ip = _hostAddress[n.Name];
+        var argv = new string[n.Run.Length];
+        for (int i = 0; i < argv.Length; i++)
+            // Only node names are replaced: other braces (curl's -w '%{http_code}') stay as written.
+            argv[i] = NodeReference().Replace(n.Run[i], m =>
+                _firstAddress.TryGetValue(m.Groups[1].Value, out var a) ? a.ToString() : m.Value);
+        string? folder = File.Exists(Spec.File) ? Path.GetDirectoryName(Path.GetFullPath(Spec.File)) : null;
+        Network.AddProcess(n.Name, argv, ip.Address, ip.PrefixLength, _hostGateway.GetValueOrDefault(n.Name), n.Mtu, n.Start.Nanoseconds, folder);
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"\{([A-Za-z][A-Za-z0-9_.-]*)\}")]
+    private static partial System.Text.RegularExpressions.Regex NodeReference();
+
     private Ipv4Address Resolve(string to) => Ipv4Address.TryParse(to, out var a) ? a : _firstAddress[to];
 
     private void AddApp(AppSpec a, List<TopologyError> errors)
@@ -111,7 +132,7 @@ public sealed partial class Scenario
         if (net[a.On] is not HostNode host) { errors.Add(new(Spec.File, a.At, $"app '{a.Name}': apps run on hosts, and '{a.On}' is not one")); return; }
         var tcp = new TcpSocketOptions { Congestion = a.Congestion };
         HostNode? target = a.To is not null && !Ipv4Address.TryParse(a.To, out _) ? net[a.To] as HostNode : null;
-        if (a.To is not null && target is null && !Ipv4Address.TryParse(a.To, out _) && net[a.To] is not RouterNode && net[a.To] is not LinuxNode)
+        if (a.To is not null && target is null && !Ipv4Address.TryParse(a.To, out _) && net[a.To] is not RouterNode && net[a.To] is not LinuxNode && net[a.To] is not ProcessNode)
         {
             errors.Add(new(Spec.File, a.ToAt, $"app '{a.Name}': '{a.To}' is a switch, which has no address"));
             return;

@@ -19,12 +19,13 @@ internal sealed partial class TopologyParser
             if (v is YamlScalarNode) { if (Kind(v, name) is { } k) spec.Nodes.Add(new NodeSpec(name, k, At(kn))); else _broken.Add(name); continue; }
             YamlNode? typeNode = null;
             if (v is YamlMappingNode m) m.Children.TryGetValue(new YamlScalarNode("type"), out typeNode);
-            if (typeNode is null) { Error(v, $"node '{name}' needs a type: host, switch, router or linux"); _broken.Add(name); continue; }
+            if (typeNode is null) { Error(v, $"node '{name}' needs a type: host, switch, router, linux or process"); _broken.Add(name); continue; }
             if (Kind(typeNode, name) is not { } kind) { _broken.Add(name); continue; }
             var node = new NodeSpec(name, kind, At(kn));
             string[] allowed = kind switch
             {
                 NodeKind.Host or NodeKind.Linux => ["type", "ip", "gateway", "mtu"],
+                NodeKind.Process => ["type", "ip", "gateway", "mtu", "run", "start"],
                 NodeKind.Router => ["type", "routes", "auto_routes", "acl"],
                 _ => ["type"],
             };
@@ -36,6 +37,8 @@ internal sealed partial class TopologyParser
                     case "gateway": node = node with { Gateway = Address(x, $"{name}.gateway") }; break;
                     case "mtu": node = node with { Mtu = (int)Integer(x, $"{name}.mtu", 68, 9000) }; break;
                     case "auto_routes": node = node with { AutoRoutes = Bool(x, $"{name}.auto_routes") }; break;
+                    case "run": node = node with { Run = Command(x, $"{name}.run") }; break;
+                    case "start": node = node with { Start = Time(x, $"{name}.start") }; break;
                     case "routes":
                         if (x is not YamlSequenceNode seq) { Error(x, $"{name}.routes must be a list such as [\"10.3.0.0/16 via 10.9.0.2\"]"); break; }
                         foreach (var r in seq) if (Route(r, name) is { } route) node.Routes.Add(route);
@@ -51,8 +54,43 @@ internal sealed partial class TopologyParser
                         break;
                 }
             }
+            if (kind == NodeKind.Process && node.Run.Length == 0)
+                Error(kn, $"process node '{name}' needs run: the program and its arguments, such as run: [nginx, -g, \"daemon off;\"]");
             spec.Nodes.Add(node);
         }
+    }
+
+    /// <summary>A program and its arguments: a list, or one line split at spaces (quotes keep spaces in).</summary>
+    private string[] Command(YamlNode n, string what)
+    {
+        if (n is YamlSequenceNode seq)
+        {
+            var args = new List<string>();
+            foreach (var a in seq)
+                if (a is YamlScalarNode { Value: { } v }) args.Add(v);
+                else Error(a, $"{what}: each argument must be a single value");
+            return [.. args];
+        }
+        if (Scalar(n, what) is not { } line) return [];
+        var words = new List<string>();
+        var word = new System.Text.StringBuilder();
+        char quote = '\0';
+        bool inWord = false;
+        foreach (char c in line)
+        {
+            if (quote != '\0') { if (c == quote) quote = '\0'; else word.Append(c); continue; }
+            if (c is '"' or '\'') { quote = c; inWord = true; continue; }
+            if (char.IsWhiteSpace(c))
+            {
+                if (inWord) { words.Add(word.ToString()); word.Clear(); inWord = false; }
+                continue;
+            }
+            word.Append(c);
+            inWord = true;
+        }
+        if (quote != '\0') { Error(n, $"{what}: a quote is not closed in '{line}'"); return []; }
+        if (inWord) words.Add(word.ToString());
+        return [.. words];
     }
 
     private NodeKind? Kind(YamlNode n, string name)
@@ -63,7 +101,8 @@ internal sealed partial class TopologyParser
             case "switch": return NodeKind.Switch;
             case "router": return NodeKind.Router;
             case "linux": return NodeKind.Linux;
-            case { } other: Error(n, $"node '{name}': unknown type '{other}'; use host, switch, router or linux"); return null;
+            case "process": return NodeKind.Process;
+            case { } other: Error(n, $"node '{name}': unknown type '{other}'; use host, switch, router, linux or process"); return null;
             default: return null;
         }
     }

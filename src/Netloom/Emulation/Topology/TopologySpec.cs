@@ -23,7 +23,7 @@ public sealed class TopologyException(IReadOnlyList<TopologyError> errors)
     public IReadOnlyList<TopologyError> Errors { get; } = errors;
 }
 
-internal enum NodeKind { Host, Switch, Router, Linux }
+internal enum NodeKind { Host, Switch, Router, Linux, Process }
 
 /// <summary>An address with its prefix length, as written "10.0.1.5/24".</summary>
 internal readonly record struct Cidr(Ipv4Address Address, int PrefixLength)
@@ -56,6 +56,10 @@ internal sealed record NodeSpec(string Name, NodeKind Kind, SourceLocation At)
     public List<AccessRule> Acl { get; init; } = [];
     /// <summary>Routers: add shortest-path routes to every subnet not reached by a static route.</summary>
     public bool AutoRoutes { get; init; } = true;
+    /// <summary>Process nodes: the program and its arguments; "{NODE}" in an argument becomes that node's address.</summary>
+    public string[] Run { get; init; } = [];
+    /// <summary>Process nodes: when the program starts, after the network does.</summary>
+    public Duration Start { get; init; }
 }
 
 internal sealed record LinkSpec(string Name, string A, string B, SourceLocation At)

@@ -1,0 +1,203 @@
+using System.Diagnostics;
+using Netloom.Rings;
+using Netloom.Wire;
+
+namespace Netloom.Emulation;
+
+/// <summary>
+/// An unmodified program as a node: it runs under <c>netloom run</c>, whose user-level stack reaches
+/// the emulated network through a shm port this node creates (the emulator is the port's server,
+/// the program's engine its client). The program's kernel sockets are not involved, so it needs no
+/// namespace and no root, but it runs on the wall clock: the network must run in real time.
+/// <para>
+/// The program starts <see cref="StartAfter"/> into the run. A crash stops it (SIGTERM, which
+/// <c>netloom run</c> passes on, then SIGKILL after two seconds) and a restart starts it again: the
+/// shm port takes the new engine as its peer. Its output is kept (the last 200 lines) and passed
+/// to <see cref="Output"/>.
+/// </para>
+/// </summary>
+internal sealed class ProcessNode : Node, IAttachedNode
+{
+    private const int KeptLines = 200;
+
+    /// <summary>
+    /// How to start <c>netloom ARGS</c>: set by the netloom CLI, which knows where it is and builds
+    /// the interposer. Without it, a topology with process nodes cannot be built.
+    /// </summary>
+    internal static Func<IReadOnlyList<string>, ProcessStartInfo>? Launcher { get; set; }
+
+    /// <summary>Where each line the programs print goes, prefixed with the node's name (the CLI sets stderr).</summary>
+    internal static Action<string>? Output { get; set; }
+
+    private readonly PortAttachment _shm;
+    private readonly Action<SimFrame> _send;
+    private readonly Queue<string> _lines = new();
+    private long _sendAt;
+    private Process? _process;
+    private Task _stopping = Task.CompletedTask;
+    private bool _disposed;
+
+    private ProcessNode(Network network, int id, string name, IPort shm, string portSpec, string[] argv, Ipv4Address address, int prefixLength,
+        Ipv4Address? gateway, int mtu, long startAfterNs, string? workingDirectory) : base(network, id, name)
+    {
+        WorkingDirectory = workingDirectory;
+        _shm = new PortAttachment(shm, mtu);
+        PortSpec = portSpec;
+        Program = argv;
+        Address = address;
+        PrefixLength = prefixLength;
+        Gateway = gateway;
+        Mtu = mtu;
+        StartAfterNs = startAfterNs;
+        AddPort();
+        _send = f => Send(Port, f, _sendAt);
+    }
+
+    internal NodePort Port => Ports[0];
+    public string PortSpec { get; }
+    public IReadOnlyList<string> Program { get; }
+    public Ipv4Address Address { get; }
+    public int PrefixLength { get; }
+    public Ipv4Address? Gateway { get; }
+    public int Mtu { get; }
+    public long StartAfterNs { get; }
+    /// <summary>Where the program runs: the topology file's folder, so paths in its arguments can be relative to the file.</summary>
+    public string? WorkingDirectory { get; }
+    public long FramesFromProgram => _shm.FramesIn;
+    public long FramesToProgram => _shm.FramesOut;
+    /// <summary>How many times the program was started.</summary>
+    public int Starts { get; private set; }
+    public int? Pid { get; private set; }
+    /// <summary>The exit status of the last run that ended (128 + N when a signal N ended it).</summary>
+    public int? ExitCode { get; private set; }
+    public bool Running => _process is { } p && !HasExited(p);
+
+    /// <summary>The last lines the program printed (stdout and stderr together).</summary>
+    public IReadOnlyList<string> RecentOutput { get { lock (_lines) return [.. _lines]; } }
+
+    internal static ProcessNode Create(Network network, int id, string name, string[] argv, Ipv4Address address, int prefixLength,
+        Ipv4Address? gateway, int mtu, long startAfterNs, string? workingDirectory)
+    {
+        if (Launcher is null)
+            throw new InvalidOperationException($"process node {name}: process nodes run their program under `netloom run`; run the topology with the netloom CLI");
+        if (argv.Length == 0) throw new ArgumentException($"process node {name}: no program to run", nameof(argv));
+        string spec = $"shm:nlp{Environment.ProcessId % 100000}x{id}";
+        int buffer = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(2048, mtu + 14));
+        var port = Rings.Ports.Open(spec, new PortOptions { RingSize = 1024, BufferSize = buffer });
+        return new ProcessNode(network, id, name, port, spec, argv, address, prefixLength, gateway, mtu, startAfterNs, workingDirectory);
+    }
+
+    internal override void Start(long now) => Network.Post(null, now + StartAfterNs, _ => Launch(), null);
+
+    // The stop waits for the program, so it runs off the emulator's thread; a restart waits for it.
+    private protected override void OnCrash()
+    {
+        var p = _process;
+        _process = null;
+        _stopping = Task.Run(() => Stop(p));
+    }
+
+    private protected override void OnRestart(long now) => Launch();
+
+    private void Launch()
+    {
+        if (_disposed || !IsUp || Running) return;
+        if (!_stopping.IsCompleted)
+        {
+            // The shm port takes one peer at a time: the new engine connects once the old one is gone.
+            Network.Post(null, Network.NowNs + 100_000_000, _ => Launch(), null);
+            return;
+        }
+        var args = new List<string> { "run", "--port", PortSpec, "--ip", $"{Address}/{PrefixLength}", "--mtu", Mtu.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        if (Gateway is { } g) { args.Add("--gateway"); args.Add(g.ToString()); }
+        args.Add("--");
+        args.AddRange(Program);
+        var psi = Launcher!(args);
+        if (WorkingDirectory is not null) psi.WorkingDirectory = WorkingDirectory;
+        // The node's MAC, so a restarted program keeps it and its neighbours' ARP caches stay right.
+        psi.Environment["NETLOOM_MAC"] = Port.Mac.ToString();
+        psi.RedirectStandardOutput = true;
+        psi.RedirectStandardError = true;
+        psi.RedirectStandardInput = true;
+        var p = new Process { StartInfo = psi, EnableRaisingEvents = true };
+        p.OutputDataReceived += (_, e) => Line(e.Data);
+        p.ErrorDataReceived += (_, e) => Line(e.Data);
+        p.Exited += (_, _) =>
+        {
+            ExitCode = p.ExitCode;
+            Line($"(exited with status {p.ExitCode})");
+        };
+        try { p.Start(); }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            Line($"(could not start: {e.Message})");
+            p.Dispose();
+            return;
+        }
+        p.StandardInput.Close();
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        _process = p;
+        Pid = p.Id;
+        Starts++;
+    }
+
+    private void Line(string? line)
+    {
+        if (line is null) return;
+        lock (_lines)
+        {
+            if (_lines.Count == KeptLines) _lines.Dequeue();
+            _lines.Enqueue(line);
+        }
+        Output?.Invoke($"{Name}| {line}");
+    }
+
+    private static bool HasExited(Process p)
+    {
+        try { return p.HasExited; }
+        catch (InvalidOperationException) { return true; }
+    }
+
+    /// <summary>SIGTERM (netloom run passes it to the program), then SIGKILL to the tree if it lingers.</summary>
+    private static void Stop(Process? p)
+    {
+        if (p is null) return;
+        if (!HasExited(p))
+        {
+            try
+            {
+                Process.Start(new ProcessStartInfo("kill", ["-TERM", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]) { RedirectStandardError = true })?.WaitForExit(2000);
+                if (!p.WaitForExit(2000)) p.Kill(entireProcessTree: true);
+                p.WaitForExit(2000);
+            }
+            catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception) { }
+        }
+        p.Dispose();
+    }
+
+    internal override void Receive(NodePort port, SimFrame frame, long now)
+    {
+        if (IsUp && !_shm.Deliver(frame)) Discarded++;
+        Network.Pool.Return(frame);
+    }
+
+    int IAttachedNode.Poll(long now)
+    {
+        _sendAt = now;
+        long discarded = Discarded;
+        int n = _shm.Poll(Network, IsUp, _send, ref discarded);
+        Discarded = discarded;
+        return n;
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        _stopping.Wait();
+        Stop(_process);
+        _process = null;
+        _shm.Dispose();
+    }
+}
