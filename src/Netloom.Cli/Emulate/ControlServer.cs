@@ -114,10 +114,23 @@ internal sealed class ControlServer : IAsyncDisposable
             {
                 var r = doc!.RootElement;
                 if (Str(r, "name") is not { } name || Str(r, "type") is not { } type)
-                    return Problem(400, "a node needs 'name' and 'type' (host, switch or router), and a host 'ip'");
-                if (Unknown(r, "name", "type", "ip", "gateway", "mtu") is { } bad) return bad;
+                    return Problem(400, "a node needs 'name' and 'type' (host, switch, router or process), and a host or process node 'ip'");
+                if (Unknown(r, "name", "type", "ip", "gateway", "mtu", "run", "start") is { } bad) return bad;
                 if (Int(r, "mtu", 1500) is not { } mtu) return Problem(400, "'mtu' must be a whole number");
-                return await Run(() => _live.AddNode(name, type, Str(r, "ip"), Str(r, "gateway"), mtu));
+                string[]? run = null;
+                if (r.TryGetProperty("run", out var rv))
+                {
+                    if (rv.ValueKind != JsonValueKind.Array || rv.GetArrayLength() is 0 or > 256 || rv.EnumerateArray().Any(x => x.ValueKind != JsonValueKind.String))
+                        return Problem(400, "'run' must be a list of strings: the program and its arguments, such as [\"redis-server\", \"--port\", \"6379\"]");
+                    run = rv.EnumerateArray().Select(x => x.GetString()!).ToArray();
+                }
+                Duration start = default;
+                if (r.TryGetProperty("start", out var sv))
+                {
+                    if (TimeOf(sv) is not { } d) return Problem(400, "'start' must be a time such as \"2s\" (at most 1h)");
+                    start = d;
+                }
+                return await Run(() => _live.AddNode(name, type, Str(r, "ip"), Str(r, "gateway"), mtu, run, start));
             }
         });
         app.MapPost("/api/links", async (HttpRequest req) =>
@@ -134,6 +147,8 @@ internal sealed class ControlServer : IAsyncDisposable
                 return await Run(() => _live.AddLink(a, b, Str(r, "name"), Str(r, "a_ip"), Str(r, "b_ip"), mtu, imp));
             }
         });
+        app.MapDelete("/api/nodes/{name}", (string name) => Run(() => _live.RemoveNode(name)));
+        app.MapDelete("/api/links/{name}", (string name) => Run(() => _live.RemoveLink(name)));
         app.MapPost("/api/nodes/{name}/crash", (string name) => Run(() => _live.CrashRestart(name, crash: true)));
         app.MapPost("/api/nodes/{name}/restart", (string name) => Run(() => _live.CrashRestart(name, crash: false)));
         app.MapPost("/api/apps/{name}/stop", (string name) => Run(() => _live.StartStopApp(name, start: false)));

@@ -221,8 +221,8 @@ internal sealed class LiveEmulation : IDisposable
         };
     }
 
-    public List<object> Nodes() => _sc.Network.Nodes.Select(NodeState).ToList();
-    public List<object> Links() => _sc.Network.Links.Select(LinkState).ToList();
+    public List<object> Nodes() => _sc.Network.Nodes.Where(n => !n.Removed).Select(NodeState).ToList();
+    public List<object> Links() => _sc.Network.Links.Where(l => !l.Removed).Select(LinkState).ToList();
     public List<AppReport> Apps() => _sc.Network.Apps.Select(a => a.Report(_sc.Network.Now)).ToList();
 
     private static object NodeState(Node n) => new
@@ -308,10 +308,10 @@ internal sealed class LiveEmulation : IDisposable
     };
 
     public Link FindLink(string name) =>
-        _sc.Network.Links.FirstOrDefault(l => l.Name == name) ?? throw new ApiException(404, $"no link named '{name}'");
+        _sc.Network.Links.FirstOrDefault(l => l.Name == name && !l.Removed) ?? throw new ApiException(404, $"no link named '{name}'");
 
     public Node FindNode(string name, int status = 404) =>
-        _sc.Network.Nodes.FirstOrDefault(n => n.Name == name) ?? throw new ApiException(status, $"no node named '{name}'");
+        _sc.Network.Nodes.FirstOrDefault(n => n.Name == name && !n.Removed) ?? throw new ApiException(status, $"no node named '{name}'");
 
     public object SetImpairments(string link, string body)
     {
@@ -455,12 +455,12 @@ internal sealed class LiveEmulation : IDisposable
         return (a, p);
     }
 
-    /// <summary>Adds a host, switch or router to the running network (linux nodes need a file and root).</summary>
-    public object AddNode(string name, string type, string? ip, string? gateway, int mtu)
+    /// <summary>Adds a host, switch, router or process node to the running network (linux nodes need a file and root).</summary>
+    public object AddNode(string name, string type, string? ip, string? gateway, int mtu, string[]? run = null, Duration start = default)
     {
         var net = _sc.Network;
         if (!NamePattern.IsMatch(name)) throw new ApiException(400, $"'{name}' is not a node name: a letter, then letters, digits, '-', '_' or '.'; at most 32");
-        if (net.Nodes.Any(n => n.Name == name)) throw new ApiException(409, $"a node named '{name}' already exists");
+        if (net.Nodes.Any(n => n.Name == name && !n.Removed)) throw new ApiException(409, $"a node named '{name}' already exists");
         Node node;
         switch (type)
         {
@@ -474,10 +474,39 @@ internal sealed class LiveEmulation : IDisposable
                 break;
             case "switch": node = net.AddSwitch(name); break;
             case "router": node = net.AddRouter(name); break;
-            default: throw new ApiException(400, $"unknown node type '{type}'; the API adds host, switch or router");
+            case "process":
+                if (!_sc.RealTime) throw new ApiException(400, "a process node runs a real program, which needs real time: serve with --realtime");
+                if (run is not { Length: > 0 }) throw new ApiException(400, "a process node needs 'run': the program and its arguments, such as [\"redis-server\", \"--port\", \"6379\"]");
+                if (ip is null) throw new ApiException(400, "a process node needs 'ip', such as \"10.0.1.5/24\"");
+                var (pa, pp) = ParseCidr(ip, "ip");
+                Ipv4Address? pgw = null;
+                if (gateway is not null) pgw = Ipv4Address.TryParse(gateway, out var g2) ? g2 : throw new ApiException(400, $"gateway must be an IPv4 address, not '{gateway}'");
+                if (mtu < 576 || mtu > net.Options.MaxMtu) throw new ApiException(400, $"a process node's mtu must be 576 to {net.Options.MaxMtu}");
+                node = net.AddProcess(name, run, pa, pp, pgw, mtu, start.Nanoseconds, Environment.CurrentDirectory);
+                break;
+            default: throw new ApiException(400, $"unknown node type '{type}'; the API adds host, switch, router or process");
         }
         _events.Publish("node", new { node = name, action = "added", at = net.Elapsed.TotalSeconds });
         return NodeState(node);
+    }
+
+    /// <summary>Takes a node out of the running network, with its links (a process node's program is stopped).</summary>
+    public object RemoveNode(string name)
+    {
+        var n = FindNode(name);
+        var links = n.Ports.Where(p => p.Link is not null).Select(p => p.Link!.Name).ToList();
+        _sc.Network.Remove(n);
+        _events.Publish("node", new { node = name, action = "removed", links, at = _sc.Network.Elapsed.TotalSeconds });
+        return new { removed = name, links };
+    }
+
+    /// <summary>Takes a link out of the running network; frames in flight on it are lost.</summary>
+    public object RemoveLink(string name)
+    {
+        var l = FindLink(name);
+        _sc.Network.Remove(l);
+        _events.Publish("link", new { link = name, action = "removed", at = _sc.Network.Elapsed.TotalSeconds });
+        return new { removed = name };
     }
 
     /// <summary>Joins two nodes of the running network with a new link.</summary>
@@ -487,7 +516,7 @@ internal sealed class LiveEmulation : IDisposable
         Node na = FindNode(a, 400), nb = FindNode(b, 400);
         name ??= $"{a}-{b}";
         if (!NamePattern.IsMatch(name)) throw new ApiException(400, $"'{name}' is not a link name: a letter, then letters, digits, '-', '_' or '.'; at most 32");
-        if (net.Links.Any(l => l.Name == name)) throw new ApiException(409, $"a link named '{name}' already exists");
+        if (net.Links.Any(l => l.Name == name && !l.Removed)) throw new ApiException(409, $"a link named '{name}' already exists");
         if (mtu < 68 || mtu > net.Options.MaxMtu) throw new ApiException(400, $"mtu must be 68 to {net.Options.MaxMtu}");
         RouterAddress? Addr(Node n, string? text, string key)
         {

@@ -182,7 +182,21 @@ public sealed class Link
         BtoA.ResetQueue();
     }
 
-    public void Up() => IsUp = true;
+    public void Up() => IsUp = !Removed;
+
+    /// <summary>Taken out of the running network: down for good, and neither end's port leads to it.</summary>
+    internal bool Removed { get; private set; }
+
+    internal void Remove()
+    {
+        Down();
+        Removed = true;
+        foreach (var p in new[] { A, B })
+        {
+            p.Link = null;
+            p.Out = null;
+        }
+    }
 
     public override string ToString() => $"{Name} ({A} <-> {B})";
 }

@@ -133,7 +133,7 @@ public sealed partial class Network
     {
         if (a == b) throw new ArgumentException($"a link needs two different nodes ({a.Name} twice)");
         name ??= $"{a.Name}-{b.Name}";
-        if (_links.Exists(l => l.Name == name)) throw new ArgumentException($"a link named '{name}' already exists");
+        if (_links.Exists(l => l.Name == name && !l.Removed)) throw new ArgumentException($"a link named '{name}' already exists");
         aToB ??= Impairments.None;
         bToA ??= aToB;
         if (aToB.Validate() is { } e1) throw new ArgumentException($"link {name}: {e1}");

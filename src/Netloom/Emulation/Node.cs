@@ -86,6 +86,9 @@ public abstract class Node
         OnRestart(Network.NowNs);
     }
 
+    /// <summary>Taken out of the running network (<see cref="Network.Remove(Node)"/>): crashed, unlinked, its name free again.</summary>
+    internal bool Removed { get; set; }
+
     private protected virtual void OnCrash() { }
     private protected virtual void OnRestart(long now) { }
 

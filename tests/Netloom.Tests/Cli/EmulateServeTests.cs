@@ -199,8 +199,8 @@ public class EmulateServeTests
         var paths = doc.GetProperty("paths").EnumerateObject().ToList();
         Assert.Contains(paths, p => p.Name == "/api/links/{name}");
         s.Post("api/pause"); // so nothing below changes time under the checks
-        foreach (var p in paths)
-            foreach (var m in p.Value.EnumerateObject())
+        // Removals last: the other routes are tried on what they would remove.
+        foreach (var (p, m) in paths.SelectMany(p => p.Value.EnumerateObject().Select(m => (p, m))).OrderBy(x => x.m.Name == "delete"))
             {
                 if (p.Name.EndsWith("/capture", StringComparison.Ordinal) || p.Name == "/api/events") continue; // streams: tested on their own
                 string path = p.Name.Replace("{name}", p.Name.StartsWith("/api/nodes", StringComparison.Ordinal) ? "h1" : p.Name.StartsWith("/api/apps", StringComparison.Ordinal) ? "ping2" : "wan")[1..];
@@ -348,5 +348,42 @@ public class EmulateServeTopologyChangeTests
             Assert.Contains(c.Message, body.GetProperty("error").GetString());
         }
         Assert.Equal(6, s.Get("api/nodes").GetArrayLength());
+
+        // Removing the link cuts the new host off: the pings stop being answered.
+        Assert.Equal("h9-s1", s.Send(HttpMethod.Delete, "api/links/h9-s1").Body.GetProperty("removed").GetString());
+        Assert.DoesNotContain(s.Get("api/links").EnumerateArray(), x => x.GetProperty("name").GetString() == "h9-s1");
+        Thread.Sleep(500);
+        long cut = s.Get("api/apps")[0].GetProperty("received").GetInt64();
+        Thread.Sleep(1000);
+        Assert.Equal(cut, s.Get("api/apps")[0].GetProperty("received").GetInt64());
+        // The host's port is free again: linked anew, it answers again.
+        s.Post("api/links", """{"a": "h9", "b": "s1"}""");
+        deadline = DateTime.UtcNow.AddSeconds(30);
+        while (s.Get("api/apps")[0].GetProperty("received").GetInt64() < cut + 3)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"h9 linked again does not answer: {s.Get("api/apps")}");
+            Thread.Sleep(100);
+        }
+        // Removing the node takes its link and frees its name. (A new h9 has a new MAC, which h1's
+        // ARP cache learns only when its entry ages out, as with a replaced machine.)
+        var removed = s.Send(HttpMethod.Delete, "api/nodes/h9");
+        Assert.Equal(200, removed.Status);
+        Assert.Equal("h9-s1", removed.Body.GetProperty("links")[0].GetString());
+        Assert.Equal(5, s.Get("api/nodes").GetArrayLength());
+        Assert.DoesNotContain(s.Get("api/nodes").EnumerateArray(), n => n.GetProperty("name").GetString() == "s1" && n.GetProperty("links").EnumerateArray().Any(x => x.GetString() == "h9-s1"));
+        s.Post("api/nodes", """{"name": "h9", "type": "host", "ip": "10.0.1.99/24"}""");
+        s.Post("api/links", """{"a": "h9", "b": "s1"}""");
+        // A router removed takes its links with it.
+        var r1 = s.Send(HttpMethod.Delete, "api/nodes/r1").Body;
+        Assert.Equal(["s1-r1", "wan"], r1.GetProperty("links").EnumerateArray().Select(x => x.GetString()!).Order().ToArray());
+        foreach (var (path, message) in new[] { ("api/nodes/r1", "no node named 'r1'"), ("api/links/wan", "no link named 'wan'"), ("api/nodes/nope", "no node named 'nope'") })
+        {
+            var (status, body) = s.Send(HttpMethod.Delete, path);
+            Assert.True(status == 404, $"DELETE {path}: {status} {body}");
+            Assert.Contains(message, body.GetProperty("error").GetString());
+        }
+        var (st, pb) = s.Send(HttpMethod.Post, "api/nodes", """{"name": "p1", "type": "process", "ip": "10.0.1.50/24", "run": ["true"]}""");
+        Assert.True(st == 400, $"{st} {pb}");
+        Assert.Contains("needs real time", pb.GetProperty("error").GetString());
     }
 }
