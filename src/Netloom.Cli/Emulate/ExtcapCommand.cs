@@ -16,7 +16,7 @@ internal static class ExtcapCommand
 
     public static Command Create()
     {
-        var cmd = new Command("extcap", "Wireshark extcap: lists the links of running emulations (emulate --serve) as capture interfaces and streams them; --install puts it into Wireshark's extcap folder")
+        var cmd = new Command("extcap", "Wireshark extcap: lists the links of running emulations (emulate --serve) and the ports of running switches as capture interfaces and streams them; --install puts it into Wireshark's extcap folder")
         {
             TreatUnmatchedTokensAsErrors = false,
         };
@@ -67,7 +67,50 @@ internal static class ExtcapCommand
             foreach (var (name, a, b) in links)
                 Console.WriteLine($"interface {{value={Prefix}{e.Pid}-{name}}}{{display=netloom {e.Name}: link {name} ({a} <-> {b})}}");
         }
+        // Every port of every running `netloom switch`: netloom-swPID-N.
+        foreach (var s in ServeRegistry.RunningSwitches())
+            for (int i = 0; i < s.Ports.Length; i++)
+                Console.WriteLine($"interface {{value={Prefix}{SwitchTag}{s.Pid}-{i}}}{{display=netloom switch {s.Pid}: port {i} ({s.Ports[i]})}}");
         return CliErrors.Ok;
+    }
+
+    private const string SwitchTag = "sw";
+
+    /// <summary>A running switch's port: ask its capture socket for the port and copy the pcapng stream into the fifo.</summary>
+    private static int CaptureSwitchPort(string iface, string fifo)
+    {
+        var rest = iface.AsSpan(Prefix.Length + SwitchTag.Length);
+        int dash = rest.IndexOf('-');
+        if (dash < 0 || !int.TryParse(rest[..dash], out int pid) || !int.TryParse(rest[(dash + 1)..], out int port))
+            return CliErrors.Report($"'{iface}' is not a netloom switch interface (netloom-swPID-PORT)", CliErrors.BadInput);
+        var entry = ServeRegistry.RunningSwitches().Find(e => e.Pid == pid);
+        if (entry is null) return CliErrors.Report($"no running netloom switch with process id {pid}");
+        if (port < 0 || port >= entry.Ports.Length) return CliErrors.Report($"switch {pid} has ports 0 to {entry.Ports.Length - 1}, not {port}", CliErrors.BadInput);
+        using var stop = new CancellationTokenSource();
+        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
+        using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
+        using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        try
+        {
+            socket.Connect(new System.Net.Sockets.UnixDomainSocketEndPoint(entry.Socket));
+            socket.Send(System.Text.Encoding.ASCII.GetBytes($"capture {port}\n"));
+            using var source = new System.Net.Sockets.NetworkStream(socket, ownsSocket: false);
+            var buffer = new byte[64 << 10];
+            int n = source.ReadAsync(buffer, stop.Token).AsTask().GetAwaiter().GetResult();
+            if (n > 0 && buffer.AsSpan(0, n).StartsWith("error: "u8))
+                return CliErrors.Report($"{iface}: {System.Text.Encoding.ASCII.GetString(buffer, 0, n).Trim()}");
+            using var sink = new FileStream(fifo, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, 1);
+            while (n > 0)
+            {
+                sink.Write(buffer, 0, n);
+                sink.Flush();
+                n = source.ReadAsync(buffer, stop.Token).AsTask().GetAwaiter().GetResult();
+            }
+            return CliErrors.Ok;
+        }
+        catch (OperationCanceledException) { return CliErrors.Ok; } // Wireshark stopped the capture
+        catch (IOException) { return CliErrors.Ok; }               // the reader closed the fifo, or the switch stopped
+        catch (System.Net.Sockets.SocketException e) { return CliErrors.Report($"{iface}: {e.Message}"); }
     }
 
     private static List<(string, string, string)> LinksOf(string url)
@@ -79,6 +122,7 @@ internal static class ExtcapCommand
 
     private static int Capture(string iface, string fifo)
     {
+        if (iface.StartsWith(Prefix + SwitchTag, StringComparison.Ordinal)) return CaptureSwitchPort(iface, fifo);
         // netloom-PID-LINK (a link name may hold '-').
         if (!iface.StartsWith(Prefix, StringComparison.Ordinal) || iface.IndexOf('-', Prefix.Length) is var dash && dash < 0
             || !int.TryParse(iface.AsSpan(Prefix.Length, dash - Prefix.Length), out int pid))

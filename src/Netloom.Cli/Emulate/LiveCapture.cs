@@ -19,15 +19,17 @@ internal sealed class LiveCapture : ICaptureWriter
     private readonly PcapNgWriter _writer;
     private readonly long _frameLimit;
 
-    public LiveCapture(Link link, long frameLimit)
+    public LiveCapture(Link link, long frameLimit) : this(frameLimit) => Link = link;
+
+    /// <summary>A capture of something other than an emulated link (a port of a running `netloom switch`).</summary>
+    public LiveCapture(long frameLimit)
     {
-        Link = link;
         _frameLimit = frameLimit <= 0 ? long.MaxValue : frameLimit;
         _stream = new ChunkStream();
         _writer = new PcapNgWriter(_stream);
     }
 
-    public Link Link { get; }
+    public Link Link { get; } = null!;
     public ChannelReader<byte[]> Reader => _stream.Channel.Reader;
     public long Frames { get; private set; }
     public long DroppedChunks => _stream.Dropped;

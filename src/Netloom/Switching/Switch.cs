@@ -31,7 +31,10 @@ public sealed class Switch : IDisposable
     private readonly IMacLookup _macLookup;
     private readonly List<IDirectDelivery?> _direct = [];
     private readonly int _batch;
-    private SwitchMonitor? _monitor;
+    private SwitchMonitor? _monitor;      // what the forwarding thread captures to: a chain, replaced whole
+    private SwitchMonitor? _fileMonitor;  // Capture's
+    private readonly List<SwitchMonitor> _taps = [];
+    private long _passes;                 // Run's passes, so RemoveTap knows when the old chain is out of use
     private readonly int _id = SwitchMetrics.NextSwitch();
     private readonly List<IDisposable> _metrics = [];
     private ILogger? _log;
@@ -80,16 +83,63 @@ public sealed class Switch : IDisposable
     /// <summary>Captures the given ports to <paramref name="writer"/> (pcapng keeps the direction).</summary>
     public void Capture(ICaptureWriter writer, params int[] ports)
     {
-        _monitor ??= new SwitchMonitor(writer);
+        _fileMonitor ??= new SwitchMonitor(writer);
         foreach (int p in ports)
         {
-            _monitor.Watch(p, _names[p]);
+            _fileMonitor.Watch(p, _names[p]);
             SwitchLog.CaptureStarted(Log, _id, _names[p]);
         }
+        lock (_taps) Rechain();
     }
 
     /// <summary>Stops capturing (the writer stays open: its owner closes it).</summary>
-    public void StopCapture() => _monitor = null;
+    public void StopCapture()
+    {
+        lock (_taps)
+        {
+            _fileMonitor = null;
+            Rechain();
+        }
+    }
+
+    /// <summary>
+    /// From any thread: adds a live capture beside the file one (<c>netloom extcap</c> on a running
+    /// switch). The forwarding thread writes to it from its next batch and flushes it when idle and
+    /// every 50 ms; <paramref name="tap"/>'s writer must be safe to hand chunks to another thread.
+    /// </summary>
+    internal void AddTap(SwitchMonitor tap)
+    {
+        lock (_taps)
+        {
+            _taps.Add(tap);
+            Rechain();
+        }
+    }
+
+    /// <summary>
+    /// From any thread: once this returns, the forwarding thread no longer writes to
+    /// <paramref name="tap"/> (it waits for the thread's pass in progress, up to a second when
+    /// the switch is not running), so its writer can be disposed.
+    /// </summary>
+    internal void RemoveTap(SwitchMonitor tap)
+    {
+        lock (_taps)
+        {
+            _taps.Remove(tap);
+            Rechain();
+        }
+        long seen = Volatile.Read(ref _passes);
+        SpinWait.SpinUntil(() => Volatile.Read(ref _passes) >= seen + 2, 1000);
+    }
+
+    /// <summary>Builds a new chain (file capture first, then live taps) and publishes it in one write.</summary>
+    private void Rechain()
+    {
+        SwitchMonitor? chain = null;
+        for (int i = _taps.Count - 1; i >= 0; i--) chain = _taps[i].Before(chain);
+        if (_fileMonitor is not null) chain = _fileMonitor.Before(chain);
+        Volatile.Write(ref _monitor, chain);
+    }
 
     /// <summary>One pass over every port. Returns how many frames were taken in.</summary>
     public int Forward(Instant now)
@@ -337,10 +387,19 @@ public sealed class Switch : IDisposable
         var clock = new MonotonicClock();
         int idle = 0;
         SwitchLog.Running(Log, _id, _ports.Count, mode);
+        long flushedAt = 0;
         while (!stop.IsCancellationRequested)
         {
             var now = clock.Now;
-            if (Forward(now) > 0) { idle = 0; continue; }
+            int moved = Forward(now);
+            Volatile.Write(ref _passes, _passes + 1);
+            if (_monitor is { } m && (moved == 0 && idle == 0 || now.Nanoseconds - flushedAt > 50_000_000))
+            {
+                // Captures reach their readers when the switch goes idle, and every 50 ms while busy.
+                m.Flush();
+                flushedAt = now.Nanoseconds;
+            }
+            if (moved > 0) { idle = 0; continue; }
             if (mode == WaitMode.BusyPoll || ++idle < 1000) Thread.SpinWait(20);
             else Thread.Sleep(1);
         }
@@ -352,7 +411,7 @@ public sealed class Switch : IDisposable
     {
         foreach (var m in _metrics) m.Dispose();
         _metrics.Clear();
-        _monitor?.Dispose();
+        _fileMonitor?.Dispose();
         foreach (var p in _ports) p.Dispose();
     }
 }

@@ -15,6 +15,17 @@ public sealed class SwitchMonitor : IDisposable
 
     public SwitchMonitor(ICaptureWriter writer) => _writer = writer;
 
+    /// <summary>
+    /// The next monitor in the switch's chain (a file capture and live captures at once). A chain
+    /// is never changed once the forwarding thread can see it: a change builds a new one.
+    /// </summary>
+    internal SwitchMonitor? Next { get; private init; }
+
+    internal ICaptureWriter Writer => _writer;
+
+    /// <summary>This monitor (same writer, same interfaces) in front of <paramref name="next"/>.</summary>
+    internal SwitchMonitor Before(SwitchMonitor? next) => new(_writer) { _interfaceOf = _interfaceOf, Next = next };
+
     public void Watch(int port, string name)
     {
         if (port >= _interfaceOf.Length)
@@ -28,10 +39,14 @@ public sealed class SwitchMonitor : IDisposable
 
     internal void Capture(int port, ReadOnlySpan<byte> frame, Instant now, PacketDirection direction)
     {
-        if ((uint)port < (uint)_interfaceOf.Length && _interfaceOf[port] is int id and >= 0)
-            _writer.Write(id, now, frame, -1, direction);
+        for (var m = this; m is not null; m = m.Next)
+            if ((uint)port < (uint)m._interfaceOf.Length && m._interfaceOf[port] is int id and >= 0)
+                m._writer.Write(id, now, frame, -1, direction);
     }
 
-    public void Flush() => _writer.Flush();
+    public void Flush()
+    {
+        for (var m = this; m is not null; m = m.Next) m._writer.Flush();
+    }
     public void Dispose() => _writer.Dispose();
 }

@@ -106,6 +106,43 @@ public class LiveEmulationToolTests
         Assert.Contains(frames, f => f["tcp.dstport"] == "5001");
     }
 
+    [ToolFact("tshark")]
+    public void Extcap_makes_every_port_of_a_running_switch_a_tshark_interface()
+    {
+        using var dir = new TempDir();
+        string home = dir.File("home"), run = dir.File("run");
+        Directory.CreateDirectory(home);
+        string[] env = [$"HOME={home}", $"NETLOOM_RUNTIME_DIR={run}"];
+        string cli = Path.Combine(AppContext.BaseDirectory, "Netloom.Cli.dll");
+        string a = Run.RunLab.Unique("nlxa"), b = Run.RunLab.Unique("nlxb");
+        using var sw = new Background(null, "env", [.. env, "dotnet", cli, "switch", "--port", $"shm:{a}", "--port", $"shm:{b}", "--duration", "120"]);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (!Directory.Exists(run) || Directory.GetFiles(run, "switch-*.json").Length == 0)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"the switch never registered: {sw.Log}");
+            Thread.Sleep(100);
+        }
+        // Traffic into port 0: a thousand 100-byte frames a second.
+        using var gen = new Background(null, "env", [.. env, "dotnet", cli, "pktgen", "--port", $"shm:{a}", "--mode", "Tx", "--rate", "1000", "--size", "100", "--duration", "100"]);
+        Sh.Ok("env", [.. env, "dotnet", cli, "extcap", "--install"]);
+        var (dcode, list, derr) = Sh.Run(TimeSpan.FromSeconds(60), "env", [.. env, "tshark", "-D"]);
+        Assert.True(dcode == 0, derr);
+        var m = System.Text.RegularExpressions.Regex.Match(list, $@"(netloom-sw\d+-0) \(netloom switch \d+: port 0 \(shm:{a}\)\)");
+        Assert.True(m.Success, list);
+        Assert.Contains($"port 1 (shm:{b})", list);
+
+        var (ccode, cout, cerr) = Sh.Run(TimeSpan.FromSeconds(90), "env", [.. env, "tshark", "-i", m.Groups[1].Value, "-c", "50", "-w", dir.File("sw.pcapng")]);
+        Assert.True(ccode == 0, cout + cerr + sw.Log + gen.Log);
+        var frames = Tshark.Fields(dir.File("sw.pcapng"), "frame.interface_name", "frame.len", "eth.src");
+        Assert.Equal(50, frames.Count);
+        Assert.All(frames, f => Assert.Equal($"shm:{a}", f["frame.interface_name"]));
+        Assert.All(frames, f => Assert.Equal("100", f["frame.len"]));
+        // A bad request to the switch's socket is answered, and the switch goes on.
+        var (bcode, _, berr) = Sh.Run(TimeSpan.FromSeconds(60), "env", [.. env, "dotnet", cli, "extcap", "--capture", "--extcap-interface", m.Groups[1].Value[..^1] + "7", "--fifo", dir.File("nofifo")]);
+        Assert.NotEqual(0, bcode);
+        Assert.Contains("has ports 0 to 1", berr);
+    }
+
     [ToolFact("chromium")]
     public void The_live_view_in_headless_chromium_shows_the_nodes_and_nonzero_throughput_labels()
     {
