@@ -59,6 +59,8 @@ internal static class EmulateCommand
         var wall = Stopwatch.StartNew();
         var stop = new CancellationTokenSource();
         Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
+        // SIGTERM too ends the run early with its report, and process nodes' programs are stopped.
+        using var term = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
         var title = $"{sc.Spec.Name ?? Path.GetFileNameWithoutExtension(file)}: {sc.Network.Nodes.Count} nodes, {sc.Network.Links.Count} links, {sc.Duration} {(realtime ? "real" : "virtual")} time, seed {sc.Spec.Seed}";
         if (!Console.IsErrorRedirected && AnsiConsole.Profile.Capabilities.Interactive)
         {
