@@ -143,6 +143,26 @@ public class LiveEmulationToolTests
         Assert.Contains("has ports 0 to 1", berr);
     }
 
+    [RootFact("ip", "traceroute")]
+    public void Traceroute_from_a_linux_node_finds_the_routing_loop_and_the_dropped_icmp_of_the_troubleshooting_example()
+    {
+        using var dir = new TempDir();
+        using var s = new ServedEmulation(RepoFile("examples/troubleshoot-linux.yaml"), dir.File("run"), "--realtime");
+        var ns = System.Text.RegularExpressions.Regex.Match(s.Output, @"linux node h1: run commands in it with: ip netns exec (\S+) COMMAND");
+        Assert.True(ns.Success, s.Output);
+        List<string> Hops(string to, int max)
+        {
+            var (code, o, e) = Sh.Run(TimeSpan.FromSeconds(120), "ip", "netns", "exec", ns.Groups[1].Value, "traceroute", "-n", "-q", "1", "-w", "2", "-m", max.ToString(), to);
+            Assert.True(code == 0, o + e);
+            return o.Split('\n').Skip(1).Where(l => l.Trim().Length > 0).Select(l => l.Trim().Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]).ToList();
+        }
+        // The wrong route: the probes to h3 go back and forth between r1 and r2.
+        Assert.Equal(["10.0.1.1", "10.9.1.2", "10.0.1.1", "10.9.1.2", "10.0.1.1", "10.9.1.2"], Hops("10.0.3.10", 6));
+        // Towards h2, r3's Time Exceeded (from 10.9.2.2) never comes back: r2 drops ICMP from
+        // wan2, the same filter that hides r3's Fragmentation Needed. h2 itself answers.
+        Assert.Equal(["10.0.1.1", "10.9.1.2", "*", "10.0.2.10"], Hops("10.0.2.10", 6));
+    }
+
     [ToolFact("chromium")]
     public void The_live_view_in_headless_chromium_shows_the_nodes_and_nonzero_throughput_labels()
     {

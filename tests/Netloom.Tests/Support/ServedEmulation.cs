@@ -89,7 +89,9 @@ internal sealed partial class ServedEmulation : IDisposable
     public void Dispose()
     {
         Http.Dispose();
-        try { if (!_p.HasExited) _p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
+        // SIGTERM first: the server then removes what it made (linux nodes' namespaces, process
+        // nodes' programs and shm files); a kill is the fallback.
+        try { if (!_p.HasExited && !Stop()) _p.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
         _p.WaitForExit(5000);
         _p.Dispose();
     }
