@@ -91,7 +91,10 @@ internal sealed class ControlServer : IAsyncDisposable
         });
         app.MapPost("/api/links/{name}/down", (string name) => Run(() => _live.LinkUpDown(name, up: false)));
         app.MapPost("/api/links/{name}/up", (string name) => Run(() => _live.LinkUpDown(name, up: true)));
-        app.MapGet("/api/links/{name}/capture", Capture);
+        app.MapGet("/api/links/{name}/capture", (HttpContext ctx, string name) => Capture(ctx, name, frames => _live.StartCapture(name, frames)));
+        app.MapGet("/api/nodes/{name}/ports/{port}/capture", (HttpContext ctx, string name, string port) =>
+            int.TryParse(port, out int p) ? Capture(ctx, $"{name}-{p}", frames => _live.StartPortCapture(name, p, frames))
+                : Problem(400, $"'{port}' is not a port number").ExecuteAsync(ctx));
         app.MapPost("/api/partition", async (HttpRequest req) =>
         {
             var (doc, error) = await Json(req);
@@ -271,7 +274,7 @@ internal sealed class ControlServer : IAsyncDisposable
         catch (JsonException e) { return (null, Problem(400, $"the body is not valid JSON: {e.Message}")); }
     }
 
-    private async Task Capture(HttpContext ctx, string name)
+    private async Task Capture(HttpContext ctx, string name, Func<long, LiveCapture> start)
     {
         long frames = 0;
         if (ctx.Request.Query.TryGetValue("frames", out var f) && (!long.TryParse(f, out frames) || frames < 1))
@@ -280,7 +283,7 @@ internal sealed class ControlServer : IAsyncDisposable
             return;
         }
         LiveCapture tap;
-        try { tap = await _live.Invoke(() => _live.StartCapture(name, frames)).WaitAsync(CommandTimeout); }
+        try { tap = await _live.Invoke(() => start(frames)).WaitAsync(CommandTimeout); }
         catch (ApiException e) { await Problem(e.Status, e.Message).ExecuteAsync(ctx); return; }
         ctx.Response.ContentType = "application/x-pcapng";
         ctx.Response.Headers.ContentDisposition = $"attachment; filename=\"{name}.pcapng\"";

@@ -66,6 +66,13 @@ internal static class ExtcapCommand
             catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or System.Text.Json.JsonException) { continue; }
             foreach (var (name, a, b) in links)
                 Console.WriteLine($"interface {{value={Prefix}{e.Pid}-{name}}}{{display=netloom {e.Name}: link {name} ({a} <-> {b})}}");
+            // Every linked port of every switch: netloom-PID-SWITCH@PORT ('@' is in no node name).
+            try
+            {
+                foreach (var (node, port, link) in SwitchPortsOf(e.Url))
+                    Console.WriteLine($"interface {{value={Prefix}{e.Pid}-{node}@{port}}}{{display=netloom {e.Name}: switch {node} port {port} (link {link})}}");
+            }
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or System.Text.Json.JsonException) { }
         }
         // Every port of every running `netloom switch`: netloom-swPID-N.
         foreach (var s in ServeRegistry.RunningSwitches())
@@ -113,6 +120,17 @@ internal static class ExtcapCommand
         catch (System.Net.Sockets.SocketException e) { return CliErrors.Report($"{iface}: {e.Message}"); }
     }
 
+    private static List<(string Node, int Port, string Link)> SwitchPortsOf(string url)
+    {
+        using var http = new HttpClient { BaseAddress = new Uri(url), Timeout = TimeSpan.FromSeconds(5) };
+        using var doc = System.Text.Json.JsonDocument.Parse(http.GetStringAsync("api/nodes").GetAwaiter().GetResult());
+        return [.. doc.RootElement.EnumerateArray()
+            .Where(n => n.GetProperty("kind").GetString() == "switch")
+            .SelectMany(n => n.GetProperty("ports").EnumerateArray()
+                .Where(p => p.GetProperty("link").ValueKind == System.Text.Json.JsonValueKind.String)
+                .Select(p => (n.GetProperty("name").GetString()!, p.GetProperty("index").GetInt32(), p.GetProperty("link").GetString()!)))];
+    }
+
     private static List<(string, string, string)> LinksOf(string url)
     {
         using var http = new HttpClient { BaseAddress = new Uri(url), Timeout = TimeSpan.FromSeconds(5) };
@@ -130,13 +148,17 @@ internal static class ExtcapCommand
         string link = iface[(dash + 1)..];
         var entry = ServeRegistry.Running().Find(e => e.Pid == pid);
         if (entry is null) return CliErrors.Report($"no running emulation with process id {pid}");
+        // A switch's port (NODE@PORT) or a link.
+        int at = link.LastIndexOf('@');
+        string path = at > 0 ? $"api/nodes/{Uri.EscapeDataString(link[..at])}/ports/{Uri.EscapeDataString(link[(at + 1)..])}/capture"
+            : $"api/links/{Uri.EscapeDataString(link)}/capture";
         using var stop = new CancellationTokenSource();
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
         using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
         try
         {
             using var http = new HttpClient { BaseAddress = new Uri(entry.Url), Timeout = Timeout.InfiniteTimeSpan };
-            using var response = http.GetAsync($"api/links/{Uri.EscapeDataString(link)}/capture", HttpCompletionOption.ResponseHeadersRead, stop.Token).GetAwaiter().GetResult();
+            using var response = http.GetAsync(path, HttpCompletionOption.ResponseHeadersRead, stop.Token).GetAwaiter().GetResult();
             if (!response.IsSuccessStatusCode)
                 return CliErrors.Report($"{iface}: {(int)response.StatusCode} {response.Content.ReadAsStringAsync().GetAwaiter().GetResult()}");
             using var source = response.Content.ReadAsStream(stop.Token);

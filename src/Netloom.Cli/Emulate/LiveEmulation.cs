@@ -251,6 +251,7 @@ internal sealed class LiveEmulation : IDisposable
         up = n.IsUp,
         discarded = n.Discarded,
         links = n.Ports.Where(p => p.Link is not null).Select(p => p.Link!.Name).ToList(),
+        ports = n.Ports.Select(p => new { index = p.Index, link = p.Link?.Name }).ToList(),
     };
 
     public object LinkState(Link l) => new
@@ -565,6 +566,20 @@ internal sealed class LiveEmulation : IDisposable
         _sc.Network.Capture(l, tap);
         _taps.Add(tap);
         tap.Flush(); // the section and interface blocks go out at once, so a reader sees a valid file before any frame
+        return tap;
+    }
+
+    /// <summary>A live capture of one port of a node (a switch's or a router's), as a capture on a real device's port.</summary>
+    public LiveCapture StartPortCapture(string node, int port, long frames)
+    {
+        var n = FindNode(node);
+        if (port < 0 || port >= n.Ports.Count) throw new ApiException(404, $"{node} has ports 0 to {n.Ports.Count - 1}, not {port}");
+        var l = n.Ports[port].Link ?? throw new ApiException(409, $"{node}:{port} has no link");
+        if (_taps.Count >= 64) throw new ApiException(429, "64 live captures are running already; stop one first");
+        var tap = new LiveCapture(l, frames);
+        _sc.Network.Capture(n.Ports[port], tap);
+        _taps.Add(tap);
+        tap.Flush();
         return tap;
     }
 

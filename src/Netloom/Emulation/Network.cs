@@ -36,7 +36,9 @@ public sealed partial class Network
     private readonly Dictionary<string, Node> _byName = new(StringComparer.Ordinal);
     private readonly List<Link> _links = [];
     private readonly List<App> _apps = [];
-    private readonly Dictionary<Link, List<(ICaptureWriter Writer, int IfA, int IfB)>> _captures = [];
+    // Per link: each capture's writer and its interface for frames sent from end A and from end B
+    // (the same id twice for a port's view, with Inbound telling them apart).
+    private readonly Dictionary<Link, List<(ICaptureWriter Writer, int IfA, int IfB, NodePort? At)>> _captures = [];
     private bool _started;
     private ulong _nextMac = 0x02_4E_4C_00_00_01; // locally administered "NL" range
     private ushort _nextPingId = 1;
@@ -188,7 +190,20 @@ public sealed partial class Network
         int a = writer.AddInterface(LinkType.Ethernet, $"{link.Name}:{link.A}");
         int b = writer.AddInterface(LinkType.Ethernet, $"{link.Name}:{link.B}");
         if (!_captures.TryGetValue(link, out var list)) _captures[link] = list = [];
-        list.Add((writer, a, b));
+        list.Add((writer, a, b, null));
+    }
+
+    /// <summary>
+    /// Writes what goes through <paramref name="port"/> (a switch's or a router's) as one capture
+    /// interface named NODE:INDEX, as a capture on that port of a real device sees it: frames the
+    /// node sent out of it (outbound) and frames the link brought in (inbound).
+    /// </summary>
+    internal void Capture(NodePort port, ICaptureWriter writer)
+    {
+        var link = port.Link ?? throw new ArgumentException($"port {port} has no link");
+        int id = writer.AddInterface(LinkType.Ethernet, port.ToString());
+        if (!_captures.TryGetValue(link, out var list)) _captures[link] = list = [];
+        list.Add((writer, id, id, port));
     }
 
     /// <summary>Stops writing <paramref name="link"/>'s frames to <paramref name="writer"/> (which the caller keeps and closes).</summary>
@@ -203,7 +218,8 @@ public sealed partial class Network
     {
         if (_captures.Count == 0 || !_captures.TryGetValue(dir.Link, out var list)) return;
         foreach (var c in list)
-            c.Writer.Write(dir.Index == 0 ? c.IfA : c.IfB, new Instant(now), frame.Span, -1, PacketDirection.Outbound);
+            c.Writer.Write(dir.Index == 0 ? c.IfA : c.IfB, new Instant(now), frame.Span, -1,
+                c.At is null || c.At == dir.From ? PacketDirection.Outbound : PacketDirection.Inbound);
     }
 
     /// <summary>Flushes and closes every capture.</summary>

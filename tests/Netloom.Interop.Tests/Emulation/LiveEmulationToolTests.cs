@@ -104,6 +104,16 @@ public class LiveEmulationToolTests
         Assert.All(frames, f => Assert.Equal("0x0800", f["eth.type"]));
         Assert.All(frames, f => Assert.Equal("1", f["ip.checksum.status"])); // 1: good
         Assert.Contains(frames, f => f["tcp.dstport"] == "5001");
+
+        // A switch's port is an interface too, seen as a capture on that port: both directions, marked.
+        Assert.Contains($"netloom-{s.Pid}-s1@1 (netloom live: switch s1 port 1 (link s1-r1))", list);
+        (ccode, cout, cerr) = Sh.Run(TimeSpan.FromSeconds(90), "env", [.. env[1..], "tshark", "-i", $"netloom-{s.Pid}-s1@1", "-c", "100", "-w", dir.File("port.pcapng")]);
+        Assert.True(ccode == 0, cout + cerr);
+        var port = Tshark.Fields(dir.File("port.pcapng"), "frame.interface_name", "frame.packet_flags_direction", "tcp.dstport", "tcp.srcport");
+        Assert.Equal(100, port.Count);
+        Assert.All(port, f => Assert.Equal("s1:1", f["frame.interface_name"]));
+        Assert.Contains(port, f => Convert.ToInt32(f["frame.packet_flags_direction"], 16) == 2 && f["tcp.dstport"] == "5001"); // data out towards r1
+        Assert.Contains(port, f => Convert.ToInt32(f["frame.packet_flags_direction"], 16) == 1 && f["tcp.srcport"] == "5001"); // acks in from r1
     }
 
     [ToolFact("tshark")]
