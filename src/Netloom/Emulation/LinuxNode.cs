@@ -14,8 +14,6 @@ namespace Netloom.Emulation;
 public sealed class LinuxNode : Node, IDisposable, IAttachedNode
 {
     private readonly PortAttachment _tap;
-    private readonly Action<SimFrame> _send;
-    private long _sendAt;
     private bool _disposed;
 
     private LinuxNode(Network network, int id, string name, string ns, IPort tap, int mtu) : base(network, id, name)
@@ -23,7 +21,6 @@ public sealed class LinuxNode : Node, IDisposable, IAttachedNode
         Namespace = ns;
         _tap = new PortAttachment(tap, mtu);
         AddPort();
-        _send = f => Send(Port, f, _sendAt);
     }
 
     /// <summary>The namespace's name: run commands in it with <c>ip netns exec NAME ...</c>.</summary>
@@ -76,21 +73,10 @@ public sealed class LinuxNode : Node, IDisposable, IAttachedNode
         return p.ExitCode == 0;
     }
 
-    internal override void Receive(NodePort port, SimFrame frame, long now)
-    {
-        if (IsUp && !_tap.Deliver(frame)) Discarded++;
-        Network.Pool.Return(frame);
-    }
+    internal override void Receive(NodePort port, SimFrame frame, long now) => DeliverTo(_tap, frame);
 
     /// <summary>Takes what the kernel sent and puts it on the link (called by the real-time loop).</summary>
-    int IAttachedNode.Poll(long now)
-    {
-        _sendAt = now;
-        long discarded = Discarded;
-        int n = _tap.Poll(Network, IsUp, _send, ref discarded);
-        Discarded = discarded;
-        return n;
-    }
+    int IAttachedNode.Poll(long now) => PollFrom(_tap, now);
 
     public void Dispose()
     {

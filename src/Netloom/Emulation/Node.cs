@@ -72,6 +72,28 @@ public abstract class Node
 
     private protected void RequestWake(long at) => Network.ScheduleWake(this, at);
 
+    // For nodes whose one link leads to a real port (linux and process nodes).
+    private Action<SimFrame>? _sendOnLink;
+    private long _sendAt;
+
+    /// <summary>A frame from the link goes out to <paramref name="port"/> (counted as discarded when its ring is full, or when down).</summary>
+    private protected void DeliverTo(PortAttachment port, SimFrame frame)
+    {
+        if (IsUp && !port.Deliver(frame)) Discarded++;
+        Network.Pool.Return(frame);
+    }
+
+    /// <summary>What <paramref name="port"/> received goes onto the node's link; the number of frames taken.</summary>
+    private protected int PollFrom(PortAttachment port, long now)
+    {
+        _sendAt = now;
+        _sendOnLink ??= f => Send(_ports[0], f, _sendAt);
+        long discarded = Discarded;
+        int n = port.Poll(Network, IsUp, _sendOnLink, ref discarded);
+        Discarded = discarded;
+        return n;
+    }
+
     public void Crash()
     {
         if (!IsUp) return;

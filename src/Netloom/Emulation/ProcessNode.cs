@@ -30,9 +30,7 @@ internal sealed class ProcessNode : Node, IAttachedNode
     internal static Action<string>? Output { get; set; }
 
     private readonly PortAttachment _shm;
-    private readonly Action<SimFrame> _send;
     private readonly Queue<string> _lines = new();
-    private long _sendAt;
     private Process? _process;
     private Task _stopping = Task.CompletedTask;
     private bool _disposed;
@@ -50,7 +48,6 @@ internal sealed class ProcessNode : Node, IAttachedNode
         Mtu = mtu;
         StartAfterNs = startAfterNs;
         AddPort();
-        _send = f => Send(Port, f, _sendAt);
     }
 
     internal NodePort Port => Ports[0];
@@ -176,20 +173,9 @@ internal sealed class ProcessNode : Node, IAttachedNode
         p.Dispose();
     }
 
-    internal override void Receive(NodePort port, SimFrame frame, long now)
-    {
-        if (IsUp && !_shm.Deliver(frame)) Discarded++;
-        Network.Pool.Return(frame);
-    }
+    internal override void Receive(NodePort port, SimFrame frame, long now) => DeliverTo(_shm, frame);
 
-    int IAttachedNode.Poll(long now)
-    {
-        _sendAt = now;
-        long discarded = Discarded;
-        int n = _shm.Poll(Network, IsUp, _send, ref discarded);
-        Discarded = discarded;
-        return n;
-    }
+    int IAttachedNode.Poll(long now) => PollFrom(_shm, now);
 
     public void Dispose()
     {
