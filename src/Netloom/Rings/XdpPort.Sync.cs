@@ -90,11 +90,12 @@ internal sealed unsafe partial class XdpPort
 
         // 1. RX slots the user released: their buffers go on the fill ring for the kernel to write.
         uint k = _rxFree, room = _fill.Free();
-        while (k != head && room != 0)
+        while (k != head)
         {
             ref Slot s = ref rx.Slots[k];
             if (Pool.IsValid(s.BufferIndex))
             {
+                if (room == 0) break; // the fill ring is full: the rest go at the next sync
                 _fill.Address(_fill.Local++) = FillAddress(Pool, s.BufferIndex);
                 room--;
             }
@@ -153,6 +154,20 @@ internal sealed unsafe partial class XdpPort
         return PollDescriptor(_fd, rx: false, Math.Min(timeoutNs, 1_000_000));
     }
 
+    /// <summary>
+    /// For tests: puts a descriptor on the RX ring as the kernel would (entry, then producer), so a
+    /// test can hand RxSync one the kernel should never write. The kernel's own next frame then
+    /// lands on the same entry and is lost; use it on a quiet link.
+    /// </summary>
+    internal void InjectRxDescriptor(ulong addr, uint len)
+    {
+        uint p = Volatile.Read(ref *_rxq.Producer);
+        ref Desc d = ref _rxq.Descriptor(p);
+        d.Addr = addr;
+        d.Len = len;
+        Volatile.Write(ref *_rxq.Producer, p + 1);
+    }
+
     /// <summary>Every buffer the port can find in its slots, stash and the four rings (at dispose, after the program is detached).</summary>
     private uint[] HeldBuffers()
     {
@@ -161,10 +176,11 @@ internal sealed unsafe partial class XdpPort
         foreach (uint b in _stash.AsSpan(0, _stashCount)) held.Add(b);
         // RX slots from the first not yet returned to the fill ring up to tail hold buffers.
         for (uint i = _rxFree; i != _rx.Tail; i = _rx.Next(i)) if (Pool.IsValid(_rx.Slots[i].BufferIndex)) held.Add(_rx.Slots[i].BufferIndex);
-        for (uint i = Volatile.Read(ref *_fill.Consumer); i != _fill.Local; i++) Add(held, _fill.Address(i) + XDP_PACKET_HEADROOM);
-        for (uint i = _rxq.Local; i != Volatile.Read(ref *_rxq.Producer); i++) Add(held, DataOffset(_rxq.Descriptor(i).Addr));
-        for (uint i = _completion.Local; i != Volatile.Read(ref *_completion.Producer); i++) Add(held, _completion.Address(i));
-        for (uint i = Volatile.Read(ref *_txq.Consumer); i != _txq.Local; i++) Add(held, _txq.Descriptor(i).Addr);
+        // Each ring between its two indexes, never more than one ring's worth (the indexes are shared memory).
+        for (uint i = Volatile.Read(ref *_fill.Consumer), c = 0; i != _fill.Local && c < _fill.Size; i++, c++) Add(held, _fill.Address(i) + XDP_PACKET_HEADROOM);
+        for (uint i = _rxq.Local, c = 0; i != Volatile.Read(ref *_rxq.Producer) && c < _rxq.Size; i++, c++) Add(held, DataOffset(_rxq.Descriptor(i).Addr));
+        for (uint i = _completion.Local, c = 0; i != Volatile.Read(ref *_completion.Producer) && c < _completion.Size; i++, c++) Add(held, _completion.Address(i));
+        for (uint i = Volatile.Read(ref *_txq.Consumer), c = 0; i != _txq.Local && c < _txq.Size; i++, c++) Add(held, _txq.Descriptor(i).Addr);
         return [.. held];
 
         void Add(HashSet<uint> set, ulong offset)

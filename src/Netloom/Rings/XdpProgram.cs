@@ -28,7 +28,7 @@ internal enum XdpAttachMode : byte { Native, Generic }
 /// </summary>
 internal sealed unsafe class XdpProgram : IDisposable
 {
-    private const int XdpPass = 2, BpfFuncRedirectMap = 51, XdpMdRxQueueIndex = 16, BpfPseudoMapFd = 1;
+    internal const int XdpPass = 2, BpfFuncRedirectMap = 51, XdpMdRxQueueIndex = 16, BpfPseudoMapFd = 1;
 
     private int _mapFd = -1, _progFd = -1, _linkFd = -1;
 

@@ -54,11 +54,18 @@ internal unsafe struct XskRing
 
     /// <summary>For a ring we produce: entries we may still write before the kernel's consumer catches up.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public readonly uint Free() => Size - (Local - Volatile.Read(ref *Consumer));
+    public readonly uint Free()
+    {
+        uint pending = Local - Volatile.Read(ref *Consumer);
+        return pending > Size ? 0 : Size - pending; // a consumer word that makes no sense leaves no room
+    }
 
-    /// <summary>For a ring we consume: entries the kernel has published that we have not read.</summary>
+    /// <summary>
+    /// For a ring we consume: entries the kernel has published that we have not read. Never more
+    /// than the ring holds, whatever the producer word says (it is memory another party writes).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public readonly uint Available() => Volatile.Read(ref *Producer) - Local;
+    public readonly uint Available() => Math.Min(Volatile.Read(ref *Producer) - Local, Size);
 
     /// <summary>For a ring we produce: entries published and not yet taken by the kernel.</summary>
     public readonly uint Pending() => Local - Volatile.Read(ref *Consumer);
