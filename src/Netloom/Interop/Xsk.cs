@@ -13,6 +13,9 @@ internal static unsafe partial class Xsk
     public const int XDP_MMAP_OFFSETS = 1, XDP_RX_RING = 2, XDP_TX_RING = 3, XDP_UMEM_REG = 4,
         XDP_UMEM_FILL_RING = 5, XDP_UMEM_COMPLETION_RING = 6, XDP_STATISTICS = 7, XDP_OPTIONS = 8;
 
+    /// <summary>XDP_MAX_TX_SKB_BUDGET (Linux 6.17+; not in this machine's headers): frames one copy-mode sendto may send (default 32).</summary>
+    public const int XDP_MAX_TX_SKB_BUDGET = 9;
+
     /// <summary>sockaddr_xdp flags (bind).</summary>
     public const ushort XDP_SHARED_UMEM = 1, XDP_COPY = 2, XDP_ZEROCOPY = 4, XDP_USE_NEED_WAKEUP = 8;
 

@@ -109,6 +109,10 @@ internal sealed unsafe partial class XdpPort
             var addr = new SockaddrXdp { Family = AF_XDP, Flags = bindFlags, IfIndex = (uint)ifindex, QueueId = queue };
             what = "bind";
             if (Libc.Bind(fd, &addr, (uint)sizeof(SockaddrXdp)) < 0) { errno = Libc.Errno; return Fail(); }
+            // Copy mode sends at most 32 frames per sendto unless told more (Linux 6.17+); one kick
+            // per TX sync is what we want. Best effort: older kernels say ENOPROTOOPT and keep 32.
+            int budget = n;
+            Libc.SetSockOpt(fd, SOL_XDP, XDP_MAX_TX_SKB_BUDGET, &budget, sizeof(int));
             setup = new Setup(fd, fill, comp, rx, tx);
             errno = 0;
             return true;
