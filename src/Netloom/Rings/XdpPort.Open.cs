@@ -88,7 +88,7 @@ internal sealed unsafe partial class XdpPort
             };
             what = "registering the pool as UMEM (XDP_UMEM_REG)";
             if (Libc.SetSockOpt(fd, SOL_XDP, XDP_UMEM_REG, &reg, (uint)sizeof(UmemReg)) < 0) { errno = Libc.Errno; return Fail(); }
-            foreach (var (opt, size, name) in new[] { (XDP_UMEM_FILL_RING, 2 * n, "fill"), (XDP_UMEM_COMPLETION_RING, n, "completion"), (XDP_RX_RING, n, "RX"), (XDP_TX_RING, n, "TX") })
+            foreach (var (opt, size, name) in new[] { (XDP_UMEM_FILL_RING, FillRingSize(n), "fill"), (XDP_UMEM_COMPLETION_RING, n, "completion"), (XDP_RX_RING, n, "RX"), (XDP_TX_RING, n, "TX") })
             {
                 int v = size;
                 what = $"sizing the {name} ring";
@@ -98,7 +98,7 @@ internal sealed unsafe partial class XdpPort
             uint len = (uint)sizeof(MmapOffsets);
             what = "XDP_MMAP_OFFSETS";
             if (Libc.GetSockOpt(fd, SOL_XDP, XDP_MMAP_OFFSETS, &off, &len) < 0) { errno = Libc.Errno; return Fail(); }
-            fill = XskRing.Map(who, "fill", fd, XDP_UMEM_PGOFF_FILL_RING, off.Fill, (uint)(2 * n), sizeof(ulong));
+            fill = XskRing.Map(who, "fill", fd, XDP_UMEM_PGOFF_FILL_RING, off.Fill, (uint)FillRingSize(n), sizeof(ulong));
             comp = XskRing.Map(who, "completion", fd, XDP_UMEM_PGOFF_COMPLETION_RING, off.Completion, (uint)n, sizeof(ulong));
             rx = XskRing.Map(who, "RX", fd, XDP_PGOFF_RX_RING, off.Rx, (uint)n, sizeof(Desc));
             tx = XskRing.Map(who, "TX", fd, XDP_PGOFF_TX_RING, off.Tx, (uint)n, sizeof(Desc));
@@ -130,6 +130,15 @@ internal sealed unsafe partial class XdpPort
             return false;
         }
     }
+
+    /// <summary>
+    /// The fill ring holds twice the 2n buffers that circulate through RX. The kernel reads a run
+    /// of fill entries at once and publishes its consumer index only when it has used them all,
+    /// so entries it has taken (their buffers already received, perhaps already given back)
+    /// still count as occupied: up to 2n of those plus 2n given back. A fill ring of 2n looked
+    /// full most of the time; RX slots then waited and the kernel's RX ring overflowed.
+    /// </summary>
+    private static int FillRingSize(int n) => 4 * n;
 
     /// <summary>The fill-ring address for a buffer: 256 bytes before it, so the frame lands at the buffer's start.</summary>
     private static ulong FillAddress(PacketPool pool, uint buffer) => (ulong)buffer * (ulong)pool.Stride - XDP_PACKET_HEADROOM;
