@@ -42,9 +42,9 @@ internal static class SwitchCommand
         }
 
         // All xdp ports take their UMEM from one pool, so the switch moves frames between them by
-        // swapping buffer indexes (each port takes 4 x its ring size of buffers).
+        // swapping buffer indexes.
         int xdpPorts = parsed.Count(p => p.Kind == PortKind.Xdp);
-        using var xdpPool = xdpPorts > 0 ? new PacketPool(4 * new PortOptions().RingSize * xdpPorts + 1, XdpPort.BufferBytes) : null;
+        using var xdpPool = xdpPorts > 0 ? new PacketPool(XdpPort.BuffersPerPort(new PortOptions().RingSize) * xdpPorts + 1, XdpPort.BufferBytes) : null;
         var xdpOptions = new PortOptions { SharedPool = xdpPool };
         using var sw = new Switch(new LearningTable(), batch) { LoggerFactory = StderrLoggerFactory.Instance };
         try

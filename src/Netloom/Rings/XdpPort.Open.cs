@@ -9,7 +9,7 @@ internal sealed unsafe partial class XdpPort
     /// Opens <c>xdp:IFNAME[:QUEUE]</c> in the calling thread's network namespace: attaches the
     /// program (native mode, else generic), creates the socket over the pool (zero-copy bind,
     /// else copy), and puts it in the program's map. <see cref="PortOptions.SharedPool"/> makes
-    /// the UMEM that pool (it must have 2 KiB buffers and 4 x RingSize free).
+    /// the UMEM that pool (it must have 2 KiB buffers and <see cref="BuffersPerPort"/> free).
     /// </summary>
     public static XdpPort Open(PortSpec spec, PortOptions? options = null)
     {
@@ -26,15 +26,15 @@ internal sealed unsafe partial class XdpPort
         uint queue = (uint)spec.PipeId;
         int n = o.RingSize;
 
-        var pool = shared ?? new PacketPool(4 * n + 1, BufferBytes);
-        var owned = new uint[4 * n];
+        var pool = shared ?? new PacketPool(BuffersPerPort(n) + 1, BufferBytes);
+        var owned = new uint[BuffersPerPort(n)];
         int got = pool.Allocate(owned);
         XdpProgram? program = null;
         try
         {
-            if (got < owned.Length) throw new InvalidOperationException($"{who}: the shared pool has {got} free buffers; an xdp port takes 4 x ring size = {owned.Length}");
-            program = XdpProgram.Attach(who, ifindex, spec.Name, queue + 1);
-            var fillBuffers = owned.AsSpan(2 * n);
+            if (got < owned.Length) throw new InvalidOperationException($"{who}: the shared pool has {got} free buffers; an xdp port takes 10 x ring size = {owned.Length}");
+            program = XdpProgram.Attach(who, ifindex, spec.Name, queue + 1, ForcedMode());
+            var fillBuffers = owned.AsSpan(2 * n); // the RX population: RxDepth(n) buffers
             // Zero-copy where the driver has it; veth and generic mode have only copy.
             if (!TryCreateSocket(who, spec.Name, pool, ifindex, queue, n, fillBuffers, XDP_ZEROCOPY | XDP_USE_NEED_WAKEUP, out var s, out int bindErrno, out _))
             {
@@ -88,7 +88,7 @@ internal sealed unsafe partial class XdpPort
             };
             what = "registering the pool as UMEM (XDP_UMEM_REG)";
             if (Libc.SetSockOpt(fd, SOL_XDP, XDP_UMEM_REG, &reg, (uint)sizeof(UmemReg)) < 0) { errno = Libc.Errno; return Fail(); }
-            foreach (var (opt, size, name) in new[] { (XDP_UMEM_FILL_RING, FillRingSize(n), "fill"), (XDP_UMEM_COMPLETION_RING, n, "completion"), (XDP_RX_RING, n, "RX"), (XDP_TX_RING, n, "TX") })
+            foreach (var (opt, size, name) in new[] { (XDP_UMEM_FILL_RING, FillRingSize(n), "fill"), (XDP_UMEM_COMPLETION_RING, n, "completion"), (XDP_RX_RING, RxDepth(n), "RX"), (XDP_TX_RING, n, "TX") })
             {
                 int v = size;
                 what = $"sizing the {name} ring";
@@ -100,7 +100,7 @@ internal sealed unsafe partial class XdpPort
             if (Libc.GetSockOpt(fd, SOL_XDP, XDP_MMAP_OFFSETS, &off, &len) < 0) { errno = Libc.Errno; return Fail(); }
             fill = XskRing.Map(who, "fill", fd, XDP_UMEM_PGOFF_FILL_RING, off.Fill, (uint)FillRingSize(n), sizeof(ulong));
             comp = XskRing.Map(who, "completion", fd, XDP_UMEM_PGOFF_COMPLETION_RING, off.Completion, (uint)n, sizeof(ulong));
-            rx = XskRing.Map(who, "RX", fd, XDP_PGOFF_RX_RING, off.Rx, (uint)n, sizeof(Desc));
+            rx = XskRing.Map(who, "RX", fd, XDP_PGOFF_RX_RING, off.Rx, (uint)RxDepth(n), sizeof(Desc));
             tx = XskRing.Map(who, "TX", fd, XDP_PGOFF_TX_RING, off.Tx, (uint)n, sizeof(Desc));
 
             foreach (uint b in fillBuffers) fill.Address(fill.Local++) = FillAddress(pool, b);
@@ -132,13 +132,41 @@ internal sealed unsafe partial class XdpPort
     }
 
     /// <summary>
-    /// The fill ring holds twice the 2n buffers that circulate through RX. The kernel reads a run
-    /// of fill entries at once and publishes its consumer index only when it has used them all,
-    /// so entries it has taken (their buffers already received, perhaps already given back)
-    /// still count as occupied: up to 2n of those plus 2n given back. A fill ring of 2n looked
-    /// full most of the time; RX slots then waited and the kernel's RX ring overflowed.
+    /// Buffers an xdp port takes: n in TX slots, n in the TX stash, and <see cref="RxDepth"/> that
+    /// circulate through RX (fill ring, kernel, RX ring, RX slots).
     /// </summary>
-    private static int FillRingSize(int n) => 4 * n;
+    internal static int BuffersPerPort(int n) => 2 * n + RxDepth(n);
+
+    /// <summary>
+    /// The kernel's RX ring and the RX population: 8n (8192 frames, 17 MiB, at the default
+    /// n = 1024). What the RX ring and the fill ring hold is all the buffering there is between
+    /// the kernel's producer (in softirq, on another core) and us, and on this shared 2-core
+    /// machine a receiver is often off its core for milliseconds. With n the kernel counted most
+    /// frames at 0.8 Mpps as rx_ring_full; with 4n, 4% as rx_fill_ring_empty (both the same
+    /// thing: no room). AF_PACKET's ring here is 4 MiB, which packs some 50,000 small frames.
+    /// </summary>
+    private static int RxDepth(int n) => 8 * n;
+
+    /// <summary>
+    /// The fill ring holds twice the RX population. The kernel reads a run of fill entries at
+    /// once and publishes its consumer index only when it has used them all, so entries it has
+    /// taken (their buffers already received, perhaps already given back) still count as
+    /// occupied: up to the whole population of those, plus the population given back. A fill
+    /// ring the size of the population looked full most of the time; RX slots then waited and
+    /// the kernel's RX ring overflowed.
+    /// </summary>
+    private static int FillRingSize(int n) => 2 * RxDepth(n);
+
+    /// <summary>
+    /// NETLOOM_XDP_MODE=native or generic attaches in that mode only (benchmarks compare the two;
+    /// on veth, native mode copies each frame from an skb into a page before the program runs).
+    /// </summary>
+    private static XdpAttachMode? ForcedMode() => Environment.GetEnvironmentVariable("NETLOOM_XDP_MODE") switch
+    {
+        "native" => XdpAttachMode.Native,
+        "generic" => XdpAttachMode.Generic,
+        _ => null,
+    };
 
     /// <summary>The fill-ring address for a buffer: 256 bytes before it, so the frame lands at the buffer's start.</summary>
     private static ulong FillAddress(PacketPool pool, uint buffer) => (ulong)buffer * (ulong)pool.Stride - XDP_PACKET_HEADROOM;

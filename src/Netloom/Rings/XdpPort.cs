@@ -22,7 +22,7 @@ namespace Netloom.Rings;
 /// pointer on; no metadata, since our program asks for none).
 /// </para>
 /// <para>
-/// <b>Where buffers are.</b> Every buffer the port holds is in exactly one place: a TX slot (free
+/// <b>Where buffers are</b> (<see cref="BuffersPerPort"/>). Every buffer the port holds is in exactly one place: a TX slot (free
 /// for the user), the TX stash (free, waiting to replace a sent slot's buffer), the kernel (TX
 /// ring, completion ring, fill ring, RX ring), or an RX slot. TxSync puts a slot's buffer on the
 /// kernel's TX ring and gives the slot a buffer from the stash, so the slot is free at once; the
@@ -87,7 +87,7 @@ internal sealed unsafe partial class XdpPort : PortBase
         _rxMemory = new RingMemory(n);
         _tx = new Ring(_txMemory.Header, _txMemory.Slots, (uint)n, pool, RingDirection.Tx);
         _rx = new Ring(_rxMemory.Header, _rxMemory.Slots, (uint)n, pool, RingDirection.Rx);
-        // owned: [n TX slot buffers][n stash][2n for the fill ring] (see Open).
+        // owned: [n TX slot buffers][n stash][the RX population, put on the fill ring] (see Open).
         for (int i = 0; i < n; i++) _txMemory.Slots[i].BufferIndex = owned[i];
         _tx.SetTail((uint)n - 1);
         _stash = new uint[n];

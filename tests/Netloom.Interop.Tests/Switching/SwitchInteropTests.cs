@@ -67,7 +67,7 @@ public class SwitchInteropTests(ITestOutputHelper output)
     [RootFact("ip", "ping", "iperf3", "ethtool", "socat")]
     public void Linux_hosts_talk_through_the_switch_over_xdp_ports_as_through_a_linux_bridge()
     {
-        using var pool = new PacketPool(2 * 4 * 1024 + 1);
+        using var pool = new PacketPool(2 * XdpPort.BuffersPerPort(1024) + 1);
         var options = new PortOptions { SharedPool = pool };
         SwitchThenBridge(t =>
         {
