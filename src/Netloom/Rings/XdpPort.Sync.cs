@@ -8,6 +8,8 @@ internal sealed unsafe partial class XdpPort
     /// <summary>How many times one TX sync kicks the kernel (sendto) while its TX ring still holds frames; copy mode sends at most 32 per kick.</summary>
     private const int MaxKicks = 64;
 
+    private uint _fillPublished; // the fill producer index the kernel has seen
+
     /// <summary>
     /// The buffer whose first byte is at UMEM offset <paramref name="offset"/>, or 0 when no
     /// buffer starts there (a descriptor we never produced).
@@ -134,11 +136,17 @@ internal sealed unsafe partial class XdpPort
             _rxq.Local += used;
             _rxq.PublishConsumer();
         }
-        _fill.PublishProducer();
-        if (_fill.NeedsWakeup) RecvFrom(_fd, null, 0, MSG_DONTWAIT, null, null);
+        // Publish only a moved index: a store, even of the same value, takes the cache line from
+        // the core where the kernel reads it (a busy-polling switch syncs millions of times a second).
+        if (_fill.Local != _fillPublished)
+        {
+            _fill.PublishProducer();
+            _fillPublished = _fill.Local;
+            if (_fill.NeedsWakeup) RecvFrom(_fd, null, 0, MSG_DONTWAIT, null, null);
+        }
         rx.SetTail(t);
         rx.Counters.Record(got, bytes, invalid: invalid);
-        if ((rx.Counters.Syncs & 255) == 0) ReadKernelStatistics();
+        if ((rx.Counters.Syncs & 4095) == 0) ReadKernelStatistics();
     }
 
     /// <summary>

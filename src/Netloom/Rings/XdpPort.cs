@@ -60,7 +60,7 @@ internal sealed unsafe partial class XdpPort : PortBase
     public XdpAttachMode AttachMode => _program.Mode;
     public bool ZeroCopy { get; }
 
-    /// <summary>The kernel's own counters for the socket (XDP_STATISTICS), read at every 256th RX sync and on request.</summary>
+    /// <summary>The kernel's own counters for the socket (XDP_STATISTICS), read at every 4096th RX sync and on request.</summary>
     public Statistics KernelStatistics { get; private set; }
 
     internal override bool RxWaitInterruptible => false;
@@ -80,6 +80,7 @@ internal sealed unsafe partial class XdpPort : PortBase
         _ownsPool = ownsPool;
         _program = program;
         (_fd, _fill, _completion, _rxq, _txq) = (s.Fd, s.Fill, s.Completion, s.Rx, s.Tx);
+        _fillPublished = _fill.Local;
         ZeroCopy = zeroCopy;
         Mode = $"{(program.Mode == XdpAttachMode.Native ? "native" : "generic")} {(zeroCopy ? "zero-copy" : "copy")}";
         int n = o.RingSize;
