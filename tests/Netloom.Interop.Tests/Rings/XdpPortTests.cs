@@ -73,7 +73,7 @@ public class XdpPortTests
         Assert.False(HasXdpProgram(net.NsA, net.IfA), "the XDP program outlived the port");
     }
 
-    [RootFact("ip")]
+    [RootFact("ip", "pgrep")]
     public void The_program_goes_with_the_process_that_held_the_port_even_after_sigkill()
     {
         using var net = new NetnsPair();
@@ -143,7 +143,7 @@ public class XdpPortTests
         if (syscall(126 /* SYS_capset */, &h, d) != 0) throw new IOException($"capset failed: errno {Marshal.GetLastPInvokeError()}");
     }
 
-    [RootFact("ip")]
+    [RootFact("ip", "sysctl")]
     public void Bad_slots_and_bad_descriptors_are_counted_and_never_used()
     {
         using var net = new NetnsPair();
@@ -213,7 +213,7 @@ public class XdpPortTests
         Assert.Contains("served over AF_XDP", curl.Out);
     }
 
-    [RootFact("ip")]
+    [RootFact("ip", "sysctl")]
     public void The_data_path_allocates_nothing_per_frame()
     {
         using var net = new NetnsPair();
