@@ -63,9 +63,8 @@ internal sealed unsafe partial class XdpPort : PortBase
     /// <summary>The kernel's own counters for the socket (XDP_STATISTICS), read at every 4096th RX sync and on request.</summary>
     public Statistics KernelStatistics { get; private set; }
 
+    /// <summary>Its waits sleep in poll(2) on the socket, which <see cref="PortBase.InterruptRxWait"/> cannot end.</summary>
     internal override bool RxWaitInterruptible => false;
-
-    public override string? Failure => null;
 
     private readonly struct Setup
     {
