@@ -252,4 +252,24 @@ public class XdpPortTests
         Assert.True(received >= 120_000, $"only {received} frames arrived");
         Assert.True(allocated == 0, $"{allocated} bytes allocated over 100,000 frames");
     }
+
+    [RootFact("ip", "curl", "ethtool", "/usr/bin/python3", "gcc")]
+    public void Netloom_run_fetches_a_file_from_a_kernel_server_over_an_xdp_port()
+    {
+        using var net = new NetnsPair();
+        using var www = new TempDir();
+        string file = www.File("data.bin");
+        File.WriteAllBytes(file, System.Security.Cryptography.RandomNumberGenerator.GetBytes(4 << 20));
+        Sh.Ok("ip", "netns", "exec", net.NsB, "ethtool", "-K", net.IfB, "tx", "off");
+        Sh.Ok("ip", "-n", net.NsA, "addr", "flush", "dev", net.IfA);
+        using var server = new Background("Serving HTTP", "ip", "netns", "exec", net.NsB, "/usr/bin/python3", "-u", "-m", "http.server", "8000",
+            "--bind", net.IpB, "--directory", www.Path);
+        server.WaitReady();
+        string got = www.File("got.bin");
+        var r = Netloom.Interop.Tests.Run.RunLab.Run(TimeSpan.FromMinutes(3), net.NsA, $"xdp:{net.IfA}", $"{net.IpA}/24",
+            ["curl", "-sS", "--max-time", "60", "-o", got, $"http://{net.IpB}:8000/data.bin"]);
+        Assert.True(r.Code == 0, r.Out + r.Err);
+        Assert.Equal(Netloom.Interop.Tests.Run.RunLab.Sha256(file), Netloom.Interop.Tests.Run.RunLab.Sha256(got));
+        Assert.False(HasXdpProgram(net.NsA, net.IfA), "the XDP program outlived netloom run");
+    }
 }
