@@ -150,16 +150,18 @@ internal sealed unsafe partial class XdpPort
     }
 
     /// <summary>
-    /// Sleeps in poll(2) on the socket. RX: until the RX ring has frames. TX: the slots are free
-    /// once the stash has buffers, which come back on the completion ring, and poll has no event
-    /// for that; so a TX wait kicks the kernel and then sleeps briefly.
+    /// Sleeps in poll(2) on the socket. RX: until the RX ring has frames. TX: until the kernel's
+    /// TX ring has room; but when the stash is empty the slots wait for buffers from the
+    /// completion ring, for which poll has no event, so the wait kicks the kernel and sleeps a
+    /// millisecond instead.
     /// </summary>
     protected override bool Block(bool rx, long timeoutNs)
     {
         if (rx) return PollDescriptor(_fd, rx: true, timeoutNs);
         if (_txq.Pending() != 0) SendTo(_fd, null, 0, MSG_DONTWAIT, null, 0);
-        Thread.Sleep(0);
-        return PollDescriptor(_fd, rx: false, Math.Min(timeoutNs, 1_000_000));
+        if (_stashCount != 0) return PollDescriptor(_fd, rx: false, timeoutNs);
+        Thread.Sleep(1);
+        return true;
     }
 
     /// <summary>
