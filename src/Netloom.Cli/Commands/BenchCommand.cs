@@ -88,7 +88,7 @@ internal static class BenchCommand
     {
         if (seconds <= 0 || seconds > 600) return CliErrors.Report("--duration must be between 0 and 600 seconds", CliErrors.BadInput);
         return Print(BenchSwitch.Run(Duration.FromNanoseconds((long)(seconds * 1e9))), json,
-            "switch: 1 forwarding thread, generator on the other core, pipes; zero copy unless *_copy; switch_mpps and testpmd_mpps are the median seconds of rounds alternating the two; testpmd_mpps is both ports' Tx-pps summed (one forwarding core)");
+            "switch: 1 forwarding thread, generator on the other core, pipes; zero copy unless *_copy; switch_mpps and testpmd_mpps are the median seconds of rounds alternating the two; testpmd_mpps is both ports' Tx-pps summed (one forwarding core); linux_hosts_*: iperf3 TCP between two namespaces through `netloom switch --wait BusyPoll` over xdp ports (one UMEM pool, buffer swaps), over afpacket ports, and a Linux bridge, offloads off on all veth ends, 3 rounds alternating the three, medians");
     }
 
     /// <summary>Prints figures as "key value" lines, or as one JSON object with a note.</summary>
@@ -135,10 +135,10 @@ internal static class BenchCommand
         figures.Add(("shm_rtt_p50_ns", shmPing.Percentile(50)));
         figures.Add(("shm_rtt_p99_ns", shmPing.Percentile(99)));
 
-        string? skipped = null;
-        if (Environment.UserName != "root") skipped = "tap and afpacket figures need root (network namespaces)";
-        else if (!File.Exists("/usr/sbin/ip") && !File.Exists("/sbin/ip") && !File.Exists("/usr/bin/ip")) skipped = "tap and afpacket figures need iproute2";
-        else figures.AddRange(KernelPortRuns(d));
+        string? skipped = null, xdpMode = null;
+        if (Environment.UserName != "root") skipped = "tap, afpacket and xdp figures need root (network namespaces)";
+        else if (!File.Exists("/usr/sbin/ip") && !File.Exists("/sbin/ip") && !File.Exists("/usr/bin/ip")) skipped = "tap, afpacket and xdp figures need iproute2";
+        else figures.AddRange(KernelPortRuns(d, out xdpMode));
 
         if (json)
         {
@@ -148,6 +148,7 @@ internal static class BenchCommand
                 w.WriteStartObject();
                 foreach (var (k, v) in figures) w.WriteNumber(k, v);
                 if (skipped is not null) w.WriteString("skipped", skipped);
+                if (xdpMode is not null) w.WriteString("xdp_mode", xdpMode);
                 w.WriteNumber("frame_bytes", 64);
                 w.WriteNumber("cores", Environment.ProcessorCount);
                 w.WriteString("note", "sender and receiver spin (not pinned) on the two cores; *_mpps count packets received; shm runs between this process and a child pktgen");
@@ -159,6 +160,7 @@ internal static class BenchCommand
         {
             foreach (var (k, v) in figures) Console.WriteLine($"{k,-18} {v}");
             if (skipped is not null) Console.WriteLine($"(skipped: {skipped})");
+            if (xdpMode is not null) Console.WriteLine($"{"xdp_mode",-18} {xdpMode}");
         }
         return CliErrors.Ok;
     }
@@ -168,8 +170,9 @@ internal static class BenchCommand
     /// pktgen tx into a TAP (frames handed to the kernel), and pktgen tx on one veth end with
     /// pktgen rx on the other (frames received).
     /// </summary>
-    private static List<(string, double)> KernelPortRuns(Duration d)
+    private static List<(string, double)> KernelPortRuns(Duration d, out string? xdpMode)
     {
+        xdpMode = null;
         string tag = (Environment.ProcessId % 100000).ToString();
         string nsA = $"nlbA{tag}", nsB = $"nlbB{tag}", vA = $"nlbva{tag}", vB = $"nlbvb{tag}";
         var result = new List<(string, double)>();
@@ -192,8 +195,31 @@ internal static class BenchCommand
             var tx = ChildPktgen(nsA, $"afpacket:{vA}", "tx", secs);
             tx.WaitForExit(60_000);
             rx.WaitForExit(60_000);
-            result.Add(("afpacket_tx_mpps", Math.Round(Figure(tx, "mpps"), 3)));
-            result.Add(("afpacket_rx_mpps", Math.Round(Figure(rx, "mpps"), 3)));
+            double afTx = Figure(tx, "mpps"), afRx = Figure(rx, "mpps");
+            result.Add(("afpacket_tx_mpps", Math.Round(afTx, 3)));
+            result.Add(("afpacket_rx_mpps", Math.Round(afRx, 3)));
+
+            // The same pair of ends over AF_XDP (the receiver's program steals every frame from its
+            // kernel): as the port chooses (native mode on veth), then forced to generic mode.
+            var modes = new List<string>();
+            foreach (var (prefix, forced) in new[] { ("xdp", (string?)null), ("xdp_generic", "generic") })
+            {
+                var xrx = ChildPktgen(nsB, $"xdp:{vB}", "rx", longer, forced);
+                Thread.Sleep(700);
+                var xtx = ChildPktgen(nsA, $"xdp:{vA}", "tx", secs, forced);
+                xtx.WaitForExit(60_000);
+                xrx.WaitForExit(60_000);
+                string txText = xtx.StandardOutput.ReadToEnd(), rxText = xrx.StandardOutput.ReadToEnd();
+                double xTx = Figure(txText, "mpps"), xRx = Figure(rxText, "mpps");
+                result.Add(($"{prefix}_tx_mpps", Math.Round(xTx, 3)));
+                result.Add(($"{prefix}_rx_mpps", Math.Round(xRx, 3)));
+                if (afTx > 0) result.Add(($"{prefix}_tx_vs_afpacket", Math.Round(xTx / afTx, 2)));
+                if (afRx > 0) result.Add(($"{prefix}_rx_vs_afpacket", Math.Round(xRx / afRx, 2)));
+                result.Add(($"{prefix}_rx_kernel_dropped", Figure(rxText, "xdp_kernel", "rx_dropped") + Figure(rxText, "xdp_kernel", "rx_ring_full")));
+                modes.Add(FigureText(rxText, "xdp_mode") is { } m ? $"{prefix}: receiver {m}, sender {FigureText(txText, "xdp_mode")}"
+                    : $"{prefix}: failed: {xrx.StandardError.ReadToEnd().Trim()} {xtx.StandardError.ReadToEnd().Trim()}");
+            }
+            xdpMode = string.Join("; ", modes);
         }
         finally
         {
@@ -209,15 +235,30 @@ internal static class BenchCommand
         p.WaitForExit();
     }
 
-    private static System.Diagnostics.Process ChildPktgen(string ns, string spec, string mode, string seconds) =>
-        SelfProcess.Start(["pktgen", "--port", spec, "--mode", mode, "--duration", seconds, "--json"], "ip", "netns", "exec", ns);
+    private static System.Diagnostics.Process ChildPktgen(string ns, string spec, string mode, string seconds, string? xdpMode = null) =>
+        xdpMode is null
+            ? SelfProcess.Start(["pktgen", "--port", spec, "--mode", mode, "--duration", seconds, "--json"], "ip", "netns", "exec", ns)
+            : SelfProcess.Start(["pktgen", "--port", spec, "--mode", mode, "--duration", seconds, "--json"], "ip", "netns", "exec", ns, "env", $"NETLOOM_XDP_MODE={xdpMode}");
 
-    private static double Figure(System.Diagnostics.Process p, string key)
+    private static double Figure(System.Diagnostics.Process p, string key) => Figure(p.StandardOutput.ReadToEnd(), key);
+
+    /// <summary>A number from a child's JSON output, following <paramref name="path"/>; 0 when it is not there.</summary>
+    private static double Figure(string text, params string[] path)
     {
-        string text = p.StandardOutput.ReadToEnd().Trim();
+        text = text.Trim();
         if (!text.StartsWith('{')) return 0;
         using var doc = JsonDocument.Parse(text);
-        return doc.RootElement.TryGetProperty(key, out var v) ? v.GetDouble() : 0;
+        var e = doc.RootElement;
+        foreach (var key in path) if (!e.TryGetProperty(key, out e)) return 0;
+        return e.ValueKind == JsonValueKind.Number ? e.GetDouble() : 0;
+    }
+
+    private static string? FigureText(string text, string key)
+    {
+        text = text.Trim();
+        if (!text.StartsWith('{')) return null;
+        using var doc = JsonDocument.Parse(text);
+        return doc.RootElement.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
     }
 
     /// <summary>

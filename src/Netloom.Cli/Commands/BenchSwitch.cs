@@ -56,6 +56,7 @@ internal static partial class BenchSwitch
             }
         }
         else figures.Add(("testpmd", havePmd ? "not measured: testpmd printed no forwarding rate" : "not run: dpdk-testpmd not found (apt-get install dpdk-dev)"));
+        figures.AddRange(LinuxHosts(d));
         return figures;
     }
 

@@ -84,10 +84,13 @@ internal static class PktgenCommand
         if (mode is PktgenMode.Tx or PktgenMode.Ping) cts.CancelAfter(500);
         peerThread?.Join();
 
-        if (json) PrintJson(spec, result, peerResult);
+        string? xdpMode = (port as XdpPort)?.Mode;
+        var xdpStats = port is XdpPort xp ? XdpStatistics(xp) : null;
+        if (json) PrintJson(spec, result, peerResult, xdpMode, xdpStats);
         else
         {
             Print(spec, result);
+            if (xdpMode is not null) Console.WriteLine($"  xdp mode: {xdpMode}; kernel: {string.Join(", ", xdpStats!.Select(p => $"{p.Key} {p.Value}"))}");
             if (peerResult is not null) Print($"{parsed with { PipeMaster = !parsed.PipeMaster }} (peer)", peerResult);
         }
         if (result.Failure is not null) return CliErrors.Report($"lost peer on {spec}: {result.Failure}", 3);
@@ -101,12 +104,28 @@ internal static class PktgenCommand
             Console.WriteLine($"  rtt ns: min {r.RttNs[0]}, p50 {r.Percentile(50)}, p99 {r.Percentile(99)}, max {r.RttNs[^1]} over {r.RttNs.Length} round trips");
     }
 
-    private static void PrintJson(string spec, PktgenResult r, PktgenResult? peer)
+    /// <summary>The socket's kernel counters (XDP_STATISTICS): frames the kernel dropped before our rings saw them.</summary>
+    private static List<(string Key, long Value)> XdpStatistics(XdpPort port)
+    {
+        port.ReadKernelStatistics();
+        var s = port.KernelStatistics;
+        return [("rx_dropped", (long)s.RxDropped), ("rx_ring_full", (long)s.RxRingFull), ("rx_fill_ring_empty", (long)s.RxFillRingEmptyDescs),
+            ("rx_invalid_descs", (long)s.RxInvalidDescs), ("tx_invalid_descs", (long)s.TxInvalidDescs), ("tx_ring_empty", (long)s.TxRingEmptyDescs)];
+    }
+
+    private static void PrintJson(string spec, PktgenResult r, PktgenResult? peer, string? xdpMode, List<(string Key, long Value)>? xdpStats)
     {
         using var stdout = Console.OpenStandardOutput();
         using var w = new Utf8JsonWriter(stdout);
         w.WriteStartObject();
         WriteFields(w, spec, r);
+        if (xdpMode is not null) w.WriteString("xdp_mode", xdpMode);
+        if (xdpStats is not null)
+        {
+            w.WriteStartObject("xdp_kernel");
+            foreach (var (k, v) in xdpStats) w.WriteNumber(k, v);
+            w.WriteEndObject();
+        }
         if (peer is not null)
         {
             w.WriteStartObject("peer");

@@ -41,10 +41,20 @@ internal static class SwitchCommand
             (captureFiles.TryGetValue(c[(eq + 1)..], out var l) ? l : captureFiles[c[(eq + 1)..]] = []).Add(idx);
         }
 
+        // All xdp ports take their UMEM from one pool, so the switch moves frames between them by
+        // swapping buffer indexes.
+        int xdpPorts = parsed.Count(p => p.Kind == PortKind.Xdp);
+        using var xdpPool = xdpPorts > 0 ? new PacketPool(XdpPort.BuffersPerPort(new PortOptions().RingSize) * xdpPorts + 1, XdpPort.BufferBytes) : null;
+        var xdpOptions = new PortOptions { SharedPool = xdpPool };
         using var sw = new Switch(new LearningTable(), batch) { LoggerFactory = StderrLoggerFactory.Instance };
         try
         {
-            foreach (var p in parsed) sw.AddPort(Ports.Open(p));
+            foreach (var p in parsed)
+            {
+                var port = Ports.Open(p, p.Kind == PortKind.Xdp ? xdpOptions : null);
+                sw.AddPort(port);
+                if (port is XdpPort x) Console.Error.WriteLine($"netloom switch: {p} runs in XDP {x.Mode} mode");
+            }
             foreach (var (file, indexes) in captureFiles) sw.Capture(CaptureWriter.Create(file), [.. indexes]);
         }
         catch (Exception e) when (e is IOException or InvalidOperationException or NotSupportedException or UnauthorizedAccessException or ArgumentException)

@@ -10,6 +10,7 @@ public static class Ports
         PortKind.Pipe => PipePort.Open(spec, options),
         PortKind.Shm => ShmPort.Open(spec, options),
         PortKind.Tap => TapPort.Open(spec, options),
+        PortKind.Xdp => XdpPort.Open(spec, options),
         _ => AfPacketPort.Open(spec, options),
     };
 }

@@ -26,6 +26,9 @@ public class KernelLayoutTests
 #include <fcntl.h>
 #include <sched.h>
 #include <errno.h>
+#include <linux/if_xdp.h>
+#include <linux/if_link.h>
+#include <linux/bpf.h>
 #define P(name, value) printf("%s=%ld\n", name, (long)(value))
 int main(void) {
   P("ifreq", sizeof(struct ifreq)); P("ifreq.flags", offsetof(struct ifreq, ifr_flags)); P("ifreq.ifindex", offsetof(struct ifreq, ifr_ifindex));
@@ -50,6 +53,28 @@ int main(void) {
   P("O_NONBLOCK", O_NONBLOCK); P("O_CLOEXEC", O_CLOEXEC); P("POLLIN", POLLIN); P("POLLOUT", POLLOUT);
   P("MAP_SHARED", MAP_SHARED); P("PROT_WRITE", PROT_WRITE); P("SYS_futex", SYS_futex); P("CLONE_NEWNET", CLONE_NEWNET);
   P("EAGAIN", EAGAIN); P("ENOBUFS", ENOBUFS);
+  P("AF_XDP", AF_XDP); P("SOL_XDP", SOL_XDP); P("XDP_MMAP_OFFSETS", XDP_MMAP_OFFSETS); P("XDP_RX_RING", XDP_RX_RING); P("XDP_TX_RING", XDP_TX_RING);
+  P("XDP_UMEM_REG", XDP_UMEM_REG); P("XDP_UMEM_FILL_RING", XDP_UMEM_FILL_RING); P("XDP_UMEM_COMPLETION_RING", XDP_UMEM_COMPLETION_RING);
+  P("XDP_STATISTICS", XDP_STATISTICS); P("XDP_OPTIONS", XDP_OPTIONS); P("XDP_COPY", XDP_COPY); P("XDP_ZEROCOPY", XDP_ZEROCOPY);
+  P("XDP_USE_NEED_WAKEUP", XDP_USE_NEED_WAKEUP); P("XDP_SHARED_UMEM", XDP_SHARED_UMEM); P("XDP_UMEM_UNALIGNED_CHUNK_FLAG", XDP_UMEM_UNALIGNED_CHUNK_FLAG);
+  P("XDP_RING_NEED_WAKEUP", XDP_RING_NEED_WAKEUP); P("XSK_UNALIGNED_BUF_OFFSET_SHIFT", XSK_UNALIGNED_BUF_OFFSET_SHIFT);
+  P("XDP_PGOFF_TX_RING", XDP_PGOFF_TX_RING); P("XDP_UMEM_PGOFF_FILL_RING", XDP_UMEM_PGOFF_FILL_RING); P("XDP_UMEM_PGOFF_COMPLETION_RING", XDP_UMEM_PGOFF_COMPLETION_RING);
+  P("xdp_umem_reg", sizeof(struct xdp_umem_reg)); P("xdp_umem_reg.flags", offsetof(struct xdp_umem_reg, flags));
+  P("xdp_mmap_offsets", sizeof(struct xdp_mmap_offsets)); P("xdp_mmap_offsets.fr", offsetof(struct xdp_mmap_offsets, fr));
+  P("xdp_ring_offset.flags", offsetof(struct xdp_ring_offset, flags)); P("xdp_ring_offset.desc", offsetof(struct xdp_ring_offset, desc));
+  P("sockaddr_xdp", sizeof(struct sockaddr_xdp)); P("sockaddr_xdp.queue", offsetof(struct sockaddr_xdp, sxdp_queue_id));
+  P("xdp_desc", sizeof(struct xdp_desc)); P("xdp_statistics", sizeof(struct xdp_statistics));
+  P("xdp_statistics.rx_ring_full", offsetof(struct xdp_statistics, rx_ring_full));
+  P("SYS_bpf", SYS_bpf); P("BPF_MAP_CREATE", BPF_MAP_CREATE); P("BPF_MAP_UPDATE_ELEM", BPF_MAP_UPDATE_ELEM); P("BPF_PROG_LOAD", BPF_PROG_LOAD);
+  P("BPF_LINK_CREATE", BPF_LINK_CREATE); P("BPF_MAP_TYPE_XSKMAP", BPF_MAP_TYPE_XSKMAP); P("BPF_PROG_TYPE_XDP", BPF_PROG_TYPE_XDP); P("BPF_XDP", BPF_XDP);
+  P("XDP_FLAGS_SKB_MODE", XDP_FLAGS_SKB_MODE); P("XDP_FLAGS_DRV_MODE", XDP_FLAGS_DRV_MODE); P("XDP_PASS", XDP_PASS);
+  P("BPF_FUNC_redirect_map", BPF_FUNC_redirect_map); P("xdp_md.rx_queue_index", offsetof(struct xdp_md, rx_queue_index));
+  P("bpf_insn", sizeof(struct bpf_insn));
+  P("attr.map_flags", offsetof(union bpf_attr, map_flags)); P("attr.key", offsetof(union bpf_attr, key)); P("attr.value", offsetof(union bpf_attr, value));
+  P("attr.license", offsetof(union bpf_attr, license)); P("attr.log_buf", offsetof(union bpf_attr, log_buf)); P("attr.prog_name", offsetof(union bpf_attr, prog_name));
+  P("attr.expected_attach_type", offsetof(union bpf_attr, expected_attach_type));
+  P("attr.link_create.attach_type", offsetof(union bpf_attr, link_create.attach_type)); P("attr.link_create.flags", offsetof(union bpf_attr, link_create.flags));
+  P("EBUSY", EBUSY); P("EEXIST", EEXIST);
   return 0;
 }
 """;
@@ -92,6 +117,37 @@ int main(void) {
             ["O_NONBLOCK"] = Libc.O_NONBLOCK, ["O_CLOEXEC"] = Libc.O_CLOEXEC, ["POLLIN"] = Libc.POLLIN, ["POLLOUT"] = Libc.POLLOUT,
             ["MAP_SHARED"] = Libc.MAP_SHARED, ["PROT_WRITE"] = Libc.PROT_WRITE, ["SYS_futex"] = Futex.SysFutex, ["CLONE_NEWNET"] = Libc.CLONE_NEWNET,
             ["EAGAIN"] = Errno.EAGAIN, ["ENOBUFS"] = Errno.ENOBUFS,
+            ["AF_XDP"] = Xsk.AF_XDP, ["SOL_XDP"] = Xsk.SOL_XDP, ["XDP_MMAP_OFFSETS"] = Xsk.XDP_MMAP_OFFSETS, ["XDP_RX_RING"] = Xsk.XDP_RX_RING,
+            ["XDP_TX_RING"] = Xsk.XDP_TX_RING, ["XDP_UMEM_REG"] = Xsk.XDP_UMEM_REG, ["XDP_UMEM_FILL_RING"] = Xsk.XDP_UMEM_FILL_RING,
+            ["XDP_UMEM_COMPLETION_RING"] = Xsk.XDP_UMEM_COMPLETION_RING, ["XDP_STATISTICS"] = Xsk.XDP_STATISTICS, ["XDP_OPTIONS"] = Xsk.XDP_OPTIONS,
+            ["XDP_COPY"] = Xsk.XDP_COPY, ["XDP_ZEROCOPY"] = Xsk.XDP_ZEROCOPY, ["XDP_USE_NEED_WAKEUP"] = Xsk.XDP_USE_NEED_WAKEUP,
+            ["XDP_SHARED_UMEM"] = Xsk.XDP_SHARED_UMEM, ["XDP_UMEM_UNALIGNED_CHUNK_FLAG"] = Xsk.XDP_UMEM_UNALIGNED_CHUNK_FLAG,
+            ["XDP_RING_NEED_WAKEUP"] = Xsk.XDP_RING_NEED_WAKEUP, ["XSK_UNALIGNED_BUF_OFFSET_SHIFT"] = Xsk.XSK_UNALIGNED_BUF_OFFSET_SHIFT,
+            ["XDP_PGOFF_TX_RING"] = Xsk.XDP_PGOFF_TX_RING, ["XDP_UMEM_PGOFF_FILL_RING"] = Xsk.XDP_UMEM_PGOFF_FILL_RING,
+            ["XDP_UMEM_PGOFF_COMPLETION_RING"] = Xsk.XDP_UMEM_PGOFF_COMPLETION_RING,
+            ["xdp_umem_reg"] = sizeof(Xsk.UmemReg), ["xdp_umem_reg.flags"] = Marshal.OffsetOf<Xsk.UmemReg>(nameof(Xsk.UmemReg.Flags)),
+            ["xdp_mmap_offsets"] = sizeof(Xsk.MmapOffsets), ["xdp_mmap_offsets.fr"] = Marshal.OffsetOf<Xsk.MmapOffsets>(nameof(Xsk.MmapOffsets.Fill)),
+            ["xdp_ring_offset.flags"] = Marshal.OffsetOf<Xsk.RingOffset>(nameof(Xsk.RingOffset.Flags)),
+            ["xdp_ring_offset.desc"] = Marshal.OffsetOf<Xsk.RingOffset>(nameof(Xsk.RingOffset.Desc)),
+            ["sockaddr_xdp"] = sizeof(Xsk.SockaddrXdp), ["sockaddr_xdp.queue"] = Marshal.OffsetOf<Xsk.SockaddrXdp>(nameof(Xsk.SockaddrXdp.QueueId)),
+            ["xdp_desc"] = sizeof(Xsk.Desc), ["xdp_statistics"] = sizeof(Xsk.Statistics),
+            ["xdp_statistics.rx_ring_full"] = Marshal.OffsetOf<Xsk.Statistics>(nameof(Xsk.Statistics.RxRingFull)),
+            ["SYS_bpf"] = Bpf.SysBpf, ["BPF_MAP_CREATE"] = Bpf.BPF_MAP_CREATE, ["BPF_MAP_UPDATE_ELEM"] = Bpf.BPF_MAP_UPDATE_ELEM,
+            ["BPF_PROG_LOAD"] = Bpf.BPF_PROG_LOAD, ["BPF_LINK_CREATE"] = Bpf.BPF_LINK_CREATE, ["BPF_MAP_TYPE_XSKMAP"] = Bpf.BPF_MAP_TYPE_XSKMAP,
+            ["BPF_PROG_TYPE_XDP"] = Bpf.BPF_PROG_TYPE_XDP, ["BPF_XDP"] = Bpf.BPF_XDP,
+            ["XDP_FLAGS_SKB_MODE"] = Bpf.XDP_FLAGS_SKB_MODE, ["XDP_FLAGS_DRV_MODE"] = Bpf.XDP_FLAGS_DRV_MODE,
+            ["XDP_PASS"] = Netloom.Rings.XdpProgram.XdpPass, ["BPF_FUNC_redirect_map"] = Netloom.Rings.XdpProgram.BpfFuncRedirectMap,
+            ["xdp_md.rx_queue_index"] = Netloom.Rings.XdpProgram.XdpMdRxQueueIndex, ["bpf_insn"] = sizeof(Bpf.Insn),
+            ["attr.map_flags"] = Marshal.OffsetOf<Bpf.MapCreateAttr>(nameof(Bpf.MapCreateAttr.MapFlags)),
+            ["attr.key"] = Marshal.OffsetOf<Bpf.MapElemAttr>(nameof(Bpf.MapElemAttr.Key)),
+            ["attr.value"] = Marshal.OffsetOf<Bpf.MapElemAttr>(nameof(Bpf.MapElemAttr.Value)),
+            ["attr.license"] = Marshal.OffsetOf<Bpf.ProgLoadAttr>(nameof(Bpf.ProgLoadAttr.License)),
+            ["attr.log_buf"] = Marshal.OffsetOf<Bpf.ProgLoadAttr>(nameof(Bpf.ProgLoadAttr.LogBuf)),
+            ["attr.prog_name"] = Marshal.OffsetOf<Bpf.ProgLoadAttr>(nameof(Bpf.ProgLoadAttr.ProgName)),
+            ["attr.expected_attach_type"] = Marshal.OffsetOf<Bpf.ProgLoadAttr>(nameof(Bpf.ProgLoadAttr.ExpectedAttachType)),
+            ["attr.link_create.attach_type"] = Marshal.OffsetOf<Bpf.LinkCreateAttr>(nameof(Bpf.LinkCreateAttr.AttachType)),
+            ["attr.link_create.flags"] = Marshal.OffsetOf<Bpf.LinkCreateAttr>(nameof(Bpf.LinkCreateAttr.Flags)),
+            ["EBUSY"] = Errno.EBUSY, ["EEXIST"] = Errno.EEXIST,
         };
         CLayout.AssertSame(Program, ours);
     }

@@ -57,15 +57,37 @@ public class SwitchInteropTests(ITestOutputHelper output)
     }
 
     [RootFact("ip", "ping", "iperf3", "ethtool")]
-    public void Linux_hosts_talk_through_the_switch_as_through_a_linux_bridge()
+    public void Linux_hosts_talk_through_the_switch_as_through_a_linux_bridge() =>
+        SwitchThenBridge(t => [InNamespace.Run(t.Mid, () => Ports.Open($"afpacket:{t.Sw1}")), InNamespace.Run(t.Mid, () => Ports.Open($"afpacket:{t.Sw2}"))], "AF_PACKET", udp: false);
+
+    /// <summary>
+    /// The same over AF_XDP ports whose UMEM is one pool, so the switch forwards by swapping buffer
+    /// indexes between the two sockets' rings; UDP through socat as well.
+    /// </summary>
+    [RootFact("ip", "ping", "iperf3", "ethtool", "socat")]
+    public void Linux_hosts_talk_through_the_switch_over_xdp_ports_as_through_a_linux_bridge()
+    {
+        using var pool = new PacketPool(2 * XdpPort.BuffersPerPort(1024) + 1);
+        var options = new PortOptions { SharedPool = pool };
+        SwitchThenBridge(t =>
+        {
+            var a = (XdpPort)InNamespace.Run(t.Mid, () => Ports.Open($"xdp:{t.Sw1}", options));
+            var b = (XdpPort)InNamespace.Run(t.Mid, () => Ports.Open($"xdp:{t.Sw2}", options));
+            output.WriteLine($"xdp mode: {a.Mode}");
+            Assert.Same(a.Rx.Pool, b.Tx.Pool); // one pool: the switch swaps, never copies
+            return [a, b];
+        }, "AF_XDP", udp: true);
+        Assert.Equal(pool.Count - 1, pool.FreeCount); // both ports gave every buffer back
+    }
+
+    private void SwitchThenBridge(Func<Topology, IPort[]> open, string what, bool udp)
     {
         using var t = new Topology();
         double ours;
         using (var cts = new CancellationTokenSource())
         {
             var sw = new Switch(new LearningTable());
-            sw.AddPort(InNamespace.Run(t.Mid, () => Ports.Open($"afpacket:{t.Sw1}")));
-            sw.AddPort(InNamespace.Run(t.Mid, () => Ports.Open($"afpacket:{t.Sw2}")));
+            foreach (var p in open(t)) sw.AddPort(p);
             var forwarder = new Thread(() => sw.Run(cts.Token, WaitMode.BusyPoll));
             forwarder.Start();
             try
@@ -74,6 +96,17 @@ public class SwitchInteropTests(ITestOutputHelper output)
                 Assert.True(ping.Code == 0, "ping through the switch failed: " + ping.Out);
                 Assert.Contains("0% packet loss", ping.Out);
                 Assert.Contains(t.Ip2, t.In(t.H1, "ip", "neigh", "show").Out); // ARP resolved through the switch
+                if (udp)
+                {
+                    using var listener = new Background(null, "ip", "netns", "exec", t.H2, "socat", "-u", $"UDP-RECV:7777,bind={t.Ip2}", "STDOUT");
+                    var end = DateTime.UtcNow.AddSeconds(5);
+                    while (!listener.Log.Contains("udp through the switch") && DateTime.UtcNow < end)
+                    {
+                        t.In(t.H1, "sh", "-c", $"echo udp through the switch | socat -u - UDP:{t.Ip2}:7777");
+                        Thread.Sleep(200);
+                    }
+                    Assert.Contains("udp through the switch", listener.Log);
+                }
                 ours = Iperf(t, 3);
                 Assert.True(ours > 0);
             }
@@ -94,6 +127,6 @@ public class SwitchInteropTests(ITestOutputHelper output)
         Sh.Ok("ip", "-n", t.Mid, "link", "set", "br0", "up");
         Assert.Equal(0, t.In(t.H1, "ping", "-c", "3", "-i", "0.2", "-W", "2", t.Ip2).Code);
         double bridge = Iperf(t, 3);
-        output.WriteLine($"iperf3 TCP H1 -> H2: netloom switch {ours / 1e9:F3} Gbit/s, Linux bridge {bridge / 1e9:F3} Gbit/s, ratio {ours / bridge:F2}");
+        output.WriteLine($"iperf3 TCP H1 -> H2: netloom switch over {what} {ours / 1e9:F3} Gbit/s, Linux bridge {bridge / 1e9:F3} Gbit/s, ratio {ours / bridge:F2}");
     }
 }

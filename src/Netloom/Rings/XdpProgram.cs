@@ -1,0 +1,146 @@
+using System.Text;
+using Netloom.Interop;
+using static Netloom.Interop.Bpf;
+
+namespace Netloom.Rings;
+
+/// <summary>Where the XDP program runs: in the driver (native) or on socket buffers (generic).</summary>
+internal enum XdpAttachMode : byte { Native, Generic }
+
+/// <summary>
+/// The XDP program of an AF_XDP port, and its XSKMAP. The program is five instructions emitted
+/// here, not compiled from C (no clang, no libbpf, no object file to ship):
+/// <code>
+///   r2 = ((struct xdp_md *)r1)->rx_queue_index
+///   r1 = &amp;xskmap
+///   r3 = XDP_PASS                      // bpf_redirect_map's fallback when the slot is empty
+///   r0 = bpf_redirect_map(r1, r2, r3)  // XDP_REDIRECT to the socket bound to that queue
+///   exit
+/// </code>
+/// so frames of the queue the socket is bound to go to the socket, and everything else (other
+/// queues, or before the socket is in the map) goes on to the kernel's stack. It is loaded with
+/// bpf(BPF_PROG_LOAD) and attached with bpf(BPF_LINK_CREATE, BPF_XDP). A BPF link belongs to
+/// its file descriptor: when the last descriptor closes (our Dispose, or the kernel closing the
+/// files of a process that died, even by SIGKILL) the program is detached from the interface.
+/// (The older netlink attach would leave it there, redirecting into a map nobody reads.)
+/// We chose raw bpf() over libxdp: libxdp would be a native dependency for five instructions,
+/// and its multi-program dispatcher pins state in bpffs, which a crash leaves behind.
+/// </summary>
+internal sealed unsafe class XdpProgram : IDisposable
+{
+    internal const int XdpPass = 2, BpfFuncRedirectMap = 51, XdpMdRxQueueIndex = 16, BpfPseudoMapFd = 1;
+
+    private int _mapFd = -1, _progFd = -1, _linkFd = -1;
+
+    public XdpAttachMode Mode { get; private set; }
+
+    /// <summary>Creates the map and the program and attaches it to <paramref name="ifindex"/>; native mode first, generic when the driver has none.</summary>
+    public static XdpProgram Attach(string who, int ifindex, string ifname, uint queues, XdpAttachMode? only = null)
+    {
+        var p = new XdpProgram();
+        try
+        {
+            p.CreateMap(who, queues);
+            p.Load(who);
+            p.Link(who, ifindex, ifname, only);
+            return p;
+        }
+        catch
+        {
+            p.Dispose();
+            throw;
+        }
+    }
+
+    private void CreateMap(string who, uint queues)
+    {
+        var attr = new MapCreateAttr { MapType = BPF_MAP_TYPE_XSKMAP, KeySize = 4, ValueSize = 4, MaxEntries = queues };
+        _mapFd = Call(BPF_MAP_CREATE, ref attr);
+        if (_mapFd < 0) throw Failure(who, "creating the XSKMAP (bpf BPF_MAP_CREATE)", Libc.Errno);
+    }
+
+    private void Load(string who)
+    {
+        Span<Insn> prog =
+        [
+            new(0x61, 2, 1, XdpMdRxQueueIndex, 0),   // BPF_LDX | BPF_MEM | BPF_W: r2 = *(u32 *)(r1 + 16)
+            new(0x18, 1, BpfPseudoMapFd, 0, _mapFd), // BPF_LD | BPF_DW | BPF_IMM: r1 = map (two instructions)
+            new(0x00, 0, 0, 0, 0),
+            new(0xb7, 3, 0, 0, XdpPass),             // BPF_ALU64 | BPF_MOV | BPF_K: r3 = XDP_PASS
+            new(0x85, 0, 0, 0, BpfFuncRedirectMap),  // BPF_JMP | BPF_CALL
+            new(0x95, 0, 0, 0, 0),                   // BPF_JMP | BPF_EXIT
+        ];
+        byte* license = stackalloc byte[4] { (byte)'M', (byte)'I', (byte)'T', 0 }; // bpf_redirect_map is not GPL-only
+        const int LogSize = 4096;
+        byte* log = stackalloc byte[LogSize];
+        log[0] = 0;
+        fixed (Insn* insns = prog)
+        {
+            var attr = new ProgLoadAttr
+            {
+                ProgType = BPF_PROG_TYPE_XDP,
+                InsnCount = (uint)prog.Length,
+                Insns = (ulong)insns,
+                License = (ulong)license,
+                LogLevel = 1,
+                LogSize = LogSize,
+                LogBuf = (ulong)log,
+                ExpectedAttachType = BPF_XDP,
+            };
+            "netloom_xsk"u8.CopyTo(new Span<byte>(attr.ProgName, 15));
+            _progFd = Call(BPF_PROG_LOAD, ref attr);
+        }
+        if (_progFd < 0)
+        {
+            int e = Libc.Errno;
+            string verifier = Encoding.ASCII.GetString(log, new ReadOnlySpan<byte>(log, LogSize).IndexOf((byte)0) is var n and >= 0 ? n : LogSize).Trim();
+            throw Failure(who, "loading the XDP program (bpf BPF_PROG_LOAD)" + (verifier.Length > 0 ? $"; verifier says: {verifier}" : ""), e);
+        }
+    }
+
+    private void Link(string who, int ifindex, string ifname, XdpAttachMode? only)
+    {
+        int e = 0;
+        foreach (var mode in only is { } m ? [m] : new[] { XdpAttachMode.Native, XdpAttachMode.Generic })
+        {
+            var attr = new LinkCreateAttr
+            {
+                ProgFd = (uint)_progFd,
+                TargetIfIndex = (uint)ifindex,
+                AttachType = BPF_XDP,
+                Flags = mode == XdpAttachMode.Native ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE,
+            };
+            _linkFd = Call(BPF_LINK_CREATE, ref attr);
+            if (_linkFd >= 0) { Mode = mode; return; }
+            e = Libc.Errno;
+            // EBUSY: a program or link is there already (in this mode); EEXIST: one in the other mode.
+            if (e is Errno.EBUSY or Errno.EEXIST)
+                throw new IOException($"{who}: {ifname} already has an XDP program attached (another AF_XDP port, or `ip link set dev {ifname} xdp ...`); remove it first or use another interface");
+            if (e is Errno.EPERM or Errno.EACCES) break;
+            // Anything else (EOPNOTSUPP, EINVAL: the driver has no native XDP): try generic mode.
+        }
+        throw Failure(who, $"attaching the XDP program to {ifname} (bpf BPF_LINK_CREATE)", e);
+    }
+
+    /// <summary>Puts the AF_XDP socket in the map at <paramref name="queue"/>: from now on that queue's frames go to it.</summary>
+    public void Insert(string who, uint queue, int socketFd)
+    {
+        uint key = queue;
+        int value = socketFd;
+        var attr = new MapElemAttr { MapFd = (uint)_mapFd, Key = (ulong)&key, Value = (ulong)&value };
+        if (Call(BPF_MAP_UPDATE_ELEM, ref attr) < 0) throw Failure(who, $"putting the socket in the XSKMAP at queue {queue}", Libc.Errno);
+    }
+
+    private static IOException Failure(string who, string what, int errno) => errno is Errno.EPERM or Errno.EACCES
+        ? new IOException($"{who}: {what}: {Libc.Describe(errno)} (AF_XDP needs root, or CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF)")
+        : Netdevice.Error($"{who}: {what}", errno);
+
+    public void Dispose()
+    {
+        // The link first: closing it detaches the program from the interface.
+        if (_linkFd >= 0) Libc.Close(_linkFd);
+        if (_progFd >= 0) Libc.Close(_progFd);
+        if (_mapFd >= 0) Libc.Close(_mapFd);
+        _linkFd = _progFd = _mapFd = -1;
+    }
+}
