@@ -104,9 +104,10 @@ internal sealed class SendQueue
     /// <summary>Copies <paramref name="destination"/>.Length bytes starting <paramref name="offset"/> past the head, without consuming them.</summary>
     public void Peek(int offset, Span<byte> destination)
     {
-        if ((uint)offset > (uint)Count || destination.Length > Count - offset) throw new ArgumentOutOfRangeException(nameof(offset), "read beyond the queued data");
+        if ((uint)offset > (uint)Count || destination.Length > Count - offset) throw new ArgumentOutOfRangeException(nameof(offset), $"read of {destination.Length} at {offset} beyond the {Count} queued bytes");
         long pos = _head + offset;
         int i = Find(pos);
+        if (i == _chunkCount) throw new InvalidOperationException($"DEBUG pos {pos} head {_head} tail {_tail} chunks {_chunkCount}");
         while (!destination.IsEmpty)
         {
             ref var c = ref _chunks[(_first + i) % _chunks.Length];
