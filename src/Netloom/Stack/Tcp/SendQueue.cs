@@ -157,6 +157,24 @@ internal sealed class SendQueue
         while (_pendingCount > 0 && _pending[_pendingFirst].End <= _head) CompleteFirst();
     }
 
+    /// <summary>
+    /// Copies the unacknowledged part of every lent piece into memory of the queue's own, so the
+    /// lender may reuse its memory at once (a socket closed before its sends completed). The
+    /// owners stay with their sends and are disposed at completion as before.
+    /// </summary>
+    public void CopyLent()
+    {
+        for (int i = 0; i < _chunkCount; i++)
+        {
+            ref var c = ref _chunks[(_first + i) % _chunks.Length];
+            if (!c.Lent || c.Memory.Length == 0) continue;
+            var own = new byte[c.Length];
+            int from = (int)Math.Max(0, _head - c.Start); // the acknowledged front is never read again
+            c.Memory.Span[from..].CopyTo(own.AsSpan(from));
+            c.Memory = own;
+        }
+    }
+
     /// <summary>The connection ended: every lent buffer is released and every send completed (the bytes will never be sent again).</summary>
     public void DropAll()
     {

@@ -195,6 +195,9 @@ internal sealed partial class TcpSocket
         return id;
     }
 
+    /// <summary>Replaces references to the caller's memory not yet acknowledged with the stack's own copies (when nobody will read completions any more).</summary>
+    public void CopyLentMemory() => _sendBuffer.CopyLent();
+
     /// <summary>Completions waiting to be read (coalesced ranges of send numbers).</summary>
     public bool TryTakeZeroCopyCompletion(out ZeroCopyCompletion completion) => _sendBuffer.Completions.TryTake(out completion);
 
