@@ -179,9 +179,10 @@ public sealed class TcpConnection : ISocketObserver, IDisposable, IAsyncDisposab
 
     /// <summary>
     /// Waits for the next completion of zero-copy sends: a range of send numbers, in order,
-    /// several coalesced into one when they complete together. Throws
-    /// <see cref="InvalidOperationException"/> when no send is outstanding and none is waiting
-    /// (nothing would ever come).
+    /// several coalesced into one when they complete together. Waits, like a read, while no
+    /// completion is waiting (a sender may still make sends); throws
+    /// <see cref="InvalidOperationException"/> once the connection is closed and every completion
+    /// was read (nothing more can come).
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<ZeroCopyCompletion> ReadZeroCopyCompletionAsync(CancellationToken ct = default)
@@ -192,7 +193,8 @@ public sealed class TcpConnection : ISocketObserver, IDisposable, IAsyncDisposab
             using (_stack.Enter())
             {
                 if (Socket.TryTakeZeroCopyCompletion(out var c)) return c;
-                if (Socket.ZeroCopyOutstanding == 0) throw new InvalidOperationException("no zero-copy send is outstanding: no completion will come");
+                if (Socket.ZeroCopyOutstanding == 0 && Socket.State == TcpState.Closed)
+                    throw new InvalidOperationException("the connection is closed and every zero-copy completion was read: no more will come");
                 wait = _completed.Arm(ct);
             }
             await wait.ConfigureAwait(false);

@@ -104,6 +104,11 @@ public sealed class ZeroCopySocketTests : IDisposable
         Assert.True(sent.Copied);
         var done = await c.ReadZeroCopyCompletionAsync().AsTask().WaitAsync(Limit);
         Assert.Equal(new ZeroCopyCompletion(0, 0, Copied: true), done);
-        await Assert.ThrowsAsync<InvalidOperationException>(() => c.ReadZeroCopyCompletionAsync().AsTask());
+        // Nothing more waits: the read waits too, until the connection is gone.
+        var more = c.ReadZeroCopyCompletionAsync().AsTask();
+        await Task.Delay(100);
+        Assert.False(more.IsCompleted);
+        c.Abort();
+        await Assert.ThrowsAsync<InvalidOperationException>(() => more.WaitAsync(Limit));
     }
 }

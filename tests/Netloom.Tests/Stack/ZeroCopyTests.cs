@@ -361,4 +361,25 @@ public class SendQueueTests
         while (q.Completions.TryTake(out var c)) { Assert.Equal(completedTo, c.First); completedTo = c.Last + 1; }
         Assert.Equal(nextId, completedTo);
     }
+
+    [Fact]
+    public void A_copied_stream_past_4_GiB_reads_back_the_right_bytes()
+    {
+        // Copied writes merge into one run while the queue never empties; the run must shrink
+        // as it is acknowledged (a run that only grew overflowed its length at 2 GiB).
+        var q = new SendQueue(1 << 20);
+        var chunk = TcpLab.RandomBytes(64 << 10, 1);
+        var peek = new byte[1000];
+        long written = 0;
+        for (int i = 0; i < 2; i++) { Assert.Equal(chunk.Length, q.Write(chunk)); written += chunk.Length; }
+        while (written < (5L << 30))
+        {
+            Assert.Equal(chunk.Length, q.Write(chunk));
+            written += chunk.Length;
+            q.Consume(chunk.Length);
+            q.Peek(chunk.Length - 500, peek);
+            Assert.True(peek.AsSpan(0, 500).SequenceEqual(chunk.AsSpan(chunk.Length - 500)));
+            Assert.True(peek.AsSpan(500).SequenceEqual(chunk.AsSpan(0, 500)));
+        }
+    }
 }

@@ -107,7 +107,6 @@ internal sealed class SendQueue
         if ((uint)offset > (uint)Count || destination.Length > Count - offset) throw new ArgumentOutOfRangeException(nameof(offset), $"read of {destination.Length} at {offset} beyond the {Count} queued bytes");
         long pos = _head + offset;
         int i = Find(pos);
-        if (i == _chunkCount) throw new InvalidOperationException($"DEBUG pos {pos} head {_head} tail {_tail} chunks {_chunkCount}");
         while (!destination.IsEmpty)
         {
             ref var c = ref _chunks[(_first + i) % _chunks.Length];
@@ -148,7 +147,18 @@ internal sealed class SendQueue
                 _ring.Consume((int)(ringTo - _ringHead));
                 _ringHead = ringTo;
             }
-            if (cEnd > end) break;
+            if (cEnd > end)
+            {
+                // A copied run shrinks from the front as it is acknowledged, so a stream of
+                // small writes merged into one run never grows its length past the queue.
+                if (!c.Lent)
+                {
+                    c.RingStart += end - c.Start;
+                    c.Length = (int)(cEnd - end);
+                    c.Start = end;
+                }
+                break;
+            }
             Release(ref c);
             _first = (_first + 1) % _chunks.Length;
             _chunkCount--;
