@@ -50,6 +50,44 @@ public class ZeroCopyRunTests
         Assert.Contains($"received {sent}", peer.Log);
     }
 
+    [RootFact("gcc")]
+    public void A_server_under_netloom_run_sends_zero_copy_on_accepted_sockets()
+    {
+        // SO_ZEROCOPY set on the listener carries over to the accepted socket, as in the kernel.
+        string shm = $"shm:{RunLab.Unique("nlzs")}";
+        int net = RunLab.Subnet();
+        string serverIp = $"10.231.{net}.1";
+        using var server = RunLab.Start("serving", null, shm, $"{serverIp}/24", [s_program.Value, "serve-zc", serverIp, "7701"]);
+        server.WaitReady(60);
+        var f = RunLab.Run(2 * Minute, null, shm, $"10.231.{net}.2/24", [s_program.Value, "fetch", serverIp, "7701"]);
+        Assert.True(f.Code == 0, $"exit {f.Code}\n{f.Out}\n{f.Err}");
+        string fetched = f.Out.Split('\n').Single(l => l.StartsWith("fetched ", StringComparison.Ordinal))["fetched ".Length..];
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (!server.Log.Contains("served ") && DateTime.UtcNow < deadline) Thread.Sleep(100);
+        Assert.Contains($"served {fetched} notifications", server.Log);
+        Assert.Contains(" copied 0", server.Log); // 64 KiB sends lent, none copied
+        Assert.DoesNotContain("FAIL", server.Log);
+    }
+
+    [ToolFact("gcc")]
+    public void A_server_under_offload_gets_its_completions_as_copied()
+    {
+        // netloom run --offload copies every send into its queue before the call returns: each
+        // MSG_ZEROCOPY send completes at once, with SO_EE_CODE_ZEROCOPY_COPIED, on the engine's error queue.
+        string port = (21000 + Environment.ProcessId % 20000).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var argv = RunLab.OffloadCommand([s_program.Value, "serve-zc", "127.0.0.1", port]);
+        using var server = new Background("serving", argv[0], argv[1..]);
+        server.WaitReady(60);
+        var f = Sh.Run(Minute, s_program.Value, "fetch", "127.0.0.1", port);
+        Assert.True(f.Code == 0, $"exit {f.Code}\n{f.Out}\n{f.Err}");
+        string fetched = f.Out.Split('\n').Single(l => l.StartsWith("fetched ", StringComparison.Ordinal))["fetched ".Length..];
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (!server.Log.Contains("served ") && DateTime.UtcNow < deadline) Thread.Sleep(100);
+        Assert.Contains($"served {fetched} notifications", server.Log);
+        Assert.Contains(" copied 200", server.Log);
+        Assert.DoesNotContain("FAIL", server.Log);
+    }
+
     [ToolFact("gcc")]
     public void The_test_program_passes_against_the_kernel_over_loopback()
     {

@@ -8,6 +8,10 @@
  *   zerocopy check IP PORT [expect-zc]    the checks, "ok NAME" or "FAIL NAME: why", then "N failed";
  *                                         expect-zc: large sends must complete without the copied code
  *   zerocopy exit-outstanding IP PORT     sends 4 MiB with MSG_ZEROCOPY and exits without waiting
+ *   zerocopy serve-zc IP PORT             a server: SO_ZEROCOPY on the listener (accepted sockets
+ *                                         inherit it), one client, 200 x 64 KiB sends with
+ *                                         MSG_ZEROCOPY, every completion read; prints the digest
+ *   zerocopy fetch IP PORT                the client for serve-zc: reads to EOF, prints the digest
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -276,13 +280,82 @@ static int exit_outstanding(void)
     return 0; /* exit with the completions unread and, likely, sends outstanding */
 }
 
+/* Sends SENDS x 64 KiB on fd with MSG_ZEROCOPY from a ring of buffers, reusing one only after
+ * its completion; reads every completion. Returns the digest, or 0 with *why set. */
+static uint64_t send_all_zerocopy(int fd, long *notifications, long *copied, const char **why)
+{
+    static unsigned char bufs[NBUF][WRITE];
+    uint64_t digest = 1469598103934665603ULL;
+    long completed = -1;
+    for (long sends = 0; sends <= SENDS; sends++) {
+        long need = sends == SENDS ? SENDS - 1 : sends - NBUF;
+        while (need > completed) {
+            uint32_t lo, hi; int code;
+            if (wait_completion(fd, &lo, &hi, &code, why) < 0) return 0;
+            if ((long)lo != completed + 1 || hi < lo) { *why = "completions out of order"; return 0; }
+            for (uint32_t id = lo; id <= hi; id++) memset(bufs[id % NBUF], 0xDE, WRITE);
+            if (code & SO_EE_CODE_ZEROCOPY_COPIED) *copied += hi - lo + 1;
+            completed = hi;
+            (*notifications)++;
+        }
+        if (sends == SENDS) break;
+        unsigned char *b = bufs[sends % NBUF];
+        for (int i = 0; i < WRITE; i++) b[i] = (unsigned char)(sends * 7 + i * 13);
+        digest = fnv(digest, b, WRITE);
+        for (int off = 0; off < WRITE;) {
+            ssize_t n = send(fd, b + off, WRITE - off, MSG_ZEROCOPY);
+            if (n <= 0) { *why = "send"; return 0; }
+            off += n;
+        }
+    }
+    return digest;
+}
+
+static int serve_zc(void)
+{
+    int l = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (setsockopt(l, SOL_SOCKET, SO_ZEROCOPY, &one, sizeof one)) { perror("SO_ZEROCOPY"); return 1; }
+    struct sockaddr_in a = addr();
+    if (bind(l, (struct sockaddr *)&a, sizeof a) || listen(l, 4)) { perror("serve-zc"); return 1; }
+    printf("serving\n");
+    fflush(stdout);
+    int c = accept(l, 0, 0);
+    if (c < 0) { perror("accept"); return 1; }
+    int v = 0;
+    socklen_t len = sizeof v;
+    if (getsockopt(c, SOL_SOCKET, SO_ZEROCOPY, &v, &len) || v != 1) printf("FAIL inherit: the accepted socket lacks SO_ZEROCOPY\n");
+    long notifications = 0, copied = 0;
+    const char *why = "";
+    uint64_t digest = send_all_zerocopy(c, &notifications, &copied, &why);
+    if (!digest) { printf("FAIL serve-zc: %s (errno %d)\n", why, errno); return 1; }
+    printf("served %ld %016llx notifications %ld copied %ld\n", (long)SENDS * WRITE, (unsigned long long)digest, notifications, copied);
+    close(c);
+    return 0;
+}
+
+static int fetch(void)
+{
+    int fd = tcp_connect(0);
+    if (fd < 0) { perror("connect"); return 1; }
+    static unsigned char buf[WRITE];
+    uint64_t h = 1469598103934665603ULL;
+    long total = 0;
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof buf)) > 0) { h = fnv(h, buf, n); total += n; }
+    printf("fetched %ld %016llx\n", total, (unsigned long long)h);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 4) { fprintf(stderr, "usage: zerocopy peer|check|exit-outstanding IP PORT [expect-zc]\n"); return 2; }
+    if (argc < 4) { fprintf(stderr, "usage: zerocopy peer|check|exit-outstanding|serve-zc|fetch IP PORT [expect-zc]\n"); return 2; }
     ip = argv[2];
     port = atoi(argv[3]);
     if (!strcmp(argv[1], "peer")) return peer();
     if (!strcmp(argv[1], "exit-outstanding")) return exit_outstanding();
+    if (!strcmp(argv[1], "serve-zc")) return serve_zc();
+    if (!strcmp(argv[1], "fetch")) return fetch();
     int expect_zc = argc > 4 && !strcmp(argv[4], "expect-zc");
     check_option();
     check_tcp_many(expect_zc);
