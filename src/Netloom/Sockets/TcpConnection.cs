@@ -133,7 +133,9 @@ public sealed class TcpConnection : ISocketObserver, IDisposable, IAsyncDisposab
     /// <see cref="TcpSocketOptions.ZeroCopyThreshold"/> are copied instead (the result says so,
     /// and the memory is free at once). Waits for send-buffer space as the peer acknowledges, so
     /// lent memory stays within the send buffer's size. Cancelled part way, the bytes already
-    /// queued still go and the send still completes; the owner is disposed then.
+    /// queued still go and the send still completes; the owner is disposed then. When the call
+    /// throws because the connection failed, the connection no longer references the memory and
+    /// the caller keeps the owner.
     /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<ZeroCopySend> SendZeroCopyAsync(ReadOnlyMemory<byte> data, IDisposable? owner = null, CancellationToken ct = default)
