@@ -17,7 +17,7 @@ internal sealed class SendQueue
     private long _ringHead;                 // ring position of the ring's first byte (grows with consumption)
     private long _ringTail;                 // ring position after its last byte
     private Chunk[] _chunks = new Chunk[8]; // circular, oldest first
-    private int _first, _chunkCount;
+    private int _first, _chunkCount, _findHint;
     private long _head, _tail;              // queue positions: first unacknowledged byte, end of queued data
     private Pending[] _pending = new Pending[8];
     private int _pendingFirst, _pendingCount;
@@ -104,7 +104,7 @@ internal sealed class SendQueue
     /// <summary>Copies <paramref name="destination"/>.Length bytes starting <paramref name="offset"/> past the head, without consuming them.</summary>
     public void Peek(int offset, Span<byte> destination)
     {
-        if ((uint)offset > (uint)Count || destination.Length > Count - offset) throw new ArgumentOutOfRangeException(nameof(offset), $"read of {destination.Length} at {offset} beyond the {Count} queued bytes");
+        if ((uint)offset > (uint)Count || destination.Length > Count - offset) ThrowBeyond(offset, destination.Length);
         long pos = _head + offset;
         int i = Find(pos);
         while (!destination.IsEmpty)
@@ -120,13 +120,21 @@ internal sealed class SendQueue
         }
     }
 
-    /// <summary>The chunk holding queue position <paramref name="pos"/> (there are few: lent ones are large).</summary>
+    private void ThrowBeyond(int offset, int length) =>
+        throw new ArgumentOutOfRangeException(nameof(offset), $"read of {length} at {offset} beyond the {Count} queued bytes");
+
+    /// <summary>
+    /// The run holding queue position <paramref name="pos"/>. Segments go out in order, so the
+    /// search starts at the run the last one was found in (<see cref="_findHint"/>, an index from
+    /// the oldest run), and goes back to the oldest only for a retransmission.
+    /// </summary>
     private int Find(long pos)
     {
-        for (int i = 0; i < _chunkCount; i++)
+        int start = _findHint < _chunkCount && _chunks[(_first + _findHint) % _chunks.Length].Start <= pos ? _findHint : 0;
+        for (int i = start; i < _chunkCount; i++)
         {
             ref var c = ref _chunks[(_first + i) % _chunks.Length];
-            if (pos < c.Start + c.Length) return i;
+            if (pos < c.Start + c.Length) return _findHint = i;
         }
         return _chunkCount;
     }
@@ -162,6 +170,7 @@ internal sealed class SendQueue
             Release(ref c);
             _first = (_first + 1) % _chunks.Length;
             _chunkCount--;
+            if (_findHint > 0) _findHint--; // indexes count from the oldest run
         }
         _head = end;
         while (_pendingCount > 0 && _pending[_pendingFirst].End <= _head) CompleteFirst();
