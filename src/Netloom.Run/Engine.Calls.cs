@@ -199,6 +199,14 @@ internal sealed unsafe partial class Engine
     public long RecvMsg(int fd, MsgHdr* msg, int flags)
     {
         if (msg is null) return -Errno.EFAULT;
+        if ((flags & Abi.MSG_ERRQUEUE) != 0)
+        {
+            lock (Lock)
+            {
+                Advance();
+                return Get(fd) is { } q ? q.ReadErrorQueue(msg) : -Errno.EBADF;
+            }
+        }
         var w = Waiter.Current;
         long deadline = long.MaxValue;
         bool waitAll = (flags & Abi.MSG_WAITALL) != 0 && (flags & (Abi.MSG_PEEK | Abi.MSG_DONTWAIT)) == 0;
@@ -254,30 +262,40 @@ internal sealed unsafe partial class Engine
         if (msg is null) return -Errno.EFAULT;
         var w = Waiter.Current;
         long deadline = long.MaxValue, sent = 0;
-        while (true)
+        RunSocket? target = null;
+        try
         {
-            lock (Lock)
+            while (true)
             {
-                Advance();
-                if (Get(fd) is not { } s) return sent > 0 ? sent : -Errno.EBADF;
-                long total = s.Type == Abi.SOCK_STREAM ? IoVecs.TotalLength(msg) : 0;
-                long r = s.TrySend(msg, flags, sent);
-                if (r == Abi.Kernel) return HandOver(fd);
-                if (r >= 0)
+                lock (Lock)
                 {
-                    if (s.Type != Abi.SOCK_STREAM) return r;
-                    sent += r;
-                    if (sent >= total) return sent;
-                    r = -Errno.EAGAIN; // part went in: a blocking send waits for room for the rest
+                    Advance();
+                    if (Get(fd) is not { } s) return sent > 0 ? sent : -Errno.EBADF;
+                    target = s;
+                    long total = s.Type == Abi.SOCK_STREAM ? IoVecs.TotalLength(msg) : 0;
+                    long r = s.TrySend(msg, flags, sent);
+                    if (r == Abi.Kernel) { target = null; return HandOver(fd); }
+                    if (r >= 0)
+                    {
+                        if (s.Type != Abi.SOCK_STREAM) return r;
+                        sent += r;
+                        if (sent >= total) return sent;
+                        r = -Errno.EAGAIN; // part went in: a blocking send waits for room for the rest
+                    }
+                    if (r != -Errno.EAGAIN) return sent > 0 ? sent : r;
+                    if (s.NonBlocking || (flags & Abi.MSG_DONTWAIT) != 0 || w is null) return sent > 0 ? sent : r;
+                    if (deadline == long.MaxValue) deadline = Deadline(s.SendTimeoutNs);
+                    if (Clock.NowNs() >= deadline) return sent > 0 ? sent : -Errno.EAGAIN;
+                    Register(w);
                 }
-                if (r != -Errno.EAGAIN) return sent > 0 ? sent : r;
-                if (s.NonBlocking || (flags & Abi.MSG_DONTWAIT) != 0 || w is null) return sent > 0 ? sent : r;
-                if (deadline == long.MaxValue) deadline = Deadline(s.SendTimeoutNs);
-                if (Clock.NowNs() >= deadline) return sent > 0 ? sent : -Errno.EAGAIN;
-                Register(w);
+                long slept = Sleep(w, deadline, null);
+                if (slept < 0) return sent > 0 ? sent : slept;
             }
-            long slept = Sleep(w, deadline, null);
-            if (slept < 0) return sent > 0 ? sent : slept;
+        }
+        finally
+        {
+            // One call, one zero-copy send number, however many tries it took (msg_zerocopy.rst).
+            if (target is not null && (flags & Abi.MSG_ZEROCOPY) != 0) lock (Lock) target.EndSendCall();
         }
     }
 

@@ -25,6 +25,7 @@ internal sealed unsafe partial class Engine
                     case Abi.SO_KEEPALIVE: return Options.WriteInt(value, length, s.KeepAlive ? 1 : 0);
                     case Abi.SO_RCVBUF: return Options.WriteInt(value, length, s.ReceiveBuffer);
                     case Abi.SO_SNDBUF: return Options.WriteInt(value, length, s.SendBuffer);
+                    case Abi.SO_ZEROCOPY: return Options.WriteInt(value, length, s.ZeroCopy ? 1 : 0);
                     case Abi.SO_LINGER:
                     {
                         Span<int> l = [s.LingerOn, s.LingerSeconds];
@@ -80,6 +81,8 @@ internal sealed unsafe partial class Engine
                 case Abi.SO_REUSEADDR: s.ReuseAddress = v != 0; return 0;
                 case Abi.SO_REUSEPORT: s.ReusePort = v != 0; return 0;
                 case Abi.SO_KEEPALIVE: s.KeepAlive = v != 0; return 0;
+                case Abi.SO_ZEROCOPY when v is 0 or 1: s.ZeroCopy = v == 1; return 0; // as sock_setsockopt: a boolean, 0 or 1
+                case Abi.SO_ZEROCOPY: return -Errno.EINVAL;
                 // As Linux: the value is doubled for bookkeeping, with a floor.
                 case Abi.SO_RCVBUF: s.ReceiveBuffer = Math.Max(2304, (int)Math.Min(2L * Math.Max(0, v), 1 << 26)); s.ReceiveBufferSet = true; return 0;
                 case Abi.SO_SNDBUF: s.SendBuffer = Math.Max(4608, (int)Math.Min(2L * Math.Max(0, v), 1 << 26)); s.SendBufferSet = true; return 0;

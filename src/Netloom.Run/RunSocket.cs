@@ -32,6 +32,8 @@ internal abstract unsafe class RunSocket(Engine engine, int type) : ISocketObser
     /// </summary>
     public const int AutoBufferMax = 4 << 20;
     public int LingerOn, LingerSeconds;
+    /// <summary>SO_ZEROCOPY: sends with MSG_ZEROCOPY lend their memory and report completions on the error queue.</summary>
+    public bool ZeroCopy;
 
     uint IEpollMember.Seq => EventSeq;
 
@@ -55,6 +57,10 @@ internal abstract unsafe class RunSocket(Engine engine, int type) : ISocketObser
     public abstract int TakeError();
     /// <summary>FIONREAD.</summary>
     public abstract int ReadableBytes();
+    /// <summary>recvmsg(MSG_ERRQUEUE): one zero-copy completion, or -EAGAIN when none waits (it never blocks).</summary>
+    public abstract long ReadErrorQueue(MsgHdr* msg);
+    /// <summary>A send call ends (after one or more <see cref="TrySend"/> tries): a zero-copy send that queued bytes takes its number.</summary>
+    public virtual void EndSendCall() { }
     public virtual long GetProtocolOption(int level, int name, byte* value, uint* length) => -Errno.ENOPROTOOPT;
     public virtual long SetProtocolOption(int level, int name, int value) => -Errno.ENOPROTOOPT;
 

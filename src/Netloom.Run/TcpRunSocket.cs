@@ -22,6 +22,9 @@ internal sealed unsafe class TcpRunSocket(Engine engine) : RunSocket(engine, Abi
     private int _pendingError;
     private bool _noDelay;
     private int _keepIdle = 7200, _keepInterval = 75, _keepCount = 9;
+    // The zero-copy send call in progress: bytes queued so far, and whether it is copied (short).
+    private long _zcTaken;
+    private bool _zcCopy;
 
     /// <summary>For an accepted connection.</summary>
     public TcpRunSocket(Engine engine, TcpSocket accepted, TcpRunSocket listener) : this(engine)
@@ -37,12 +40,20 @@ internal sealed unsafe class TcpRunSocket(Engine engine) : RunSocket(engine, Abi
         ReceiveBufferSet = listener.ReceiveBufferSet;
         SendBufferSet = listener.SendBufferSet;
         KeepAlive = listener.KeepAlive;
+        ZeroCopy = listener.ZeroCopy; // as the kernel's clone of the listener's flags
     }
 
     private bool Fresh => _listener is null && _conn is null;
 
     public override short Readiness()
     {
+        short r = Readiness(out bool pending);
+        return pending ? (short)(r | Abi.POLLERR) : r; // a waiting completion is POLLERR (tcp_poll: a non-empty error queue)
+    }
+
+    private short Readiness(out bool completions)
+    {
+        completions = _conn is { HasZeroCopyCompletions: true };
         if (_listener is { } l) return l.Pending > 0 ? Abi.POLLIN : (short)0;
         if (_conn is not { } c) return (short)(Abi.POLLOUT | Abi.POLLHUP); // Linux: a fresh TCP socket
         short r = 0;
@@ -179,6 +190,9 @@ internal sealed unsafe class TcpRunSocket(Engine engine) : RunSocket(engine, Abi
         }
         else if (_conn is { } c)
         {
+            // Nobody can read completions any more: the stack keeps its own copy of lent bytes
+            // still unacknowledged, so the program may free that memory from now on.
+            c.CopyLentMemory();
             if (LingerOn != 0 && LingerSeconds == 0) c.Abort();            // SO_LINGER 0: RST now
             else c.Close();                                               // FIN after the data (RST if unread data)
             Engine.Interface.FlushOutput();
@@ -285,18 +299,45 @@ internal sealed unsafe class TcpRunSocket(Engine engine) : RunSocket(engine, Abi
         }
         if (c.State is TcpState.SynSent or TcpState.SynReceived) return -Errno.EAGAIN;
         if (_shutWrite || c.State is not (TcpState.Established or TcpState.CloseWait)) return Broken(flags);
+        // MSG_ZEROCOPY counts only on a socket with SO_ZEROCOPY set; elsewhere it is ignored (msg_zerocopy.rst).
+        bool zc = ZeroCopy && (flags & Abi.MSG_ZEROCOPY) != 0;
+        if (zc && alreadySent == 0) { _zcTaken = 0; _zcCopy = TotalLength(msg) < c.ZeroCopyThreshold; }
         long total = 0, skip = alreadySent;
         for (nuint i = 0; i < msg->IovLength; i++)
         {
             long len = (long)msg->Iov[i].Length;
             if (skip >= len) { skip -= len; continue; }
-            var src = new ReadOnlySpan<byte>((byte*)msg->Iov[i].Base + skip, (int)Math.Min(len - skip, int.MaxValue));
+            byte* at = (byte*)msg->Iov[i].Base + skip;
+            int length = (int)Math.Min(len - skip, int.MaxValue);
             skip = 0;
-            int n = c.Send(src);
+            int n;
+            if (!zc || _zcCopy) n = c.Send(new ReadOnlySpan<byte>(at, length));
+            else
+            {
+                n = c.SendReferenced(new LentMemory(at, length).Memory, copy: false);
+                // Less room than a worthwhile reference: copy what fits rather than report a
+                // writable socket that takes nothing.
+                if (n == 0) n = c.Send(new ReadOnlySpan<byte>(at, length));
+            }
             total += n;
-            if (n < src.Length) break;
+            if (zc) _zcTaken += n;
+            if (n < length) break;
         }
         return total == 0 && TotalLength(msg) > alreadySent ? -Errno.EAGAIN : total;
+    }
+
+    public override void EndSendCall()
+    {
+        if (_zcTaken == 0 || _conn is not { } c) return;
+        _zcTaken = 0;
+        c.EndZeroCopySend(_zcCopy);
+        if (c.HasZeroCopyCompletions) Changed();
+    }
+
+    public override long ReadErrorQueue(MsgHdr* msg)
+    {
+        if (_conn is not { } c || !c.TryTakeZeroCopyCompletion(out var done)) return -Errno.EAGAIN;
+        return ErrorQueue.Deliver(msg, done);
     }
 
     /// <summary>A send on a connection that can no longer send: EPIPE, with SIGPIPE unless MSG_NOSIGNAL.</summary>

@@ -25,6 +25,11 @@ internal sealed unsafe class UdpRunSocket(Engine engine) : RunSocket(engine, Abi
     private Ipv4Address _heldFrom;
     private ushort _heldPort;
 
+    // MSG_ZEROCOPY: datagrams are gathered into the stack's frame by copying, so each send
+    // completes at once, reported as copied (SO_EE_CODE_ZEROCOPY_COPIED).
+    private readonly ZeroCopyLog _completions = new();
+    private uint _zeroCopyNext;
+
     private static byte[] Scratch => _scratch ??= new byte[MaxDatagram + 1];
 
     public override short Readiness()
@@ -32,7 +37,7 @@ internal sealed unsafe class UdpRunSocket(Engine engine) : RunSocket(engine, Abi
         TakeIcmpErrors();
         short r = Abi.POLLOUT;
         if (_heldLength >= 0 || (_binding is { } b && b.QueuedDatagrams > 0) || _shutRead) r |= Abi.POLLIN;
-        if (_pendingError != 0) r |= Abi.POLLERR;
+        if (_pendingError != 0 || !_completions.IsEmpty) r |= Abi.POLLERR;
         return r;
     }
 
@@ -198,8 +203,12 @@ internal sealed unsafe class UdpRunSocket(Engine engine) : RunSocket(engine, Abi
         }
         _binding!.SendTo(buffer.AsSpan(0, at), to, port); // a datagram the stack drops is lost, as on a full NIC queue
         Engine.Interface.FlushOutput(); // out now, not at the owner thread's next poll
+        if (ZeroCopy && (flags & Abi.MSG_ZEROCOPY) != 0 && at > 0) _completions.Complete(_zeroCopyNext++, copied: true);
         return at;
     }
+
+    public override long ReadErrorQueue(MsgHdr* msg) =>
+        _completions.TryTake(out var done) ? ErrorQueue.Deliver(msg, done) : -Errno.EAGAIN;
 
     public override int TakeError()
     {

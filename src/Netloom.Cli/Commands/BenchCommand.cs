@@ -73,6 +73,16 @@ internal static class BenchCommand
             return Print(BenchKestrel.Run(s), r.GetValue(json),
                 "Kestrel 10 serving TechEmpower plaintext on 127.0.0.1, one process per transport, all running, rounds interleaved (3, medians); wrk -t 2 -c 256 with 16-deep pipelining (pipelined) and without (plain); h2load -c 16 -m 16 -t 2 over h2c; cpu_us_per_request: the server's user+system CPU (/proc) over the requests served; uring: Netloom's io_uring transport (a ring per core), application on the thread pool; uring_inline: application continuations on the ring's thread; stack_shm: the app on Netloom's user-level stack over a shm port, wrk under netloom run on the other end (no h2load: it would need to run under netloom run too); wrk shares the 2 cores with the server");
         });
+        var zerocopy = new Command("zerocopy", "Sender CPU time per GB with 64 KiB writes, zero-copy against copying sends, between two user-level stacks over shm; the kernel's MSG_ZEROCOPY against send over a veth pair for reference") { seconds, json, mtu };
+        zerocopy.SetAction(r =>
+        {
+            double s = r.GetValue(seconds);
+            if (s <= 0 || s > 600) return CliErrors.Report("--duration must be between 0 and 600 seconds", CliErrors.BadInput);
+            int m = r.GetValue(mtu);
+            if (m < 576 || m > 65000) return CliErrors.Report("--mtu must be between 576 and 65000", CliErrors.BadInput);
+            return Print(BenchZeroCopy.Run(s, m), r.GetValue(json),
+                "sender CPU: the sending process's user+system time over the bytes the peer acknowledged, 64 KiB writes, 4 rounds in ABBA order, medians; the sender sleeps on the port when it can neither send nor receive; receiver: bench tcp-peer in a second process (busy-polling, discarding in place); cpu_per_byte_ratio = copy_cpu_s_per_gb / zerocopy_cpu_s_per_gb; kernel_*: a C sender with MSG_ZEROCOPY or plain send over a veth pair between two namespaces (1500 MTU), its getrusage; kernel_zerocopy_copied_sends counts sends whose completion carried SO_EE_CODE_ZEROCOPY_COPIED");
+        });
         var transport = new Option<string>("--transport") { Required = true };
         var listen = new Option<string>("--listen") { Required = true };
         var h2Port = new Option<int>("--h2-port");
@@ -81,7 +91,7 @@ internal static class BenchCommand
         var kestrelApp = new Command("kestrel-app", "(internal) the plaintext app of bench kestrel") { transport, listen, h2Port, appPort, appIp };
         kestrelApp.Hidden = true;
         kestrelApp.SetAction(r => BenchKestrel.App(r.GetValue(transport)!, r.GetValue(listen)!, r.GetValue(h2Port), r.GetValue(appPort), r.GetValue(appIp)));
-        return new Command("bench", "End-to-end benchmarks") { rings, switchBench, kv, tcp, peer, emulate, run, offload, kestrel, kestrelApp };
+        return new Command("bench", "End-to-end benchmarks") { rings, switchBench, kv, tcp, peer, emulate, run, offload, kestrel, kestrelApp, zerocopy };
     }
 
     private static int Switch(double seconds, bool json)

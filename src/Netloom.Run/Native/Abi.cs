@@ -69,11 +69,15 @@ internal static class Abi
     public const int SOL_SOCKET = 1;
     public const int SO_REUSEADDR = 2, SO_TYPE = 3, SO_ERROR = 4, SO_SNDBUF = 7, SO_RCVBUF = 8, SO_KEEPALIVE = 9,
         SO_LINGER = 13, SO_REUSEPORT = 15, SO_RCVTIMEO = 20, SO_SNDTIMEO = 21, SO_ACCEPTCONN = 30,
-        SO_PROTOCOL = 38, SO_DOMAIN = 39;
+        SO_PROTOCOL = 38, SO_DOMAIN = 39, SO_ZEROCOPY = 60;
     public const int TCP_NODELAY = 1, TCP_MAXSEG = 2, TCP_KEEPIDLE = 4, TCP_KEEPINTVL = 5, TCP_KEEPCNT = 6, TCP_INFO = 11;
     public const int IP_TOS = 1;
 
-    public const int MSG_PEEK = 0x2, MSG_TRUNC = 0x20, MSG_DONTWAIT = 0x40, MSG_WAITALL = 0x100, MSG_NOSIGNAL = 0x4000;
+    public const int MSG_PEEK = 0x2, MSG_CTRUNC = 0x8, MSG_TRUNC = 0x20, MSG_DONTWAIT = 0x40, MSG_WAITALL = 0x100, MSG_ERRQUEUE = 0x2000,
+        MSG_NOSIGNAL = 0x4000, MSG_ZEROCOPY = 0x4000000;
+    /// <summary>The error queue's control message (ip(7) IP_RECVERR) and its zero-copy origin and code (linux/errqueue.h).</summary>
+    public const int SOL_IP = 0, IP_RECVERR = 11;
+    public const byte SO_EE_ORIGIN_ZEROCOPY = 5, SO_EE_CODE_ZEROCOPY_COPIED = 1;
     public const int SHUT_RD = 0, SHUT_WR = 1, SHUT_RDWR = 2;
 
     public const int F_SETFD = 2, F_GETFL = 3, F_SETFL = 4, O_NONBLOCK = 0x800, O_RDWR = 2;

@@ -88,7 +88,7 @@ internal sealed unsafe partial class OffloadEngine
                     int k = l.Accepted.Dequeue();
                     if (l.Accepted.Count < OffloadListener.MaxQueued / 2) ArmAccept(l);
                     if ((flags & Abi.SOCK_CLOEXEC) == 0) Sys.Fcntl(k, Abi.F_SETFD, 0); // accepted with FD_CLOEXEC
-                    var c = new OffloadConnection(k) { NonBlocking = (flags & Abi.SOCK_NONBLOCK) != 0 };
+                    var c = new OffloadConnection(k) { NonBlocking = (flags & Abi.SOCK_NONBLOCK) != 0, ZeroCopy = KernelZeroCopy(k) };
                     TakeSlot(c);
                     if (!Adopt(k, c)) { FreeSlot(c); return k; } // beyond the interposer's table: the kernel's
                     ArmRecv(c);
@@ -109,6 +109,14 @@ internal sealed unsafe partial class OffloadEngine
     public long RecvMsg(int fd, MsgHdr* msg, int flags)
     {
         if (msg is null) return -Errno.EFAULT;
+        if ((flags & Abi.MSG_ERRQUEUE) != 0)
+        {
+            lock (_lock)
+            {
+                if (Get(fd) is not OffloadConnection q) return Abi.Kernel;
+                return q.Completions.TryTake(out var done) ? ErrorQueue.Deliver(msg, done) : -Errno.EAGAIN; // never blocks
+            }
+        }
         long deadline = long.MaxValue, got = 0;
         bool waitAll = (flags & Abi.MSG_WAITALL) != 0 && (flags & (Abi.MSG_PEEK | Abi.MSG_DONTWAIT)) == 0;
         // MSG_WAITALL fills what is left of the iovecs: a private copy of them, moved along.
@@ -204,7 +212,24 @@ internal sealed unsafe partial class OffloadEngine
     public long SendMsg(int fd, MsgHdr* msg, int flags)
     {
         if (msg is null) return -Errno.EFAULT;
-        long deadline = long.MaxValue, sent = 0;
+        long sent = 0;
+        try
+        {
+            return SendLoop(fd, msg, flags, ref sent);
+        }
+        finally
+        {
+            // MSG_ZEROCOPY on a socket with SO_ZEROCOPY: one number per call that queued bytes,
+            // complete at once and copied (the bytes are in the engine's queue).
+            if (sent > 0 && (flags & Abi.MSG_ZEROCOPY) != 0)
+                lock (_lock)
+                    if (Get(fd) is OffloadConnection { ZeroCopy: true } z) { z.Completions.Complete(z.ZeroCopyNext++, copied: true); z.Seq++; }
+        }
+    }
+
+    private long SendLoop(int fd, MsgHdr* msg, int flags, ref long sent)
+    {
+        long deadline = long.MaxValue;
         while (true)
         {
             uint published;
@@ -444,8 +469,17 @@ internal sealed unsafe partial class OffloadEngine
             if (name == Abi.SO_LINGER && length >= 8) { s.LingerOn = ((int*)value)[0]; s.LingerSeconds = ((int*)value)[1]; }
             else if (name == Abi.SO_RCVTIMEO && length >= 16) s.ReceiveTimeoutNs = TimevalNs(value);
             else if (name == Abi.SO_SNDTIMEO && length >= 16) s.SendTimeoutNs = TimevalNs(value);
+            else if (name == Abi.SO_ZEROCOPY && length >= 4 && *(int*)value is 0 or 1) s.ZeroCopy = *(int*)value == 1; // the kernel checks and answers
             return Abi.Kernel;
         }
+    }
+
+    /// <summary>SO_ZEROCOPY as the kernel socket has it (an accepted socket inherits the listener's, set before it was ours).</summary>
+    private static bool KernelZeroCopy(int fd)
+    {
+        int v = 0;
+        uint len = sizeof(int);
+        return Libc.GetSockOpt(fd, Abi.SOL_SOCKET, Abi.SO_ZEROCOPY, &v, &len) == 0 && v != 0;
     }
 
     private static long TimevalNs(byte* value) => ((long*)value)[0] * 1_000_000_000L + ((long*)value)[1] * 1000L;

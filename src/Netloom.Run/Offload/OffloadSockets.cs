@@ -19,6 +19,8 @@ internal abstract class OffloadSocket(int fd) : IEpollMember
     public uint Generation;
     public int LingerOn, LingerSeconds;
     public long ReceiveTimeoutNs, SendTimeoutNs;
+    /// <summary>SO_ZEROCOPY as the program set it (the kernel socket has it too: an accepted connection reads it from there).</summary>
+    public bool ZeroCopy;
 
     uint IEpollMember.Seq => Seq;
     public abstract short Readiness();
@@ -136,9 +138,16 @@ internal sealed class OffloadConnection(int fd) : OffloadSocket(fd)
 
     public bool Writable => Output.Queued < MaxQueued;
 
+    /// <summary>
+    /// MSG_ZEROCOPY sends: the engine copies every send into <see cref="Output"/> before the call
+    /// returns, so each completes at once, reported as copied, on this error queue (POLLERR).
+    /// </summary>
+    public readonly Netloom.Stack.ZeroCopyLog Completions = new();
+    public uint ZeroCopyNext;
+
     public override short Readiness()
     {
-        short r = 0;
+        short r = Completions.IsEmpty ? (short)0 : Abi.POLLERR;
         if (Available > 0 || Eof || RecvError != 0) r |= Abi.POLLIN;
         if (Eof) r |= Abi.POLLRDHUP;
         if (RecvError != 0 || SendError != 0) r |= Abi.POLLERR | Abi.POLLHUP;

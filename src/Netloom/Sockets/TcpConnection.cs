@@ -6,6 +6,9 @@ using Netloom.Wire;
 
 namespace Netloom.Sockets;
 
+/// <summary>A zero-copy send as it was queued: its number (for matching <see cref="ZeroCopyCompletion"/> ranges) and whether its bytes were copied instead.</summary>
+public readonly record struct ZeroCopySend(uint Id, bool Copied);
+
 /// <summary>
 /// One TCP connection of a <see cref="SocketStack"/>, usable from any thread: async reads and
 /// writes (allocation-free in steady state), a <see cref="Stream"/> and an <see cref="IDuplexPipe"/>.
@@ -15,7 +18,7 @@ namespace Netloom.Sockets;
 public sealed class TcpConnection : ISocketObserver, IDisposable, IAsyncDisposable
 {
     private readonly SocketStack _stack;
-    private readonly Signal _readable, _writable, _connected;
+    private readonly Signal _readable, _writable, _connected, _completed;
     private TcpStream? _stream;
     private IDuplexPipe? _pipe;
     private bool _disposed;
@@ -27,6 +30,7 @@ public sealed class TcpConnection : ISocketObserver, IDisposable, IAsyncDisposab
         _readable = stack.NewSignal();
         _writable = stack.NewSignal();
         _connected = stack.NewSignal();
+        _completed = stack.NewSignal();
         socket.Observer = this;
     }
 
@@ -120,6 +124,85 @@ public sealed class TcpConnection : ISocketObserver, IDisposable, IAsyncDisposab
         }
     }
 
+    /// <summary>
+    /// Sends <paramref name="data"/> without copying it into the send buffer: the connection
+    /// reads the caller's memory (straight into frames, for first sends and retransmissions alike)
+    /// until the peer has acknowledged every byte, then reports the send's number through
+    /// <see cref="ReadZeroCopyCompletionAsync"/> and disposes <paramref name="owner"/>. Until
+    /// then the memory must not change. Sends shorter than
+    /// <see cref="TcpSocketOptions.ZeroCopyThreshold"/> are copied instead (the result says so,
+    /// and the memory is free at once). Waits for send-buffer space as the peer acknowledges, so
+    /// lent memory stays within the send buffer's size. Cancelled part way, the bytes already
+    /// queued still go and the send still completes; the owner is disposed then. When the call
+    /// throws because the connection failed, the connection no longer references the memory and
+    /// the caller keeps the owner.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<ZeroCopySend> SendZeroCopyAsync(ReadOnlyMemory<byte> data, IDisposable? owner = null, CancellationToken ct = default)
+    {
+        if (data.IsEmpty) throw new ArgumentException("a zero-copy send needs at least one byte", nameof(data));
+        int offset = 0;
+        bool copy = false;
+        try
+        {
+            while (true)
+            {
+                ValueTask wait;
+                using (_stack.Enter())
+                {
+                    if (Socket.Error != TcpError.None) throw TcpException.From(Socket);
+                    if (Socket.State is not (TcpState.Established or TcpState.CloseWait or TcpState.SynSent or TcpState.SynReceived))
+                        throw new InvalidOperationException($"cannot write: the connection is in {Socket.State}");
+                    copy = data.Length < Socket.ZeroCopyThreshold;
+                    offset += Socket.SendReferenced(data[offset..], copy);
+                    if (offset == data.Length)
+                    {
+                        uint id = Socket.EndZeroCopySend(copy, copy ? null : owner);
+                        if (copy) owner?.Dispose();
+                        return new ZeroCopySend(id, copy);
+                    }
+                    wait = _writable.Arm(ct);
+                }
+                await wait.ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (offset > 0)
+        {
+            using (_stack.Enter()) Socket.EndZeroCopySend(copy, owner);
+            throw;
+        }
+    }
+
+    /// <summary>A completion waiting to be read, if any (see <see cref="ReadZeroCopyCompletionAsync"/>).</summary>
+    public bool TryReadZeroCopyCompletion(out ZeroCopyCompletion completion)
+    {
+        using (_stack.Enter()) return Socket.TryTakeZeroCopyCompletion(out completion);
+    }
+
+    /// <summary>
+    /// Waits for the next completion of zero-copy sends: a range of send numbers, in order,
+    /// several coalesced into one when they complete together. Waits, like a read, while no
+    /// completion is waiting (a sender may still make sends); throws
+    /// <see cref="InvalidOperationException"/> once the connection is closed and every completion
+    /// was read (nothing more can come).
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<ZeroCopyCompletion> ReadZeroCopyCompletionAsync(CancellationToken ct = default)
+    {
+        while (true)
+        {
+            ValueTask wait;
+            using (_stack.Enter())
+            {
+                if (Socket.TryTakeZeroCopyCompletion(out var c)) return c;
+                if (Socket.ZeroCopyOutstanding == 0 && Socket.State == TcpState.Closed)
+                    throw new InvalidOperationException("the connection is closed and every zero-copy completion was read: no more will come");
+                wait = _completed.Arm(ct);
+            }
+            await wait.ConfigureAwait(false);
+        }
+    }
+
     /// <summary>Waits until everything written has been acknowledged (or the connection failed).</summary>
     public async ValueTask FlushAsync(CancellationToken ct = default)
     {
@@ -155,7 +238,7 @@ public sealed class TcpConnection : ISocketObserver, IDisposable, IAsyncDisposab
     void ISocketObserver.OnSocketEvents(object socket, SocketEvents events)
     {
         if ((events & (SocketEvents.Readable | SocketEvents.Closed)) != 0) _readable.Fire();
-        if ((events & (SocketEvents.Writable | SocketEvents.Closed)) != 0) _writable.Fire();
+        if ((events & (SocketEvents.Writable | SocketEvents.Closed)) != 0) { _writable.Fire(); _completed.Fire(); }
         if ((events & (SocketEvents.Connected | SocketEvents.Closed)) != 0) _connected.Fire();
     }
 
@@ -164,6 +247,7 @@ public sealed class TcpConnection : ISocketObserver, IDisposable, IAsyncDisposab
         _readable.Fire();
         _writable.Fire();
         _connected.Fire();
+        _completed.Fire();
     }
 
     public void Dispose()

@@ -55,6 +55,15 @@ public class RunLayoutTests
             ["tcp_info.snd_cwnd"] = TcpInfo.SndCwnd, ["tcp_info.advmss"] = TcpInfo.AdvMss, ["tcp_info.total_retrans"] = TcpInfo.TotalRetrans,
             ["TCP_ESTABLISHED"] = TcpInfo.LinuxState(Netloom.Stack.TcpState.Established), ["TCP_LISTEN"] = TcpInfo.LinuxState(Netloom.Stack.TcpState.Listen),
             ["TCP_CLOSE_WAIT"] = TcpInfo.LinuxState(Netloom.Stack.TcpState.CloseWait), ["TCP_TIME_WAIT"] = TcpInfo.LinuxState(Netloom.Stack.TcpState.TimeWait),
+            ["SO_ZEROCOPY"] = Abi.SO_ZEROCOPY, ["MSG_ZEROCOPY"] = Abi.MSG_ZEROCOPY, ["MSG_ERRQUEUE"] = Abi.MSG_ERRQUEUE, ["MSG_CTRUNC"] = Abi.MSG_CTRUNC,
+            ["SOL_IP"] = Abi.SOL_IP, ["IP_RECVERR"] = Abi.IP_RECVERR, ["SO_EE_ORIGIN_ZEROCOPY"] = Abi.SO_EE_ORIGIN_ZEROCOPY,
+            ["SO_EE_CODE_ZEROCOPY_COPIED"] = Abi.SO_EE_CODE_ZEROCOPY_COPIED,
+            ["sock_extended_err+sockaddr_in"] = sizeof(ErrorQueue.ExtendedError),
+            ["sock_extended_err.ee_origin"] = (long)Marshal.OffsetOf<ErrorQueue.ExtendedError>(nameof(ErrorQueue.ExtendedError.Origin)),
+            ["sock_extended_err.ee_code"] = (long)Marshal.OffsetOf<ErrorQueue.ExtendedError>(nameof(ErrorQueue.ExtendedError.Code)),
+            ["sock_extended_err.ee_info"] = (long)Marshal.OffsetOf<ErrorQueue.ExtendedError>(nameof(ErrorQueue.ExtendedError.Info)),
+            ["sock_extended_err.ee_data"] = (long)Marshal.OffsetOf<ErrorQueue.ExtendedError>(nameof(ErrorQueue.ExtendedError.Data)),
+            ["CMSG_SPACE(ee)"] = ErrorQueue.Space,
         };
         for (int i = 0; i < entries.Length; i++) ours[$"nl_engine.{entries[i]}"] = (long)Marshal.OffsetOf<EngineTable>(csharp[i]);
         var errnos = typeof(Netloom.Interop.Errno).GetFields().Where(f => f.IsLiteral);
@@ -69,6 +78,9 @@ public class RunLayoutTests
             #include <sys/eventfd.h>
             #include <sys/ioctl.h>
             #include <stdio.h>
+            #include <time.h>
+            #include <linux/errqueue.h>
+            struct ee_with_offender { struct sock_extended_err ee; struct sockaddr_in offender; };
             #define P(name, value) printf("%s=%ld\n", name, (long)(value))
             #define E(field) P("nl_engine." #field, offsetof(struct nl_engine, field))
             #define T(field) P("tcp_info." #field, offsetof(struct tcp_info, tcpi_##field))
@@ -98,6 +110,11 @@ public class RunLayoutTests
               P("EFD_CLOEXEC", EFD_CLOEXEC); P("EFD_NONBLOCK", EFD_NONBLOCK); P("SEEK_SET", SEEK_SET); P("SEEK_CUR", SEEK_CUR);
               T(state); T(options); T(rto); T(snd_mss); T(rcv_mss); T(unacked); T(rtt); T(rttvar); T(snd_ssthresh); T(snd_cwnd);
               T(advmss); T(total_retrans);
+              P("SO_ZEROCOPY", SO_ZEROCOPY); P("MSG_ZEROCOPY", MSG_ZEROCOPY); P("MSG_ERRQUEUE", MSG_ERRQUEUE); P("MSG_CTRUNC", MSG_CTRUNC);
+              P("SOL_IP", SOL_IP); P("IP_RECVERR", IP_RECVERR); P("SO_EE_ORIGIN_ZEROCOPY", SO_EE_ORIGIN_ZEROCOPY); P("SO_EE_CODE_ZEROCOPY_COPIED", SO_EE_CODE_ZEROCOPY_COPIED);
+              P("sock_extended_err+sockaddr_in", sizeof(struct ee_with_offender)); P("sock_extended_err.ee_origin", offsetof(struct sock_extended_err, ee_origin));
+              P("sock_extended_err.ee_code", offsetof(struct sock_extended_err, ee_code)); P("sock_extended_err.ee_info", offsetof(struct sock_extended_err, ee_info));
+              P("sock_extended_err.ee_data", offsetof(struct sock_extended_err, ee_data)); P("CMSG_SPACE(ee)", CMSG_SPACE(sizeof(struct ee_with_offender)));
               P("TCP_ESTABLISHED", TCP_ESTABLISHED); P("TCP_LISTEN", TCP_LISTEN); P("TCP_CLOSE_WAIT", TCP_CLOSE_WAIT); P("TCP_TIME_WAIT", TCP_TIME_WAIT);
               {{string.Join(" ", errnos.Select(f => $"P(\"{f.Name}\", {f.Name});"))}}
               return 0;

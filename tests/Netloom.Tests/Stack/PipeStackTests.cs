@@ -110,6 +110,48 @@ public class PipeStackTests
     }
 
     [Fact]
+    public void Zero_copy_sends_over_a_pipe_allocate_nothing_per_segment()
+    {
+        using var p = new Pair();
+        p.Run(1);
+        var listener = p.B.Listen(10);
+        var client = p.A.Connect(IpB, 10);
+        TcpSocket? server = null;
+        for (int i = 0; i < 200 && !(client.State == TcpState.Established && listener.TryAccept(out server)); i++) p.Run(1);
+        Assert.NotNull(server);
+        // Eight lent buffers, each reused once its send completed.
+        var buffers = Enumerable.Range(0, 8).Select(_ => (ReadOnlyMemory<byte>)new byte[16384]).ToArray();
+        var busy = new bool[8];
+        var buf = new byte[65536];
+        long received = 0, completions = 0;
+        uint next = 0;
+        void Run(int segments)
+        {
+            long target = received + (long)segments * client.MaxSegmentSize;
+            while (received < target)
+            {
+                while (client.TryTakeZeroCopyCompletion(out var done))
+                    for (uint id = done.First; id != done.Last + 1; id++) { busy[id % 8] = false; completions++; }
+                int slot = (int)(next % 8);
+                if (!busy[slot] && client.SendReferenced(buffers[slot], copy: false) == 16384)
+                {
+                    if (client.EndZeroCopySend(copied: false) != next) throw new InvalidOperationException("send numbers skipped");
+                    busy[slot] = true;
+                    next++;
+                }
+                p.A.Poll(p.Now);
+                p.B.Poll(p.Now);
+                int n;
+                while ((n = server!.Receive(buf)) > 0) received += n;
+                p.Now += Duration.FromMicroseconds(20);
+            }
+        }
+        Allocations.AssertFlat(Run, 100_000);
+        Assert.True(completions > 1000);
+        Assert.Equal(0, client.Retransmits);
+    }
+
+    [Fact]
     public void The_same_seed_gives_the_same_run()
     {
         string Trace(int seed)

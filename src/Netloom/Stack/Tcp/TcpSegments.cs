@@ -71,10 +71,10 @@ internal readonly struct TcpSegmentOut
 {
     public readonly IpAddr Source, Destination;
     public readonly TcpRepr Header;
-    private readonly ByteRing? _payload;
+    private readonly SendQueue? _payload;
     private readonly int _payloadOffset;
 
-    public TcpSegmentOut(IpAddr source, IpAddr destination, in TcpRepr header, ByteRing? payload = null, int payloadOffset = 0)
+    public TcpSegmentOut(IpAddr source, IpAddr destination, in TcpRepr header, SendQueue? payload = null, int payloadOffset = 0)
     {
         if (header.PayloadLength > 0 && payload is null) throw new ArgumentException("a segment with a payload needs its source", nameof(payload));
         Source = source;

@@ -16,7 +16,9 @@ internal sealed partial class TcpSocket
 {
     private readonly TcpTable _table;
     private readonly TcpSocketOptions _options;
-    private readonly ByteRing _sendBuffer, _recvBuffer;
+    private readonly SendQueue _sendBuffer;
+    private readonly ByteRing _recvBuffer;
+    private uint _zeroCopyNext;      // the number of the next zero-copy send (the kernel's sk_zckey)
     private readonly Assembler _outOfOrder = new();
     private readonly SackScoreboard _scoreboard = new();
     private readonly RttEstimator _rtt;
@@ -81,7 +83,7 @@ internal sealed partial class TcpSocket
         _local = local;
         _remote = remote;
         Slot = slot;
-        _sendBuffer = new ByteRing(TcpSocketOptions.RoundUp(options.SendBufferSize));
+        _sendBuffer = new SendQueue(TcpSocketOptions.RoundUp(options.SendBufferSize));
         _recvBuffer = new ByteRing(options.ReceiveCapacity);
         _rtt = new RttEstimator(options.InitialRto, options.MinRto, options.MaxRto);
         _cc = CongestionControl.Create(options.Congestion, _mss, options.InitialWindowSegments);
@@ -157,6 +159,54 @@ internal sealed partial class TcpSocket
         if (n > 0 && IsConnected) { Output(); AfterCall(); }
         return n;
     }
+
+    /// <summary>Zero-copy sends shorter than this are copied into the send buffer instead (see <see cref="TcpSocketOptions.ZeroCopyThreshold"/>).</summary>
+    public int ZeroCopyThreshold => _options.ZeroCopyThreshold;
+
+    /// <summary>
+    /// One piece of a zero-copy send: queues as much of <paramref name="data"/> as fits, by
+    /// reference (the stack reads the caller's memory until the peer acknowledges it; segments and
+    /// retransmissions copy from it straight into frames), or copied into the send buffer when
+    /// <paramref name="copy"/>. A reference shorter than the threshold is not taken while more
+    /// than that remains, so lent memory comes in few, large pieces. Returns the bytes taken; end
+    /// the send with <see cref="EndZeroCopySend"/>.
+    /// </summary>
+    public int SendReferenced(ReadOnlyMemory<byte> data, bool copy)
+    {
+        if (Error != TcpError.None) ThrowFailed();
+        if (!CanSend) throw new InvalidOperationException($"cannot send in {State}{(_finQueued ? " after shutdown" : "")}");
+        int n;
+        if (copy) n = _sendBuffer.Write(data.Span);
+        else if (_sendBuffer.Free < Math.Min(data.Length, ZeroCopyThreshold)) n = 0;
+        else n = _sendBuffer.Reference(data, null);
+        if (n > 0 && IsConnected) { Output(); AfterCall(); }
+        return n;
+    }
+
+    /// <summary>
+    /// Ends a zero-copy send whose bytes <see cref="SendReferenced"/> queued: it gets the next
+    /// number, and its completion (with <paramref name="owner"/> disposed) follows the
+    /// acknowledgment of its last byte, or the end of the connection. Call it only when bytes were taken.
+    /// </summary>
+    public uint EndZeroCopySend(bool copied, IDisposable? owner = null)
+    {
+        uint id = _zeroCopyNext++;
+        _sendBuffer.MarkSend(id, copied, owner);
+        return id;
+    }
+
+    /// <summary>Replaces references to the caller's memory not yet acknowledged with the stack's own copies (when nobody will read completions any more).</summary>
+    public void CopyLentMemory() => _sendBuffer.CopyLent();
+
+    /// <summary>Completions waiting to be read (coalesced ranges of send numbers).</summary>
+    public bool TryTakeZeroCopyCompletion(out ZeroCopyCompletion completion) => _sendBuffer.Completions.TryTake(out completion);
+
+    /// <summary>Zero-copy sends not yet completed.</summary>
+    public int ZeroCopyOutstanding => _sendBuffer.PendingSends;
+    /// <summary>Bytes of the caller's memory the connection still references.</summary>
+    public long ZeroCopyLentBytes => _sendBuffer.LentBytes;
+    /// <summary>Completions are waiting to be read.</summary>
+    public bool HasZeroCopyCompletions => !_sendBuffer.Completions.IsEmpty;
 
     /// <summary>Copies received bytes out; 0 when none are waiting (see <see cref="ReceiveFinished"/>).</summary>
     public int Receive(Span<byte> buffer)
@@ -272,6 +322,7 @@ internal sealed partial class TcpSocket
     {
         if (error != TcpError.None && Error == TcpError.None) Error = error;
         if (error is TcpError.Reset or TcpError.Aborted or TcpError.Refused or TcpError.TimedOut) _recvBuffer.Consume(_recvBuffer.Count);
+        _sendBuffer.DropAll(); // nothing is sent again: lent memory goes back, zero-copy sends complete
         State = TcpState.Closed;
         _rtoAt = _ackAt = _persistAt = _keepAt = _closeAt = 0;
         _table.Release(this);

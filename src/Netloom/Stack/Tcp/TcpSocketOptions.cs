@@ -34,6 +34,13 @@ public sealed record TcpSocketOptions
     /// <summary>Abort when sent data stays unacknowledged this long (RFC 9293 §3.8.3's USER TIMEOUT); zero: no limit.</summary>
     public Duration UserTimeout { get; init; } = Duration.Zero;
 
+    /// <summary>
+    /// Zero-copy sends shorter than this are copied into the send buffer (and reported as copied):
+    /// below about 10 KB, tracking lent memory costs more than the copy it saves (the kernel's
+    /// msg_zerocopy.rst gives the same figure).
+    /// </summary>
+    public int ZeroCopyThreshold { get; init; } = 10 << 10;
+
     public bool KeepAlive { get; init; }
     public Duration KeepAliveIdle { get; init; } = Duration.FromSeconds(7200);
     public Duration KeepAliveInterval { get; init; } = Duration.FromSeconds(75);
@@ -45,6 +52,7 @@ public sealed record TcpSocketOptions
         if (ReceiveBufferSize is < 1024 or > 1 << 30) throw new ArgumentOutOfRangeException(nameof(ReceiveBufferSize), ReceiveBufferSize, "receive buffer must be 1 KiB to 1 GiB");
         if (InitialWindowSegments is < 1 or > 100) throw new ArgumentOutOfRangeException(nameof(InitialWindowSegments), InitialWindowSegments, "initial window must be 1 to 100 segments");
         if (MaxRetransmissions < 1) throw new ArgumentOutOfRangeException(nameof(MaxRetransmissions), MaxRetransmissions, "at least one retransmission");
+        if (ZeroCopyThreshold < 0) throw new ArgumentOutOfRangeException(nameof(ZeroCopyThreshold), ZeroCopyThreshold, "the zero-copy threshold cannot be negative");
         if (KeepAliveProbes < 1) throw new ArgumentOutOfRangeException(nameof(KeepAliveProbes), KeepAliveProbes, "at least one keep-alive probe");
         if (MinRto <= Duration.Zero || MaxRto < MinRto) throw new ArgumentException("RTO bounds must satisfy 0 < MinRto <= MaxRto");
     }

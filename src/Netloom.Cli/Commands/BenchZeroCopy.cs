@@ -1,0 +1,163 @@
+using System.Diagnostics;
+using System.Globalization;
+using Netloom.Rings;
+using Netloom.Sockets;
+using Netloom.Stack;
+using Netloom.Time;
+using Netloom.Wire;
+
+namespace Netloom.Cli.Commands;
+
+/// <summary>
+/// `netloom bench zerocopy`: the sending side's CPU time per byte, 64 KiB writes, zero-copy
+/// sends against copying ones, between two user-level stacks in two processes over shm (the
+/// receiver is `bench tcp-peer`, discarding in place); and, for reference, the kernel's
+/// MSG_ZEROCOPY against plain send over a veth pair between two namespaces (root only).
+/// The sender does not spin: when it can neither send nor receive it sleeps on the port until
+/// an ACK arrives, so its CPU time is the work of sending, not a busy core.
+/// </summary>
+internal static class BenchZeroCopy
+{
+    private static readonly Ipv4Address Client = Ipv4Address.Parse("10.99.0.1"), Server = Ipv4Address.Parse("10.99.0.2");
+    private const ushort DiscardPort = 5001;
+    private const int Write = 64 << 10;
+
+    public static List<(string Key, object Value)> Run(double seconds, int mtu)
+    {
+        var figures = new List<(string, object)>();
+        string spec = $"shm:zcbench{Environment.ProcessId}";
+        using var port = ShmPort.Open(PortSpec.Parse(spec), new PortOptions { RingSize = 128, BufferSize = 65536 });
+        using var child = SelfProcess.Start(["bench", "tcp-peer", "--port", spec, "--mtu", mtu.ToString(CultureInfo.InvariantCulture),
+            "--duration", (8 * seconds + 30).ToString(CultureInfo.InvariantCulture)]);
+        var sw = Stopwatch.StartNew();
+        while (!port.Connected && sw.ElapsedMilliseconds < 15_000 && !child.HasExited) Thread.Sleep(5);
+        if (!port.Connected) throw new InvalidOperationException($"the peer stack never attached: {child.StandardError.ReadToEnd()}");
+        var o = new StackOptions
+        {
+            Mac = new MacAddress(2, 0, 0, 0, 0x63, 1), Address = Client, Mtu = mtu,
+            Tcp = new TcpSocketOptions { SendBufferSize = 4 << 20, ReceiveBufferSize = 1 << 20 },
+        };
+        var stack = new Interface(o, new PortDevice(port, mtu));
+        var clock = new MonotonicClock(Instant.FromSeconds(1));
+        stack.Poll(clock.Now);
+
+        // Rounds in ABBA order (copy, zero-copy, zero-copy, copy, ...), medians of each side.
+        var copy = new List<Round>();
+        var zc = new List<Round>();
+        for (int round = 0; round < 4; round++)
+        {
+            bool zeroFirst = round % 2 == 1;
+            (zeroFirst ? zc : copy).Add(Send(stack, clock, port, seconds, zeroFirst));
+            (zeroFirst ? copy : zc).Add(Send(stack, clock, port, seconds, !zeroFirst));
+        }
+        port.Dispose();
+        if (!child.WaitForExit(10_000)) child.Kill();
+
+        var c = Median(copy);
+        var z = Median(zc);
+        figures.Add(("copy_gbps", Math.Round(c.Gbps, 2)));
+        figures.Add(("zerocopy_gbps", Math.Round(z.Gbps, 2)));
+        figures.Add(("copy_cpu_s_per_gb", Math.Round(c.CpuPerGb, 4)));
+        figures.Add(("zerocopy_cpu_s_per_gb", Math.Round(z.CpuPerGb, 4)));
+        figures.Add(("cpu_per_byte_ratio", Math.Round(c.CpuPerGb / z.CpuPerGb, 2)));
+        figures.Add(("throughput_ratio", Math.Round(z.Gbps / c.Gbps, 2)));
+        figures.Add(("zerocopy_copied_sends", (double)z.Copied));
+        figures.Add(("zerocopy_completions", (double)z.Completions));
+        figures.Add(("zerocopy_sends", (double)z.Sends));
+        figures.AddRange(BenchZeroCopyKernel.Run(seconds));
+        figures.Add(("write_bytes", (double)Write));
+        figures.Add(("mtu", (double)mtu));
+        figures.Add(("cores", (double)Environment.ProcessorCount));
+        return figures;
+    }
+
+    private readonly record struct Round(double Gbps, double CpuPerGb, long Sends, long Completions, long Copied);
+
+    private static Round Median(List<Round> rounds)
+    {
+        var byCpu = rounds.OrderBy(r => r.CpuPerGb).ToList();
+        var byRate = rounds.OrderBy(r => r.Gbps).ToList();
+        var m = byCpu[byCpu.Count / 2];
+        return m with { Gbps = byRate[byRate.Count / 2].Gbps };
+    }
+
+    /// <summary>
+    /// One connection for <paramref name="seconds"/>: 64 KiB writes as fast as the windows allow,
+    /// copied into the send buffer or lent from a set of buffers reused as their sends complete.
+    /// </summary>
+    private static Round Send(Interface stack, MonotonicClock clock, ShmPort port, double seconds, bool zeroCopy)
+    {
+        var s = stack.Connect(Server, DiscardPort);
+        var connectBy = Stopwatch.GetTimestamp() + 10 * Stopwatch.Frequency;
+        while (s.State == TcpState.SynSent && Stopwatch.GetTimestamp() < connectBy) { stack.Poll(clock.Now); port.WaitRx(Duration.FromMilliseconds(1)); }
+        if (s.State != TcpState.Established) throw new InvalidOperationException($"bench connection: {s.State} {s.Error}");
+        // 2x the send buffer in 64 KiB buffers, so a buffer is always free while the queue is full.
+        int count = 2 * (4 << 20) / Write;
+        var buffers = new byte[count][];
+        for (int i = 0; i < count; i++) { buffers[i] = new byte[Write]; new Random(i).NextBytes(buffers[i]); }
+        var inUse = new bool[count];
+        var ids = new Queue<(uint Id, int Buffer)>();
+        int nextBuffer = 0, partial = 0;
+        long sends = 0, completions = 0, copied = 0, written = 0;
+        var proc = Process.GetCurrentProcess();
+        long warmEnd = Stopwatch.GetTimestamp() + Stopwatch.Frequency / 2, start = 0, end = 0, startAcked = 0;
+        TimeSpan cpu0 = default;
+        while (true)
+        {
+            int moved = stack.Poll(clock.Now);
+            bool progress = moved > 0;
+            if (zeroCopy)
+            {
+                while (s.TryTakeZeroCopyCompletion(out var done))
+                {
+                    completions++;
+                    if (done.Copied) copied += done.Count;
+                    while (ids.Count > 0 && (int)(ids.Peek().Id - done.First) >= 0 && (int)(ids.Peek().Id - done.Last) <= 0) inUse[ids.Dequeue().Buffer] = false;
+                }
+                while (!inUse[nextBuffer])
+                {
+                    int n = s.SendReferenced(buffers[nextBuffer].AsMemory(partial), copy: false);
+                    if (n == 0) break;
+                    written += n;
+                    partial += n;
+                    progress = true;
+                    if (partial < Write) continue;
+                    ids.Enqueue((s.EndZeroCopySend(copied: false), nextBuffer));
+                    inUse[nextBuffer] = true;
+                    sends++;
+                    partial = 0;
+                    nextBuffer = (nextBuffer + 1) % count;
+                }
+            }
+            else
+            {
+                int n;
+                while ((n = s.Send(buffers[nextBuffer].AsSpan(partial))) > 0)
+                {
+                    written += n;
+                    partial += n;
+                    progress = true;
+                    if (partial == Write) { partial = 0; sends++; nextBuffer = (nextBuffer + 1) % count; }
+                }
+            }
+            long t = Stopwatch.GetTimestamp();
+            if (start == 0 && t >= warmEnd)
+            {
+                proc.Refresh();
+                cpu0 = proc.TotalProcessorTime;
+                start = t;
+                startAcked = written - s.SendQueued;
+                end = t + (long)(seconds * Stopwatch.Frequency);
+            }
+            if (start != 0 && t >= end) break;
+            if (!progress) port.WaitRx(Duration.FromMilliseconds(1)); // nothing to do until an ACK comes
+        }
+        proc.Refresh();
+        double cpu = (proc.TotalProcessorTime - cpu0).TotalSeconds;
+        long acked = written - s.SendQueued - startAcked;
+        double wall = (Stopwatch.GetTimestamp() - start) / (double)Stopwatch.Frequency;
+        s.Abort();
+        stack.Poll(clock.Now);
+        return new Round(acked * 8 / wall / 1e9, cpu / (acked / 1e9), sends, completions, copied);
+    }
+}
