@@ -52,7 +52,9 @@ public class LinuxNodeTests
             Volatile.Write(ref done, true);
             runner.Join(TimeSpan.FromSeconds(10));
         }
-        Assert.True(linux.FramesFromKernel > 1000 && linux.FramesToKernel > 2000, $"frames from the kernel {linux.FramesFromKernel}, to it {linux.FramesToKernel}");
+        // 4 MiB in: at least 2,873 full segments to the kernel; its ACKs cover two or more
+        // segments each (stretch ACKs under load), so a few hundred at least come back.
+        Assert.True(linux.FramesFromKernel > 300 && linux.FramesToKernel > 2800, $"frames from the kernel {linux.FramesFromKernel}, to it {linux.FramesToKernel}");
         Assert.True(wan.AtoB.Counters.Delivered + wan.BtoA.Counters.Delivered > 3000);
         Assert.True(wan.AtoB.Counters.Drops(LinkDrop.Loss) + wan.BtoA.Counters.Drops(LinkDrop.Loss) > 0, "the WAN dropped nothing: the loss was not exercised");
     }
