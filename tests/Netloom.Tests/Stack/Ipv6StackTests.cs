@@ -280,3 +280,41 @@ public class Ipv6StackTests
         return Ipv6Frame(TcpLab.MacB, TcpLab.MacA, GlobalB, GlobalA, 44, payload);
     }
 }
+
+public class Ipv6PingPongTests
+{
+    [Fact]
+    public void Tcp_ping_pong_over_ipv6_takes_one_link_round_trip_per_message_for_a_minute()
+    {
+        var lab = new TcpLab(1, o => o with { Ipv6 = true, Ipv6Address = o.Mac == TcpLab.MacA ? Ipv6Address.Parse("fd00:9::1") : Ipv6Address.Parse("fd00:9::2"), DadTransmits = 0 });
+        lab.Run(Duration.FromMilliseconds(10));
+        var l = lab.StackB.Listen(7);
+        var c = lab.StackA.Connect(Ipv6Address.Parse("fd00:9::2"), 7);
+        TcpSocket? s = null;
+        Assert.True(lab.RunUntil(() => c.State == TcpState.Established && l.TryAccept(out s), Duration.FromSeconds(5)));
+        c.NoDelay = true;
+        s!.NoDelay = true;
+        var msg = new byte[64];
+        var buf = new byte[64];
+        long worst = 0;
+        // 60 s of virtual time crosses REACHABLE_TIME twice: Stale, Delay and Probe must not hold data back.
+        var end = lab.Now + Duration.FromSeconds(60);
+        int rounds = 0;
+        while (lab.Now < end)
+        {
+            var t0 = lab.Now;
+            c.Send(msg);
+            int got = 0, back = 0;
+            Assert.True(lab.RunUntil(() =>
+            {
+                if (got < 64) { got += s.Receive(buf.AsSpan(got)); if (got == 64) s.Send(msg); }
+                else back += c.Receive(buf);
+                return back == 64;
+            }, Duration.FromSeconds(5)), $"round {rounds} stalled at {lab.Now}");
+            worst = Math.Max(worst, (lab.Now - t0).Nanoseconds);
+            rounds++;
+            lab.Run(Duration.FromMilliseconds(100));
+        }
+        Assert.True(worst <= 2_000_000, $"a round trip took {worst / 1000} µs of virtual time over a 2 x 500 µs link");
+    }
+}
