@@ -26,7 +26,8 @@ internal static class GetCommand
     {
         if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme != "http"
             || !(uri.HostNameType == UriHostNameType.IPv4 || uri.HostNameType == UriHostNameType.IPv6)
-            || !System.Net.IPAddress.TryParse(uri.Host.Trim('[', ']'), out var ip) || ip.ScopeId != 0)
+            || !System.Net.IPAddress.TryParse(uri.Host.Trim('[', ']'), out var ip)
+            || (ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && ip.ScopeId != 0))
             return CliErrors.Report($"'{url}': expected http://ADDRESS[:PORT]/PATH with an IPv4 address or an [IPv6] one (no zone)", CliErrors.BadInput);
         var server = Ipv6Address.FromIPAddress(ip);
         if (!server.IsIpv4Mapped && r.GetValue(o.NoIp6)) return CliErrors.Report($"'{url}' is an IPv6 URL but --no-ip6 was given", CliErrors.BadInput);
