@@ -318,3 +318,34 @@ public class Ipv6PingPongTests
         Assert.True(worst <= 2_000_000, $"a round trip took {worst / 1000} µs of virtual time over a 2 x 500 µs link");
     }
 }
+
+public class Ipv6StackFuzzTests
+{
+    [Fact]
+    public void Two_hundred_thousand_mutated_ipv6_frames_never_throw_and_the_stack_still_answers()
+    {
+        var lab = new TcpLab(3, o => o with { Ipv6 = true, Ipv6Address = o.Mac == TcpLab.MacA ? Ipv6Address.Parse("fd00:9::1") : Ipv6Address.Parse("fd00:9::2") });
+        lab.Run(Duration.FromSeconds(2));
+        var rng = new Random(20261202);
+        // The kernel's and scapy's IPv6 frames, addressed to A (its MAC, its address, its solicited-node group).
+        var seeds = Netloom.Tests.Wire.Ipv6GoldenFrameTests.Frames.Select(f => Netloom.Tests.Support.Hex.Bytes(f.Hex)).ToArray();
+        var a = Ipv6Address.Parse("fd00:9::1").Value;
+        for (int i = 0; i < 200_000; i++)
+        {
+            var s = seeds[rng.Next(seeds.Length)];
+            int len = rng.Next(4) == 0 ? rng.Next(14, s.Length + 1) : s.Length;
+            var f = s[..len];
+            TcpLab.MacA.Write(f);
+            if (len >= 54 && rng.Next(2) == 0) System.Buffers.Binary.BinaryPrimitives.WriteUInt128BigEndian(f.AsSpan(38), a);
+            int flips = rng.Next(0, 4);
+            for (int k = 0; k < flips && len > 14; k++) f[rng.Next(14, len)] = (byte)rng.Next(256);
+            lab.A.Inject(f);
+            if (i % 64 == 0) lab.Run(Duration.FromMicroseconds(10));
+        }
+        lab.Run(Duration.FromSeconds(1));
+        Assert.True(lab.StackA.Counters.Drops(StackDrop.Malformed) + lab.StackA.Counters.Drops(StackDrop.BadChecksum) > 10_000);
+        Assert.True(lab.StackA.Counters.Reassembled >= 0 && lab.StackA.ReassemblyBytesHeld <= lab.StackA.Options.ReassemblyBytes);
+        Assert.True(lab.StackA.SendPing6(Ipv6Address.Parse("fd00:9::2"), 1, 1, default));
+        Assert.True(lab.RunUntil(() => lab.StackA.TryTakePingReply6(out _), Duration.FromSeconds(5)));
+    }
+}
