@@ -43,8 +43,8 @@ internal static class Servers
         {
             while (true)
             {
-                var (n, from, fromPort) = await socket.ReceiveFromAsync(buf, ct);
-                if (socket.SendTo(buf.AsSpan(0, n), from, fromPort)) Interlocked.Increment(ref UdpEchoed);
+                var (n, from) = await socket.ReceiveAsync(buf, ct); // either IP version
+                if (socket.SendTo(buf.AsSpan(0, n), from)) Interlocked.Increment(ref UdpEchoed);
             }
         }
         catch (OperationCanceledException) { }

@@ -13,7 +13,7 @@ internal static class GetCommand
     public static Command Create()
     {
         var o = new HostSetup.Options();
-        var url = new Argument<string>("url") { Description = "http://ADDRESS[:PORT]/PATH (an IPv4 address: there is no DNS)" };
+        var url = new Argument<string>("url") { Description = "http://ADDRESS[:PORT]/PATH with an IPv4 address or an [IPv6] one (there is no DNS)" };
         var output = new Option<string>("--output", "-o") { Description = "File to write the body to", Required = true };
         var timeout = new Option<double>("--timeout") { Description = "Give up after this many seconds", DefaultValueFactory = _ => 120 };
         var cmd = new Command("get", "Download a URL over HTTP/1.1 through a user-level TCP stack; exit 0 only when the whole body arrived") { url, output, timeout };
@@ -24,12 +24,20 @@ internal static class GetCommand
 
     private static int Run(ParseResult r, HostSetup.Options o, string url, string output, double timeoutSeconds)
     {
-        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme != "http" || !Ipv4Address.TryParse(uri.Host, out var server))
-            return CliErrors.Report($"'{url}': expected http://ADDRESS[:PORT]/PATH with an IPv4 address", CliErrors.BadInput);
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme != "http"
+            || !(uri.HostNameType == UriHostNameType.IPv4 || uri.HostNameType == UriHostNameType.IPv6)
+            || !System.Net.IPAddress.TryParse(uri.Host.Trim('[', ']'), out var ip)
+            || (ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 && ip.ScopeId != 0))
+            return CliErrors.Report($"'{url}': expected http://ADDRESS[:PORT]/PATH with an IPv4 address or an [IPv6] one (no zone)", CliErrors.BadInput);
+        var server = Ipv6Address.FromIPAddress(ip);
+        if (!server.IsIpv4Mapped && r.GetValue(o.NoIp6)) return CliErrors.Report($"'{url}' is an IPv6 URL but --no-ip6 was given", CliErrors.BadInput);
         int code = HostSetup.TryStart(r, o, out var setup);
         if (code != CliErrors.Ok) return code;
         using (setup)
         {
+            // IPv6: wait for an address that passed DAD (static, or SLAAC after a router advertisement).
+            if (!server.IsIpv4Mapped && !setup.WaitForIpv6(server, TimeSpan.FromSeconds(Math.Min(timeoutSeconds, 10))))
+                return CliErrors.Report($"no usable IPv6 address to reach {server} within 10 s: give --ip6, or a router must advertise a prefix");
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(timeoutSeconds));
             Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
             try { return Download(setup.Stack, server, (ushort)uri.Port, uri.PathAndQuery, uri.Authority, output, cts.Token).GetAwaiter().GetResult(); }
@@ -39,7 +47,7 @@ internal static class GetCommand
         }
     }
 
-    private static async Task<int> Download(SocketStack stack, Ipv4Address server, ushort port, string path, string host, string output, CancellationToken ct)
+    private static async Task<int> Download(SocketStack stack, Ipv6Address server, ushort port, string path, string host, string output, CancellationToken ct)
     {
         var clock = Stopwatch.StartNew();
         await using var c = await stack.ConnectAsync(server, port, ct: ct);

@@ -11,7 +11,7 @@ internal static class HostCommand
         var o = new HostSetup.Options();
         var serve = new Option<string[]>("--serve") { Description = "An app to run (repeatable): udp-echo:PORT, tcp-echo:PORT, discard:PORT, http:PORT:DIR" };
         var duration = new Option<double>("--duration") { Description = "Stop after this many seconds (0: until Ctrl-C)", DefaultValueFactory = _ => 0 };
-        var cmd = new Command("host", "Run one user-level IPv4 host (ARP, ICMP, UDP, TCP) on a port, serving apps; prints its counters on exit") { serve, duration };
+        var cmd = new Command("host", "Run one user-level dual-stack host (ARP, IPv4, IPv6 with NDP and SLAAC, ICMP, UDP, TCP) on a port, serving apps; prints its counters on exit") { serve, duration };
         o.AddTo(cmd);
         cmd.SetAction(r => Run(r, o, r.GetValue(serve) ?? [], r.GetValue(duration)));
         return cmd;

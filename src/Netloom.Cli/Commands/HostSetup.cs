@@ -22,6 +22,9 @@ internal sealed class HostSetup : IDisposable
         public readonly Option<string> Port = new("--port") { Description = $"The port: {PortSpec.Forms}", Required = true };
         public readonly Option<string> Ip = new("--ip") { Description = "Address and prefix, such as 10.0.0.2/24", Required = true };
         public readonly Option<string?> Gateway = new("--gateway") { Description = "Default gateway" };
+        public readonly Option<string?> Ip6 = new("--ip6") { Description = "A static IPv6 address and prefix, such as fd00::2/64 (without it the host takes one by SLAAC when a router advertises a prefix)" };
+        public readonly Option<string?> Gateway6 = new("--gateway6") { Description = "A static IPv6 default router (advertising routers are used too)" };
+        public readonly Option<bool> NoIp6 = new("--no-ip6") { Description = "IPv4 only: no link-local address, neighbour or router discovery" };
         public readonly Option<int> Mtu = new("--mtu") { Description = "MTU (576 to 65522; the port's buffers must hold MTU + 14 bytes)", DefaultValueFactory = _ => 1500 };
         public readonly Option<string?> Mac = new("--mac") { Description = "MAC address (default 02:4e:4c plus the address's last three bytes)" };
         public readonly Option<string?> Impair = new("--impair") { Description = "Faults on the port, both directions: loss=P%,delay=D,jitter=J,duplicate=P%,reorder=P%" };
@@ -31,7 +34,7 @@ internal sealed class HostSetup : IDisposable
 
         public void AddTo(Command c)
         {
-            foreach (var o in new Option[] { Port, Ip, Gateway, Mtu, Mac, Impair, Seed, Pcap, Wait }) c.Options.Add(o);
+            foreach (var o in new Option[] { Port, Ip, Gateway, Ip6, Gateway6, NoIp6, Mtu, Mac, Impair, Seed, Pcap, Wait }) c.Options.Add(o);
         }
     }
 
@@ -54,6 +57,23 @@ internal sealed class HostSetup : IDisposable
             if (!Ipv4Address.TryParse(gatewayText, out var g)) return CliErrors.Report($"--gateway '{gatewayText}' is not an IPv4 address", CliErrors.BadInput);
             gateway = g;
         }
+        bool ipv6 = !r.GetValue(o.NoIp6);
+        Ipv6Address? address6 = null, gateway6 = null;
+        int prefix6 = 64;
+        if (r.GetValue(o.Ip6) is { } ip6Text)
+        {
+            if (!ipv6) return CliErrors.Report("--ip6 and --no-ip6 contradict each other", CliErrors.BadInput);
+            var parts = ip6Text.Split('/');
+            if (parts.Length != 2 || !Ipv6Address.TryParse(parts[0], out var a6) || !int.TryParse(parts[1], out prefix6) || prefix6 is < 1 or > 128)
+                return CliErrors.Report($"--ip6 '{ip6Text}': expected ADDRESS/PREFIX such as fd00::2/64", CliErrors.BadInput);
+            address6 = a6;
+        }
+        if (r.GetValue(o.Gateway6) is { } gw6Text)
+        {
+            if (!ipv6) return CliErrors.Report("--gateway6 and --no-ip6 contradict each other", CliErrors.BadInput);
+            if (!Ipv6Address.TryParse(gw6Text, out var g6)) return CliErrors.Report($"--gateway6 '{gw6Text}' is not an IPv6 address", CliErrors.BadInput);
+            gateway6 = g6;
+        }
         var b = BitConverter.GetBytes(address.Value);
         var mac = new MacAddress(0x02, 0x4e, 0x4c, b[2], b[1], b[0]);
         if (r.GetValue(o.Mac) is { } macText && !MacAddress.TryParse(macText, out mac)) return CliErrors.Report($"--mac '{macText}' is not a MAC address", CliErrors.BadInput);
@@ -64,7 +84,11 @@ internal sealed class HostSetup : IDisposable
             impairment = imp;
         }
         int mtu = r.GetValue(o.Mtu), seed = r.GetValue(o.Seed);
-        var options = new StackOptions { Mac = mac, Address = address, PrefixLength = prefix, Gateway = gateway, Mtu = mtu };
+        var options = new StackOptions
+        {
+            Mac = mac, Address = address, PrefixLength = prefix, Gateway = gateway, Mtu = mtu,
+            Ipv6 = ipv6, Ipv6Address = address6, Ipv6PrefixLength = prefix6, Ipv6Gateway = gateway6,
+        };
         try { options.Validate(); }
         catch (Exception e) when (e is ArgumentException) { return CliErrors.Report(e.Message.Split(" (Parameter")[0], CliErrors.BadInput); }
         if (r.GetValue(o.Pcap) is { } pcap)
@@ -100,8 +124,26 @@ internal sealed class HostSetup : IDisposable
             setup._writer?.Dispose();
             return CliErrors.Report(e.Message, CliErrors.BadInput);
         }
-        setup.Description = $"{address}/{prefix} ({mac}) on {portSpec}";
+        setup.Description = $"{address}/{prefix}" + (!ipv6 ? "" : address6 is { } v6 ? $" {v6}/{prefix6}" : $" {Ipv6Address.LinkLocalFromMac(mac)}/64 (SLAAC)") + $" ({mac}) on {portSpec}";
         return CliErrors.Ok;
+    }
+
+    /// <summary>
+    /// Waits (up to <paramref name="limit"/>) until the stack has an IPv6 source address for
+    /// <paramref name="destination"/> that passed duplicate address detection.
+    /// </summary>
+    public bool WaitForIpv6(Ipv6Address destination, TimeSpan limit)
+    {
+        var end = DateTime.UtcNow + limit;
+        while (true)
+        {
+            using (Stack.Lock.EnterScope())
+            {
+                if (Stack.Interface.Ipv6Address is { } a && (destination.IsLinkLocal || !a.IsLinkLocal)) return true;
+            }
+            if (DateTime.UtcNow > end) return false;
+            Thread.Sleep(50);
+        }
     }
 
     /// <summary>The stack's counters as a table, plus the impairment's.</summary>
@@ -113,6 +155,9 @@ internal sealed class HostSetup : IDisposable
         t.AddRow("frames", $"{c.FramesIn:N0}", $"{c.FramesOut:N0}");
         t.AddRow("arp", $"{c.ArpIn:N0}", $"{c.ArpOut:N0}");
         t.AddRow("ipv4", $"{c.Ipv4In:N0}", $"{c.Ipv4Out:N0}");
+        long v6In, v6Out, ndpIn, ndpOut;
+        using (Stack.Lock.EnterScope()) { v6In = Stack.Interface.Ipv6In; v6Out = Stack.Interface.Ipv6Out; ndpIn = Stack.Interface.Counters.NdpIn; ndpOut = Stack.Interface.Counters.NdpOut; }
+        if (v6In + v6Out > 0) t.AddRow("ipv6", $"{v6In:N0} ({ndpIn:N0} ndp)", $"{v6Out:N0} ({ndpOut:N0} ndp)");
         t.AddRow("fragments", $"{c.FragmentsIn:N0} ({c.Reassembled:N0} datagrams reassembled)", $"{c.FragmentsOut:N0}");
         t.AddRow("icmp", $"{c.IcmpIn:N0}", $"{c.IcmpOut:N0}");
         t.AddRow("udp", $"{c.UdpIn:N0}", $"{c.UdpOut:N0}{extraUdp}");

@@ -35,7 +35,26 @@ public abstract class SocketStack
     }
 
     /// <summary>Connects to <paramref name="address"/>:<paramref name="port"/>; throws <see cref="TcpException"/> when refused or timed out.</summary>
-    public async ValueTask<TcpConnection> ConnectAsync(Ipv4Address address, ushort port, TcpSocketOptions? options = null, CancellationToken ct = default)
+    public ValueTask<TcpConnection> ConnectAsync(Ipv4Address address, ushort port, TcpSocketOptions? options = null, CancellationToken ct = default) =>
+        ConnectAsync(Ipv6Address.FromIPAddress(address.ToIPAddress()), port, options, ct);
+
+    /// <summary>
+    /// Connects to <paramref name="address"/>:<paramref name="port"/> over IPv6 (the stack needs
+    /// <see cref="Stack.StackOptions.Ipv6"/>); an IPv4-mapped address connects over IPv4.
+    /// </summary>
+    public ValueTask<TcpConnection> ConnectAsync(Ipv6Address address, ushort port, TcpSocketOptions? options = null, CancellationToken ct = default)
+    {
+        ThrowIfNoIpv6(address, nameof(address));
+        return ConnectCoreAsync(address, port, options, ct);
+    }
+
+    private void ThrowIfNoIpv6(Ipv6Address address, string paramName)
+    {
+        if (!address.IsIpv4Mapped && !Interface.Options.Ipv6)
+            throw new ArgumentException($"cannot connect to {address}: IPv6 is off on this stack (StackOptions.Ipv6)", paramName);
+    }
+
+    private async ValueTask<TcpConnection> ConnectCoreAsync(Ipv6Address address, ushort port, TcpSocketOptions? options, CancellationToken ct)
     {
         TcpConnection c;
         ValueTask connected;
@@ -54,27 +73,41 @@ public abstract class SocketStack
         return c;
     }
 
-    /// <summary>Connects to <paramref name="address"/>:<paramref name="port"/>; an IPv6 address throws <see cref="ArgumentException"/> (not supported yet).</summary>
+    /// <summary>Connects to <paramref name="address"/>:<paramref name="port"/>, IPv4 or IPv6.</summary>
     public ValueTask<TcpConnection> ConnectAsync(IPAddress address, ushort port, TcpSocketOptions? options = null, CancellationToken ct = default) =>
-        ConnectAsync(Ipv4Address.FromIPAddress(address), port, options, ct);
+        ConnectAsync(Ipv6Address.FromIPAddress(address), port, options, ct);
 
-    /// <summary>Connects to <paramref name="remote"/>; an IPv6 endpoint throws <see cref="ArgumentException"/> (not supported yet).</summary>
+    /// <summary>Connects to <paramref name="remote"/>, IPv4 or IPv6.</summary>
     public ValueTask<TcpConnection> ConnectAsync(IPEndPoint remote, TcpSocketOptions? options = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(remote);
-        return ConnectAsync(Ipv4Address.FromIPAddress(remote.Address, nameof(remote)), (ushort)remote.Port, options, ct);
+        var address = Ipv6Address.FromIPAddress(remote.Address);
+        ThrowIfNoIpv6(address, nameof(remote));
+        return ConnectCoreAsync(address, (ushort)remote.Port, options, ct);
     }
 
     /// <summary>
-    /// Listens on <paramref name="local"/>: its address must be <see cref="IPAddress.Any"/> or this
-    /// stack's <see cref="Address"/> (the stack has one address); port 0 is not allowed.
+    /// Listens on <paramref name="local"/>. A listener takes a port on every address of the stack,
+    /// IPv4 and IPv6 alike (dual stack), so the address must be <see cref="IPAddress.Any"/>,
+    /// <see cref="IPAddress.IPv6Any"/> or one of the stack's own; port 0 is not allowed.
     /// </summary>
     public TcpListener Listen(IPEndPoint local, int backlog = 128, TcpSocketOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(local);
-        var address = Ipv4Address.FromIPAddress(local.Address, nameof(local));
-        if (!address.IsUnspecified && address != Address)
-            throw new ArgumentException($"cannot listen on {local}: this stack's address is {Address}", nameof(local));
+        var address = Ipv6Address.FromIPAddress(local.Address);
+        bool any = address.IsUnspecified || address == Ipv6Address.FromIPAddress(IPAddress.Any);
+        bool ours = address == Ipv6Address.FromIPAddress(Address.ToIPAddress());
+        if (!any && !ours)
+        {
+            using (Enter())
+            {
+                ours = false;
+                foreach (var a in Interface.Ipv6Addresses)
+                    if (a.State != Interface.AddressState.Free && a.Address == address) ours = true;
+            }
+        }
+        if (!any && !ours)
+            throw new ArgumentException($"cannot listen on {local}: it is not an address of this stack ({Address}, and its IPv6 addresses)", nameof(local));
         return Listen((ushort)local.Port, backlog, options);
     }
 

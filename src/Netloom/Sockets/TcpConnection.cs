@@ -38,19 +38,20 @@ public sealed class TcpConnection : ISocketObserver, IDisposable, IAsyncDisposab
     public static ValueTask<TcpConnection> ConnectAsync(SocketStack stack, Ipv4Address address, ushort port, TcpSocketOptions? options = null, CancellationToken ct = default) =>
         stack.ConnectAsync(address, port, options, ct);
 
-    /// <summary>Connects through <paramref name="stack"/> to <paramref name="remote"/>; IPv6 throws <see cref="ArgumentException"/> (not supported yet).</summary>
+    /// <summary>Connects through <paramref name="stack"/> to <paramref name="remote"/>, IPv4 or IPv6.</summary>
     public static ValueTask<TcpConnection> ConnectAsync(SocketStack stack, IPEndPoint remote, TcpSocketOptions? options = null, CancellationToken ct = default) =>
         stack.ConnectAsync(remote, options, ct);
 
     /// <summary>The stack-level connection: read its state and counters under the stack lock.</summary>
     internal TcpSocket Socket { get; }
     public ushort LocalPort => Socket.LocalPort;
+    /// <summary>The peer's IPv4 address; throws <see cref="InvalidOperationException"/> on an IPv6 connection (use <see cref="RemoteEndPoint"/>).</summary>
     public Ipv4Address RemoteAddress => Socket.RemoteAddress;
     public ushort RemotePort => Socket.RemotePort;
     /// <summary>The peer's address and port, as System.Net gives them (a new object each call).</summary>
-    public IPEndPoint RemoteEndPoint => new(RemoteAddress.ToIPAddress(), RemotePort);
+    public IPEndPoint RemoteEndPoint => new(Socket.Remote.Address.ToIPAddress(), RemotePort);
     /// <summary>This end's address (the stack's) and port (a new object each call).</summary>
-    public IPEndPoint LocalEndPoint => new(_stack.Address.ToIPAddress(), LocalPort);
+    public IPEndPoint LocalEndPoint => new(Socket.Local.Address.ToIPAddress(), LocalPort);
     /// <summary>On dispose, reset at once instead of closing gracefully (SO_LINGER with a zero timeout).</summary>
     public bool LingerZero { get; set; }
 

@@ -9,9 +9,9 @@ public sealed class TcpException(TcpError error, string message) : IOException(m
 
     internal static TcpException From(TcpSocket s) => new(s.Error, s.Error switch
     {
-        TcpError.Refused => $"connection to {s.RemoteAddress}:{s.RemotePort} refused",
-        TcpError.Reset => $"connection to {s.RemoteAddress}:{s.RemotePort} reset by the peer",
-        TcpError.TimedOut => $"connection to {s.RemoteAddress}:{s.RemotePort} timed out",
-        _ => $"connection to {s.RemoteAddress}:{s.RemotePort} aborted",
+        TcpError.Refused => $"connection to {s.Remote} refused",
+        TcpError.Reset => $"connection to {s.Remote} reset by the peer",
+        TcpError.TimedOut => $"connection to {s.Remote} timed out",
+        _ => $"connection to {s.Remote} aborted",
     });
 }

@@ -34,14 +34,36 @@ public sealed class UdpSocket : ISocketObserver, IDisposable
         }
     }
 
-    /// <summary>Sends one datagram to <paramref name="to"/>; an IPv6 endpoint throws <see cref="ArgumentException"/> (not supported yet).</summary>
+    /// <summary>Sends one datagram to <paramref name="to"/>, IPv4 or IPv6 (IPv6 needs <see cref="Stack.StackOptions.Ipv6"/>).</summary>
     public bool SendTo(ReadOnlySpan<byte> payload, IPEndPoint to)
     {
         ArgumentNullException.ThrowIfNull(to);
-        return SendTo(payload, Ipv4Address.FromIPAddress(to.Address, nameof(to)), (ushort)to.Port);
+        using (_stack.Enter())
+        {
+            bool ok = _binding.SendTo(payload, Ipv6Address.FromIPAddress(to.Address), (ushort)to.Port);
+            _stack.Interface.FlushOutput();
+            return ok;
+        }
     }
 
-    /// <summary>Takes a waiting datagram, if any.</summary>
+    /// <summary>Waits for a datagram from either IP version and copies it into <paramref name="buffer"/> (cut to fit).</summary>
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<(int Length, IPEndPoint From)> ReceiveAsync(Memory<byte> buffer, CancellationToken ct = default)
+    {
+        while (true)
+        {
+            ValueTask wait;
+            using (_stack.Enter())
+            {
+                if (_binding.TryReceiveAny(buffer.Span, out int n, out var from, out ushort port)) return (n, new IPEndPoint(from.ToIPAddress(), port));
+                if (!_binding.IsOpen) throw new ObjectDisposedException(nameof(UdpSocket), "the socket is closed");
+                wait = _readable.Arm(ct);
+            }
+            await wait.ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Takes a waiting datagram, if any; an IPv6 sender shows as 0.0.0.0 (use <see cref="ReceiveAsync"/>).</summary>
     public bool TryReceiveFrom(Span<byte> buffer, out int length, out Ipv4Address from, out ushort fromPort)
     {
         using (_stack.Enter()) return _binding.TryReceive(buffer, out length, out from, out fromPort);

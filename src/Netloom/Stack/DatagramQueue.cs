@@ -6,11 +6,11 @@ namespace Netloom.Stack;
 /// <summary>
 /// A bounded FIFO of datagrams with their source, in one byte ring sized at construction:
 /// a full queue refuses (the caller counts the drop); it never grows.
-/// Each record: length (4), source address (4), source port (2), padding (2), then the bytes.
+/// Each record: length (4), source address (16, IPv4 held IPv4-mapped), source port (2), padding (2), then the bytes.
 /// </summary>
 internal sealed class DatagramQueue
 {
-    private const int Header = 12;
+    private const int Header = 24;
     private readonly byte[] _ring;
     private readonly int _maxCount;
     private int _head, _tail, _used, _count; // _used counts bytes including headers and wrap padding
@@ -24,7 +24,7 @@ internal sealed class DatagramQueue
     public int Count => _count;
     public bool IsEmpty => _count == 0;
 
-    public bool TryEnqueue(ReadOnlySpan<byte> data, Ipv4Address from, ushort port)
+    public bool TryEnqueue(ReadOnlySpan<byte> data, IpAddr from, ushort port)
     {
         int need = Header + data.Length;
         if (_count == _maxCount || need > _ring.Length) return false;
@@ -39,8 +39,8 @@ internal sealed class DatagramQueue
         }
         var r = _ring.AsSpan(_tail, need);
         BinaryPrimitives.WriteInt32LittleEndian(r, data.Length);
-        from.Write(r[4..]);
-        BinaryPrimitives.WriteUInt16BigEndian(r[8..], port);
+        BinaryPrimitives.WriteUInt128BigEndian(r[4..], from.Bits);
+        BinaryPrimitives.WriteUInt16BigEndian(r[20..], port);
         data.CopyTo(r[Header..]);
         _tail = (_tail + need) % _ring.Length;
         _used += need;
@@ -49,7 +49,7 @@ internal sealed class DatagramQueue
     }
 
     /// <summary>Copies the oldest datagram out (cut to <paramref name="buffer"/>) and removes it.</summary>
-    public bool TryDequeue(Span<byte> buffer, out int length, out Ipv4Address from, out ushort port)
+    public bool TryDequeue(Span<byte> buffer, out int length, out IpAddr from, out ushort port)
     {
         length = 0;
         from = default;
@@ -62,8 +62,8 @@ internal sealed class DatagramQueue
         }
         var r = _ring.AsSpan(_head);
         int len = BinaryPrimitives.ReadInt32LittleEndian(r);
-        from = Ipv4Address.Read(r[4..]);
-        port = BinaryPrimitives.ReadUInt16BigEndian(r[8..]);
+        from = new IpAddr(BinaryPrimitives.ReadUInt128BigEndian(r[4..]));
+        port = BinaryPrimitives.ReadUInt16BigEndian(r[20..]);
         length = Math.Min(len, buffer.Length);
         r.Slice(Header, length).CopyTo(buffer);
         _head = (_head + Header + len) % _ring.Length;

@@ -49,6 +49,7 @@ internal sealed partial class Interface
     private void NeighborTimer(int entry)
     {
         ref var e = ref _neighbors[entry];
+        if (!e.Address.IsIpv4) { NdpNeighborTimer(entry); return; }
         if (e.State == NeighborCache.State.Reachable)
         {
             _neighbors.Free(entry); // lifetime over: the next packet asks again
@@ -62,7 +63,7 @@ internal sealed partial class Interface
             _neighbors.Free(entry);
             return;
         }
-        SendArp(ArpOperation.Request, MacAddress.Broadcast, e.Address, MacAddress.Zero);
+        SendArp(ArpOperation.Request, MacAddress.Broadcast, e.Address.Ipv4, MacAddress.Zero);
         _timers.Schedule(e.Timer, _now + _o.ArpRetry);
     }
 
@@ -84,9 +85,10 @@ internal sealed partial class Interface
     {
         var frame = Transmit(14 + packet.Length);
         if (frame.IsEmpty) return;
-        new EthernetRepr(_o.Mac, to, EtherType.Ipv4).Emit(frame);
+        bool v6 = packet.Length > 0 && packet[0] >> 4 == 6; // a queued packet says its own version
+        new EthernetRepr(_o.Mac, to, v6 ? EtherType.Ipv6 : EtherType.Ipv4).Emit(frame);
         packet.CopyTo(frame[14..]);
         Commit(14 + packet.Length);
-        Counters.Ipv4Out++;
+        if (v6) Ipv6Out++; else Counters.Ipv4Out++;
     }
 }

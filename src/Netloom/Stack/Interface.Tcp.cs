@@ -64,7 +64,8 @@ internal sealed partial class Interface : ITcpOutput
         _tcp.Unreachable(IpAddr.FromIpv4(quotedDestination), ReadU16(quotedTransport[TcpField.DestinationPort..]), ReadU16(quotedTransport), hard);
     }
 
-    int ITcpOutput.MaxSegmentSize(IpAddr remote) => _o.Mtu - Ipv4Field.MinHeaderLength - TcpField.MinHeaderLength;
+    int ITcpOutput.MaxSegmentSize(IpAddr remote) =>
+        remote.IsIpv4 ? _o.Mtu - Ipv4Field.MinHeaderLength - TcpField.MinHeaderLength : MaxSegmentSize6(remote);
 
     void ITcpOutput.Flush() => _device.Flush();
 
@@ -76,6 +77,7 @@ internal sealed partial class Interface : ITcpOutput
     /// </summary>
     bool ITcpOutput.TrySend(in TcpSegmentOut s)
     {
+        if (!s.Destination.IsIpv4) return TrySend6(s);
         var to = s.Destination.Ipv4;
         int hl = s.Header.HeaderLength, length = hl + s.Header.PayloadLength;
         if (NextHop(to) is not { } hop) { Counters.Drop(StackDrop.NoRoute); return true; }

@@ -40,9 +40,14 @@ internal sealed partial class Interface
         _random = seed == 0 ? new Random() : new Random(seed);
         _neighbors = new NeighborCache(options.NeighborCapacity, options.PendingPerNeighbor, options.PendingTotal, options.Mtu);
         _reassembly = new Reassembler(options.ReassemblySlots, options.ReassemblyBytes, options.ReassemblyBytesPerSource);
-        _timers = new TimerWheel(options.NeighborCapacity + options.ReassemblySlots + options.TcpConnections + options.TcpListeners);
+        _timers = new TimerWheel(options.NeighborCapacity + options.ReassemblySlots + options.TcpConnections + options.TcpListeners + 1);
         for (int i = 0; i < options.NeighborCapacity; i++) _neighbors[i].Timer = _timers.Create(TimerNeighbor, i);
         for (int i = 0; i < options.ReassemblySlots; i++) _reassembly.SetTimer(i, _timers.Create(TimerReassembly, i));
+        if (options.Ipv6)
+        {
+            _ipv6Timer = _timers.Create(TimerIpv6, 0);
+            InitIpv6();
+        }
         _udp = new UdpBinding?[options.UdpSockets];
         _tcp = new TcpTable(options, this, Counters, _timers, _random, seed);
         _ipId = (ushort)_random.Next(65536);
@@ -83,6 +88,7 @@ internal sealed partial class Interface
             _icmpRefilled = now.Nanoseconds;
             _tcp.Start(now);
             SendArp(ArpOperation.Request, MacAddress.Broadcast, _o.Address, MacAddress.Zero); // gratuitous ARP (RFC 5227 announcement)
+            if (_o.Ipv6) StartIpv6();
         }
         _timers.Expire(now, this, static (me, kind, owner) => me.OnTimer(kind, owner));
         int n = 0;
@@ -107,6 +113,7 @@ internal sealed partial class Interface
         {
             case TimerNeighbor: NeighborTimer(owner); break;
             case TimerReassembly: ReassemblyTimer(owner); break;
+            case TimerIpv6: Ipv6Tick(); break;
             case TcpTable.TimerConnection or TcpTable.TimerListener: _tcp.OnTimer(kind, owner); break;
         }
     }
@@ -116,11 +123,12 @@ internal sealed partial class Interface
         Counters.FramesIn++;
         if (!EthernetFrame.TryParse(frame, out var eth, out _)) { Counters.Drop(StackDrop.Malformed); return; }
         var dst = eth.Destination;
-        if (dst != _o.Mac && !dst.IsBroadcast) { Counters.Drop(StackDrop.NotForUs); return; }
+        if (dst != _o.Mac && !dst.IsBroadcast && !IsOurMulticastMac(dst)) { Counters.Drop(StackDrop.NotForUs); return; }
         switch ((EtherType)eth.EtherType)
         {
             case EtherType.Arp: ProcessArp(eth.Payload); break;
             case EtherType.Ipv4: ProcessIpv4(eth.Payload); break;
+            case EtherType.Ipv6: ProcessIpv6(eth.Payload); break;
             default: Counters.Drop(StackDrop.UnknownProtocol); break;
         }
     }

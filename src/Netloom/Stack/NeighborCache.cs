@@ -4,25 +4,28 @@ using Netloom.Wire;
 namespace Netloom.Stack;
 
 /// <summary>
-/// The ARP cache (RFC 826) with a fixed number of entries. An unresolved neighbour holds a
+/// The neighbour cache of both IP versions: ARP's (RFC 826) and NDP's (RFC 4861 §7.3; IPv6
+/// entries use all five states, ARP's only Incomplete and Reachable) with a fixed number of entries. An unresolved neighbour holds a
 /// bounded queue of packets waiting for its address (per neighbour and in total, in one
 /// buffer sized at construction). Resolution is retried on a timer and given up after a few
 /// attempts; resolved entries expire after a lifetime. When full, the stalest entry is reused.
 /// </summary>
 internal sealed class NeighborCache
 {
-    internal enum State : byte { Free, Incomplete, Reachable }
+    internal enum State : byte { Free, Incomplete, Reachable, Stale, Delay, Probe }
 
     internal struct Entry
     {
-        public State State;
-        public Ipv4Address Address;
+        // Laid out largest first and packed small: 256 entries sit in every stack.
+        public IpAddr Address;
         public MacAddress Mac;
         public long Updated;     // nanoseconds
-        public int Attempts;
         public int Timer;        // retry (incomplete) or expiry (reachable)
         public int PendingHead;  // first waiting packet, or -1
-        public int PendingCount;
+        public short PendingCount;
+        public byte Attempts;
+        public bool IsRouter;    // NDP: the neighbour said it is a router (NA's R flag, or an RA)
+        public State State;
     }
 
     private struct Pending
@@ -55,7 +58,18 @@ internal sealed class NeighborCache
 
     private int _lastHit;
 
-    public int Find(Ipv4Address address)
+    public int Find(Ipv4Address address) => Find(IpAddr.FromIpv4(address));
+    public int FindOrAdd(Ipv4Address address, Instant now, out bool created) => FindOrAdd(IpAddr.FromIpv4(address), now, out created);
+    public bool TryLookup(Ipv4Address address, out MacAddress mac) => TryLookup(IpAddr.FromIpv4(address), out mac);
+
+    /// <summary>NDP: an address to send to now: any resolved state (Stale, Delay and Probe still send, RFC 4861 §7.3.3).</summary>
+    public bool TryLookupUsable(IpAddr address, out int entry)
+    {
+        entry = Find(address);
+        return entry >= 0 && _entries[entry].State >= State.Reachable;
+    }
+
+    public int Find(IpAddr address)
     {
         // Most traffic goes to one neighbour: try the last hit before scanning.
         ref var hit = ref _entries[_lastHit];
@@ -66,7 +80,7 @@ internal sealed class NeighborCache
     }
 
     /// <summary>The entry for <paramref name="address"/>, making one (reusing the stalest) if needed. <paramref name="evicted"/> is the entry's previous state.</summary>
-    public int FindOrAdd(Ipv4Address address, Instant now, out bool created)
+    public int FindOrAdd(IpAddr address, Instant now, out bool created)
     {
         int found = Find(address);
         created = found < 0;
@@ -85,7 +99,7 @@ internal sealed class NeighborCache
         return victim;
     }
 
-    public bool TryLookup(Ipv4Address address, out MacAddress mac)
+    public bool TryLookup(IpAddr address, out MacAddress mac)
     {
         int i = Find(address);
         if (i >= 0 && _entries[i].State == State.Reachable) { mac = _entries[i].Mac; return true; }

@@ -4,7 +4,7 @@ using Netloom.Wire;
 namespace Netloom.Stack;
 
 /// <summary>
-/// IPv4 reassembly (RFC 791 §3.2, RFC 815) with bounded memory: a fixed number of datagrams
+/// IPv4 and IPv6 reassembly (RFC 791 §3.2, RFC 815; RFC 8200 §4.5) with bounded memory: a fixed number of datagrams
 /// under way, fixed byte budgets in total and per source, and a timeout. Overlapping fragments
 /// drop the whole datagram (RFC 5722's rule, applied to IPv4 as Linux does). Each datagram
 /// keeps its fragments as ranges in its slot's buffer, made the first time the slot is used (a
@@ -16,16 +16,17 @@ internal sealed class Reassembler
 
     private struct Slot
     {
-        public bool Used;
-        public Ipv4Address Source, Destination;
-        public ushort Id;
-        public byte Protocol;
+        // Largest first (IpAddr is 16-byte aligned), so 64 slots stay small.
+        public IpAddr Source, Destination;
+        public long Created;     // nanoseconds: the oldest is evicted when every slot is in use
+        public uint Id;
         public int Total;        // payload length once the last fragment arrived, else -1
         public int Received;     // payload bytes held
         public int Timer;
         public int RangeCount;
+        public byte Protocol;
         public byte HeaderLength;
-        public long Created;     // nanoseconds: the oldest is evicted when every slot is in use
+        public bool Used;
     }
 
     private readonly Slot[] _slots;
@@ -62,19 +63,34 @@ internal sealed class Reassembler
     /// payload and <paramref name="header"/> the first fragment's header; the slot is freed when the
     /// caller calls <see cref="Free"/>.
     /// </summary>
-    public Result Add(in Ipv4Packet fragment, Instant now, out int slot, out bool created, out bool evicted)
+    public Result Add(in Ipv4Packet fragment, Instant now, out int slot, out bool created, out bool evicted) =>
+        Add(IpAddr.FromIpv4(fragment.Source), IpAddr.FromIpv4(fragment.Destination), fragment.Identification, fragment.Protocol,
+            fragment.FragmentOffset * 8, fragment.MoreFragments, fragment.Payload, fragment.Header, now, out slot, out created, out evicted);
+
+    /// <summary>
+    /// Adds an IPv6 fragment (RFC 8200 §4.5): <paramref name="data"/> is the fragment's part of the
+    /// fragmentable part; <paramref name="unfragmentable"/> is the length of the IPv6 payload before
+    /// the fragment header, which counts against the 65535-byte payload limit. The key is source,
+    /// destination and identification (and the fragment header's next header).
+    /// </summary>
+    public Result Add(Ipv6Address source, Ipv6Address destination, in Ipv6FragmentRepr fragment, int unfragmentable, ReadOnlySpan<byte> data,
+        Instant now, out int slot, out bool created, out bool evicted) =>
+        Add(new IpAddr(source.Value), new IpAddr(destination.Value), fragment.Identification, fragment.NextHeader,
+            fragment.FragmentOffset * 8, fragment.MoreFragments, data, default, now, out slot, out created, out evicted, unfragmentable + Ipv6Field.HeaderLength);
+
+    private Result Add(IpAddr source, IpAddr destination, uint id, byte protocol, int start, bool more, ReadOnlySpan<byte> data,
+        ReadOnlySpan<byte> header, Instant now, out int slot, out bool created, out bool evicted, int headerLength = -1)
     {
         created = evicted = false;
-        slot = Find(fragment.Source, fragment.Destination, fragment.Identification, fragment.Protocol);
-        int start = fragment.FragmentOffset * 8;
-        var data = fragment.Payload;
+        if (headerLength < 0) headerLength = header.Length;
+        slot = Find(source, destination, id, protocol);
         int end = start + data.Length;
         // A fragment that cannot belong to a valid datagram ends it (a middle fragment must carry a multiple of 8 bytes).
-        // The whole datagram, with this header, must fit IPv4's 16-bit total length (as Linux checks end + ihl).
-        if (end + fragment.HeaderLength > _maxDatagram || (fragment.MoreFragments && data.Length % 8 != 0)) return Result.Overlap;
+        // The whole datagram, with this header, must fit the 16-bit length (as Linux checks end + ihl; IPv6: RFC 8200 §4.5).
+        if (end + headerLength > _maxDatagram + (header.IsEmpty ? Ipv6Field.HeaderLength : 0) || (more && data.Length % 8 != 0)) return Result.Overlap;
         if (slot < 0)
         {
-            if (SourceBytes(fragment.Source) + data.Length > _perSource) return Result.NoMemory;
+            if (SourceBytes(source) + data.Length > _perSource) return Result.NoMemory;
             slot = FreeSlot();
             if (slot < 0)
             {
@@ -87,8 +103,8 @@ internal sealed class Reassembler
             if (_held + data.Length > _totalBudget) return Result.NoMemory;
             created = true;
             ref var n = ref _slots[slot];
-            n = new Slot { Used = true, Source = fragment.Source, Destination = fragment.Destination, Id = fragment.Identification,
-                Protocol = fragment.Protocol, Total = -1, Timer = n.Timer, Created = now.Nanoseconds };
+            n = new Slot { Used = true, Source = source, Destination = destination, Id = id,
+                Protocol = protocol, Total = -1, Timer = n.Timer, Created = now.Nanoseconds };
         }
         ref var s = ref _slots[slot];
         // RFC 5722: overlapping fragments end the datagram. An exact duplicate (the network
@@ -100,21 +116,21 @@ internal sealed class Reassembler
             if (start < b && a < end) return Result.Overlap;
         }
         if (s.RangeCount == MaxRanges) return Result.NoMemory;
-        if (!fragment.MoreFragments)
+        if (!more)
         {
             if (s.Total >= 0 && s.Total != end) return Result.Overlap;
             s.Total = end;
         }
         if (s.Total >= 0 && end > s.Total) return Result.Overlap;
-        if (SourceBytes(fragment.Source) + data.Length > _perSource || _held + data.Length > _totalBudget) return Result.NoMemory;
+        if (SourceBytes(source) + data.Length > _perSource || _held + data.Length > _totalBudget) return Result.NoMemory;
         data.CopyTo((_buffers[slot] ??= new byte[_maxDatagram]).AsSpan(start));
         (_ranges[slot] ??= new (int, int)[MaxRanges])[s.RangeCount++] = (start, end);
         s.Received += data.Length;
         _held += data.Length;
         if (start == 0)
         {
-            fragment.Header.CopyTo(_headers.AsSpan(slot * 60));
-            s.HeaderLength = (byte)fragment.HeaderLength;
+            header.CopyTo(_headers.AsSpan(slot * 60));
+            s.HeaderLength = (byte)header.Length;
         }
         return s.Total >= 0 && s.Received == s.Total ? Result.Complete : Result.Incomplete;
     }
@@ -131,7 +147,10 @@ internal sealed class Reassembler
         s = new Slot { Timer = timer };
     }
 
-    private int Find(Ipv4Address src, Ipv4Address dst, ushort id, byte protocol)
+    /// <summary>The key's protocol: IPv4's protocol, or the IPv6 fragment header's next header.</summary>
+    public byte ProtocolOf(int slot) => _slots[slot].Protocol;
+
+    private int Find(IpAddr src, IpAddr dst, uint id, byte protocol)
     {
         for (int i = 0; i < _slots.Length; i++)
         {
@@ -154,7 +173,7 @@ internal sealed class Reassembler
         return oldest;
     }
 
-    private int SourceBytes(Ipv4Address src)
+    private int SourceBytes(IpAddr src)
     {
         int n = 0;
         foreach (ref readonly var s in _slots.AsSpan()) if (s.Used && s.Source == src) n += s.Received;

@@ -26,6 +26,7 @@ public enum StackDrop
     TcpSynQueueFull,    // SYN queue full and SYN cookies off
     TcpTableFull,       // StackOptions.TcpConnections reached
     TcpBadCookie,       // an ACK to a listener that matched no half-open entry or cookie
+    NdpInvalid,         // RFC 4861 validity checks: hop limit not 255, a bad code, options of length 0
 }
 
 /// <summary>
@@ -39,6 +40,7 @@ internal sealed class StackCounters
     public long FragmentsIn, FragmentsOut, Reassembled;
     public long TcpIn, TcpOut, TcpActiveOpens, TcpPassiveOpens, TcpResetsIn, TcpResetsOut, TcpChallengeAcks, TcpSynCookiesSent, TcpSynCookiesAccepted, TcpTransmitBlocked;
     public long TcpRetransmits;
+    public long NdpIn, NdpOut, DadConflicts, SlaacAddresses, PathMtuUpdates, NeighborsUnreachable;
     private readonly long[] _drops = new long[DropReasons];
 
     internal static readonly int DropReasons = Enum.GetValues<StackDrop>().Length;

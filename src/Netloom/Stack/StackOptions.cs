@@ -15,6 +15,25 @@ public sealed record StackOptions
     public Ipv4Address? Gateway { get; init; }
     public int Mtu { get; init; } = 1500;
 
+    /// <summary>
+    /// Speak IPv6 too: a link-local address from the MAC, neighbour discovery, router discovery
+    /// and SLAAC from router advertisements (RFC 4861, RFC 4862), TCP and UDP over IPv6.
+    /// </summary>
+    public bool Ipv6 { get; init; }
+    /// <summary>A static IPv6 address (with <see cref="Ipv6PrefixLength"/>); without one, SLAAC gives one when a router advertises a prefix.</summary>
+    public Ipv6Address? Ipv6Address { get; init; }
+    public int Ipv6PrefixLength { get; init; } = 64;
+    /// <summary>A static default router; routers that advertise themselves are used as well.</summary>
+    public Ipv6Address? Ipv6Gateway { get; init; }
+    /// <summary>Hop limit of IPv6 packets sent, until a router advertises another (RFC 4861 §6.3.4).</summary>
+    public byte HopLimit { get; init; } = 64;
+    /// <summary>Duplicate address detection probes per address (RFC 4862 DupAddrDetectTransmits); 0 turns DAD off.</summary>
+    public int DadTransmits { get; init; } = 1;
+    /// <summary>RFC 4861 §10 RetransTimer: between neighbour solicitations.</summary>
+    public Duration NdpRetransmit { get; init; } = Duration.FromSeconds(1);
+    /// <summary>RFC 4861 §10 REACHABLE_TIME: how long a confirmed neighbour stays Reachable.</summary>
+    public Duration NdpReachableTime { get; init; } = Duration.FromSeconds(30);
+
     /// <summary>Neighbour (ARP) cache entries; the stalest is replaced when full.</summary>
     public int NeighborCapacity { get; init; } = 256;
     /// <summary>Packets that may wait for one neighbour's address to resolve.</summary>
@@ -62,6 +81,10 @@ public sealed record StackOptions
         if (TcpConnections is < 1 or > 1 << 20) throw new ArgumentOutOfRangeException(nameof(TcpConnections), TcpConnections, "TCP connections must be 1 to 1048576");
         if (TcpListeners is < 1 or > 65535) throw new ArgumentOutOfRangeException(nameof(TcpListeners), TcpListeners, "TCP listeners must be 1 to 65535");
         Tcp.Validate();
+        if (Ipv6PrefixLength is < 1 or > 128) throw new ArgumentOutOfRangeException(nameof(Ipv6PrefixLength), Ipv6PrefixLength, "IPv6 prefix length must be 1 to 128");
+        if (Ipv6Address is { } v6 && (v6.IsUnspecified || v6.IsMulticast || v6.IsLoopback || v6.IsIpv4Mapped)) throw new ArgumentException($"{v6} cannot be an interface address");
+        if ((Ipv6Address is not null || Ipv6Gateway is not null) && !Ipv6) throw new ArgumentException("an IPv6 address or gateway needs Ipv6 = true");
+        if (Ipv6 && Mtu < 1280) throw new ArgumentOutOfRangeException(nameof(Mtu), Mtu, "IPv6 needs an MTU of at least 1280 (RFC 8200 §5)");
         if (Gateway is { } g && !g.SameSubnet(Address, PrefixLength)) throw new ArgumentException($"gateway {g} is not on {Address}/{PrefixLength}");
     }
 }

@@ -47,23 +47,43 @@ internal sealed class UdpBinding
         return _stack.SendUdp(LocalPort, to, port, payload);
     }
 
+    /// <summary>Sends a datagram to an IPv6 address (the stack needs <see cref="StackOptions.Ipv6"/>).</summary>
+    public bool SendTo(ReadOnlySpan<byte> payload, Ipv6Address to, ushort port)
+    {
+        if (!IsOpen) throw new ObjectDisposedException(nameof(UdpBinding), "the socket is closed");
+        if (to.IsIpv4Mapped) return SendTo(payload, new Ipv4Address((uint)to.Low), port);
+        return _stack.SendUdp6(LocalPort, to, port, payload);
+    }
+
     public bool Send(ReadOnlySpan<byte> payload)
     {
         if (RemoteAddress is not { } to) throw new InvalidOperationException("Send needs Connect first; use SendTo for an unconnected socket");
         return SendTo(payload, to, RemotePort);
     }
 
-    public bool TryReceive(Span<byte> buffer, out int length, out Ipv4Address from, out ushort fromPort) =>
+    /// <summary>Takes a datagram; an IPv6 sender shows as 0.0.0.0 here (use the <see cref="IpAddr"/> form to see it).</summary>
+    public bool TryReceive(Span<byte> buffer, out int length, out Ipv4Address from, out ushort fromPort)
+    {
+        bool ok = _queue.TryDequeue(buffer, out length, out var a, out fromPort);
+        from = a.IsIpv4 ? a.Ipv4 : Ipv4Address.Any;
+        return ok;
+    }
+
+    public bool TryReceiveAny(Span<byte> buffer, out int length, out IpAddr from, out ushort fromPort) =>
         _queue.TryDequeue(buffer, out length, out from, out fromPort);
 
     public bool TryTakeError(out IcmpError error) => _errors.TryTake(out error);
 
     public void Close() => _stack.CloseUdp(this);
 
-    internal bool Accepts(Ipv4Address from, ushort port) =>
-        RemoteAddress is not { } r || (r == from && RemotePort == port);
+    internal bool Accepts(Ipv4Address from, ushort port) => Accepts(IpAddr.FromIpv4(from), port);
 
-    internal bool Deliver(ReadOnlySpan<byte> payload, Ipv4Address from, ushort port)
+    internal bool Accepts(IpAddr from, ushort port) =>
+        RemoteAddress is not { } r || (IpAddr.FromIpv4(r) == from && RemotePort == port);
+
+    internal bool Deliver(ReadOnlySpan<byte> payload, Ipv4Address from, ushort port) => Deliver(payload, IpAddr.FromIpv4(from), port);
+
+    internal bool Deliver(ReadOnlySpan<byte> payload, IpAddr from, ushort port)
     {
         if (!_queue.TryEnqueue(payload, from, port)) { DroppedDatagrams++; return false; }
         ReceivedDatagrams++;

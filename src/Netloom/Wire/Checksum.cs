@@ -33,6 +33,25 @@ internal static class Checksum
         Add(Add(0, source.Value), destination.Value) + protocol + (uint)length;
 
     /// <summary>
+    /// The IPv6 pseudo-header sum (RFC 8200 §8.1): both addresses, the upper-layer length as 32
+    /// bits and the next header as 32 bits. <paramref name="destination"/> is the final one (after
+    /// a routing header).
+    /// </summary>
+    public static uint PseudoHeader(Ipv6Address source, Ipv6Address destination, byte nextHeader, int length)
+    {
+        ulong s = Words(source.High) + Words(source.Low) + Words(destination.High) + Words(destination.Low)
+            + ((uint)length >> 16) + ((uint)length & 0xFFFF) + nextHeader;
+        s = (s & 0xFFFF_FFFF) + (s >> 32);
+        return (uint)((s & 0xFFFF) + (s >> 16));
+    }
+
+    private static ulong Words(ulong v) => (v >> 48) + (v >> 32 & 0xFFFF) + (v >> 16 & 0xFFFF) + (v & 0xFFFF);
+
+    /// <summary>An upper-layer checksum (TCP, UDP, ICMPv6) of <paramref name="message"/> under the IPv6 pseudo-header; zero over a message holding its own means it verifies.</summary>
+    public static ushort Transport(Ipv6Address source, Ipv6Address destination, IpProtocol protocol, ReadOnlySpan<byte> message) =>
+        Finish(Add(PseudoHeader(source, destination, (byte)protocol, message.Length), message));
+
+    /// <summary>
     /// The TCP or UDP checksum of <paramref name="segment"/> (header and payload) under its IPv4
     /// pseudo-header. Over a segment that holds its own checksum, zero means it verifies.
     /// </summary>

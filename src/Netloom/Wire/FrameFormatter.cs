@@ -22,7 +22,37 @@ internal static class FrameFormatter
                 var op => $"operation {op}",
             };
         }
-        else if (d.Has(FrameLayers.Ipv6)) proto = "IPv6";
+        if (d.Has(FrameLayers.Ipv6))
+        {
+            src = d.Ipv6.Source.ToString();
+            dst = d.Ipv6.Destination.ToString();
+            proto = "IPv6";
+            info = $"next={d.Ipv6Extensions.UpperLayer} hlim={d.Ipv6.HopLimit}";
+            if (d.Ipv6Extensions.IsFragment)
+                info = $"Fragment id=0x{d.Ipv6Extensions.Fragment.Identification:x8} off={d.Ipv6Extensions.Fragment.FragmentOffset * 8}{(d.Ipv6Extensions.Fragment.MoreFragments ? " MF" : "")}";
+        }
+        if (d.Has(FrameLayers.Icmpv6))
+        {
+            proto = "ICMPv6";
+            ref readonly var n = ref d.Ndp;
+            bool ndp = d.Has(FrameLayers.Ndp);
+            info = (Icmpv6Type)d.Icmpv6.Type switch
+            {
+                Icmpv6Type.EchoRequest => $"Echo request id=0x{d.Icmpv6.Identifier:x4} seq={d.Icmpv6.SequenceNumber}",
+                Icmpv6Type.EchoReply => $"Echo reply id=0x{d.Icmpv6.Identifier:x4} seq={d.Icmpv6.SequenceNumber}",
+                Icmpv6Type.DestinationUnreachable => $"Destination unreachable (code {d.Icmpv6.Code})",
+                Icmpv6Type.PacketTooBig => $"Packet too big mtu={d.Icmpv6.Mtu}",
+                Icmpv6Type.TimeExceeded => $"Time exceeded (code {d.Icmpv6.Code})",
+                Icmpv6Type.ParameterProblem => $"Parameter problem (code {d.Icmpv6.Code}) pointer={d.Icmpv6.RestOfHeader}",
+                Icmpv6Type.NeighborSolicitation when ndp => $"Neighbor solicitation for {n.Target}" + (n.SourceLinkLayer is { } m ? $" from {m}" : ""),
+                Icmpv6Type.NeighborAdvertisement when ndp => $"Neighbor advertisement {n.Target}" + (n.TargetLinkLayer is { } m ? $" is at {m}" : ""),
+                Icmpv6Type.RouterSolicitation => "Router solicitation",
+                Icmpv6Type.RouterAdvertisement when ndp => $"Router advertisement lifetime={n.RouterLifetime}" + (n.PrefixCount > 0 ? $" prefix={n.PrefixInfo(0).Prefix}/{n.PrefixInfo(0).PrefixLength}" : ""),
+                Icmpv6Type.Redirect when ndp => $"Redirect {n.Destination} via {n.Target}",
+                Icmpv6Type.Mldv2Report => "MLDv2 report",
+                _ => $"type {d.Icmpv6.Type} code {d.Icmpv6.Code}",
+            };
+        }
         if (d.Has(FrameLayers.Ipv4))
         {
             src = d.Ipv4.Source.ToString();
@@ -108,6 +138,29 @@ internal static class FrameFormatter
             w.WriteNumber("header_length", ip.HeaderLength);
             w.WriteNumber("total_length", ip.TotalLength);
             w.WriteBoolean("checksum_ok", d.Ipv4ChecksumOk);
+            w.WriteEndObject();
+        }
+        if (d.Has(FrameLayers.Ipv6))
+        {
+            ref readonly var ip = ref d.Ipv6;
+            ref readonly var x = ref d.Ipv6Extensions;
+            w.WriteStartObject("ipv6");
+            w.WriteString("src", ip.Source.ToString());
+            w.WriteString("dst", ip.Destination.ToString());
+            w.WriteNumber("next_header", x.UpperLayer);
+            w.WriteNumber("hop_limit", ip.HopLimit);
+            w.WriteNumber("payload_length", ip.PayloadLength);
+            w.WriteNumber("flow_label", ip.FlowLabel);
+            w.WriteNumber("fragment_offset", x.HasFragment ? x.Fragment.FragmentOffset : 0);
+            w.WriteBoolean("more_fragments", x.HasFragment && x.Fragment.MoreFragments);
+            w.WriteEndObject();
+        }
+        if (d.Has(FrameLayers.Icmpv6))
+        {
+            w.WriteStartObject("icmpv6");
+            w.WriteNumber("type", d.Icmpv6.Type);
+            w.WriteNumber("code", d.Icmpv6.Code);
+            if (d.TransportChecksumKnown) w.WriteBoolean("checksum_ok", d.TransportChecksumOk);
             w.WriteEndObject();
         }
         if (d.Has(FrameLayers.Icmp))

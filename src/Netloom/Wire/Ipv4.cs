@@ -3,7 +3,25 @@ using System.Buffers.Binary;
 namespace Netloom.Wire;
 
 /// <summary>IP protocol numbers Netloom knows by name (IANA registry).</summary>
-public enum IpProtocol : byte { Icmp = 1, Tcp = 6, Udp = 17 }
+public enum IpProtocol : byte
+{
+    /// <summary>IPv6 hop-by-hop options (RFC 8200 §4.3).</summary>
+    HopByHop = 0,
+    Icmp = 1,
+    Tcp = 6,
+    Udp = 17,
+    /// <summary>IPv6 routing header (RFC 8200 §4.4).</summary>
+    Ipv6Route = 43,
+    /// <summary>IPv6 fragment header (RFC 8200 §4.5).</summary>
+    Ipv6Fragment = 44,
+    Esp = 50,
+    Ah = 51,
+    Icmpv6 = 58,
+    /// <summary>Nothing follows (RFC 8200 §4.7).</summary>
+    Ipv6NoNextHeader = 59,
+    /// <summary>IPv6 destination options (RFC 8200 §4.6).</summary>
+    Ipv6DestinationOptions = 60,
+}
 
 /// <summary>Byte offsets of the IPv4 header (RFC 791 §3.1).</summary>
 internal static class Ipv4Field

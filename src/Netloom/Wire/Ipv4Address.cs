@@ -17,14 +17,14 @@ public readonly record struct Ipv4Address(uint Value) : IComparable<Ipv4Address>
     /// <summary>
     /// The IPv4 address <paramref name="address"/> holds; an IPv4-mapped IPv6 address (::ffff:a.b.c.d,
     /// as dual-mode sockets report) counts as IPv4. Throws <see cref="ArgumentException"/> for any
-    /// other IPv6 address: the stack does not speak IPv6 yet.
+    /// other IPv6 address (the IPv6 forms of the API take <see cref="Ipv6Address"/>).
     /// </summary>
     public static Ipv4Address FromIPAddress(IPAddress address, [System.Runtime.CompilerServices.CallerArgumentExpression(nameof(address))] string? paramName = null)
     {
         ArgumentNullException.ThrowIfNull(address, paramName);
         if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
         if (address.AddressFamily != AddressFamily.InterNetwork)
-            throw new ArgumentException($"{address} is an {address.AddressFamily} address: IPv6 is not supported yet, give an IPv4 address", paramName);
+            throw new ArgumentException($"{address} is an {address.AddressFamily} address where an IPv4 address is needed (the IPv6 forms take Ipv6Address or IPAddress)", paramName);
         Span<byte> bytes = stackalloc byte[4];
         address.TryWriteBytes(bytes, out _);
         return Read(bytes);

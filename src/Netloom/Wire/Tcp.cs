@@ -70,6 +70,10 @@ public readonly ref struct TcpSegment
 
     public bool ChecksumValid(Ipv4Address source, Ipv4Address destination) =>
         Checksum.Transport(source, destination, IpProtocol.Tcp, _b) == 0;
+
+    /// <summary>The checksum under the IPv6 pseudo-header (RFC 8200 §8.1).</summary>
+    public bool ChecksumValid(Ipv6Address source, Ipv6Address destination) =>
+        Checksum.Transport(source, destination, IpProtocol.Tcp, _b) == 0;
 }
 
 /// <summary>
@@ -100,6 +104,13 @@ public readonly ref struct TcpWriter
 
     /// <summary>Computes the checksum over pseudo-header, header and payload (the whole span).</summary>
     public void FillChecksum(Ipv4Address source, Ipv4Address destination)
+    {
+        SegmentChecksum = 0;
+        SegmentChecksum = Checksum.Transport(source, destination, IpProtocol.Tcp, _b);
+    }
+
+    /// <summary>Computes the checksum under the IPv6 pseudo-header.</summary>
+    public void FillChecksum(Ipv6Address source, Ipv6Address destination)
     {
         SegmentChecksum = 0;
         SegmentChecksum = Checksum.Transport(source, destination, IpProtocol.Tcp, _b);
@@ -210,8 +221,15 @@ public struct TcpRepr
         new TcpWriter(segment[..len]).FillChecksum(source, destination);
     }
 
+    /// <summary>Writes the header as the IPv4 form does, with the checksum under the IPv6 pseudo-header.</summary>
+    public readonly void Emit(Span<byte> segment, Ipv6Address source, Ipv6Address destination)
+    {
+        int len = EmitWithoutChecksum(segment);
+        new TcpWriter(segment[..len]).FillChecksum(source, destination);
+    }
+
     /// <summary>
-    /// Writes the header as <see cref="Emit"/> does but leaves the checksum zero, for a layer that
+    /// Writes the header as <see cref="Emit(Span{byte}, Ipv4Address, Ipv4Address)"/> does but leaves the checksum zero, for a layer that
     /// computes it over its own pseudo-header (IPv6's, RFC 8200 §8.1). Returns header plus payload length.
     /// </summary>
     internal readonly int EmitWithoutChecksum(Span<byte> segment)

@@ -42,6 +42,10 @@ public readonly ref struct UdpDatagram
     /// <summary>True when the checksum matches, or is zero (RFC 768: no checksum was sent).</summary>
     public bool ChecksumValid(Ipv4Address source, Ipv4Address destination) =>
         DatagramChecksum == 0 || Checksum.Transport(source, destination, IpProtocol.Udp, _b) == 0;
+
+    /// <summary>True when the checksum matches under the IPv6 pseudo-header. A zero checksum is invalid over IPv6 (RFC 8200 §8.1).</summary>
+    public bool ChecksumValid(Ipv6Address source, Ipv6Address destination) =>
+        DatagramChecksum != 0 && Checksum.Transport(source, destination, IpProtocol.Udp, _b) == 0;
 }
 
 /// <summary>An in-place writer over a UDP datagram (header and payload).</summary>
@@ -67,6 +71,14 @@ public readonly ref struct UdpWriter
         DatagramChecksum = 0;
         ushort c = Checksum.Transport(source, destination, IpProtocol.Udp, _b);
         // RFC 768: a computed zero is sent as all ones, zero meaning "no checksum".
+        DatagramChecksum = c == 0 ? (ushort)0xFFFF : c;
+    }
+
+    /// <summary>Computes the checksum under the IPv6 pseudo-header; a computed zero is sent as all ones.</summary>
+    public void FillChecksum(Ipv6Address source, Ipv6Address destination)
+    {
+        DatagramChecksum = 0;
+        ushort c = Checksum.Transport(source, destination, IpProtocol.Udp, _b);
         DatagramChecksum = c == 0 ? (ushort)0xFFFF : c;
     }
 }
@@ -116,5 +128,14 @@ public struct UdpRepr
             DatagramChecksum = 0,
         };
         if (!OmitChecksum) w.FillChecksum(source, destination);
+    }
+
+    /// <summary>Writes the header with the checksum under the IPv6 pseudo-header (always present over IPv6).</summary>
+    public readonly void Emit(Span<byte> datagram, Ipv6Address source, Ipv6Address destination)
+    {
+        int len = BufferLength;
+        ArgumentOutOfRangeException.ThrowIfLessThan(datagram.Length, len, nameof(datagram));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(len, ushort.MaxValue, nameof(PayloadLength));
+        new UdpWriter(datagram[..len]) { SourcePort = SourcePort, DestinationPort = DestinationPort, Length = (ushort)len }.FillChecksum(source, destination);
     }
 }

@@ -1,7 +1,7 @@
 namespace Netloom.Wire;
 
 /// <summary>The protocol layer a <see cref="WireError"/> belongs to.</summary>
-public enum Layer : byte { None, Ethernet, Arp, Ipv4, Icmp, Udp, Tcp }
+public enum Layer : byte { None, Ethernet, Arp, Ipv4, Icmp, Udp, Tcp, Ipv6, Icmpv6 }
 
 /// <summary>Why a header was rejected. Each reason formats its own message from up to three numbers.</summary>
 public enum WireErrorReason : byte
@@ -31,6 +31,18 @@ public enum WireErrorReason : byte
     BadOptionLength,
     /// <summary>Option of kind A at offset B runs past the end of the options area (length C).</summary>
     OptionOverrun,
+    /// <summary>IPv6: A extension headers where at most B are accepted.</summary>
+    ExtensionChainTooLong,
+    /// <summary>IPv6: a hop-by-hop header at offset A, not straight after the fixed header.</summary>
+    HopByHopNotFirst,
+    /// <summary>A options in one header where at most B are accepted.</summary>
+    TooManyOptions,
+    /// <summary>IPv6: A bytes of padding in a row where at most B are accepted.</summary>
+    TooMuchPadding,
+    /// <summary>NDP option of type A at offset B has length 0.</summary>
+    ZeroLengthOption,
+    /// <summary>A field has value A where B is required (NDP's hop limit 255, an ICMPv6 code).</summary>
+    BadValue,
 }
 
 /// <summary>
@@ -50,6 +62,8 @@ public readonly record struct WireError(Layer Layer, WireErrorReason Reason, int
         Layer.Icmp => "icmp",
         Layer.Udp => "udp",
         Layer.Tcp => "tcp",
+        Layer.Ipv6 => "ipv6",
+        Layer.Icmpv6 => "icmpv6",
         _ => "frame",
     };
 
@@ -60,13 +74,19 @@ public readonly record struct WireError(Layer Layer, WireErrorReason Reason, int
         WireErrorReason.UnsupportedHardwareType => $"hardware type {A} is not Ethernet (1)",
         WireErrorReason.UnsupportedProtocolType => $"protocol type 0x{A:x4} is not IPv4 (0x0800)",
         WireErrorReason.BadAddressLength => $"address lengths {A}/{B} are not 6/4",
-        WireErrorReason.BadVersion => $"version {A} != 4",
+        WireErrorReason.BadVersion => $"version {A} != {(B == 0 ? 4 : B)}",
         WireErrorReason.HeaderLengthTooSmall => $"header length {A} < {B}",
         WireErrorReason.HeaderLengthExceedsBuffer => $"header length {A} > {B} bytes available",
         WireErrorReason.LengthTooSmall => $"length {A} < header length {B}",
         WireErrorReason.LengthExceedsBuffer => $"length {A} > {B} bytes available",
         WireErrorReason.BadOptionLength => $"option {A} at offset {B} has invalid length {C}",
         WireErrorReason.OptionOverrun => $"option {A} at offset {B} runs past the options end ({C})",
+        WireErrorReason.ExtensionChainTooLong => $"{A} extension headers, more than {B}",
+        WireErrorReason.HopByHopNotFirst => $"hop-by-hop header at offset {A} is not first",
+        WireErrorReason.TooManyOptions => $"{A} options in one header, more than {B}",
+        WireErrorReason.TooMuchPadding => $"{A} bytes of padding in a row, more than {B}",
+        WireErrorReason.ZeroLengthOption => $"option {A} at offset {B} has length 0",
+        WireErrorReason.BadValue => $"value {A} where {B} is required",
         _ => "no error",
     };
 }

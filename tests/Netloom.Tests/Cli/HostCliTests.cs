@@ -54,4 +54,15 @@ public class GetCliTests
         Assert.Equal(1, code);
         Assert.Contains("timed out", stderr);
     }
+
+    [Fact]
+    public void Get_to_an_ipv6_url_without_an_address_or_router_says_so_with_exit_1()
+    {
+        var (code, _, stderr) = Support.Cli.Run("get", "--port", "pipe:g6}0", "--ip", "10.0.0.1/24", "--timeout", "2", "http://[fd00::2]:8000/", "-o", "/dev/null");
+        Assert.Equal(1, code);
+        Assert.Contains("no usable IPv6 address to reach fd00::2", stderr);
+        var (bad, _, badErr) = Support.Cli.Run("get", "--port", "pipe:g7}0", "--ip", "10.0.0.1/24", "--ip6", "fd00::1/129", "http://[fd00::2]/", "-o", "/dev/null");
+        Assert.Equal(2, bad);
+        Assert.Contains("--ip6 'fd00::1/129'", badErr);
+    }
 }

@@ -16,7 +16,7 @@ public class RobustnessTests
     public void A_million_random_and_mutated_frames_never_throw()
     {
         var rng = new Random(Seed);
-        byte[][] seeds = [.. GoldenFrameTests.All.Select(Hex.Bytes)];
+        byte[][] seeds = [.. GoldenFrameTests.All.Select(Hex.Bytes), .. Ipv6GoldenFrameTests.Frames.Select(f => Hex.Bytes(f.Hex))];
         var frame = new byte[1600];
         var emitted = new byte[1600];
         int wellFormed = 0, reemitted = 0;
@@ -72,21 +72,28 @@ public class RobustnessTests
     private static void ExerciseEveryParser(ReadOnlySpan<byte> b)
     {
         Span<byte> buf = stackalloc byte[60];
-        for (int offset = 0; offset <= Math.Min(b.Length, 42); offset += 14)
+        Span<byte> ndpBuf = stackalloc byte[1600];
+        foreach (int offset in (ReadOnlySpan<int>)[0, 14, 34, 42, 54, 62])
         {
+            if (offset > b.Length) break;
             var s = b[offset..];
             if (EthernetFrame.TryParse(s, out var e, out _)) { _ = e.Destination; _ = e.EtherType; _ = e.Payload.Length; }
             if (ArpPacket.TryParse(s, out var a, out _)) { _ = a.SenderIp; _ = a.TargetMac; }
             if (Ipv4Packet.TryParse(s, out var ip, out _)) { _ = ip.ChecksumValid; _ = ip.Options.Length; _ = ip.Payload.Length; }
             if (Ipv4Packet.TryParseQuoted(s, out var q, out _)) { _ = q.Payload.Length; }
             if (IcmpMessage.TryParse(s, out var icmp, out _)) { _ = icmp.ChecksumValid; icmp.TryGetQuoted(out _, out _); }
-            if (UdpDatagram.TryParse(s, out var u, out _)) { _ = u.ChecksumValid(default, default); }
+            if (UdpDatagram.TryParse(s, out var u, out _)) { _ = u.ChecksumValid(default(Ipv4Address), default); _ = u.ChecksumValid(default(Ipv6Address), default); }
             if (TcpRepr.TryParse(s, out var t, out _))
             {
                 var header = t;
                 header.PayloadLength = 0;
-                header.Emit(buf, default, default);
+                header.Emit(buf, default(Ipv4Address), default);
             }
+            if (Ipv6Packet.TryParse(s, out var v6, out _) && v6.TryReadExtensions(out var x, out _)) { _ = x.UpperLayerOffset <= v6.Payload.Length ? 0 : throw new InvalidOperationException("upper layer past the payload"); }
+            if (Ipv6Packet.TryParseQuoted(s, out var q6, out _)) Ipv6Extensions.TryParse(q6.NextHeader, q6.Payload, out _, out _);
+            if (Icmpv6Message.TryParse(s, out var m6, out _)) { _ = m6.ChecksumValid(default, default); m6.TryGetQuoted(out _, out _); }
+            if (NdpRepr.TryParse(s, out var ndp, out _) && !ndp.HasUnkeptOptions && ndp.BufferLength <= ndpBuf.Length) ndp.Emit(ndpBuf, default, default);
+            if (Mldv2Report.TryParse(s, out var mld, out _)) { int at = 0; for (int r = 0; r < mld.RecordCount; r++) mld.TryReadRecord(ref at, out _); }
         }
     }
 }

@@ -13,12 +13,20 @@ internal readonly record struct IpAddr(UInt128 Bits)
 
     public static IpAddr FromIpv4(Ipv4Address address) => new(new UInt128(0, MappedPrefix | address.Value));
 
+    public static IpAddr FromIpv6(Ipv6Address address) => new(address.Value);
+
     public bool IsIpv4 => Bits >> 32 == 0xFFFF;
+
+    /// <summary>The IPv6 address (for the IPv6 layer); an IPv4 one comes out IPv4-mapped.</summary>
+    public Ipv6Address Ipv6 => new(Bits);
 
     /// <summary>The IPv4 address of an IPv4-mapped value (for the IPv4 layer).</summary>
     public Ipv4Address Ipv4 => IsIpv4 ? new Ipv4Address((uint)Bits) : ThrowNotIpv4();
 
     private Ipv4Address ThrowNotIpv4() => throw new InvalidOperationException($"{this} is not an IPv4 address");
+
+    /// <summary>The address as System.Net has it: IPv4 for an IPv4-mapped value, else IPv6.</summary>
+    public System.Net.IPAddress ToIPAddress() => IsIpv4 ? Ipv4.ToIPAddress() : Ipv6.ToIPAddress();
 
     public override string ToString()
     {
