@@ -36,7 +36,8 @@ internal static class BenchTcp
         using var port = ShmPort.Open(PortSpec.Parse(spec), new PortOptions { RingSize = 128, BufferSize = 65536 });
         port.WaitMode = WaitMode.BusyPoll;
         using var child = SelfProcess.Start(["bench", "tcp-peer", "--port", spec, "--mtu", mtu.ToString(CultureInfo.InvariantCulture),
-            "--duration", (2 * d.TotalSeconds + 20).ToString(CultureInfo.InvariantCulture)]);
+            // The peer outlives every round: four bulk rounds of d and four ping-pong rounds of d/2, plus set-up.
+            "--duration", (6 * d.TotalSeconds + 30).ToString(CultureInfo.InvariantCulture)]);
         var sw = Stopwatch.StartNew();
         while (!port.Connected && sw.ElapsedMilliseconds < 15_000 && !child.HasExited) Thread.Sleep(5);
         if (!port.Connected) throw new InvalidOperationException($"the peer stack never attached: {child.StandardError.ReadToEnd()}");

@@ -32,8 +32,10 @@ internal static class HostCommand
             using var cts = new CancellationTokenSource();
             Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
             if (seconds > 0) cts.CancelAfter(TimeSpan.FromSeconds(seconds));
+            // Each app binds before its first await, so calling them here means the line below is
+            // printed only once every listener is in place (a client that waits for it is not refused).
+            var running = apps.Select(a => a(setup.Stack, cts.Token)).ToArray();
             Console.Error.WriteLine($"netloom host {setup.Description}{(serve.Length > 0 ? $", serving {string.Join(", ", serve)}" : "")}; Ctrl-C to stop");
-            var running = apps.Select(a => Task.Run(() => a(setup.Stack, cts.Token))).ToArray();
             try { cts.Token.WaitHandle.WaitOne(); } catch (ObjectDisposedException) { }
             Task.WaitAll(running, TimeSpan.FromSeconds(2));
             setup.PrintCounters($" ({Servers.UdpEchoed:N0} echoed)", $" ({Servers.TcpEchoedBytes:N0} bytes echoed, {Servers.DiscardedBytes:N0} discarded)");
