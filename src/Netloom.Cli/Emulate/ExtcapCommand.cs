@@ -93,9 +93,7 @@ internal static class ExtcapCommand
         var entry = ServeRegistry.RunningSwitches().Find(e => e.Pid == pid);
         if (entry is null) return CliErrors.Report($"no running netloom switch with process id {pid}");
         if (port < 0 || port >= entry.Ports.Length) return CliErrors.Report($"switch {pid} has ports 0 to {entry.Ports.Length - 1}, not {port}", CliErrors.BadInput);
-        using var stop = new CancellationTokenSource();
-        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
-        using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
+        using var stop = new CaptureStop();
         using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
         try
         {
@@ -106,13 +104,7 @@ internal static class ExtcapCommand
             int n = source.ReadAsync(buffer, stop.Token).AsTask().GetAwaiter().GetResult();
             if (n > 0 && buffer.AsSpan(0, n).StartsWith("error: "u8))
                 return CliErrors.Report($"{iface}: {System.Text.Encoding.ASCII.GetString(buffer, 0, n).Trim()}");
-            using var sink = new FileStream(fifo, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, 1);
-            while (n > 0)
-            {
-                sink.Write(buffer, 0, n);
-                sink.Flush();
-                n = source.ReadAsync(buffer, stop.Token).AsTask().GetAwaiter().GetResult();
-            }
+            CopyIntoFifo(source, fifo, buffer, n, stop.Token);
             return CliErrors.Ok;
         }
         catch (OperationCanceledException) { return CliErrors.Ok; } // Wireshark stopped the capture
@@ -152,9 +144,7 @@ internal static class ExtcapCommand
         int at = link.LastIndexOf('@');
         string path = at > 0 ? $"api/nodes/{Uri.EscapeDataString(link[..at])}/ports/{Uri.EscapeDataString(link[(at + 1)..])}/capture"
             : $"api/links/{Uri.EscapeDataString(link)}/capture";
-        using var stop = new CancellationTokenSource();
-        using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
-        using var intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
+        using var stop = new CaptureStop();
         try
         {
             using var http = new HttpClient { BaseAddress = new Uri(entry.Url), Timeout = Timeout.InfiniteTimeSpan };
@@ -162,19 +152,50 @@ internal static class ExtcapCommand
             if (!response.IsSuccessStatusCode)
                 return CliErrors.Report($"{iface}: {(int)response.StatusCode} {response.Content.ReadAsStringAsync().GetAwaiter().GetResult()}");
             using var source = response.Content.ReadAsStream(stop.Token);
-            using var sink = new FileStream(fifo, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, 1);
-            var buffer = new byte[64 << 10];
-            int n;
-            while ((n = source.ReadAsync(buffer, stop.Token).AsTask().GetAwaiter().GetResult()) > 0)
-            {
-                sink.Write(buffer, 0, n);
-                sink.Flush();
-            }
+            CopyIntoFifo(source, fifo, new byte[64 << 10], 0, stop.Token);
             return CliErrors.Ok;
         }
         catch (OperationCanceledException) { return CliErrors.Ok; } // Wireshark stopped the capture
         catch (IOException) { return CliErrors.Ok; }               // the reader closed the fifo, or the emulation ended
         catch (HttpRequestException e) { return CliErrors.Report($"{iface}: {e.Message}"); }
+    }
+
+    /// <summary>Cancelled when Wireshark stops the capture (SIGTERM, or SIGINT from a terminal).</summary>
+    private sealed class CaptureStop : IDisposable
+    {
+        private readonly CancellationTokenSource _stop = new();
+        private readonly PosixSignalRegistration _term, _intr;
+
+        public CaptureStop()
+        {
+            _term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; _stop.Cancel(); });
+            _intr = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; _stop.Cancel(); });
+        }
+
+        public CancellationToken Token => _stop.Token;
+
+        public void Dispose()
+        {
+            _term.Dispose();
+            _intr.Dispose();
+            _stop.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Writes the pcapng stream into Wireshark's fifo, each chunk at once, until the stream ends;
+    /// the first <paramref name="have"/> bytes are already in <paramref name="buffer"/>.
+    /// </summary>
+    private static void CopyIntoFifo(Stream source, string fifo, byte[] buffer, int have, CancellationToken stop)
+    {
+        using var sink = new FileStream(fifo, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, 1);
+        int n = have;
+        do
+        {
+            sink.Write(buffer, 0, n);
+            sink.Flush();
+        }
+        while ((n = source.ReadAsync(buffer, stop).AsTask().GetAwaiter().GetResult()) > 0);
     }
 
     /// <summary>Writes a launcher into the personal extcap folders (Wireshark 4.0 and 4.2+ use different ones), or into <paramref name="dir"/>.</summary>
