@@ -230,9 +230,10 @@ internal sealed class LiveEmulation : IDisposable
         name = n.Name,
         addresses = n switch
         {
-            HostNode h => [$"{h.Options.Address}/{h.Options.PrefixLength}"],
-            RouterNode r => Enumerable.Range(0, r.Ports.Count).Select(i => r.AddressOf(i) is { } a ? $"{a.Address}/{a.PrefixLength}" : null).OfType<string>().ToList(),
-            ProcessNode p => [$"{p.Address}/{p.PrefixLength}"],
+            HostNode h => h.Options.Ipv6Address is { } h6 ? [$"{h.Options.Address}/{h.Options.PrefixLength}", $"{h6}/{h.Options.Ipv6PrefixLength}"] : [$"{h.Options.Address}/{h.Options.PrefixLength}"],
+            RouterNode r => Enumerable.Range(0, r.Ports.Count).Select(i => r.AddressOf(i) is { } a ? $"{a.Address}/{a.PrefixLength}" : null)
+                .Concat(Enumerable.Range(0, r.Ports.Count).Select(i => r.Address6Of(i)?.ToString())).OfType<string>().ToList(),
+            ProcessNode p => p.Ipv6 is { } p6 ? [$"{p.Address}/{p.PrefixLength}", p6.ToString()] : [$"{p.Address}/{p.PrefixLength}"],
             _ => new List<string>(),
         },
         kind = n switch { HostNode => "host", SwitchNode => "switch", RouterNode => "router", LinuxNode => "linux", ProcessNode => "process", _ => "node" },

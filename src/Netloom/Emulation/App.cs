@@ -70,6 +70,7 @@ internal abstract class App
 
     /// <summary>The host's stack took an echo reply; an app that sent the request (same identifier) counts it.</summary>
     internal virtual void OnPingReply(in PingReply reply) { }
+    internal virtual void OnPingReply6(in PingReply6 reply) { }
 
     /// <summary>The host crashed: its sockets are gone.</summary>
     internal virtual void HostCrashed()

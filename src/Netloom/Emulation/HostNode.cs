@@ -114,6 +114,8 @@ public sealed partial class HostNode : Node
             int frames = Stack.Poll(at);
             while (Stack.TryTakePingReply(out var reply))
                 foreach (var app in _apps) app.OnPingReply(reply);
+            while (Stack.TryTakePingReply6(out var reply6))
+                foreach (var app in _apps) app.OnPingReply6(reply6);
             bool busy = false;
             foreach (var app in _apps)
                 if (app.Running) busy |= app.Poll(at);

@@ -16,9 +16,12 @@ public sealed class LinuxNode : Node, IDisposable, IAttachedNode
     private readonly PortAttachment _tap;
     private bool _disposed;
 
-    private LinuxNode(Network network, int id, string name, string ns, IPort tap, int mtu) : base(network, id, name)
+    private readonly string _device;
+
+    private LinuxNode(Network network, int id, string name, string ns, IPort tap, string device, int mtu) : base(network, id, name)
     {
         Namespace = ns;
+        _device = device;
         _tap = new PortAttachment(tap, mtu);
         AddPort();
     }
@@ -47,7 +50,7 @@ public sealed class LinuxNode : Node, IDisposable, IAttachedNode
             Ip($"-n {ns} link set {tapName} mtu {mtu} up");
             Ip($"-n {ns} addr add {address}/{prefixLength} dev {tapName}");
             if (gateway is { } gw) Ip($"-n {ns} route add default via {gw}");
-            return new LinuxNode(network, id, name, ns, tap, mtu);
+            return new LinuxNode(network, id, name, ns, tap, tapName, mtu);
         }
         catch
         {
@@ -56,6 +59,17 @@ public sealed class LinuxNode : Node, IDisposable, IAttachedNode
             throw;
         }
     }
+
+    /// <summary>The IPv6 address of a dual-stack topology, and its default router (no DAD: the file's addresses are checked unique).</summary>
+    internal void AddIpv6(Prefix6 address, Wire.Ipv6Address? gateway)
+    {
+        Ip($"-n {Namespace} -6 addr add {address} dev {_device} nodad");
+        if (gateway is { } gw) Ip($"-n {Namespace} -6 route add default via {gw} dev {_device}");
+        Ipv6 = address;
+    }
+
+    /// <summary>The namespace's IPv6 address, when the topology speaks IPv6.</summary>
+    internal Prefix6? Ipv6 { get; private set; }
 
     private static void Ip(string args)
     {

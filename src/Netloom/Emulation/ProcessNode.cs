@@ -94,6 +94,12 @@ internal sealed class ProcessNode : Node, IAttachedNode
         _stopping = Task.Run(() => Stop(p));
     }
 
+    /// <summary>The node's IPv6 address and default router, when the topology speaks IPv6 (given to the engine as NETLOOM_IP6 and NETLOOM_GATEWAY6).</summary>
+    internal Prefix6? Ipv6 { get; private set; }
+    internal Wire.Ipv6Address? Gateway6 { get; private set; }
+
+    internal void SetIpv6(Prefix6 address, Wire.Ipv6Address? gateway) => (Ipv6, Gateway6) = (address, gateway);
+
     private protected override void OnRestart(long now) => Launch();
 
     private void Launch()
@@ -113,6 +119,11 @@ internal sealed class ProcessNode : Node, IAttachedNode
         if (WorkingDirectory is not null) psi.WorkingDirectory = WorkingDirectory;
         // The node's MAC, so a restarted program keeps it and its neighbours' ARP caches stay right.
         psi.Environment["NETLOOM_MAC"] = Port.Mac.ToString();
+        if (Ipv6 is { } a6)
+        {
+            psi.Environment["NETLOOM_IP6"] = a6.ToString();
+            if (Gateway6 is { } g6) psi.Environment["NETLOOM_GATEWAY6"] = g6.ToString();
+        }
         psi.RedirectStandardOutput = true;
         psi.RedirectStandardError = true;
         psi.RedirectStandardInput = true;

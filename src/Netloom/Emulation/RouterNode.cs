@@ -44,10 +44,12 @@ public sealed class RouterCounters
     public long PendingDropped { get; internal set; }
     /// <summary>Forwarded packets the access list dropped.</summary>
     public long AccessDenied { get; internal set; }
+    /// <summary>ICMPv6 errors not sent because the rate limit was reached (RFC 4443 §2.4 f).</summary>
+    public long Icmpv6ErrorsLimited { get; internal set; }
 }
 
 /// <summary>
-/// A user-level IPv4 router: each port has an address; packets are forwarded by the longest
+/// A user-level IPv4 and IPv6 router (the IPv6 half: RouterNode.Ipv6.cs): each port has an address; packets are forwarded by the longest
 /// matching route (connected prefixes plus static routes), with the TTL decremented and the header
 /// checksum updated in place (RFC 1812 §5.3.1, RFC 1624). It answers ARP and ping for its own
 /// addresses and sends ICMP Time Exceeded (TTL ran out), Destination Unreachable (no route: net;
@@ -159,8 +161,10 @@ public sealed partial class RouterNode : Node
         Counters.Received++;
         var span = frame.Span;
         if (!EthernetFrame.TryParse(span, out var eth, out _)) { Counters.Malformed++; Network.Pool.Return(frame); return; }
-        if (eth.Destination != port.Mac && !eth.Destination.IsBroadcast) { Counters.NotForUs++; Network.Pool.Return(frame); return; }
+        bool ipv6 = eth.EtherType == (ushort)EtherType.Ipv6 && eth.TagCount == 0;
+        if (eth.Destination != port.Mac && !eth.Destination.IsBroadcast && !(ipv6 && eth.Destination.IsMulticast)) { Counters.NotForUs++; Network.Pool.Return(frame); return; }
         if (eth.EtherType == (ushort)EtherType.Arp) { ReceiveArp(port, eth.Payload, now); Network.Pool.Return(frame); return; }
+        if (ipv6) { ReceiveIpv6(port, frame, eth.Payload, now); return; }
         if (eth.EtherType != (ushort)EtherType.Ipv4 || eth.TagCount != 0) { Counters.Malformed++; Network.Pool.Return(frame); return; }
         if (!Ipv4Packet.TryParse(eth.Payload, out var ip, out _) || !ip.ChecksumValid) { Counters.Malformed++; Network.Pool.Return(frame); return; }
         if (IsOwnAddress(ip.Destination) || ip.Destination.IsBroadcast)
@@ -257,7 +261,9 @@ public sealed partial class RouterNode : Node
 
     internal override void Wake(long now)
     {
-        if (!IsUp || _pending.Count == 0) return;
+        if (!IsUp) return;
+        Wake6(now);
+        if (_pending.Count == 0) return;
         List<(int, Ipv4Address)>? expired = null;
         foreach (var (key, pending) in _pending)
         {
@@ -287,5 +293,6 @@ public sealed partial class RouterNode : Node
         foreach (var pending in _pending.Values)
             while (pending.Frames.TryDequeue(out var f)) Network.Pool.Return(f);
         _pending.Clear();
+        Crash6();
     }
 }

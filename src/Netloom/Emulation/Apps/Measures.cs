@@ -1,3 +1,4 @@
+using Netloom.Stack;
 using Netloom.Wire;
 
 namespace Netloom.Emulation.Apps;
@@ -71,7 +72,17 @@ internal sealed class LatencyStats
 }
 
 /// <summary>Where a client app sends: an address and port.</summary>
-internal readonly record struct Endpoint(Ipv4Address Address, ushort Port)
+internal readonly record struct Endpoint(IpAddr Address, ushort Port)
 {
-    public override string ToString() => $"{Address}:{Port}";
+    public Endpoint(Ipv4Address address, ushort port) : this(IpAddr.FromIpv4(address), port) { }
+
+    /// <summary>A TCP connection from <paramref name="stack"/> to here, over the IP version of the address.</summary>
+    public TcpSocket Connect(Interface stack, TcpSocketOptions? options) =>
+        Address.IsIpv4 ? stack.Connect(Address.Ipv4, Port, options) : stack.Connect(Address.Ipv6, Port, options);
+
+    /// <summary>A datagram to here from <paramref name="socket"/>.</summary>
+    public bool SendTo(UdpBinding socket, ReadOnlySpan<byte> payload) =>
+        Address.IsIpv4 ? socket.SendTo(payload, Address.Ipv4, Port) : socket.SendTo(payload, Address.Ipv6, Port);
+
+    public override string ToString() => Address.IsIpv4 ? $"{Address}:{Port}" : $"[{Address}]:{Port}";
 }

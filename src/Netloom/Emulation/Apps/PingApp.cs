@@ -14,7 +14,7 @@ internal sealed class PingApp : App
     private long _sent, _received, _duplicates;
     private long _next;
 
-    public PingApp(string name, HostNode host, Ipv4Address target, Duration interval, int count, int size, ushort identifier) : base(name, host)
+    public PingApp(string name, HostNode host, IpAddr target, Duration interval, int count, int size, ushort identifier) : base(name, host)
     {
         Target = target;
         _interval = Math.Max(1000, interval.Nanoseconds);
@@ -24,8 +24,11 @@ internal sealed class PingApp : App
         for (int i = 0; i < size; i++) _payload[i] = (byte)(0x10 + i);
     }
 
+    public PingApp(string name, HostNode host, Ipv4Address target, Duration interval, int count, int size, ushort identifier)
+        : this(name, host, IpAddr.FromIpv4(target), interval, count, size, identifier) { }
+
     public override string Kind => "ping";
-    public Ipv4Address Target { get; }
+    public IpAddr Target { get; }
     public int Count { get; }
     public ushort Identifier { get; }
     public LatencyStats Rtt { get; } = new();
@@ -38,7 +41,8 @@ internal sealed class PingApp : App
         while (_next <= now.Nanoseconds && (Count == 0 || _sent < Count))
         {
             ushort seq = (ushort)_sent;
-            Host.Stack.SendPing(Target, Identifier, seq, _payload);
+            if (Target.IsIpv4) Host.Stack.SendPing(Target.Ipv4, Identifier, seq, _payload);
+            else Host.Stack.SendPing6(Target.Ipv6, Identifier, seq, _payload);
             _sentAt[seq] = now.Nanoseconds;
             _sent++;
             _next += _interval;
@@ -50,12 +54,22 @@ internal sealed class PingApp : App
 
     internal override void OnPingReply(in PingReply reply)
     {
-        if (reply.Identifier != Identifier) return; // another ping app's
-        long at = _sentAt[reply.Sequence];
+        if (Target.IsIpv4) Answered(reply.Identifier, reply.Sequence, reply.Received);
+    }
+
+    internal override void OnPingReply6(in PingReply6 reply)
+    {
+        if (!Target.IsIpv4) Answered(reply.Identifier, reply.Sequence, reply.Received);
+    }
+
+    private void Answered(ushort identifier, ushort sequence, Instant received)
+    {
+        if (identifier != Identifier) return; // another ping app's
+        long at = _sentAt[sequence];
         if (at == 0) { _duplicates++; return; }
-        _sentAt[reply.Sequence] = 0;
+        _sentAt[sequence] = 0;
         _received++;
-        Rtt.Add(reply.Received.Nanoseconds - at);
+        Rtt.Add(received.Nanoseconds - at);
     }
 
     public override AppReport Report(Instant now) => new()

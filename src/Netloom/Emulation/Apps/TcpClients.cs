@@ -32,7 +32,7 @@ internal sealed class BulkSendApp : App
     public TcpSocket? Socket => _s;
     public bool Done => _done >= 0;
 
-    protected override void OnStart(Instant now) => _s = Host.Stack.Connect(Target.Address, Target.Port, _options);
+    protected override void OnStart(Instant now) => _s = Target.Connect(Host.Stack, _options);
 
     protected override void OnStop() => _s?.Abort();
 
@@ -130,7 +130,7 @@ internal sealed class RrClientApp : App
     public Duration Interval { get; }
     public LatencyStats Latency { get; } = new();
 
-    protected override void OnStart(Instant now) => _s = Host.Stack.Connect(Target.Address, Target.Port, _options);
+    protected override void OnStart(Instant now) => _s = Target.Connect(Host.Stack, _options);
 
     protected override void OnStop() => _s?.Abort();
 

@@ -57,7 +57,7 @@ internal sealed class UdpStreamApp : App
         {
             BinaryPrimitives.WriteInt64BigEndian(_payload, _sent);
             BinaryPrimitives.WriteInt64BigEndian(_payload.AsSpan(8), _next);
-            if (_socket!.SendTo(_payload, Target.Address, Target.Port)) _sent++;
+            if (Target.SendTo(_socket!, _payload)) _sent++;
             else { _refused++; _sent++; }
             _next += _gap;
             moved = true;

@@ -8,6 +8,7 @@ public sealed partial class Scenario
     private sealed record End(LinkSpec Link, bool IsA, NodeSpec Node)
     {
         public Cidr? Written => Node.Kind is NodeKind.Host or NodeKind.Linux or NodeKind.Process ? Node.Ip : IsA ? Link.IpA : Link.IpB;
+        public Prefix6? Written6 => Node.Kind is NodeKind.Host or NodeKind.Linux or NodeKind.Process ? Node.Ip6 : IsA ? Link.Ip6A : Link.Ip6B;
         public SourceLocation At => IsA ? Link.AAt : Link.BAt;
     }
 
@@ -17,6 +18,8 @@ public sealed partial class Scenario
         public readonly List<End> Ends = [];
         public Cidr Subnet;
         public readonly Dictionary<End, Ipv4Address> Address = [];
+        public Prefix6 Subnet6;
+        public readonly Dictionary<End, Ipv6Address> Address6 = [];
     }
 
     private readonly List<Segment> _segments = [];
@@ -25,6 +28,11 @@ public sealed partial class Scenario
     private readonly Dictionary<string, Ipv4Address?> _hostGateway = [];
     /// <summary>Each addressed node's first address (a router's on the first segment it is on): where apps aimed at it go.</summary>
     private readonly Dictionary<string, Ipv4Address> _firstAddress = [];
+    // The same for IPv6, when the topology speaks it.
+    private readonly Dictionary<(string Link, bool IsA), Prefix6> _endAddress6 = [];
+    private readonly Dictionary<string, Prefix6> _hostAddress6 = [];
+    private readonly Dictionary<string, Ipv6Address?> _hostGateway6 = [];
+    private readonly Dictionary<string, Ipv6Address> _firstAddress6 = [];
 
     /// <summary>
     /// Groups link ends into L2 segments and gives every end an address: the one written in the
@@ -107,6 +115,64 @@ public sealed partial class Scenario
                 }
             }
         }
+        if (Spec.Ipv6) AssignAddresses6(errors);
+    }
+
+    /// <summary>
+    /// IPv6 for every segment: the /64 written on one of its ends, or fd00:0:0:N::/64 with N the
+    /// segment's number (as 10.0.N.0/24 for IPv4). Ends get what is written, or the next free
+    /// interface identifier from ::1, so host H of a segment is ::H in both families when nothing
+    /// is written. Hosts' default router is the first router on their segment.
+    /// </summary>
+    private void AssignAddresses6(List<TopologyError> errors)
+    {
+        var written = _segments.SelectMany(s => s.Ends).Select(e => e.Written6).OfType<Prefix6>().ToList();
+        ulong nextNet = 1;
+        foreach (var seg in _segments)
+        {
+            var first = seg.Ends.FirstOrDefault(e => e.Written6 is not null);
+            if (first is not null) seg.Subnet6 = first.Written6!.Value;
+            else
+            {
+                Prefix6 c;
+                do c = new Prefix6(new Ipv6Address(0xFD00_0000_0000_0000UL | nextNet++, 0), 64);
+                while (written.Exists(w => w.Contains(c.Address) || c.Contains(w.Address)));
+                seg.Subnet6 = c;
+            }
+            var used = new HashSet<Ipv6Address>();
+            foreach (var e in seg.Ends)
+            {
+                if (e.Written6 is not { } w) continue;
+                if (w.PrefixLength != seg.Subnet6.PrefixLength || !seg.Subnet6.Contains(w.Address))
+                    errors.Add(new(Spec.File, e.Node.Kind == NodeKind.Router ? e.At : e.Node.At, $"{e.Node.Name}: {w} is not in {seg.Subnet6.Network}/{seg.Subnet6.PrefixLength}, the IPv6 subnet of the segment it is on"));
+                else if (!used.Add(w.Address))
+                    errors.Add(new(Spec.File, e.At, $"{e.Node.Name}: address {w.Address} is already used on its segment"));
+                seg.Address6[e] = w.Address;
+            }
+            var net = seg.Subnet6.Network.Value;
+            UInt128 hostBits = seg.Subnet6.PrefixLength >= 128 ? UInt128.Zero : UInt128.MaxValue >> seg.Subnet6.PrefixLength;
+            UInt128 host = 1;
+            foreach (var e in seg.Ends)
+            {
+                if (seg.Address6.ContainsKey(e)) continue;
+                while (host <= hostBits && used.Contains(new Ipv6Address(net + host))) host++;
+                if (host > hostBits) { errors.Add(new(Spec.File, e.At, $"IPv6 segment {seg.Subnet6} has no free address left for {e.Node.Name}")); break; }
+                var a = new Ipv6Address(net + host);
+                used.Add(a);
+                seg.Address6[e] = a;
+            }
+            foreach (var (e, a) in seg.Address6)
+            {
+                _endAddress6[(e.Link.Name, e.IsA)] = new Prefix6(a, seg.Subnet6.PrefixLength);
+                _firstAddress6.TryAdd(e.Node.Name, a);
+                if (e.Node.Kind is NodeKind.Host or NodeKind.Linux or NodeKind.Process)
+                {
+                    _hostAddress6[e.Node.Name] = new Prefix6(a, seg.Subnet6.PrefixLength);
+                    var router = seg.Ends.FirstOrDefault(x => x.Node.Kind == NodeKind.Router);
+                    _hostGateway6[e.Node.Name] = e.Node.Gateway6 ?? (router is null ? null : seg.Address6.GetValueOrDefault(router));
+                }
+            }
+        }
     }
 
     /// <summary>
@@ -115,18 +181,18 @@ public sealed partial class Scenario
     /// </summary>
     private void AddShortestPathRoutes(Network net)
     {
-        // Which segment each router port is on, and each router's address there.
-        var portsOf = new Dictionary<string, List<(int Port, Segment Seg, Ipv4Address Addr)>>();
+        // Which segment each router port is on, and each router's addresses there.
+        var portsOf = new Dictionary<string, List<RouterEnd>>();
         foreach (var r in Spec.Nodes.Where(n => n.Kind == NodeKind.Router))
         {
-            var ports = new List<(int, Segment, Ipv4Address)>();
+            var ports = new List<RouterEnd>();
             var router = net.Router(r.Name);
             foreach (var p in router.Ports)
             {
                 var l = p.Link!;
                 var key = (l.Name, l.A == p);
                 var (seg, addr) = _endAddress[key];
-                ports.Add((p.Index, seg, addr));
+                ports.Add(new RouterEnd(p.Index, seg, addr, _endAddress6.TryGetValue(key, out var a6) ? a6.Address : null));
             }
             portsOf[r.Name] = ports;
         }
@@ -134,18 +200,24 @@ public sealed partial class Scenario
         {
             var router = net.Router(spec.Name);
             var have = new HashSet<(uint, int)>(spec.Routes.Select(r => (r.Prefix.Network.Value, r.Prefix.PrefixLength)));
+            var have6 = new HashSet<(Ipv6Address, int)>(spec.Routes6.Select(r => (r.Prefix.Network, r.Prefix.PrefixLength)));
             var reached = new HashSet<Segment>(portsOf[spec.Name].Select(p => p.Seg));
             var visited = new HashSet<string> { spec.Name };
-            var queue = new Queue<(string Router, int Port, Ipv4Address Via)>();
-            foreach (var (port, seg, _) in portsOf[spec.Name])
-                foreach (var (other, via) in RoutersOn(seg, portsOf))
-                    if (visited.Add(other)) queue.Enqueue((other, port, via));
+            // Each router reached, with the port and first-hop router (its end on our segment) that lead to it.
+            var queue = new Queue<(string Router, int Port, RouterEnd Via)>();
+            foreach (var mine in portsOf[spec.Name])
+                foreach (var (other, via) in RoutersOn(mine.Seg, portsOf))
+                    if (visited.Add(other)) queue.Enqueue((other, mine.Port, via));
             while (queue.TryDequeue(out var item))
             {
-                foreach (var (_, seg, _) in portsOf[item.Router])
+                foreach (var end in portsOf[item.Router])
                 {
-                    if (reached.Add(seg) && have.Add((seg.Subnet.Network.Value, seg.Subnet.PrefixLength)))
-                        router.AddRoute(new Route(seg.Subnet.Network, seg.Subnet.PrefixLength, item.Port, item.Via));
+                    var seg = end.Seg;
+                    if (!reached.Add(seg)) continue;
+                    if (have.Add((seg.Subnet.Network.Value, seg.Subnet.PrefixLength)))
+                        router.AddRoute(new Route(seg.Subnet.Network, seg.Subnet.PrefixLength, item.Port, item.Via.Addr));
+                    if (Spec.Ipv6 && item.Via.Addr6 is { } via6 && have6.Add((seg.Subnet6.Network, seg.Subnet6.PrefixLength)))
+                        router.AddRoute6(new Route6(new Prefix6(seg.Subnet6.Network, seg.Subnet6.PrefixLength), item.Port, via6));
                     foreach (var (other, _) in RoutersOn(seg, portsOf))
                         if (visited.Add(other)) queue.Enqueue((other, item.Port, item.Via));
                 }
@@ -153,10 +225,13 @@ public sealed partial class Scenario
         }
     }
 
-    private static IEnumerable<(string Router, Ipv4Address Address)> RoutersOn(Segment seg, Dictionary<string, List<(int Port, Segment Seg, Ipv4Address Addr)>> portsOf)
+    /// <summary>A router's port: the segment it is on and the router's addresses there.</summary>
+    private sealed record RouterEnd(int Port, Segment Seg, Ipv4Address Addr, Ipv6Address? Addr6);
+
+    private static IEnumerable<(string Router, RouterEnd End)> RoutersOn(Segment seg, Dictionary<string, List<RouterEnd>> portsOf)
     {
         foreach (var (r, ports) in portsOf)
             foreach (var p in ports)
-                if (p.Seg == seg) yield return (r, p.Addr);
+                if (p.Seg == seg) yield return (r, p);
     }
 }

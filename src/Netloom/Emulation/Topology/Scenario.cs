@@ -71,7 +71,7 @@ public sealed partial class Scenario
             {
                 case NodeKind.Host:
                     var ip = _hostAddress[n.Name];
-                    net.AddHost(n.Name, ip.Address, ip.PrefixLength, _hostGateway.GetValueOrDefault(n.Name), n.Mtu);
+                    net.AddHost(n.Name, ip.Address, ip.PrefixLength, _hostGateway.GetValueOrDefault(n.Name), n.Mtu, Ipv6Options(n.Name));
                     break;
                 case NodeKind.Switch: net.AddSwitch(n.Name); break;
                 case NodeKind.Router: net.AddRouter(n.Name); break;
@@ -83,7 +83,9 @@ public sealed partial class Scenario
         {
             RouterAddress? Addr(bool isA) =>
                 _endAddress.TryGetValue((l.Name, isA), out var x) ? new RouterAddress(x.Address, x.Segment.Subnet.PrefixLength) : null;
-            net.Connect(net[l.A], net[l.B], l.AtoB, l.BtoA, l.Name, Addr(true), Addr(false), l.Mtu);
+            var link = net.Connect(net[l.A], net[l.B], l.AtoB, l.BtoA, l.Name, Addr(true), Addr(false), l.Mtu);
+            foreach (var (port, isA) in new[] { (link.A, true), (link.B, false) })
+                if (port.Node is RouterNode rn && _endAddress6.TryGetValue((l.Name, isA), out var a6)) rn.SetAddress6(port.Index, a6);
         }
         foreach (var r in Spec.Nodes.Where(n => n.Kind == NodeKind.Router))
         {
@@ -97,16 +99,31 @@ public sealed partial class Scenario
                 if (port < 0) { errors.Add(new(Spec.File, route.At, $"router {r.Name}: next hop {route.Via} is on none of its subnets")); continue; }
                 router.AddRoute(new Route(route.Prefix.Network, route.Prefix.PrefixLength, port, route.Via));
             }
+            foreach (var route in r.Routes6)
+            {
+                int port = -1;
+                for (int i = 0; i < router.Ports.Count && port < 0; i++)
+                    if (router.Address6Of(i) is { } a && a.Contains(route.Via)) port = i;
+                if (port < 0) { errors.Add(new(Spec.File, route.At, $"router {r.Name}: next hop {route.Via} is on none of its IPv6 subnets")); continue; }
+                router.AddRoute6(new Route6(new Prefix6(route.Prefix.Network, route.Prefix.PrefixLength), port, route.Via));
+            }
         }
         AddShortestPathRoutes(net);
         foreach (var a in Spec.Apps) AddApp(a, errors);
         foreach (var e in Spec.Events) AddEvent(e);
     }
 
+    /// <summary>A host's IPv6 settings when the topology speaks IPv6: its static address and default router; DAD off, as the file's addresses are checked unique.</summary>
+    private Func<StackOptions, StackOptions>? Ipv6Options(string node) =>
+        _hostAddress6.TryGetValue(node, out var a6)
+            ? o => o with { Ipv6 = true, Ipv6Address = a6.Address, Ipv6PrefixLength = a6.PrefixLength, Ipv6Gateway = _hostGateway6.GetValueOrDefault(node), DadTransmits = 0 }
+            : null;
+
     private void AddLinux(NodeSpec n)
     {
         var ip = _hostAddress[n.Name];
-        Network.AddLinux(n.Name, ip.Address, ip.PrefixLength, _hostGateway.GetValueOrDefault(n.Name), n.Mtu);
+        var node = Network.AddLinux(n.Name, ip.Address, ip.PrefixLength, _hostGateway.GetValueOrDefault(n.Name), n.Mtu);
+        if (_hostAddress6.TryGetValue(n.Name, out var a6)) node.AddIpv6(a6, _hostGateway6.GetValueOrDefault(n.Name));
     }
 
     private void AddProcess(NodeSpec n)
@@ -116,28 +133,49 @@ public sealed partial class Scenario
         for (int i = 0; i < argv.Length; i++)
             // Only node names are replaced: other braces (curl's -w '%{http_code}') stay as written.
             argv[i] = NodeReference().Replace(n.Run[i], m =>
-                _firstAddress.TryGetValue(m.Groups[1].Value, out var a) ? a.ToString() : m.Value);
+                m.Groups[2].Success
+                    ? _firstAddress6.TryGetValue(m.Groups[1].Value, out var a6) ? a6.ToString() : m.Value
+                    : _firstAddress.TryGetValue(m.Groups[1].Value, out var a) ? a.ToString() : m.Value);
         string? folder = File.Exists(Spec.File) ? Path.GetDirectoryName(Path.GetFullPath(Spec.File)) : null;
-        Network.AddProcess(n.Name, argv, ip.Address, ip.PrefixLength, _hostGateway.GetValueOrDefault(n.Name), n.Mtu, n.Start.Nanoseconds, folder);
+        var node = Network.AddProcess(n.Name, argv, ip.Address, ip.PrefixLength, _hostGateway.GetValueOrDefault(n.Name), n.Mtu, n.Start.Nanoseconds, folder);
+        if (_hostAddress6.TryGetValue(n.Name, out var p6)) node.SetIpv6(p6, _hostGateway6.GetValueOrDefault(n.Name));
     }
 
-    [System.Text.RegularExpressions.GeneratedRegex(@"\{([A-Za-z][A-Za-z0-9_.-]*)\}")]
+    /// <summary>"{NODE}" is a node's IPv4 address, "{NODE:ip6}" its IPv6 one.</summary>
+    [System.Text.RegularExpressions.GeneratedRegex(@"\{([A-Za-z][A-Za-z0-9_.-]*)(:ip6)?\}")]
     private static partial System.Text.RegularExpressions.Regex NodeReference();
 
-    private Ipv4Address Resolve(string to) => Ipv4Address.TryParse(to, out var a) ? a : _firstAddress[to];
+    /// <summary>Where an app aimed at <paramref name="to"/> (an address, or a node at its first address of the family asked) sends.</summary>
+    private IpAddr Resolve(string to, bool ipv6, out string? error)
+    {
+        error = null;
+        if (Ipv4Address.TryParse(to, out var a)) return IpAddr.FromIpv4(a);
+        if (Ipv6Address.TryParse(to, out var a6)) return IpAddr.FromIpv6(a6);
+        if (!ipv6) return IpAddr.FromIpv4(_firstAddress[to]);
+        if (_firstAddress6.TryGetValue(to, out a6)) return IpAddr.FromIpv6(a6);
+        error = $"'{to}' has no IPv6 address";
+        return default;
+    }
+
+    private static bool IsAddress(string to) => Ipv4Address.TryParse(to, out _) || Ipv6Address.TryParse(to, out _);
 
     private void AddApp(AppSpec a, List<TopologyError> errors)
     {
         var net = Network;
         if (net[a.On] is not HostNode host) { errors.Add(new(Spec.File, a.At, $"app '{a.Name}': apps run on hosts, and '{a.On}' is not one")); return; }
         var tcp = new TcpSocketOptions { Congestion = a.Congestion };
-        HostNode? target = a.To is not null && !Ipv4Address.TryParse(a.To, out _) ? net[a.To] as HostNode : null;
-        if (a.To is not null && target is null && !Ipv4Address.TryParse(a.To, out _) && net[a.To] is not RouterNode && net[a.To] is not LinuxNode && net[a.To] is not ProcessNode)
+        HostNode? target = a.To is not null && !IsAddress(a.To) ? net[a.To] as HostNode : null;
+        if (a.To is not null && target is null && !IsAddress(a.To) && net[a.To] is not RouterNode && net[a.To] is not LinuxNode && net[a.To] is not ProcessNode)
         {
             errors.Add(new(Spec.File, a.ToAt, $"app '{a.Name}': '{a.To}' is a switch, which has no address"));
             return;
         }
-        var dest = a.To is null ? default : new Endpoint(Resolve(a.To), a.Port);
+        var dest = default(Endpoint);
+        if (a.To is not null)
+        {
+            dest = new Endpoint(Resolve(a.To, a.Ipv6, out var why), a.Port);
+            if (why is not null) { errors.Add(new(Spec.File, a.ToAt, $"app '{a.Name}': {why}")); return; }
+        }
         App app;
         try
         {

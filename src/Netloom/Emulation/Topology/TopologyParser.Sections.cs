@@ -24,8 +24,8 @@ internal sealed partial class TopologyParser
             var node = new NodeSpec(name, kind, At(kn));
             string[] allowed = kind switch
             {
-                NodeKind.Host or NodeKind.Linux => ["type", "ip", "gateway", "mtu"],
-                NodeKind.Process => ["type", "ip", "gateway", "mtu", "run", "start"],
+                NodeKind.Host or NodeKind.Linux => ["type", "ip", "gateway", "ip6", "gateway6", "mtu"],
+                NodeKind.Process => ["type", "ip", "gateway", "ip6", "gateway6", "mtu", "run", "start"],
                 NodeKind.Router => ["type", "routes", "auto_routes", "acl"],
                 _ => ["type"],
             };
@@ -35,13 +35,20 @@ internal sealed partial class TopologyParser
                 {
                     case "ip": node = node with { Ip = Prefix(x, $"{name}.ip") }; break;
                     case "gateway": node = node with { Gateway = Address(x, $"{name}.gateway") }; break;
+                    case "ip6": node = node with { Ip6 = Prefix6(x, $"{name}.ip6") }; break;
+                    case "gateway6": node = node with { Gateway6 = Address6(x, $"{name}.gateway6") }; break;
                     case "mtu": node = node with { Mtu = (int)Integer(x, $"{name}.mtu", 68, 9000) }; break;
                     case "auto_routes": node = node with { AutoRoutes = Bool(x, $"{name}.auto_routes") }; break;
                     case "run": node = node with { Run = Command(x, $"{name}.run") }; break;
                     case "start": node = node with { Start = Time(x, $"{name}.start") }; break;
                     case "routes":
                         if (x is not YamlSequenceNode seq) { Error(x, $"{name}.routes must be a list such as [\"10.3.0.0/16 via 10.9.0.2\"]"); break; }
-                        foreach (var r in seq) if (Route(r, name) is { } route) node.Routes.Add(route);
+                        foreach (var r in seq)
+                        {
+                            if (Scalar(r, $"{name}.routes") is { } line && line.Contains(':'))
+                            { if (Route6(r, line, name) is { } route6) node.Routes6.Add(route6); }
+                            else if (Route(r, name) is { } route) node.Routes.Add(route);
+                        }
                         break;
                     case "acl":
                         if (x is not YamlSequenceNode rules) { Error(x, $"{name}.acl must be a list such as [\"drop tcp to 10.0.3.0/24 port 80\"]"); break; }
@@ -123,6 +130,20 @@ internal sealed partial class TopologyParser
         return new RouteSpec(prefix, via, At(n));
     }
 
+    /// <summary>"PREFIX via NEXTHOP" for IPv6, such as "fd00:3::/48 via fd00:0:0:9::2" (or "default via ...").</summary>
+    private Route6Spec? Route6(YamlNode n, string line, string router)
+    {
+        var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        Prefix6 prefix = default;
+        if (parts.Length != 3 || parts[1] != "via" || !(parts[0] == "default" || Emulation.Prefix6.TryParse(parts[0], out prefix)) || !Wire.Ipv6Address.TryParse(parts[2], out var via))
+        {
+            Error(n, $"route '{line}' must read 'PREFIX via ADDRESS', such as 'fd00:3::/48 via fd00:0:0:9::2' or 'default via fd00:0:0:9::2'");
+            return null;
+        }
+        if (parts[0] == "default") prefix = new Prefix6(Wire.Ipv6Address.Unspecified, 0);
+        return new Route6Spec(prefix, via, At(n));
+    }
+
     private void ParseLinks(YamlNode links, TopologySpec spec)
     {
         if (links is not YamlSequenceNode seq) { Error(links, "links must be a list, each item with at least 'a' and 'b'"); return; }
@@ -131,10 +152,11 @@ internal sealed partial class TopologyParser
             string? a = null, b = null, name = null;
             SourceLocation aAt = At(item), bAt = At(item);
             Cidr? ipA = null, ipB = null;
+            Prefix6? ip6A = null, ip6B = null;
             int mtu = 1500;
             var both = Impairments.None;
             YamlNode? ab = null, ba = null;
-            var keys = new[] { "name", "a", "b", "a_ip", "b_ip", "mtu", "a_to_b", "b_to_a" }.Concat(ImpairmentKeys).ToArray();
+            var keys = new[] { "name", "a", "b", "a_ip", "b_ip", "a_ip6", "b_ip6", "mtu", "a_to_b", "b_to_a" }.Concat(ImpairmentKeys).ToArray();
             var entries = Entries(item, "a link", keys).ToList();
             foreach (var (k, v) in entries)
             {
@@ -145,6 +167,8 @@ internal sealed partial class TopologyParser
                     case "b": b = Scalar(v, "link end b"); bAt = At(v); break;
                     case "a_ip": ipA = Prefix(v, "a_ip"); break;
                     case "b_ip": ipB = Prefix(v, "b_ip"); break;
+                    case "a_ip6": ip6A = Prefix6(v, "a_ip6"); break;
+                    case "b_ip6": ip6B = Prefix6(v, "b_ip6"); break;
                     case "mtu": mtu = (int)Integer(v, "link mtu", 68, 9000); break;
                     case "a_to_b": ab = v; break;
                     case "b_to_a": ba = v; break;
@@ -162,7 +186,7 @@ internal sealed partial class TopologyParser
             btoa = btoa with { Mtu = mtu };
             foreach (var (imp, dir) in new[] { (atob, "a_to_b"), (btoa, "b_to_a") })
                 if (imp.Validate() is { } problem) Error(item, $"link {name} ({dir}): {problem}");
-            spec.Links.Add(new LinkSpec(name, a, b, At(item)) { AAt = aAt, BAt = bAt, IpA = ipA, IpB = ipB, AtoB = atob, BtoA = btoa, Mtu = mtu });
+            spec.Links.Add(new LinkSpec(name, a, b, At(item)) { AAt = aAt, BAt = bAt, IpA = ipA, IpB = ipB, Ip6A = ip6A, Ip6B = ip6B, AtoB = atob, BtoA = btoa, Mtu = mtu });
         }
     }
 

@@ -32,10 +32,10 @@ internal sealed partial class TopologyParser
             }
             string[] allowed = kind switch
             {
-                AppKind.Ping => ["type", "name", "on", "to", "start", "interval", "count", "size"],
-                AppKind.Bulk => ["type", "name", "on", "to", "port", "start", "size", "duration", "cc"],
-                AppKind.Rr => ["type", "name", "on", "to", "port", "start", "request", "response", "count", "interval", "cc"],
-                AppKind.Udp => ["type", "name", "on", "to", "port", "start", "rate", "size", "duration", "count"],
+                AppKind.Ping => ["type", "name", "on", "to", "ipv6", "start", "interval", "count", "size"],
+                AppKind.Bulk => ["type", "name", "on", "to", "ipv6", "port", "start", "size", "duration", "cc"],
+                AppKind.Rr => ["type", "name", "on", "to", "ipv6", "port", "start", "request", "response", "count", "interval", "cc"],
+                AppKind.Udp => ["type", "name", "on", "to", "ipv6", "port", "start", "rate", "size", "duration", "count"],
                 AppKind.Http => ["type", "name", "on", "port", "start", "size"],
                 _ => ["type", "name", "on", "port", "start"],
             };
@@ -53,6 +53,7 @@ internal sealed partial class TopologyParser
                     case "name": app = app with { Name = Scalar(v, "app name") ?? app.Name }; break;
                     case "on": app = app with { On = Scalar(v, "on") ?? "" }; hasOn = true; break;
                     case "to": app = app with { To = Scalar(v, "to"), ToAt = At(v) }; break;
+                    case "ipv6": app = app with { Ipv6 = Bool(v, "ipv6") }; break;
                     case "port": app = app with { Port = (ushort)Integer(v, "port", 1, 65535) }; break;
                     case "start": app = app with { Start = Time(v, "start") }; break;
                     case "interval": app = app with { Interval = Time(v, "interval") }; break;
@@ -72,7 +73,7 @@ internal sealed partial class TopologyParser
             }
             if (!hasOn) { Error(item, $"app '{app.Name}' needs 'on: HOST' (where it runs)"); continue; }
             bool client = kind is AppKind.Ping or AppKind.Bulk or AppKind.Rr or AppKind.Udp;
-            if (client && app.To is null) Error(item, $"app '{app.Name}' needs 'to': a node name or an IPv4 address");
+            if (client && app.To is null) Error(item, $"app '{app.Name}' needs 'to': a node name or an IP address");
             if (kind == AppKind.Bulk && app.Size == 0 && app.For == default) Error(item, $"app '{app.Name}': a bulk transfer needs 'size' (such as 10MB) or 'duration'");
             if (kind == AppKind.Udp && app.Rate == 0) Error(item, $"app '{app.Name}': a UDP stream needs 'rate' (such as 1mbit)");
             if (kind == AppKind.Udp && app.For == default && app.Count == 0) Error(item, $"app '{app.Name}': a UDP stream needs 'duration' or 'count'");
@@ -167,7 +168,7 @@ internal sealed partial class TopologyParser
         {
             if (!nodes.TryGetValue(a.On, out var on)) { if (!_broken.Contains(a.On)) Error(a.At, $"app '{a.Name}': no node named '{a.On}'"); }
             else if (on.Kind != NodeKind.Host) Error(a.At, $"app '{a.Name}' runs on '{a.On}', a {on.Kind.ToString().ToLowerInvariant()}; apps run on hosts");
-            if (a.To is { } to && !nodes.ContainsKey(to) && !Wire.Ipv4Address.TryParse(to, out _)) Error(a.ToAt, $"app '{a.Name}': 'to: {to}' is neither a node nor an IPv4 address");
+            if (a.To is { } to && !nodes.ContainsKey(to) && !Wire.Ipv4Address.TryParse(to, out _) && !Wire.Ipv6Address.TryParse(to, out _)) Error(a.ToAt, $"app '{a.Name}': 'to: {to}' is neither a node nor an IP address");
         }
         foreach (var e in spec.Events)
         {

@@ -61,13 +61,14 @@ internal sealed partial class TopologyParser
 
         var spec = new TopologySpec(_file);
         YamlNode? nodes = null, links = null, apps = null, events = null;
-        foreach (var (k, v) in Entries(root, "the top level", "name", "seed", "duration", "nodes", "links", "apps", "events"))
+        foreach (var (k, v) in Entries(root, "the top level", "name", "seed", "duration", "ipv6", "nodes", "links", "apps", "events"))
         {
             switch (k)
             {
                 case "name": spec = spec with { Name = Scalar(v, "name") }; break;
                 case "seed": spec = spec with { Seed = (int)Integer(v, "seed", int.MinValue, int.MaxValue) }; break;
                 case "duration": spec = spec with { Duration = Time(v, "duration", positive: true) }; break;
+                case "ipv6": spec = spec with { Ipv6 = Bool(v, "ipv6") }; break;
                 case "nodes": nodes = v; break;
                 case "links": links = v; break;
                 case "apps": apps = v; break;
@@ -80,6 +81,11 @@ internal sealed partial class TopologyParser
         if (apps is not null) ParseApps(apps, spec);
         if (events is not null) ParseEvents(events, spec);
         CheckNames(spec);
+        // An IPv6 address or route written anywhere turns IPv6 on, as if the file said ipv6: true.
+        if (spec.Nodes.Exists(n => n.Ip6 is not null || n.Gateway6 is not null || n.Routes6.Count > 0) || spec.Links.Exists(l => l.Ip6A is not null || l.Ip6B is not null))
+            spec = spec with { Ipv6 = true };
+        foreach (var a in spec.Apps.Where(a => a.Ipv6 || a.To is not null && Ipv6Address.TryParse(a.To, out _)))
+            if (!spec.Ipv6) { Error(a.At, $"app '{a.Name}' uses IPv6; add 'ipv6: true' at the top level so the network speaks it"); break; }
         return spec;
     }
 
@@ -158,6 +164,25 @@ internal sealed partial class TopologyParser
         if (s is null) return null;
         if (!Ipv4Address.TryParse(s, out var a)) { Error(n, $"{what} must be an IPv4 address such as 10.0.1.1, not '{s}'"); return null; }
         return a;
+    }
+
+    private Ipv6Address? Address6(YamlNode n, string what)
+    {
+        var s = Scalar(n, what);
+        if (s is null) return null;
+        if (!Ipv6Address.TryParse(s, out var a) || a.IsMulticast || a.IsUnspecified) { Error(n, $"{what} must be a unicast IPv6 address such as fd00:0:0:1::1, not '{s}'"); return null; }
+        return a;
+    }
+
+    private Prefix6? Prefix6(YamlNode n, string what)
+    {
+        var s = Scalar(n, what);
+        if (s is null) return null;
+        if (!Emulation.Prefix6.TryParse(s, out var p) || p.PrefixLength is < 1 or > 127)
+        { Error(n, $"{what} must be an IPv6 address with a prefix length such as fd00:0:0:1::5/64, not '{s}'"); return null; }
+        if (p.Address.IsMulticast || p.Address.IsLinkLocal || p.Address.IsLoopback || p.Address.IsUnspecified || p.Address == p.Network)
+        { Error(n, $"{what}: {p.Address} cannot be an interface address (multicast, link-local, loopback, or the prefix itself)"); return null; }
+        return p;
     }
 
     private Cidr? Prefix(YamlNode n, string what)

@@ -46,12 +46,17 @@ internal readonly record struct Cidr(Ipv4Address Address, int PrefixLength)
 
 internal sealed record RouteSpec(Cidr Prefix, Ipv4Address Via, SourceLocation At);
 
+internal sealed record Route6Spec(Prefix6 Prefix, Ipv6Address Via, SourceLocation At);
+
 internal sealed record NodeSpec(string Name, NodeKind Kind, SourceLocation At)
 {
     public Cidr? Ip { get; init; }
     public Ipv4Address? Gateway { get; init; }
+    public Prefix6? Ip6 { get; init; }
+    public Ipv6Address? Gateway6 { get; init; }
     public int Mtu { get; init; } = 1500;
     public List<RouteSpec> Routes { get; init; } = [];
+    public List<Route6Spec> Routes6 { get; init; } = [];
     /// <summary>Routers: the access list, in order.</summary>
     public List<AccessRule> Acl { get; init; } = [];
     /// <summary>Routers: add shortest-path routes to every subnet not reached by a static route.</summary>
@@ -68,6 +73,8 @@ internal sealed record LinkSpec(string Name, string A, string B, SourceLocation 
     public SourceLocation BAt { get; init; }
     public Cidr? IpA { get; init; }
     public Cidr? IpB { get; init; }
+    public Prefix6? Ip6A { get; init; }
+    public Prefix6? Ip6B { get; init; }
     public Impairments AtoB { get; init; } = Impairments.None;
     public Impairments BtoA { get; init; } = Impairments.None;
     public int Mtu { get; init; } = 1500;
@@ -77,8 +84,10 @@ internal enum AppKind { Ping, Bulk, Rr, Udp, Echo, Http, Sink }
 
 internal sealed record AppSpec(string Name, AppKind Kind, string On, SourceLocation At)
 {
-    /// <summary>A node name or an IPv4 address.</summary>
+    /// <summary>A node name, or an IPv4 or IPv6 address.</summary>
     public string? To { get; init; }
+    /// <summary>Reach a node named in <see cref="To"/> at its IPv6 address rather than its IPv4 one.</summary>
+    public bool Ipv6 { get; init; }
     public SourceLocation ToAt { get; init; }
     public ushort Port { get; init; }
     public Duration Start { get; init; }
@@ -110,6 +119,8 @@ internal sealed record TopologySpec(string File)
     public string? Name { get; init; }
     public int Seed { get; init; } = 1;
     public Duration Duration { get; init; } = Duration.FromSeconds(10);
+    /// <summary>Every segment also gets an IPv6 /64 and every router forwards IPv6 (dual stack).</summary>
+    public bool Ipv6 { get; init; }
     public List<NodeSpec> Nodes { get; init; } = [];
     public List<LinkSpec> Links { get; init; } = [];
     public List<AppSpec> Apps { get; init; } = [];
