@@ -118,7 +118,7 @@ internal sealed class ControlServer : IAsyncDisposable
                 var r = doc!.RootElement;
                 if (Str(r, "name") is not { } name || Str(r, "type") is not { } type)
                     return Problem(400, "a node needs 'name' and 'type' (host, switch, router or process), and a host or process node 'ip'");
-                if (Unknown(r, "name", "type", "ip", "gateway", "mtu", "run", "start") is { } bad) return bad;
+                if (Unknown(r, "name", "type", "ip", "gateway", "ip6", "gateway6", "mtu", "run", "start") is { } bad) return bad;
                 if (Int(r, "mtu", 1500) is not { } mtu) return Problem(400, "'mtu' must be a whole number");
                 string[]? run = null;
                 if (r.TryGetProperty("run", out var rv))
@@ -133,7 +133,7 @@ internal sealed class ControlServer : IAsyncDisposable
                     if (TimeOf(sv) is not { } d) return Problem(400, "'start' must be a time such as \"2s\" (at most 1h)");
                     start = d;
                 }
-                return await Run(() => _live.AddNode(name, type, Str(r, "ip"), Str(r, "gateway"), mtu, run, start));
+                return await Run(() => _live.AddNode(name, type, Str(r, "ip"), Str(r, "gateway"), mtu, run, start, Str(r, "ip6"), Str(r, "gateway6")));
             }
         });
         app.MapPost("/api/links", async (HttpRequest req) =>
@@ -144,10 +144,10 @@ internal sealed class ControlServer : IAsyncDisposable
             {
                 var r = doc!.RootElement;
                 if (Str(r, "a") is not { } a || Str(r, "b") is not { } b) return Problem(400, "a link needs 'a' and 'b' (node names)");
-                if (Unknown(r, "a", "b", "name", "a_ip", "b_ip", "mtu", "impairments") is { } bad) return bad;
+                if (Unknown(r, "a", "b", "name", "a_ip", "b_ip", "a_ip6", "b_ip6", "mtu", "impairments") is { } bad) return bad;
                 if (Int(r, "mtu", 1500) is not { } mtu) return Problem(400, "'mtu' must be a whole number");
                 string? imp = r.TryGetProperty("impairments", out var i) ? i.GetRawText() : null;
-                return await Run(() => _live.AddLink(a, b, Str(r, "name"), Str(r, "a_ip"), Str(r, "b_ip"), mtu, imp));
+                return await Run(() => _live.AddLink(a, b, Str(r, "name"), Str(r, "a_ip"), Str(r, "b_ip"), mtu, imp, Str(r, "a_ip6"), Str(r, "b_ip6")));
             }
         });
         app.MapDelete("/api/nodes/{name}", (string name) => Run(() => _live.RemoveNode(name)));

@@ -458,11 +458,13 @@ internal sealed class LiveEmulation : IDisposable
     }
 
     /// <summary>Adds a host, switch, router or process node to the running network (linux nodes need a file and root).</summary>
-    public object AddNode(string name, string type, string? ip, string? gateway, int mtu, string[]? run = null, Duration start = default)
+    public object AddNode(string name, string type, string? ip, string? gateway, int mtu, string[]? run = null, Duration start = default, string? ip6 = null, string? gateway6 = null)
     {
         var net = _sc.Network;
         if (!NamePattern.IsMatch(name)) throw new ApiException(400, $"'{name}' is not a node name: a letter, then letters, digits, '-', '_' or '.'; at most 32");
         if (net.Nodes.Any(n => n.Name == name && !n.Removed)) throw new ApiException(409, $"a node named '{name}' already exists");
+        if ((ip6 ?? gateway6) is not null && type is not ("host" or "process"))
+            throw new ApiException(400, "ip6 and gateway6 are for a host or a process node; a router's IPv6 addresses come with its links (a_ip6, b_ip6)");
         Node node;
         switch (type)
         {
@@ -472,7 +474,10 @@ internal sealed class LiveEmulation : IDisposable
                 Ipv4Address? gw = null;
                 if (gateway is not null) gw = Ipv4Address.TryParse(gateway, out var g) ? g : throw new ApiException(400, $"gateway must be an IPv4 address, not '{gateway}'");
                 if (mtu < 68 || mtu > net.Options.MaxMtu) throw new ApiException(400, $"mtu must be 68 to {net.Options.MaxMtu}");
-                node = net.AddHost(name, a, p, gw, mtu);
+                var v6 = Ipv6Settings(ip6, gateway6);
+                node = net.AddHost(name, a, p, gw, mtu, v6 is { } s6
+                    ? o => o with { Ipv6 = true, Ipv6Address = s6.Address.Address, Ipv6PrefixLength = s6.Address.PrefixLength, Ipv6Gateway = s6.Gateway, DadTransmits = 0 }
+                    : null);
                 break;
             case "switch": node = net.AddSwitch(name); break;
             case "router": node = net.AddRouter(name); break;
@@ -484,7 +489,10 @@ internal sealed class LiveEmulation : IDisposable
                 Ipv4Address? pgw = null;
                 if (gateway is not null) pgw = Ipv4Address.TryParse(gateway, out var g2) ? g2 : throw new ApiException(400, $"gateway must be an IPv4 address, not '{gateway}'");
                 if (mtu < 576 || mtu > net.Options.MaxMtu) throw new ApiException(400, $"a process node's mtu must be 576 to {net.Options.MaxMtu}");
-                node = net.AddProcess(name, run, pa, pp, pgw, mtu, start.Nanoseconds, Environment.CurrentDirectory);
+                var pv6 = Ipv6Settings(ip6, gateway6);
+                var process = net.AddProcess(name, run, pa, pp, pgw, mtu, start.Nanoseconds, Environment.CurrentDirectory);
+                if (pv6 is { } ps6) process.SetIpv6(ps6.Address, ps6.Gateway);
+                node = process;
                 break;
             default: throw new ApiException(400, $"unknown node type '{type}'; the API adds host, switch, router or process");
         }
@@ -511,8 +519,22 @@ internal sealed class LiveEmulation : IDisposable
         return new { removed = name };
     }
 
+    private static (Prefix6 Address, Ipv6Address? Gateway)? Ipv6Settings(string? ip6, string? gateway6)
+    {
+        if (ip6 is null) return gateway6 is null ? null : throw new ApiException(400, "gateway6 needs ip6");
+        var a = ParsePrefix6(ip6, "ip6");
+        Ipv6Address? gw = null;
+        if (gateway6 is not null) gw = Ipv6Address.TryParse(gateway6, out var g) && !g.IsMulticast ? g : throw new ApiException(400, $"gateway6 must be a unicast IPv6 address, not '{gateway6}'");
+        return (a, gw);
+    }
+
+    private static Prefix6 ParsePrefix6(string text, string key) =>
+        Prefix6.TryParse(text, out var p) && p.PrefixLength is >= 1 and <= 127 && !p.Address.IsMulticast && !p.Address.IsLinkLocal && !p.Address.IsUnspecified && p.Address != p.Network
+            ? p
+            : throw new ApiException(400, $"{key} must be a unicast IPv6 address with a prefix length, such as \"fd00:0:0:1::5/64\", not '{text}'");
+
     /// <summary>Joins two nodes of the running network with a new link.</summary>
-    public object AddLink(string a, string b, string? name, string? aIp, string? bIp, int mtu, string? impairments)
+    public object AddLink(string a, string b, string? name, string? aIp, string? bIp, int mtu, string? impairments, string? aIp6 = null, string? bIp6 = null)
     {
         var net = _sc.Network;
         Node na = FindNode(a, 400), nb = FindNode(b, 400);
@@ -529,6 +551,14 @@ internal sealed class LiveEmulation : IDisposable
         }
         var ra = Addr(na, aIp, "a_ip");
         var rb = Addr(nb, bIp, "b_ip");
+        Prefix6? Addr6(Node n, string? text, string key)
+        {
+            if (text is null) return null;
+            if (n is not RouterNode) throw new ApiException(400, $"{key} is for a router's end; {n.Name} is not a router");
+            return ParsePrefix6(text, key);
+        }
+        var ra6 = Addr6(na, aIp6, "a_ip6");
+        var rb6 = Addr6(nb, bIp6, "b_ip6");
         Impairments ab = Netloom.Netem.Impairments.None, ba = Netloom.Netem.Impairments.None;
         if (impairments is not null)
         {
@@ -543,6 +573,8 @@ internal sealed class LiveEmulation : IDisposable
         Link link;
         try { link = net.Connect(na, nb, ab with { Mtu = mtu }, ba with { Mtu = mtu }, name, ra, rb, mtu); }
         catch (ArgumentException e) { throw new ApiException(400, e.Message); }
+        if (ra6 is { } x6) ((RouterNode)na).SetAddress6(link.A.Index, x6);
+        if (rb6 is { } y6) ((RouterNode)nb).SetAddress6(link.B.Index, y6);
         GrowSamples();
         _events.Publish("link", new { link = name, action = "added", at = net.Elapsed.TotalSeconds });
         return LinkState(link);

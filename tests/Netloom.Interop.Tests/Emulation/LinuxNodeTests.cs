@@ -100,3 +100,68 @@ public class LinuxNodeCliTests
         Assert.DoesNotContain(ns, Sh.Ok("ip", "netns", "list")); // the namespace went with the run
     }
 }
+
+/// <summary>
+/// A dual-stack topology with a linux node: the kernel's ping -6 and curl -6 cross an emulated
+/// IPv6 router to a user-level host, and the kernel reads the router's ICMPv6 errors.
+/// </summary>
+public class LinuxNodeIpv6Tests
+{
+    private const string Topology = """
+        duration: 120s
+        ipv6: true
+        nodes:
+          client: linux
+          r1: router
+          r2: router
+          web: host
+        links:
+          - {a: client, b: r1}
+          - {name: wan, a: r1, b: r2, delay: 2ms, mtu: 1280}
+          - {a: r2, b: web}
+        apps:
+          - {name: http, type: http, on: web, port: 80, size: 1MB}
+        """;
+
+    [RootFact("curl", "ping")]
+    public void The_kernel_pings_and_fetches_over_ipv6_through_emulated_routers_and_hears_their_errors()
+    {
+        var sc = Netloom.Emulation.Topology.Scenario.Build(Netloom.Emulation.Topology.TopologyParser.Parse(Topology, "v6-linux.yaml"), realTime: true);
+        using var net = sc.Network;
+        var linux = (LinuxNode)net["client"];
+        var web = (HostNode)net["web"];
+        string to = web.Options.Ipv6Address!.Value.ToString();
+        Assert.Equal("fd00:0:0:3::2", to);
+        bool done = false;
+        var runner = new Thread(() => net.RunRealTime(Duration.FromSeconds(120), () => Volatile.Read(ref done))) { IsBackground = true };
+        runner.Start();
+        try
+        {
+            string[] Ns(params string[] args) => ["netns", "exec", linux.Namespace, .. args];
+            var ping = Sh.Run(TimeSpan.FromSeconds(30), "ip", Ns("ping", "-6", "-c", "5", "-i", "0.2", "-W", "2", to));
+            Assert.True(ping.Code == 0, ping.Out + ping.Err);
+            Assert.Contains("ttl=62", ping.Out); // two routers, each one hop
+            // Hop limit 1: the first router answers Time Exceeded from its address on the client's segment.
+            var hop = Sh.Run(TimeSpan.FromSeconds(30), "ip", Ns("ping", "-6", "-c", "1", "-t", "1", "-W", "2", to));
+            Assert.Contains("fd00:0:0:1::2", hop.Out + hop.Err);
+            Assert.Contains("Time exceeded", hop.Out + hop.Err, StringComparison.OrdinalIgnoreCase);
+            // 1,400 bytes with fragmentation forbidden meets the WAN's 1280: the kernel hears Packet Too Big.
+            var big = Sh.Run(TimeSpan.FromSeconds(30), "ip", Ns("ping", "-6", "-c", "3", "-i", "0.3", "-s", "1400", "-M", "do", "-W", "2", to));
+            Assert.Contains("mtu=1280", big.Out + big.Err, StringComparison.OrdinalIgnoreCase);
+            using var dir = new TempDir();
+            string file = dir.File("body");
+            var curl = Sh.Run(TimeSpan.FromSeconds(60), "ip", Ns("curl", "-6", "-g", "-s", "-o", file, "-w", "%{http_code} %{size_download}", $"http://[{to}]/2097152"));
+            Assert.True(curl.Code == 0, curl.Err);
+            Assert.Equal("200 2097152", curl.Out.Trim());
+            var body = File.ReadAllBytes(file);
+            for (int i = 0; i < body.Length; i++) if (body[i] != (byte)('a' + i % 26)) Assert.Fail($"byte {i} is {body[i]}");
+        }
+        finally
+        {
+            Volatile.Write(ref done, true);
+            runner.Join(TimeSpan.FromSeconds(10));
+        }
+        var r1 = net.Router("r1").Counters;
+        Assert.True(r1.TtlExceeded >= 1 && r1.FragmentationNeeded >= 1, $"time exceeded {r1.TtlExceeded}, too big {r1.FragmentationNeeded}");
+    }
+}

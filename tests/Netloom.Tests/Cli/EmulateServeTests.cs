@@ -386,4 +386,51 @@ public class EmulateServeTopologyChangeTests
         Assert.True(st == 400, $"{st} {pb}");
         Assert.Contains("needs real time", pb.GetProperty("error").GetString());
     }
+
+    [Fact]
+    public void A_dual_stack_host_and_router_link_added_while_running_carry_ipv6()
+    {
+        using var dir = new TempDir();
+        // h1 pings an IPv6 address beyond r1 that nobody has yet; a router link and a host added with it answer.
+        using var s = EmulateServeTests.Serve(dir, """
+            duration: 120s
+            ipv6: true
+            nodes: {h1: host, s1: switch, r1: router, s2: switch}
+            links:
+              - {a: h1, b: s1}
+              - {a: s1, b: r1}
+            apps:
+              - {type: ping, on: h1, to: "fd00:0:0:7::99", interval: 100ms}
+            """);
+        var h1 = s.Get("api/nodes")[0].GetProperty("addresses");
+        Assert.Equal("fd00:0:0:1::1/64", h1[1].GetString());
+        var link = s.Post("api/links", """{"a": "r1", "b": "s2", "a_ip": "10.0.7.1/24", "a_ip6": "fd00:0:0:7::1/64"}""");
+        Assert.Equal("r1-s2", link.GetProperty("name").GetString());
+        Assert.Contains(s.Get("api/nodes").EnumerateArray(), n => n.GetProperty("name").GetString() == "r1"
+            && n.GetProperty("addresses").EnumerateArray().Any(a => a.GetString() == "fd00:0:0:7::1/64"));
+        var node = s.Post("api/nodes", """{"name": "h9", "type": "host", "ip": "10.0.7.99/24", "ip6": "fd00:0:0:7::99/64", "gateway6": "fd00:0:0:7::1"}""");
+        Assert.Equal("fd00:0:0:7::99/64", node.GetProperty("addresses")[1].GetString());
+        s.Post("api/links", """{"a": "h9", "b": "s2"}""");
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while (s.Get("api/apps")[0].GetProperty("received").GetInt64() < 3)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"no IPv6 ping answered across the new router link: {s.Get("api/apps")}");
+            Thread.Sleep(100);
+        }
+        (string Path, string Body, string Message)[] bad =
+        [
+            ("api/nodes", """{"name": "x1", "type": "host", "ip": "10.0.7.3/24", "ip6": "fd00::7"}""", "ip6 must be a unicast IPv6 address with a prefix length"),
+            ("api/nodes", """{"name": "x1", "type": "host", "ip": "10.0.7.3/24", "ip6": "fe80::7/64"}""", "ip6 must be a unicast IPv6 address"),
+            ("api/nodes", """{"name": "x1", "type": "host", "ip": "10.0.7.3/24", "gateway6": "fd00:0:0:7::1"}""", "gateway6 needs ip6"),
+            ("api/nodes", """{"name": "x1", "type": "router", "ip6": "fd00:0:0:7::3/64"}""", "a router's IPv6 addresses come with its links"),
+            ("api/links", """{"a": "s1", "b": "s2", "a_ip6": "fd00:0:0:8::1/64"}""", "a_ip6 is for a router's end"),
+        ];
+        foreach (var c in bad)
+        {
+            var (status, body) = s.Send(HttpMethod.Post, c.Path, c.Body);
+            Assert.True(status == 400, $"{c.Path} {c.Body}: {status} {body}");
+            Assert.Contains(c.Message, body.GetProperty("error").GetString());
+        }
+        Assert.DoesNotContain(s.Get("api/nodes").EnumerateArray(), n => n.GetProperty("name").GetString() == "x1");
+    }
 }
