@@ -39,6 +39,7 @@ internal readonly record struct Route6(Prefix6 Prefix, int Port, Ipv6Address? Vi
 public sealed partial class RouterNode
 {
     private const int Icmpv6ErrorsPerSecond = 100;
+    private const int MaxPending6 = 1024;
     private const int EthernetLength = 14;
     private const int Ipv6Start = EthernetLength, Icmpv6Start = Ipv6Start + Ipv6Field.HeaderLength;
     /// <summary>An error quotes as much of the packet as keeps it within the IPv6 minimum MTU (RFC 4443 §2.4 c).</summary>
@@ -224,6 +225,8 @@ public sealed partial class RouterNode
         }
         if (!_pending6.TryGetValue((port, nextHop), out var pending))
         {
+            // A /64 has room for any number of next hops: bound those being resolved at once.
+            if (_pending6.Count >= MaxPending6) { Counters.PendingDropped++; Network.Pool.Return(frame); return; }
             pending = new Pending { Port = port, NextTry = now };
             _pending6[(port, nextHop)] = pending;
         }
