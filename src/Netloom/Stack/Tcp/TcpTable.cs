@@ -87,7 +87,7 @@ internal sealed class TcpTable
             }
             s.EndTimeWait(); // RFC 6191: a SYN beyond the old connection may reopen the 4-tuple
         }
-        if (FindListener(seg.DestinationPort) is { } listener)
+        if (FindListener(seg.DestinationPort) is { } listener && listener.Takes(seg.Source))
         {
             listener.Process(ref seg);
             return;
