@@ -96,16 +96,18 @@ internal sealed unsafe partial class Engine
     }
 
     /// <summary>
-    /// IPPROTO_IPV6 options (ipv6(7)), on AF_INET6 sockets only (an AF_INET socket answers
-    /// ENOPROTOOPT, as Linux's ip_getsockopt does). IPV6_V6ONLY decides what the socket speaks;
-    /// the hop limits, traffic class, multicast loop and path MTU discovery mode are checked as
-    /// do_ipv6_setsockopt checks them and recorded (the stack puts its own values on the wire).
-    /// Options that promise ancillary data or multicast membership (IPV6_RECVPKTINFO,
-    /// IPV6_ADD_MEMBERSHIP...) answer ENOPROTOOPT, so a program that needs them learns it at once.
+    /// IPPROTO_IPV6 options (ipv6(7)) on AF_INET6 sockets; an AF_INET socket answers as Linux's
+    /// does (getsockopt EOPNOTSUPP, setsockopt ENOPROTOOPT). IPV6_V6ONLY decides what the socket
+    /// speaks; the hop limits, traffic class, multicast loop and path MTU discovery mode are
+    /// checked as do_ipv6_setsockopt checks them and recorded (the stack puts its own values on
+    /// the wire). The rest, options that promise ancillary data or multicast membership
+    /// (IPV6_RECVPKTINFO, IPV6_ADD_MEMBERSHIP...) among them, answer EOPNOTSUPP, the kernel's
+    /// answer for an option it does not have, so a program that needs one learns it at once
+    /// rather than waiting for control messages that never come.
     /// </summary>
     private static long GetIpv6Option(RunSocket s, int name, byte* value, uint* length)
     {
-        if (s.Family != Abi.AF_INET6) return -Errno.ENOPROTOOPT;
+        if (s.Family != Abi.AF_INET6) return -Errno.EOPNOTSUPP;
         switch (name)
         {
             case Abi.IPV6_V6ONLY: return Options.WriteInt(value, length, s.V6Only ? 1 : 0);
@@ -115,7 +117,7 @@ internal sealed unsafe partial class Engine
             case Abi.IPV6_MULTICAST_LOOP: return Options.WriteInt(value, length, s.MulticastLoop);
             case Abi.IPV6_MTU_DISCOVER: return Options.WriteInt(value, length, s.PmtuDiscover);
         }
-        return -Errno.ENOPROTOOPT;
+        return -Errno.EOPNOTSUPP;
     }
 
     private static long SetIpv6Option(RunSocket s, int name, int v)
@@ -135,7 +137,7 @@ internal sealed unsafe partial class Engine
             case Abi.IPV6_UNICAST_HOPS or Abi.IPV6_MULTICAST_HOPS or Abi.IPV6_TCLASS or Abi.IPV6_MULTICAST_LOOP or Abi.IPV6_MTU_DISCOVER:
                 return -Errno.EINVAL;
         }
-        return -Errno.ENOPROTOOPT;
+        return -Errno.EOPNOTSUPP;
     }
 
     private static long WriteTimeval(byte* value, uint* length, long ns)
