@@ -178,12 +178,12 @@ public class Ipv6RunTests
         }
     }
 
-    [RootFact("ip", "curl")]
+    [RootFact("ip", "curl", "/usr/bin/python3")]
     public void With_no_ip6_an_ipv6_program_stays_on_the_kernel()
     {
         using var lab = new Tap6Namespace();
-        // The kernel's own address answers on its loopback-free namespace only if the socket is the kernel's:
-        // under --no-ip6, curl -6 to the kernel's address connects through the kernel (a local address), not the TAP.
+        // Under --no-ip6, curl -6 to the kernel's own address is a kernel socket: the kernel delivers it
+        // locally. On the stack it would have crossed the TAP from the stack's address.
         using var www = new TempDir();
         File.WriteAllText(www.File("hello.txt"), "hello over the kernel\n");
         using var kernelServer = new Background("Serving HTTP", "ip", "netns", "exec", lab.Ns, "/usr/bin/python3", "-u", "-m", "http.server", "8002",
