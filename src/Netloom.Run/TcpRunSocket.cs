@@ -94,12 +94,13 @@ internal sealed unsafe class TcpRunSocket(Engine engine, int family) : RunSocket
         if (_port == 0) _port = EphemeralPort();
         try
         {
-            _listener = Engine.Interface.Listen(_port, Math.Clamp(backlog <= 0 ? 1 : backlog, 1, 4096), StackOptions());
-            _listener.Observer = this;
             // An AF_INET listener (or one bound to an IPv4-mapped address) takes IPv4 only; an
-            // IPV6_V6ONLY one, or one bound to an IPv6 address, IPv6 only; [::] both (dual-stack).
+            // IPV6_V6ONLY one, or one bound to an IPv6 address, IPv6 only, so the two may share a
+            // port (redis's default "bind * -::*", nginx's "listen 80; listen [::]:80"); [::] both.
             bool v4 = TakesFrom(IpAddr.FromIpv4(Ipv4Address.Any), _bindAddress), v6 = TakesFrom(IpAddr.FromIpv6(default), _bindAddress);
-            _listener.Versions = v4 && v6 ? TcpListenSocket.IpVersions.Both : v4 ? TcpListenSocket.IpVersions.Ipv4 : TcpListenSocket.IpVersions.Ipv6;
+            var versions = v4 && v6 ? TcpListenSocket.IpVersions.Both : v4 ? TcpListenSocket.IpVersions.Ipv4 : TcpListenSocket.IpVersions.Ipv6;
+            _listener = Engine.Interface.Listen(_port, Math.Clamp(backlog <= 0 ? 1 : backlog, 1, 4096), StackOptions(), versions: versions);
+            _listener.Observer = this;
             return 0;
         }
         catch (InvalidOperationException) { return -Errno.EADDRINUSE; }

@@ -85,7 +85,8 @@ public class Ipv6RunTests
         foreach (var name in new[] { "tcp6-connect-getpeername", "tcp6-connect-getsockname", "tcp6-kernel-sees-the-same-ends", "mapped-connect-getpeername",
             "mapped-connect-getsockname", "mapped-kernel-sees-ipv4", "v6only-connect-mapped-is-enetunreach", "dual-accepts-ipv4-as-mapped",
             "dual-accepted-ipv4-getsockname", "dual-accepts-ipv6", "dual-accepted-ipv6-getsockname", "v6only-listener-refuses-ipv4",
-            "v6only-listener-accepts-ipv6", "inet-listener-refuses-ipv6", "udp6-sendto-recvfrom", "udp4-sendto-recvfrom",
+            "v6only-listener-accepts-ipv6", "inet-listener-refuses-ipv6", "dual-listener-on-an-inet-port-is-eaddrinuse",
+            "v6only-listener-shares-the-inet-port", "inet-listener-beside-it-takes-ipv4", "udp6-sendto-recvfrom", "udp4-sendto-recvfrom",
             "udp-v6only-sendto-mapped-is-enetunreach", "link-local-without-scope-is-einval", "link-local-connect-reports-the-scope", "link-local-source" })
             Assert.Contains($"ok {name}\n", r.Out);
         Assert.Contains(" 0 failed", r.Out);
@@ -194,6 +195,25 @@ public class Ipv6RunTests
         Assert.Contains("hello over the kernel", r.Out);
         // The kernel's server saw its own address as the client: the connection never left the kernel.
         Assert.Contains($"{lab.Kernel6} -", kernelServer.Log);
+    }
+
+    [RootFact("ip", "redis-server", "redis-cli")]
+    public void Redis_with_its_default_bind_listens_on_both_versions_side_by_side()
+    {
+        // redis-server's default "bind * -::*" is an AF_INET listener and an IPV6_V6ONLY AF_INET6
+        // one on the same port.
+        using var lab = new Tap6Namespace();
+        using var redis = RunLab.Start("Ready to accept connections", lab.Ns, lab.Port, lab.Ip4Flag,
+            ["redis-server", "--port", "6390", "--save", "", "--appendonly", "no", "--protected-mode", "no"], lab.Ip6Flags);
+        redis.WaitReady(60);
+        var set = lab.Kernel(30, "redis-cli", "-h", lab.Netloom6, "-p", "6390", "SET", "family", "six");
+        Assert.True(set.Out.Trim() == "OK", set.Out + set.Err + redis.Log);
+        var get = lab.Kernel(30, "redis-cli", "-h", lab.Netloom4, "-p", "6390", "GET", "family");
+        Assert.True(get.Out.Trim() == "six", get.Out + get.Err + redis.Log);
+        var clients = lab.Kernel(30, "redis-cli", "-h", lab.Netloom6, "-p", "6390", "CLIENT", "LIST");
+        // The IPv6 listener's own client, not IPv4-mapped, on the stack's address.
+        Assert.Contains($"addr=[{lab.Kernel6}]:", clients.Out);
+        Assert.Contains($"laddr=[{lab.Netloom6}]:6390", clients.Out);
     }
 
     [RootFact("ip", "nginx", "curl")]

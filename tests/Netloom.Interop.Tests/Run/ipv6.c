@@ -404,6 +404,35 @@ static void remote_checks(const char *k4, const char *k6, const char *o4, const 
     listen(l, 8);
     r = ask("connect6 %s %d", o6, port + 3);
     check("inet-listener-refuses-ipv6", strcmp(r, want) == 0, "%s", r);
+
+    /* 6b. ...but a v6-only listener may share its port (redis's "bind * -::*"), and then each
+     * takes its own version; a dual-stack one may not. */
+    int d = socket(AF_INET6, SOCK_STREAM, 0);
+    any = a6("::", port + 3, 0);
+    errno = 0;
+    check("dual-listener-on-an-inet-port-is-eaddrinuse", (bind(d, (struct sockaddr *)&any, sizeof any) < 0 || listen(d, 8) < 0) && errno == EADDRINUSE,
+          "errno %d", errno);
+    close(d);
+    int l6 = socket(AF_INET6, SOCK_STREAM, 0);
+    setopt(l6, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+    int ok6 = bind(l6, (struct sockaddr *)&any, sizeof any) == 0 && listen(l6, 8) == 0;
+    const char *r6 = ask("connect6 %s %d", o6, port + 3);
+    int k6port = 0;
+    sscanf(r6, "ok %d", &k6port);
+    len = sizeof n;
+    a = accept(l6, (struct sockaddr *)&n, &len);
+    check("v6only-listener-shares-the-inet-port", ok6 && a >= 0 && same(&n, len, k6, k6port, 0), "%s (%s)", show(&n, len), r6);
+    close(a);
+    const char *r4 = ask("connect4 %s %d", o4, port + 3);
+    struct sockaddr_in n4;
+    socklen_t len4 = sizeof n4;
+    a = accept(l, (struct sockaddr *)&n4, &len4);
+    char t4[INET_ADDRSTRLEN] = "?";
+    inet_ntop(AF_INET, &n4.sin_addr, t4, sizeof t4);
+    check("inet-listener-beside-it-takes-ipv4", strncmp(r4, "ok ", 3) == 0 && a >= 0 && len4 == sizeof n4 && n4.sin_family == AF_INET && strcmp(t4, k4) == 0,
+          "%s len %u %s", r4, (unsigned)len4, t4);
+    close(a);
+    close(l6);
     close(l);
 
     /* 7. UDP over both versions from one AF_INET6 socket. */

@@ -54,9 +54,10 @@ internal sealed class TcpListenSocket
     public ISocketObserver? Observer { get; set; }
     /// <summary>
     /// The versions whose SYNs reach this listener (a socket API's AF_INET or IPV6_V6ONLY
-    /// listener takes one); to the other the port is closed, as in Linux.
+    /// listener takes one); to the other the port is closed, as in Linux, unless another
+    /// listener on the port takes that version.
     /// </summary>
-    internal IpVersions Versions { get; set; }
+    internal IpVersions Versions { get; init; }
 
     internal bool Takes(IpAddr source) => Versions switch
     {
