@@ -83,7 +83,8 @@ internal sealed unsafe partial class Engine
     /// Before an AF_INET6 socket's connect or send: the stack's addresses are tentative for their
     /// first second (duplicate address detection, RFC 4862 §5.4), and Linux would fail such a
     /// connect with EADDRNOTAVAIL. A program started a moment ago would meet that every time, so
-    /// its first IPv6 connect or send waits (at most 3 s) for detection to finish.
+    /// its first IPv6 connect or send waits (at most 3 s) for detection to finish. Once no address
+    /// is tentative (about a second after start) this is one flag test, for IPv4 sockets too.
     /// </summary>
     private void SettleIpv6(int fd)
     {
@@ -93,12 +94,12 @@ internal sealed unsafe partial class Engine
         {
             lock (Lock)
             {
-                if (Get(fd) is not { Family: Abi.AF_INET6 }) return;
-                Advance();
                 bool tentative = false;
                 foreach (ref readonly var a in Interface.Ipv6Addresses)
                     if (a.State == Interface.AddressState.Tentative) { tentative = true; break; }
                 if (!tentative) { _ipv6Settled = true; return; }
+                if (Get(fd) is not { Family: Abi.AF_INET6 }) return;
+                Advance();
             }
             if (Clock.NowNs() >= deadline) return;
             Thread.Sleep(10);
