@@ -1,6 +1,6 @@
 /* Loading the C# engine (a NativeAOT shared library named by NETLOOM_ENGINE) on the first
- * AF_INET socket, and the small helpers every wrapper shares. A program that never opens an
- * AF_INET socket never loads the runtime. A child forked after the engine started never enters
+ * AF_INET (or AF_INET6) socket, and the small helpers every wrapper shares. A program that never opens an
+ * AF_INET or AF_INET6 socket never loads the runtime. A child forked after the engine started never enters
  * it: the runtime's threads did not survive the fork. */
 #include "netloom.h"
 #include <dlfcn.h>

@@ -4,7 +4,7 @@
  * a Netloom socket?", and passes every other call straight to libc, so the runtime's own calls
  * and every non-network call stay at libc's speed and never enter managed code. The answers for
  * Netloom sockets (socket semantics, readiness, blocking) all live in the C# engine
- * (src/Netloom.Run), which this library loads on the first AF_INET socket. */
+ * (src/Netloom.Run), which this library loads on the first AF_INET or AF_INET6 socket. */
 #ifndef NETLOOM_H
 #define NETLOOM_H
 

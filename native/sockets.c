@@ -4,16 +4,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The stack serves IPv4; the offload engine (NETLOOM_MODE=offload) takes IPv6 TCP too. */
+/* The stack serves IPv4, and IPv6 unless NETLOOM_IP6=off (then AF_INET6 never loads the engine);
+ * the offload engine (NETLOOM_MODE=offload) takes IPv6 TCP too. */
 static int wanted(int domain, int type)
 {
-    static int offload = -1;
+    static int offload = -1, ip6 = -1;
     if (offload < 0) {
-        const char *mode = getenv("NETLOOM_MODE");
+        const char *mode = getenv("NETLOOM_MODE"), *v6 = getenv("NETLOOM_IP6");
         offload = mode && strcmp(mode, "offload") == 0;
+        ip6 = offload || !v6 || strcmp(v6, "off") != 0;
     }
     int kind = type & 0xf; /* SOCK_NONBLOCK and SOCK_CLOEXEC ride in the high bits */
-    return (domain == AF_INET || (domain == AF_INET6 && offload)) && (kind == SOCK_STREAM || kind == SOCK_DGRAM);
+    return (domain == AF_INET || (domain == AF_INET6 && ip6)) && (kind == SOCK_STREAM || kind == SOCK_DGRAM);
 }
 
 int socket(int domain, int type, int protocol)

@@ -9,14 +9,15 @@ internal sealed unsafe partial class Engine
     {
         int kind = type & 0xF;
         bool stream = kind == Abi.SOCK_STREAM, dgram = kind == Abi.SOCK_DGRAM;
-        if (domain != Abi.AF_INET || !(stream || dgram)) return Abi.Kernel;
+        // AF_INET6 only while IPv6 is on (NETLOOM_IP6=off leaves such sockets to the kernel).
+        if (!(domain == Abi.AF_INET || (domain == Abi.AF_INET6 && Config.Ipv6)) || !(stream || dgram)) return Abi.Kernel;
         if (protocol != 0 && protocol != (stream ? Abi.IPPROTO_TCP : Abi.IPPROTO_UDP)) return Abi.Kernel; // ICMP ping sockets, SCTP
-        int fd = NewPlaceholder(type);
+        int fd = NewPlaceholder(domain, type);
         if (fd < 0) return -Libc.Errno;
         if (fd >= MaxFd) return fd; // beyond the interposer's table: it stays a kernel socket
         lock (Lock)
         {
-            RunSocket s = stream ? new TcpRunSocket(this) : new UdpRunSocket(this);
+            RunSocket s = stream ? new TcpRunSocket(this, domain) : new UdpRunSocket(this, domain);
             s.NonBlocking = (type & Abi.SOCK_NONBLOCK) != 0;
             Adopt(fd, s);
         }
@@ -150,6 +151,7 @@ internal sealed unsafe partial class Engine
 
     public long Connect(int fd, byte* addr, uint len)
     {
+        SettleIpv6(fd);
         var w = Waiter.Current;
         long deadline;
         lock (Lock)
@@ -260,6 +262,7 @@ internal sealed unsafe partial class Engine
     public long SendMsg(int fd, MsgHdr* msg, int flags)
     {
         if (msg is null) return -Errno.EFAULT;
+        SettleIpv6(fd);
         var w = Waiter.Current;
         long deadline = long.MaxValue, sent = 0;
         RunSocket? target = null;

@@ -17,7 +17,7 @@ internal sealed unsafe partial class Engine
                 {
                     case Abi.SO_TYPE: return Options.WriteInt(value, length, s.Type);
                     case Abi.SO_ERROR: return Options.WriteInt(value, length, s.TakeError());
-                    case Abi.SO_DOMAIN: return Options.WriteInt(value, length, Abi.AF_INET);
+                    case Abi.SO_DOMAIN: return Options.WriteInt(value, length, s.Family);
                     case Abi.SO_PROTOCOL: return Options.WriteInt(value, length, s.Type == Abi.SOCK_STREAM ? Abi.IPPROTO_TCP : Abi.IPPROTO_UDP);
                     case Abi.SO_ACCEPTCONN: return Options.WriteInt(value, length, s is TcpRunSocket { IsListening: true } ? 1 : 0);
                     case Abi.SO_REUSEADDR: return Options.WriteInt(value, length, s.ReuseAddress ? 1 : 0);
@@ -37,6 +37,7 @@ internal sealed unsafe partial class Engine
                 return -Errno.ENOPROTOOPT;
             }
             if (level == Abi.IPPROTO_IP && name == Abi.IP_TOS) return Options.WriteInt(value, length, s.Tos);
+            if (level == Abi.IPPROTO_IPV6) return GetIpv6Option(s, name, value, length);
             return s.GetProtocolOption(level, name, value, length);
         }
     }
@@ -90,7 +91,53 @@ internal sealed unsafe partial class Engine
             return -Errno.ENOPROTOOPT;
         }
         if (level == Abi.IPPROTO_IP && name == Abi.IP_TOS) { s.Tos = v & 0xFC; return 0; }
+        if (level == Abi.IPPROTO_IPV6) return SetIpv6Option(s, name, v);
         return s.SetProtocolOption(level, name, v);
+    }
+
+    /// <summary>
+    /// IPPROTO_IPV6 options (ipv6(7)) on AF_INET6 sockets; an AF_INET socket answers as Linux's
+    /// does (getsockopt EOPNOTSUPP, setsockopt ENOPROTOOPT). IPV6_V6ONLY decides what the socket
+    /// speaks; the hop limits, traffic class, multicast loop and path MTU discovery mode are
+    /// checked as do_ipv6_setsockopt checks them and recorded (the stack puts its own values on
+    /// the wire). The rest, options that promise ancillary data or multicast membership
+    /// (IPV6_RECVPKTINFO, IPV6_ADD_MEMBERSHIP...) among them, answer EOPNOTSUPP, the kernel's
+    /// answer for an option it does not have, so a program that needs one learns it at once
+    /// rather than waiting for control messages that never come.
+    /// </summary>
+    private static long GetIpv6Option(RunSocket s, int name, byte* value, uint* length)
+    {
+        if (s.Family != Abi.AF_INET6) return -Errno.EOPNOTSUPP;
+        switch (name)
+        {
+            case Abi.IPV6_V6ONLY: return Options.WriteInt(value, length, s.V6Only ? 1 : 0);
+            case Abi.IPV6_UNICAST_HOPS: return Options.WriteInt(value, length, s.UnicastHops >= 0 ? s.UnicastHops : 64);
+            case Abi.IPV6_TCLASS: return Options.WriteInt(value, length, s.TrafficClass);
+            case Abi.IPV6_MULTICAST_HOPS: return Options.WriteInt(value, length, s.MulticastHops);
+            case Abi.IPV6_MULTICAST_LOOP: return Options.WriteInt(value, length, s.MulticastLoop);
+            case Abi.IPV6_MTU_DISCOVER: return Options.WriteInt(value, length, s.PmtuDiscover);
+        }
+        return -Errno.EOPNOTSUPP;
+    }
+
+    private static long SetIpv6Option(RunSocket s, int name, int v)
+    {
+        if (s.Family != Abi.AF_INET6) return -Errno.ENOPROTOOPT;
+        switch (name)
+        {
+            case Abi.IPV6_V6ONLY:
+                if (s.IsBound) return -Errno.EINVAL; // as Linux: fixed once the socket has a port
+                s.V6Only = v != 0;
+                return 0;
+            case Abi.IPV6_UNICAST_HOPS when v is >= -1 and <= 255: s.UnicastHops = v; return 0;
+            case Abi.IPV6_MULTICAST_HOPS when v is >= -1 and <= 255: s.MulticastHops = v == -1 ? 1 : v; return 0;
+            case Abi.IPV6_TCLASS when v is >= -1 and <= 255: s.TrafficClass = v == -1 ? 0 : v; return 0;
+            case Abi.IPV6_MULTICAST_LOOP when v is 0 or 1: s.MulticastLoop = v; return 0;
+            case Abi.IPV6_MTU_DISCOVER when v is >= 0 and <= 5: s.PmtuDiscover = v; return 0;
+            case Abi.IPV6_UNICAST_HOPS or Abi.IPV6_MULTICAST_HOPS or Abi.IPV6_TCLASS or Abi.IPV6_MULTICAST_LOOP or Abi.IPV6_MTU_DISCOVER:
+                return -Errno.EINVAL;
+        }
+        return -Errno.EOPNOTSUPP;
     }
 
     private static long WriteTimeval(byte* value, uint* length, long ns)

@@ -39,6 +39,8 @@ internal sealed unsafe partial class Engine : ISocketEngine
         _capture = capture;
         _wakeablePort = port is PortBase { RxWaitInterruptible: true } p ? p : null;
         _ownerKick = _wakeablePort is null ? -1 : Libc.EventFd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK);
+        _ipv6Settled = !config.Ipv6;
+        ScopeId = KernelIndex(config.Port);
     }
 
     public Lock Lock => Stack.Lock;
@@ -59,6 +61,7 @@ internal sealed unsafe partial class Engine : ISocketEngine
             {
                 Mac = config.Mac ?? new MacAddress(0x02, 0x4e, 0x4c, b[2], b[1], b[0]),
                 Address = config.Address, PrefixLength = config.PrefixLength, Gateway = config.Gateway, Mtu = config.Mtu,
+                Ipv6 = config.Ipv6, Ipv6Address = config.Address6, Ipv6PrefixLength = config.PrefixLength6, Ipv6Gateway = config.Gateway6,
             };
             options.Validate();
             if (config.Pcap is { } pcap) capture = CaptureWriter.Create(pcap);
@@ -238,6 +241,6 @@ internal sealed unsafe partial class Engine : ISocketEngine
     /// <summary>Raises SIGPIPE on the calling thread, as the kernel does for a send on a broken connection without MSG_NOSIGNAL.</summary>
     public static void RaiseSigPipe() => Sys.Raise(Abi.SIGPIPE);
 
-    /// <summary>Makes a placeholder: a kernel socket of the same type that holds the fd number (never bound or connected).</summary>
-    public static int NewPlaceholder(int type) => Libc.Socket(Abi.AF_INET, type, 0);
+    /// <summary>Makes a placeholder: a kernel socket of the same family and type that holds the fd number (never bound or connected).</summary>
+    public static int NewPlaceholder(int family, int type) => Libc.Socket(family, type, 0);
 }

@@ -18,6 +18,12 @@ internal sealed record EngineConfig
     /// <summary>Microseconds a blocked call spins on the stack before it sleeps (EF_POLL_USEC).</summary>
     public int BusyPollMicroseconds { get; init; }
     public string? Pcap { get; init; }
+    /// <summary>IPv6 on the stack (on by default: a link-local address, SLAAC; NETLOOM_IP6=off turns it off).</summary>
+    public bool Ipv6 { get; init; }
+    /// <summary>NETLOOM_IP6 as ADDRESS/PREFIX: a static address beside the link-local one.</summary>
+    public Ipv6Address? Address6 { get; init; }
+    public int PrefixLength6 { get; init; } = 64;
+    public Ipv6Address? Gateway6 { get; init; }
 
     /// <summary>Reads the environment; null with a reason a user can act on when it is incomplete or wrong.</summary>
     public static EngineConfig? FromEnvironment(Func<string, string?> env, out string? error)
@@ -65,10 +71,59 @@ internal sealed record EngineConfig
             error = $"NETLOOM_BUSY_POLL '{b}' must be microseconds from 0 to 10000000";
             return null;
         }
+        if (!TryReadIpv6(env, mtu, out bool ipv6, out var address6, out int prefix6, out var gateway6, out error)) return null;
         return new EngineConfig
         {
             Port = port, Address = address, PrefixLength = prefix, Gateway = gateway, Mtu = mtu, Mac = mac,
             BusyPollMicroseconds = busy, Pcap = env("NETLOOM_PCAP") is { Length: > 0 } p ? p : null,
+            Ipv6 = ipv6, Address6 = address6, PrefixLength6 = prefix6, Gateway6 = gateway6,
         };
+    }
+
+    /// <summary>
+    /// NETLOOM_IP6 (unset: IPv6 on with a link-local address and SLAAC; ADDRESS/PREFIX: a static
+    /// address too; off: IPv4 only) and NETLOOM_GATEWAY6. Unset, IPv6 stays off below the 1280-byte
+    /// MTU it needs (RFC 8200 §5); asked for, that is an error.
+    /// </summary>
+    private static bool TryReadIpv6(Func<string, string?> env, int mtu, out bool ipv6, out Ipv6Address? address, out int prefix,
+        out Ipv6Address? gateway, out string? error)
+    {
+        string? text = env("NETLOOM_IP6"), gatewayText = env("NETLOOM_GATEWAY6");
+        bool off = text == "off";
+        ipv6 = !off && (mtu >= 1280 || !string.IsNullOrEmpty(text) || !string.IsNullOrEmpty(gatewayText));
+        address = gateway = null;
+        prefix = 64;
+        error = null;
+        if (!string.IsNullOrEmpty(text) && !off)
+        {
+            var parts = text.Split('/');
+            if (parts.Length != 2 || !Ipv6Address.TryParse(parts[0], out var a) || !int.TryParse(parts[1], out prefix) || prefix is < 1 or > 128)
+            {
+                error = $"NETLOOM_IP6 '{text}' is not ADDRESS/PREFIX such as fd00::2/64 (or off)";
+                return false;
+            }
+            if (a.IsUnspecified || a.IsMulticast || a.IsLoopback || a.IsIpv4Mapped)
+            {
+                error = $"NETLOOM_IP6 '{text}': {a} cannot be an interface address";
+                return false;
+            }
+            address = a;
+        }
+        if (!string.IsNullOrEmpty(gatewayText))
+        {
+            if (off) { error = "NETLOOM_GATEWAY6 and NETLOOM_IP6=off contradict each other"; return false; }
+            if (!Ipv6Address.TryParse(gatewayText, out var g) || g.IsUnspecified || g.IsMulticast || g.IsLoopback || g.IsIpv4Mapped)
+            {
+                error = $"NETLOOM_GATEWAY6 '{gatewayText}' is not a unicast IPv6 address";
+                return false;
+            }
+            gateway = g;
+        }
+        if (ipv6 && mtu < 1280)
+        {
+            error = $"NETLOOM_IP6 needs NETLOOM_MTU of at least 1280 (RFC 8200 §5), not {mtu}";
+            return false;
+        }
+        return true;
     }
 }

@@ -8,11 +8,17 @@ namespace Netloom.Run;
 /// object per open socket, named by one or more descriptors (dup). Every member is called with
 /// the stack lock held; results are non-negative or a negated errno.
 /// </summary>
-internal abstract unsafe class RunSocket(Engine engine, int type) : ISocketObserver, IEpollMember
+internal abstract unsafe class RunSocket(Engine engine, int type, int family) : ISocketObserver, IEpollMember
 {
     protected readonly Engine Engine = engine;
     /// <summary>SOCK_STREAM or SOCK_DGRAM.</summary>
     public readonly int Type = type;
+    /// <summary>AF_INET or AF_INET6 (an AF_INET6 socket also speaks IPv4, IPv4-mapped, unless <see cref="V6Only"/>).</summary>
+    public readonly int Family = family;
+    /// <summary>IPV6_V6ONLY (net.ipv6.bindv6only is 0 by default, so off).</summary>
+    public bool V6Only;
+    /// <summary>IPV6_UNICAST_HOPS, IPV6_TCLASS, IPV6_MULTICAST_HOPS, IPV6_MULTICAST_LOOP, IPV6_MTU_DISCOVER as set (recorded; the stack's own values go on the wire).</summary>
+    public int UnicastHops = -1, TrafficClass, MulticastHops = 1, MulticastLoop = 1, PmtuDiscover = 1;
     /// <summary>How many descriptors name this socket.</summary>
     public int Names;
     /// <summary>O_NONBLOCK (kept per socket: dup'ed descriptors share it, as they share an open file).</summary>
@@ -39,6 +45,9 @@ internal abstract unsafe class RunSocket(Engine engine, int type) : ISocketObser
 
     /// <summary>poll bits that hold now (POLLIN, POLLOUT, POLLERR, POLLHUP, POLLRDHUP).</summary>
     public abstract short Readiness();
+
+    /// <summary>Whether the socket has a local port (bound, listening or connected): IPV6_V6ONLY can no longer change.</summary>
+    public abstract bool IsBound { get; }
 
     public abstract long Bind(byte* addr, uint length, int fd);
     public virtual long Listen(int backlog) => -Errno.EOPNOTSUPP;
@@ -75,6 +84,18 @@ internal abstract unsafe class RunSocket(Engine engine, int type) : ISocketObser
     {
         EventSeq++;
         Engine.WakeSleepers();
+    }
+
+    /// <summary>An address as this socket's family reports it (sockaddr_in, or sockaddr_in6 with IPv4 IPv4-mapped).</summary>
+    protected void WriteAddress(byte* p, uint* length, IpAddr address, ushort port) =>
+        SockAddr.Write(Family, p, length, address, port, Engine.ScopeId);
+
+    /// <summary>Whether a datagram or SYN from <paramref name="from"/> may reach this socket: its family, IPV6_V6ONLY, and the version of its bound address.</summary>
+    protected bool TakesFrom(IpAddr from, IpAddr bound)
+    {
+        if (Family == Abi.AF_INET || bound.IsIpv4) return from.IsIpv4;
+        if (V6Only || !bound.Ipv6.IsUnspecified) return !from.IsIpv4;
+        return true;
     }
 
     /// <summary>The bytes an iovec array describes, capped at int.MaxValue.</summary>

@@ -10,12 +10,13 @@ namespace Netloom.Run;
 /// A SOCK_STREAM socket: fresh, bound, listening (a <see cref="TcpListenSocket"/>) or a
 /// connection (a <see cref="TcpSocket"/>), with the kernel's answers for each state.
 /// </summary>
-internal sealed unsafe class TcpRunSocket(Engine engine) : RunSocket(engine, Abi.SOCK_STREAM)
+internal sealed unsafe class TcpRunSocket(Engine engine, int family) : RunSocket(engine, Abi.SOCK_STREAM, family)
 {
     private TcpListenSocket? _listener;
     private TcpSocket? _conn;
     private ushort _port;
-    private Ipv4Address _bindAddress;
+    // The bound address: 0.0.0.0 (IPv4-mapped) for AF_INET, :: for AF_INET6 until bind says otherwise.
+    private IpAddr _bindAddress = family == Abi.AF_INET ? IpAddr.FromIpv4(Ipv4Address.Any) : default;
     private bool _shutRead, _shutWrite, _refusedReported;
     // The connection's error was reported once (by a call or SO_ERROR); later calls see EOF or EPIPE.
     private bool _errorDelivered;
@@ -27,8 +28,9 @@ internal sealed unsafe class TcpRunSocket(Engine engine) : RunSocket(engine, Abi
     private bool _zcCopy;
 
     /// <summary>For an accepted connection.</summary>
-    public TcpRunSocket(Engine engine, TcpSocket accepted, TcpRunSocket listener) : this(engine)
+    public TcpRunSocket(Engine engine, TcpSocket accepted, TcpRunSocket listener) : this(engine, listener.Family)
     {
+        V6Only = listener.V6Only;
         _conn = accepted;
         _port = accepted.LocalPort;
         _bindAddress = listener._bindAddress;
@@ -44,6 +46,8 @@ internal sealed unsafe class TcpRunSocket(Engine engine) : RunSocket(engine, Abi
     }
 
     private bool Fresh => _listener is null && _conn is null;
+
+    public override bool IsBound => !Fresh || _port != 0;
 
     public override short Readiness()
     {
@@ -70,11 +74,12 @@ internal sealed unsafe class TcpRunSocket(Engine engine) : RunSocket(engine, Abi
 
     public override long Bind(byte* addr, uint length, int fd)
     {
-        long bad = SockAddr.Read(addr, length, out var address, out var port);
+        long bad = SockAddr.Read(Family, addr, length, out var address, out var port, out uint scope);
         if (bad < 0) return bad;
         if (!Fresh || _port != 0) return -Errno.EINVAL;
-        if (address.IsLoopback) return Engine.HandOver(fd); // 127/8 is the kernel's
-        if (!address.IsUnspecified && address != Engine.Config.Address) return -Errno.EADDRNOTAVAIL;
+        long where = Engine.CheckBind(this, address, scope, broadcastOk: false);
+        if (where == Abi.Kernel) return Engine.HandOver(fd); // loopback is the kernel's
+        if (where < 0) return where;
         _bindAddress = address;
         _port = port != 0 ? port : EphemeralPort();
         return 0;
@@ -89,7 +94,12 @@ internal sealed unsafe class TcpRunSocket(Engine engine) : RunSocket(engine, Abi
         if (_port == 0) _port = EphemeralPort();
         try
         {
-            _listener = Engine.Interface.Listen(_port, Math.Clamp(backlog <= 0 ? 1 : backlog, 1, 4096), StackOptions());
+            // An AF_INET listener (or one bound to an IPv4-mapped address) takes IPv4 only; an
+            // IPV6_V6ONLY one, or one bound to an IPv6 address, IPv6 only, so the two may share a
+            // port (redis's default "bind * -::*", nginx's "listen 80; listen [::]:80"); [::] both.
+            bool v4 = TakesFrom(IpAddr.FromIpv4(Ipv4Address.Any), _bindAddress), v6 = TakesFrom(IpAddr.FromIpv6(default), _bindAddress);
+            var versions = v4 && v6 ? TcpListenSocket.IpVersions.Both : v4 ? TcpListenSocket.IpVersions.Ipv4 : TcpListenSocket.IpVersions.Ipv6;
+            _listener = Engine.Interface.Listen(_port, Math.Clamp(backlog <= 0 ? 1 : backlog, 1, 4096), StackOptions(), versions: versions);
             _listener.Observer = this;
             return 0;
         }
@@ -100,18 +110,18 @@ internal sealed unsafe class TcpRunSocket(Engine engine) : RunSocket(engine, Abi
     {
         if (_listener is not { } l) return -Errno.EINVAL;
         if (l.Pending == 0) return -Errno.EAGAIN;
-        int fd = Engine.NewPlaceholder(Abi.SOCK_STREAM | (flags & (Abi.SOCK_NONBLOCK | Abi.SOCK_CLOEXEC)));
+        int fd = Engine.NewPlaceholder(Family, Abi.SOCK_STREAM | (flags & (Abi.SOCK_NONBLOCK | Abi.SOCK_CLOEXEC)));
         if (fd < 0) return -Libc.Errno; // EMFILE, ENFILE: the connection stays queued, as the kernel's does
         if (!l.TryAccept(out var s)) { Libc.Close(fd); return -Errno.EAGAIN; }
         var accepted = new TcpRunSocket(Engine, s, this) { NonBlocking = (flags & Abi.SOCK_NONBLOCK) != 0 };
         if (!Engine.Adopt(fd, accepted)) { s.Abort(); Libc.Close(fd); return -Errno.EMFILE; }
-        SockAddr.Write(addr, length, s.RemoteAddress, s.RemotePort);
+        WriteAddress(addr, length, s.Remote.Address, s.RemotePort);
         return fd;
     }
 
     public override long Connect(byte* addr, uint length, int fd)
     {
-        long bad = SockAddr.Read(addr, length, out var address, out var port);
+        long bad = SockAddr.Read(Family, addr, length, out var address, out var port, out uint scope);
         if (bad < 0) return bad;
         if (_listener is not null) return -Errno.EINVAL;
         if (_conn is { } c)
@@ -120,15 +130,26 @@ internal sealed unsafe class TcpRunSocket(Engine engine) : RunSocket(engine, Abi
             if (c.Error == TcpError.Refused && !_refusedReported) { _refusedReported = true; return -Errno.ECONNREFUSED; }
             return -Errno.EISCONN;
         }
-        if (!Engine.Serves(address))
+        if (address.IsIpv4)
         {
-            if (_port != 0 || address.IsUnspecified) return -Errno.ENETUNREACH;
-            return Engine.HandOver(fd); // loopback, or off every route of the stack: the kernel's
+            if (Family == Abi.AF_INET6 && V6Only) return -Errno.ENETUNREACH; // tcp_v6_connect: no IPv4 on a v6-only socket
+            if (!Engine.Serves(address.Ipv4))
+            {
+                if (_port != 0 || address.Ipv4.IsUnspecified) return -Errno.ENETUNREACH;
+                return Engine.HandOver(fd); // loopback, or off every route of the stack: the kernel's
+            }
+        }
+        else if (Engine.Route6(address.Ipv6, scope) is var where and not 0)
+        {
+            if (where != Abi.Kernel) return where;
+            if (_port != 0) return -Errno.ENETUNREACH;
+            return Engine.HandOver(fd); // ::1, another link, or no route: the kernel's
         }
         if (port == 0) return -Errno.ECONNREFUSED;
         try
         {
-            _conn = Engine.Interface.Connect(address, port, StackOptions(), _port);
+            _conn = address.IsIpv4 ? Engine.Interface.Connect(address.Ipv4, port, StackOptions(), _port)
+                : Engine.Interface.Connect(address.Ipv6, port, StackOptions(), _port);
         }
         catch (InvalidOperationException) { return -Errno.EADDRNOTAVAIL; }
         catch (ArgumentException) { return -Errno.ENETUNREACH; }
@@ -212,8 +233,8 @@ internal sealed unsafe class TcpRunSocket(Engine engine) : RunSocket(engine, Abi
 
     public override long GetSockName(byte* addr, uint* length)
     {
-        var a = _conn is not null ? Engine.Config.Address : _bindAddress;
-        SockAddr.Write(addr, length, a, _port);
+        var a = _conn is { } c ? c.Local.Address : _bindAddress;
+        WriteAddress(addr, length, a, _port);
         return 0;
     }
 
@@ -222,7 +243,7 @@ internal sealed unsafe class TcpRunSocket(Engine engine) : RunSocket(engine, Abi
         // Not connected yet, or failed with nothing left to read: no peer.
         if (_conn is not { } c || c.State is TcpState.SynSent || (c.State == TcpState.Closed && c.Error != TcpError.None && c.Available == 0))
             return -Errno.ENOTCONN;
-        SockAddr.Write(addr, length, c.RemoteAddress, c.RemotePort);
+        WriteAddress(addr, length, c.Remote.Address, c.RemotePort);
         return 0;
     }
 

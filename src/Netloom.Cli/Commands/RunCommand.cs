@@ -24,24 +24,33 @@ internal static class RunCommand
         var offload = new Option<bool>("--offload") { Description = "Keep the program's TCP sockets on the kernel and batch their calls through io_uring (multishot accept and receive, queued sends, epoll_wait as one io_uring_enter), as ESCA does without the kernel patch" };
         var ringEntries = new Option<int>("--ring-entries") { Description = "With --offload: io_uring submission entries (a power of two, 64 to 32768)", DefaultValueFactory = _ => 1024 };
         var gateway = new Option<string?>("--gateway") { Description = "Default gateway (without one, destinations off the subnet stay on the kernel)" };
+        var ip6 = new Option<string?>("--ip6") { Description = "A static IPv6 address and prefix for the stack, such as fd00::2/64 (IPv6 is on without it: a link-local address, and SLAAC when a router advertises a prefix)" };
+        var gateway6 = new Option<string?>("--gateway6") { Description = "A static IPv6 default router (advertising routers are used too)" };
+        var noIp6 = new Option<bool>("--no-ip6") { Description = "IPv4 only: the program's AF_INET6 sockets stay on the kernel" };
+        var tapPeer6 = new Option<string?>("--tap-peer6") { Description = "With --tap-peer: the kernel side's IPv6 address and prefix too (such as fd00::1/64)" };
         var mtu = new Option<int>("--mtu") { Description = "MTU (576 to 65522)", DefaultValueFactory = _ => 1500 };
         var busyPoll = new Option<int>("--busy-poll") { Description = "Microseconds a blocked call spins on the stack before sleeping (like Onload's EF_POLL_USEC)", DefaultValueFactory = _ => 0 };
         var pcap = new Option<string?>("--pcap") { Description = "Capture the stack's frames to this .pcapng or .pcap file" };
         var tapPeer = new Option<string?>("--tap-peer") { Description = "For a tap: port, the kernel side's address and prefix (such as 10.0.0.1/24): the TAP is made, addressed and removed by this command" };
         var program = new Argument<string[]>("program") { Description = "-- PROGRAM ARGS...", Arity = ArgumentArity.OneOrMore };
         var cmd = new Command("run", "Run an unmodified program with its TCP and UDP sockets on a Netloom user-level stack (LD_PRELOAD), as Onload does")
-            { port, ip, gateway, mtu, busyPoll, pcap, tapPeer, offload, ringEntries, program };
+            { port, ip, gateway, ip6, gateway6, noIp6, mtu, busyPoll, pcap, tapPeer, tapPeer6, offload, ringEntries, program };
         cmd.SetAction(r => r.GetValue(offload)
-            ? RunOffload(r.GetValue(busyPoll), r.GetValue(ringEntries), r.GetValue(port) ?? r.GetValue(ip) ?? r.GetValue(gateway) ?? r.GetValue(pcap) ?? r.GetValue(tapPeer), r.GetValue(program)!)
+            ? RunOffload(r.GetValue(busyPoll), r.GetValue(ringEntries), r.GetValue(port) ?? r.GetValue(ip) ?? r.GetValue(gateway) ?? r.GetValue(pcap) ?? r.GetValue(tapPeer)
+                ?? r.GetValue(ip6) ?? r.GetValue(gateway6) ?? r.GetValue(tapPeer6) ?? (r.GetValue(noIp6) ? "--no-ip6" : null), r.GetValue(program)!)
+            : r.GetValue(noIp6) && (r.GetValue(ip6) ?? r.GetValue(gateway6)) is not null
+                ? CliErrors.Report($"--no-ip6 and {(r.GetValue(ip6) is not null ? "--ip6" : "--gateway6")} contradict each other", CliErrors.BadInput)
             : Run(new Dictionary<string, string?>
         {
             ["NETLOOM_PORT"] = r.GetValue(port),
             ["NETLOOM_IP"] = r.GetValue(ip),
             ["NETLOOM_GATEWAY"] = r.GetValue(gateway),
+            ["NETLOOM_IP6"] = r.GetValue(noIp6) ? "off" : r.GetValue(ip6),
+            ["NETLOOM_GATEWAY6"] = r.GetValue(gateway6),
             ["NETLOOM_MTU"] = r.GetValue(mtu).ToString(),
             ["NETLOOM_BUSY_POLL"] = r.GetValue(busyPoll).ToString(),
             ["NETLOOM_PCAP"] = r.GetValue(pcap) is { } p ? Path.GetFullPath(p) : null,
-        }, r.GetValue(tapPeer), r.GetValue(program)!));
+        }, r.GetValue(tapPeer), r.GetValue(tapPeer6), r.GetValue(program)!));
         return cmd;
     }
 
@@ -49,7 +58,7 @@ internal static class RunCommand
     private static int RunOffload(int busyPoll, int ringEntries, string? stackFlag, string[] program)
     {
         if (stackFlag is not null)
-            return CliErrors.Report("--offload keeps the program's sockets on the kernel: --port, --ip, --gateway, --pcap and --tap-peer do not apply", CliErrors.BadInput);
+            return CliErrors.Report("--offload keeps the program's sockets on the kernel: --port, --ip, --gateway, --ip6, --gateway6, --no-ip6, --pcap, --tap-peer and --tap-peer6 do not apply", CliErrors.BadInput);
         if (ringEntries is < 64 or > 32768 || (ringEntries & (ringEntries - 1)) != 0)
             return CliErrors.Report($"--ring-entries {ringEntries}: a power of two from 64 to 32768", CliErrors.BadInput);
         if (busyPoll is < 0 or > 10_000_000) return CliErrors.Report($"--busy-poll {busyPoll}: microseconds from 0 to 10000000", CliErrors.BadInput);
@@ -61,11 +70,23 @@ internal static class RunCommand
         }, program);
     }
 
-    private static int Run(Dictionary<string, string?> env, string? tapPeer, string[] program)
+    private static int Run(Dictionary<string, string?> env, string? tapPeer, string? tapPeer6, string[] program)
     {
         if (EngineConfig.FromEnvironment(k => env.GetValueOrDefault(k), out var error) is not { } config)
             return CliErrors.Report(FlagNames(error!), CliErrors.BadInput);
         if (!PortSpec.TryParse(config.Port, out var spec, out var portError)) return CliErrors.Report($"--port: {portError}", CliErrors.BadInput);
+        Ipv6Address peer6 = default;
+        int prefix6 = 0;
+        if (tapPeer6 is not null)
+        {
+            if (tapPeer is null) return CliErrors.Report("--tap-peer6 needs --tap-peer (which makes the TAP)", CliErrors.BadInput);
+            if (!config.Ipv6) return CliErrors.Report("--tap-peer6 needs IPv6 on the stack (no --no-ip6, and --mtu of at least 1280)", CliErrors.BadInput);
+            var parts6 = tapPeer6.Split('/');
+            if (parts6.Length != 2 || !Ipv6Address.TryParse(parts6[0], out peer6) || !int.TryParse(parts6[1], out prefix6) || prefix6 is < 1 or > 128
+                || peer6.IsUnspecified || peer6.IsMulticast || peer6.IsLoopback || peer6.IsIpv4Mapped)
+                return CliErrors.Report($"--tap-peer6 '{tapPeer6}': expected ADDRESS/PREFIX such as fd00::1/64", CliErrors.BadInput);
+            if (config.Address6 == peer6) return CliErrors.Report($"--tap-peer6 {peer6} is the stack's own address (--ip6)", CliErrors.BadInput);
+        }
         string? madeTap = null;
         if (tapPeer is not null)
         {
@@ -78,8 +99,13 @@ internal static class RunCommand
             {
                 Netdevice.CreatePersistentTap(spec!.Name, peer.Value, prefix);
                 madeTap = spec.Name;
+                if (tapPeer6 is not null) AddKernelAddress6(spec.Name, $"{peer6}/{prefix6}");
             }
-            catch (IOException e) { return CliErrors.Report($"--tap-peer: {e.Message}", CliErrors.Failed); }
+            catch (IOException e)
+            {
+                if (madeTap is not null) try { Netdevice.DeletePersistentTap(madeTap); } catch (IOException) { }
+                return CliErrors.Report($"--tap-peer: {e.Message}", CliErrors.Failed);
+            }
         }
         try { return Launch(env, program); }
         finally
@@ -113,9 +139,29 @@ internal static class RunCommand
         catch (Win32Exception e) { return CliErrors.Report($"{program[0]}: {e.Message}", 126); }
     }
 
+    /// <summary>
+    /// The kernel side's IPv6 address on the TAP, with `ip` (iproute2), without duplicate address
+    /// detection so that it answers the stack at once.
+    /// </summary>
+    private static void AddKernelAddress6(string tap, string addressAndPrefix)
+    {
+        try
+        {
+            var psi = new ProcessStartInfo("ip") { UseShellExecute = false, RedirectStandardError = true };
+            foreach (var a in new[] { "-6", "addr", "add", addressAndPrefix, "dev", tap, "nodad" }) psi.ArgumentList.Add(a);
+            using var p = Process.Start(psi)!;
+            string err = p.StandardError.ReadToEnd();
+            p.WaitForExit();
+            if (p.ExitCode != 0) throw new IOException($"ip -6 addr add {addressAndPrefix} dev {tap}: {err.Trim()}");
+        }
+        catch (Win32Exception e) { throw new IOException($"--tap-peer6 needs the ip command (iproute2): {e.Message}"); }
+    }
+
     /// <summary>The engine's messages name NETLOOM_* variables; here the user typed flags.</summary>
-    private static string FlagNames(string message) => message
+    internal static string FlagNames(string message) => message
         .Replace("NETLOOM_PORT and NETLOOM_IP must both be set", "--port and --ip are both needed")
+        .Replace("NETLOOM_GATEWAY6 and NETLOOM_IP6=off", "--gateway6 and --no-ip6")
+        .Replace("NETLOOM_IP6", "--ip6").Replace("NETLOOM_GATEWAY6", "--gateway6")
         .Replace("NETLOOM_IP", "--ip").Replace("NETLOOM_GATEWAY", "--gateway").Replace("NETLOOM_MTU", "--mtu")
         .Replace("NETLOOM_BUSY_POLL", "--busy-poll").Replace("NETLOOM_PORT", "--port");
 

@@ -137,6 +137,12 @@ internal sealed partial class Interface
         return false;
     }
 
+    /// <summary>Whether packets to <paramref name="destination"/> have a next hop: on-link, or through a router.</summary>
+    internal bool HasRoute6(Ipv6Address destination) => NextHop6(destination, out _);
+
+    /// <summary>Whether <paramref name="a"/> is one of this interface's addresses (tentative ones included).</summary>
+    internal bool HasAddress6(Ipv6Address a) => FindAddress6(a) >= 0;
+
     /// <summary>Index of our address <paramref name="a"/> in any state, or -1.</summary>
     private int FindAddress6(Ipv6Address a)
     {

@@ -27,8 +27,9 @@ internal sealed partial class Interface : ITcpOutput
     }
 
     /// <summary>Listens on <paramref name="port"/> (RFC 9293 §3.10.1 passive OPEN).</summary>
-    public TcpListenSocket Listen(ushort port, int backlog = 128, TcpSocketOptions? options = null, int synQueue = 0) =>
-        _tcp.Listen(port, backlog, options ?? _o.Tcp, synQueue);
+    public TcpListenSocket Listen(ushort port, int backlog = 128, TcpSocketOptions? options = null, int synQueue = 0,
+        TcpListenSocket.IpVersions versions = TcpListenSocket.IpVersions.Both) =>
+        _tcp.Listen(port, backlog, options ?? _o.Tcp, synQueue, versions);
 
     /// <summary>
     /// Opens a connection (active OPEN): the SYN goes out now, and the socket reports

@@ -64,6 +64,11 @@ public class RunLayoutTests
             ["sock_extended_err.ee_info"] = (long)Marshal.OffsetOf<ErrorQueue.ExtendedError>(nameof(ErrorQueue.ExtendedError.Info)),
             ["sock_extended_err.ee_data"] = (long)Marshal.OffsetOf<ErrorQueue.ExtendedError>(nameof(ErrorQueue.ExtendedError.Data)),
             ["CMSG_SPACE(ee)"] = ErrorQueue.Space,
+            ["sockaddr_in6"] = SockAddr.In6Length, ["SIN6_LEN_RFC2133"] = SockAddr.In6MinLength, ["sockaddr_in6.sin6_port"] = SockAddr.In6Port,
+            ["sockaddr_in6.sin6_flowinfo"] = SockAddr.In6FlowInfo, ["sockaddr_in6.sin6_addr"] = SockAddr.In6Addr, ["sockaddr_in6.sin6_scope_id"] = SockAddr.In6ScopeId,
+            ["AF_INET6"] = Abi.AF_INET6, ["IPPROTO_IPV6"] = Abi.IPPROTO_IPV6, ["IPV6_UNICAST_HOPS"] = Abi.IPV6_UNICAST_HOPS,
+            ["IPV6_MULTICAST_HOPS"] = Abi.IPV6_MULTICAST_HOPS, ["IPV6_MULTICAST_LOOP"] = Abi.IPV6_MULTICAST_LOOP, ["IPV6_MTU_DISCOVER"] = Abi.IPV6_MTU_DISCOVER,
+            ["IPV6_V6ONLY"] = Abi.IPV6_V6ONLY, ["IPV6_RECVPKTINFO"] = Abi.IPV6_RECVPKTINFO, ["IPV6_TCLASS"] = Abi.IPV6_TCLASS,
         };
         for (int i = 0; i < entries.Length; i++) ours[$"nl_engine.{entries[i]}"] = (long)Marshal.OffsetOf<EngineTable>(csharp[i]);
         var errnos = typeof(Netloom.Interop.Errno).GetFields().Where(f => f.IsLiteral);
@@ -115,6 +120,12 @@ public class RunLayoutTests
               P("sock_extended_err+sockaddr_in", sizeof(struct ee_with_offender)); P("sock_extended_err.ee_origin", offsetof(struct sock_extended_err, ee_origin));
               P("sock_extended_err.ee_code", offsetof(struct sock_extended_err, ee_code)); P("sock_extended_err.ee_info", offsetof(struct sock_extended_err, ee_info));
               P("sock_extended_err.ee_data", offsetof(struct sock_extended_err, ee_data)); P("CMSG_SPACE(ee)", CMSG_SPACE(sizeof(struct ee_with_offender)));
+              P("sockaddr_in6", sizeof(struct sockaddr_in6)); P("SIN6_LEN_RFC2133", offsetof(struct sockaddr_in6, sin6_scope_id));
+              P("sockaddr_in6.sin6_port", offsetof(struct sockaddr_in6, sin6_port)); P("sockaddr_in6.sin6_flowinfo", offsetof(struct sockaddr_in6, sin6_flowinfo));
+              P("sockaddr_in6.sin6_addr", offsetof(struct sockaddr_in6, sin6_addr)); P("sockaddr_in6.sin6_scope_id", offsetof(struct sockaddr_in6, sin6_scope_id));
+              P("AF_INET6", AF_INET6); P("IPPROTO_IPV6", IPPROTO_IPV6); P("IPV6_UNICAST_HOPS", IPV6_UNICAST_HOPS);
+              P("IPV6_MULTICAST_HOPS", IPV6_MULTICAST_HOPS); P("IPV6_MULTICAST_LOOP", IPV6_MULTICAST_LOOP); P("IPV6_MTU_DISCOVER", IPV6_MTU_DISCOVER);
+              P("IPV6_V6ONLY", IPV6_V6ONLY); P("IPV6_RECVPKTINFO", IPV6_RECVPKTINFO); P("IPV6_TCLASS", IPV6_TCLASS);
               P("TCP_ESTABLISHED", TCP_ESTABLISHED); P("TCP_LISTEN", TCP_LISTEN); P("TCP_CLOSE_WAIT", TCP_CLOSE_WAIT); P("TCP_TIME_WAIT", TCP_TIME_WAIT);
               {{string.Join(" ", errnos.Select(f => $"P(\"{f.Name}\", {f.Name});"))}}
               return 0;

@@ -11,6 +11,9 @@ namespace Netloom.Stack;
 /// </summary>
 internal sealed class TcpListenSocket
 {
+    /// <summary>Which IP versions a listener takes SYNs from.</summary>
+    internal enum IpVersions : byte { Both, Ipv4, Ipv6 }
+
     private struct SynEntry
     {
         public bool Used;
@@ -49,6 +52,19 @@ internal sealed class TcpListenSocket
     public int SynQueueLength => _syn.Length;
     public bool IsOpen { get; internal set; } = true;
     public ISocketObserver? Observer { get; set; }
+    /// <summary>
+    /// The versions whose SYNs reach this listener (a socket API's AF_INET or IPV6_V6ONLY
+    /// listener takes one); to the other the port is closed, as in Linux, unless another
+    /// listener on the port takes that version.
+    /// </summary>
+    internal IpVersions Versions { get; init; }
+
+    internal bool Takes(IpAddr source) => Versions switch
+    {
+        IpVersions.Ipv4 => source.IsIpv4,
+        IpVersions.Ipv6 => !source.IsIpv4,
+        _ => true,
+    };
     /// <summary>Handshakes completed and waiting for <see cref="TryAccept"/>.</summary>
     public int Pending => _accept.Count;
     /// <summary>Half-open connections in the SYN queue.</summary>

@@ -87,7 +87,7 @@ internal sealed class TcpTable
             }
             s.EndTimeWait(); // RFC 6191: a SYN beyond the old connection may reopen the 4-tuple
         }
-        if (FindListener(seg.DestinationPort) is { } listener)
+        if (FindListener(seg.DestinationPort, seg.Source) is { } listener)
         {
             listener.Process(ref seg);
             return;
@@ -223,15 +223,23 @@ internal sealed class TcpTable
     // ---- listeners ----
 
     /// <summary>Listens on <paramref name="port"/> (RFC 9293 §3.10.1 passive OPEN).</summary>
-    public TcpListenSocket Listen(ushort port, int backlog, TcpSocketOptions options, int synQueue)
+    /// <summary>
+    /// A listener on <paramref name="port"/> for SYNs of <paramref name="versions"/>: a port may hold
+    /// one listener per IP version (an IPv4 one and an IPv6-only one, as Linux lets AF_INET and
+    /// IPV6_V6ONLY sockets share a port), or one for both.
+    /// </summary>
+    public TcpListenSocket Listen(ushort port, int backlog, TcpSocketOptions options, int synQueue,
+        TcpListenSocket.IpVersions versions = TcpListenSocket.IpVersions.Both)
     {
         if (port == 0) throw new ArgumentException("listen needs a port", nameof(port));
         if (backlog < 1) throw new ArgumentOutOfRangeException(nameof(backlog), backlog, "backlog must be at least 1");
-        if (FindListener(port) is not null) throw new InvalidOperationException($"TCP port {port} is already listening");
+        foreach (var other in _listeners)
+            if (other is not null && other.LocalPort == port && (other.Versions == versions || other.Versions == TcpListenSocket.IpVersions.Both || versions == TcpListenSocket.IpVersions.Both))
+                throw new InvalidOperationException($"TCP port {port} is already listening");
         int free = Array.IndexOf(_listeners, null);
         if (free < 0) throw new InvalidOperationException($"all {_listeners.Length} TCP listeners are in use; raise StackOptions.TcpListeners");
         options.Validate();
-        var l = new TcpListenSocket(this, port, backlog, synQueue > 0 ? synQueue : Math.Max(backlog, 128), options, free);
+        var l = new TcpListenSocket(this, port, backlog, synQueue > 0 ? synQueue : Math.Max(backlog, 128), options, free) { Versions = versions };
         _listeners[free] = l;
         return l;
     }
@@ -249,6 +257,13 @@ internal sealed class TcpTable
     public TcpListenSocket? FindListener(ushort port)
     {
         foreach (var l in _listeners) if (l is not null && l.LocalPort == port) return l;
+        return null;
+    }
+
+    /// <summary>The listener on <paramref name="port"/> that takes SYNs from <paramref name="source"/>'s IP version.</summary>
+    public TcpListenSocket? FindListener(ushort port, IpAddr source)
+    {
+        foreach (var l in _listeners) if (l is not null && l.LocalPort == port && l.Takes(source)) return l;
         return null;
     }
 
