@@ -94,7 +94,7 @@ internal sealed class ProcessNode : Node, IAttachedNode
         _stopping = Task.Run(() => Stop(p));
     }
 
-    /// <summary>The node's IPv6 address and default router, when the topology speaks IPv6 (given to the engine as NETLOOM_IP6 and NETLOOM_GATEWAY6).</summary>
+    /// <summary>The node's IPv6 address and default router, when the topology speaks IPv6 (given to `netloom run` as --ip6 and --gateway6).</summary>
     internal Prefix6? Ipv6 { get; private set; }
     internal Wire.Ipv6Address? Gateway6 { get; private set; }
 
@@ -113,17 +113,14 @@ internal sealed class ProcessNode : Node, IAttachedNode
         }
         var args = new List<string> { "run", "--port", PortSpec, "--ip", $"{Address}/{PrefixLength}", "--mtu", Mtu.ToString(System.Globalization.CultureInfo.InvariantCulture) };
         if (Gateway is { } g) { args.Add("--gateway"); args.Add(g.ToString()); }
+        if (Ipv6 is { } a6) { args.Add("--ip6"); args.Add(a6.ToString()); }
+        if (Gateway6 is { } g6) { args.Add("--gateway6"); args.Add(g6.ToString()); }
         args.Add("--");
         args.AddRange(Program);
         var psi = Launcher!(args);
         if (WorkingDirectory is not null) psi.WorkingDirectory = WorkingDirectory;
         // The node's MAC, so a restarted program keeps it and its neighbours' ARP caches stay right.
         psi.Environment["NETLOOM_MAC"] = Port.Mac.ToString();
-        if (Ipv6 is { } a6)
-        {
-            psi.Environment["NETLOOM_IP6"] = a6.ToString();
-            if (Gateway6 is { } g6) psi.Environment["NETLOOM_GATEWAY6"] = g6.ToString();
-        }
         psi.RedirectStandardOutput = true;
         psi.RedirectStandardError = true;
         psi.RedirectStandardInput = true;

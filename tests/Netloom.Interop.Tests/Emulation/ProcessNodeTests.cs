@@ -48,6 +48,45 @@ public class ProcessNodeTests
         Assert.Contains("bench| (exited with status 0)", output);
     }
 
+    [ToolFact("curl", "/usr/bin/python3", "tshark")]
+    public void Process_nodes_speak_ipv6_in_a_dual_stack_topology_across_a_router()
+    {
+        // python's http.server bound to :: and curl -6 and -4, unmodified, each under netloom run
+        // as a process node, with an emulated router between them.
+        using var dir = new TempDir();
+        var body = new byte[300_000];
+        new Random(6).NextBytes(body);
+        File.WriteAllBytes(Path.Combine(dir.Path, "blob"), body);
+        string yaml = Path.Combine(dir.Path, "v6.yaml");
+        File.WriteAllText(yaml, """
+            name: v6-processes
+            duration: 12s
+            ipv6: true
+            nodes:
+              web: {type: process, run: "/usr/bin/python3 -m http.server 8000 --bind ::"}
+              cli6: {type: process, start: 3s, run: "curl -6 -g -s --retry 5 --retry-connrefused -o got6 -w 'six %{http_code} %{size_download}\n' http://[{web:ip6}]:8000/blob"}
+              cli4: {type: process, start: 3s, run: "curl -4 -s --retry 5 --retry-connrefused -o got4 -w 'four %{http_code} %{size_download}\n' http://{web}:8000/blob"}
+              s1: switch
+              r1: router
+            links:
+              - {a: web, b: r1}
+              - {a: r1, b: s1, delay: 1ms}
+              - {a: cli6, b: s1}
+              - {a: cli4, b: s1}
+            """);
+        var (code, output) = Emulate(yaml, "--realtime", "--pcap", Path.Combine(dir.Path, "pcap"));
+        Assert.True(code == 0, output);
+        Assert.Contains("cli6| six 200 300000", output);
+        Assert.Contains("cli4| four 200 300000", output);
+        Assert.Equal(body, File.ReadAllBytes(Path.Combine(dir.Path, "got6")));
+        Assert.Equal(body, File.ReadAllBytes(Path.Combine(dir.Path, "got4")));
+        // On the web server's link: HTTP over IPv6 from its address, routed (hop limit 63 at the far side).
+        var frames = Tshark.Fields(Path.Combine(dir.Path, "pcap", "web-r1.pcapng"), "ipv6.src", "http.response.code");
+        Assert.Contains(frames, f => f["ipv6.src"] == "fd00:0:0:1::1" && f["http.response.code"] == "200");
+        var far = Tshark.Fields(Path.Combine(dir.Path, "pcap", "r1-s1.pcapng"), "ipv6.src", "ipv6.hlim");
+        Assert.Contains(far, f => f["ipv6.src"] == "fd00:0:0:1::1" && f["ipv6.hlim"] == "63");
+    }
+
     private const string CounterYaml = """
         name: counter
         duration: 600s
