@@ -377,30 +377,11 @@ public sealed partial class RouterNode
         return Icmpv6Start + icmp.BufferLength;
     }
 
-    /// <summary>Retries solicitations that went unanswered; after the last, each waiting packet gets Address Unreachable (RFC 4443 §3.1 code 3).</summary>
-    private void Wake6(long now)
+    /// <summary>RFC 4443 §3.1 code 3: no neighbour answered for the next hop of a waiting packet.</summary>
+    private void AddressUnreachable6(SimFrame f, long now)
     {
-        if (_pending6.Count == 0) return;
-        List<(int, Ipv6Address)>? expired = null;
-        foreach (var (key, pending) in _pending6)
-        {
-            if (pending.NextTry > now) continue;
-            if (pending.Attempts < ArpAttempts) { Solicit(key.Ip, pending, now); continue; }
-            (expired ??= []).Add(key);
-        }
-        if (expired is null) return;
-        foreach (var key in expired)
-        {
-            var pending = _pending6[key];
-            _pending6.Remove(key);
-            while (pending.Frames.TryDequeue(out var f))
-            {
-                Counters.HostUnreachable++;
-                if (Ipv6Packet.TryParse(f.Data.AsSpan(Ipv6Start, f.Length - Ipv6Start), out var ip, out _))
-                    SendIcmpv6Error(null, ip, Icmpv6Repr.Unreachable(Icmpv6UnreachableCode.Address, 0), now);
-                Network.Pool.Return(f);
-            }
-        }
+        if (Ipv6Packet.TryParse(f.Data.AsSpan(Ipv6Start, f.Length - Ipv6Start), out var ip, out _))
+            SendIcmpv6Error(null, ip, Icmpv6Repr.Unreachable(Icmpv6UnreachableCode.Address, 0), now);
     }
 
     private void Crash6()

@@ -79,7 +79,18 @@ public sealed partial class RouterNode : Node
     private readonly byte[] _scratch = new byte[1600];
     private ushort _ipId;
 
-    internal RouterNode(Network network, int id, string name) : base(network, id, name) { }
+    internal RouterNode(Network network, int id, string name) : base(network, id, name)
+    {
+        // The retry and expiry steps of each family, made once (Wake runs them while next hops resolve).
+        _resolve4 = Resolve;
+        _unreachable4 = HostUnreachable4;
+        _resolve6 = Solicit;
+        _unreachable6 = AddressUnreachable6;
+    }
+
+    private readonly Action<Ipv4Address, Pending, long> _resolve4;
+    private readonly Action<Ipv6Address, Pending, long> _resolve6;
+    private readonly Action<SimFrame, long> _unreachable4, _unreachable6;
 
     public RouterCounters Counters { get; } = new();
     /// <summary>The routing table: connected prefixes and static routes, longest prefix first.</summary>
@@ -262,29 +273,43 @@ public sealed partial class RouterNode : Node
     internal override void Wake(long now)
     {
         if (!IsUp) return;
-        Wake6(now);
-        if (_pending.Count == 0) return;
-        List<(int, Ipv4Address)>? expired = null;
-        foreach (var (key, pending) in _pending)
+        RetryOrExpire(_pending, now, _resolve4, _unreachable4);
+        RetryOrExpire(_pending6, now, _resolve6, _unreachable6);
+    }
+
+    /// <summary>
+    /// Asks again for each next hop whose retry time has come; after the last attempt, each packet
+    /// waiting on it is counted and answered as unreachable (IPv4 and IPv6 alike).
+    /// </summary>
+    private void RetryOrExpire<TAddress>(Dictionary<(int Port, TAddress Ip), Pending> table, long now,
+        Action<TAddress, Pending, long> resolve, Action<SimFrame, long> unreachable) where TAddress : notnull
+    {
+        if (table.Count == 0) return;
+        List<(int, TAddress)>? expired = null;
+        foreach (var (key, pending) in table)
         {
             if (pending.NextTry > now) continue;
-            if (pending.Attempts < ArpAttempts) { Resolve(key.Ip, pending, now); continue; }
+            if (pending.Attempts < ArpAttempts) { resolve(key.Ip, pending, now); continue; }
             (expired ??= []).Add(key);
         }
         if (expired is null) return;
         foreach (var key in expired)
         {
-            var pending = _pending[key];
-            _pending.Remove(key);
-            // RFC 1812 §4.3.3.1: no answer from the next hop is Host Unreachable for each packet waiting on it.
-            while (pending.Frames.TryDequeue(out var f))
+            table.Remove(key, out var pending);
+            while (pending!.Frames.TryDequeue(out var f))
             {
                 Counters.HostUnreachable++;
-                if (Ipv4Packet.TryParse(f.Data.AsSpan(14, f.Length - 14), out var ip, out _))
-                    SendIcmpError(null, ip, IcmpRepr.Unreachable(UnreachableCode.Host, Quote(ip)), now);
+                unreachable(f, now);
                 Network.Pool.Return(f);
             }
         }
+    }
+
+    /// <summary>RFC 1812 §4.3.3.1: no answer from the next hop is Host Unreachable for each packet waiting on it.</summary>
+    private void HostUnreachable4(SimFrame f, long now)
+    {
+        if (Ipv4Packet.TryParse(f.Data.AsSpan(14, f.Length - 14), out var ip, out _))
+            SendIcmpError(null, ip, IcmpRepr.Unreachable(UnreachableCode.Host, Quote(ip)), now);
     }
 
     private protected override void OnCrash()

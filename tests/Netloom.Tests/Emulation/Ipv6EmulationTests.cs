@@ -110,11 +110,11 @@ public class Ipv6EmulationTests
     }
 
     [Fact]
-    public void A_routing_loop_ends_in_hop_limit_exceeded_and_no_route_in_unreachable()
+    public void A_routing_loop_ends_in_hop_limit_exceeded_and_no_route_and_no_neighbour_in_unreachable()
     {
         // r1 sends fd00:99::/64 to r2 and r2 sends it back: the packet loops until its hop limit runs out.
         const string yaml = """
-            duration: 3s
+            duration: 8s
             ipv6: true
             nodes:
               h1: host
@@ -126,6 +126,7 @@ public class Ipv6EmulationTests
             apps:
               - {name: loop, type: ping, on: h1, to: "fd00:99::1", count: 3}
               - {name: nowhere, type: ping, on: h1, to: "fd00:77::1", count: 3}
+              - {name: gone, type: ping, on: h1, to: "fd00:0:0:2::77", count: 3, interval: 100ms}
             """;
         var sc = Scenario.Build(TopologyParser.Parse(yaml, "loop.yaml"));
         var captured = new MemoryStream();
@@ -137,10 +138,12 @@ public class Ipv6EmulationTests
         var r2 = sc.Network.Router("r2").Counters;
         Assert.Equal(3, r1.TtlExceeded + r2.TtlExceeded);
         Assert.Equal(3, r1.NoRoute + r2.NoRoute);
-        // h1 hears of both: Time Exceeded code 0 and Destination Unreachable code 0 (no route).
+        Assert.Equal(3, r1.HostUnreachable); // the on-link address nobody answers for, after three solicitations
+        // h1 hears of all three: Time Exceeded code 0, Destination Unreachable code 0 (no route) and code 3 (address).
         var seen = Icmpv6Seen(captured.ToArray());
         Assert.Equal(3, seen.Count(m => m.Type == (byte)Icmpv6Type.TimeExceeded && m.Code == 0));
         Assert.Equal(3, seen.Count(m => m.Type == (byte)Icmpv6Type.DestinationUnreachable && m.Code == 0));
+        Assert.Equal(3, seen.Count(m => m.Type == (byte)Icmpv6Type.DestinationUnreachable && m.Code == 3));
     }
 
     [Fact]
