@@ -202,6 +202,24 @@ public class Ipv6RunTests
     }
 
     [RootFact("ip", "curl", "/usr/bin/python3")]
+    public void Tap_peer6_gives_the_kernel_side_of_the_tap_its_ipv6_address()
+    {
+        using var lab = new TapNamespace(makeTap: false); // netloom run makes the TAP
+        using var www = new TempDir();
+        File.WriteAllText(www.File("hello.txt"), "hello over tap-peer6\n");
+        using var kernelServer = new Background("Serving HTTP", "ip", "netns", "exec", lab.Ns, "/usr/bin/python3", "-u", "-m", "http.server", "8004",
+            "--bind", "::", "--directory", www.Path);
+        kernelServer.WaitReady();
+        int net = RunLab.Subnet();
+        var r = RunLab.Run(Minute, lab.Ns, lab.Port, $"{lab.NetloomIp}/24", ["curl", "-6", "-sS", $"http://[fd00:233:{net:x}::1]:8004/hello.txt"],
+            "--tap-peer", $"{lab.KernelIp}/24", "--ip6", $"fd00:233:{net:x}::2/64", "--tap-peer6", $"fd00:233:{net:x}::1/64");
+        Assert.True(r.Code == 0, r.Out + r.Err + kernelServer.Log);
+        Assert.Contains("hello over tap-peer6", r.Out);
+        Assert.Contains($"fd00:233:{net:x}::2 -", kernelServer.Log); // from the stack, over the TAP
+        Assert.NotEqual(0, lab.Kernel(10, "ip", "link", "show", lab.Tap).Code); // and the TAP is gone again
+    }
+
+    [RootFact("ip", "curl", "/usr/bin/python3")]
     public void With_no_ip6_an_ipv6_program_stays_on_the_kernel()
     {
         using var lab = new Tap6Namespace();
