@@ -144,6 +144,28 @@ public class Ipv6RunTests
         Assert.DoesNotContain(syns, f => f["tcp.checksum.status"] is "0" or "Bad");
     }
 
+    [RootFact("curl", "/usr/bin/python3")]
+    public void Two_netloom_run_programs_talk_ipv6_over_shm()
+    {
+        // Both ends on their own stacks, joined by a shm port: no kernel in between, and neither
+        // side has a kernel interface (so no scope ids either).
+        string shm = $"shm:{RunLab.Unique("nl6shm")}";
+        int net = RunLab.Subnet();
+        string server6 = $"fd00:231:{net:x}::1", client6 = $"fd00:231:{net:x}::2";
+        using var www = new TempDir();
+        string file = www.File("data.bin");
+        File.WriteAllBytes(file, System.Security.Cryptography.RandomNumberGenerator.GetBytes(4 << 20));
+        using var server = RunLab.Start("Serving HTTP", null, shm, $"10.231.{net}.1/24",
+            ["/usr/bin/python3", "-u", "-m", "http.server", "8003", "--bind", server6, "--directory", www.Path], "--ip6", $"{server6}/64");
+        server.WaitReady(60);
+        string got = www.File("got.bin");
+        var r = RunLab.Run(2 * Minute, null, shm, $"10.231.{net}.2/24",
+            ["curl", "-6", "-sS", "--retry", "5", "--retry-connrefused", "-o", got, $"http://[{server6}]:8003/data.bin"], "--ip6", $"{client6}/64");
+        Assert.True(r.Code == 0, r.Out + r.Err + server.Log);
+        Assert.Equal(RunLab.Sha256(file), RunLab.Sha256(got));
+        Assert.Contains(client6, server.Log); // the server saw the client's stack address
+    }
+
     [RootFact("ip", "socat")]
     public void Socat_talks_udp6_and_tcp6_both_ways()
     {
@@ -177,6 +199,24 @@ public class Ipv6RunTests
             var r = RunLab.Run(Minute, lab.Ns, lab.Port, lab.Ip4Flag, ["sh", "-c", $"echo netloom-tcp6-2 | socat -t 2 - TCP6:[{lab.Kernel6}]:5002"], lab.Ip6Flags);
             Assert.True(r.Out.Contains("netloom-tcp6-2"), r.Out + r.Err + k.Log);
         }
+    }
+
+    [RootFact("ip", "curl", "/usr/bin/python3")]
+    public void Tap_peer6_gives_the_kernel_side_of_the_tap_its_ipv6_address()
+    {
+        using var lab = new TapNamespace(makeTap: false); // netloom run makes the TAP
+        using var www = new TempDir();
+        File.WriteAllText(www.File("hello.txt"), "hello over tap-peer6\n");
+        using var kernelServer = new Background("Serving HTTP", "ip", "netns", "exec", lab.Ns, "/usr/bin/python3", "-u", "-m", "http.server", "8004",
+            "--bind", "::", "--directory", www.Path);
+        kernelServer.WaitReady();
+        int net = RunLab.Subnet();
+        var r = RunLab.Run(Minute, lab.Ns, lab.Port, $"{lab.NetloomIp}/24", ["curl", "-6", "-sS", $"http://[fd00:233:{net:x}::1]:8004/hello.txt"],
+            "--tap-peer", $"{lab.KernelIp}/24", "--ip6", $"fd00:233:{net:x}::2/64", "--tap-peer6", $"fd00:233:{net:x}::1/64");
+        Assert.True(r.Code == 0, r.Out + r.Err + kernelServer.Log);
+        Assert.Contains("hello over tap-peer6", r.Out);
+        Assert.Contains($"fd00:233:{net:x}::2 -", kernelServer.Log); // from the stack, over the TAP
+        Assert.NotEqual(0, lab.Kernel(10, "ip", "link", "show", lab.Tap).Code); // and the TAP is gone again
     }
 
     [RootFact("ip", "curl", "/usr/bin/python3")]
