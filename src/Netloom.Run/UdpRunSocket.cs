@@ -69,7 +69,7 @@ internal sealed unsafe class UdpRunSocket(Engine engine) : RunSocket(engine, Abi
         if (addr is not null && length >= 2 && *(ushort*)addr == 0) // AF_UNSPEC: dissolve the association
         {
             _connected = false;
-            _binding?.Connect(Ipv4Address.Any, 0);
+            _binding?.Disconnect();
             return 0;
         }
         long bad = SockAddr.Read(addr, length, out var address, out var port);
@@ -119,11 +119,16 @@ internal sealed unsafe class UdpRunSocket(Engine engine) : RunSocket(engine, Abi
         return 0;
     }
 
+    /// <summary>The binding's hard ICMP error about a datagram to the connected peer (it matches the quoted addresses and ports), as an errno.</summary>
     private void TakeIcmpErrors()
     {
         if (_binding is null) return;
-        while (_binding.TryTakeError(out var e))
-            if (_connected && e.OriginalDestination == _peer && e.OriginalPort == _peerPort) _pendingError = Errno.ECONNREFUSED;
+        switch (_binding.TakePendingError())
+        {
+            case System.Net.Sockets.SocketError.ConnectionRefused: _pendingError = Errno.ECONNREFUSED; break;
+            case System.Net.Sockets.SocketError.ProtocolOption: _pendingError = Errno.ENOPROTOOPT; break;
+            case System.Net.Sockets.SocketError.AccessDenied: _pendingError = Errno.EACCES; break;
+        }
     }
 
     public override long TryReceive(MsgHdr* msg, int flags)

@@ -280,12 +280,14 @@ internal sealed partial class Interface
                 break;
             case Icmpv6Type.DestinationUnreachable or Icmpv6Type.TimeExceeded or Icmpv6Type.ParameterProblem:
                 if (m.TryGetQuoted(out var quoted, out _) && FindAddress6(quoted.Source) >= 0
-                    && Ipv6Extensions.TryParse(quoted.NextHeader, quoted.Payload, out var qx, out _) && qx.UpperLayer == (byte)IpProtocol.Tcp)
+                    && Ipv6Extensions.TryParse(quoted.NextHeader, quoted.Payload, out var qx, out _))
                 {
                     var t = quoted.Payload[qx.UpperLayerOffset..];
                     // RFC 4443 §3.1 with RFC 1122 §4.2.3.9's rule: port unreachable is hard, the rest soft.
-                    if (t.Length >= 4 && m.Type == (byte)Icmpv6Type.DestinationUnreachable)
+                    if (qx.UpperLayer == (byte)IpProtocol.Tcp && t.Length >= 4 && m.Type == (byte)Icmpv6Type.DestinationUnreachable)
                         _tcp.Unreachable(IpAddr.FromIpv6(quoted.Destination), ReadU16(t[2..]), ReadU16(t), m.Code == (byte)Icmpv6UnreachableCode.Port);
+                    else if (qx.UpperLayer == (byte)IpProtocol.Udp)
+                        UdpIcmpError(m.Type, m.Code, IpAddr.FromIpv6(src), IpAddr.FromIpv6(quoted.Destination), t);
                 }
                 break;
         }

@@ -12,7 +12,7 @@ namespace Netloom.Interop.Tests.Stack;
 /// sends, and a Linux router namespace between (hop limit, Packet Too Big from a small MTU on the
 /// far link, path MTU discovery). The 64 MiB transfers run with loss on both sides.
 /// </summary>
-public class Ipv6InteropTests
+public partial class Ipv6InteropTests
 {
     private static string Cli => Path.Combine(AppContext.BaseDirectory, "Netloom.Cli.dll");
     private static int s_next;
