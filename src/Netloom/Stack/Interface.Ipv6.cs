@@ -306,8 +306,10 @@ internal sealed partial class Interface
         }
         ref var p = ref _pmtu[slot];
         if (p.Until != 0 && p.Destination == destination && p.Mtu <= value) { p.Until = (_now + PathMtuLifetime).Nanoseconds; return; }
+        bool lowered = PathMtu(destination) > value;
         p = new PathMtu6 { Destination = destination, Mtu = value, Until = (_now + PathMtuLifetime).Nanoseconds };
         Counters.PathMtuUpdates++;
+        if (lowered) _tcp.PathMtuLowered(IpAddr.FromIpv6(destination));
     }
 
     internal int PathMtu(Ipv6Address destination)
