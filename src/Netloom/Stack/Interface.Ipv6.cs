@@ -71,6 +71,7 @@ internal sealed partial class Interface
         _hopLimit6 = _o.HopLimit;
         _fragmentId6 = (uint)_random.Next();
         _v6[0] = new Address6 { Address = Wire.Ipv6Address.LinkLocalFromMac(_o.Mac), PrefixLength = 64, ValidUntil = long.MaxValue, State = AddressState.Tentative };
+        InitMld();
     }
 
     private void StartIpv6()
@@ -102,6 +103,7 @@ internal sealed partial class Interface
     /// <summary>The periodic IPv6 work: DAD probes, router solicitations, lifetimes of routers, prefixes and path MTUs.</summary>
     private void Ipv6Tick()
     {
+        SyncMldGroups(); // addresses came or went: their solicited-node groups follow, reported before DAD probes (Interface.Mld.cs)
         long now = _now.Nanoseconds;
         bool tentative = false;
         for (int i = 0; i < _v6.Length; i++)
@@ -271,6 +273,9 @@ internal sealed partial class Interface
                 var from = multicast ? SelectSource(src) : dst;
                 new Icmpv6Writer(reply) { Type = (byte)Icmpv6Type.EchoReply, Code = 0 }.FillChecksum(from, src);
                 if (SendIpv6(from, src, IpProtocol.Icmpv6, reply)) Counters.IcmpOut++;
+                break;
+            case Icmpv6Type.MulticastListenerQuery:
+                ProcessMldQuery(ip, message);
                 break;
             case Icmpv6Type.EchoReply:
                 _pings6?.Add(new PingReply6(src, m.Identifier, m.SequenceNumber, m.Data.Length, _now));

@@ -70,4 +70,89 @@ public partial class Ipv6InteropTests
         var c = stack.GetCounters();
         Assert.True(c.Drops(StackDrop.ClosedPort) >= 2, "the stray datagrams were not refused");
     }
+
+    /// <summary>Every MLD message in a capture, as tshark decodes it (all occurrences of repeated fields, comma-joined).</summary>
+    private static List<Dictionary<string, string>> MldReports(string capture)
+    {
+        string[] fields = ["eth.src", "ipv6.src", "ipv6.dst", "ipv6.hlim", "ipv6.opt.router_alert", "icmpv6.checksum.status", "icmpv6.mldr.nb_mcast_records",
+            "icmpv6.mldr.mar.record_type", "icmpv6.mldr.mar.multicast_address", "_ws.malformed", "frame.time_relative"];
+        var args = new List<string> { "-r", capture, "-n", "-Y", "icmpv6.type == 143", "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=," };
+        foreach (var f in fields) args.AddRange(["-e", f]);
+        var (code, stdout, stderr) = Sh.Run(TimeSpan.FromSeconds(60), "tshark", [.. args]);
+        Assert.True(code == 0, stderr);
+        var rows = new List<Dictionary<string, string>>();
+        foreach (var line in stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var cells = line.Split('\t');
+            var row = new Dictionary<string, string>();
+            for (int i = 0; i < fields.Length; i++) row[fields[i]] = i < cells.Length ? cells[i] : "";
+            rows.Add(row);
+        }
+        return rows;
+    }
+
+    [RootFact("ip", "ping", "tshark", "/usr/bin/python3", "scapy")]
+    public void The_host_reports_its_solicited_node_groups_by_mldv2_and_answers_general_and_address_specific_queries()
+    {
+        using var lab = new Lab("M");
+        const string mac = "02:4e:4c:00:4d:02";
+        var ll = Ipv6Address.LinkLocalFromMac(MacAddress.Parse(mac));
+        string llGroup = ll.SolicitedNode.ToString(), globalGroup = Ipv6Address.Parse(lab.HostIp).SolicitedNode.ToString();
+        Assert.NotEqual(llGroup, globalGroup);
+        var pcap = Path.Combine(lab.Dir.Path, "host.pcapng");
+        using var host = lab.Host("--mac", mac, "--ip6", $"{lab.HostIp}/64", "--pcap", pcap);
+        lab.KernelAddress();
+        lab.WaitReachable(lab.HostIp);
+
+        // The kernel side of the TAP, captured by tshark while scapy plays an MLDv2 querier.
+        var wire = Path.Combine(lab.Dir.Path, "wire.pcapng");
+        using (var capture = new Background("Capturing on", "ip", "netns", "exec", lab.Ns, "tshark", "-i", lab.Dev, "-w", wire, "-f", "ip6"))
+        {
+            capture.WaitReady(60);
+            Thread.Sleep(500);
+            string ra = "IPv6ExtHdrHopByHop(options=[RouterAlert(value=0)])";
+            string scapy = "from scapy.all import *; import time; conf.verb=0\n" +
+                // A General Query with a Maximum Response Delay of 1500 ms; once it is answered, an address-specific one (500 ms).
+                $"sendp(Ether(dst='33:33:00:00:00:01')/IPv6(src='fe80::99',dst='ff02::1',hlim=1)/{ra}/ICMPv6MLQuery2(mrd=1500), iface='{lab.Dev}')\n" +
+                "time.sleep(2.5)\n" +
+                $"sendp(Ether(dst=in6_getnsmac(inet_pton(socket.AF_INET6,'{globalGroup}')))/IPv6(src='fe80::99',dst='{globalGroup}',hlim=1)/{ra}/ICMPv6MLQuery2(mrd=500,mladdr='{globalGroup}'), iface='{lab.Dev}')\n" +
+                "time.sleep(1.5)\n" +
+                // A query from a global source must be ignored (RFC 3810 §5.1.14).
+                $"sendp(Ether(dst='33:33:00:00:00:01')/IPv6(src='{lab.KernelIp}',dst='ff02::1',hlim=1)/{ra}/ICMPv6MLQuery2(mrd=100), iface='{lab.Dev}')\n" +
+                "time.sleep(1.5)\n";
+            var sent = lab.Exec(60, "/usr/bin/python3", "-c", scapy);
+            Assert.True(sent.Code == 0, sent.Err);
+            capture.Stop();
+        }
+        host.Stop();
+
+        // Unsolicited: each group joined by a Change-to-Exclude record, sent twice (robustness 2),
+        // to ff02::16 with hop limit 1 and a Router Alert, the first ones from :: (DAD was running).
+        var ours = MldReports(pcap).Where(r => r["eth.src"] == mac).ToList();
+        Assert.NotEmpty(ours);
+        foreach (var r in ours)
+        {
+            Assert.Equal("ff02::16", r["ipv6.dst"]);
+            Assert.Equal("1", r["ipv6.hlim"]);
+            Assert.NotEqual("", r["ipv6.opt.router_alert"]);
+            Assert.Equal("1", r["icmpv6.checksum.status"]); // tshark: good
+            Assert.Equal("", r["_ws.malformed"]);
+            Assert.DoesNotContain("ff02::1,", r["icmpv6.mldr.mar.multicast_address"] + ",");
+            Assert.True(r["ipv6.src"] == "::" || r["ipv6.src"] == ll.ToString(), r["ipv6.src"]);
+        }
+        int Changes(string group) => ours.Count(r => r["icmpv6.mldr.mar.record_type"].Split(',').Zip(r["icmpv6.mldr.mar.multicast_address"].Split(','))
+            .Any(p => p.First == "4" && p.Second == group));
+        Assert.True(Changes(llGroup) >= 2, $"the link-local address's group was announced {Changes(llGroup)} times");
+        Assert.True(Changes(globalGroup) >= 2, $"the global address's group was announced {Changes(globalGroup)} times");
+        Assert.Equal("::", ours[0]["ipv6.src"]);
+
+        // Answers on the wire: the General Query gets one Mode-is-Exclude report of both groups,
+        // the address-specific one a report of that group alone; the global-source query nothing more.
+        var answers = MldReports(wire).Where(r => r["eth.src"] == mac && r["icmpv6.mldr.mar.record_type"].Split(',').All(t => t == "2")).ToList();
+        Assert.Equal(2, answers.Count);
+        Assert.Equal(ll.ToString(), answers[0]["ipv6.src"]);
+        Assert.Equal(new[] { llGroup, globalGroup }.Order(), answers[0]["icmpv6.mldr.mar.multicast_address"].Split(',').Order());
+        Assert.Equal(globalGroup, answers[1]["icmpv6.mldr.mar.multicast_address"]);
+        Assert.Equal("1", answers[1]["icmpv6.checksum.status"]);
+    }
 }
