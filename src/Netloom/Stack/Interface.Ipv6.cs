@@ -122,6 +122,7 @@ internal sealed partial class Interface
         }
         for (int i = 0; i < _routers.Length; i++) if (_routers[i].Until != 0 && _routers[i].Until <= now) _routers[i] = default;
         for (int i = 0; i < _pmtu.Length; i++) if (_pmtu[i].Until != 0 && _pmtu[i].Until <= now) _pmtu[i] = default;
+        ExpireRedirects(now);
         Duration next = tentative ? _o.NdpRetransmit : Duration.FromSeconds(1);
         if (!tentative && _rsLeft > 0 && _v6[0].State == AddressState.Preferred && !HasRouter())
         {
@@ -332,11 +333,12 @@ internal sealed partial class Interface
         return _v6[0].Address;
     }
 
-    /// <summary>The next hop: the destination itself when on-link (RFC 4861 §5.2), else a default router.</summary>
+    /// <summary>The next hop: the destination itself when on-link (RFC 4861 §5.2), else the target of a redirect for it, else a default router.</summary>
     private bool NextHop6(Ipv6Address destination, out Ipv6Address hop)
     {
         hop = destination;
         if (destination.IsMulticast || destination.IsLinkLocal) return true;
+        if (_redirectCount > 0 && RedirectedHop(destination, out hop)) return true; // RFC 4861 §8.3 (Interface.Redirect.cs)
         foreach (ref readonly var a in _v6.AsSpan())
             if (a.State == AddressState.Preferred && !a.Address.IsLinkLocal && destination.SameSubnet(a.Address, a.PrefixLength)) return true;
         foreach (ref readonly var r in _routers.AsSpan())

@@ -155,4 +155,111 @@ public partial class Ipv6InteropTests
         Assert.Equal(globalGroup, answers[1]["icmpv6.mldr.mar.multicast_address"]);
         Assert.Equal("1", answers[1]["icmpv6.checksum.status"]);
     }
+
+    [RootFact("ip", "tshark", "/usr/bin/python3", "scapy")]
+    public void A_linux_router_redirects_the_stack_to_an_on_link_host_and_crafted_bad_redirects_are_dropped()
+    {
+        // The link: a bridge in the router namespace joins the stack's TAP and a veth to host D.
+        // The router (forwarding on) owns the stack's prefix and, on the same bridge, D's prefix;
+        // the stack only knows the router. Its packets to D come in and go back out the bridge, so
+        // the kernel sends a Redirect naming D itself as the better first hop (RFC 4861 §8.2).
+        using var lab = new Lab("D");
+        string d = $"nl6H{Environment.ProcessId}", vr = $"nl6v{Environment.ProcessId % 10000}", vd = $"nl6w{Environment.ProcessId % 10000}";
+        const string routerMac = "02:00:00:00:72:01", dMac = "02:00:00:00:72:05", ourMac = "02:4e:4c:00:72:02";
+        string dIp = $"{lab.Prefix}:9::5";
+        var routerLl = Ipv6Address.LinkLocalFromMac(MacAddress.Parse(routerMac));
+        Sh.Ok("ip", "netns", "add", d);
+        try
+        {
+            var port = InNamespace.Run(lab.Ns, () => Ports.Open($"tap:{lab.Dev}"));
+            void R(params string[] a) => Sh.Ok("ip", ["-n", lab.Ns, .. a]);
+            R("link", "add", "br0", "address", routerMac, "type", "bridge");
+            Sh.Ok("ip", "netns", "exec", lab.Ns, "sh", "-c", "echo 0 > /proc/sys/net/ipv6/conf/br0/accept_dad; echo 1 > /proc/sys/net/ipv6/conf/all/forwarding");
+            R("link", "set", lab.Dev, "master", "br0");
+            Sh.Ok("ip", "link", "add", vr, "netns", lab.Ns, "type", "veth", "peer", "name", vd, "netns", d);
+            R("link", "set", vr, "master", "br0");
+            R("link", "set", vr, "up");
+            R("link", "set", "br0", "up");
+            R("addr", "add", $"{lab.KernelIp}/64", "dev", "br0", "nodad");
+            R("addr", "add", $"{lab.Prefix}:9::1/64", "dev", "br0", "nodad");
+            Sh.Ok("ip", "-n", d, "link", "set", vd, "address", dMac);
+            Sh.Ok("ip", "-n", d, "link", "set", vd, "up");
+            Sh.Ok("ip", "-n", d, "addr", "add", $"{dIp}/64", "dev", vd, "nodad");
+            Sh.Ok("ip", "-n", d, "-6", "route", "add", $"{lab.Prefix}::/64", "dev", vd); // D answers the stack directly
+
+            var wire = Path.Combine(lab.Dir.Path, "wire.pcapng");
+            using var capture = new Background("Capturing on", "ip", "netns", "exec", lab.Ns, "tshark", "-i", lab.Dev, "-w", wire, "-f", "ip6");
+            capture.WaitReady(60);
+            using var stack = new NetStack(port, new StackOptions
+            {
+                Mac = MacAddress.Parse(ourMac), Address = Ipv4Address.Parse(lab.HostIp4),
+                Ipv6 = true, Ipv6Address = Ipv6Address.Parse(lab.HostIp), Ipv6Gateway = routerLl,
+            });
+            var iface = stack.Interface;
+            Ipv6Address? HopOf(string a) { using (stack.Lock.EnterScope()) return iface.NextHopOf(Ipv6Address.Parse(a)); }
+            Thread.Sleep(1500); // DAD
+            Assert.Equal(routerLl, HopOf(dIp));
+
+            // Pings to D: the first ones through the router, which redirects; then straight to D.
+            int replies = 0;
+            for (ushort i = 0; i < 20 && replies < 8; i++)
+            {
+                using (stack.Lock.EnterScope())
+                {
+                    iface.SendPing6(Ipv6Address.Parse(dIp), 0x72, i, "redirect-me"u8);
+                    iface.FlushOutput();
+                }
+                Thread.Sleep(250);
+                using (stack.Lock.EnterScope()) while (iface.TryTakePingReply6(out var r)) if (r.From.ToString() == dIp) replies++;
+            }
+            Assert.True(replies >= 8, $"{replies} replies from D");
+            Assert.Equal(1, iface.RedirectsAccepted);
+            Assert.Equal(Ipv6Address.Parse(dIp), HopOf(dIp));
+
+            // Crafted redirects (scapy, on the router's side of the TAP) for three destinations the
+            // stack reaches through the router: from a link-local source that is not its router,
+            // with hop limit 254, and with a target link-layer option of length 0. All dropped,
+            // while the same message done right is followed.
+            long invalidBefore = stack.GetCounters().Drops(StackDrop.NdpInvalid);
+            string[] dest = [$"{lab.Prefix}:8::1", $"{lab.Prefix}:8::2", $"{lab.Prefix}:8::3", $"{lab.Prefix}:8::4"];
+            string Redirect(string src, int hlim, string dst, string opt) =>
+                $"sendp(Ether(src='{routerMac}',dst='{ourMac}')/IPv6(src='{src}',dst='{lab.HostIp}',hlim={hlim})/ICMPv6ND_Redirect(tgt='{dst}',dst='{dst}')/{opt}, iface='{lab.Dev}')\n";
+            string tlla = "ICMPv6NDOptDstLLAddr(lladdr='02:00:00:00:72:99')";
+            string scapy = "from scapy.all import *; conf.verb=0\n" +
+                Redirect("fe80::bad", 255, dest[0], tlla) +
+                Redirect(routerLl.ToString(), 254, dest[1], tlla) +
+                Redirect(routerLl.ToString(), 255, dest[2], "ICMPv6NDOptDstLLAddr(len=0,lladdr='02:00:00:00:72:99')") +
+                Redirect(routerLl.ToString(), 255, dest[3], tlla);
+            var sent = lab.Exec(60, "/usr/bin/python3", "-c", scapy);
+            Assert.True(sent.Code == 0, sent.Err);
+            Thread.Sleep(1000);
+            Assert.Equal(routerLl, HopOf(dest[0]));
+            Assert.Equal(routerLl, HopOf(dest[1]));
+            Assert.Equal(routerLl, HopOf(dest[2]));
+            Assert.Equal(Ipv6Address.Parse(dest[3]), HopOf(dest[3]));
+            Assert.Equal(2, iface.RedirectsAccepted);
+            Assert.Equal(3, stack.GetCounters().Drops(StackDrop.NdpInvalid) - invalidBefore);
+            capture.Stop();
+
+            // On the wire, as tshark reads it: the kernel's redirect named D; echo requests to D
+            // went to the router's MAC before it and to D's MAC after it.
+            bool redirected = false;
+            int viaRouter = 0, direct = 0, directBefore = 0;
+            foreach (var row in Tshark.Fields(wire, "eth.dst", "ipv6.src", "ipv6.dst", "icmpv6.type", "icmpv6.nd.rd.target_address", "icmpv6.checksum.status"))
+            {
+                if (row["icmpv6.type"] == "137" && row["ipv6.src"] == routerLl.ToString() && row["icmpv6.nd.rd.target_address"] == dIp) { redirected = true; continue; }
+                if (row["icmpv6.type"] != "128" || row["ipv6.dst"] != dIp) continue;
+                if (row["eth.dst"] == routerMac) { if (redirected) Assert.Fail("an echo request went through the router after the redirect"); viaRouter++; }
+                else if (row["eth.dst"] == dMac) { if (redirected) direct++; else directBefore++; }
+            }
+            Assert.True(redirected, "tshark saw no redirect from the router naming D");
+            Assert.True(viaRouter >= 1, "no echo request went through the router first");
+            Assert.Equal(0, directBefore);
+            Assert.True(direct >= 7, $"only {direct} echo requests went straight to D");
+        }
+        finally
+        {
+            Sh.Run("ip", "netns", "del", d);
+        }
+    }
 }
