@@ -72,24 +72,9 @@ public partial class Ipv6InteropTests
     }
 
     /// <summary>Every MLD message in a capture, as tshark decodes it (all occurrences of repeated fields, comma-joined).</summary>
-    private static List<Dictionary<string, string>> MldReports(string capture)
-    {
-        string[] fields = ["eth.src", "ipv6.src", "ipv6.dst", "ipv6.hlim", "ipv6.opt.router_alert", "icmpv6.checksum.status", "icmpv6.mldr.nb_mcast_records",
-            "icmpv6.mldr.mar.record_type", "icmpv6.mldr.mar.multicast_address", "_ws.malformed", "frame.time_relative"];
-        var args = new List<string> { "-r", capture, "-n", "-Y", "icmpv6.type == 143", "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=," };
-        foreach (var f in fields) args.AddRange(["-e", f]);
-        var (code, stdout, stderr) = Sh.Run(TimeSpan.FromSeconds(60), "tshark", [.. args]);
-        Assert.True(code == 0, stderr);
-        var rows = new List<Dictionary<string, string>>();
-        foreach (var line in stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries))
-        {
-            var cells = line.Split('\t');
-            var row = new Dictionary<string, string>();
-            for (int i = 0; i < fields.Length; i++) row[fields[i]] = i < cells.Length ? cells[i] : "";
-            rows.Add(row);
-        }
-        return rows;
-    }
+    private static List<Dictionary<string, string>> MldReports(string capture) =>
+        Tshark.Fields(capture, "icmpv6.type == 143", true, "eth.src", "ipv6.src", "ipv6.dst", "ipv6.hlim", "ipv6.opt.router_alert", "icmpv6.checksum.status",
+            "icmpv6.mldr.nb_mcast_records", "icmpv6.mldr.mar.record_type", "icmpv6.mldr.mar.multicast_address", "_ws.malformed");
 
     [RootFact("ip", "ping", "tshark", "/usr/bin/python3", "scapy")]
     public void The_host_reports_its_solicited_node_groups_by_mldv2_and_answers_general_and_address_specific_queries()
