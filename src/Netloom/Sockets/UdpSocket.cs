@@ -37,6 +37,9 @@ public sealed class UdpSocket : ISocketObserver, IDisposable
     {
         ArgumentNullException.ThrowIfNull(remote);
         var a = Ipv6Address.FromIPAddress(remote.Address);
+        if (remote.Port == 0) throw new ArgumentException("connect needs a destination port", nameof(remote));
+        if (a.IsUnspecified || a.IsMulticast || (a.IsIpv4Mapped && new Ipv4Address((uint)a.Low) == Ipv4Address.Any))
+            throw new ArgumentException($"cannot connect a UDP socket to {remote}", nameof(remote));
         using (_stack.Enter())
         {
             if (!a.IsIpv4Mapped && !_stack.Interface.Options.Ipv6)

@@ -71,8 +71,6 @@ internal sealed class UdpBinding
 
     internal void Connect(IpAddr address, ushort port)
     {
-        if (port == 0) throw new ArgumentException("connect needs a destination port", nameof(port));
-        if (!address.IsIpv4 && (address.Ipv6.IsUnspecified || address.Ipv6.IsMulticast)) throw new ArgumentException($"cannot connect a UDP socket to {address}", nameof(address));
         _remote = address;
         RemotePort = port;
         _pending = SocketError.Success;
