@@ -37,15 +37,6 @@ internal sealed partial class Interface
     private int _robustness = DefaultRobustness;
     internal long MldReportsOut, MldQueriesIn;
 
-    /// <summary>The groups being reported (members, and those still announcing that they left).</summary>
-    internal IEnumerable<Ipv6Address> MldGroups
-    {
-        get
-        {
-            foreach (var g in _mld) if (g.InUse && g.Member) yield return g.Group;
-        }
-    }
-
     private void InitMld()
     {
         _mld = new MldGroup[MaxAddresses6];
