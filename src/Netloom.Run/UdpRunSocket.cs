@@ -92,6 +92,7 @@ internal sealed unsafe class UdpRunSocket(Engine engine, int family) : RunSocket
         if (addr is not null && length >= 2 && *(ushort*)addr == 0) // AF_UNSPEC: dissolve the association
         {
             _connected = false;
+            _binding?.Disconnect();
             return 0;
         }
         long bad = ReadAddress(addr, length, out var address, out var port, out uint scope);
@@ -108,6 +109,7 @@ internal sealed unsafe class UdpRunSocket(Engine engine, int family) : RunSocket
         _peer = address;
         _peerPort = port;
         _connected = true;
+        _binding!.Connect(address, port); // so the binding turns an ICMP error about a datagram to the peer into a pending error
         return 0;
     }
 
@@ -165,11 +167,16 @@ internal sealed unsafe class UdpRunSocket(Engine engine, int family) : RunSocket
         return 0;
     }
 
+    /// <summary>The binding's hard ICMP error about a datagram to the connected peer (it matches the quoted addresses and ports), as an errno.</summary>
     private void TakeIcmpErrors()
     {
         if (_binding is null) return;
-        while (_binding.TryTakeError(out var e))
-            if (_connected && _peer.IsIpv4 && e.OriginalDestination == _peer.Ipv4 && e.OriginalPort == _peerPort) _pendingError = Errno.ECONNREFUSED;
+        switch (_binding.TakePendingError())
+        {
+            case System.Net.Sockets.SocketError.ConnectionRefused: _pendingError = Errno.ECONNREFUSED; break;
+            case System.Net.Sockets.SocketError.ProtocolOption: _pendingError = Errno.ENOPROTOOPT; break;
+            case System.Net.Sockets.SocketError.AccessDenied: _pendingError = Errno.EACCES; break;
+        }
     }
 
     public override long TryReceive(MsgHdr* msg, int flags)

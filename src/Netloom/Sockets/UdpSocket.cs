@@ -1,10 +1,16 @@
 using System.Net;
+using System.Net.Sockets;
 using Netloom.Stack;
 using Netloom.Wire;
 
 namespace Netloom.Sockets;
 
-/// <summary>A UDP socket of a <see cref="SocketStack"/>, safe to use from any thread.</summary>
+/// <summary>
+/// A UDP socket of a <see cref="SocketStack"/>, safe to use from any thread. Once connected
+/// (<see cref="Connect"/>), an ICMP or ICMPv6 port unreachable about a datagram it sent to its
+/// peer makes its next call throw a <see cref="SocketException"/> with
+/// <see cref="SocketError.ConnectionRefused"/>, as a connected socket does on Linux.
+/// </summary>
 public sealed class UdpSocket : ISocketObserver, IDisposable
 {
     private readonly SocketStack _stack;
@@ -23,11 +29,51 @@ public sealed class UdpSocket : ISocketObserver, IDisposable
 
     public ushort LocalPort => _binding.LocalPort;
 
+    /// <summary>
+    /// Fixes the peer, IPv4 or IPv6: <see cref="Send"/> goes there, only its datagrams are
+    /// received, and hard ICMP errors about datagrams to it are reported by the next call.
+    /// </summary>
+    public void Connect(IPEndPoint remote)
+    {
+        ArgumentNullException.ThrowIfNull(remote);
+        var a = Ipv6Address.FromIPAddress(remote.Address);
+        if (remote.Port == 0) throw new ArgumentException("connect needs a destination port", nameof(remote));
+        if (a.IsUnspecified || a.IsMulticast || (a.IsIpv4Mapped && new Ipv4Address((uint)a.Low) == Ipv4Address.Any))
+            throw new ArgumentException($"cannot connect a UDP socket to {remote}", nameof(remote));
+        using (_stack.Enter())
+        {
+            if (!a.IsIpv4Mapped && !_stack.Interface.Options.Ipv6)
+                throw new ArgumentException($"cannot connect to {remote}: IPv6 is off on this stack (StackOptions.Ipv6)", nameof(remote));
+            if (a.IsIpv4Mapped) _binding.Connect(new Ipv4Address((uint)a.Low), (ushort)remote.Port);
+            else _binding.Connect(a, (ushort)remote.Port);
+        }
+    }
+
+    /// <summary>Sends one datagram to the connected peer; throws a <see cref="SocketException"/> for an error an earlier datagram met.</summary>
+    public bool Send(ReadOnlySpan<byte> payload)
+    {
+        using (_stack.Enter())
+        {
+            ThrowIfPendingError();
+            bool ok = _binding.Send(payload);
+            _stack.Interface.FlushOutput();
+            return ok;
+        }
+    }
+
+    /// <summary>Called with the stack lock held: the hard ICMP error the connected socket met, once.</summary>
+    private void ThrowIfPendingError()
+    {
+        var e = _binding.TakePendingError();
+        if (e != SocketError.Success) throw new SocketException((int)e);
+    }
+
     /// <summary>Sends one datagram (fragmented above the MTU); false when the stack dropped it (see its counters).</summary>
     public bool SendTo(ReadOnlySpan<byte> payload, Ipv4Address to, ushort port)
     {
         using (_stack.Enter())
         {
+            ThrowIfPendingError();
             bool ok = _binding.SendTo(payload, to, port);
             _stack.Interface.FlushOutput();
             return ok;
@@ -40,6 +86,7 @@ public sealed class UdpSocket : ISocketObserver, IDisposable
         ArgumentNullException.ThrowIfNull(to);
         using (_stack.Enter())
         {
+            ThrowIfPendingError();
             bool ok = _binding.SendTo(payload, Ipv6Address.FromIPAddress(to.Address), (ushort)to.Port);
             _stack.Interface.FlushOutput();
             return ok;
@@ -56,6 +103,7 @@ public sealed class UdpSocket : ISocketObserver, IDisposable
             using (_stack.Enter())
             {
                 if (_binding.TryReceiveAny(buffer.Span, out int n, out var from, out ushort port)) return (n, new IPEndPoint(from.ToIPAddress(), port));
+                ThrowIfPendingError(); // as Linux's recv: queued datagrams first, then the error
                 if (!_binding.IsOpen) throw new ObjectDisposedException(nameof(UdpSocket), "the socket is closed");
                 wait = _readable.Arm(ct);
             }
@@ -66,7 +114,12 @@ public sealed class UdpSocket : ISocketObserver, IDisposable
     /// <summary>Takes a waiting datagram, if any; an IPv6 sender shows as 0.0.0.0 (use <see cref="ReceiveAsync"/>).</summary>
     public bool TryReceiveFrom(Span<byte> buffer, out int length, out Ipv4Address from, out ushort fromPort)
     {
-        using (_stack.Enter()) return _binding.TryReceive(buffer, out length, out from, out fromPort);
+        using (_stack.Enter())
+        {
+            if (_binding.TryReceive(buffer, out length, out from, out fromPort)) return true;
+            ThrowIfPendingError();
+            return false;
+        }
     }
 
     /// <summary>Waits for a datagram and copies it into <paramref name="buffer"/> (cut to fit).</summary>
@@ -79,6 +132,7 @@ public sealed class UdpSocket : ISocketObserver, IDisposable
             using (_stack.Enter())
             {
                 if (_binding.TryReceive(buffer.Span, out int n, out var from, out ushort port)) return (n, from, port);
+                ThrowIfPendingError();
                 if (!_binding.IsOpen) throw new ObjectDisposedException(nameof(UdpSocket), "the socket is closed");
                 wait = _readable.Arm(ct);
             }

@@ -38,11 +38,7 @@ internal sealed partial class Interface
     {
         if (!icmp.TryGetQuoted(out var quoted, out _) || quoted.Source != _o.Address) return;
         if (quoted.Protocol == (byte)IpProtocol.Tcp) { TcpIcmpError(icmp, quoted.Payload, quoted.Destination); return; }
-        if (quoted.Protocol != (byte)IpProtocol.Udp) return;
-        var q = quoted.Payload;
-        if (q.Length < 4) return;
-        var socket = FindUdp(ReadU16(q));
-        socket?.DeliverError(new IcmpError(icmp.Type, icmp.Code, from, quoted.Destination, ReadU16(q[2..])));
+        if (quoted.Protocol == (byte)IpProtocol.Udp) UdpIcmpError(icmp.Type, icmp.Code, IpAddr.FromIpv4(from), IpAddr.FromIpv4(quoted.Destination), quoted.Payload);
     }
 
     /// <summary>Sends an echo request (ping) with <paramref name="data"/> as its payload.</summary>

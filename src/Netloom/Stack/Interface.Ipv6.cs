@@ -71,6 +71,7 @@ internal sealed partial class Interface
         _hopLimit6 = _o.HopLimit;
         _fragmentId6 = (uint)_random.Next();
         _v6[0] = new Address6 { Address = Wire.Ipv6Address.LinkLocalFromMac(_o.Mac), PrefixLength = 64, ValidUntil = long.MaxValue, State = AddressState.Tentative };
+        InitMld();
     }
 
     private void StartIpv6()
@@ -102,6 +103,7 @@ internal sealed partial class Interface
     /// <summary>The periodic IPv6 work: DAD probes, router solicitations, lifetimes of routers, prefixes and path MTUs.</summary>
     private void Ipv6Tick()
     {
+        SyncMldGroups(); // addresses came or went: their solicited-node groups follow, reported before DAD probes (Interface.Mld.cs)
         long now = _now.Nanoseconds;
         bool tentative = false;
         for (int i = 0; i < _v6.Length; i++)
@@ -120,6 +122,7 @@ internal sealed partial class Interface
         }
         for (int i = 0; i < _routers.Length; i++) if (_routers[i].Until != 0 && _routers[i].Until <= now) _routers[i] = default;
         for (int i = 0; i < _pmtu.Length; i++) if (_pmtu[i].Until != 0 && _pmtu[i].Until <= now) _pmtu[i] = default;
+        ExpireRedirects(now);
         Duration next = tentative ? _o.NdpRetransmit : Duration.FromSeconds(1);
         if (!tentative && _rsLeft > 0 && _v6[0].State == AddressState.Preferred && !HasRouter())
         {
@@ -278,6 +281,9 @@ internal sealed partial class Interface
                 new Icmpv6Writer(reply) { Type = (byte)Icmpv6Type.EchoReply, Code = 0 }.FillChecksum(from, src);
                 if (SendIpv6(from, src, IpProtocol.Icmpv6, reply)) Counters.IcmpOut++;
                 break;
+            case Icmpv6Type.MulticastListenerQuery:
+                ProcessMldQuery(ip, message);
+                break;
             case Icmpv6Type.EchoReply:
                 _pings6?.Add(new PingReply6(src, m.Identifier, m.SequenceNumber, m.Data.Length, _now));
                 break;
@@ -286,12 +292,14 @@ internal sealed partial class Interface
                 break;
             case Icmpv6Type.DestinationUnreachable or Icmpv6Type.TimeExceeded or Icmpv6Type.ParameterProblem:
                 if (m.TryGetQuoted(out var quoted, out _) && FindAddress6(quoted.Source) >= 0
-                    && Ipv6Extensions.TryParse(quoted.NextHeader, quoted.Payload, out var qx, out _) && qx.UpperLayer == (byte)IpProtocol.Tcp)
+                    && Ipv6Extensions.TryParse(quoted.NextHeader, quoted.Payload, out var qx, out _))
                 {
                     var t = quoted.Payload[qx.UpperLayerOffset..];
                     // RFC 4443 §3.1 with RFC 1122 §4.2.3.9's rule: port unreachable is hard, the rest soft.
-                    if (t.Length >= 4 && m.Type == (byte)Icmpv6Type.DestinationUnreachable)
+                    if (qx.UpperLayer == (byte)IpProtocol.Tcp && t.Length >= 4 && m.Type == (byte)Icmpv6Type.DestinationUnreachable)
                         _tcp.Unreachable(IpAddr.FromIpv6(quoted.Destination), ReadU16(t[2..]), ReadU16(t), m.Code == (byte)Icmpv6UnreachableCode.Port);
+                    else if (qx.UpperLayer == (byte)IpProtocol.Udp)
+                        UdpIcmpError(m.Type, m.Code, IpAddr.FromIpv6(src), IpAddr.FromIpv6(quoted.Destination), t);
                 }
                 break;
         }
@@ -310,8 +318,10 @@ internal sealed partial class Interface
         }
         ref var p = ref _pmtu[slot];
         if (p.Until != 0 && p.Destination == destination && p.Mtu <= value) { p.Until = (_now + PathMtuLifetime).Nanoseconds; return; }
+        bool lowered = PathMtu(destination) > value;
         p = new PathMtu6 { Destination = destination, Mtu = value, Until = (_now + PathMtuLifetime).Nanoseconds };
         Counters.PathMtuUpdates++;
+        if (lowered) _tcp.PathMtuLowered(IpAddr.FromIpv6(destination));
     }
 
     internal int PathMtu(Ipv6Address destination)
@@ -329,11 +339,12 @@ internal sealed partial class Interface
         return _v6[0].Address;
     }
 
-    /// <summary>The next hop: the destination itself when on-link (RFC 4861 §5.2), else a default router.</summary>
+    /// <summary>The next hop: the destination itself when on-link (RFC 4861 §5.2), else the target of a redirect for it, else a default router.</summary>
     private bool NextHop6(Ipv6Address destination, out Ipv6Address hop)
     {
         hop = destination;
         if (destination.IsMulticast || destination.IsLinkLocal) return true;
+        if (_redirectCount > 0 && RedirectedHop(destination, out hop)) return true; // RFC 4861 §8.3 (Interface.Redirect.cs)
         foreach (ref readonly var a in _v6.AsSpan())
             if (a.State == AddressState.Preferred && !a.Address.IsLinkLocal && destination.SameSubnet(a.Address, a.PrefixLength)) return true;
         foreach (ref readonly var r in _routers.AsSpan())

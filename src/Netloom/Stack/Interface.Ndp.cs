@@ -52,8 +52,11 @@ internal sealed partial class Interface
                 if (!src.IsLinkLocal) { Counters.Drop(StackDrop.NdpInvalid); return; } // RFC 4861 §6.1.2
                 ProcessRouterAdvertisement(src, n);
                 return;
+            case Icmpv6Type.Redirect:
+                ProcessRedirect(src, n); // Interface.Redirect.cs
+                return;
             default:
-                return; // a host ignores RS (§6.2.6); redirects are not followed (the first hop stays the router)
+                return; // a host ignores RS (§6.2.6)
         }
     }
 

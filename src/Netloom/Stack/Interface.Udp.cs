@@ -56,6 +56,17 @@ internal sealed partial class Interface
         return true;
     }
 
+    /// <summary>
+    /// Hands an ICMP or ICMPv6 error to the UDP socket whose datagram it quotes: the quoted UDP
+    /// header's source port names the socket, its destination port and the quoted packet's
+    /// destination say which peer the datagram went to. One path for both IP versions.
+    /// </summary>
+    private void UdpIcmpError(byte type, byte code, IpAddr from, IpAddr quotedDestination, ReadOnlySpan<byte> quotedUdp)
+    {
+        if (quotedUdp.Length < 4) return;
+        FindUdp(ReadU16(quotedUdp))?.DeliverError(new IcmpError(type, code, from, quotedDestination, ReadU16(quotedUdp[2..])));
+    }
+
     private void ProcessUdp(ReadOnlySpan<byte> header, Ipv4Address source, ReadOnlySpan<byte> datagram, bool broadcast)
     {
         if (!UdpDatagram.TryParse(datagram, out var udp, out _)) { Counters.Drop(StackDrop.Malformed); return; }

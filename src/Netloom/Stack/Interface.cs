@@ -40,7 +40,7 @@ internal sealed partial class Interface
         _random = seed == 0 ? new Random() : new Random(seed);
         _neighbors = new NeighborCache(options.NeighborCapacity, options.PendingPerNeighbor, options.PendingTotal, options.Mtu);
         _reassembly = new Reassembler(options.ReassemblySlots, options.ReassemblyBytes, options.ReassemblyBytesPerSource);
-        _timers = new TimerWheel(options.NeighborCapacity + options.ReassemblySlots + options.TcpConnections + options.TcpListeners + 1);
+        _timers = new TimerWheel(options.NeighborCapacity + options.ReassemblySlots + options.TcpConnections + options.TcpListeners + 2); // + the IPv6 and MLD timers
         for (int i = 0; i < options.NeighborCapacity; i++) _neighbors[i].Timer = _timers.Create(TimerNeighbor, i);
         for (int i = 0; i < options.ReassemblySlots; i++) _reassembly.SetTimer(i, _timers.Create(TimerReassembly, i));
         if (options.Ipv6)
@@ -114,6 +114,7 @@ internal sealed partial class Interface
             case TimerNeighbor: NeighborTimer(owner); break;
             case TimerReassembly: ReassemblyTimer(owner); break;
             case TimerIpv6: Ipv6Tick(); break;
+            case TimerMld: MldTick(); break;
             case TcpTable.TimerConnection or TcpTable.TimerListener: _tcp.OnTimer(kind, owner); break;
         }
     }

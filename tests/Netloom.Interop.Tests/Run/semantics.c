@@ -455,6 +455,35 @@ static void check_udp(void)
     close(u);
 }
 
+/* A connected UDP socket hears an ICMP port unreachable on its next call (ECONNREFUSED, with
+ * POLLERR meanwhile), once; connect(AF_UNSPEC) then dissolves the association. */
+static void check_udp_refused(void)
+{
+    struct sockaddr_in closed = peer_addr;
+    closed.sin_port = htons(ntohs(peer_addr.sin_port) + 1); /* nothing listens there */
+    int u = socket(AF_INET, SOCK_DGRAM, 0);
+    int c = connect(u, (struct sockaddr *)&closed, sizeof closed);
+    send(u, "knock", 5, 0);
+    struct pollfd p = { u, POLLIN, 0 };
+    int pr = poll(&p, 1, 5000);
+    char buf[16];
+    ssize_t n = recv(u, buf, sizeof buf, MSG_DONTWAIT);
+    int e = errno;
+    CHECK("udp-connected-refused", c == 0 && pr == 1 && (p.revents & POLLERR) && n < 0 && e == ECONNREFUSED,
+          "connect %d, poll %d revents %#x, recv %zd errno %d (%s)", c, pr, p.revents, n, e, strerror(e));
+    n = recv(u, buf, sizeof buf, MSG_DONTWAIT);
+    e = errno;
+    CHECK("udp-refused-once", n < 0 && e == EAGAIN, "second recv %zd errno %d (%s)", n, e, strerror(e));
+    struct sockaddr unspec = { .sa_family = AF_UNSPEC };
+    c = connect(u, &unspec, sizeof unspec);
+    sendto(u, "datagram", 8, 0, (struct sockaddr *)&peer_addr, sizeof peer_addr);
+    struct pollfd q = { u, POLLIN, 0 };
+    pr = poll(&q, 1, 5000);
+    n = recv(u, buf, sizeof buf, MSG_DONTWAIT);
+    CHECK("udp-disconnect", c == 0 && pr == 1 && n == 8, "connect(AF_UNSPEC) %d, poll %d, recv %zd", c, pr, n);
+    close(u);
+}
+
 static void check_options(void)
 {
     int fd = connect_to(peer_addr, 'W');
@@ -496,6 +525,7 @@ int main(int argc, char **argv)
     check_reset_mid_transfer();
     check_emfile();
     check_udp();
+    check_udp_refused();
     check_options();
     printf("%d failed\n", failures);
     return failures ? 1 : 0;

@@ -12,7 +12,7 @@ namespace Netloom.Interop.Tests.Stack;
 /// sends, and a Linux router namespace between (hop limit, Packet Too Big from a small MTU on the
 /// far link, path MTU discovery). The 64 MiB transfers run with loss on both sides.
 /// </summary>
-public class Ipv6InteropTests
+public partial class Ipv6InteropTests
 {
     private static string Cli => Path.Combine(AppContext.BaseDirectory, "Netloom.Cli.dll");
     private static int s_next;
@@ -189,8 +189,8 @@ public class Ipv6InteropTests
         Assert.Contains("ipv6", host.Log);
     }
 
-    [RootFact("ip", "ping", "curl")]
-    public void Through_a_linux_router_the_hop_limit_drops_and_packet_too_big_sets_the_path_mtu()
+    [RootFact("ip", "ping", "curl", "tshark")]
+    public void Through_a_linux_router_the_hop_limit_drops_and_packet_too_big_sets_the_path_mtu_and_shrinks_the_tcp_mss()
     {
         using var lab = new Lab("R");
         string far = $"nl6F{Environment.ProcessId}", vr = $"nl6r{Environment.ProcessId % 10000}", vf = $"nl6f{Environment.ProcessId % 10000}";
@@ -222,7 +222,30 @@ public class Ipv6InteropTests
             Assert.True(curl.Code == 0, $"curl: {curl.Out} {curl.Err}\n{host.Log}");
             Assert.Equal("200", curl.Out);
             Assert.Equal(Sha(file), Sha(got));
+            // A second connection, opened after the path MTU is known, starts with the smaller MSS.
+            var got2 = Path.Combine(lab.Dir.Path, "got2.bin");
+            var curl2 = Sh.Run(TimeSpan.FromSeconds(120), "ip", "netns", "exec", far, "curl", "-6", "-sS", "--max-time", "100", "-o", got2, "-w", "%{http_code}", $"http://[{lab.HostIp}]/blob.bin");
+            Assert.True(curl2.Code == 0, $"curl: {curl2.Out} {curl2.Err}\n{host.Log}");
+            Assert.Equal(Sha(file), Sha(got2));
             host.Stop();
+
+            // tshark's reading of the same capture: after the Packet Too Big, the connection it
+            // interrupted and the next one both sent segments that fit 1280 bytes whole: no
+            // fragment header (the effective send MSS shrank; RFC 9293 §3.7.2), and none over 1280.
+            bool ptbSeen = false;
+            int segmentsAfter = 0, fragmentsAfter = 0, largestAfter = 0;
+            foreach (var row in Tshark.Fields(pcap, "ipv6.dst", "icmpv6.type", "icmpv6.mtu", "ipv6.fraghdr.nxt", "tcp.len", "ipv6.plen"))
+            {
+                if (row["icmpv6.type"] == "2" && row["icmpv6.mtu"] == "1280") { ptbSeen = true; continue; }
+                if (!ptbSeen || row["ipv6.dst"] != farIp) continue;
+                if (row["ipv6.fraghdr.nxt"] != "") fragmentsAfter++;
+                if (row["tcp.len"] is { Length: > 0 } l && int.Parse(l) > 0) segmentsAfter++;
+                if (row["ipv6.plen"] is { Length: > 0 } pl) largestAfter = Math.Max(largestAfter, 40 + int.Parse(pl));
+            }
+            Assert.True(ptbSeen, "tshark saw no Packet Too Big of 1280");
+            Assert.True(segmentsAfter > 100, $"only {segmentsAfter} data segments to the far host after the Packet Too Big");
+            Assert.Equal(0, fragmentsAfter);
+            Assert.InRange(largestAfter, 1200, 1280); // full-sized segments, at the path MTU
 
             // In the host's capture: the far host's packets arrived with hop limit 63, the router sent a
             // Packet Too Big of 1280, and afterwards nothing we sent to the far host exceeded 1280 bytes.

@@ -10,11 +10,15 @@ internal static class Tshark
         "-o", "ip.check_checksum:TRUE", "-o", "tcp.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE",
     ];
 
-    public static List<Dictionary<string, string>> Fields(string file, params string[] fields)
+    public static List<Dictionary<string, string>> Fields(string file, params string[] fields) => Fields(file, null, false, fields);
+
+    /// <summary>Only the frames matching display <paramref name="filter"/>; with <paramref name="allOccurrences"/>, a field repeated in a frame comes comma-joined.</summary>
+    public static List<Dictionary<string, string>> Fields(string file, string? filter, bool allOccurrences, params string[] fields)
     {
         var args = new List<string> { "-r", file, "-n" };
         args.AddRange(Preferences);
-        args.AddRange(["-T", "fields", "-E", "separator=\t", "-E", "occurrence=f"]);
+        if (filter is not null) args.AddRange(["-Y", filter]);
+        args.AddRange(["-T", "fields", "-E", "separator=\t", "-E", allOccurrences ? "occurrence=a" : "occurrence=f", "-E", "aggregator=,"]);
         foreach (var f in fields) args.AddRange(["-e", f]);
         var (code, stdout, stderr) = Sh.Run(TimeSpan.FromSeconds(120), "tshark", [.. args]);
         if (code != 0) throw new InvalidOperationException($"tshark exited {code}: {stderr}");

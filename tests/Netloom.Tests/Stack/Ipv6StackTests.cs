@@ -11,7 +11,7 @@ namespace Netloom.Tests.Stack;
 /// loss, SLAAC and a default router from an advertisement, path MTU from Packet Too Big, and
 /// adversarial packets that are counted and dropped.
 /// </summary>
-public class Ipv6StackTests
+public partial class Ipv6StackTests
 {
     private static readonly Ipv6Address GlobalA = Ipv6Address.Parse("fd00:9::1"), GlobalB = Ipv6Address.Parse("fd00:9::2");
 

@@ -15,6 +15,9 @@ internal readonly record struct IpAddr(UInt128 Bits)
 
     public static IpAddr FromIpv6(Ipv6Address address) => new(address.Value);
 
+    /// <summary>An IPv4 address is an <see cref="IpAddr"/> without loss, so code written for IPv4 (ICMP errors, tests) reads unchanged.</summary>
+    public static implicit operator IpAddr(Ipv4Address address) => FromIpv4(address);
+
     public bool IsIpv4 => Bits >> 32 == 0xFFFF;
 
     /// <summary>The IPv6 address (for the IPv6 layer); an IPv4 one comes out IPv4-mapped.</summary>

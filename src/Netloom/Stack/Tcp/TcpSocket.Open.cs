@@ -46,6 +46,28 @@ internal sealed partial class TcpSocket
     }
 
     /// <summary>Options both sides offered are in force (RFC 7323 §2.2, §3.2; RFC 2018 §2).</summary>
+    /// <summary>
+    /// RFC 9293 §3.7.2: the effective send MSS is the smaller of the peer's MSS and what the path
+    /// MTU leaves. When a Packet Too Big lowers it mid-connection, the segments in flight above
+    /// the new size were dropped by the router that sent it: send them again now, cut to the new
+    /// size (go back to SND.UNA as after a timeout, but with the congestion window kept, since this
+    /// is no congestion signal; Linux's tcp_simple_retransmit does the same).
+    /// </summary>
+    internal void PathMssLowered(int pathMaxSegmentSize)
+    {
+        if (State is TcpState.Closed or TcpState.Listen or TcpState.SynSent or TcpState.SynReceived or TcpState.TimeWait) return;
+        int mss = Math.Max(64, Math.Min(_peerMss, pathMaxSegmentSize) - (_tsOk ? 12 : 0));
+        if (mss >= _mss) return;
+        _mss = mss;
+        _cc.Mss = mss;
+        if (Seq.Lt(SndUna, SndNxt))
+        {
+            SndNxt = SndUna;
+            _rttTiming = false; // Karn: what comes back now may answer either copy
+        }
+        Output();
+    }
+
     private void NegotiateOptions(ushort peerMss, sbyte peerWs, bool sackOk, bool tsOk)
     {
         _peerMss = peerMss == 0 ? 536 : peerMss; // RFC 9293 §3.7.1: 536 when not announced

@@ -112,6 +112,18 @@ internal sealed class TcpTable
         if (_connections.TryGetValue(new Key(remote, remotePort, localPort), out var s)) s.Unreachable(hard);
     }
 
+    /// <summary>
+    /// The path MTU to <paramref name="remote"/> went down (a Packet Too Big): every connection to
+    /// it takes the smaller effective send MSS now (RFC 9293 §3.7.2, RFC 8201 §5.4), so no
+    /// segment it sends needs fragmenting; new connections get it from <see cref="MaxSegmentSize"/>.
+    /// </summary>
+    public void PathMtuLowered(IpAddr remote)
+    {
+        int mss = _output.MaxSegmentSize(remote);
+        foreach (var s in _slots)
+            if (s is not null && s.Remote.Address == remote) s.PathMssLowered(mss);
+    }
+
     /// <summary>Hands one segment to the layer below; false when the device is full (see <see cref="ITcpOutput.TrySend"/>).</summary>
     public bool TrySend(in TcpSegmentOut segment) => _output.TrySend(segment);
 
