@@ -61,3 +61,9 @@ internal interface ILoanDevice
     /// <summary>Called (on the stack's thread, from a sync) for each buffer the port hands back.</summary>
     Action<uint>? LoanReturned { get; set; }
 }
+
+/// <summary>What holds a loan buffer the port has: told when the port hands it back.</summary>
+internal interface ILoanHolder
+{
+    void LoanReturned(uint buffer);
+}

@@ -13,7 +13,7 @@ internal sealed partial class Interface : ITcpOutput
     private readonly TcpTable _tcp;
     private ILoanDevice? _loans;
     private bool _loansChecked;
-    private readonly Dictionary<uint, SendQueue> _loanHolders = [];
+    private readonly Dictionary<uint, ILoanHolder> _loanHolders = [];
 
     /// <summary>Segments whose frame was a loan buffer, sent with no copy (first sends and retransmissions).</summary>
     internal long LoanFramesOut { get; private set; }
@@ -38,9 +38,38 @@ internal sealed partial class Interface : ITcpOutput
         }
     }
 
+    /// <summary>The device's loan buffers, or null (see <see cref="ILoanDevice"/>).</summary>
+    internal ILoanDevice? LoanDevice => ((ITcpOutput)this).Loans;
+
     private void OnLoanReturned(uint buffer)
     {
-        if (_loanHolders.Remove(buffer, out var queue)) queue.LoanReturned();
+        if (_loanHolders.Remove(buffer, out var holder)) holder.LoanReturned(buffer);
+    }
+
+    /// <summary>
+    /// Sends a UDP datagram whose payload sits in loan buffer <paramref name="buffer"/> after
+    /// <see cref="UdpBinding.LoanHeadroom"/>, as that buffer: headers written in front, no copy.
+    /// False when that cannot be done now (next hop unresolved, above the MTU, device full, no
+    /// loan buffers); the caller then copies.
+    /// </summary>
+    internal bool TrySendUdpLoan(UdpBinding from, uint buffer, int length, Ipv4Address to, ushort port)
+    {
+        const int ipAt = EthernetField.HeaderLength, udpAt = ipAt + Ipv4Field.MinHeaderLength;
+        int udpLength = UdpRepr.HeaderLength + length, total = udpAt + udpLength;
+        if (LoanDevice is not { } loans || total > _o.Mtu + EthernetField.HeaderLength || loans.IsAtPort(buffer)) return false;
+        if (NextHop(to) is not { } hop || !_neighbors.TryLookup(hop, out var mac)) return false;
+        var f = loans.LoanBuffer(buffer)[..total];
+        new EthernetRepr(_o.Mac, mac, EtherType.Ipv4).Emit(f);
+        new Ipv4Repr(_o.Address, to, IpProtocol.Udp, udpLength, _o.Ttl) { Identification = _ipId }.Emit(f[ipAt..]);
+        new UdpRepr(from.LocalPort, port, length).Emit(f[udpAt..], _o.Address, to);
+        if (!loans.TryTransmitLoan(buffer, total)) return false;
+        _ipId++;
+        _loanHolders[buffer] = from;
+        LoanFramesOut++;
+        Counters.UdpOut++;
+        Counters.Ipv4Out++;
+        Counters.FramesOut++;
+        return true;
     }
 
     /// <summary>Connections in the table (TIME_WAIT included).</summary>

@@ -10,7 +10,7 @@ internal readonly record struct IcmpError(byte Type, byte Code, Ipv4Address From
 /// in a bounded queue with their source; a full queue drops and counts. ICMP errors about
 /// datagrams it sent are kept (the last few) in <see cref="TryTakeError"/>.
 /// </summary>
-internal sealed class UdpBinding
+internal sealed partial class UdpBinding
 {
     private readonly Interface _stack;
     private readonly DatagramQueue _queue;

@@ -224,6 +224,82 @@ public class LoanSendTests
         foreach (uint b in rented) c.ReturnLoan(b); // none is at the port any more: a return would throw
     }
 
+    [Fact]
+    public void A_udp_loan_send_completes_only_once_the_port_hands_the_buffer_back_and_a_small_one_is_copied()
+    {
+        using var p = new Pair(); // its TCP handshake resolved both stacks' ARP
+        var rx = p.B.OpenUdp(9);
+        var tx = p.A.OpenUdp();
+        int cap = tx.LoanCapacity;
+        Assert.Equal(Mtu - 28, cap);
+        Assert.True(tx.TryRentLoan(out uint big));
+        Assert.True(tx.TryRentLoan(out uint small));
+        var payload = TcpLab.RandomBytes(cap, 3);
+        payload.CopyTo(tx.LoanPayload(big));
+        long frames0 = p.A.LoanFramesOut;
+        Assert.True(tx.SendLoanTo(big, cap, IpB, 9, out uint id0, out bool copied0));
+        Assert.Equal((0u, false), (id0, copied0));
+        Assert.Equal(frames0 + 1, p.A.LoanFramesOut);
+        tx.LoanPayload(small)[..100].Fill(7);
+        Assert.True(tx.SendLoanTo(small, 100, IpB, 9, out uint id1, out bool copied1));
+        Assert.Equal((1u, true), (id1, copied1)); // below the threshold: copied, and said so
+
+        // A publishes both frames; B has not consumed them, so the loan is still at the port and
+        // nothing completes (the copied send waits behind it: completions come in order).
+        p.A.Poll(p.Now);
+        p.A.Poll(p.Now);
+        Assert.True(p.A_IsAtPort(big));
+        Assert.False(tx.TryTakeZeroCopyCompletion(out _));
+        Assert.Equal(2, tx.ZeroCopyOutstanding);
+
+        p.B.Poll(p.Now); // B reads both and releases the slots
+        p.A.Poll(p.Now); // A's sync sees the buffer handed back
+        Assert.False(p.A_IsAtPort(big));
+        Assert.True(tx.TryTakeZeroCopyCompletion(out var done));
+        Assert.Equal(new ZeroCopyCompletion(0, 0, false), done);
+        Assert.True(tx.TryTakeZeroCopyCompletion(out done));
+        Assert.Equal(new ZeroCopyCompletion(1, 1, true), done);
+        Assert.Equal(0, tx.ZeroCopyOutstanding);
+
+        tx.LoanPayload(big).Fill(0xEE); // the buffer is the application's again: poison it
+        var buf = new byte[65536];
+        Assert.True(rx.TryReceive(buf, out int n, out var from, out _));
+        Assert.Equal(IpA, from);
+        Assert.Equal(payload, buf.AsSpan(0, n).ToArray());
+        Assert.True(rx.TryReceive(buf, out n, out _, out _));
+        Assert.Equal(Enumerable.Repeat((byte)7, 100), buf.AsSpan(0, n).ToArray());
+
+        // Many sends from a few buffers: each reused after its completion; completions in order, coalesced.
+        var buffers = new[] { big, small };
+        var busy = new Queue<(uint Id, uint Buffer)>();
+        var free = new Queue<uint>(buffers);
+        uint expect = 2;
+        int received = 0;
+        var ranges = new List<ZeroCopyCompletion>();
+        for (int round = 0; round < 400 && received < 200; round++)
+        {
+            if (free.Count > 0 && expect < 202)
+            {
+                uint b = free.Dequeue();
+                BitConverter.TryWriteBytes(tx.LoanPayload(b), expect);
+                Assert.True(tx.SendLoanTo(b, 4000, IpB, 9, out uint id, out bool c));
+                Assert.Equal((expect, false), (id, c));
+                busy.Enqueue((id, b));
+                expect++;
+            }
+            p.Run();
+            while (tx.TryTakeZeroCopyCompletion(out done))
+            {
+                ranges.Add(done);
+                for (long k = 0; k < done.Count; k++) { var (id, b) = busy.Dequeue(); Assert.Equal(done.First + (uint)k, id); free.Enqueue(b); }
+            }
+            while (rx.TryReceive(buf, out n, out _, out _)) { Assert.Equal(4000, n); Assert.Equal(2 + received, BitConverter.ToInt32(buf)); received++; }
+        }
+        Assert.Equal(200, received);
+        Assert.Equal(200, ranges.Sum(r => r.Count) + busy.Count);
+        Assert.All(ranges, r => Assert.False(r.Copied));
+    }
+
     private static int CountCompleted(TcpSocket c)
     {
         int n = 0;

@@ -11,7 +11,7 @@ namespace Netloom.Stack;
 /// Capacity bounds copied and lent bytes together, so a peer that stops reading stops the
 /// application, whichever way it sends. Not thread-safe: the stack lock guards it.
 /// </summary>
-internal sealed class SendQueue
+internal sealed class SendQueue : ILoanHolder
 {
     private readonly ByteRing _ring;
     private long _ringHead;                 // ring position of the ring's first byte (grows with consumption)
@@ -242,7 +242,7 @@ internal sealed class SendQueue
     }
 
     /// <summary>The device handed a loan buffer back: an acknowledged run waiting for it can go now.</summary>
-    public void LoanReturned() => ReleaseDone();
+    public void LoanReturned(uint buffer) => ReleaseDone();
 
     /// <summary>
     /// Drops the acknowledged runs from the front, except a loan run the port still holds (and
