@@ -4,6 +4,7 @@ using Netloom.Rings;
 using Netloom.Sockets;
 using Netloom.Stack;
 using Netloom.Stack.Devices;
+using Netloom.Tests.Support;
 using Netloom.Time;
 using Netloom.Wire;
 
@@ -298,6 +299,42 @@ public class LoanSendTests
         Assert.Equal(200, received);
         Assert.Equal(200, ranges.Sum(r => r.Count) + busy.Count);
         Assert.All(ranges, r => Assert.False(r.Copied));
+    }
+
+    [Fact]
+    public void Loan_sends_allocate_nothing_per_segment()
+    {
+        using var p = new Pair();
+        var c = p.Client;
+        int cap = c.LoanCapacity;
+        var buffers = new List<uint>();
+        while (buffers.Count < 16 && c.TryRentLoan(out uint b)) buffers.Add(b);
+        var busy = new bool[buffers.Count];
+        var buf = new byte[65536];
+        long received = 0;
+        uint next = 0;
+        void Run(int segments)
+        {
+            long target = received + (long)segments * cap;
+            while (received < target)
+            {
+                while (c.TryTakeZeroCopyCompletion(out var done))
+                    for (uint id = done.First; id != done.Last + 1; id++) busy[id % (uint)busy.Length] = false;
+                int slot = (int)(next % (uint)busy.Length);
+                if (!busy[slot] && c.SendLoan(buffers[slot], cap) == cap)
+                {
+                    if (c.EndZeroCopySend(copied: false) != next) throw new InvalidOperationException("send numbers skipped");
+                    busy[slot] = true;
+                    next++;
+                }
+                p.Run();
+                int n;
+                while ((n = p.Server.Receive(buf)) > 0) received += n;
+            }
+        }
+        Allocations.AssertFlat(Run, 20_000);
+        Assert.Equal(0, p.A.LoanFramesCopied);
+        Assert.Equal(0, c.Retransmits);
     }
 
     private static int CountCompleted(TcpSocket c)
