@@ -13,6 +13,10 @@ namespace Netloom.Cli.Commands;
 /// sends against copying ones, between two user-level stacks in two processes over shm (the
 /// receiver is `bench tcp-peer`, discarding in place); and, for reference, the kernel's
 /// MSG_ZEROCOPY against plain send over a veth pair between two namespaces (root only).
+/// Three ways of sending: copying (<c>Send</c>), lent memory (<c>SendReferenced</c>, one copy,
+/// into the frame) and loan buffers (<c>SendLoan</c>: the shm port's own buffers, filled once
+/// by the application; the frame is the buffer, no copy at all). The ratio's zero-copy side is
+/// the loan-buffer sender; the lent-memory figures stay beside it.
 /// The sender does not spin: when it can neither send nor receive it sleeps on the port until
 /// an ACK arrives, so its CPU time is the work of sending, not a busy core.
 /// </summary>
@@ -26,7 +30,7 @@ internal static class BenchZeroCopy
     {
         var figures = new List<(string, object)>();
         string spec = $"shm:zcbench{Environment.ProcessId}";
-        using var port = ShmPort.Open(PortSpec.Parse(spec), new PortOptions { RingSize = 128, BufferSize = 65536 });
+        using var port = ShmPort.Open(PortSpec.Parse(spec), new PortOptions { RingSize = 128, BufferSize = 65536, LoanBuffers = 128 });
         using var child = SelfProcess.Start(["bench", "tcp-peer", "--port", spec, "--mtu", mtu.ToString(CultureInfo.InvariantCulture),
             "--duration", (8 * seconds + 30).ToString(CultureInfo.InvariantCulture)]);
         var sw = Stopwatch.StartNew();
@@ -37,24 +41,28 @@ internal static class BenchZeroCopy
             Mac = new MacAddress(2, 0, 0, 0, 0x63, 1), Address = Client, Mtu = mtu,
             Tcp = new TcpSocketOptions { SendBufferSize = 4 << 20, ReceiveBufferSize = 1 << 20 },
         };
-        var stack = new Interface(o, new PortDevice(port, mtu));
+        var device = new PortDevice(port, mtu);
+        var stack = new Interface(o, device);
         var clock = new MonotonicClock(Instant.FromSeconds(1));
         stack.Poll(clock.Now);
 
-        // Rounds in ABBA order (copy, zero-copy, zero-copy, copy, ...), medians of each side.
-        var copy = new List<Round>();
-        var zc = new List<Round>();
+        // Rounds in ABC CBA order (copy, lent, loan, loan, lent, copy, ...), medians of each way.
+        var rounds = new[] { new List<Round>(), new List<Round>(), new List<Round>() };
         for (int round = 0; round < 4; round++)
-        {
-            bool zeroFirst = round % 2 == 1;
-            (zeroFirst ? zc : copy).Add(Send(stack, clock, port, seconds, zeroFirst));
-            (zeroFirst ? copy : zc).Add(Send(stack, clock, port, seconds, !zeroFirst));
-        }
+            for (int k = 0; k < 3; k++)
+            {
+                var way = (Way)(round % 2 == 0 ? k : 2 - k);
+                rounds[(int)way].Add(Send(stack, clock, port, seconds, way));
+            }
+        var copy = rounds[(int)Way.Copy];
+        var lent = rounds[(int)Way.Lent];
+        var zc = rounds[(int)Way.Loan];
         port.Dispose();
         if (!child.WaitForExit(10_000)) child.Kill();
 
         var c = Median(copy);
         var z = Median(zc);
+        var l = Median(lent);
         figures.Add(("copy_gbps", Math.Round(c.Gbps, 2)));
         figures.Add(("zerocopy_gbps", Math.Round(z.Gbps, 2)));
         figures.Add(("copy_cpu_s_per_gb", Math.Round(c.CpuPerGb, 4)));
@@ -64,6 +72,12 @@ internal static class BenchZeroCopy
         figures.Add(("zerocopy_copied_sends", (double)z.Copied));
         figures.Add(("zerocopy_completions", (double)z.Completions));
         figures.Add(("zerocopy_sends", (double)z.Sends));
+        figures.Add(("zerocopy_loan_frames", (double)z.LoanFrames));
+        figures.Add(("zerocopy_loan_frames_copied", (double)z.LoanCopied));
+        figures.Add(("zerocopy_write_bytes", (double)z.WriteBytes));
+        figures.Add(("lent_gbps", Math.Round(l.Gbps, 2)));
+        figures.Add(("lent_cpu_s_per_gb", Math.Round(l.CpuPerGb, 4)));
+        figures.Add(("lent_cpu_per_byte_ratio", Math.Round(c.CpuPerGb / l.CpuPerGb, 2)));
         figures.AddRange(BenchZeroCopyKernel.Run(seconds));
         figures.Add(("write_bytes", (double)Write));
         figures.Add(("mtu", (double)mtu));
@@ -71,7 +85,9 @@ internal static class BenchZeroCopy
         return figures;
     }
 
-    private readonly record struct Round(double Gbps, double CpuPerGb, long Sends, long Completions, long Copied);
+    private enum Way { Copy, Lent, Loan }
+
+    private readonly record struct Round(double Gbps, double CpuPerGb, long Sends, long Completions, long Copied, long LoanFrames = 0, long LoanCopied = 0, int WriteBytes = Write);
 
     private static Round Median(List<Round> rounds)
     {
@@ -85,8 +101,9 @@ internal static class BenchZeroCopy
     /// One connection for <paramref name="seconds"/>: 64 KiB writes as fast as the windows allow,
     /// copied into the send buffer or lent from a set of buffers reused as their sends complete.
     /// </summary>
-    private static Round Send(Interface stack, MonotonicClock clock, ShmPort port, double seconds, bool zeroCopy)
+    private static Round Send(Interface stack, MonotonicClock clock, ShmPort port, double seconds, Way way)
     {
+        bool zeroCopy = way == Way.Lent;
         var s = stack.Connect(Server, DiscardPort);
         var connectBy = Stopwatch.GetTimestamp() + 10 * Stopwatch.Frequency;
         while (s.State == TcpState.SynSent && Stopwatch.GetTimestamp() < connectBy) { stack.Poll(clock.Now); port.WaitRx(Duration.FromMilliseconds(1)); }
@@ -96,6 +113,19 @@ internal static class BenchZeroCopy
         var buffers = new byte[count][];
         for (int i = 0; i < count; i++) { buffers[i] = new byte[Write]; new Random(i).NextBytes(buffers[i]); }
         var inUse = new bool[count];
+        // Loan buffers: rented and filled once per round (the application writes its data into
+        // them, as a netmap program does), then each re-sent as its completion comes back.
+        var loans = new List<uint>();
+        int loanBytes = 0;
+        if (way == Way.Loan)
+        {
+            loanBytes = s.LoanCapacity;
+            if (loanBytes == 0) throw new InvalidOperationException("the shm port offers no loan buffers");
+            while (s.TryRentLoan(out uint b)) { loans.Add(b); new Random(loans.Count).NextBytes(s.LoanPayload(b)); }
+            count = loans.Count;
+            inUse = new bool[count];
+        }
+        long loanFrames0 = stack.LoanFramesOut, loanCopied0 = stack.LoanFramesCopied;
         var ids = new Queue<(uint Id, int Buffer)>();
         int nextBuffer = 0, partial = 0;
         long sends = 0, completions = 0, copied = 0, written = 0;
@@ -106,7 +136,26 @@ internal static class BenchZeroCopy
         {
             int moved = stack.Poll(clock.Now);
             bool progress = moved > 0;
-            if (zeroCopy)
+            if (way == Way.Loan)
+            {
+                while (s.TryTakeZeroCopyCompletion(out var done))
+                {
+                    completions++;
+                    if (done.Copied) copied += done.Count;
+                    while (ids.Count > 0 && (int)(ids.Peek().Id - done.First) >= 0 && (int)(ids.Peek().Id - done.Last) <= 0) inUse[ids.Dequeue().Buffer] = false;
+                }
+                while (!inUse[nextBuffer])
+                {
+                    if (s.SendLoan(loans[nextBuffer], loanBytes) == 0) break;
+                    written += loanBytes;
+                    progress = true;
+                    ids.Enqueue((s.EndZeroCopySend(copied: false), nextBuffer));
+                    inUse[nextBuffer] = true;
+                    sends++;
+                    nextBuffer = (nextBuffer + 1) % count;
+                }
+            }
+            else if (zeroCopy)
             {
                 while (s.TryTakeZeroCopyCompletion(out var done))
                 {
@@ -156,8 +205,14 @@ internal static class BenchZeroCopy
         double cpu = (proc.TotalProcessorTime - cpu0).TotalSeconds;
         long acked = written - s.SendQueued - startAcked;
         double wall = (Stopwatch.GetTimestamp() - start) / (double)Stopwatch.Frequency;
+        long loanFrames = stack.LoanFramesOut - loanFrames0, loanCopied = stack.LoanFramesCopied - loanCopied0;
         s.Abort();
         stack.Poll(clock.Now);
-        return new Round(acked * 8 / wall / 1e9, cpu / (acked / 1e9), sends, completions, copied);
+        // An aborted connection completes its sends once the port has handed their buffers back.
+        var drainBy = Stopwatch.GetTimestamp() + 5 * Stopwatch.Frequency;
+        while (s.ZeroCopyOutstanding > 0 && Stopwatch.GetTimestamp() < drainBy) { stack.Poll(clock.Now); port.WaitRx(Duration.FromMilliseconds(1)); }
+        if (s.ZeroCopyOutstanding > 0) throw new InvalidOperationException($"{s.ZeroCopyOutstanding} sends never completed after the abort");
+        foreach (uint b in loans) s.ReturnLoan(b);
+        return new Round(acked * 8 / wall / 1e9, cpu / (acked / 1e9), sends, completions, copied, loanFrames, loanCopied, way == Way.Loan ? loanBytes : Write);
     }
 }

@@ -54,11 +54,19 @@ public sealed record PortOptions
     /// </summary>
     public PacketPool? SharedPool { get; init; }
 
+    /// <summary>
+    /// For shm servers: buffers per direction, beyond the ring's, that the application fills and
+    /// sends by index (<see cref="ShmPort.TransmitLoan"/>): the frame is the buffer, not a copy.
+    /// </summary>
+    internal int LoanBuffers { get; init; }
+
     public void Validate()
     {
         if (RingSize < 4 || RingSize > 1 << 16 || (RingSize & (RingSize - 1)) != 0)
             throw new ArgumentOutOfRangeException(nameof(RingSize), RingSize, "ring size must be a power of two from 4 to 65536");
         if (BufferSize < 64 || BufferSize > PacketPool.MaxBufferSize || (BufferSize & (BufferSize - 1)) != 0)
             throw new ArgumentOutOfRangeException(nameof(BufferSize), BufferSize, $"buffer size must be a power of two from 64 to {PacketPool.MaxBufferSize}");
+        if (LoanBuffers < 0 || LoanBuffers > 1 << 16)
+            throw new ArgumentOutOfRangeException(nameof(LoanBuffers), LoanBuffers, "loan buffers must be from 0 to 65536");
     }
 }

@@ -53,7 +53,7 @@ internal sealed unsafe partial class ShmPort
                 _region.Reset();
                 ResetPrivate();
             }
-            Send(c, $"{Protocol} ring={_region.RingSize} buf={_region.BufferSize} pid={Environment.ProcessId} path={_region.Path}\n");
+            Send(c, $"{Protocol} ring={_region.RingSize} buf={_region.BufferSize} loan={_region.LoanBuffers} pid={Environment.ProcessId} path={_region.Path}\n");
             string? ok = ReadLine(c);
             if (ok is null || !ok.StartsWith("OK pid=", StringComparison.Ordinal) || !int.TryParse(ok.AsSpan(7), out int pid) || pid <= 0)
             {

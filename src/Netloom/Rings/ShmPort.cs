@@ -37,6 +37,10 @@ internal sealed unsafe partial class ShmPort : PortBase
     private readonly Slot* _txSharedSlots, _rxSharedSlots;
     private readonly uint _rxBufferBase, _size;
     private readonly uint[] _origin;     // private RX slot -> shared slot it came from
+    private readonly uint[] _txLoan;     // TX slot -> the loan buffer it carries (0: the slot's own buffer)
+    private readonly uint _txLoanBase, _rxLoanBase, _loans;
+    private uint _txCons;                // the peer's consumer index when last looked at: slots before it are back
+    private bool _txReturnAll;           // a session reset: every loan buffer at the port is back
 
     // Owner-thread state.
     private uint _txProd, _rxHwCur, _rxScan, _rxPrivTail;
@@ -72,6 +76,10 @@ internal sealed unsafe partial class ShmPort : PortBase
         _rxSharedSlots = region.Slots(rxDir);
         _rxBufferBase = region.BufferBase(rxDir);
         _origin = new uint[_size];
+        _txLoan = new uint[_size];
+        _loans = (uint)region.LoanBuffers;
+        _txLoanBase = region.LoanBase(txDir);
+        _rxLoanBase = region.LoanBase(rxDir);
         _txMemory = new RingMemory(region.RingSize);
         _rxMemory = new RingMemory(region.RingSize);
         _tx = new Ring(_txMemory.Header, _txMemory.Slots, _size, region.Pool, RingDirection.Tx, region.BufferBase(txDir));
@@ -105,7 +113,7 @@ internal sealed unsafe partial class ShmPort : PortBase
                 continue;
             }
             // We hold the name, so any region file left under it belongs to a dead process: reclaim it.
-            var region = ShmRegion.Create(RegionFile(spec.Name), o.RingSize, o.BufferSize);
+            var region = ShmRegion.Create(RegionFile(spec.Name), o.RingSize, o.BufferSize, o.LoanBuffers);
             return new ShmPort(spec.ToString(), region, server: true, listener, peer: null);
         }
         throw new IOException($"{spec}: could not become server or client; another process keeps taking the name");
@@ -130,7 +138,7 @@ internal sealed unsafe partial class ShmPort : PortBase
             if (hello.StartsWith("BUSY", StringComparison.Ordinal))
                 throw new IOException($"{spec} is in use: {hello[5..]}; a shm port joins exactly two processes");
             var f = ParseHello(spec, hello);
-            var region = ShmRegion.Open(f.Path, f.Ring, f.Buffer);
+            var region = ShmRegion.Open(f.Path, f.Ring, f.Buffer, f.Loan);
             Send(s, $"OK pid={Environment.ProcessId}\n");
             s.ReceiveTimeout = 0;
             return new ShmPort(spec.ToString(), region, server: false, listener: null, s, f.Pid);
@@ -147,7 +155,7 @@ internal sealed unsafe partial class ShmPort : PortBase
         }
     }
 
-    private static (int Ring, int Buffer, int Pid, string Path) ParseHello(PortSpec spec, string hello)
+    private static (int Ring, int Buffer, int Loan, int Pid, string Path) ParseHello(PortSpec spec, string hello)
     {
         // "NETLOOM-SHM 1 ring=1024 buf=2048 pid=123 path=/dev/shm/netloom-x": every field checked.
         if (!hello.StartsWith(Protocol + " ", StringComparison.Ordinal)) throw new InvalidDataException($"{spec}: unexpected greeting '{Truncate(hello)}'");
@@ -159,7 +167,8 @@ internal sealed unsafe partial class ShmPort : PortBase
         o.Validate();
         string path = fields.GetValueOrDefault("path") ?? "";
         if (path != RegionFile(spec.Name)) throw new InvalidDataException($"{spec}: greeting names region '{Truncate(path)}', expected {RegionFile(spec.Name)}");
-        return (o.RingSize, o.BufferSize, Int("pid", 1, int.MaxValue), path);
+        int loan = fields.ContainsKey("loan") ? Int("loan", 0, 1 << 16) : 0; // absent: a server without loan buffers
+        return (o.RingSize, o.BufferSize, loan, Int("pid", 1, int.MaxValue), path);
     }
 
     private static string Truncate(string s) => s.Length > 80 ? s[..80] + "..." : s;

@@ -8,7 +8,9 @@ namespace Netloom.Rings;
 /// {ring header, slots}, then buffers. Every offset follows from (ring size, buffer size), so
 /// neither side trusts an offset read from the other. Buffer 0 is unused; direction 0
 /// (server to client) owns buffers 1..N, direction 1 (client to server) owns N+1..2N, and
-/// slot i of a direction always uses buffer base + i.
+/// slot i of a direction uses buffer base + i, unless its producer lent one of its direction's
+/// loan buffers instead (after the 2N slot buffers: direction 0's L loan buffers, then direction
+/// 1's; L is 0 unless the server asked for some, and then the greeting announces it).
 /// </summary>
 internal sealed unsafe class ShmRegion : IDisposable
 {
@@ -21,6 +23,7 @@ internal sealed unsafe class ShmRegion : IDisposable
         public ulong Magic;
         public uint RingSize;
         public uint BufferSize;
+        public uint LoanBuffers;
     }
 
     private readonly MemoryMappedFile _file;
@@ -30,52 +33,56 @@ internal sealed unsafe class ShmRegion : IDisposable
     public string Path { get; }
     public int RingSize { get; }
     public int BufferSize { get; }
+    /// <summary>Loan buffers per direction (buffers a producer's application fills and sends by index).</summary>
+    public int LoanBuffers { get; }
     public long Length { get; }
     public PacketPool Pool { get; }
 
-    public static long SizeFor(int ringSize, int bufferSize) =>
-        BuffersOffset(ringSize) + (2L * ringSize + 1) * bufferSize;
+    public static long SizeFor(int ringSize, int bufferSize, int loanBuffers = 0) =>
+        BuffersOffset(ringSize) + (2L * ringSize + 2L * loanBuffers + 1) * bufferSize;
 
     private static long DirectionOffset(int ringSize, int dir) =>
         HeaderPage + dir * (long)(sizeof(RingHeader) + ringSize * sizeof(Slot) + 63 & ~63);
 
     private static long BuffersOffset(int ringSize) => DirectionOffset(ringSize, 2) + 4095 & ~4095L;
 
-    private ShmRegion(string path, MemoryMappedFile file, int ringSize, int bufferSize, long length)
+    private ShmRegion(string path, MemoryMappedFile file, int ringSize, int bufferSize, int loanBuffers, long length)
     {
         Path = path;
         _file = file;
         RingSize = ringSize;
         BufferSize = bufferSize;
+        LoanBuffers = loanBuffers;
         Length = length;
         _view = file.CreateViewAccessor(0, length, MemoryMappedFileAccess.ReadWrite);
         _view.SafeMemoryMappedViewHandle.AcquirePointer(ref _base);
         _base += _view.PointerOffset;
-        Pool = new PacketPool(_base + BuffersOffset(ringSize), 2 * ringSize + 1, bufferSize);
+        Pool = new PacketPool(_base + BuffersOffset(ringSize), 2 * ringSize + 2 * loanBuffers + 1, bufferSize);
     }
 
     /// <summary>Creates a fresh region, replacing a stale file of the same name.</summary>
-    public static ShmRegion Create(string path, int ringSize, int bufferSize)
+    public static ShmRegion Create(string path, int ringSize, int bufferSize, int loanBuffers = 0)
     {
-        long length = SizeFor(ringSize, bufferSize);
+        long length = SizeFor(ringSize, bufferSize, loanBuffers);
         File.Delete(path);
         var fs = new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.ReadWrite);
         fs.SetLength(length);
         File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
         var mmf = MemoryMappedFile.CreateFromFile(fs, null, length, MemoryMappedFileAccess.ReadWrite, HandleInheritability.None, leaveOpen: false);
-        var r = new ShmRegion(path, mmf, ringSize, bufferSize, length);
+        var r = new ShmRegion(path, mmf, ringSize, bufferSize, loanBuffers, length);
         var h = (RegionHeader*)r._base;
         h->RingSize = (uint)ringSize;
         h->BufferSize = (uint)bufferSize;
+        h->LoanBuffers = (uint)loanBuffers;
         h->Magic = Magic;
         for (int d = 0; d < 2; d++) r.Ring(d)->NumSlots = (uint)ringSize;
         return r;
     }
 
     /// <summary>Maps a region the peer created, checking its size against the geometry it announced.</summary>
-    public static ShmRegion Open(string path, int ringSize, int bufferSize)
+    public static ShmRegion Open(string path, int ringSize, int bufferSize, int loanBuffers = 0)
     {
-        long length = SizeFor(ringSize, bufferSize);
+        long length = SizeFor(ringSize, bufferSize, loanBuffers);
         var fs = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite);
         if (fs.Length < length)
         {
@@ -83,7 +90,7 @@ internal sealed unsafe class ShmRegion : IDisposable
             throw new InvalidDataException($"{path} holds {fs.Length} bytes, less than the {length} its geometry needs");
         }
         var mmf = MemoryMappedFile.CreateFromFile(fs, null, length, MemoryMappedFileAccess.ReadWrite, HandleInheritability.None, leaveOpen: false);
-        var r = new ShmRegion(path, mmf, ringSize, bufferSize, length);
+        var r = new ShmRegion(path, mmf, ringSize, bufferSize, loanBuffers, length);
         if (((RegionHeader*)r._base)->Magic != Magic)
         {
             r.Dispose();
@@ -96,6 +103,8 @@ internal sealed unsafe class ShmRegion : IDisposable
     public Slot* Slots(int dir) => (Slot*)(_base + DirectionOffset(RingSize, dir) + sizeof(RingHeader));
     /// <summary>First buffer index of a direction's buffers.</summary>
     public uint BufferBase(int dir) => 1 + (uint)(dir * RingSize);
+    /// <summary>First loan buffer index of a direction (its <see cref="LoanBuffers"/> follow).</summary>
+    public uint LoanBase(int dir) => 1 + (uint)(2 * RingSize + dir * LoanBuffers);
 
     /// <summary>Zeroes both directions' indexes and slots: a new pair of peers starts clean.</summary>
     public void Reset()

@@ -5,10 +5,19 @@ namespace Netloom.Sockets;
 
 /// <summary>
 /// Puts a stack on any port: received frames are read straight from the RX ring's slots and
-/// frames to send are written straight into TX slots, so nothing is copied in between.
+/// frames to send are written straight into TX slots, so nothing is copied in between. Over a
+/// shm port with loan buffers it also lends them (<see cref="ILoanDevice"/>): a frame sent from
+/// one is the buffer itself, handed back when the peer has consumed it.
 /// </summary>
-internal sealed class PortDevice : IFrameDevice
+internal sealed class PortDevice : IFrameDevice, ILoanDevice
 {
+    private readonly ShmPort? _shm;      // the port, when it takes loan buffers
+    private readonly uint _loanBase;
+    private readonly bool[] _atPort = [];
+    private readonly bool[] _rented = [];
+    private readonly uint[] _free = [];
+    private int _freeCount, _atPortCount;
+
     private readonly IPort _port;
     private uint _rxNext;
     private int _rxTaken;
@@ -20,6 +29,75 @@ internal sealed class PortDevice : IFrameDevice
         _port = port;
         MaxFrameSize = Math.Min(mtu + 14, port.Tx.Pool.BufferSize);
         _rxNext = port.Rx.Head;
+        if (port is ShmPort { LoanCount: > 0 } shm)
+        {
+            _shm = shm;
+            _loanBase = shm.LoanBase;
+            int n = shm.LoanCount;
+            _atPort = new bool[n];
+            _rented = new bool[n];
+            _free = new uint[n];
+            for (int i = 0; i < n; i++) _free[i] = _loanBase + (uint)(n - 1 - i);
+            _freeCount = n;
+            shm.LoanReturned = OnReturned;
+        }
+    }
+
+    public int LoanBufferSize => _shm is null ? 0 : _shm.Tx.Pool.BufferSize;
+    public Action<uint>? LoanReturned { get; set; }
+
+    public bool TryRentLoan(out uint buffer)
+    {
+        if (_freeCount == 0) { buffer = 0; return false; }
+        buffer = _free[--_freeCount];
+        _rented[buffer - _loanBase] = true;
+        return true;
+    }
+
+    public void ReturnLoan(uint buffer)
+    {
+        uint i = Check(buffer);
+        if (!_rented[i]) throw new InvalidOperationException($"loan buffer {buffer} is not rented");
+        if (_atPort[i]) throw new InvalidOperationException($"loan buffer {buffer} is still at the port");
+        _rented[i] = false;
+        _free[_freeCount++] = buffer;
+    }
+
+    public Span<byte> LoanBuffer(uint buffer)
+    {
+        Check(buffer);
+        return _shm!.LoanBuffer(buffer);
+    }
+
+    public bool IsAtPort(uint buffer) => _atPort[Check(buffer)];
+
+    public bool TryTransmitLoan(uint buffer, int length)
+    {
+        uint i = Check(buffer);
+        if (_closed) return false;
+        if (_atPort[i]) throw new InvalidOperationException($"loan buffer {buffer} is already at the port");
+        if (_shm!.Tx.IsEmpty) _shm.TxSync();
+        if (!_shm.TransmitLoan(buffer, length)) return false;
+        _atPort[i] = true;
+        _atPortCount++;
+        _txPending = true;
+        return true;
+    }
+
+    private uint Check(uint buffer)
+    {
+        uint i = buffer - _loanBase;
+        if (_shm is null || i >= (uint)_atPort.Length) throw new ArgumentOutOfRangeException(nameof(buffer), buffer, "not a loan buffer of this device");
+        return i;
+    }
+
+    private void OnReturned(uint buffer)
+    {
+        uint i = buffer - _loanBase;
+        if (i >= (uint)_atPort.Length || !_atPort[i]) return;
+        _atPort[i] = false;
+        _atPortCount--;
+        LoanReturned?.Invoke(buffer);
     }
 
     public IPort Port => _port;
@@ -76,7 +154,7 @@ internal sealed class PortDevice : IFrameDevice
 
     public void Flush()
     {
-        if (!_txPending || _closed) return;
+        if ((!_txPending && _atPortCount == 0) || _closed) return; // loans at the port: look for the ones handed back
         _port.TxSync();
         _txPending = false;
     }

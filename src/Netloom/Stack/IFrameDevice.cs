@@ -29,3 +29,41 @@ internal interface IFrameDevice
     /// <summary>Hands queued frames to the medium (one sync for a batch).</summary>
     void Flush();
 }
+
+/// <summary>
+/// The capability of a device whose port takes a buffer by index (netmap's and ef_vi's model):
+/// the application fills a loan buffer, the stack writes the headers in front of the payload (in
+/// the buffer's headroom) and the buffer itself becomes the frame, with no copy. The port hands
+/// a transmitted buffer back once the peer has consumed it (<see cref="LoanReturned"/>, its
+/// completion ring); until then nobody may write it. A stack asks a device for this once
+/// (<c>device as ILoanDevice</c>); decorators do not pass it on, so behind one the copy path runs.
+/// </summary>
+internal interface ILoanDevice
+{
+    /// <summary>Bytes in one loan buffer (headers and payload); 0 when the device has none.</summary>
+    int LoanBufferSize { get; }
+
+    /// <summary>A free loan buffer for the application, or false when all are taken.</summary>
+    bool TryRentLoan(out uint buffer);
+
+    /// <summary>The application gives back a buffer it rented and will not send (again).</summary>
+    void ReturnLoan(uint buffer);
+
+    /// <summary>The whole buffer (a frame starts at its first byte).</summary>
+    Span<byte> LoanBuffer(uint buffer);
+
+    /// <summary>True while the port may still read the buffer (sent and not yet handed back).</summary>
+    bool IsAtPort(uint buffer);
+
+    /// <summary>Queues the buffer's first <paramref name="length"/> bytes as a frame; false when the device is full.</summary>
+    bool TryTransmitLoan(uint buffer, int length);
+
+    /// <summary>Called (on the stack's thread, from a sync) for each buffer the port hands back.</summary>
+    Action<uint>? LoanReturned { get; set; }
+}
+
+/// <summary>What holds a loan buffer the port has: told when the port hands it back.</summary>
+internal interface ILoanHolder
+{
+    void LoanReturned(uint buffer);
+}

@@ -11,6 +11,66 @@ namespace Netloom.Stack;
 internal sealed partial class Interface : ITcpOutput
 {
     private readonly TcpTable _tcp;
+    private ILoanDevice? _loans;
+    private bool _loansChecked;
+    private readonly Dictionary<uint, ILoanHolder> _loanHolders = [];
+
+    /// <summary>Segments whose frame was a loan buffer, sent with no copy (first sends and retransmissions).</summary>
+    internal long LoanFramesOut { get; private set; }
+    /// <summary>Segments of loan runs that took the copy path (headers of another size, a retransmission while the port still held the buffer, IPv6, ARP pending).</summary>
+    internal long LoanFramesCopied { get; private set; }
+
+    /// <summary>The device's loan buffers, if it offers them; the port's hand-backs reach the queue that holds the buffer.</summary>
+    ILoanDevice? ITcpOutput.Loans
+    {
+        get
+        {
+            if (!_loansChecked)
+            {
+                _loansChecked = true;
+                if (_device is ILoanDevice { LoanBufferSize: > 0 } d)
+                {
+                    _loans = d;
+                    d.LoanReturned = OnLoanReturned;
+                }
+            }
+            return _loans;
+        }
+    }
+
+    /// <summary>The device's loan buffers, or null (see <see cref="ILoanDevice"/>).</summary>
+    internal ILoanDevice? LoanDevice => ((ITcpOutput)this).Loans;
+
+    private void OnLoanReturned(uint buffer)
+    {
+        if (_loanHolders.Remove(buffer, out var holder)) holder.LoanReturned(buffer);
+    }
+
+    /// <summary>
+    /// Sends a UDP datagram whose payload sits in loan buffer <paramref name="buffer"/> after
+    /// <see cref="UdpBinding.LoanHeadroom"/>, as that buffer: headers written in front, no copy.
+    /// False when that cannot be done now (next hop unresolved, above the MTU, device full, no
+    /// loan buffers); the caller then copies.
+    /// </summary>
+    internal bool TrySendUdpLoan(UdpBinding from, uint buffer, int length, Ipv4Address to, ushort port)
+    {
+        const int ipAt = EthernetField.HeaderLength, udpAt = ipAt + Ipv4Field.MinHeaderLength;
+        int udpLength = UdpRepr.HeaderLength + length, total = udpAt + udpLength;
+        if (LoanDevice is not { } loans || total > _o.Mtu + EthernetField.HeaderLength || loans.IsAtPort(buffer)) return false;
+        if (NextHop(to) is not { } hop || !_neighbors.TryLookup(hop, out var mac)) return false;
+        var f = loans.LoanBuffer(buffer)[..total];
+        new EthernetRepr(_o.Mac, mac, EtherType.Ipv4).Emit(f);
+        new Ipv4Repr(_o.Address, to, IpProtocol.Udp, udpLength, _o.Ttl) { Identification = _ipId }.Emit(f[ipAt..]);
+        new UdpRepr(from.LocalPort, port, length).Emit(f[udpAt..], _o.Address, to);
+        if (!loans.TryTransmitLoan(buffer, total)) return false;
+        _ipId++;
+        _loanHolders[buffer] = from;
+        LoanFramesOut++;
+        Counters.UdpOut++;
+        Counters.Ipv4Out++;
+        Counters.FramesOut++;
+        return true;
+    }
 
     /// <summary>Connections in the table (TIME_WAIT included).</summary>
     public int TcpConnectionCount => _tcp.Count;
@@ -86,6 +146,27 @@ internal sealed partial class Interface : ITcpOutput
         {
             const int ipAt = EthernetField.HeaderLength, tcpAt = ipAt + Ipv4Field.MinHeaderLength;
             int total = tcpAt + length;
+            if (s.Header.PayloadLength > 0 && s.Payload is { LentBytes: > 0 } q && q.TryLoanRun(s.PayloadOffset, s.Header.PayloadLength, out uint loan, out int headroom))
+            {
+                if (headroom == tcpAt + hl && _loans is { } loans && !loans.IsAtPort(loan))
+                {
+                    // No copy: the loan buffer is the frame; its headroom takes the headers (again, on a retransmission).
+                    var lf = loans.LoanBuffer(loan)[..total];
+                    new EthernetRepr(_o.Mac, mac, EtherType.Ipv4).Emit(lf);
+                    var lip = new Ipv4Repr(_o.Address, to, IpProtocol.Tcp, length, _o.Ttl) { Identification = _ipId, DontFragment = true };
+                    lip.Emit(lf[ipAt..]);
+                    s.Header.Emit(lf.Slice(tcpAt, length), _o.Address, to);
+                    if (!loans.TryTransmitLoan(loan, total)) { Counters.TcpTransmitBlocked++; return false; }
+                    _ipId++;
+                    _loanHolders[loan] = q;
+                    LoanFramesOut++;
+                    Counters.TcpOut++;
+                    Counters.FramesOut++;
+                    Counters.Ipv4Out++;
+                    return true;
+                }
+                LoanFramesCopied++;
+            }
             var frame = _device.TryAllocateTransmit(total);
             if (frame.IsEmpty) { Counters.TcpTransmitBlocked++; return false; }
             Counters.TcpOut++;

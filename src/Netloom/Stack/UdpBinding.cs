@@ -35,7 +35,7 @@ internal readonly record struct IcmpError(byte Type, byte Code, IpAddr From, IpA
 /// datagram to the connected peer also becomes <see cref="TakePendingError"/>, which the
 /// socket's next call reports (ECONNREFUSED on Linux), for either IP version.
 /// </summary>
-internal sealed class UdpBinding
+internal sealed partial class UdpBinding
 {
     private readonly Interface _stack;
     private readonly DatagramQueue _queue;

@@ -108,21 +108,54 @@ internal static class Checksum
         nuint n = (nuint)data.Length, i = 0;
         ulong sum = 0;
 
-        if (Vector256.IsHardwareAccelerated && n >= 128)
+        // Each 32-bit word is added as its two 16-bit halves into 32-bit lanes (a mask and a
+        // shift, no cross-lane widening): a lane takes at most 0xFFFF per step, so it cannot
+        // overflow within a block of 32768 steps; the lanes are folded into 64 bits per block.
+        if (Vector512.IsHardwareAccelerated && n >= 256)
         {
-            // Widen 32-bit words into 64-bit lanes: no lane can overflow before 2^32 iterations.
-            Vector256<ulong> a0 = default, a1 = default, a2 = default, a3 = default;
-            for (; i + 64 <= n; i += 64)
+            var mask = Vector512.Create(0xFFFFu);
+            while (i + 128 <= n)
             {
-                var v0 = Vector256.LoadUnsafe(ref p, i).AsUInt32();
-                var v1 = Vector256.LoadUnsafe(ref p, i + 32).AsUInt32();
-                a0 += Vector256.WidenLower(v0);
-                a1 += Vector256.WidenUpper(v0);
-                a2 += Vector256.WidenLower(v1);
-                a3 += Vector256.WidenUpper(v1);
+                nuint stop = Math.Min(n - 127, i + 128 * (nuint)32768);
+                Vector512<uint> lo0 = default, hi0 = default, lo1 = default, hi1 = default;
+                for (; i < stop; i += 128)
+                {
+                    var v0 = Vector512.LoadUnsafe(ref p, i).AsUInt32();
+                    var v1 = Vector512.LoadUnsafe(ref p, i + 64).AsUInt32();
+                    lo0 += v0 & mask;
+                    hi0 += v0 >> 16;
+                    lo1 += v1 & mask;
+                    hi1 += v1 >> 16;
+                }
+                ulong lo = Lanes(Vector512.WidenLower(lo0) + Vector512.WidenUpper(lo0) + Vector512.WidenLower(lo1) + Vector512.WidenUpper(lo1));
+                ulong hi = Lanes(Vector512.WidenLower(hi0) + Vector512.WidenUpper(hi0) + Vector512.WidenLower(hi1) + Vector512.WidenUpper(hi1));
+                sum = AddCarry(sum, AddCarry(lo, hi << 16));
+                sum = AddCarry(sum, hi >> 48);
             }
-            var t = (a0 + a1) + (a2 + a3);
-            sum = AddCarry(AddCarry(t.GetElement(0), t.GetElement(1)), AddCarry(t.GetElement(2), t.GetElement(3)));
+        }
+        else if (Vector256.IsHardwareAccelerated && n >= 128)
+        {
+            var mask = Vector256.Create(0xFFFFu);
+            while (i + 64 <= n)
+            {
+                nuint stop = Math.Min(n - 63, i + 64 * (nuint)32768);
+                Vector256<uint> lo0 = default, hi0 = default, lo1 = default, hi1 = default;
+                for (; i < stop; i += 64)
+                {
+                    var v0 = Vector256.LoadUnsafe(ref p, i).AsUInt32();
+                    var v1 = Vector256.LoadUnsafe(ref p, i + 32).AsUInt32();
+                    lo0 += v0 & mask;
+                    hi0 += v0 >> 16;
+                    lo1 += v1 & mask;
+                    hi1 += v1 >> 16;
+                }
+                var l = Vector256.WidenLower(lo0) + Vector256.WidenUpper(lo0) + Vector256.WidenLower(lo1) + Vector256.WidenUpper(lo1);
+                var h = Vector256.WidenLower(hi0) + Vector256.WidenUpper(hi0) + Vector256.WidenLower(hi1) + Vector256.WidenUpper(hi1);
+                ulong lo = l.GetElement(0) + l.GetElement(1) + l.GetElement(2) + l.GetElement(3);
+                ulong hi = h.GetElement(0) + h.GetElement(1) + h.GetElement(2) + h.GetElement(3);
+                sum = AddCarry(sum, AddCarry(lo, hi << 16));
+                sum = AddCarry(sum, hi >> 48);
+            }
         }
         else if (Vector128.IsHardwareAccelerated && n >= 64)
         {
@@ -153,6 +186,9 @@ internal static class Checksum
             sum = AddCarry(sum, Unsafe.Add(ref p, i)); // low byte in little-endian = high byte on the wire
         return sum;
     }
+
+    private static ulong Lanes(Vector512<ulong> v) =>
+        v.GetElement(0) + v.GetElement(1) + v.GetElement(2) + v.GetElement(3) + v.GetElement(4) + v.GetElement(5) + v.GetElement(6) + v.GetElement(7);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static ulong AddCarry(ulong a, ulong b)

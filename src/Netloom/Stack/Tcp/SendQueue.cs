@@ -11,7 +11,7 @@ namespace Netloom.Stack;
 /// Capacity bounds copied and lent bytes together, so a peer that stops reading stops the
 /// application, whichever way it sends. Not thread-safe: the stack lock guards it.
 /// </summary>
-internal sealed class SendQueue
+internal sealed class SendQueue : ILoanHolder
 {
     private readonly ByteRing _ring;
     private long _ringHead;                 // ring position of the ring's first byte (grows with consumption)
@@ -21,6 +21,7 @@ internal sealed class SendQueue
     private long _head, _tail;              // queue positions: first unacknowledged byte, end of queued data
     private Pending[] _pending = new Pending[8];
     private int _pendingFirst, _pendingCount;
+    private ILoanDevice? _loans;            // where loan runs' buffers live (set by the first one)
 
     /// <summary>A run of bytes: in the ring from <see cref="RingStart"/>, or in lent <see cref="Memory"/>.</summary>
     private struct Chunk
@@ -31,6 +32,8 @@ internal sealed class SendQueue
         public long RingStart;
         public ReadOnlyMemory<byte> Memory;
         public IDisposable? Owner;
+        public uint Loan;                   // non-zero: a loan buffer of the device; the payload starts Headroom bytes in
+        public int Headroom;
     }
 
     /// <summary>A zero-copy send waiting for the acknowledgment of its last byte.</summary>
@@ -90,12 +93,80 @@ internal sealed class SendQueue
     }
 
     /// <summary>
+    /// Queues loan buffer <paramref name="buffer"/>'s <paramref name="length"/> payload bytes,
+    /// which start <paramref name="headroom"/> bytes into it, whole or not at all (returns 0 when
+    /// there is no room). The run goes out as one segment whose frame is the buffer itself
+    /// (<see cref="TryLoanRun"/>); it is released (the application may write the buffer again)
+    /// only once it is both acknowledged and handed back by the port.
+    /// </summary>
+    public int ReferenceLoan(ILoanDevice loans, uint buffer, int headroom, int length)
+    {
+        if (length <= 0 || length > Free) return 0;
+        _loans = loans;
+        Push(new Chunk { Start = _tail, Length = length, Lent = true, Loan = buffer, Headroom = headroom });
+        _tail += length;
+        LentBytes += length;
+        return length;
+    }
+
+    /// <summary>
+    /// The most bytes a segment starting <paramref name="offset"/> past the head may carry so that
+    /// no loan run shares a segment with other bytes: up to the end of the run it starts in, when
+    /// that run or the next is a loan run; otherwise no limit.
+    /// </summary>
+    public int SegmentLimit(int offset)
+    {
+        long pos = _head + offset;
+        int i = Find(pos);
+        if (i >= _chunkCount) return int.MaxValue;
+        ref var c = ref _chunks[(_first + i) % _chunks.Length];
+        int toEnd = (int)(c.Start + c.Length - pos);
+        if (c.Loan != 0) return toEnd;
+        if (i + 1 < _chunkCount && _chunks[(_first + i + 1) % _chunks.Length].Loan != 0) return toEnd;
+        return int.MaxValue;
+    }
+
+    /// <summary>The length of the loan run starting exactly <paramref name="offset"/> past the head, or 0.</summary>
+    public int LoanRunAt(int offset)
+    {
+        long pos = _head + offset;
+        int i = Find(pos);
+        if (i >= _chunkCount) return 0;
+        ref var c = ref _chunks[(_first + i) % _chunks.Length];
+        return c.Loan != 0 && c.Start == pos ? c.Length : 0;
+    }
+
+    /// <summary>
+    /// True when the <paramref name="length"/> bytes at <paramref name="offset"/> are exactly one
+    /// loan run still in its buffer: the segment can be sent as that buffer, headers written in
+    /// front of the payload.
+    /// </summary>
+    public bool TryLoanRun(int offset, int length, out uint buffer, out int headroom)
+    {
+        long pos = _head + offset;
+        int i = Find(pos);
+        if (i < _chunkCount)
+        {
+            ref var c = ref _chunks[(_first + i) % _chunks.Length];
+            if (c.Loan != 0 && c.Memory.IsEmpty && c.Start == pos && c.Length == length)
+            {
+                buffer = c.Loan;
+                headroom = c.Headroom;
+                return true;
+            }
+        }
+        buffer = 0;
+        headroom = 0;
+        return false;
+    }
+
+    /// <summary>
     /// Ends a zero-copy send at the current end of the queue: <paramref name="id"/> completes when
     /// every byte queued so far has been acknowledged (or the connection ended).
     /// </summary>
     public void MarkSend(uint id, bool copied, IDisposable? owner = null)
     {
-        if (_pendingCount == 0 && _tail == _head) { owner?.Dispose(); Completions.Complete(id, copied); return; }
+        if (_pendingCount == 0 && _chunkCount == 0) { owner?.Dispose(); Completions.Complete(id, copied); return; }
         if (_pendingCount == _pending.Length) Grow(ref _pending, _pendingFirst, _pendingCount, out _pendingFirst);
         _pending[(_pendingFirst + _pendingCount) % _pending.Length] = new Pending(_tail, id, copied, owner);
         _pendingCount++;
@@ -112,7 +183,8 @@ internal sealed class SendQueue
             ref var c = ref _chunks[(_first + i) % _chunks.Length];
             int within = (int)(pos - c.Start);
             int n = Math.Min(destination.Length, c.Length - within);
-            if (c.Lent) c.Memory.Span.Slice(within, n).CopyTo(destination);
+            if (c.Loan != 0 && c.Memory.IsEmpty) _loans!.LoanBuffer(c.Loan).Slice(c.Headroom + within, n).CopyTo(destination);
+            else if (c.Lent) c.Memory.Span.Slice(within, n).CopyTo(destination);
             else _ring.Peek((int)(c.RingStart + within - _ringHead), destination[..n]);
             destination = destination[n..];
             pos += n;
@@ -144,9 +216,10 @@ internal sealed class SendQueue
     {
         if ((uint)count > (uint)Count) throw new ArgumentOutOfRangeException(nameof(count));
         long end = _head + count;
-        while (_chunkCount > 0)
+        for (int i = 0; i < _chunkCount; i++)
         {
-            ref var c = ref _chunks[_first];
+            ref var c = ref _chunks[(_first + i) % _chunks.Length];
+            if (c.Start >= end) break;
             long cEnd = c.Start + c.Length;
             long upTo = Math.Min(cEnd, end);
             if (!c.Lent && upTo > _head)
@@ -155,25 +228,40 @@ internal sealed class SendQueue
                 _ring.Consume((int)(ringTo - _ringHead));
                 _ringHead = ringTo;
             }
-            if (cEnd > end)
+            // A copied run shrinks from the front as it is acknowledged, so a stream of small
+            // writes merged into one run never grows its length past the queue.
+            if (cEnd > end && !c.Lent)
             {
-                // A copied run shrinks from the front as it is acknowledged, so a stream of
-                // small writes merged into one run never grows its length past the queue.
-                if (!c.Lent)
-                {
-                    c.RingStart += end - c.Start;
-                    c.Length = (int)(cEnd - end);
-                    c.Start = end;
-                }
-                break;
+                c.RingStart += end - c.Start;
+                c.Length = (int)(cEnd - end);
+                c.Start = end;
             }
+        }
+        _head = end;
+        ReleaseDone();
+    }
+
+    /// <summary>The device handed a loan buffer back: an acknowledged run waiting for it can go now.</summary>
+    public void LoanReturned(uint buffer) => ReleaseDone();
+
+    /// <summary>
+    /// Drops the acknowledged runs from the front, except a loan run the port still holds (and
+    /// the runs behind it), and completes the sends whose every byte is released.
+    /// </summary>
+    private void ReleaseDone()
+    {
+        while (_chunkCount > 0)
+        {
+            ref var c = ref _chunks[_first];
+            if (c.Start + c.Length > _head) break;
+            if (c.Loan != 0 && _loans!.IsAtPort(c.Loan)) break; // acknowledged, but the peer's side may still read it
             Release(ref c);
             _first = (_first + 1) % _chunks.Length;
             _chunkCount--;
             if (_findHint > 0) _findHint--; // indexes count from the oldest run
         }
-        _head = end;
-        while (_pendingCount > 0 && _pending[_pendingFirst].End <= _head) CompleteFirst();
+        while (_pendingCount > 0 && _pending[_pendingFirst].End <= _head && (_chunkCount == 0 || _chunks[_first].Start >= _pending[_pendingFirst].End))
+            CompleteFirst();
     }
 
     /// <summary>
@@ -186,10 +274,12 @@ internal sealed class SendQueue
         for (int i = 0; i < _chunkCount; i++)
         {
             ref var c = ref _chunks[(_first + i) % _chunks.Length];
-            if (!c.Lent || c.Memory.Length == 0) continue;
-            var own = new byte[c.Length];
+            if (!c.Lent || (c.Memory.Length == 0 && c.Loan == 0)) continue;
             int from = (int)Math.Max(0, _head - c.Start); // the acknowledged front is never read again
-            c.Memory.Span[from..].CopyTo(own.AsSpan(from));
+            if (from >= c.Length) continue;
+            var own = new byte[c.Length];
+            if (c.Loan != 0 && c.Memory.IsEmpty) _loans!.LoanBuffer(c.Loan).Slice(c.Headroom + from, c.Length - from).CopyTo(own.AsSpan(from));
+            else c.Memory.Span[from..].CopyTo(own.AsSpan(from));
             c.Memory = own;
         }
     }

@@ -21,6 +21,9 @@ internal interface ITcpOutput
 
     /// <summary>Hands what was sent to the device.</summary>
     void Flush();
+
+    /// <summary>The device's loan buffers (sends with no copy at all), when it has them.</summary>
+    ILoanDevice? Loans => null;
 }
 
 /// <summary>
@@ -83,6 +86,10 @@ internal readonly struct TcpSegmentOut
         _payload = payload;
         _payloadOffset = payloadOffset;
     }
+
+    /// <summary>The send queue the payload comes from, and its offset there.</summary>
+    public SendQueue? Payload => _payload;
+    public int PayloadOffset => _payloadOffset;
 
     /// <summary>Copies the payload into <paramref name="destination"/> (at least PayloadLength bytes).</summary>
     public void CopyPayload(Span<byte> destination)

@@ -84,6 +84,16 @@ internal sealed partial class TcpSocket
         int limit = PayloadLimit;
         int len = Math.Min(Math.Min(avail, limit), Math.Min(windowRoom, congestionRoom));
         if (retransmit) len = (int)Math.Min(len, runEnd - seq);
+        if (avail > 0 && _sendBuffer.LentBytes > 0)
+        {
+            // A loan run goes out as one segment of its own (its buffer is the frame): no segment
+            // crosses into or out of one, and one the windows would cut short waits for them
+            // while data is in flight (an ACK will come), rather than going out copied.
+            int offset = (int)(seq - _sndBufSeq);
+            len = Math.Min(len, _sendBuffer.SegmentLimit(offset));
+            int run = _sendBuffer.LoanRunAt(offset);
+            if (run > 0 && len < run && len < avail && SndMax != SndUna && run <= limit && run <= MaxSndWnd) return false;
+        }
         bool fin = finToSend && seq + (uint)len == dataEnd && (len > 0 || congestionRoom > 0 || retransmit);
         if (len == 0 && !fin)
         {

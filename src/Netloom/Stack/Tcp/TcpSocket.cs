@@ -195,6 +195,52 @@ internal sealed partial class TcpSocket
         return id;
     }
 
+    /// <summary>
+    /// Bytes in front of the payload in a loan buffer: Ethernet, IPv4 and this connection's TCP
+    /// header on data segments (20, and 12 for timestamps). Fixed once the connection is open.
+    /// </summary>
+    public int LoanHeadroom => 14 + 20 + 20 + (_tsOk ? 12 : 0);
+
+    /// <summary>Payload bytes one loan buffer carries: one full segment (0 when the device has no loan buffers).</summary>
+    public int LoanCapacity => _table.Loans is { LoanBufferSize: > 0 } l && IsConnected ? Math.Min(l.LoanBufferSize - LoanHeadroom, PayloadLimitNoSack) : 0;
+
+    private int PayloadLimitNoSack => _mss;
+
+    /// <summary>
+    /// A loan buffer of the device for the application to fill (<see cref="LoanPayload"/>) and
+    /// send with <see cref="SendLoan"/>, with no copy at all: the buffer becomes the frame. False
+    /// when the device has none or all are taken.
+    /// </summary>
+    public bool TryRentLoan(out uint buffer)
+    {
+        buffer = 0;
+        return LoanCapacity > 0 && _table.Loans!.TryRentLoan(out buffer);
+    }
+
+    /// <summary>The payload part of a loan buffer: <see cref="LoanCapacity"/> bytes after the headroom.</summary>
+    public Span<byte> LoanPayload(uint buffer) => _table.Loans!.LoanBuffer(buffer).Slice(LoanHeadroom, LoanCapacity);
+
+    /// <summary>Gives a rented buffer back for good (it must not be queued).</summary>
+    public void ReturnLoan(uint buffer) => _table.Loans!.ReturnLoan(buffer);
+
+    /// <summary>
+    /// One zero-copy send piece from a loan buffer: queues its first <paramref name="length"/>
+    /// payload bytes whole, or nothing (0) when the send buffer has no room. The connection sends
+    /// them as one segment whose frame is the buffer (headers written into its headroom), and
+    /// retransmits from it the same way. The buffer is the application's again only after the
+    /// send's completion, which waits for both the peer's acknowledgment and the port handing
+    /// the buffer back. End the send with <see cref="EndZeroCopySend"/>.
+    /// </summary>
+    public int SendLoan(uint buffer, int length)
+    {
+        if (Error != TcpError.None) ThrowFailed();
+        if (!CanSend) throw new InvalidOperationException($"cannot send in {State}{(_finQueued ? " after shutdown" : "")}");
+        if ((uint)length > (uint)LoanCapacity || length == 0) throw new ArgumentOutOfRangeException(nameof(length), length, $"a loan buffer carries 1..{LoanCapacity} payload bytes here");
+        int n = _sendBuffer.ReferenceLoan(_table.Loans!, buffer, LoanHeadroom, length);
+        if (n > 0 && IsConnected) { Output(); AfterCall(); }
+        return n;
+    }
+
     /// <summary>Replaces references to the caller's memory not yet acknowledged with the stack's own copies (when nobody will read completions any more).</summary>
     public void CopyLentMemory() => _sendBuffer.CopyLent();
 

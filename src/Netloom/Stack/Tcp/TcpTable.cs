@@ -129,6 +129,9 @@ internal sealed class TcpTable
 
     public int MaxSegmentSize(IpAddr remote) => _output.MaxSegmentSize(remote);
 
+    /// <summary>The device's loan buffers, when it has them (<see cref="ILoanDevice"/>).</summary>
+    public ILoanDevice? Loans => _output.Loans;
+
     public void Flush() => _output.Flush();
 
     // ---- the device-full contract ----
