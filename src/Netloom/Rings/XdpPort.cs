@@ -60,6 +60,11 @@ internal sealed unsafe partial class XdpPort : PortBase
     public XdpAttachMode AttachMode => _program.Mode;
     public bool ZeroCopy { get; }
 
+    /// <summary>The interface's index and the queue the socket is bound to (for <see cref="XdpFastPath"/>).</summary>
+    internal int IfIndex { get; }
+    internal uint Queue { get; }
+    internal XdpProgram Program => _program;
+
     /// <summary>The kernel's own counters for the socket (XDP_STATISTICS), read at every 4096th RX sync and on request.</summary>
     public Statistics KernelStatistics { get; private set; }
 
@@ -73,8 +78,9 @@ internal sealed unsafe partial class XdpPort : PortBase
         public Setup(int fd, XskRing fill, XskRing completion, XskRing rx, XskRing tx) => (Fd, Fill, Completion, Rx, Tx) = (fd, fill, completion, rx, tx);
     }
 
-    private XdpPort(string name, PortOptions o, PacketPool pool, bool ownsPool, ReadOnlySpan<uint> owned, XdpProgram program, Setup s, bool zeroCopy) : base(name)
+    private XdpPort(string name, PortOptions o, PacketPool pool, bool ownsPool, ReadOnlySpan<uint> owned, XdpProgram program, Setup s, bool zeroCopy, int ifindex, uint queue) : base(name)
     {
+        (IfIndex, Queue) = (ifindex, queue);
         Pool = pool;
         _ownsPool = ownsPool;
         _program = program;

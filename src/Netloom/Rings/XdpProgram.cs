@@ -34,6 +34,20 @@ internal sealed unsafe class XdpProgram : IDisposable
 
     public XdpAttachMode Mode { get; private set; }
 
+    /// <summary>The XSKMAP (queue to socket), which <see cref="XdpFastPath"/>'s program sends its slow path to.</summary>
+    internal int MapFd => _mapFd;
+
+    /// <summary>
+    /// Puts <paramref name="progFd"/> on the interface in place of the program there now, in one
+    /// step (bpf BPF_LINK_UPDATE): no frame sees the interface without a program. The link holds
+    /// the new program; the caller may close its descriptor.
+    /// </summary>
+    internal void Replace(string who, int progFd)
+    {
+        var attr = new LinkUpdateAttr { LinkFd = (uint)_linkFd, NewProgFd = (uint)progFd };
+        if (Call(BPF_LINK_UPDATE, ref attr) < 0) throw Failure(who, "replacing the XDP program (bpf BPF_LINK_UPDATE)", Libc.Errno);
+    }
+
     /// <summary>Creates the map and the program and attaches it to <paramref name="ifindex"/>; native mode first, generic when the driver has none.</summary>
     public static XdpProgram Attach(string who, int ifindex, string ifname, uint queues, XdpAttachMode? only = null)
     {
