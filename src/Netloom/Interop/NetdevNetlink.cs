@@ -19,12 +19,17 @@ internal static unsafe class NetdevNetlink
     /// <summary>enum netdev_xdp_act: the interface accepts frames redirected to it (ndo_xdp_xmit).</summary>
     public const ulong XdpActNdoXmit = 1UL << 2;
 
-    /// <summary>The interface's xdp-features bits, or null when the kernel cannot say (no netdev family: before Linux 6.3).</summary>
-    public static ulong? XdpFeatures(int ifindex)
+    /// <summary>A generic netlink socket; it asks about the network namespace it was opened in. -1 on failure.</summary>
+    public static int Open() => Libc.Socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
+
+    /// <summary>
+    /// The xdp-features bits of interface <paramref name="ifindex"/> in the namespace of socket
+    /// <paramref name="fd"/> (<see cref="Open"/>), or null when the kernel cannot say (no netdev
+    /// family: before Linux 6.3).
+    /// </summary>
+    public static ulong? XdpFeatures(int fd, int ifindex)
     {
-        int fd = Libc.Socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);
         if (fd < 0) return null;
-        try
         {
             Span<byte> name = stackalloc byte[7];
             Encoding.ASCII.GetBytes("netdev", name);
@@ -36,7 +41,6 @@ internal static unsafe class NetdevNetlink
             var features = Ask(fd, BinaryPrimitives.ReadUInt16LittleEndian(f), NETDEV_CMD_DEV_GET, NETDEV_A_DEV_IFINDEX, index, NETDEV_A_DEV_XDP_FEATURES);
             return features is { Length: >= 8 } x ? BinaryPrimitives.ReadUInt64LittleEndian(x) : null;
         }
-        finally { Libc.Close(fd); }
     }
 
     /// <summary>Sends one request with one attribute; the payload of attribute <paramref name="want"/> in the reply, or null.</summary>

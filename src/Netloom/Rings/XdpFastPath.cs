@@ -42,6 +42,7 @@ internal sealed unsafe class XdpFastPath : IDisposable
     private int _fdb = -1, _devmap = -1, _control = -1, _stats = -1;
     private readonly int _cpus;
     private readonly HashSet<int> _devices = [];
+    private readonly int[] _netlink = Enumerable.Repeat(-1, MaxPorts).ToArray(); // per switch port: a netlink socket in its port's namespace
 
     public XdpFastPath(string who, int capacity = 16_384)
     {
@@ -80,7 +81,13 @@ internal sealed unsafe class XdpFastPath : IDisposable
     {
         if ((uint)switchPort >= MaxPorts) throw new ArgumentOutOfRangeException(nameof(switchPort), $"{_who}: the fast path serves switch ports 0 to {MaxPorts - 1}");
         int ifindex = port.IfIndex;
-        if (_devices.Add(ifindex)) Update(_devmap, &ifindex, &ifindex, 0, "adding the interface to the DEVMAP");
+        // An ifindex means something only in its namespace: the DEVMAP resolves it in the caller's,
+        // and a netlink socket answers about the one it was opened in. So both happen in the port's.
+        _netlink[switchPort] = InNamespace(port.NetnsFd, () =>
+        {
+            if (_devices.Add(ifindex)) AddDevice(ifindex);
+            return NetdevNetlink.Open();
+        });
         int prog = XdpProgram.LoadXdp(_who, Program(port.Program.MapFd, switchPort), "netloom_fast", "loading the fast-path XDP program");
         try { port.Program.Replace(_who, prog); }
         finally { Libc.Close(prog); } // the link holds it now
@@ -148,6 +155,8 @@ internal sealed unsafe class XdpFastPath : IDisposable
         return a.Build();
     }
 
+    private void AddDevice(int ifindex) => Update(_devmap, &ifindex, &ifindex, 0, "adding the interface to the DEVMAP");
+
     /// <summary>Puts (or moves) a station: frames to <paramref name="mac"/> go out of <paramref name="ifindex"/> when <paramref name="target"/>. False when the map is full.</summary>
     public bool Set(ulong mac, int ifindex, bool target)
     {
@@ -187,8 +196,30 @@ internal sealed unsafe class XdpFastPath : IDisposable
         return (packets, bytes);
     }
 
-    /// <summary>Whether frames redirected into <paramref name="ifindex"/> are sent (NETDEV_XDP_ACT_NDO_XMIT); false when the kernel cannot say.</summary>
-    public static bool IsRedirectTarget(int ifindex) => NetdevNetlink.XdpFeatures(ifindex) is { } f && (f & NetdevNetlink.XdpActNdoXmit) != 0;
+    /// <summary>Whether frames redirected into switch port <paramref name="switchPort"/>'s interface are sent (NETDEV_XDP_ACT_NDO_XMIT); false when the kernel cannot say.</summary>
+    public bool IsRedirectTarget(int switchPort, int ifindex) =>
+        NetdevNetlink.XdpFeatures(_netlink[switchPort], ifindex) is { } f && (f & NetdevNetlink.XdpActNdoXmit) != 0;
+
+    /// <summary>Runs <paramref name="body"/> on a short-lived thread that entered network namespace <paramref name="netnsFd"/> (-1: this one).</summary>
+    private static T InNamespace<T>(int netnsFd, Func<T> body)
+    {
+        if (netnsFd < 0) return body();
+        T result = default!;
+        Exception? error = null;
+        var t = new Thread(() =>
+        {
+            try
+            {
+                if (Libc.SetNs(netnsFd, Libc.CLONE_NEWNET) != 0) throw new IOException($"setns into the port's network namespace: {Libc.Describe(Libc.Errno)}");
+                result = body();
+            }
+            catch (Exception e) { error = e; }
+        }) { Name = "xdp fast path setup" };
+        t.Start();
+        t.Join();
+        if (error is not null) throw error as IOException ?? new IOException(error.Message, error);
+        return result;
+    }
 
     /// <summary>The key: the MAC (wire order in the low 48 bits of <paramref name="mac"/>) as its six bytes, then two zeros.</summary>
     private static ulong Key(ulong mac) => BinaryPrimitives.ReverseEndianness(mac << 16);
@@ -237,6 +268,7 @@ internal sealed unsafe class XdpFastPath : IDisposable
     public void Dispose()
     {
         foreach (int fd in new[] { _fdb, _devmap, _control, _stats }) if (fd >= 0) Libc.Close(fd);
+        for (int i = 0; i < _netlink.Length; i++) if (_netlink[i] >= 0) { Libc.Close(_netlink[i]); _netlink[i] = -1; }
         _fdb = _devmap = _control = _stats = -1;
     }
 }

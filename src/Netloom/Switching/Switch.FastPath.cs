@@ -105,7 +105,7 @@ public sealed partial class Switch
         {
             _fastSlowAt = t;
             for (int i = 0; i < _fastIfIndex.Length; i++)
-                if (_fastIfIndex[i] != 0) _fastTarget[i] = XdpFastPath.IsRedirectTarget(_fastIfIndex[i]);
+                if (_fastIfIndex[i] != 0) _fastTarget[i] = fast.IsRedirectTarget(i, _fastIfIndex[i]);
             // Stations the fast path carried frames from: as if the switch had seen them now.
             foreach (var (mac, v) in _pushed) if (fast.TakeSeen(mac)) table.Learn(mac, v.Port, t);
             ReadFastPathCounters();
