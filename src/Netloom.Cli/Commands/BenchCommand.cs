@@ -273,7 +273,8 @@ internal static class BenchCommand
             int ifindex = Netloom.Interop.Netdevice.Index(ifname);
             using var gen = new XdpGenerator("bench xdp-gen");
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            long frames = gen.Run("bench xdp-gen", ifindex, Generator.Frame(64), TimeSpan.FromSeconds(seconds));
+            using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
+            long frames = gen.Run("bench xdp-gen", ifindex, Generator.Frame(64), stop.Token);
             double s = clock.Elapsed.TotalSeconds;
             Console.WriteLine(FormattableString.Invariant($"{{\"frames\":{frames},\"seconds\":{s:F3},\"mpps\":{frames / s / 1e6:F3}}}"));
             return CliErrors.Ok;

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Netloom.Interop;
 using static Netloom.Interop.Bpf;
 
@@ -35,19 +34,19 @@ internal sealed unsafe class XdpGenerator : IDisposable
 
     /// <summary>
     /// Sends <paramref name="frame"/> out of interface <paramref name="ifindex"/> again and again
-    /// for <paramref name="duration"/>; the frames offered (handed to the driver; the driver
-    /// may still drop some: see its ethtool counters).
+    /// until <paramref name="stop"/> (the caller owns the clock: cancel it after the duration);
+    /// the frames offered (handed to the driver; the driver may still drop some: see its
+    /// ethtool counters).
     /// </summary>
-    public long Run(string who, int ifindex, ReadOnlySpan<byte> frame, TimeSpan duration, CancellationToken stop = default)
+    public long Run(string who, int ifindex, ReadOnlySpan<byte> frame, CancellationToken stop)
     {
         if (frame.Length < 14 || frame.Length > 3000) throw new ArgumentOutOfRangeException(nameof(frame), "a frame of 14 to 3000 bytes");
         var ctx = new XdpMd { Data = 0, DataEnd = (uint)frame.Length, IngressIfIndex = (uint)ifindex };
         const uint Repeat = 1 << 16; // one call runs for some tens of milliseconds; the kernel stops early on a signal
         long offered = 0;
-        var clock = Stopwatch.StartNew();
         fixed (byte* data = frame)
         {
-            while (clock.Elapsed < duration && !stop.IsCancellationRequested)
+            while (!stop.IsCancellationRequested)
             {
                 var attr = new TestRunAttr
                 {
