@@ -91,7 +91,11 @@ internal static class BenchCommand
         var kestrelApp = new Command("kestrel-app", "(internal) the plaintext app of bench kestrel") { transport, listen, h2Port, appPort, appIp };
         kestrelApp.Hidden = true;
         kestrelApp.SetAction(r => BenchKestrel.App(r.GetValue(transport)!, r.GetValue(listen)!, r.GetValue(h2Port), r.GetValue(appPort), r.GetValue(appIp)));
-        return new Command("bench", "End-to-end benchmarks") { rings, switchBench, kv, tcp, peer, emulate, run, offload, kestrel, kestrelApp, zerocopy };
+        var genIf = new Option<string>("--ifname") { Required = true };
+        var xdpGen = new Command("xdp-gen", "(internal) the kernel's XDP traffic generator out of an interface, for bench rings") { genIf, seconds };
+        xdpGen.Hidden = true;
+        xdpGen.SetAction(r => XdpGen(r.GetValue(genIf)!, r.GetValue(seconds)));
+        return new Command("bench", "End-to-end benchmarks") { rings, switchBench, kv, tcp, peer, emulate, run, offload, kestrel, kestrelApp, zerocopy, xdpGen };
     }
 
     private static int Switch(double seconds, bool json)
@@ -230,6 +234,27 @@ internal static class BenchCommand
                     : $"{prefix}: failed: {xrx.StandardError.ReadToEnd().Trim()} {xtx.StandardError.ReadToEnd().Trim()}");
             }
             xdpMode = string.Join("; ", modes);
+
+            // The receivers again, now fed by the kernel's XDP generator (XdpGenerator) on the other
+            // end, which outruns both senders: these are the receivers' own rates. veth hands XDP
+            // frames to a peer only when the peer's NAPI runs: an XDP program (the xdp port) or
+            // GRO, which AF_PACKET's receiver gets here (frames become socket buffers there).
+            foreach (var kind in new[] { "afpacket", "xdp" })
+            {
+                if (kind == "afpacket") Ip("netns", "exec", nsB, "ethtool", "-K", vB, "gro", "on");
+                var krx = ChildPktgen(nsB, $"{kind}:{vB}", "rx", (d.TotalSeconds + 3).ToString(System.Globalization.CultureInfo.InvariantCulture));
+                Thread.Sleep(700);
+                using var gen = SelfProcess.Start(["bench", "xdp-gen", "--ifname", vA, "--duration", secs], "ip", "netns", "exec", nsA);
+                gen.WaitForExit(60_000);
+                krx.WaitForExit(60_000);
+                if (kind == "afpacket") Ip("netns", "exec", nsB, "ethtool", "-K", vB, "gro", "off");
+                string genText = gen.StandardOutput.ReadToEnd(), rxText = krx.StandardOutput.ReadToEnd();
+                result.Add(($"xdpgen_{kind}_offered_mpps", Math.Round(Figure(genText, "mpps"), 3)));
+                result.Add(($"xdpgen_{kind}_rx_mpps", Math.Round(Figure(rxText, "mpps"), 3)));
+                if (kind == "xdp") result.Add(("xdpgen_xdp_rx_kernel_dropped", Figure(rxText, "xdp_kernel", "rx_dropped") + Figure(rxText, "xdp_kernel", "rx_ring_full")));
+            }
+            double gx = result.Find(f => f.Item1 == "xdpgen_xdp_rx_mpps").Item2, ga = result.Find(f => f.Item1 == "xdpgen_afpacket_rx_mpps").Item2;
+            if (ga > 0) result.Add(("xdpgen_xdp_rx_vs_afpacket", Math.Round(gx / ga, 2)));
         }
         finally
         {
@@ -237,6 +262,24 @@ internal static class BenchCommand
             Ip("netns", "del", nsB);
         }
         return result;
+    }
+
+    /// <summary>`bench xdp-gen`: 64 B frames (pktgen's) out of an interface for a while; prints {"frames", "seconds", "mpps"}.</summary>
+    private static int XdpGen(string ifname, double seconds)
+    {
+        if (seconds <= 0 || seconds > 600) return CliErrors.Report("--duration must be between 0 and 600 seconds", CliErrors.BadInput);
+        try
+        {
+            int ifindex = Netloom.Interop.Netdevice.Index(ifname);
+            using var gen = new XdpGenerator("bench xdp-gen");
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
+            long frames = gen.Run("bench xdp-gen", ifindex, Generator.Frame(64), stop.Token);
+            double s = clock.Elapsed.TotalSeconds;
+            Console.WriteLine(FormattableString.Invariant($"{{\"frames\":{frames},\"seconds\":{s:F3},\"mpps\":{frames / s / 1e6:F3}}}"));
+            return CliErrors.Ok;
+        }
+        catch (IOException e) { return CliErrors.Report(e.Message); }
     }
 
     private static void Ip(params string[] args)

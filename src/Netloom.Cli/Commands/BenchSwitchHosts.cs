@@ -61,6 +61,31 @@ internal static partial class BenchSwitch
             }
             figures.Add(("linux_hosts_xdp_mode", mode ?? "unknown"));
             figures.Add(("linux_hosts_rounds_gbps", $"xdp {Join(xdp)}; afpacket {Join(afpacket)}; bridge {Join(bridge)}"));
+
+            // The same with GRO on the two hosts' own veth ends (the middle ends keep everything
+            // off): a veth accepts frames an XDP program redirects into its peer only while that
+            // peer has GRO or an XDP program, so only here can the switch's XDP fast path carry
+            // the flow. The bridge runs with the same hosts.
+            foreach (var ns in new[] { h1, h2 }) Ok("ip", "netns", "exec", ns, "ethtool", "-K", "eth0", "gro", "on");
+            List<double> fastXdp = [], slowXdp = [], groBridge = [];
+            string? fastState = null;
+            for (int round = 0; round < HostRounds; round++)
+            {
+                fastXdp.Add(ThroughSwitch("xdp", out _, extra: null, fastPath: s => fastState ??= s));
+                slowXdp.Add(ThroughSwitch("xdp", out _, extra: "--no-xdp-fastpath"));
+                groBridge.Add(ThroughBridge());
+            }
+            double fx = Median(fastXdp), sx = Median(slowXdp), gb = Median(groBridge);
+            figures.Add(("linux_hosts_gro_xdp_fastpath_switch_gbps", Math.Round(fx, 3)));
+            figures.Add(("linux_hosts_gro_xdp_no_fastpath_switch_gbps", Math.Round(sx, 3)));
+            figures.Add(("linux_hosts_gro_bridge_gbps", Math.Round(gb, 3)));
+            if (gb > 0)
+            {
+                figures.Add(("ratio_gro_xdp_fastpath_switch_vs_bridge", Math.Round(fx / gb, 2)));
+                figures.Add(("ratio_gro_xdp_no_fastpath_switch_vs_bridge", Math.Round(sx / gb, 2)));
+            }
+            figures.Add(("linux_hosts_gro_fastpath", fastState ?? "unknown"));
+            figures.Add(("linux_hosts_gro_rounds_gbps", $"xdp fast path {Join(fastXdp)}; xdp no fast path {Join(slowXdp)}; bridge {Join(groBridge)}"));
         }
         catch (Exception e) when (e is InvalidOperationException or IOException)
         {
@@ -73,9 +98,10 @@ internal static partial class BenchSwitch
         return figures;
 
         // `netloom switch` in the middle namespace, busy-polling, for one iperf3 run.
-        double ThroughSwitch(string kind, out string? xdpMode)
+        double ThroughSwitch(string kind, out string? xdpMode, string? extra = null, Func<string, string>? fastPath = null)
         {
-            using var sw = SelfProcess.Start(["switch", "--port", $"{kind}:{sw1}", "--port", $"{kind}:{sw2}", "--wait", "BusyPoll"], "ip", "netns", "exec", mid);
+            string[] args = ["switch", "--port", $"{kind}:{sw1}", "--port", $"{kind}:{sw2}", "--wait", "BusyPoll"];
+            using var sw = SelfProcess.Start(extra is null ? args : [.. args, extra], "ip", "netns", "exec", mid);
             var stderr = sw.StandardError.ReadToEndAsync();
             _ = sw.StandardOutput.ReadToEndAsync();
             try
@@ -90,6 +116,9 @@ internal static partial class BenchSwitch
                 string err = stderr.Result;
                 int at = err.IndexOf("runs in XDP ", StringComparison.Ordinal);
                 xdpMode = at < 0 ? null : err[(at + "runs in XDP ".Length)..].Split(" mode")[0];
+                int fp = err.IndexOf("XDP fast path ", StringComparison.Ordinal);
+                int carried = err.IndexOf("fast path carried ", StringComparison.Ordinal);
+                if (fp >= 0) fastPath?.Invoke(err[fp..].Split('\n')[0].Trim() + (carried >= 0 ? "; " + err[carried..].Split('\n')[0].Trim() : ""));
             }
         }
 

@@ -16,12 +16,13 @@ internal static class SwitchCommand
         var batch = new Option<int>("--batch") { Description = "Frames per port per pass (default 512: half a default ring, so a port fills one half while the switch drains the other)", DefaultValueFactory = _ => 512 };
         var wait = new Option<WaitMode>("--wait") { Description = "BusyPoll (a core spins) or Block (naps when idle)", DefaultValueFactory = _ => WaitMode.Block };
         var duration = new Option<double>("--duration") { Description = "Stop after this many seconds (0: run until Ctrl-C)", DefaultValueFactory = _ => 0 };
-        var cmd = new Command("switch", "Run a VALE-style learning switch over any ports; prints live per-port counters, and totals on exit") { ports, capture, batch, wait, duration };
-        cmd.SetAction(r => Run(r.GetValue(ports)!, r.GetValue(capture) ?? [], r.GetValue(batch), r.GetValue(wait), r.GetValue(duration)));
+        var noFast = new Option<bool>("--no-xdp-fastpath") { Description = "Keep every frame of xdp ports in user space (by default, unicast between stations the switch learned on two xdp ports is forwarded by their XDP programs in the kernel, except while a capture is attached)" };
+        var cmd = new Command("switch", "Run a VALE-style learning switch over any ports; prints live per-port counters, and totals on exit") { ports, capture, batch, wait, duration, noFast };
+        cmd.SetAction(r => Run(r.GetValue(ports)!, r.GetValue(capture) ?? [], r.GetValue(batch), r.GetValue(wait), r.GetValue(duration), r.GetValue(noFast)));
         return cmd;
     }
 
-    private static int Run(string[] specs, string[] captures, int batch, WaitMode wait, double seconds)
+    private static int Run(string[] specs, string[] captures, int batch, WaitMode wait, double seconds, bool noFastPath)
     {
         if (specs.Length < 2) return CliErrors.Report("a switch needs at least two --port", CliErrors.BadInput);
         if (batch < 1 || batch > 4096) return CliErrors.Report("--batch must be from 1 to 4096", CliErrors.BadInput);
@@ -56,6 +57,13 @@ internal static class SwitchCommand
                 if (port is XdpPort x) Console.Error.WriteLine($"netloom switch: {p} runs in XDP {x.Mode} mode");
             }
             foreach (var (file, indexes) in captureFiles) sw.Capture(CaptureWriter.Create(file), [.. indexes]);
+            if (xdpPorts > 0)
+            {
+                string? why = noFastPath ? "--no-xdp-fastpath" : sw.EnableXdpFastPath();
+                Console.Error.WriteLine(why is null
+                    ? "netloom switch: XDP fast path on: unicast between learned stations on xdp ports is forwarded in the kernel (off while a capture is attached)"
+                    : $"netloom switch: XDP fast path off: {why}");
+            }
         }
         catch (Exception e) when (e is IOException or InvalidOperationException or NotSupportedException or UnauthorizedAccessException or ArgumentException)
         {
@@ -84,6 +92,12 @@ internal static class SwitchCommand
             });
         }
         forwarder.Join();
+        if (sw.HasXdpFastPath)
+        {
+            sw.ReadFastPathCounters();
+            long carried = Enumerable.Range(0, sw.PortCount).Sum(i => sw.Counters(i).FastPathPackets);
+            Console.Error.WriteLine($"netloom switch: the XDP fast path carried {carried} frames");
+        }
         if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 160;
         AnsiConsole.MarkupLine("[bold]totals[/]");
         AnsiConsole.Write(Table(sw, 0));
@@ -101,14 +115,14 @@ internal static class SwitchCommand
         var t = new Table().Border(TableBorder.Rounded).AddColumn("port")
             .AddColumn(new TableColumn("rx pkts").RightAligned()).AddColumn(new TableColumn("rx bytes").RightAligned())
             .AddColumn(new TableColumn("tx pkts").RightAligned()).AddColumn(new TableColumn("tx bytes").RightAligned())
-            .AddColumn(new TableColumn("flooded").RightAligned()).AddColumn(new TableColumn("drops: tx full / short / same / too long / invalid").RightAligned());
+            .AddColumn(new TableColumn("flooded").RightAligned()).AddColumn(new TableColumn("xdp fast path pkts").RightAligned()).AddColumn(new TableColumn("drops: tx full / short / same / too long / invalid").RightAligned());
         if (live == 1) t.AddColumn(new TableColumn("rx pps").RightAligned()).AddColumn(new TableColumn("tx pps").RightAligned());
         for (int i = 0; i < sw.PortCount; i++)
         {
             var c = sw.Counters(i);
             var row = new List<string>
             {
-                Markup.Escape(sw.PortName(i)), $"{c.RxPackets:N0}", $"{c.RxBytes:N0}", $"{c.TxPackets:N0}", $"{c.TxBytes:N0}", $"{c.Flooded:N0}",
+                Markup.Escape(sw.PortName(i)), $"{c.RxPackets:N0}", $"{c.RxBytes:N0}", $"{c.TxPackets:N0}", $"{c.TxBytes:N0}", $"{c.Flooded:N0}", $"{c.FastPathPackets:N0}",
                 $"{c.Drops(DropReason.TxRingFull):N0} / {c.Drops(DropReason.TooShort):N0} / {c.Drops(DropReason.SameSegment):N0} / {c.Drops(DropReason.TooLong):N0} / {c.Drops(DropReason.Invalid):N0}",
             };
             if (live == 1)

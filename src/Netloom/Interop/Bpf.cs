@@ -11,8 +11,13 @@ namespace Netloom.Interop;
 internal static unsafe partial class Bpf
 {
     internal const long SysBpf = 321; // x86_64
-    public const int BPF_MAP_CREATE = 0, BPF_MAP_UPDATE_ELEM = 2, BPF_PROG_LOAD = 5, BPF_LINK_CREATE = 28;
-    public const uint BPF_MAP_TYPE_XSKMAP = 17, BPF_PROG_TYPE_XDP = 6, BPF_XDP = 37;
+    public const int BPF_MAP_CREATE = 0, BPF_MAP_LOOKUP_ELEM = 1, BPF_MAP_UPDATE_ELEM = 2, BPF_MAP_DELETE_ELEM = 3, BPF_MAP_GET_NEXT_KEY = 4,
+        BPF_PROG_LOAD = 5, BPF_PROG_TEST_RUN = 10, BPF_LINK_CREATE = 28, BPF_LINK_UPDATE = 29;
+    public const uint BPF_MAP_TYPE_HASH = 1, BPF_MAP_TYPE_ARRAY = 2, BPF_MAP_TYPE_PERCPU_ARRAY = 6, BPF_MAP_TYPE_XSKMAP = 17, BPF_MAP_TYPE_DEVMAP_HASH = 25;
+    public const uint BPF_PROG_TYPE_XDP = 6, BPF_XDP = 37;
+
+    /// <summary>BPF_PROG_TEST_RUN flag (Linux 5.18+): XDP_TX and XDP_REDIRECT really send the frames (the kernel's XDP traffic generator).</summary>
+    public const uint BPF_F_TEST_XDP_LIVE_FRAMES = 1u << 1;
 
     /// <summary>Attach flags (linux/if_link.h): generic (skb) mode, native (driver) mode.</summary>
     public const uint XDP_FLAGS_SKB_MODE = 2, XDP_FLAGS_DRV_MODE = 4;
@@ -65,6 +70,50 @@ internal static unsafe partial class Bpf
         public uint TargetIfIndex;
         public uint AttachType;
         public uint Flags;
+    }
+
+    /// <summary>The BPF_LINK_UPDATE part of bpf_attr: put another program on a link, atomically.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct LinkUpdateAttr
+    {
+        public uint LinkFd;
+        public uint NewProgFd;
+        public uint Flags;
+        public uint OldProgFd;
+    }
+
+    /// <summary>The BPF_PROG_TEST_RUN part of bpf_attr (the test struct), up to batch_size.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct TestRunAttr
+    {
+        public uint ProgFd;
+        public uint Retval;
+        public uint DataSizeIn;
+        public uint DataSizeOut;
+        public ulong DataIn;
+        public ulong DataOut;
+        public uint Repeat;
+        public uint Duration;
+        public uint CtxSizeIn;
+        public uint CtxSizeOut;
+        public ulong CtxIn;
+        public ulong CtxOut;
+        public uint Flags;
+        public uint Cpu;
+        public uint BatchSize;
+        private readonly uint _pad;
+    }
+
+    /// <summary>struct xdp_md, the context of an XDP program (what BPF_PROG_TEST_RUN takes as ctx_in).</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    public struct XdpMd
+    {
+        public uint Data;
+        public uint DataEnd;
+        public uint DataMeta;
+        public uint IngressIfIndex;
+        public uint RxQueueIndex;
+        public uint EgressIfIndex;
     }
 
     /// <summary>struct bpf_insn: opcode, dst and src registers (4 bits each), offset, immediate.</summary>

@@ -41,10 +41,10 @@ internal sealed unsafe partial class XdpPort
                 if (!TryCreateSocket(who, spec.Name, pool, ifindex, queue, n, fillBuffers, XDP_COPY | XDP_USE_NEED_WAKEUP, out s, out bindErrno, out string why))
                     throw BindError(who, spec.Name, queue, bindErrno, why);
                 program.Insert(who, queue, s.Fd);
-                return new XdpPort(who, o, pool, shared is null, owned, program, s, zeroCopy: false);
+                return new XdpPort(who, o, pool, shared is null, owned, program, s, zeroCopy: false, ifindex, queue);
             }
             program.Insert(who, queue, s.Fd);
-            return new XdpPort(who, o, pool, shared is null, owned, program, s, zeroCopy: true);
+            return new XdpPort(who, o, pool, shared is null, owned, program, s, zeroCopy: true, ifindex, queue);
         }
         catch
         {

@@ -60,6 +60,13 @@ internal sealed unsafe partial class XdpPort : PortBase
     public XdpAttachMode AttachMode => _program.Mode;
     public bool ZeroCopy { get; }
 
+    /// <summary>The interface's index and the queue the socket is bound to (for <see cref="XdpFastPath"/>).</summary>
+    internal int IfIndex { get; }
+    internal uint Queue { get; }
+    internal XdpProgram Program => _program;
+    /// <summary>The network namespace the port was opened in (where its ifindex means its interface), or -1.</summary>
+    internal int NetnsFd { get; }
+
     /// <summary>The kernel's own counters for the socket (XDP_STATISTICS), read at every 4096th RX sync and on request.</summary>
     public Statistics KernelStatistics { get; private set; }
 
@@ -73,8 +80,10 @@ internal sealed unsafe partial class XdpPort : PortBase
         public Setup(int fd, XskRing fill, XskRing completion, XskRing rx, XskRing tx) => (Fd, Fill, Completion, Rx, Tx) = (fd, fill, completion, rx, tx);
     }
 
-    private XdpPort(string name, PortOptions o, PacketPool pool, bool ownsPool, ReadOnlySpan<uint> owned, XdpProgram program, Setup s, bool zeroCopy) : base(name)
+    private XdpPort(string name, PortOptions o, PacketPool pool, bool ownsPool, ReadOnlySpan<uint> owned, XdpProgram program, Setup s, bool zeroCopy, int ifindex, uint queue) : base(name)
     {
+        (IfIndex, Queue) = (ifindex, queue);
+        NetnsFd = Libc.Open("/proc/thread-self/ns/net", 0x80000 /* O_RDONLY | O_CLOEXEC */);
         Pool = pool;
         _ownsPool = ownsPool;
         _program = program;
@@ -115,6 +124,7 @@ internal sealed unsafe partial class XdpPort : PortBase
         _rxq.Unmap();
         _txq.Unmap();
         Libc.Close(_fd); // the kernel lets go of the UMEM's pages with the socket
+        if (NetnsFd >= 0) Libc.Close(NetnsFd);
         _txMemory.Dispose();
         _rxMemory.Dispose();
         if (_ownsPool) Pool.Dispose();

@@ -34,6 +34,20 @@ internal sealed unsafe class XdpProgram : IDisposable
 
     public XdpAttachMode Mode { get; private set; }
 
+    /// <summary>The XSKMAP (queue to socket), which <see cref="XdpFastPath"/>'s program sends its slow path to.</summary>
+    internal int MapFd => _mapFd;
+
+    /// <summary>
+    /// Puts <paramref name="progFd"/> on the interface in place of the program there now, in one
+    /// step (bpf BPF_LINK_UPDATE): no frame sees the interface without a program. The link holds
+    /// the new program; the caller may close its descriptor.
+    /// </summary>
+    internal void Replace(string who, int progFd)
+    {
+        var attr = new LinkUpdateAttr { LinkFd = (uint)_linkFd, NewProgFd = (uint)progFd };
+        if (Call(BPF_LINK_UPDATE, ref attr) < 0) throw Failure(who, "replacing the XDP program (bpf BPF_LINK_UPDATE)", Libc.Errno);
+    }
+
     /// <summary>Creates the map and the program and attaches it to <paramref name="ifindex"/>; native mode first, generic when the driver has none.</summary>
     public static XdpProgram Attach(string who, int ifindex, string ifname, uint queues, XdpAttachMode? only = null)
     {
@@ -61,7 +75,7 @@ internal sealed unsafe class XdpProgram : IDisposable
 
     private void Load(string who)
     {
-        Span<Insn> prog =
+        ReadOnlySpan<Insn> prog =
         [
             new(0x61, 2, 1, XdpMdRxQueueIndex, 0),   // BPF_LDX | BPF_MEM | BPF_W: r2 = *(u32 *)(r1 + 16)
             new(0x18, 1, BpfPseudoMapFd, 0, _mapFd), // BPF_LD | BPF_DW | BPF_IMM: r1 = map (two instructions)
@@ -70,10 +84,17 @@ internal sealed unsafe class XdpProgram : IDisposable
             new(0x85, 0, 0, 0, BpfFuncRedirectMap),  // BPF_JMP | BPF_CALL
             new(0x95, 0, 0, 0, 0),                   // BPF_JMP | BPF_EXIT
         ];
+        _progFd = LoadXdp(who, prog, "netloom_xsk", "loading the XDP program");
+    }
+
+    /// <summary>Loads an XDP program (bpf BPF_PROG_LOAD); its descriptor, or an error carrying the verifier's log.</summary>
+    internal static int LoadXdp(string who, ReadOnlySpan<Insn> prog, string name, string what)
+    {
         byte* license = stackalloc byte[4] { (byte)'M', (byte)'I', (byte)'T', 0 }; // bpf_redirect_map is not GPL-only
-        const int LogSize = 4096;
-        byte* log = stackalloc byte[LogSize];
-        log[0] = 0;
+        const int LogSize = 16384;
+        byte[] logBuffer = new byte[LogSize];
+        int fd;
+        fixed (byte* log = logBuffer)
         fixed (Insn* insns = prog)
         {
             var attr = new ProgLoadAttr
@@ -87,15 +108,17 @@ internal sealed unsafe class XdpProgram : IDisposable
                 LogBuf = (ulong)log,
                 ExpectedAttachType = BPF_XDP,
             };
-            "netloom_xsk"u8.CopyTo(new Span<byte>(attr.ProgName, 15));
-            _progFd = Call(BPF_PROG_LOAD, ref attr);
+            Encoding.ASCII.GetBytes(name.Length > 15 ? name[..15] : name).CopyTo(new Span<byte>(attr.ProgName, 15));
+            fd = Call(BPF_PROG_LOAD, ref attr);
         }
-        if (_progFd < 0)
+        if (fd < 0)
         {
             int e = Libc.Errno;
-            string verifier = Encoding.ASCII.GetString(log, new ReadOnlySpan<byte>(log, LogSize).IndexOf((byte)0) is var n and >= 0 ? n : LogSize).Trim();
-            throw Failure(who, "loading the XDP program (bpf BPF_PROG_LOAD)" + (verifier.Length > 0 ? $"; verifier says: {verifier}" : ""), e);
+            int n = logBuffer.AsSpan().IndexOf((byte)0);
+            string verifier = Encoding.ASCII.GetString(logBuffer, 0, n >= 0 ? n : LogSize).Trim();
+            throw Failure(who, what + " (bpf BPF_PROG_LOAD)" + (verifier.Length > 0 ? $"; verifier says: {verifier}" : ""), e);
         }
+        return fd;
     }
 
     private void Link(string who, int ifindex, string ifname, XdpAttachMode? only)
@@ -131,7 +154,7 @@ internal sealed unsafe class XdpProgram : IDisposable
         if (Call(BPF_MAP_UPDATE_ELEM, ref attr) < 0) throw Failure(who, $"putting the socket in the XSKMAP at queue {queue}", Libc.Errno);
     }
 
-    private static IOException Failure(string who, string what, int errno) => errno is Errno.EPERM or Errno.EACCES
+    internal static IOException Failure(string who, string what, int errno) => errno is Errno.EPERM or Errno.EACCES
         ? new IOException($"{who}: {what}: {Libc.Describe(errno)} (AF_XDP needs root, or CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF)")
         : Netdevice.Error($"{who}: {what}", errno);
 

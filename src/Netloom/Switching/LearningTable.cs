@@ -122,6 +122,13 @@ public sealed class LearningTable : ILookup, IMacLookup
     void IMacLookup.Learn(ulong source, int port, long nanoseconds) => Learn(source, port, nanoseconds);
     int IMacLookup.Lookup(ulong destination, long nanoseconds) => Lookup(destination, nanoseconds);
 
+    /// <summary>Appends every live entry (MAC, port) to <paramref name="into"/> (a scan: for the XDP fast path's sync, not the hot path).</summary>
+    internal void CopyLive(long t, List<(ulong Mac, int Port)> into)
+    {
+        foreach (ref readonly var e in _entries.AsSpan())
+            if (e.Key != 0 && t - e.LastSeen < AgeTime.Nanoseconds) into.Add((e.Key - 1, e.Port));
+    }
+
     public void ForgetPort(int port)
     {
         foreach (ref var e in _entries.AsSpan()) if (e.Key != 0 && e.Port == port) e = default;

@@ -19,7 +19,7 @@ namespace Netloom.Switching;
 /// Broadcast, multicast and unknown unicast are flooded. A full TX ring drops and counts: a slow
 /// port never stalls the others.
 /// </summary>
-public sealed class Switch : IDisposable
+public sealed partial class Switch : IDisposable
 {
     // Pass 1's answers besides a port number and ILookup.Flood.
     private const int SameSegment = -2, TooShort = -3, Invalid = -4;
@@ -138,12 +138,15 @@ public sealed class Switch : IDisposable
         SwitchMonitor? chain = null;
         for (int i = _taps.Count - 1; i >= 0; i--) chain = _taps[i].Before(chain);
         if (_fileMonitor is not null) chain = _fileMonitor.Before(chain);
+        // A capture sees every frame: the XDP fast path stops before the chain is published.
+        if (chain is not null) FastPathOff();
         Volatile.Write(ref _monitor, chain);
     }
 
     /// <summary>One pass over every port. Returns how many frames were taken in.</summary>
     public int Forward(Instant now)
     {
+        if (_fast is not null && now.Nanoseconds >= _fastNextSync) SyncFastPath(now.Nanoseconds);
         int total = 0;
         for (int i = 0; i < _ports.Count; i++) total += ForwardFrom(i, now);
         // Frames a port could not take at the last sync wait in its TX ring; sync again so they
@@ -413,5 +416,7 @@ public sealed class Switch : IDisposable
         _metrics.Clear();
         _fileMonitor?.Dispose();
         foreach (var p in _ports) p.Dispose();
+        _fast?.Dispose(); // after the ports: their links (and so their programs) are gone
+        _fast = null;
     }
 }

@@ -24,6 +24,8 @@ internal sealed class SwitchPortCounters
     public long RxPackets, RxBytes, TxPackets, TxBytes, Flooded;
     /// <summary>Frames sent out of this port by swapping buffer indexes (zero copy) rather than copying.</summary>
     public long ZeroCopy;
+    /// <summary>Frames (and bytes) in from this port that the XDP fast path sent on in the kernel, never seen by the switch's thread; read from the program's counters.</summary>
+    public long FastPathPackets, FastPathBytes;
     private readonly long[] _drops = new long[DropReasons];
 
     internal static readonly int DropReasons = Enum.GetValues<DropReason>().Length;
@@ -39,6 +41,8 @@ internal sealed class SwitchPortCounters
         TxBytes = TxBytes,
         Flooded = Flooded,
         ZeroCopy = ZeroCopy,
+        FastPathPackets = FastPathPackets,
+        FastPathBytes = FastPathBytes,
         DropCounts = (long[])_drops.Clone(),
     };
 }
@@ -56,6 +60,13 @@ public readonly record struct SwitchPortCountersSnapshot
     public long Flooded { get; init; }
     /// <summary>Frames sent out of this port by swapping buffer indexes (zero copy) rather than copying.</summary>
     public long ZeroCopy { get; init; }
+    /// <summary>
+    /// Frames in from this port that the XDP fast path forwarded inside the kernel (an xdp port
+    /// whose switch pushed its learned stations to the port's XDP program). They are not in
+    /// <see cref="RxPackets"/> or any port's <see cref="TxPackets"/>: the switch's thread never saw them.
+    /// </summary>
+    public long FastPathPackets { get; init; }
+    public long FastPathBytes { get; init; }
     internal long[]? DropCounts { get; init; }
 
     public long Drops(DropReason reason) => DropCounts is { } d ? d[(int)reason] : 0;

@@ -75,6 +75,14 @@ int main(void) {
   P("attr.expected_attach_type", offsetof(union bpf_attr, expected_attach_type));
   P("attr.link_create.attach_type", offsetof(union bpf_attr, link_create.attach_type)); P("attr.link_create.flags", offsetof(union bpf_attr, link_create.flags));
   P("EBUSY", EBUSY); P("EEXIST", EEXIST);
+  P("BPF_MAP_LOOKUP_ELEM", BPF_MAP_LOOKUP_ELEM); P("BPF_MAP_DELETE_ELEM", BPF_MAP_DELETE_ELEM); P("BPF_PROG_TEST_RUN", BPF_PROG_TEST_RUN);
+  P("BPF_LINK_UPDATE", BPF_LINK_UPDATE); P("BPF_MAP_TYPE_HASH", BPF_MAP_TYPE_HASH); P("BPF_MAP_TYPE_ARRAY", BPF_MAP_TYPE_ARRAY);
+  P("BPF_MAP_TYPE_PERCPU_ARRAY", BPF_MAP_TYPE_PERCPU_ARRAY); P("BPF_MAP_TYPE_DEVMAP_HASH", BPF_MAP_TYPE_DEVMAP_HASH);
+  P("BPF_F_TEST_XDP_LIVE_FRAMES", BPF_F_TEST_XDP_LIVE_FRAMES); P("BPF_EXIST", BPF_EXIST); P("BPF_FUNC_map_lookup_elem", BPF_FUNC_map_lookup_elem);
+  P("xdp_md", sizeof(struct xdp_md)); P("xdp_md.ingress_ifindex", offsetof(struct xdp_md, ingress_ifindex));
+  P("attr.test.repeat", offsetof(union bpf_attr, test.repeat)); P("attr.test.ctx_in", offsetof(union bpf_attr, test.ctx_in));
+  P("attr.test.flags", offsetof(union bpf_attr, test.flags)); P("attr.test.batch_size", offsetof(union bpf_attr, test.batch_size));
+  P("attr.link_update.new_prog_fd", offsetof(union bpf_attr, link_update.new_prog_fd));
   return 0;
 }
 """;
@@ -148,6 +156,16 @@ int main(void) {
             ["attr.link_create.attach_type"] = Marshal.OffsetOf<Bpf.LinkCreateAttr>(nameof(Bpf.LinkCreateAttr.AttachType)),
             ["attr.link_create.flags"] = Marshal.OffsetOf<Bpf.LinkCreateAttr>(nameof(Bpf.LinkCreateAttr.Flags)),
             ["EBUSY"] = Errno.EBUSY, ["EEXIST"] = Errno.EEXIST,
+            ["BPF_MAP_LOOKUP_ELEM"] = Bpf.BPF_MAP_LOOKUP_ELEM, ["BPF_MAP_DELETE_ELEM"] = Bpf.BPF_MAP_DELETE_ELEM, ["BPF_PROG_TEST_RUN"] = Bpf.BPF_PROG_TEST_RUN,
+            ["BPF_LINK_UPDATE"] = Bpf.BPF_LINK_UPDATE, ["BPF_MAP_TYPE_HASH"] = Bpf.BPF_MAP_TYPE_HASH, ["BPF_MAP_TYPE_ARRAY"] = Bpf.BPF_MAP_TYPE_ARRAY,
+            ["BPF_MAP_TYPE_PERCPU_ARRAY"] = Bpf.BPF_MAP_TYPE_PERCPU_ARRAY, ["BPF_MAP_TYPE_DEVMAP_HASH"] = Bpf.BPF_MAP_TYPE_DEVMAP_HASH,
+            ["BPF_F_TEST_XDP_LIVE_FRAMES"] = Bpf.BPF_F_TEST_XDP_LIVE_FRAMES, ["BPF_EXIST"] = 2, ["BPF_FUNC_map_lookup_elem"] = 1,
+            ["xdp_md"] = sizeof(Bpf.XdpMd), ["xdp_md.ingress_ifindex"] = Marshal.OffsetOf<Bpf.XdpMd>(nameof(Bpf.XdpMd.IngressIfIndex)),
+            ["attr.test.repeat"] = Marshal.OffsetOf<Bpf.TestRunAttr>(nameof(Bpf.TestRunAttr.Repeat)),
+            ["attr.test.ctx_in"] = Marshal.OffsetOf<Bpf.TestRunAttr>(nameof(Bpf.TestRunAttr.CtxIn)),
+            ["attr.test.flags"] = Marshal.OffsetOf<Bpf.TestRunAttr>(nameof(Bpf.TestRunAttr.Flags)),
+            ["attr.test.batch_size"] = Marshal.OffsetOf<Bpf.TestRunAttr>(nameof(Bpf.TestRunAttr.BatchSize)),
+            ["attr.link_update.new_prog_fd"] = Marshal.OffsetOf<Bpf.LinkUpdateAttr>(nameof(Bpf.LinkUpdateAttr.NewProgFd)),
         };
         CLayout.AssertSame(Program, ours);
     }
