@@ -114,15 +114,7 @@ public struct DecodedFrame
                 return;
             case IpProtocol.Udp:
                 // Only a whole datagram's length can be checked against the UDP length field.
-                if (ip.MoreFragments)
-                {
-                    if (l4.Length < UdpRepr.HeaderLength) { d.Error = new(Layer.Udp, WireErrorReason.Truncated, l4.Length, UdpRepr.HeaderLength); return; }
-                    d.Layers |= FrameLayers.Udp;
-                    d.Udp = new UdpRepr(ReadPort(l4, 0), ReadPort(l4, 2), System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(l4[4..]) - UdpRepr.HeaderLength);
-                    d.PayloadOffset = d.TransportOffset + UdpRepr.HeaderLength;
-                    d.PayloadLength = l4.Length - UdpRepr.HeaderLength;
-                    return;
-                }
+                if (ip.MoreFragments) { DecodeFirstFragmentUdp(l4, ref d); return; }
                 if (!UdpDatagram.TryParse(l4, out var udp, out d.Error)) return;
                 d.Layers |= FrameLayers.Udp;
                 d.Udp = new UdpRepr(udp.SourcePort, udp.DestinationPort, udp.Payload.Length) { OmitChecksum = udp.DatagramChecksum == 0 };
@@ -184,15 +176,7 @@ public struct DecodedFrame
                 }
                 return;
             case IpProtocol.Udp:
-                if (!d.TransportChecksumKnown)
-                {
-                    if (l4.Length < UdpRepr.HeaderLength) { d.Error = new(Layer.Udp, WireErrorReason.Truncated, l4.Length, UdpRepr.HeaderLength); return; }
-                    d.Layers |= FrameLayers.Udp;
-                    d.Udp = new UdpRepr(ReadPort(l4, 0), ReadPort(l4, 2), System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(l4[4..]) - UdpRepr.HeaderLength);
-                    d.PayloadOffset = d.TransportOffset + UdpRepr.HeaderLength;
-                    d.PayloadLength = l4.Length - UdpRepr.HeaderLength;
-                    return;
-                }
+                if (!d.TransportChecksumKnown) { DecodeFirstFragmentUdp(l4, ref d); return; }
                 if (!UdpDatagram.TryParse(l4, out var udp, out d.Error)) return;
                 d.Layers |= FrameLayers.Udp;
                 d.Udp = new UdpRepr(udp.SourcePort, udp.DestinationPort, udp.Payload.Length);
@@ -212,6 +196,16 @@ public struct DecodedFrame
                 d.TransportChecksumKnown = false;
                 return;
         }
+    }
+
+    /// <summary>The UDP header of a first fragment (either IP version): the ports and the length field, which cannot be checked against the data yet.</summary>
+    private static void DecodeFirstFragmentUdp(ReadOnlySpan<byte> l4, ref DecodedFrame d)
+    {
+        if (l4.Length < UdpRepr.HeaderLength) { d.Error = new(Layer.Udp, WireErrorReason.Truncated, l4.Length, UdpRepr.HeaderLength); return; }
+        d.Layers |= FrameLayers.Udp;
+        d.Udp = new UdpRepr(ReadPort(l4, 0), ReadPort(l4, 2), System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(l4[4..]) - UdpRepr.HeaderLength);
+        d.PayloadOffset = d.TransportOffset + UdpRepr.HeaderLength;
+        d.PayloadLength = l4.Length - UdpRepr.HeaderLength;
     }
 
     private static ushort ReadPort(ReadOnlySpan<byte> b, int offset) => System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(b[offset..]);

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Netloom.Interop.Tests.Support;
 using Netloom.Wire;
 using Netloom.Wire.Capture;
@@ -60,14 +59,7 @@ public partial class Ipv6InteropTests
             Assert.Fail($"{ip} never answered a ping");
         }
 
-        public string File(string name, int bytes, int seed)
-        {
-            var data = new byte[bytes];
-            new Random(seed).NextBytes(data);
-            var path = Path.Combine(Dir.Path, name);
-            System.IO.File.WriteAllBytes(path, data);
-            return path;
-        }
+        public string File(string name, int bytes, int seed) => Dir.RandomFile(name, bytes, seed);
 
         public void Dispose()
         {
@@ -76,11 +68,7 @@ public partial class Ipv6InteropTests
         }
     }
 
-    private static string Sha(string path)
-    {
-        using var f = File.OpenRead(path);
-        return Convert.ToHexString(SHA256.HashData(f));
-    }
+    private static string Sha(string path) => TempDir.Sha256(path);
 
     [RootFact("ip", "ping", "curl", "socat")]
     public void The_kernel_pings_curls_and_talks_udp6_and_tcp6_to_netloom_host()

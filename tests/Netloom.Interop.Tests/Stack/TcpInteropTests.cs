@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Netloom.Interop.Tests.Support;
 
 namespace Netloom.Interop.Tests.Stack;
@@ -69,14 +68,7 @@ public class TcpInteropTests
         public (int Code, string Out, string Err) Exec(int seconds, params string[] cmd) =>
             Sh.Run(TimeSpan.FromSeconds(seconds), "ip", ["netns", "exec", Ns, .. cmd]);
 
-        public string File(string name, int bytes, int seed)
-        {
-            var data = new byte[bytes];
-            new Random(seed).NextBytes(data);
-            var path = Path.Combine(Dir.Path, name);
-            System.IO.File.WriteAllBytes(path, data);
-            return path;
-        }
+        public string File(string name, int bytes, int seed) => Dir.RandomFile(name, bytes, seed);
 
         public void Dispose()
         {
@@ -85,11 +77,7 @@ public class TcpInteropTests
         }
     }
 
-    private static string Sha(string path)
-    {
-        using var f = System.IO.File.OpenRead(path);
-        return Convert.ToHexString(SHA256.HashData(f));
-    }
+    private static string Sha(string path) => TempDir.Sha256(path);
 
     [RootTheory("ip", "curl", "socat", "nft")]
     [InlineData(false)]
