@@ -475,9 +475,7 @@ internal sealed class LiveEmulation : IDisposable
                 if (gateway is not null) gw = Ipv4Address.TryParse(gateway, out var g) ? g : throw new ApiException(400, $"gateway must be an IPv4 address, not '{gateway}'");
                 if (mtu < 68 || mtu > net.Options.MaxMtu) throw new ApiException(400, $"mtu must be 68 to {net.Options.MaxMtu}");
                 var v6 = Ipv6Settings(ip6, gateway6);
-                node = net.AddHost(name, a, p, gw, mtu, v6 is { } s6
-                    ? o => o with { Ipv6 = true, Ipv6Address = s6.Address.Address, Ipv6PrefixLength = s6.Address.PrefixLength, Ipv6Gateway = s6.Gateway, DadTransmits = 0 }
-                    : null);
+                node = net.AddHost(name, a, p, gw, mtu, v6 is { } s6 ? HostNode.StaticIpv6(s6.Address, s6.Gateway) : null);
                 break;
             case "switch": node = net.AddSwitch(name); break;
             case "router": node = net.AddRouter(name); break;

@@ -87,6 +87,13 @@ public sealed partial class HostNode : Node
     }
 
     public StackOptions Options { get; }
+
+    /// <summary>
+    /// The stack options of a dual-stack emulated host: a static IPv6 address and default router,
+    /// DAD off (the emulator checks addresses unique when they are given).
+    /// </summary>
+    internal static Func<StackOptions, StackOptions> StaticIpv6(Prefix6 address, Wire.Ipv6Address? gateway) =>
+        o => o with { Ipv6 = true, Ipv6Address = address.Address, Ipv6PrefixLength = address.PrefixLength, Ipv6Gateway = gateway, DadTransmits = 0 };
     /// <summary>The host's stack. Replaced by a fresh one when the host restarts after a crash.</summary>
     internal Interface Stack { get; private set; }
     internal NodePort Port => Ports[0];

@@ -45,7 +45,8 @@ public sealed partial class RouterNode
     /// <summary>An error quotes as much of the packet as keeps it within the IPv6 minimum MTU (RFC 4443 §2.4 c).</summary>
     private const int MaxQuote = Ipv6Field.MinimumMtu - Ipv6Field.HeaderLength - Icmpv6Field.HeaderLength;
 
-    private readonly Dictionary<int, Prefix6> _addresses6 = [];
+    /// <summary>Each IPv6 port's global address, and its link-local one (from the port's MAC, made once here rather than per packet).</summary>
+    private readonly Dictionary<int, (Prefix6 Global, Ipv6Address LinkLocal)> _addresses6 = [];
     private readonly List<Route6> _static6 = [];
     private Route6[] _table6 = [];
     private readonly Dictionary<(int Port, Ipv6Address Ip), MacAddress> _neighbors6 = [];
@@ -63,14 +64,14 @@ public sealed partial class RouterNode
     }
 
     /// <summary>The global IPv6 address of a port, if it has one.</summary>
-    internal Prefix6? Address6Of(int port) => _addresses6.TryGetValue(port, out var a) ? a : null;
+    internal Prefix6? Address6Of(int port) => _addresses6.TryGetValue(port, out var a) ? a.Global : null;
 
     /// <summary>The link-local address of a port that speaks IPv6.</summary>
-    internal Ipv6Address LinkLocalOf(int port) => Ipv6Address.LinkLocalFromMac(Ports[port].Mac);
+    internal Ipv6Address LinkLocalOf(int port) => _addresses6.TryGetValue(port, out var a) ? a.LinkLocal : Ipv6Address.LinkLocalFromMac(Ports[port].Mac);
 
     internal void SetAddress6(int port, Prefix6 address)
     {
-        _addresses6[port] = address;
+        _addresses6[port] = (address, Ipv6Address.LinkLocalFromMac(Ports[port].Mac));
         _table6 = [];
     }
 
@@ -84,7 +85,7 @@ public sealed partial class RouterNode
     private void BuildTable6()
     {
         var all = new List<Route6>(_static6);
-        foreach (var (port, a) in _addresses6.OrderBy(x => x.Key))
+        foreach (var (port, (a, _)) in _addresses6.OrderBy(x => x.Key))
             all.Add(new Route6(new Prefix6(a.Network, a.PrefixLength), port, null));
         _table6 = all.Select((r, i) => (r, i)).OrderByDescending(x => x.r.Prefix.PrefixLength).ThenBy(x => x.i).Select(x => x.r).ToArray();
     }
@@ -100,26 +101,26 @@ public sealed partial class RouterNode
 
     /// <summary>Whether <paramref name="a"/> is this router's on <paramref name="port"/> (its global or link-local address there).</summary>
     private bool IsOwnOn(int port, Ipv6Address a) =>
-        _addresses6.TryGetValue(port, out var g) && (g.Address == a || LinkLocalOf(port) == a);
+        _addresses6.TryGetValue(port, out var x) && (x.Global.Address == a || x.LinkLocal == a);
 
     private bool IsOwnAddress6(Ipv6Address a)
     {
-        foreach (var (port, g) in _addresses6)
-            if (g.Address == a || LinkLocalOf(port) == a) return true;
+        foreach (var (g, linkLocal) in _addresses6.Values)
+            if (g.Address == a || linkLocal == a) return true;
         return false;
     }
 
     /// <summary>Takes an IPv6 frame (and its ownership) from <paramref name="port"/>.</summary>
     private void ReceiveIpv6(NodePort port, SimFrame frame, ReadOnlySpan<byte> payload, long now)
     {
-        if (!_addresses6.ContainsKey(port.Index)) { Counters.NotForUs++; Network.Pool.Return(frame); return; }
+        if (!_addresses6.TryGetValue(port.Index, out var own)) { Counters.NotForUs++; Network.Pool.Return(frame); return; }
         if (!Ipv6Packet.TryParse(payload, out var ip, out _)) { Counters.Malformed++; Network.Pool.Return(frame); return; }
         var dst = ip.Destination;
         if (dst.IsMulticast)
         {
             // Link-scope groups the router belongs to: all-nodes, all-routers, its solicited-node groups.
             if (dst == Ipv6Address.AllNodes || dst == Ipv6Address.AllRouters
-                || dst == _addresses6[port.Index].Address.SolicitedNode || dst == LinkLocalOf(port.Index).SolicitedNode)
+                || dst == own.Global.Address.SolicitedNode || dst == own.LinkLocal.SolicitedNode)
             {
                 Counters.Local++;
                 ReceiveLocal6(port, ip, frame, now);
@@ -240,7 +241,7 @@ public sealed partial class RouterNode
     {
         var p = Ports[pending.Port];
         var ns = NdpRepr.NeighborSolicitation(target, p.Mac);
-        var source = _addresses6.TryGetValue(pending.Port, out var g) && g.Contains(target) ? g.Address : LinkLocalOf(pending.Port);
+        var source = _addresses6.TryGetValue(pending.Port, out var x) && x.Global.Contains(target) ? x.Global.Address : LinkLocalOf(pending.Port);
         if (SendIcmpv6Message(pending.Port, source, target.SolicitedNode, target.SolicitedNode.MulticastMac, 255, ns, now)) Counters.ArpOut++;
         pending.Attempts++;
         pending.NextTry = now + ArpRetryNs;
@@ -320,7 +321,7 @@ public sealed partial class RouterNode
         // From the address of the port the error leaves by (the one the packet came in on for a link-local source).
         Ipv6Address from;
         if (ip.Source.IsLinkLocal && inPort is not null) from = LinkLocalOf(inPort.Index);
-        else if (TryRoute6(ip.Source, out var back) && _addresses6.TryGetValue(back.Port, out var a)) from = a.Address;
+        else if (TryRoute6(ip.Source, out var back) && _addresses6.TryGetValue(back.Port, out var a)) from = a.Global.Address;
         else return;
         var quoted = ip.Bytes[..Math.Min(ip.Bytes.Length, MaxQuote)];
         if (ip.Source.IsLinkLocal && inPort is not null)

@@ -116,7 +116,7 @@ public sealed partial class Scenario
     /// <summary>A host's IPv6 settings when the topology speaks IPv6: its static address and default router; DAD off, as the file's addresses are checked unique.</summary>
     private Func<StackOptions, StackOptions>? Ipv6Options(string node) =>
         _hostAddress6.TryGetValue(node, out var a6)
-            ? o => o with { Ipv6 = true, Ipv6Address = a6.Address, Ipv6PrefixLength = a6.PrefixLength, Ipv6Gateway = _hostGateway6.GetValueOrDefault(node), DadTransmits = 0 }
+            ? HostNode.StaticIpv6(a6, _hostGateway6.GetValueOrDefault(node))
             : null;
 
     private void AddLinux(NodeSpec n)
