@@ -60,6 +60,17 @@ public sealed record PortOptions
     /// </summary>
     internal int LoanBuffers { get; init; }
 
+    /// <summary>
+    /// Declares that the user of this end (a Netloom stack) accepts frames whose TCP and UDP
+    /// checksums were not computed (<see cref="SlotFlags.ChecksumPartial"/>), as a virtio-net
+    /// device offering VIRTIO_NET_F_GUEST_CSUM does. Only shm ports (in their greeting) and pipes
+    /// carry the declaration; only when both ends declare it may a stack skip computing the
+    /// checksums of the frames it sends there and skip verifying the frames so marked. Off by
+    /// default: a switch, the emulator, a capture tool or an old peer on the other end keeps full
+    /// checksums both ways.
+    /// </summary>
+    public bool ChecksumOffload { get; init; }
+
     public void Validate()
     {
         if (RingSize < 4 || RingSize > 1 << 16 || (RingSize & (RingSize - 1)) != 0)
