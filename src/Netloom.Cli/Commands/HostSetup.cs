@@ -167,6 +167,9 @@ internal sealed class HostSetup : IDisposable
             $"{c.TcpOut:N0} ({c.TcpActiveOpens:N0} opened, {c.TcpResetsOut:N0} resets, {c.TcpChallengeAcks:N0} challenge acks, {c.TcpSynCookiesSent:N0} syn cookies){extraTcp}");
         AnsiConsole.Write(t);
         foreach (var (reason, count) in c.NonZeroDrops()) AnsiConsole.MarkupLine($"drop {reason}: {count:N0}");
+        long leftOut, notVerified;
+        using (Stack.Lock.EnterScope()) { leftOut = Stack.Interface.ChecksumsLeftOut; notVerified = Stack.Interface.ChecksumsNotVerified; }
+        AnsiConsole.MarkupLine($"checksum offload: {leftOut:N0} TCP/UDP checksums left out, {notVerified:N0} not verified");
         if (Impaired is { } i)
             AnsiConsole.MarkupLine($"impairment: {i.Lost:N0} lost, {i.Duplicated:N0} duplicated, {i.Reordered:N0} reordered, {i.LineFull:N0} over the delay line");
     }
