@@ -58,7 +58,7 @@ public sealed record PortOptions
     /// For shm servers: buffers per direction, beyond the ring's, that the application fills and
     /// sends by index (<see cref="ShmPort.TransmitLoan"/>): the frame is the buffer, not a copy.
     /// </summary>
-    internal int LoanBuffers { get; init; }
+    public int LoanBuffers { get; init; }
 
     /// <summary>
     /// Declares that the user of this end (a Netloom stack) accepts frames whose TCP and UDP
