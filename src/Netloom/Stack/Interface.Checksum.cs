@@ -41,4 +41,10 @@ internal sealed partial class Interface
         _csum!.MarkNextPartial();
         ChecksumsLeftOut++;
     }
+
+    /// <summary>A loan transmit did not go (the device clears a mark itself): uncount it if it was marked.</summary>
+    private void Unmark(bool partial)
+    {
+        if (partial) ChecksumsLeftOut--;
+    }
 }

@@ -61,13 +61,14 @@ internal sealed partial class Interface : ITcpOutput
         var f = loans.LoanBuffer(buffer)[..total];
         new EthernetRepr(_o.Mac, mac, EtherType.Ipv4).Emit(f);
         new Ipv4Repr(_o.Address, to, IpProtocol.Udp, udpLength, _o.Ttl) { Identification = _ipId }.Emit(f[ipAt..]);
-        if (PartialOut)
+        bool partial = PartialOut;
+        if (partial)
         {
             new UdpRepr(from.LocalPort, port, length).EmitPartial(f[udpAt..], _o.Address, to);
             MarkPartial();
         }
         else new UdpRepr(from.LocalPort, port, length).Emit(f[udpAt..], _o.Address, to);
-        if (!loans.TryTransmitLoan(buffer, total)) return false;
+        if (!loans.TryTransmitLoan(buffer, total)) { Unmark(partial); return false; }
         _ipId++;
         _loanHolders[buffer] = from;
         LoanFramesOut++;
@@ -160,13 +161,14 @@ internal sealed partial class Interface : ITcpOutput
                     new EthernetRepr(_o.Mac, mac, EtherType.Ipv4).Emit(lf);
                     var lip = new Ipv4Repr(_o.Address, to, IpProtocol.Tcp, length, _o.Ttl) { Identification = _ipId, DontFragment = true };
                     lip.Emit(lf[ipAt..]);
-                    if (PartialOut)
+                    bool partial = PartialOut;
+                    if (partial)
                     {
                         s.Header.EmitPartial(lf.Slice(tcpAt, length), _o.Address, to);
                         MarkPartial();
                     }
                     else s.Header.Emit(lf.Slice(tcpAt, length), _o.Address, to);
-                    if (!loans.TryTransmitLoan(loan, total)) { Counters.TcpTransmitBlocked++; return false; }
+                    if (!loans.TryTransmitLoan(loan, total)) { Counters.TcpTransmitBlocked++; Unmark(partial); return false; }
                     _ipId++;
                     _loanHolders[loan] = q;
                     LoanFramesOut++;
