@@ -30,7 +30,7 @@ internal sealed unsafe partial class OffloadEngine
     private const byte SendZcTag = 16; // a UringTag kind of this engine's own (the library's end below 16)
 
     private int _sendZc = -1;          // -1: not probed yet; 0: the kernel lacks it or NETLOOM_SEND_ZC=0; 1: used
-    private long _zcSends, _zcNotifications, _zcCopied;
+    private long _zcSends, _zcSendMsgs, _zcNotifications, _zcCopied;
 
     /// <summary>The zero-copy state of one connection (at most one zero-copy send's bytes in flight).</summary>
     internal sealed class ZeroCopyState
@@ -96,9 +96,14 @@ internal sealed unsafe partial class OffloadEngine
     private void SubmitZeroCopy(OffloadConnection c, ZeroCopyState z)
     {
         var sqe = _ring.NextSqe();
-        if (z.Msg->IovLength == 1) UringRing.PrepSendZc(sqe, c.IoFd, z.Iov->Base, (uint)z.Iov->Length, Abi.MSG_NOSIGNAL);
+        if (z.Msg->IovLength == 1)
+        {
+            UringRing.PrepSendZc(sqe, c.IoFd, z.Msg->Iov->Base, (uint)z.Msg->Iov->Length, Abi.MSG_NOSIGNAL);
+            _zcSends++;
+        }
         else
         {
+            _zcSendMsgs++;
             sqe->Opcode = OpSendMsgZc;
             sqe->Fd = c.IoFd;
             sqe->Addr = (ulong)z.Msg;
@@ -107,7 +112,6 @@ internal sealed unsafe partial class OffloadEngine
         }
         sqe->IoPrio = SendZcReportUsage;
         sqe->UserData = UringTag.Make(SendZcTag, c.Slot, c.Generation);
-        _zcSends++;
     }
 
     /// <summary>A MSG_ZEROCOPY send that was copied: complete at once, behind the zero-copy ones still out.</summary>
@@ -177,6 +181,7 @@ internal sealed unsafe partial class OffloadEngine
 
     private void ReportZeroCopy()
     {
-        if (_zcSends > 0) Engine.Warn($"offload: {_zcSends} zero-copy sends (SEND_ZC/SENDMSG_ZC), {_zcNotifications} notifications, {_zcCopied} reported copied");
+        if (_zcSends + _zcSendMsgs > 0)
+            Engine.Warn($"offload: {_zcSends + _zcSendMsgs} zero-copy sends ({_zcSends} SEND_ZC, {_zcSendMsgs} SENDMSG_ZC), {_zcNotifications} notifications, {_zcCopied} reported copied");
     }
 }
