@@ -41,6 +41,18 @@ public interface IPort : IDisposable
     string? Failure { get; }
 }
 
+/// <summary>
+/// A port that carries the checksum capability between its two ends (shm, pipe): see
+/// <see cref="PortOptions.ChecksumOffload"/> and <see cref="SlotFlags.ChecksumPartial"/>.
+/// </summary>
+internal interface IChecksumPort
+{
+    /// <summary>Both ends declared it (now): frames sent may be marked partial.</summary>
+    bool ChecksumOffload { get; }
+    /// <summary>This end declared it: frames received marked partial are passed up marked.</summary>
+    bool ChecksumOffloadDeclared { get; }
+}
+
 /// <summary>Sizes used when a port creates its rings and pool.</summary>
 public sealed record PortOptions
 {

@@ -21,7 +21,7 @@ namespace Netloom.Rings;
 /// from slot 0, so a user holding slot indexes from before must start over too.
 /// </para>
 /// </summary>
-internal sealed unsafe partial class ShmPort : PortBase
+internal sealed unsafe partial class ShmPort : PortBase, IChecksumPort
 {
     private const string Protocol = "NETLOOM-SHM 1";
     private readonly ShmRegion _region;

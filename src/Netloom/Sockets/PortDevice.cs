@@ -23,7 +23,7 @@ internal sealed class PortDevice : IFrameDevice, ILoanDevice, IChecksumOffloadDe
     private int _rxTaken;
     private bool _txPending;
     private bool _closed;
-    private readonly ShmPort? _csumPort; // a shm port whose end declared the checksum capability
+    private readonly IChecksumPort? _csumPort; // a shm port or pipe whose end declared the checksum capability
     private bool _rxPartial, _txPartial;
 
     public PortDevice(IPort port, int mtu = 1500)
@@ -31,7 +31,7 @@ internal sealed class PortDevice : IFrameDevice, ILoanDevice, IChecksumOffloadDe
         _port = port;
         MaxFrameSize = Math.Min(mtu + 14, port.Tx.Pool.BufferSize);
         _rxNext = port.Rx.Head;
-        if (port is ShmPort { ChecksumOffloadDeclared: true } declared) _csumPort = declared;
+        if (port is IChecksumPort { ChecksumOffloadDeclared: true } declared) _csumPort = declared;
         if (port is ShmPort { LoanCount: > 0 } shm)
         {
             _shm = shm;
@@ -105,7 +105,7 @@ internal sealed class PortDevice : IFrameDevice, ILoanDevice, IChecksumOffloadDe
         LoanReturned?.Invoke(buffer);
     }
 
-    /// <summary>Both ends of the shm port declared the checksum capability (for the current session).</summary>
+    /// <summary>Both ends of the shm port or pipe declared the checksum capability (for the current session).</summary>
     public bool ChecksumOffload => _csumPort is { ChecksumOffload: true };
     public bool ReceivedPartial => _rxPartial;
     public void MarkNextPartial() => _txPartial = true;
@@ -131,7 +131,7 @@ internal sealed class PortDevice : IFrameDevice, ILoanDevice, IChecksumOffloadDe
         }
         if (_rxTaken >= rx.Space) { frame = default; return false; }
         frame = rx.Packet(_rxNext);
-        _rxPartial = (rx[_rxNext].Flags & SlotFlags.ChecksumPartial) != 0; // the port passes it only if this end declared it
+        _rxPartial = _csumPort is not null && (rx[_rxNext].Flags & SlotFlags.ChecksumPartial) != 0; // the port passes it only if this end declared it
         _rxNext = rx.Next(_rxNext);
         _rxTaken++;
         return true;
