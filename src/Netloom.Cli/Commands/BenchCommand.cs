@@ -31,9 +31,10 @@ internal static class BenchCommand
                 "both stacks busy-poll with the application inline, one process each (the 2 cores); kernel figures from iperf3 and sockperf ping-pong --tcp -m 64 over 127.0.0.1 in the same run; half RTT = RTT/2");
         });
         var peerPort = new Option<string>("--port") { Required = true };
-        var peer = new Command("tcp-peer", "(internal) the server side of bench tcp") { peerPort, seconds, mtu };
+        var peerFull = new Option<bool>("--full-checksums") { Description = "Do not declare the checksum capability on the port" };
+        var peer = new Command("tcp-peer", "(internal) the server side of bench tcp") { peerPort, seconds, mtu, peerFull };
         peer.Hidden = true;
-        peer.SetAction(r => BenchTcp.Peer(r.GetValue(peerPort)!, r.GetValue(mtu), r.GetValue(seconds)));
+        peer.SetAction(r => BenchTcp.Peer(r.GetValue(peerPort)!, r.GetValue(mtu), r.GetValue(seconds), r.GetValue(peerFull)));
         var routers = new Option<int>("--routers") { Description = "Routers in the chain (each with a LAN)", DefaultValueFactory = _ => 10 };
         var hostsPerLan = new Option<int>("--hosts-per-lan") { Description = "Hosts on each LAN", DefaultValueFactory = _ => 100 };
         var streamRate = new Option<string>("--stream-rate") { Description = "Rate of each UDP stream", DefaultValueFactory = _ => "10mbit" };
@@ -81,7 +82,7 @@ internal static class BenchCommand
             int m = r.GetValue(mtu);
             if (m < 576 || m > 65000) return CliErrors.Report("--mtu must be between 576 and 65000", CliErrors.BadInput);
             return Print(BenchZeroCopy.Run(s, m), r.GetValue(json),
-                "sender CPU: the sending process's user+system time over the bytes the peer acknowledged; copy (Send) and lent (SendReferenced, one copy into the frame) write 64 KiB at a time, zerocopy sends one shm loan buffer per send (SendLoan: zerocopy_write_bytes of payload, the frame is the buffer, no copy); 4 rounds of each in ABC CBA order, medians; the sender sleeps on the port when it can neither send nor receive; receiver: bench tcp-peer in a second process (busy-polling, discarding in place); cpu_per_byte_ratio = copy_cpu_s_per_gb / zerocopy_cpu_s_per_gb, lent_cpu_per_byte_ratio = copy / lent; kernel_*: a C sender with MSG_ZEROCOPY or plain send over a veth pair between two namespaces (1500 MTU), its getrusage; kernel_zerocopy_copied_sends counts sends whose completion carried SO_EE_CODE_ZEROCOPY_COPIED");
+                "sender CPU: the sending process's user+system time over the bytes the peer acknowledged; copy (Send) and lent (SendReferenced, one copy into the frame) write 64 KiB at a time, zerocopy sends one shm loan buffer per send (SendLoan: zerocopy_write_bytes of payload, the frame is the buffer, no copy); 4 rounds of each in ABCDE EDCBA order, medians; both ends declare the checksum capability on the shm port, so the copy, lent and zerocopy rounds neither compute nor verify TCP checksums (checksum_offload 1; checksums_left_out counts their segments); full_*: the copy and zerocopy rounds again with the sender computing every checksum and the peer verifying it, full_cpu_per_byte_ratio = full_copy / full_zerocopy; the sender sleeps on the port when it can neither send nor receive; receiver: bench tcp-peer in a second process (busy-polling, discarding in place); cpu_per_byte_ratio = copy_cpu_s_per_gb / zerocopy_cpu_s_per_gb, lent_cpu_per_byte_ratio = copy / lent; kernel_*: a C sender with MSG_ZEROCOPY or plain send over a veth pair between two namespaces (1500 MTU), its getrusage; kernel_zerocopy_copied_sends counts sends whose completion carried SO_EE_CODE_ZEROCOPY_COPIED");
         });
         var transport = new Option<string>("--transport") { Required = true };
         var listen = new Option<string>("--listen") { Required = true };

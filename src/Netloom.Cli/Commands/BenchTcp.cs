@@ -33,7 +33,7 @@ internal static class BenchTcp
     {
         var figures = new List<(string, object)>();
         string spec = $"shm:tcpbench{Environment.ProcessId}";
-        using var port = ShmPort.Open(PortSpec.Parse(spec), new PortOptions { RingSize = 128, BufferSize = 65536 });
+        using var port = ShmPort.Open(PortSpec.Parse(spec), new PortOptions { RingSize = 128, BufferSize = 65536, ChecksumOffload = true });
         port.WaitMode = WaitMode.BusyPoll;
         using var child = SelfProcess.Start(["bench", "tcp-peer", "--port", spec, "--mtu", mtu.ToString(CultureInfo.InvariantCulture),
             // The peer outlives every round: four bulk rounds of d and four ping-pong rounds of d/2, plus set-up.
@@ -172,9 +172,9 @@ internal static class BenchTcp
     private static double Percentile(long[] sorted, double p) => sorted.Length == 0 ? 0 : sorted[Math.Min(sorted.Length - 1, (int)(sorted.Length * p / 100))];
 
     /// <summary>The peer process: a server stack that discards on one port and echoes on another, until the port goes.</summary>
-    public static int Peer(string spec, int mtu, double seconds)
+    public static int Peer(string spec, int mtu, double seconds, bool fullChecksums = false)
     {
-        using var port = Ports.Open(spec);
+        using var port = Ports.Open(spec, new PortOptions { ChecksumOffload = !fullChecksums });
         port.WaitMode = WaitMode.BusyPoll;
         var host = new OwnerLoop(port, Options(Server, mtu));
         var discard = host.Stack.Listen(DiscardPort);

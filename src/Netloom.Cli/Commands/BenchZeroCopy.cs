@@ -17,6 +17,10 @@ namespace Netloom.Cli.Commands;
 /// into the frame) and loan buffers (<c>SendLoan</c>: the shm port's own buffers, filled once
 /// by the application; the frame is the buffer, no copy at all). The ratio's zero-copy side is
 /// the loan-buffer sender; the lent-memory figures stay beside it.
+/// Both ends declare the checksum capability on the shm port, so TCP checksums are neither
+/// computed nor verified in the headline rounds (copy and loan alike); the copy and loan rounds
+/// are repeated with the sender computing full checksums (<c>UseChecksumOffload</c> off: every
+/// data frame carries a full checksum and the peer verifies it), reported as <c>full_*</c>.
 /// The sender does not spin: when it can neither send nor receive it sleeps on the port until
 /// an ACK arrives, so its CPU time is the work of sending, not a busy core.
 /// </summary>
@@ -30,9 +34,10 @@ internal static class BenchZeroCopy
     {
         var figures = new List<(string, object)>();
         string spec = $"shm:zcbench{Environment.ProcessId}";
-        using var port = ShmPort.Open(PortSpec.Parse(spec), new PortOptions { RingSize = 128, BufferSize = 65536, LoanBuffers = 128 });
+        using var port = ShmPort.Open(PortSpec.Parse(spec), new PortOptions { RingSize = 128, BufferSize = 65536, LoanBuffers = 128, ChecksumOffload = true });
         using var child = SelfProcess.Start(["bench", "tcp-peer", "--port", spec, "--mtu", mtu.ToString(CultureInfo.InvariantCulture),
-            "--duration", (8 * seconds + 30).ToString(CultureInfo.InvariantCulture)]);
+            // The peer outlives every round: 4 rounds of each way, a connection and half a second of warm-up each.
+            "--duration", (4 * Enum.GetValues<Way>().Length * (seconds + 2) + 30).ToString(CultureInfo.InvariantCulture)]);
         var sw = Stopwatch.StartNew();
         while (!port.Connected && sw.ElapsedMilliseconds < 15_000 && !child.HasExited) Thread.Sleep(5);
         if (!port.Connected) throw new InvalidOperationException($"the peer stack never attached: {child.StandardError.ReadToEnd()}");
@@ -46,17 +51,23 @@ internal static class BenchZeroCopy
         var clock = new MonotonicClock(Instant.FromSeconds(1));
         stack.Poll(clock.Now);
 
-        // Rounds in ABC CBA order (copy, lent, loan, loan, lent, copy, ...), medians of each way.
-        var rounds = new[] { new List<Round>(), new List<Round>(), new List<Round>() };
+        // Rounds in ABCDE EDCBA order (copy, lent, loan, full copy, full loan, then back), medians of each way.
+        int ways = Enum.GetValues<Way>().Length;
+        var rounds = Enumerable.Range(0, ways).Select(_ => new List<Round>()).ToArray();
         for (int round = 0; round < 4; round++)
-            for (int k = 0; k < 3; k++)
+            for (int k = 0; k < ways; k++)
             {
-                var way = (Way)(round % 2 == 0 ? k : 2 - k);
+                var way = (Way)(round % 2 == 0 ? k : ways - 1 - k);
+                stack.UseChecksumOffload = way is not (Way.FullCopy or Way.FullLoan);
                 rounds[(int)way].Add(Send(stack, clock, port, seconds, way));
             }
+        stack.UseChecksumOffload = true;
         var copy = rounds[(int)Way.Copy];
         var lent = rounds[(int)Way.Lent];
         var zc = rounds[(int)Way.Loan];
+        var fc = Median(rounds[(int)Way.FullCopy]);
+        var fz = Median(rounds[(int)Way.FullLoan]);
+        bool offload = port.ChecksumOffload;
         port.Dispose();
         if (!child.WaitForExit(10_000)) child.Kill();
 
@@ -78,6 +89,16 @@ internal static class BenchZeroCopy
         figures.Add(("lent_gbps", Math.Round(l.Gbps, 2)));
         figures.Add(("lent_cpu_s_per_gb", Math.Round(l.CpuPerGb, 4)));
         figures.Add(("lent_cpu_per_byte_ratio", Math.Round(c.CpuPerGb / l.CpuPerGb, 2)));
+        // The checksum capability: 1 when both ends declared it (the rounds above skip the checksums).
+        figures.Add(("checksum_offload", offload ? 1.0 : 0.0));
+        figures.Add(("checksums_left_out", (double)(c.ChecksumsLeftOut + z.ChecksumsLeftOut)));
+        figures.Add(("full_copy_gbps", Math.Round(fc.Gbps, 2)));
+        figures.Add(("full_zerocopy_gbps", Math.Round(fz.Gbps, 2)));
+        figures.Add(("full_copy_cpu_s_per_gb", Math.Round(fc.CpuPerGb, 4)));
+        figures.Add(("full_zerocopy_cpu_s_per_gb", Math.Round(fz.CpuPerGb, 4)));
+        figures.Add(("full_cpu_per_byte_ratio", Math.Round(fc.CpuPerGb / fz.CpuPerGb, 2)));
+        figures.Add(("full_throughput_ratio", Math.Round(fz.Gbps / fc.Gbps, 2)));
+        figures.Add(("full_checksums_left_out", (double)(fc.ChecksumsLeftOut + fz.ChecksumsLeftOut)));
         figures.AddRange(BenchZeroCopyKernel.Run(seconds));
         figures.Add(("write_bytes", (double)Write));
         figures.Add(("mtu", (double)mtu));
@@ -85,9 +106,9 @@ internal static class BenchZeroCopy
         return figures;
     }
 
-    private enum Way { Copy, Lent, Loan }
+    private enum Way { Copy, Lent, Loan, FullCopy, FullLoan }
 
-    private readonly record struct Round(double Gbps, double CpuPerGb, long Sends, long Completions, long Copied, long LoanFrames = 0, long LoanCopied = 0, int WriteBytes = Write);
+    private readonly record struct Round(double Gbps, double CpuPerGb, long Sends, long Completions, long Copied, long LoanFrames = 0, long LoanCopied = 0, int WriteBytes = Write, long ChecksumsLeftOut = 0);
 
     private static Round Median(List<Round> rounds)
     {
@@ -104,6 +125,7 @@ internal static class BenchZeroCopy
     private static Round Send(Interface stack, MonotonicClock clock, ShmPort port, double seconds, Way way)
     {
         bool zeroCopy = way == Way.Lent;
+        bool loan = way is Way.Loan or Way.FullLoan;
         var s = stack.Connect(Server, DiscardPort);
         var connectBy = Stopwatch.GetTimestamp() + 10 * Stopwatch.Frequency;
         while (s.State == TcpState.SynSent && Stopwatch.GetTimestamp() < connectBy) { stack.Poll(clock.Now); port.WaitRx(Duration.FromMilliseconds(1)); }
@@ -117,7 +139,7 @@ internal static class BenchZeroCopy
         // them, as a netmap program does), then each re-sent as its completion comes back.
         var loans = new List<uint>();
         int loanBytes = 0;
-        if (way == Way.Loan)
+        if (loan)
         {
             loanBytes = s.LoanCapacity;
             if (loanBytes == 0) throw new InvalidOperationException("the shm port offers no loan buffers");
@@ -125,7 +147,7 @@ internal static class BenchZeroCopy
             count = loans.Count;
             inUse = new bool[count];
         }
-        long loanFrames0 = stack.LoanFramesOut, loanCopied0 = stack.LoanFramesCopied;
+        long loanFrames0 = stack.LoanFramesOut, loanCopied0 = stack.LoanFramesCopied, leftOut0 = stack.ChecksumsLeftOut;
         var ids = new Queue<(uint Id, int Buffer)>();
         int nextBuffer = 0, partial = 0;
         long sends = 0, completions = 0, copied = 0, written = 0;
@@ -136,7 +158,7 @@ internal static class BenchZeroCopy
         {
             int moved = stack.Poll(clock.Now);
             bool progress = moved > 0;
-            if (way == Way.Loan)
+            if (loan)
             {
                 while (s.TryTakeZeroCopyCompletion(out var done))
                 {
@@ -205,7 +227,7 @@ internal static class BenchZeroCopy
         double cpu = (proc.TotalProcessorTime - cpu0).TotalSeconds;
         long acked = written - s.SendQueued - startAcked;
         double wall = (Stopwatch.GetTimestamp() - start) / (double)Stopwatch.Frequency;
-        long loanFrames = stack.LoanFramesOut - loanFrames0, loanCopied = stack.LoanFramesCopied - loanCopied0;
+        long loanFrames = stack.LoanFramesOut - loanFrames0, loanCopied = stack.LoanFramesCopied - loanCopied0, leftOut = stack.ChecksumsLeftOut - leftOut0;
         s.Abort();
         stack.Poll(clock.Now);
         // An aborted connection completes its sends once the port has handed their buffers back.
@@ -213,6 +235,6 @@ internal static class BenchZeroCopy
         while (s.ZeroCopyOutstanding > 0 && Stopwatch.GetTimestamp() < drainBy) { stack.Poll(clock.Now); port.WaitRx(Duration.FromMilliseconds(1)); }
         if (s.ZeroCopyOutstanding > 0) throw new InvalidOperationException($"{s.ZeroCopyOutstanding} sends never completed after the abort");
         foreach (uint b in loans) s.ReturnLoan(b);
-        return new Round(acked * 8 / wall / 1e9, cpu / (acked / 1e9), sends, completions, copied, loanFrames, loanCopied, way == Way.Loan ? loanBytes : Write);
+        return new Round(acked * 8 / wall / 1e9, cpu / (acked / 1e9), sends, completions, copied, loanFrames, loanCopied, loan ? loanBytes : Write, leftOut);
     }
 }

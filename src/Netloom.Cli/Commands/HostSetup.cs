@@ -31,10 +31,11 @@ internal sealed class HostSetup : IDisposable
         public readonly Option<int> Seed = new("--seed") { Description = "Seed for --impair", DefaultValueFactory = _ => 1 };
         public readonly Option<string?> Pcap = new("--pcap") { Description = "Capture the host's frames to this .pcapng or .pcap file" };
         public readonly Option<WaitMode> Wait = new("--wait") { Description = "Block (sleep until a frame or timer) or BusyPoll", DefaultValueFactory = _ => WaitMode.Block };
+        public readonly Option<bool> FullChecksums = new("--full-checksums") { Description = "Do not declare the checksum capability on a shm port: compute and verify every TCP/UDP checksum even when the peer is a Netloom stack that declares it" };
 
         public void AddTo(Command c)
         {
-            foreach (var o in new Option[] { Port, Ip, Gateway, Ip6, Gateway6, NoIp6, Mtu, Mac, Impair, Seed, Pcap, Wait }) c.Options.Add(o);
+            foreach (var o in new Option[] { Port, Ip, Gateway, Ip6, Gateway6, NoIp6, Mtu, Mac, Impair, Seed, Pcap, Wait, FullChecksums }) c.Options.Add(o);
         }
     }
 
@@ -97,7 +98,8 @@ internal sealed class HostSetup : IDisposable
             catch (Exception e) when (e is ArgumentException or IOException) { return CliErrors.Report(e.Message, CliErrors.BadInput); }
         }
         IPort port;
-        try { port = Ports.Open(portSpec); }
+        // A stack declares the checksum capability (used only if the port's other end is a stack that declares it too).
+        try { port = Ports.Open(portSpec, new PortOptions { ChecksumOffload = !r.GetValue(o.FullChecksums) }); }
         catch (Exception e) when (e is IOException or InvalidOperationException or FormatException or NotSupportedException or UnauthorizedAccessException)
         {
             setup._writer?.Dispose();
@@ -165,6 +167,9 @@ internal sealed class HostSetup : IDisposable
             $"{c.TcpOut:N0} ({c.TcpActiveOpens:N0} opened, {c.TcpResetsOut:N0} resets, {c.TcpChallengeAcks:N0} challenge acks, {c.TcpSynCookiesSent:N0} syn cookies){extraTcp}");
         AnsiConsole.Write(t);
         foreach (var (reason, count) in c.NonZeroDrops()) AnsiConsole.MarkupLine($"drop {reason}: {count:N0}");
+        long leftOut, notVerified;
+        using (Stack.Lock.EnterScope()) { leftOut = Stack.Interface.ChecksumsLeftOut; notVerified = Stack.Interface.ChecksumsNotVerified; }
+        AnsiConsole.MarkupLine($"checksum offload: {leftOut:N0} TCP/UDP checksums left out, {notVerified:N0} not verified");
         if (Impaired is { } i)
             AnsiConsole.MarkupLine($"impairment: {i.Lost:N0} lost, {i.Duplicated:N0} duplicated, {i.Reordered:N0} reordered, {i.LineFull:N0} over the delay line");
     }

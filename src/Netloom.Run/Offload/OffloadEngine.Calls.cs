@@ -213,21 +213,22 @@ internal sealed unsafe partial class OffloadEngine
     {
         if (msg is null) return -Errno.EFAULT;
         long sent = 0;
+        bool zeroCopy = false;
         try
         {
-            return SendLoop(fd, msg, flags, ref sent);
+            return SendLoop(fd, msg, flags, ref sent, ref zeroCopy);
         }
         finally
         {
-            // MSG_ZEROCOPY on a socket with SO_ZEROCOPY: one number per call that queued bytes,
-            // complete at once and copied (the bytes are in the engine's queue).
-            if (sent > 0 && (flags & Abi.MSG_ZEROCOPY) != 0)
+            // MSG_ZEROCOPY on a socket with SO_ZEROCOPY: one number per call that queued bytes;
+            // one copied into the engine's queue completes at once, as copied.
+            if (sent > 0 && !zeroCopy && (flags & Abi.MSG_ZEROCOPY) != 0)
                 lock (_lock)
-                    if (Get(fd) is OffloadConnection { ZeroCopy: true } z) { z.Completions.Complete(z.ZeroCopyNext++, copied: true); z.Seq++; }
+                    if (Get(fd) is OffloadConnection { ZeroCopy: true } z) CompleteCopied(z);
         }
     }
 
-    private long SendLoop(int fd, MsgHdr* msg, int flags, ref long sent)
+    private long SendLoop(int fd, MsgHdr* msg, int flags, ref long sent, ref bool zeroCopy)
     {
         long deadline = long.MaxValue;
         while (true)
@@ -250,6 +251,12 @@ internal sealed unsafe partial class OffloadEngine
                     if ((flags & Abi.MSG_NOSIGNAL) == 0) Engine.RaiseSigPipe();
                     return -Errno.EPIPE;
                 }
+                if (sent == 0 && (flags & Abi.MSG_ZEROCOPY) != 0 && c.ZeroCopy)
+                {
+                    long z = TrySendZeroCopy(c, msg, blocking: !c.NonBlocking && (flags & Abi.MSG_DONTWAIT) == 0);
+                    if (z > 0) { zeroCopy = true; return sent = z; }
+                    if (z < 0) { published = PrepareWait(); goto Wait; } // its own bytes ahead: wait for them to go
+                }
                 long skip = sent;
                 for (nuint i = 0; i < msg->IovLength; i++)
                 {
@@ -270,6 +277,7 @@ internal sealed unsafe partial class OffloadEngine
                 if (Clock.NowNs() >= deadline) { Flush(); return sent > 0 ? sent : -Errno.EAGAIN; }
                 published = PrepareWait();
             }
+        Wait:
             if (WaitRing(published, deadline, null) < 0) return sent > 0 ? sent : -Errno.EINTR;
         }
     }

@@ -215,6 +215,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
         bool more = (cqe.Flags & CqeFMore) != 0;
         switch (kind)
         {
+            case SendZcTag: return OnSendZeroCopy(cqe);
             case EpollWatch:
             {
                 int epfd = UringTag.Slot(cqe.UserData);
@@ -297,6 +298,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     {
         if (!Engine.PrintStats) return;
         Engine.Warn($"offload: {_accepts} accepted, {_receives} receives, {_sends} sends, {_completions} completions in {_ring.Enters} io_uring_enter calls");
+        ReportZeroCopy();
     }
 
     /// <summary>Publishes and submits what is prepared (no wait).</summary>

@@ -139,11 +139,14 @@ internal sealed class OffloadConnection(int fd) : OffloadSocket(fd)
     public bool Writable => Output.Queued < MaxQueued;
 
     /// <summary>
-    /// MSG_ZEROCOPY sends: the engine copies every send into <see cref="Output"/> before the call
-    /// returns, so each completes at once, reported as copied, on this error queue (POLLERR).
+    /// MSG_ZEROCOPY sends: large ones go out with io_uring's zero-copy send and complete on its
+    /// notification; the rest are copied into <see cref="Output"/> and complete at once, as
+    /// copied; either way on this error queue (POLLERR).
     /// </summary>
     public readonly Netloom.Stack.ZeroCopyLog Completions = new();
     public uint ZeroCopyNext;
+    /// <summary>Sends made with io_uring's zero-copy send, not yet reported (OffloadEngine.ZeroCopy.cs).</summary>
+    public OffloadEngine.ZeroCopyState? Zc;
 
     public override short Readiness()
     {

@@ -41,6 +41,18 @@ public interface IPort : IDisposable
     string? Failure { get; }
 }
 
+/// <summary>
+/// A port that carries the checksum capability between its two ends (shm, pipe): see
+/// <see cref="PortOptions.ChecksumOffload"/> and <see cref="SlotFlags.ChecksumPartial"/>.
+/// </summary>
+internal interface IChecksumPort
+{
+    /// <summary>Both ends declared it (now): frames sent may be marked partial.</summary>
+    bool ChecksumOffload { get; }
+    /// <summary>This end declared it: frames received marked partial are passed up marked.</summary>
+    bool ChecksumOffloadDeclared { get; }
+}
+
 /// <summary>Sizes used when a port creates its rings and pool.</summary>
 public sealed record PortOptions
 {
@@ -58,7 +70,18 @@ public sealed record PortOptions
     /// For shm servers: buffers per direction, beyond the ring's, that the application fills and
     /// sends by index (<see cref="ShmPort.TransmitLoan"/>): the frame is the buffer, not a copy.
     /// </summary>
-    internal int LoanBuffers { get; init; }
+    public int LoanBuffers { get; init; }
+
+    /// <summary>
+    /// Declares that the user of this end (a Netloom stack) accepts frames whose TCP and UDP
+    /// checksums were not computed (<see cref="SlotFlags.ChecksumPartial"/>), as a virtio-net
+    /// device offering VIRTIO_NET_F_GUEST_CSUM does. Only shm ports (in their greeting) and pipes
+    /// carry the declaration; only when both ends declare it may a stack skip computing the
+    /// checksums of the frames it sends there and skip verifying the frames so marked. Off by
+    /// default: a switch, the emulator, a capture tool or an old peer on the other end keeps full
+    /// checksums both ways.
+    /// </summary>
+    public bool ChecksumOffload { get; init; }
 
     public void Validate()
     {

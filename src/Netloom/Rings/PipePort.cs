@@ -8,7 +8,7 @@ namespace Netloom.Rings;
 /// into the peer's RX ring, so nothing is copied. The two ends may run on two threads: each
 /// index has one writer and is published with release semantics.
 /// </summary>
-internal sealed unsafe class PipePort : PortBase, IDirectDelivery
+internal sealed unsafe class PipePort : PortBase, IDirectDelivery, IChecksumPort
 {
     private readonly Pipe _pipe;
     private readonly bool _master;
@@ -42,6 +42,10 @@ internal sealed unsafe class PipePort : PortBase, IDirectDelivery
     public override Ring Rx => _rx;
     public PacketPool Pool => _pipe.Pool;
 
+    /// <summary>Both ends declared <see cref="PortOptions.ChecksumOffload"/> when they opened (and are still open).</summary>
+    public bool ChecksumOffload => Volatile.Read(ref _pipe.MasterCsum) && Volatile.Read(ref _pipe.SlaveCsum);
+    public bool ChecksumOffloadDeclared => _master ? Volatile.Read(ref _pipe.MasterCsum) : Volatile.Read(ref _pipe.SlaveCsum);
+
     protected override (nint Word, nint Flag) RxWaitWord => ((nint)(&_rx.Header->Tail), (nint)(&_rx.Header->UserWaiting));
     protected override (nint Word, nint Flag) TxWaitWord => ((nint)(&_peerRx.Header->Head), (nint)(&_peerRx.Header->BackendWaiting));
 
@@ -60,6 +64,8 @@ internal sealed unsafe class PipePort : PortBase, IDirectDelivery
         uint n = Math.Min(pending, free);
         long bytes = 0, invalid = 0, moved = 0;
         Slot* ts = tx.Slots, rs = prx.Slots;
+        // Only the checksum flag crosses, and only while both ends declared the capability.
+        var passed = ChecksumOffload ? SlotFlags.ChecksumPartial : SlotFlags.None;
         for (uint i = 0; i < n; i++)
         {
             ref Slot s = ref ts[k];
@@ -69,7 +75,9 @@ internal sealed unsafe class PipePort : PortBase, IDirectDelivery
             }
             else
             {
+                var flags = s.Flags & passed;
                 MoveInto(ref s, ref rs[rxTail]);
+                rs[rxTail].Flags = flags;
                 bytes += s.Length;
                 moved++;
                 rxTail = rxTail + 1 == size ? 0 : rxTail + 1;
@@ -167,6 +175,7 @@ internal sealed unsafe class PipePort : PortBase, IDirectDelivery
         private readonly RingMemory[] _memory;
         private readonly bool _ownsPool;
         private bool _masterOpen, _slaveOpen;
+        public bool MasterCsum, SlaveCsum; // each end's checksum declaration, while it is open
 
         public PacketPool Pool { get; }
         public Ring MasterTx { get; }
@@ -215,6 +224,8 @@ internal sealed unsafe class PipePort : PortBase, IDirectDelivery
                 ref bool open = ref spec.PipeMaster ? ref pipe._masterOpen : ref pipe._slaveOpen;
                 if (open) throw new InvalidOperationException($"{spec} is already open in this process; each pipe end has one owner");
                 open = true;
+                if (spec.PipeMaster) Volatile.Write(ref pipe.MasterCsum, options.ChecksumOffload);
+                else Volatile.Write(ref pipe.SlaveCsum, options.ChecksumOffload);
                 return pipe;
             }
         }
@@ -223,7 +234,7 @@ internal sealed unsafe class PipePort : PortBase, IDirectDelivery
         {
             lock (s_lock)
             {
-                if (master) _masterOpen = false; else _slaveOpen = false;
+                if (master) { _masterOpen = false; MasterCsum = false; } else { _slaveOpen = false; SlaveCsum = false; }
                 if (_masterOpen || _slaveOpen) return;
                 s_pipes.Remove(_key);
                 if (!_ownsPool)

@@ -20,6 +20,13 @@ public enum SlotFlags : ushort
     None = 0,
     /// <summary>Set by the user after changing <see cref="Slot.BufferIndex"/> (netmap's NS_BUF_CHANGED).</summary>
     BufferChanged = 1,
+    /// <summary>
+    /// The frame's TCP or UDP checksum was not computed: its field holds only the folded
+    /// pseudo-header sum (virtio-net's NEEDS_CSUM, the kernel's CHECKSUM_PARTIAL). A port passes
+    /// it between two ends that both declared <see cref="PortOptions.ChecksumOffload"/>, and
+    /// clears it everywhere else.
+    /// </summary>
+    ChecksumPartial = 2,
 }
 
 public enum RingDirection : byte { Tx, Rx }

@@ -53,14 +53,15 @@ internal sealed unsafe partial class ShmPort
                 _region.Reset();
                 ResetPrivate();
             }
-            Send(c, $"{Protocol} ring={_region.RingSize} buf={_region.BufferSize} loan={_region.LoanBuffers} pid={Environment.ProcessId} path={_region.Path}\n");
+            Send(c, $"{Protocol} ring={_region.RingSize} buf={_region.BufferSize} loan={_region.LoanBuffers}{(_csumLocal ? " csum=1" : "")} pid={Environment.ProcessId} path={_region.Path}\n");
             string? ok = ReadLine(c);
-            if (ok is null || !ok.StartsWith("OK pid=", StringComparison.Ordinal) || !int.TryParse(ok.AsSpan(7), out int pid) || pid <= 0)
+            if (!TryParseOk(ok, out int pid, out bool csum))
             {
                 c.Dispose();
                 return;
             }
             c.ReceiveTimeout = 0;
+            _csumBoth = _csumLocal && csum; // before the session counts as connected
             PeerPid = pid;
             _peer = c;
             _failure = null;
@@ -70,6 +71,23 @@ internal sealed unsafe partial class ShmPort
         {
             c.Dispose(); // a client that cannot finish the handshake is simply dropped
         }
+    }
+
+    /// <summary>"OK pid=N", optionally followed by " csum=1" (the client accepts partial checksums too).</summary>
+    private static bool TryParseOk(string? ok, out int pid, out bool csum)
+    {
+        pid = 0;
+        csum = false;
+        if (ok is null || !ok.StartsWith("OK pid=", StringComparison.Ordinal)) return false;
+        var rest = ok.AsSpan(7);
+        int space = rest.IndexOf(' ');
+        if (space >= 0)
+        {
+            if (!rest[(space + 1)..].SequenceEqual("csum=1")) return false;
+            csum = true;
+            rest = rest[..space];
+        }
+        return int.TryParse(rest, out pid) && pid > 0;
     }
 
     private void PeerReadable(Socket s, byte[] scratch)

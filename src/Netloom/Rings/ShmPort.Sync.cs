@@ -44,7 +44,7 @@ internal sealed unsafe partial class ShmPort
     /// no free slot (sync and retry). The buffer is the peer's to read until
     /// <see cref="LoanReturned"/> names it.
     /// </summary>
-    internal bool TransmitLoan(uint index, int length)
+    internal bool TransmitLoan(uint index, int length, SlotFlags flags = SlotFlags.None)
     {
         if (index - _txLoanBase >= _loans) throw new ArgumentOutOfRangeException(nameof(index), index, "not one of this side's loan buffers");
         if (length <= 0 || length > _region.BufferSize) throw new ArgumentOutOfRangeException(nameof(length), length, $"a frame is 1..{_region.BufferSize} bytes");
@@ -52,6 +52,7 @@ internal sealed unsafe partial class ShmPort
         if (tx.IsEmpty) return false;
         uint head = tx.Head;
         tx[head].Length = (ushort)length;
+        tx[head].Flags = flags;
         _txLoan[head] = index;
         tx.Release(1);
         return true;
@@ -104,6 +105,8 @@ internal sealed unsafe partial class ShmPort
             uint max = (uint)_region.BufferSize;
             long bytes = 0, invalid = 0;
             var priv = tx.Slots;
+            // Only the checksum flag crosses, and only when both ends declared the capability.
+            var passed = _csumBoth ? SlotFlags.ChecksumPartial : SlotFlags.None;
             for (uint i = 0; i < count; i++)
             {
                 // Slot i of this direction always holds buffer base + i: only the length crosses.
@@ -111,6 +114,7 @@ internal sealed unsafe partial class ShmPort
                 if (len == 0 || len > max) { invalid++; len = 0; } // the receiver drops zero-length slots
                 _txSharedSlots[prod].Length = (ushort)len;
                 _txSharedSlots[prod].BufferIndex = _txLoan[prod]; // 0: the slot's own buffer
+                _txSharedSlots[prod].Flags = priv[prod].Flags & passed;
                 bytes += len;
                 prod = prod + 1 == n ? 0 : prod + 1;
             }
@@ -145,6 +149,8 @@ internal sealed unsafe partial class ShmPort
             uint s = _rxScan, pt = _rxPrivTail, max = (uint)_region.BufferSize;
             long packets = 0, bytes = 0, invalid = 0;
             var priv = rx.Slots;
+            // A frame marked partial is passed up marked only if this end declared it accepts one.
+            var accepted = _csumLocal ? SlotFlags.ChecksumPartial : SlotFlags.None;
             while (s != prod)
             {
                 uint next = pt + 1 == n ? 0 : pt + 1;
@@ -159,7 +165,7 @@ internal sealed unsafe partial class ShmPort
                 {
                     priv[pt].BufferIndex = lent != 0 ? lent : _rxBufferBase + s;
                     priv[pt].Length = (ushort)len;
-                    priv[pt].Flags = SlotFlags.None;
+                    priv[pt].Flags = _rxSharedSlots[s].Flags & accepted; // read once, masked: only the one flag passes
                     _origin[pt] = s;
                     pt = next;
                     packets++;

@@ -21,7 +21,7 @@ namespace Netloom.Rings;
 /// from slot 0, so a user holding slot indexes from before must start over too.
 /// </para>
 /// </summary>
-internal sealed unsafe partial class ShmPort : PortBase
+internal sealed unsafe partial class ShmPort : PortBase, IChecksumPort
 {
     private const string Protocol = "NETLOOM-SHM 1";
     private readonly ShmRegion _region;
@@ -49,6 +49,11 @@ internal sealed unsafe partial class ShmPort : PortBase
     private volatile string? _failure;
     private volatile bool _connected;
 
+    // The checksum capability: this end's declaration (fixed) and whether the current peer made
+    // it too (per session; the server learns it from the client's OK line).
+    private readonly bool _csumLocal;
+    private volatile bool _csumBoth;
+
     public override Ring Tx => _tx;
     public override Ring Rx => _rx;
     public override string? Failure => _failure;
@@ -58,12 +63,22 @@ internal sealed unsafe partial class ShmPort : PortBase
     public int PeerPid { get; private set; }
     public string RegionPath => _region.Path;
 
+    /// <summary>
+    /// True when both ends declared <see cref="PortOptions.ChecksumOffload"/> for the current
+    /// session: frames sent may carry <see cref="SlotFlags.ChecksumPartial"/>.
+    /// </summary>
+    public bool ChecksumOffload => _csumBoth;
+    /// <summary>This end's own declaration: frames marked <see cref="SlotFlags.ChecksumPartial"/> are passed up marked.</summary>
+    public bool ChecksumOffloadDeclared => _csumLocal;
+
     private static string SocketName(string name) => "\0netloom-shm-" + name;
     private static string RegionFile(string name) => $"/dev/shm/netloom-{name}";
 
-    private ShmPort(string spec, ShmRegion region, bool server, Socket? listener, Socket? peer, int peerPid = 0) : base(spec)
+    private ShmPort(string spec, ShmRegion region, bool server, Socket? listener, Socket? peer, int peerPid = 0, bool csumLocal = false, bool csumBoth = false) : base(spec)
     {
         PeerPid = peerPid; // before the control thread starts: it names the peer when it goes
+        _csumLocal = csumLocal;
+        _csumBoth = csumBoth;
         _region = region;
         _server = server;
         _listener = listener;
@@ -98,7 +113,7 @@ internal sealed unsafe partial class ShmPort : PortBase
         o.Validate();
         for (int attempt = 0; attempt < 3; attempt++)
         {
-            var client = TryConnect(spec);
+            var client = TryConnect(spec, o.ChecksumOffload);
             if (client is not null) return client;
             var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
             try
@@ -114,12 +129,12 @@ internal sealed unsafe partial class ShmPort : PortBase
             }
             // We hold the name, so any region file left under it belongs to a dead process: reclaim it.
             var region = ShmRegion.Create(RegionFile(spec.Name), o.RingSize, o.BufferSize, o.LoanBuffers);
-            return new ShmPort(spec.ToString(), region, server: true, listener, peer: null);
+            return new ShmPort(spec.ToString(), region, server: true, listener, peer: null, csumLocal: o.ChecksumOffload);
         }
         throw new IOException($"{spec}: could not become server or client; another process keeps taking the name");
     }
 
-    private static ShmPort? TryConnect(PortSpec spec)
+    private static ShmPort? TryConnect(PortSpec spec, bool checksumOffload)
     {
         var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
         try
@@ -139,9 +154,12 @@ internal sealed unsafe partial class ShmPort : PortBase
                 throw new IOException($"{spec} is in use: {hello[5..]}; a shm port joins exactly two processes");
             var f = ParseHello(spec, hello);
             var region = ShmRegion.Open(f.Path, f.Ring, f.Buffer, f.Loan);
-            Send(s, $"OK pid={Environment.ProcessId}\n");
+            // The capability is announced back only to a server that announced it (an older
+            // server reads nothing after the pid), and used only when both ends declared it.
+            bool both = checksumOffload && f.Csum;
+            Send(s, both ? $"OK pid={Environment.ProcessId} csum=1\n" : $"OK pid={Environment.ProcessId}\n");
             s.ReceiveTimeout = 0;
-            return new ShmPort(spec.ToString(), region, server: false, listener: null, s, f.Pid);
+            return new ShmPort(spec.ToString(), region, server: false, listener: null, s, f.Pid, checksumOffload, both);
         }
         catch (SocketException e)
         {
@@ -155,7 +173,7 @@ internal sealed unsafe partial class ShmPort : PortBase
         }
     }
 
-    private static (int Ring, int Buffer, int Loan, int Pid, string Path) ParseHello(PortSpec spec, string hello)
+    private static (int Ring, int Buffer, int Loan, int Pid, string Path, bool Csum) ParseHello(PortSpec spec, string hello)
     {
         // "NETLOOM-SHM 1 ring=1024 buf=2048 pid=123 path=/dev/shm/netloom-x": every field checked.
         if (!hello.StartsWith(Protocol + " ", StringComparison.Ordinal)) throw new InvalidDataException($"{spec}: unexpected greeting '{Truncate(hello)}'");
@@ -168,7 +186,8 @@ internal sealed unsafe partial class ShmPort : PortBase
         string path = fields.GetValueOrDefault("path") ?? "";
         if (path != RegionFile(spec.Name)) throw new InvalidDataException($"{spec}: greeting names region '{Truncate(path)}', expected {RegionFile(spec.Name)}");
         int loan = fields.ContainsKey("loan") ? Int("loan", 0, 1 << 16) : 0; // absent: a server without loan buffers
-        return (o.RingSize, o.BufferSize, loan, Int("pid", 1, int.MaxValue), path);
+        bool csum = fields.ContainsKey("csum") && Int("csum", 0, 1) == 1; // absent: a server that computes every checksum
+        return (o.RingSize, o.BufferSize, loan, Int("pid", 1, int.MaxValue), path, csum);
     }
 
     private static string Truncate(string s) => s.Length > 80 ? s[..80] + "..." : s;

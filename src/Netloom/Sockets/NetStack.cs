@@ -70,9 +70,14 @@ public sealed class NetStack : SocketStack, IDisposable
         SocketsLog.StackStarted(_log, options.Address, port.Name, _settings.Wait);
     }
 
-    /// <summary>Opens the port named by a spec (see <see cref="PortSpec"/>) and runs a stack on it.</summary>
+    /// <summary>
+    /// Opens the port named by a spec (see <see cref="PortSpec"/>) and runs a stack on it. The
+    /// port declares the checksum capability (<see cref="PortOptions.ChecksumOffload"/>): over
+    /// shm to another stack that declares it, TCP and UDP checksums are neither computed nor
+    /// verified. Open the port yourself, without it, for full checksums.
+    /// </summary>
     public static NetStack Open(string portSpec, StackOptions options, NetStackOptions? settings = null) =>
-        new(Ports.Open(portSpec), options, settings);
+        new(Ports.Open(portSpec, new PortOptions { ChecksumOffload = true }), options, settings);
 
     internal override Interface Interface { get; }
     /// <summary>Bytes the owner thread has allocated since it started (flat in steady state).</summary>

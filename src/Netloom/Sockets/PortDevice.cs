@@ -9,7 +9,7 @@ namespace Netloom.Sockets;
 /// shm port with loan buffers it also lends them (<see cref="ILoanDevice"/>): a frame sent from
 /// one is the buffer itself, handed back when the peer has consumed it.
 /// </summary>
-internal sealed class PortDevice : IFrameDevice, ILoanDevice
+internal sealed class PortDevice : IFrameDevice, ILoanDevice, IChecksumOffloadDevice
 {
     private readonly ShmPort? _shm;      // the port, when it takes loan buffers
     private readonly uint _loanBase;
@@ -23,12 +23,15 @@ internal sealed class PortDevice : IFrameDevice, ILoanDevice
     private int _rxTaken;
     private bool _txPending;
     private bool _closed;
+    private readonly IChecksumPort? _csumPort; // a shm port or pipe whose end declared the checksum capability
+    private bool _rxPartial, _txPartial;
 
     public PortDevice(IPort port, int mtu = 1500)
     {
         _port = port;
         MaxFrameSize = Math.Min(mtu + 14, port.Tx.Pool.BufferSize);
         _rxNext = port.Rx.Head;
+        if (port is IChecksumPort { ChecksumOffloadDeclared: true } declared) _csumPort = declared;
         if (port is ShmPort { LoanCount: > 0 } shm)
         {
             _shm = shm;
@@ -74,10 +77,12 @@ internal sealed class PortDevice : IFrameDevice, ILoanDevice
     public bool TryTransmitLoan(uint buffer, int length)
     {
         uint i = Check(buffer);
+        var flags = _txPartial ? SlotFlags.ChecksumPartial : SlotFlags.None;
+        _txPartial = false; // the mark is for this frame only, sent or not
         if (_closed) return false;
         if (_atPort[i]) throw new InvalidOperationException($"loan buffer {buffer} is already at the port");
         if (_shm!.Tx.IsEmpty) _shm.TxSync();
-        if (!_shm.TransmitLoan(buffer, length)) return false;
+        if (!_shm.TransmitLoan(buffer, length, flags)) return false;
         _atPort[i] = true;
         _atPortCount++;
         _txPending = true;
@@ -100,6 +105,11 @@ internal sealed class PortDevice : IFrameDevice, ILoanDevice
         LoanReturned?.Invoke(buffer);
     }
 
+    /// <summary>Both ends of the shm port or pipe declared the checksum capability (for the current session).</summary>
+    public bool ChecksumOffload => _csumPort is { ChecksumOffload: true };
+    public bool ReceivedPartial => _rxPartial;
+    public void MarkNextPartial() => _txPartial = true;
+
     public IPort Port => _port;
     public int MaxFrameSize { get; }
 
@@ -121,6 +131,7 @@ internal sealed class PortDevice : IFrameDevice, ILoanDevice
         }
         if (_rxTaken >= rx.Space) { frame = default; return false; }
         frame = rx.Packet(_rxNext);
+        _rxPartial = _csumPort is not null && (rx[_rxNext].Flags & SlotFlags.ChecksumPartial) != 0; // the port passes it only if this end declared it
         _rxNext = rx.Next(_rxNext);
         _rxTaken++;
         return true;
@@ -148,6 +159,8 @@ internal sealed class PortDevice : IFrameDevice, ILoanDevice
     {
         var tx = _port.Tx;
         tx[tx.Head].Length = (ushort)length;
+        tx[tx.Head].Flags = _txPartial ? SlotFlags.ChecksumPartial : SlotFlags.None;
+        _txPartial = false;
         tx.Release(1);
         _txPending = true;
     }

@@ -174,6 +174,69 @@ public sealed class TcpConnection : ISocketObserver, IDisposable, IAsyncDisposab
         }
     }
 
+    /// <summary>
+    /// Payload bytes one loan buffer carries on this connection (one segment); 0 when the port
+    /// has no loan buffers (only a shm port created with <see cref="Rings.PortOptions.LoanBuffers"/>
+    /// has them) or the connection is not open.
+    /// </summary>
+    public int LoanCapacity
+    {
+        get { using (_stack.Enter()) return Socket.LoanCapacity; }
+    }
+
+    /// <summary>
+    /// Rents one of the port's loan buffers, for the application to write its payload into
+    /// (<see cref="LoanPayload"/>) and send with no copy at all (<see cref="SendLoanAsync"/>):
+    /// the buffer becomes the frame. False when the port has none or all are rented.
+    /// </summary>
+    public bool TryRentLoan(out uint buffer)
+    {
+        using (_stack.Enter()) return Socket.TryRentLoan(out buffer);
+    }
+
+    /// <summary>
+    /// Where the payload goes in a rented loan buffer (<see cref="LoanCapacity"/> bytes, after
+    /// the room the headers take). Write it only while the buffer is not being sent: after
+    /// renting it, or after the completion of its last send.
+    /// </summary>
+    public Span<byte> LoanPayload(uint buffer)
+    {
+        using (_stack.Enter()) return Socket.LoanPayload(buffer);
+    }
+
+    /// <summary>Gives a rented loan buffer back to the port for good (not while a send of it is outstanding).</summary>
+    public void ReturnLoan(uint buffer)
+    {
+        using (_stack.Enter()) Socket.ReturnLoan(buffer);
+    }
+
+    /// <summary>
+    /// Sends the first <paramref name="length"/> payload bytes of loan buffer
+    /// <paramref name="buffer"/> as one segment whose frame is the buffer itself (the stack writes
+    /// the headers in front of the payload), retransmitting from it if needed. Waits for
+    /// send-buffer space. Returns the send's number; its completion
+    /// (<see cref="ReadZeroCopyCompletionAsync"/>) comes once the peer acknowledged the bytes and
+    /// the port handed the buffer back, and from then the buffer is the application's again (to
+    /// refill and send, or to return).
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<ZeroCopySend> SendLoanAsync(uint buffer, int length, CancellationToken ct = default)
+    {
+        while (true)
+        {
+            ValueTask wait;
+            using (_stack.Enter())
+            {
+                if (Socket.Error != TcpError.None) throw TcpException.From(Socket);
+                if (Socket.State is not (TcpState.Established or TcpState.CloseWait))
+                    throw new InvalidOperationException($"cannot send a loan buffer: the connection is in {Socket.State}");
+                if (Socket.SendLoan(buffer, length) > 0) return new ZeroCopySend(Socket.EndZeroCopySend(copied: false), false);
+                wait = _writable.Arm(ct);
+            }
+            await wait.ConfigureAwait(false);
+        }
+    }
+
     /// <summary>A completion waiting to be read, if any (see <see cref="ReadZeroCopyCompletionAsync"/>).</summary>
     public bool TryReadZeroCopyCompletion(out ZeroCopyCompletion completion)
     {

@@ -68,6 +68,58 @@ public sealed class UdpSocket : ISocketObserver, IDisposable
         if (e != SocketError.Success) throw new SocketException((int)e);
     }
 
+    /// <summary>Payload bytes one loan buffer carries in one datagram; 0 when the port has no loan buffers.</summary>
+    public int LoanCapacity
+    {
+        get { using (_stack.Enter()) return _binding.LoanCapacity; }
+    }
+
+    /// <summary>Rents one of the port's loan buffers (see <see cref="TcpConnection.TryRentLoan"/>); false when there is none free.</summary>
+    public bool TryRentLoan(out uint buffer)
+    {
+        using (_stack.Enter()) return _binding.TryRentLoan(out buffer);
+    }
+
+    /// <summary>Where the payload goes in a rented loan buffer (<see cref="LoanCapacity"/> bytes); write it only while the buffer is not being sent.</summary>
+    public Span<byte> LoanPayload(uint buffer)
+    {
+        using (_stack.Enter()) return _binding.LoanPayload(buffer);
+    }
+
+    /// <summary>Gives a rented loan buffer back to the port for good (not while a send of it is outstanding).</summary>
+    public void ReturnLoan(uint buffer)
+    {
+        using (_stack.Enter()) _binding.ReturnLoan(buffer);
+    }
+
+    /// <summary>
+    /// Sends the first <paramref name="length"/> payload bytes of loan buffer
+    /// <paramref name="buffer"/> as one datagram whose frame is the buffer itself. Returns the
+    /// send's number, and whether it was copied instead (a short datagram, an unresolved next
+    /// hop); the buffer is the application's again at that number's completion
+    /// (<see cref="TryReadZeroCopyCompletion"/>), when the port has handed it back. Null when the
+    /// stack dropped the datagram (no route, device full): then nothing references the buffer.
+    /// </summary>
+    public ZeroCopySend? SendLoanTo(uint buffer, int length, Ipv4Address to, ushort port)
+    {
+        using (_stack.Enter())
+        {
+            ThrowIfPendingError();
+            bool ok = _binding.SendLoanTo(buffer, length, to, port, out uint id, out bool copied);
+            _stack.Interface.FlushOutput();
+            return ok ? new ZeroCopySend(id, copied) : null;
+        }
+    }
+
+    /// <summary>
+    /// The next completion of loan sends, if one is waiting: a range of send numbers, in send
+    /// order, coalesced. The stack makes completions as it polls the port; poll this.
+    /// </summary>
+    public bool TryReadZeroCopyCompletion(out ZeroCopyCompletion completion)
+    {
+        using (_stack.Enter()) return _binding.TryTakeZeroCopyCompletion(out completion);
+    }
+
     /// <summary>Sends one datagram (fragmented above the MTU); false when the stack dropped it (see its counters).</summary>
     public bool SendTo(ReadOnlySpan<byte> payload, Ipv4Address to, ushort port)
     {

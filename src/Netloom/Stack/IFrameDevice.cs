@@ -67,3 +67,24 @@ internal interface ILoanHolder
 {
     void LoanReturned(uint buffer);
 }
+
+/// <summary>
+/// The checksum capability of a device whose port joins two Netloom ends that both declared
+/// they accept frames whose TCP and UDP checksums were not computed (virtio-net's
+/// VIRTIO_NET_F_CSUM and GUEST_CSUM, veth's offloads): a frame sent marked partial carries only
+/// the pseudo-header sum, and a frame received marked partial is trusted as virtio's
+/// DATA_VALID says. A stack asks a device for this once (<c>device as IChecksumOffloadDevice</c>).
+/// A decorator that copies or changes frames (<c>ImpairedDevice</c>) does not offer it on send,
+/// and fills in the checksums of the marked frames it receives before passing them on.
+/// </summary>
+internal interface IChecksumOffloadDevice
+{
+    /// <summary>True while both ends declared the capability: frames may be sent marked partial.</summary>
+    bool ChecksumOffload { get; }
+
+    /// <summary>The frame the last <see cref="IFrameDevice.TryReceive"/> gave came marked partial (and this end accepts that).</summary>
+    bool ReceivedPartial { get; }
+
+    /// <summary>Marks the next frame committed (<see cref="IFrameDevice.CommitTransmit"/> or a loan transmit) partial; cleared by it.</summary>
+    void MarkNextPartial();
+}

@@ -38,6 +38,7 @@ internal sealed partial class Interface
                 return;
             default:
                 Counters.Reassembled++;
+                _rxPartial = false; // fragments are never sent partial
                 Dispatch(ip.Protocol, _reassembly.FirstHeader(slot), ip.Source, _reassembly.Payload(slot), broadcast);
                 FreeReassembly(slot);
                 return;

@@ -234,6 +234,7 @@ internal sealed partial class Interface
                 return;
             default:
                 Counters.Reassembled++;
+                _rxPartial = false; // fragments are never sent partial
                 var whole = _reassembly.Payload(slot);
                 // The fragmentable part may start with more extension headers (destination options).
                 if (Ipv6Extensions.TryParse(_reassembly.ProtocolOf(slot), whole, out var inner, out _) && !inner.HasFragment)

@@ -61,8 +61,14 @@ internal sealed partial class Interface : ITcpOutput
         var f = loans.LoanBuffer(buffer)[..total];
         new EthernetRepr(_o.Mac, mac, EtherType.Ipv4).Emit(f);
         new Ipv4Repr(_o.Address, to, IpProtocol.Udp, udpLength, _o.Ttl) { Identification = _ipId }.Emit(f[ipAt..]);
-        new UdpRepr(from.LocalPort, port, length).Emit(f[udpAt..], _o.Address, to);
-        if (!loans.TryTransmitLoan(buffer, total)) return false;
+        bool partial = PartialOut;
+        if (partial)
+        {
+            new UdpRepr(from.LocalPort, port, length).EmitPartial(f[udpAt..], _o.Address, to);
+            MarkPartial();
+        }
+        else new UdpRepr(from.LocalPort, port, length).Emit(f[udpAt..], _o.Address, to);
+        if (!loans.TryTransmitLoan(buffer, total)) { Unmark(partial); return false; }
         _ipId++;
         _loanHolders[buffer] = from;
         LoanFramesOut++;
@@ -112,7 +118,7 @@ internal sealed partial class Interface : ITcpOutput
     {
         if (broadcast || source.IsBroadcast || source.IsMulticast || source.IsUnspecified) { Counters.Drop(StackDrop.NotForUs); return; } // TCP is unicast only
         if (!TcpSegment.TryParse(segment, out var tcp, out _)) { Counters.Drop(StackDrop.Malformed); return; }
-        if (!tcp.ChecksumValid(source, _o.Address)) { Counters.Drop(StackDrop.BadChecksum); return; }
+        if (!TrustedIn() && !tcp.ChecksumValid(source, _o.Address)) { Counters.Drop(StackDrop.BadChecksum); return; }
         var seg = new TcpSegmentIn(IpAddr.FromIpv4(source), IpAddr.FromIpv4(_o.Address), TcpRepr.FromSegment(tcp), tcp.Payload);
         _tcp.Process(ref seg);
     }
@@ -155,8 +161,14 @@ internal sealed partial class Interface : ITcpOutput
                     new EthernetRepr(_o.Mac, mac, EtherType.Ipv4).Emit(lf);
                     var lip = new Ipv4Repr(_o.Address, to, IpProtocol.Tcp, length, _o.Ttl) { Identification = _ipId, DontFragment = true };
                     lip.Emit(lf[ipAt..]);
-                    s.Header.Emit(lf.Slice(tcpAt, length), _o.Address, to);
-                    if (!loans.TryTransmitLoan(loan, total)) { Counters.TcpTransmitBlocked++; return false; }
+                    bool partial = PartialOut;
+                    if (partial)
+                    {
+                        s.Header.EmitPartial(lf.Slice(tcpAt, length), _o.Address, to);
+                        MarkPartial();
+                    }
+                    else s.Header.Emit(lf.Slice(tcpAt, length), _o.Address, to);
+                    if (!loans.TryTransmitLoan(loan, total)) { Counters.TcpTransmitBlocked++; Unmark(partial); return false; }
                     _ipId++;
                     _loanHolders[loan] = q;
                     LoanFramesOut++;
@@ -173,22 +185,24 @@ internal sealed partial class Interface : ITcpOutput
             new EthernetRepr(_o.Mac, mac, EtherType.Ipv4).Emit(frame);
             var ip = new Ipv4Repr(_o.Address, to, IpProtocol.Tcp, length, _o.Ttl) { Identification = _ipId++, DontFragment = true };
             ip.Emit(frame[ipAt..]);
-            WriteTcp(frame.Slice(tcpAt, length), hl, s, to);
+            _markNext = PartialOut;
+            WriteTcp(frame.Slice(tcpAt, length), hl, s, to, _markNext);
             Commit(total);
             Counters.Ipv4Out++;
             return true;
         }
         Counters.TcpOut++;
         var t = Transport(length).AsSpan(0, length);
-        WriteTcp(t, hl, s, to);
+        WriteTcp(t, hl, s, to, partial: false); // it may wait for ARP: a full checksum
         SendIpv4(to, IpProtocol.Tcp, t);
         return true;
     }
 
     /// <summary>The segment's payload, then its header with the checksum over the IPv4 pseudo-header (RFC 9293 §3.1).</summary>
-    private void WriteTcp(Span<byte> segment, int headerLength, in TcpSegmentOut s, Ipv4Address to)
+    private void WriteTcp(Span<byte> segment, int headerLength, in TcpSegmentOut s, Ipv4Address to, bool partial)
     {
         s.CopyPayload(segment[headerLength..]);
-        s.Header.Emit(segment, _o.Address, to);
+        if (partial) s.Header.EmitPartial(segment, _o.Address, to);
+        else s.Header.Emit(segment, _o.Address, to);
     }
 }

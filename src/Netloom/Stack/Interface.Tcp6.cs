@@ -13,7 +13,7 @@ internal sealed partial class Interface
     {
         if (multicast || source.IsUnspecified) { Counters.Drop(StackDrop.NotForUs); return; } // TCP is unicast only
         if (!TcpSegment.TryParse(segment, out var tcp, out _)) { Counters.Drop(StackDrop.Malformed); return; }
-        if (!tcp.ChecksumValid(source, destination)) { Counters.Drop(StackDrop.BadChecksum); return; }
+        if (!TrustedIn() && !tcp.ChecksumValid(source, destination)) { Counters.Drop(StackDrop.BadChecksum); return; }
         var seg = new TcpSegmentIn(IpAddr.FromIpv6(source), IpAddr.FromIpv6(destination), TcpRepr.FromSegment(tcp), tcp.Payload);
         _tcp.Process(ref seg);
     }
@@ -61,7 +61,9 @@ internal sealed partial class Interface
             new Ipv6Repr(from, to, (byte)IpProtocol.Tcp, length, _hopLimit6) { FlowLabel = FlowLabel(from, to, (byte)IpProtocol.Tcp, ports) }.Emit(frame[ipAt..]);
             var segment = frame.Slice(tcpAt, length);
             s.CopyPayload(segment[hl..]);
-            s.Header.Emit(segment, from, to);
+            _markNext = PartialOut;
+            if (_markNext) s.Header.EmitPartial(segment, from, to);
+            else s.Header.Emit(segment, from, to);
             Commit(total);
             Ipv6Out++;
             return true;
@@ -77,7 +79,7 @@ internal sealed partial class Interface
     private void ProcessUdp6(in Ipv6Packet ip, ReadOnlySpan<byte> datagram, bool multicast, int headers)
     {
         if (!UdpDatagram.TryParse(datagram, out var udp, out _)) { Counters.Drop(StackDrop.Malformed); return; }
-        if (!udp.ChecksumValid(ip.Source, ip.Destination)) { Counters.Drop(StackDrop.BadChecksum); return; } // zero is invalid over IPv6
+        if (!TrustedIn() && !udp.ChecksumValid(ip.Source, ip.Destination)) { Counters.Drop(StackDrop.BadChecksum); return; } // zero is invalid over IPv6
         Counters.UdpIn++;
         var socket = FindUdp(udp.DestinationPort);
         if (socket is null || !socket.Accepts(IpAddr.FromIpv6(ip.Source), udp.SourcePort))
@@ -97,8 +99,15 @@ internal sealed partial class Interface
         var t = Transport(UdpRepr.HeaderLength + payload.Length);
         payload.CopyTo(t.AsSpan(UdpRepr.HeaderLength));
         var udp = new UdpRepr(sourcePort, port, payload.Length);
-        udp.Emit(t, from, to);
-        if (!SendIpv6(from, to, IpProtocol.Udp, t.AsSpan(0, udp.BufferLength), ports: (uint)sourcePort << 16 | port)) return false;
+        // Partial only when the datagram leaves now in one frame (no fragments, no wait for neighbour discovery).
+        bool partial = PartialOut && Ipv6Field.HeaderLength + udp.BufferLength <= PathMtu(to)
+            && NextHop6(to, out var hop) && _neighbors.TryLookupUsable(IpAddr.FromIpv6(hop), out _);
+        if (partial) udp.EmitPartial(t, from, to);
+        else udp.Emit(t, from, to);
+        _markNext = partial;
+        bool sent = SendIpv6(from, to, IpProtocol.Udp, t.AsSpan(0, udp.BufferLength), ports: (uint)sourcePort << 16 | port);
+        _markNext = false;
+        if (!sent) return false;
         Counters.UdpOut++;
         return true;
     }

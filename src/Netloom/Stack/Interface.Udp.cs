@@ -50,8 +50,15 @@ internal sealed partial class Interface
         var t = Transport(UdpRepr.HeaderLength + payload.Length);
         payload.CopyTo(t.AsSpan(UdpRepr.HeaderLength));
         var udp = new UdpRepr(sourcePort, port, payload.Length);
-        udp.Emit(t, _o.Address, to);
-        if (!SendIpv4(to, IpProtocol.Udp, t.AsSpan(0, udp.BufferLength))) return false;
+        // Partial only when the datagram leaves now in one unicast frame (no fragments, no wait for ARP).
+        bool partial = PartialOut && Ipv4Field.MinHeaderLength + udp.BufferLength <= _o.Mtu
+            && NextHop(to) is { } hop && !IsBroadcastFor(hop) && _neighbors.TryLookup(hop, out _);
+        if (partial) udp.EmitPartial(t, _o.Address, to);
+        else udp.Emit(t, _o.Address, to);
+        _markNext = partial;
+        bool sent = SendIpv4(to, IpProtocol.Udp, t.AsSpan(0, udp.BufferLength));
+        _markNext = false;
+        if (!sent) return false;
         Counters.UdpOut++;
         return true;
     }
@@ -70,7 +77,7 @@ internal sealed partial class Interface
     private void ProcessUdp(ReadOnlySpan<byte> header, Ipv4Address source, ReadOnlySpan<byte> datagram, bool broadcast)
     {
         if (!UdpDatagram.TryParse(datagram, out var udp, out _)) { Counters.Drop(StackDrop.Malformed); return; }
-        if (!udp.ChecksumValid(source, broadcast ? Ipv4Address.Read(header[16..]) : _o.Address)) { Counters.Drop(StackDrop.BadChecksum); return; }
+        if (!TrustedIn() && !udp.ChecksumValid(source, broadcast ? Ipv4Address.Read(header[16..]) : _o.Address)) { Counters.Drop(StackDrop.BadChecksum); return; }
         Counters.UdpIn++;
         var socket = FindUdp(udp.DestinationPort);
         if (socket is null || !socket.Accepts(source, udp.SourcePort))

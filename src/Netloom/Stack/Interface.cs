@@ -35,6 +35,7 @@ internal sealed partial class Interface
             throw new ArgumentException($"MTU {options.Mtu} needs {options.Mtu + 14}-byte frames but the device carries at most {device.MaxFrameSize} (use a smaller MTU or a port with larger buffers)");
         _o = options;
         _device = device;
+        _csum = device as IChecksumOffloadDevice;
         _transport = new byte[options.Mtu];
         _packet = new byte[options.Mtu];
         _random = seed == 0 ? new Random() : new Random(seed);
@@ -94,7 +95,9 @@ internal sealed partial class Interface
         int n = 0;
         while (n < budget && _device.TryReceive(out var frame))
         {
+            _rxPartial = _csum is { ReceivedPartial: true };
             Process(frame);
+            _rxPartial = false;
             n++;
         }
         _device.ReleaseReceived();
@@ -144,6 +147,11 @@ internal sealed partial class Interface
 
     private void Commit(int length)
     {
+        if (_markNext)
+        {
+            _markNext = false;
+            MarkPartial();
+        }
         _device.CommitTransmit(length);
         Counters.FramesOut++;
     }

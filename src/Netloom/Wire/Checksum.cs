@@ -66,6 +66,14 @@ internal static class Checksum
         return (ushort)~sum;
     }
 
+    /// <summary>
+    /// Folds a sum to 16 bits without complementing it: what the checksum field of a frame whose
+    /// checksum was left to the other end holds (the pseudo-header sum, as the kernel's
+    /// CHECKSUM_PARTIAL and virtio-net's NEEDS_CSUM leave it). Summing the whole segment over that
+    /// field then gives the real checksum (<see cref="PartialChecksum.Complete"/>).
+    /// </summary>
+    public static ushort Fold(uint sum) => (ushort)~Finish(sum);
+
     /// <summary>The checksum of a whole buffer.</summary>
     public static ushort Compute(ReadOnlySpan<byte> data) => Finish(Add(0, data));
 

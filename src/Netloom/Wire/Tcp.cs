@@ -229,6 +229,24 @@ public struct TcpRepr
     }
 
     /// <summary>
+    /// Writes the header as <see cref="Emit(Span{byte}, Ipv4Address, Ipv4Address)"/> does, but
+    /// with only the pseudo-header sum in the checksum field: the payload is not summed (a port
+    /// whose two ends declared the checksum capability, <see cref="PartialChecksum"/>).
+    /// </summary>
+    internal readonly void EmitPartial(Span<byte> segment, Ipv4Address source, Ipv4Address destination)
+    {
+        int len = EmitWithoutChecksum(segment);
+        new TcpWriter(segment).SegmentChecksum = Checksum.Fold(Checksum.PseudoHeader(source, destination, (byte)IpProtocol.Tcp, len));
+    }
+
+    /// <summary>The IPv6 form of <see cref="EmitPartial(Span{byte}, Ipv4Address, Ipv4Address)"/>.</summary>
+    internal readonly void EmitPartial(Span<byte> segment, Ipv6Address source, Ipv6Address destination)
+    {
+        int len = EmitWithoutChecksum(segment);
+        new TcpWriter(segment).SegmentChecksum = Checksum.Fold(Checksum.PseudoHeader(source, destination, (byte)IpProtocol.Tcp, len));
+    }
+
+    /// <summary>
     /// Writes the header as <see cref="Emit(Span{byte}, Ipv4Address, Ipv4Address)"/> does but leaves the checksum zero, for a layer that
     /// computes it over its own pseudo-header (IPv6's, RFC 8200 §8.1). Returns header plus payload length.
     /// </summary>

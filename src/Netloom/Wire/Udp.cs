@@ -130,6 +130,25 @@ public struct UdpRepr
         if (!OmitChecksum) w.FillChecksum(source, destination);
     }
 
+    /// <summary>
+    /// Writes the header with only the pseudo-header sum in the checksum field (the payload not
+    /// summed), for a port whose two ends declared the checksum capability (<see cref="PartialChecksum"/>).
+    /// </summary>
+    internal readonly void EmitPartial(Span<byte> datagram, Ipv4Address source, Ipv4Address destination) =>
+        EmitPartial(datagram, Checksum.PseudoHeader(source, destination, (byte)IpProtocol.Udp, BufferLength));
+
+    /// <summary>The IPv6 form of <see cref="EmitPartial(Span{byte}, Ipv4Address, Ipv4Address)"/>.</summary>
+    internal readonly void EmitPartial(Span<byte> datagram, Ipv6Address source, Ipv6Address destination) =>
+        EmitPartial(datagram, Checksum.PseudoHeader(source, destination, (byte)IpProtocol.Udp, BufferLength));
+
+    private readonly void EmitPartial(Span<byte> datagram, uint pseudo)
+    {
+        int len = BufferLength;
+        ArgumentOutOfRangeException.ThrowIfLessThan(datagram.Length, len, nameof(datagram));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(len, ushort.MaxValue, nameof(PayloadLength));
+        new UdpWriter(datagram[..len]) { SourcePort = SourcePort, DestinationPort = DestinationPort, Length = (ushort)len, DatagramChecksum = Checksum.Fold(pseudo) };
+    }
+
     /// <summary>Writes the header with the checksum under the IPv6 pseudo-header (always present over IPv6).</summary>
     public readonly void Emit(Span<byte> datagram, Ipv6Address source, Ipv6Address destination)
     {

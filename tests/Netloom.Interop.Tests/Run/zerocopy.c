@@ -11,6 +11,7 @@
  *   zerocopy serve-zc IP PORT             a server: SO_ZEROCOPY on the listener (accepted sockets
  *                                         inherit it), one client, 200 x 64 KiB sends with
  *                                         MSG_ZEROCOPY, every completion read; prints the digest
+ *   zerocopy serve-zc-msg IP PORT         the same with sendmsg and two iovecs per send
  *   zerocopy fetch IP PORT                the client for serve-zc: reads to EOF, prints the digest
  */
 #include <arpa/inet.h>
@@ -282,6 +283,8 @@ static int exit_outstanding(void)
 
 /* Sends SENDS x 64 KiB on fd with MSG_ZEROCOPY from a ring of buffers, reusing one only after
  * its completion; reads every completion. Returns the digest, or 0 with *why set. */
+static int use_sendmsg; /* serve-zc-msg: sendmsg with two iovecs instead of send */
+
 static uint64_t send_all_zerocopy(int fd, long *notifications, long *copied, const char **why)
 {
     static unsigned char bufs[NBUF][WRITE];
@@ -303,7 +306,17 @@ static uint64_t send_all_zerocopy(int fd, long *notifications, long *copied, con
         for (int i = 0; i < WRITE; i++) b[i] = (unsigned char)(sends * 7 + i * 13);
         digest = fnv(digest, b, WRITE);
         for (int off = 0; off < WRITE;) {
-            ssize_t n = send(fd, b + off, WRITE - off, MSG_ZEROCOPY);
+            ssize_t n;
+            if (use_sendmsg) {
+                /* sendmsg with the rest in two iovecs (the engine's SENDMSG_ZC path) */
+                int half = (WRITE - off) / 2;
+                struct iovec v[2] = { { b + off, half }, { b + off + half, WRITE - off - half } };
+                struct msghdr m = { 0 };
+                m.msg_iov = v;
+                m.msg_iovlen = half > 0 ? 2 : 1;
+                if (half == 0) v[0] = v[1];
+                n = sendmsg(fd, &m, MSG_ZEROCOPY);
+            } else n = send(fd, b + off, WRITE - off, MSG_ZEROCOPY);
             if (n <= 0) { *why = "send"; return 0; }
             off += n;
         }
@@ -349,12 +362,13 @@ static int fetch(void)
 
 int main(int argc, char **argv)
 {
-    if (argc < 4) { fprintf(stderr, "usage: zerocopy peer|check|exit-outstanding|serve-zc|fetch IP PORT [expect-zc]\n"); return 2; }
+    if (argc < 4) { fprintf(stderr, "usage: zerocopy peer|check|exit-outstanding|serve-zc|serve-zc-msg|fetch IP PORT [expect-zc]\n"); return 2; }
     ip = argv[2];
     port = atoi(argv[3]);
     if (!strcmp(argv[1], "peer")) return peer();
     if (!strcmp(argv[1], "exit-outstanding")) return exit_outstanding();
     if (!strcmp(argv[1], "serve-zc")) return serve_zc();
+    if (!strcmp(argv[1], "serve-zc-msg")) { use_sendmsg = 1; return serve_zc(); }
     if (!strcmp(argv[1], "fetch")) return fetch();
     int expect_zc = argc > 4 && !strcmp(argv[4], "expect-zc");
     check_option();

@@ -3,8 +3,14 @@ using Netloom.Wire.Capture;
 
 namespace Netloom.Stack.Devices;
 
-/// <summary>A device decorator that writes every frame in and out to a capture (smoltcp's pcap tracer).</summary>
-internal sealed class CaptureDevice : IFrameDevice
+/// <summary>
+/// A device decorator that writes every frame in and out to a capture (smoltcp's pcap tracer).
+/// It passes the checksum capability through and writes frames as they are: on a port whose two
+/// ends declared it, TCP and UDP checksums in the capture hold only the pseudo-header sum (as
+/// tcpdump shows them on a kernel with checksum offload), so a capture does not change what is
+/// measured; run with the capability off (<c>--full-checksums</c>) to capture filled-in ones.
+/// </summary>
+internal sealed class CaptureDevice : IFrameDevice, IChecksumOffloadDevice
 {
     private readonly IFrameDevice _inner;
     private readonly ICaptureWriter _writer;
@@ -20,6 +26,10 @@ internal sealed class CaptureDevice : IFrameDevice
     }
 
     public int MaxFrameSize => _inner.MaxFrameSize;
+
+    public bool ChecksumOffload => _inner is IChecksumOffloadDevice { ChecksumOffload: true };
+    public bool ReceivedPartial => _inner is IChecksumOffloadDevice { ReceivedPartial: true };
+    public void MarkNextPartial() => (_inner as IChecksumOffloadDevice)?.MarkNextPartial();
 
     public bool TryReceive(out ReadOnlySpan<byte> frame)
     {

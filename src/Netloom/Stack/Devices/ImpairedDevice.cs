@@ -1,3 +1,4 @@
+using Netloom.Wire;
 using Netloom.Netem;
 using Netloom.Time;
 
@@ -64,6 +65,7 @@ internal sealed class ImpairedDevice : IFrameDevice
 
     public int MaxFrameSize => _inner.MaxFrameSize;
     public long Lost, Duplicated, Reordered, LineFull;
+    private bool _partial; // the frame being held came marked partial from the inner device
     /// <summary>Frames with a bit flipped, and frames dropped for the MTU or a full rate-limiter queue.</summary>
     public long Corrupted, Dropped;
 
@@ -71,6 +73,7 @@ internal sealed class ImpairedDevice : IFrameDevice
     private void Impair(DelayLine line, ReadOnlySpan<byte> frame, long now)
     {
         var imp = line.Impairments;
+        _partial = line == _rxLine && _inner is IChecksumOffloadDevice { ReceivedPartial: true };
         var admission = line.Netem.Admit(imp, frame.Length);
         if (admission == Admission.Lost) { Lost++; return; }
         if (admission == Admission.TooLarge) { Dropped++; return; }
@@ -86,6 +89,9 @@ internal sealed class ImpairedDevice : IFrameDevice
         int slot = line.Free[--line.FreeCount];
         var buffer = line.Buffer(slot)[..frame.Length];
         frame.CopyTo(buffer);
+        // The impaired link is a medium that checks: a frame whose checksum the far end left
+        // out gets it filled in here, before a corruption, so the stack's verifier sees the flip.
+        if (_partial) PartialChecksum.Complete(buffer);
         line.Length[slot] = frame.Length;
         var launched = line.Netem.Launch(line.Impairments, buffer, now);
         if (launched.Corrupted) Corrupted++;
