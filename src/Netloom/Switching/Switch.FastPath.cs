@@ -17,9 +17,9 @@ public sealed partial class Switch
 
     private XdpFastPath? _fast;
     private int[] _fastIfIndex = [];    // per switch port: its interface when it is an xdp port in the fast path, else 0
-    private bool[] _fastTarget = [];    // per switch port: its interface accepts redirected frames
-    private readonly Dictionary<ulong, (int Port, int IfIndex, bool Target)> _pushed = [];
-    private readonly Dictionary<ulong, (int Port, int IfIndex, bool Target)> _want = [];
+    private ushort[] _fastFlags = [];   // per switch port: the map flags of its stations (XdpFastPath.Flags)
+    private readonly Dictionary<ulong, (int Port, int IfIndex, ushort Flags)> _pushed = [];
+    private readonly Dictionary<ulong, (int Port, int IfIndex, ushort Flags)> _want = [];
     private readonly List<(ulong Mac, int Port)> _live = [];
     private readonly List<ulong> _gone = [];
     private long _fastNextSync, _fastSlowAt = long.MinValue / 2; // half: t - _fastSlowAt must not overflow
@@ -31,13 +31,19 @@ public sealed partial class Switch
     /// <summary>Stations the fast path knows now (for tests and the CLI).</summary>
     internal int XdpFastPathEntries => _pushed.Count;
 
+    /// <summary>Which kernel fast path is attached, if any.</summary>
+    internal FastPathKind? XdpFastPathKind => _fast?.Kind;
+
+    /// <summary>Whether the TC fast path sends frames into switch port <paramref name="port"/> with bpf_redirect_peer.</summary>
+    internal bool FastPathPeer(int port) => _fast is { } f && (uint)port < XdpFastPath.MaxPorts && f.Peer(port);
+
     /// <summary>
     /// Puts the XDP fast path on this switch's xdp ports (at least two, and a
     /// <see cref="LearningTable"/> as the lookup); call after adding the ports and before
     /// forwarding. Returns why not, or null when it is on. A failure leaves the ports with the
     /// programs they had.
     /// </summary>
-    internal string? EnableXdpFastPath()
+    internal string? EnableXdpFastPath(FastPathKind kind = FastPathKind.Tc)
     {
         if (_fast is not null) return null;
         if (_lookup is not LearningTable) return "the switch's lookup is not a learning table";
@@ -48,10 +54,10 @@ public sealed partial class Switch
         XdpFastPath? fast = null;
         try
         {
-            fast = new XdpFastPath($"switch {_id} XDP fast path");
+            fast = new XdpFastPath($"switch {_id} {(kind == FastPathKind.Tc ? "TC" : "XDP")} fast path", kind);
             fast.Enabled = false;
             _fastIfIndex = new int[_ports.Count];
-            _fastTarget = new bool[_ports.Count];
+            _fastFlags = new ushort[_ports.Count];
             foreach (int i in xdp)
             {
                 var port = (XdpPort)_ports[i];
@@ -68,7 +74,7 @@ public sealed partial class Switch
         }
         _fast = fast;
         _fastNextSync = 0;
-        Log.LogInformation("switch {Switch}: XDP fast path on {Count} xdp ports", _id, xdp.Count);
+        Log.LogInformation("switch {Switch}: {Kind} fast path on {Count} xdp ports", _id, kind == FastPathKind.Tc ? "TC" : "XDP", xdp.Count);
         return null;
     }
 
@@ -105,7 +111,7 @@ public sealed partial class Switch
         {
             _fastSlowAt = t;
             for (int i = 0; i < _fastIfIndex.Length; i++)
-                if (_fastIfIndex[i] != 0) _fastTarget[i] = fast.IsRedirectTarget(i, _fastIfIndex[i]);
+                if (_fastIfIndex[i] != 0) _fastFlags[i] = fast.Flags(i, _fastIfIndex[i]);
             // Stations the fast path carried frames from: as if the switch had seen them now.
             foreach (var (mac, v) in _pushed) if (fast.TakeSeen(mac)) table.Learn(mac, v.Port, t);
             ReadFastPathCounters();
@@ -116,7 +122,7 @@ public sealed partial class Switch
         table.CopyLive(t, _live);
         _want.Clear();
         foreach (var (mac, port) in _live)
-            if ((uint)port < (uint)_fastIfIndex.Length && _fastIfIndex[port] != 0) _want[mac] = (port, _fastIfIndex[port], _fastTarget[port]);
+            if ((uint)port < (uint)_fastIfIndex.Length && _fastIfIndex[port] != 0) _want[mac] = (port, _fastIfIndex[port], _fastFlags[port]);
         _gone.Clear();
         foreach (var (mac, _) in _pushed) if (!_want.ContainsKey(mac)) _gone.Add(mac);
         foreach (ulong mac in _gone)
@@ -127,7 +133,7 @@ public sealed partial class Switch
         foreach (var (mac, v) in _want)
         {
             if (_pushed.TryGetValue(mac, out var had) && had == v) continue;
-            if (fast.Set(mac, v.IfIndex, v.Target)) _pushed[mac] = v;
+            if (fast.Set(mac, v.IfIndex, v.Flags)) _pushed[mac] = v;
             else
             {
                 fast.Remove(mac); // the map is full: this station stays on the slow path

@@ -11,13 +11,16 @@ using Xunit.Abstractions;
 namespace Netloom.Interop.Tests.Switching;
 
 /// <summary>
-/// The switch's XDP fast path (XdpFastPath): Linux hosts in namespaces, each with a veth whose
-/// other end is an xdp port of one switch in a middle namespace. GRO is on on the hosts' ends
-/// (a veth takes redirected frames only then, or with an XDP program); the middle ends have
-/// every offload off. The kernel's ping, socat and iperf3 are the peers.
+/// The switch's kernel fast path (XdpFastPath): Linux hosts in namespaces, each with a veth whose
+/// other end is an xdp port of one switch in a middle namespace. The TC kind (the default) runs
+/// with every offload off on all veth ends, as the bench does; the XDP kind needs GRO on on the
+/// hosts' ends (a veth takes XDP-redirected frames only then, or with an XDP program). The
+/// kernel's ping, socat and iperf3 are the peers.
 /// </summary>
 public class XdpFastPathTests(ITestOutputHelper output)
 {
+    private static string Cli => Path.Combine(AppContext.BaseDirectory, "Netloom.Cli.dll");
+
     private sealed class Hosts : IDisposable
     {
         public readonly string Mid;
@@ -27,7 +30,7 @@ public class XdpFastPathTests(ITestOutputHelper output)
         private readonly CancellationTokenSource _stop = new();
         private readonly Thread _forwarder;
 
-        public Hosts(int count)
+        public Hosts(int count, FastPathKind kind = FastPathKind.Tc)
         {
             string tag = $"{Environment.ProcessId % 100000}";
             int net = Environment.ProcessId % 200 + 20;
@@ -42,14 +45,14 @@ public class XdpFastPathTests(ITestOutputHelper output)
                 Sh.Ok("ip", "link", "add", "eth0", "netns", Ns[i], "type", "veth", "peer", "name", Port[i], "netns", Mid);
                 Sh.Ok("ip", "-n", Ns[i], "addr", "add", $"{Ip[i]}/24", "dev", "eth0");
                 foreach (var (ns, dev) in new[] { (Ns[i], "eth0"), (Ns[i], "lo"), (Mid, Port[i]) }) Sh.Ok("ip", "-n", ns, "link", "set", dev, "up");
-                Sh.Ok("ip", "netns", "exec", Ns[i], "ethtool", "-K", "eth0", "tx", "off", "tso", "off", "gso", "off", "gro", "on");
+                Sh.Ok("ip", "netns", "exec", Ns[i], "ethtool", "-K", "eth0", "tx", "off", "tso", "off", "gso", "off", "gro", kind == FastPathKind.Xdp ? "on" : "off");
                 Sh.Ok("ip", "netns", "exec", Mid, "ethtool", "-K", Port[i], "tx", "off", "tso", "off", "gso", "off", "gro", "off");
             }
             Pool = new PacketPool(count * XdpPort.BuffersPerPort(1024) + 1);
             Switch = new Switch(new LearningTable());
             var options = new PortOptions { SharedPool = Pool };
             foreach (var p in Port) Switch.AddPort(InNamespace.Run(Mid, () => Ports.Open($"xdp:{p}", options)));
-            Assert.Null(Switch.EnableXdpFastPath());
+            Assert.Null(Switch.EnableXdpFastPath(kind));
             _forwarder = new Thread(() => Switch.Run(_stop.Token, WaitMode.BusyPoll)) { Name = "switch" };
             _forwarder.Start();
         }
@@ -71,21 +74,39 @@ public class XdpFastPathTests(ITestOutputHelper output)
             return n;
         }
 
-        public void Dispose()
+        private bool _stopped;
+
+        public void StopSwitch()
         {
+            if (_stopped) return;
+            _stopped = true;
             _stop.Cancel();
             _forwarder.Join();
             Switch.Dispose();
             Pool.Dispose();
+        }
+
+        public void Dispose()
+        {
+            StopSwitch();
             Sh.Run("ip", "netns", "del", Mid);
             foreach (var ns in Ns) Sh.Run("ip", "netns", "del", ns);
         }
     }
 
-    [RootFact("ip", "ping", "iperf3", "ethtool", "socat")]
-    public void Unicast_between_learned_hosts_goes_through_the_fast_path_and_the_switch_sees_only_the_rest()
+    [RootTheory("ip", "ping", "iperf3", "ethtool", "socat")]
+    [InlineData("Tc")]
+    [InlineData("Xdp")]
+    public void Unicast_between_learned_hosts_goes_through_the_fast_path_and_the_switch_sees_only_the_rest(string fastPath)
     {
-        using var h = new Hosts(2);
+        var kind = Enum.Parse<FastPathKind>(fastPath);
+        using var h = new Hosts(2, kind);
+        if (kind == FastPathKind.Tc)
+        {
+            // Each middle veth end has its TC program, and its peer is in another namespace: bpf_redirect_peer.
+            foreach (var port in h.Port) Assert.Equal(1, TcxPrograms(h.Mid, port));
+            Assert.True(h.Switch.FastPathPeer(0) && h.Switch.FastPathPeer(1), "the hosts' ends are veth peers in other namespaces");
+        }
         var ping = h.In(h.Ns[0], "ping", "-c", "5", "-i", "0.2", "-W", "2", h.Ip[1]);
         Assert.True(ping.Code == 0 && ping.Out.Contains(" 0% packet loss"), ping.Out);
 
@@ -169,6 +190,50 @@ public class XdpFastPathTests(ITestOutputHelper output)
         Assert.Equal(0, h.In(h.Ns[0], "ping", "-c", "20", "-i", "0.05", "-W", "2", h.Ip[1]).Code);
         long after = h.WaitForFastPath(n => n > atCapture);
         Assert.True(after > atCapture, "the fast path resumed after the capture stopped");
+    }
+
+    [RootFact("ip", "pgrep", "ethtool")]
+    public void The_TC_programs_go_with_the_switch_process_even_after_sigkill()
+    {
+        using var h = new Hosts(2);
+        h.StopSwitch(); // the namespaces stay; the in-process switch goes, and its programs with it
+        Assert.Equal(0, TcxPrograms(h.Mid, h.Port[0]));
+        using var child = new Background(null, "ip", "netns", "exec", h.Mid, "dotnet", Cli, "switch", "--port", $"xdp:{h.Port[0]}", "--port", $"xdp:{h.Port[1]}", "--duration", "120");
+        var end = DateTime.UtcNow.AddSeconds(30);
+        while (TcxPrograms(h.Mid, h.Port[1]) == 0 && DateTime.UtcNow < end) Thread.Sleep(100);
+        Assert.True(TcxPrograms(h.Mid, h.Port[0]) == 1 && TcxPrograms(h.Mid, h.Port[1]) == 1, "the child never attached its TC programs: " + child.Log);
+
+        // SIGKILL: no Dispose, no finally; only the kernel closing the dead process's files (the tcx links).
+        int pid = int.Parse(Sh.Ok("pgrep", "-f", $"switch --port xdp:{h.Port[0]} ").Split('\n', StringSplitOptions.RemoveEmptyEntries)[0]);
+        Sh.Ok("kill", "-KILL", pid.ToString());
+        var gone = DateTime.UtcNow.AddSeconds(10);
+        while (TcxPrograms(h.Mid, h.Port[0]) + TcxPrograms(h.Mid, h.Port[1]) > 0 && DateTime.UtcNow < gone) Thread.Sleep(50);
+        Assert.Equal(0, TcxPrograms(h.Mid, h.Port[0]));
+        Assert.Equal(0, TcxPrograms(h.Mid, h.Port[1]));
+    }
+
+    /// <summary>How many programs are on an interface's tcx ingress (bpf BPF_PROG_QUERY); the query runs in the interface's namespace.</summary>
+    private static unsafe int TcxPrograms(string ns, string ifname) => InNamespace.Run(ns, () =>
+    {
+        int ifindex = IfIndex(ifname);
+        Assert.True(ifindex > 0, $"no {ifname} in {ns}");
+        var attr = new ProgQueryAttr { TargetIfIndex = (uint)ifindex, AttachType = Netloom.Interop.Bpf.BPF_TCX_INGRESS };
+        int r = Netloom.Interop.Bpf.Call(16 /* BPF_PROG_QUERY */, ref attr);
+        Assert.True(r == 0, $"BPF_PROG_QUERY on {ifname} ({ifindex}) failed: errno {Netloom.Interop.Libc.Errno}");
+        return (int)attr.ProgCount;
+    });
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "if_nametoindex")]
+    private static extern int IfIndex(string name);
+
+    /// <summary>The BPF_PROG_QUERY part of bpf_attr (linux/bpf.h), up to the revision.</summary>
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+    private struct ProgQueryAttr
+    {
+        public uint TargetIfIndex, AttachType, QueryFlags, AttachFlags;
+        public ulong ProgIds;
+        public uint ProgCount, Pad;
+        public ulong ProgAttachFlags, LinkIds, LinkAttachFlags, Revision;
     }
 
     [RootFact("ip", "ping", "ethtool")]
