@@ -4,12 +4,12 @@ using Netloom.Rings;
 namespace Netloom.Switching;
 
 /// <summary>
-/// The XDP fast path (<see cref="XdpFastPath"/>): what the switch learned about stations behind
-/// its xdp ports goes into the ports' XDP programs, which then forward unicast between those
-/// ports inside the kernel. The forwarding thread keeps the map in step with the learning table
-/// every 100 ms (learned, moved and aged-out stations), reads the programs' "seen" marks every
-/// second to refresh the stations that talk only through the fast path, and checks every second
-/// which interfaces accept redirected frames. The fast path is off while any capture is attached.
+/// The kernel fast path (<see cref="XdpFastPath"/>): what the switch learned about stations
+/// behind its xdp ports goes into a BPF map that the ports' XDP and TC programs read; they then
+/// forward unicast between those ports inside the kernel. The forwarding thread keeps the map in
+/// step with the learning table every 100 ms (learned, moved and aged-out stations) and reads
+/// the programs' "seen" marks and counters every second, refreshing the stations that talk only
+/// through the fast path. The fast path is off while any capture is attached.
 /// </summary>
 public sealed partial class Switch
 {
@@ -31,10 +31,7 @@ public sealed partial class Switch
     /// <summary>Stations the fast path knows now (for tests and the CLI).</summary>
     internal int XdpFastPathEntries => _pushed.Count;
 
-    /// <summary>Which kernel fast path is attached, if any.</summary>
-    internal FastPathKind? XdpFastPathKind => _fast?.Kind;
-
-    /// <summary>Whether the TC fast path sends frames into switch port <paramref name="port"/> with bpf_redirect_peer.</summary>
+    /// <summary>Whether the fast path sends frames into switch port <paramref name="port"/> with bpf_redirect_peer.</summary>
     internal bool FastPathPeer(int port) => _fast is { } f && (uint)port < XdpFastPath.MaxPorts && f.Peer(port);
 
     /// <summary>
@@ -43,7 +40,7 @@ public sealed partial class Switch
     /// forwarding. Returns why not, or null when it is on. A failure leaves the ports with the
     /// programs they had.
     /// </summary>
-    internal string? EnableXdpFastPath(FastPathKind kind = FastPathKind.Tc)
+    internal string? EnableXdpFastPath()
     {
         if (_fast is not null) return null;
         if (_lookup is not LearningTable) return "the switch's lookup is not a learning table";
@@ -54,7 +51,7 @@ public sealed partial class Switch
         XdpFastPath? fast = null;
         try
         {
-            fast = new XdpFastPath($"switch {_id} {(kind == FastPathKind.Tc ? "TC" : "XDP")} fast path", kind);
+            fast = new XdpFastPath($"switch {_id} kernel fast path");
             fast.Enabled = false;
             _fastIfIndex = new int[_ports.Count];
             _fastFlags = new ushort[_ports.Count];
@@ -63,6 +60,7 @@ public sealed partial class Switch
                 var port = (XdpPort)_ports[i];
                 fast.Attach(port, i);
                 _fastIfIndex[i] = port.IfIndex;
+                _fastFlags[i] = fast.Flags(i);
             }
         }
         catch (IOException e)
@@ -74,7 +72,7 @@ public sealed partial class Switch
         }
         _fast = fast;
         _fastNextSync = 0;
-        Log.LogInformation("switch {Switch}: {Kind} fast path on {Count} xdp ports", _id, kind == FastPathKind.Tc ? "TC" : "XDP", xdp.Count);
+        Log.LogInformation("switch {Switch}: kernel fast path on {Count} xdp ports", _id, xdp.Count);
         return null;
     }
 
@@ -110,8 +108,6 @@ public sealed partial class Switch
         if (slow)
         {
             _fastSlowAt = t;
-            for (int i = 0; i < _fastIfIndex.Length; i++)
-                if (_fastIfIndex[i] != 0) _fastFlags[i] = fast.Flags(i, _fastIfIndex[i]);
             // Stations the fast path carried frames from: as if the switch had seen them now.
             foreach (var (mac, v) in _pushed) if (fast.TakeSeen(mac)) table.Learn(mac, v.Port, t);
             ReadFastPathCounters();

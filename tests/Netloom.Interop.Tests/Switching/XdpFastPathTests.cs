@@ -11,11 +11,10 @@ using Xunit.Abstractions;
 namespace Netloom.Interop.Tests.Switching;
 
 /// <summary>
-/// The switch's kernel fast path (XdpFastPath): Linux hosts in namespaces, each with a veth whose
-/// other end is an xdp port of one switch in a middle namespace. The TC kind (the default) runs
-/// with every offload off on all veth ends, as the bench does; the XDP kind needs GRO on on the
-/// hosts' ends (a veth takes XDP-redirected frames only then, or with an XDP program). The
-/// kernel's ping, socat and iperf3 are the peers.
+/// The switch's kernel fast path (XdpFastPath: XDP programs pass, TC programs redirect): Linux
+/// hosts in namespaces, each with a veth whose other end is an xdp port of one switch in a middle
+/// namespace, every offload off on all veth ends, as the bench has them. The kernel's ping, socat
+/// and iperf3 are the peers.
 /// </summary>
 public class XdpFastPathTests(ITestOutputHelper output)
 {
@@ -30,7 +29,7 @@ public class XdpFastPathTests(ITestOutputHelper output)
         private readonly CancellationTokenSource _stop = new();
         private readonly Thread _forwarder;
 
-        public Hosts(int count, FastPathKind kind = FastPathKind.Tc)
+        public Hosts(int count)
         {
             string tag = $"{Environment.ProcessId % 100000}";
             int net = Environment.ProcessId % 200 + 20;
@@ -45,14 +44,14 @@ public class XdpFastPathTests(ITestOutputHelper output)
                 Sh.Ok("ip", "link", "add", "eth0", "netns", Ns[i], "type", "veth", "peer", "name", Port[i], "netns", Mid);
                 Sh.Ok("ip", "-n", Ns[i], "addr", "add", $"{Ip[i]}/24", "dev", "eth0");
                 foreach (var (ns, dev) in new[] { (Ns[i], "eth0"), (Ns[i], "lo"), (Mid, Port[i]) }) Sh.Ok("ip", "-n", ns, "link", "set", dev, "up");
-                Sh.Ok("ip", "netns", "exec", Ns[i], "ethtool", "-K", "eth0", "tx", "off", "tso", "off", "gso", "off", "gro", kind == FastPathKind.Xdp ? "on" : "off");
+                Sh.Ok("ip", "netns", "exec", Ns[i], "ethtool", "-K", "eth0", "tx", "off", "tso", "off", "gso", "off", "gro", "off");
                 Sh.Ok("ip", "netns", "exec", Mid, "ethtool", "-K", Port[i], "tx", "off", "tso", "off", "gso", "off", "gro", "off");
             }
             Pool = new PacketPool(count * XdpPort.BuffersPerPort(1024) + 1);
             Switch = new Switch(new LearningTable());
             var options = new PortOptions { SharedPool = Pool };
             foreach (var p in Port) Switch.AddPort(InNamespace.Run(Mid, () => Ports.Open($"xdp:{p}", options)));
-            Assert.Null(Switch.EnableXdpFastPath(kind));
+            Assert.Null(Switch.EnableXdpFastPath());
             _forwarder = new Thread(() => Switch.Run(_stop.Token, WaitMode.BusyPoll)) { Name = "switch" };
             _forwarder.Start();
         }
@@ -94,19 +93,13 @@ public class XdpFastPathTests(ITestOutputHelper output)
         }
     }
 
-    [RootTheory("ip", "ping", "iperf3", "ethtool", "socat")]
-    [InlineData("Tc")]
-    [InlineData("Xdp")]
-    public void Unicast_between_learned_hosts_goes_through_the_fast_path_and_the_switch_sees_only_the_rest(string fastPath)
+    [RootFact("ip", "ping", "iperf3", "ethtool", "socat")]
+    public void Unicast_between_learned_hosts_goes_through_the_fast_path_and_the_switch_sees_only_the_rest()
     {
-        var kind = Enum.Parse<FastPathKind>(fastPath);
-        using var h = new Hosts(2, kind);
-        if (kind == FastPathKind.Tc)
-        {
-            // Each middle veth end has its TC program, and its peer is in another namespace: bpf_redirect_peer.
-            foreach (var port in h.Port) Assert.Equal(1, TcxPrograms(h.Mid, port));
-            Assert.True(h.Switch.FastPathPeer(0) && h.Switch.FastPathPeer(1), "the hosts' ends are veth peers in other namespaces");
-        }
+        using var h = new Hosts(2);
+        // Each middle veth end has its TC program, and its peer is in another namespace: bpf_redirect_peer.
+        foreach (var port in h.Port) Assert.Equal(1, TcxPrograms(h.Mid, port));
+        Assert.True(h.Switch.FastPathPeer(0) && h.Switch.FastPathPeer(1), "the hosts' ends are veth peers in other namespaces");
         var ping = h.In(h.Ns[0], "ping", "-c", "5", "-i", "0.2", "-W", "2", h.Ip[1]);
         Assert.True(ping.Code == 0 && ping.Out.Contains(" 0% packet loss"), ping.Out);
 
