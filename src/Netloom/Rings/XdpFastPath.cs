@@ -52,6 +52,7 @@ internal sealed unsafe class XdpFastPath : IDisposable
     private readonly int _cpus;
     private readonly int[] _tcLinks = Enumerable.Repeat(-1, MaxPorts).ToArray(); // per switch port: its tcx ingress link
     private readonly bool[] _peer = new bool[MaxPorts];                          // per switch port: bpf_redirect_peer works into it
+    private string? _namespace;                                                  // the network namespace all the ports are in ("net:[inode]")
 
     public XdpFastPath(string who, int capacity = 16_384)
     {
@@ -89,6 +90,12 @@ internal sealed unsafe class XdpFastPath : IDisposable
     {
         if ((uint)switchPort >= MaxPorts) throw new ArgumentOutOfRangeException(nameof(switchPort), $"{_who}: the fast path serves switch ports 0 to {MaxPorts - 1}");
         int ifindex = port.IfIndex;
+        // The map holds ifindexes, and the kernel resolves a redirect's target in the namespace
+        // of the interface the frame came in on: so all the ports must share one namespace.
+        string ns = port.NetnsFd < 0 ? "this namespace" : new FileInfo($"/proc/self/fd/{port.NetnsFd}").LinkTarget ?? "unknown";
+        if (_namespace is not null && ns != _namespace)
+            throw new IOException($"{_who}: {port.Name} is in another network namespace ({ns}) than the first xdp port ({_namespace}); the fast path joins ports of one namespace only");
+        _namespace = ns;
         // An ifindex means something only in its namespace: a tcx attach resolves it in the
         // caller's, and rtnetlink answers about the caller's. So both happen in the port's.
         int tc = XdpProgram.Load(_who, TcProgram(switchPort), "netloom_tc_fast", "loading the fast-path TC program", BPF_PROG_TYPE_SCHED_CLS, BPF_TCX_INGRESS);

@@ -229,6 +229,22 @@ public class XdpFastPathTests(ITestOutputHelper output)
         public ulong ProgAttachFlags, LinkIds, LinkAttachFlags, Revision;
     }
 
+    [RootFact("ip")]
+    public void Xdp_ports_in_two_namespaces_get_no_fast_path_and_a_reason()
+    {
+        using var net = new NetnsPair();
+        using var pool = new PacketPool(2 * XdpPort.BuffersPerPort(1024) + 1);
+        var options = new PortOptions { SharedPool = pool };
+        using var sw = new Switch(new LearningTable());
+        sw.AddPort(InNamespace.Run(net.NsA, () => Ports.Open($"xdp:{net.IfA}", options)));
+        sw.AddPort(InNamespace.Run(net.NsB, () => Ports.Open($"xdp:{net.IfB}", options)));
+        var why = sw.EnableXdpFastPath();
+        Assert.NotNull(why);
+        Assert.Contains("another network namespace", why);
+        Assert.False(sw.HasXdpFastPath);
+        Assert.Equal(0, TcxPrograms(net.NsA, net.IfA)); // the first port's TC program went with the failed attempt
+    }
+
     [RootFact("ip", "ping", "ethtool")]
     public void A_host_that_moves_to_another_port_is_learned_there_again()
     {
