@@ -12,7 +12,8 @@ namespace Netloom.Rings;
 /// frame it may forward pass (XDP_PASS) into the kernel's receive path, and a TC program at the
 /// interface's ingress (tcx) redirects the socket buffer itself: with bpf_redirect_peer straight
 /// into the receiving host's end of the other port's veth, or with bpf_redirect out of the other
-/// port. No AF_XDP socket, no copy into the UMEM, no new skb, no user space.
+/// port. No AF_XDP socket, no copy into the UMEM, no user space. (veth's native XDP still copies
+/// a cloned or headroom-short skb into a page before the XDP program runs; that copy stays.)
 /// <para>
 /// A frame takes the fast path only when all of these hold (else the XDP program sends it to the
 /// port's AF_XDP socket and the user-level switch, as without a fast path): the fast path is
@@ -154,7 +155,7 @@ internal sealed unsafe class XdpFastPath : IDisposable
         a.JumpIfNotEqualImm(R1, 0, "seen");              // write the mark only when it is clear
         a.StoreImmU16(R0, 4, 1);
         a.Label("seen");
-        // The destination: another interface that accepts redirected frames.
+        // The destination: another interface.
         a.LoadMap(R1, _fdb); a.Mov(R2, Fp); a.AddImm(R2, -8); a.Call(MapLookupElem);
         a.JumpIfEqualImm(R0, 0, "slow");
         a.LoadU32(R8, R0, 0);
