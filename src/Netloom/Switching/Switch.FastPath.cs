@@ -25,7 +25,7 @@ public sealed partial class Switch
     private long _fastNextSync, _fastSlowAt = long.MinValue / 2; // half: t - _fastSlowAt must not overflow
     private bool _fastEnabled;
 
-    /// <summary>Whether the XDP fast path is attached (see <see cref="EnableXdpFastPath"/>).</summary>
+    /// <summary>Whether the kernel fast path is attached (see <see cref="EnableXdpFastPath"/>).</summary>
     internal bool HasXdpFastPath => _fast is not null;
 
     /// <summary>Stations the fast path knows now (for tests and the CLI).</summary>
@@ -35,10 +35,10 @@ public sealed partial class Switch
     internal bool FastPathPeer(int port) => _fast is { } f && (uint)port < XdpFastPath.MaxPorts && f.Peer(port);
 
     /// <summary>
-    /// Puts the XDP fast path on this switch's xdp ports (at least two, and a
-    /// <see cref="LearningTable"/> as the lookup); call after adding the ports and before
-    /// forwarding. Returns why not, or null when it is on. A failure leaves the ports with the
-    /// programs they had.
+    /// Puts the kernel fast path on this switch's xdp ports (at least two, all in one network
+    /// namespace, and a <see cref="LearningTable"/> as the lookup); call after adding the ports
+    /// and before forwarding. Returns why not, or null when it is on. After a failure no TC
+    /// program is left, and every xdp port's XDP program sends every frame to its socket.
     /// </summary>
     internal string? EnableXdpFastPath()
     {
