@@ -103,7 +103,7 @@ internal static class BenchCommand
     {
         if (seconds <= 0 || seconds > 600) return CliErrors.Report("--duration must be between 0 and 600 seconds", CliErrors.BadInput);
         return Print(BenchSwitch.Run(Duration.FromNanoseconds((long)(seconds * 1e9))), json,
-            "switch: 1 forwarding thread, generator on the other core, pipes; zero copy unless *_copy; switch_mpps and testpmd_mpps are the median seconds of rounds alternating the two; testpmd_mpps is both ports' Tx-pps summed (one forwarding core); linux_hosts_*: iperf3 TCP between two namespaces through `netloom switch --wait BusyPoll` over xdp ports (one UMEM pool, buffer swaps), over afpacket ports, and a Linux bridge, offloads off on all veth ends, 3 rounds alternating the three, medians");
+            "switch: 1 forwarding thread, generator on the other core, pipes; zero copy unless *_copy; switch_mpps and testpmd_mpps are the median seconds of rounds alternating the two; testpmd_mpps is both ports' Tx-pps summed (one forwarding core); linux_hosts_*: iperf3 TCP between two namespaces through `netloom switch --wait Block` over xdp ports with the TC fast path (and the same with --wait BusyPoll), over xdp ports with --no-xdp-fastpath, over afpacket ports, and a Linux bridge, offloads off on all veth ends, 3 rounds alternating them, medians");
     }
 
     /// <summary>Prints figures as "key value" lines, or as one JSON object with a note.</summary>

@@ -16,7 +16,7 @@ internal static class SwitchCommand
         var batch = new Option<int>("--batch") { Description = "Frames per port per pass (default 512: half a default ring, so a port fills one half while the switch drains the other)", DefaultValueFactory = _ => 512 };
         var wait = new Option<WaitMode>("--wait") { Description = "BusyPoll (a core spins) or Block (naps when idle)", DefaultValueFactory = _ => WaitMode.Block };
         var duration = new Option<double>("--duration") { Description = "Stop after this many seconds (0: run until Ctrl-C)", DefaultValueFactory = _ => 0 };
-        var noFast = new Option<bool>("--no-xdp-fastpath") { Description = "Keep every frame of xdp ports in user space (by default, unicast between stations the switch learned on two xdp ports is forwarded by their XDP programs in the kernel, except while a capture is attached)" };
+        var noFast = new Option<bool>("--no-xdp-fastpath") { Description = "Keep every frame of xdp ports in user space (by default, unicast between stations the switch learned on two xdp ports is passed on by their XDP programs and redirected as a socket buffer by a TC program at their ingress, except while a capture is attached)" };
         var cmd = new Command("switch", "Run a VALE-style learning switch over any ports; prints live per-port counters, and totals on exit") { ports, capture, batch, wait, duration, noFast };
         cmd.SetAction(r => Run(r.GetValue(ports)!, r.GetValue(capture) ?? [], r.GetValue(batch), r.GetValue(wait), r.GetValue(duration), r.GetValue(noFast)));
         return cmd;
@@ -61,7 +61,7 @@ internal static class SwitchCommand
             {
                 string? why = noFastPath ? "--no-xdp-fastpath" : sw.EnableXdpFastPath();
                 Console.Error.WriteLine(why is null
-                    ? "netloom switch: XDP fast path on: unicast between learned stations on xdp ports is forwarded in the kernel (off while a capture is attached)"
+                    ? "netloom switch: XDP fast path on: unicast between learned stations on xdp ports is forwarded in the kernel by a TC program (off while a capture is attached)"
                     : $"netloom switch: XDP fast path off: {why}");
             }
         }

@@ -16,6 +16,13 @@ internal static unsafe partial class Bpf
     public const uint BPF_MAP_TYPE_HASH = 1, BPF_MAP_TYPE_ARRAY = 2, BPF_MAP_TYPE_PERCPU_ARRAY = 6, BPF_MAP_TYPE_XSKMAP = 17, BPF_MAP_TYPE_DEVMAP_HASH = 25;
     public const uint BPF_PROG_TYPE_XDP = 6, BPF_XDP = 37;
 
+    /// <summary>
+    /// A TC classifier program and its tcx attach point (Linux 6.6+; newer than this machine's C
+    /// headers, so not in KernelLayoutTests: enum bpf_attach_type counts BPF_NETFILTER 45, then
+    /// BPF_TCX_INGRESS 46).
+    /// </summary>
+    public const uint BPF_PROG_TYPE_SCHED_CLS = 3, BPF_TCX_INGRESS = 46;
+
     /// <summary>BPF_PROG_TEST_RUN flag (Linux 5.18+): XDP_TX and XDP_REDIRECT really send the frames (the kernel's XDP traffic generator).</summary>
     public const uint BPF_F_TEST_XDP_LIVE_FRAMES = 1u << 1;
 

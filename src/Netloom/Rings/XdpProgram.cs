@@ -88,9 +88,13 @@ internal sealed unsafe class XdpProgram : IDisposable
     }
 
     /// <summary>Loads an XDP program (bpf BPF_PROG_LOAD); its descriptor, or an error carrying the verifier's log.</summary>
-    internal static int LoadXdp(string who, ReadOnlySpan<Insn> prog, string name, string what)
+    internal static int LoadXdp(string who, ReadOnlySpan<Insn> prog, string name, string what) =>
+        Load(who, prog, name, what, BPF_PROG_TYPE_XDP, BPF_XDP);
+
+    /// <summary>Loads a program of <paramref name="type"/> (bpf BPF_PROG_LOAD); its descriptor, or an error carrying the verifier's log.</summary>
+    internal static int Load(string who, ReadOnlySpan<Insn> prog, string name, string what, uint type, uint attachType)
     {
-        byte* license = stackalloc byte[4] { (byte)'M', (byte)'I', (byte)'T', 0 }; // bpf_redirect_map is not GPL-only
+        byte* license = stackalloc byte[4] { (byte)'M', (byte)'I', (byte)'T', 0 }; // no helper used here is GPL-only
         const int LogSize = 16384;
         byte[] logBuffer = new byte[LogSize];
         int fd;
@@ -99,14 +103,14 @@ internal sealed unsafe class XdpProgram : IDisposable
         {
             var attr = new ProgLoadAttr
             {
-                ProgType = BPF_PROG_TYPE_XDP,
+                ProgType = type,
                 InsnCount = (uint)prog.Length,
                 Insns = (ulong)insns,
                 License = (ulong)license,
                 LogLevel = 1,
                 LogSize = LogSize,
                 LogBuf = (ulong)log,
-                ExpectedAttachType = BPF_XDP,
+                ExpectedAttachType = attachType,
             };
             Encoding.ASCII.GetBytes(name.Length > 15 ? name[..15] : name).CopyTo(new Span<byte>(attr.ProgName, 15));
             fd = Call(BPF_PROG_LOAD, ref attr);

@@ -4,12 +4,12 @@ using Netloom.Rings;
 namespace Netloom.Switching;
 
 /// <summary>
-/// The XDP fast path (<see cref="XdpFastPath"/>): what the switch learned about stations behind
-/// its xdp ports goes into the ports' XDP programs, which then forward unicast between those
-/// ports inside the kernel. The forwarding thread keeps the map in step with the learning table
-/// every 100 ms (learned, moved and aged-out stations), reads the programs' "seen" marks every
-/// second to refresh the stations that talk only through the fast path, and checks every second
-/// which interfaces accept redirected frames. The fast path is off while any capture is attached.
+/// The kernel fast path (<see cref="XdpFastPath"/>): what the switch learned about stations
+/// behind its xdp ports goes into a BPF map that the ports' XDP and TC programs read; they then
+/// forward unicast between those ports inside the kernel. The forwarding thread keeps the map in
+/// step with the learning table every 100 ms (learned, moved and aged-out stations) and reads
+/// the programs' "seen" marks and counters every second, refreshing the stations that talk only
+/// through the fast path. The fast path is off while any capture is attached.
 /// </summary>
 public sealed partial class Switch
 {
@@ -17,25 +17,28 @@ public sealed partial class Switch
 
     private XdpFastPath? _fast;
     private int[] _fastIfIndex = [];    // per switch port: its interface when it is an xdp port in the fast path, else 0
-    private bool[] _fastTarget = [];    // per switch port: its interface accepts redirected frames
-    private readonly Dictionary<ulong, (int Port, int IfIndex, bool Target)> _pushed = [];
-    private readonly Dictionary<ulong, (int Port, int IfIndex, bool Target)> _want = [];
+    private ushort[] _fastFlags = [];   // per switch port: the map flags of its stations (XdpFastPath.Flags)
+    private readonly Dictionary<ulong, (int Port, int IfIndex, ushort Flags)> _pushed = [];
+    private readonly Dictionary<ulong, (int Port, int IfIndex, ushort Flags)> _want = [];
     private readonly List<(ulong Mac, int Port)> _live = [];
     private readonly List<ulong> _gone = [];
     private long _fastNextSync, _fastSlowAt = long.MinValue / 2; // half: t - _fastSlowAt must not overflow
     private bool _fastEnabled;
 
-    /// <summary>Whether the XDP fast path is attached (see <see cref="EnableXdpFastPath"/>).</summary>
+    /// <summary>Whether the kernel fast path is attached (see <see cref="EnableXdpFastPath"/>).</summary>
     internal bool HasXdpFastPath => _fast is not null;
 
     /// <summary>Stations the fast path knows now (for tests and the CLI).</summary>
     internal int XdpFastPathEntries => _pushed.Count;
 
+    /// <summary>Whether the fast path sends frames into switch port <paramref name="port"/> with bpf_redirect_peer.</summary>
+    internal bool FastPathPeer(int port) => _fast is { } f && (uint)port < XdpFastPath.MaxPorts && f.Peer(port);
+
     /// <summary>
-    /// Puts the XDP fast path on this switch's xdp ports (at least two, and a
-    /// <see cref="LearningTable"/> as the lookup); call after adding the ports and before
-    /// forwarding. Returns why not, or null when it is on. A failure leaves the ports with the
-    /// programs they had.
+    /// Puts the kernel fast path on this switch's xdp ports (at least two, all in one network
+    /// namespace, and a <see cref="LearningTable"/> as the lookup); call after adding the ports
+    /// and before forwarding. Returns why not, or null when it is on. After a failure no TC
+    /// program is left, and every xdp port's XDP program sends every frame to its socket.
     /// </summary>
     internal string? EnableXdpFastPath()
     {
@@ -48,15 +51,16 @@ public sealed partial class Switch
         XdpFastPath? fast = null;
         try
         {
-            fast = new XdpFastPath($"switch {_id} XDP fast path");
+            fast = new XdpFastPath($"switch {_id} kernel fast path");
             fast.Enabled = false;
             _fastIfIndex = new int[_ports.Count];
-            _fastTarget = new bool[_ports.Count];
+            _fastFlags = new ushort[_ports.Count];
             foreach (int i in xdp)
             {
                 var port = (XdpPort)_ports[i];
                 fast.Attach(port, i);
                 _fastIfIndex[i] = port.IfIndex;
+                _fastFlags[i] = fast.Flags(i);
             }
         }
         catch (IOException e)
@@ -68,7 +72,7 @@ public sealed partial class Switch
         }
         _fast = fast;
         _fastNextSync = 0;
-        Log.LogInformation("switch {Switch}: XDP fast path on {Count} xdp ports", _id, xdp.Count);
+        Log.LogInformation("switch {Switch}: kernel fast path on {Count} xdp ports", _id, xdp.Count);
         return null;
     }
 
@@ -104,8 +108,6 @@ public sealed partial class Switch
         if (slow)
         {
             _fastSlowAt = t;
-            for (int i = 0; i < _fastIfIndex.Length; i++)
-                if (_fastIfIndex[i] != 0) _fastTarget[i] = fast.IsRedirectTarget(i, _fastIfIndex[i]);
             // Stations the fast path carried frames from: as if the switch had seen them now.
             foreach (var (mac, v) in _pushed) if (fast.TakeSeen(mac)) table.Learn(mac, v.Port, t);
             ReadFastPathCounters();
@@ -116,7 +118,7 @@ public sealed partial class Switch
         table.CopyLive(t, _live);
         _want.Clear();
         foreach (var (mac, port) in _live)
-            if ((uint)port < (uint)_fastIfIndex.Length && _fastIfIndex[port] != 0) _want[mac] = (port, _fastIfIndex[port], _fastTarget[port]);
+            if ((uint)port < (uint)_fastIfIndex.Length && _fastIfIndex[port] != 0) _want[mac] = (port, _fastIfIndex[port], _fastFlags[port]);
         _gone.Clear();
         foreach (var (mac, _) in _pushed) if (!_want.ContainsKey(mac)) _gone.Add(mac);
         foreach (ulong mac in _gone)
@@ -127,7 +129,7 @@ public sealed partial class Switch
         foreach (var (mac, v) in _want)
         {
             if (_pushed.TryGetValue(mac, out var had) && had == v) continue;
-            if (fast.Set(mac, v.IfIndex, v.Target)) _pushed[mac] = v;
+            if (fast.Set(mac, v.IfIndex, v.Flags)) _pushed[mac] = v;
             else
             {
                 fast.Remove(mac); // the map is full: this station stays on the slow path

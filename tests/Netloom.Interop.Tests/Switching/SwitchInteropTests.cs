@@ -62,9 +62,9 @@ public class SwitchInteropTests(ITestOutputHelper output)
 
     /// <summary>
     /// The same over AF_XDP ports whose UMEM is one pool, so the switch forwards by swapping buffer
-    /// indexes between the two sockets' rings; UDP through socat as well. The XDP fast path is on,
-    /// but with GRO off on the hosts their veth ends take no redirected frames, so every frame
-    /// still goes through the sockets and the switch (XdpFastPathTests covers the other case).
+    /// indexes between the two sockets' rings; UDP through socat as well. The kernel fast path
+    /// (TC kind) is on, so after the first frames of each host the flow bypasses the switch's
+    /// thread (XdpFastPathTests counts that); ARP and the first frames go through it.
     /// </summary>
     [RootFact("ip", "ping", "iperf3", "ethtool", "socat")]
     public void Linux_hosts_talk_through_the_switch_over_xdp_ports_as_through_a_linux_bridge()

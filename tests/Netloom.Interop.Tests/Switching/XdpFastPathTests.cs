@@ -11,13 +11,15 @@ using Xunit.Abstractions;
 namespace Netloom.Interop.Tests.Switching;
 
 /// <summary>
-/// The switch's XDP fast path (XdpFastPath): Linux hosts in namespaces, each with a veth whose
-/// other end is an xdp port of one switch in a middle namespace. GRO is on on the hosts' ends
-/// (a veth takes redirected frames only then, or with an XDP program); the middle ends have
-/// every offload off. The kernel's ping, socat and iperf3 are the peers.
+/// The switch's kernel fast path (XdpFastPath: XDP programs pass, TC programs redirect): Linux
+/// hosts in namespaces, each with a veth whose other end is an xdp port of one switch in a middle
+/// namespace, every offload off on all veth ends, as the bench has them. The kernel's ping, socat
+/// and iperf3 are the peers.
 /// </summary>
 public class XdpFastPathTests(ITestOutputHelper output)
 {
+    private static string Cli => Path.Combine(AppContext.BaseDirectory, "Netloom.Cli.dll");
+
     private sealed class Hosts : IDisposable
     {
         public readonly string Mid;
@@ -42,7 +44,7 @@ public class XdpFastPathTests(ITestOutputHelper output)
                 Sh.Ok("ip", "link", "add", "eth0", "netns", Ns[i], "type", "veth", "peer", "name", Port[i], "netns", Mid);
                 Sh.Ok("ip", "-n", Ns[i], "addr", "add", $"{Ip[i]}/24", "dev", "eth0");
                 foreach (var (ns, dev) in new[] { (Ns[i], "eth0"), (Ns[i], "lo"), (Mid, Port[i]) }) Sh.Ok("ip", "-n", ns, "link", "set", dev, "up");
-                Sh.Ok("ip", "netns", "exec", Ns[i], "ethtool", "-K", "eth0", "tx", "off", "tso", "off", "gso", "off", "gro", "on");
+                Sh.Ok("ip", "netns", "exec", Ns[i], "ethtool", "-K", "eth0", "tx", "off", "tso", "off", "gso", "off", "gro", "off");
                 Sh.Ok("ip", "netns", "exec", Mid, "ethtool", "-K", Port[i], "tx", "off", "tso", "off", "gso", "off", "gro", "off");
             }
             Pool = new PacketPool(count * XdpPort.BuffersPerPort(1024) + 1);
@@ -71,12 +73,21 @@ public class XdpFastPathTests(ITestOutputHelper output)
             return n;
         }
 
-        public void Dispose()
+        private bool _stopped;
+
+        public void StopSwitch()
         {
+            if (_stopped) return;
+            _stopped = true;
             _stop.Cancel();
             _forwarder.Join();
             Switch.Dispose();
             Pool.Dispose();
+        }
+
+        public void Dispose()
+        {
+            StopSwitch();
             Sh.Run("ip", "netns", "del", Mid);
             foreach (var ns in Ns) Sh.Run("ip", "netns", "del", ns);
         }
@@ -86,6 +97,9 @@ public class XdpFastPathTests(ITestOutputHelper output)
     public void Unicast_between_learned_hosts_goes_through_the_fast_path_and_the_switch_sees_only_the_rest()
     {
         using var h = new Hosts(2);
+        // Each middle veth end has its TC program, and its peer is in another namespace: bpf_redirect_peer.
+        foreach (var port in h.Port) Assert.Equal(1, TcxPrograms(h.Mid, port));
+        Assert.True(h.Switch.FastPathPeer(0) && h.Switch.FastPathPeer(1), "the hosts' ends are veth peers in other namespaces");
         var ping = h.In(h.Ns[0], "ping", "-c", "5", "-i", "0.2", "-W", "2", h.Ip[1]);
         Assert.True(ping.Code == 0 && ping.Out.Contains(" 0% packet loss"), ping.Out);
 
@@ -169,6 +183,66 @@ public class XdpFastPathTests(ITestOutputHelper output)
         Assert.Equal(0, h.In(h.Ns[0], "ping", "-c", "20", "-i", "0.05", "-W", "2", h.Ip[1]).Code);
         long after = h.WaitForFastPath(n => n > atCapture);
         Assert.True(after > atCapture, "the fast path resumed after the capture stopped");
+    }
+
+    [RootFact("ip", "pgrep", "ethtool")]
+    public void The_TC_programs_go_with_the_switch_process_even_after_sigkill()
+    {
+        using var h = new Hosts(2);
+        h.StopSwitch(); // the namespaces stay; the in-process switch goes, and its programs with it
+        Assert.Equal(0, TcxPrograms(h.Mid, h.Port[0]));
+        using var child = new Background(null, "ip", "netns", "exec", h.Mid, "dotnet", Cli, "switch", "--port", $"xdp:{h.Port[0]}", "--port", $"xdp:{h.Port[1]}", "--duration", "120");
+        var end = DateTime.UtcNow.AddSeconds(30);
+        while (TcxPrograms(h.Mid, h.Port[1]) == 0 && DateTime.UtcNow < end) Thread.Sleep(100);
+        Assert.True(TcxPrograms(h.Mid, h.Port[0]) == 1 && TcxPrograms(h.Mid, h.Port[1]) == 1, "the child never attached its TC programs: " + child.Log);
+
+        // SIGKILL: no Dispose, no finally; only the kernel closing the dead process's files (the tcx links).
+        int pid = int.Parse(Sh.Ok("pgrep", "-f", $"switch --port xdp:{h.Port[0]} ").Split('\n', StringSplitOptions.RemoveEmptyEntries)[0]);
+        Sh.Ok("kill", "-KILL", pid.ToString());
+        var gone = DateTime.UtcNow.AddSeconds(10);
+        while (TcxPrograms(h.Mid, h.Port[0]) + TcxPrograms(h.Mid, h.Port[1]) > 0 && DateTime.UtcNow < gone) Thread.Sleep(50);
+        Assert.Equal(0, TcxPrograms(h.Mid, h.Port[0]));
+        Assert.Equal(0, TcxPrograms(h.Mid, h.Port[1]));
+    }
+
+    /// <summary>How many programs are on an interface's tcx ingress (bpf BPF_PROG_QUERY); the query runs in the interface's namespace.</summary>
+    private static unsafe int TcxPrograms(string ns, string ifname) => InNamespace.Run(ns, () =>
+    {
+        int ifindex = IfIndex(ifname);
+        Assert.True(ifindex > 0, $"no {ifname} in {ns}");
+        var attr = new ProgQueryAttr { TargetIfIndex = (uint)ifindex, AttachType = Netloom.Interop.Bpf.BPF_TCX_INGRESS };
+        int r = Netloom.Interop.Bpf.Call(16 /* BPF_PROG_QUERY */, ref attr);
+        Assert.True(r == 0, $"BPF_PROG_QUERY on {ifname} ({ifindex}) failed: errno {Netloom.Interop.Libc.Errno}");
+        return (int)attr.ProgCount;
+    });
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "if_nametoindex")]
+    private static extern int IfIndex(string name);
+
+    /// <summary>The BPF_PROG_QUERY part of bpf_attr (linux/bpf.h), up to the revision.</summary>
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Sequential)]
+    private struct ProgQueryAttr
+    {
+        public uint TargetIfIndex, AttachType, QueryFlags, AttachFlags;
+        public ulong ProgIds;
+        public uint ProgCount, Pad;
+        public ulong ProgAttachFlags, LinkIds, LinkAttachFlags, Revision;
+    }
+
+    [RootFact("ip")]
+    public void Xdp_ports_in_two_namespaces_get_no_fast_path_and_a_reason()
+    {
+        using var net = new NetnsPair();
+        using var pool = new PacketPool(2 * XdpPort.BuffersPerPort(1024) + 1);
+        var options = new PortOptions { SharedPool = pool };
+        using var sw = new Switch(new LearningTable());
+        sw.AddPort(InNamespace.Run(net.NsA, () => Ports.Open($"xdp:{net.IfA}", options)));
+        sw.AddPort(InNamespace.Run(net.NsB, () => Ports.Open($"xdp:{net.IfB}", options)));
+        var why = sw.EnableXdpFastPath();
+        Assert.NotNull(why);
+        Assert.Contains("another network namespace", why);
+        Assert.False(sw.HasXdpFastPath);
+        Assert.Equal(0, TcxPrograms(net.NsA, net.IfA)); // the first port's TC program went with the failed attempt
     }
 
     [RootFact("ip", "ping", "ethtool")]
