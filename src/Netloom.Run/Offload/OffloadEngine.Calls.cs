@@ -281,6 +281,8 @@ internal sealed unsafe partial class OffloadEngine
         {
             if (Get(outFd) is not OffloadConnection c) return Abi.Kernel;
             Reap();
+            long queued = SendFileByRing(c, inFd, offset, count);
+            if (queued != -1) return queued;
             if (c.Output.Queued == 0 && !c.SendInFlight && c.SendError == 0 && !c.ShutWrite && count > 0)
             {
                 // Nothing of ours is queued ahead: the kernel's sendfile (no copy) sends what the
