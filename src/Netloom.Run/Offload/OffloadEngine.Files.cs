@@ -24,15 +24,20 @@ namespace Netloom.Run;
 /// </summary>
 internal sealed unsafe partial class OffloadEngine
 {
-    /// <summary>Sendfile by a read in the ring only up to this size (a small file's whole body); larger ones stay the kernel's sendfile or the copy.</summary>
-    private const int MaxRingFileRead = 64 << 10;
-    private const byte FileRead = 9, FileClose = 10;
+    /// <summary>
+    /// Sendfile by a read in the ring only up to this size (a small file's whole body). A larger
+    /// file costs more in the two copies (into the queue, into the socket) than in two system
+    /// calls: its queued bytes go first with one send, then the kernel's sendfile, which copies
+    /// nothing (<see cref="SendQueuedNow"/>).
+    /// </summary>
+    private const int MaxRingFileRead = 16 << 10;
+    private const byte FileRead = 9, FileClose = 10, WritePoll = 11;
 
     // Reads in the ring: the connection and the range each fills (slot = the tag's slot).
     private readonly List<(OffloadConnection Conn, SendQueue.FileFill Fill)?> _reads = new();
     private readonly Stack<int> _freeReads = new();
     private int _readsInFlight;
-    // Files a read in the ring named since the program last closed them: their close may be queued.
+    // Files the program gave sendfile on an offloaded connection since it last closed them: their close may be queued.
     private readonly HashSet<int> _files = new();
     // Queued closes not known to be submitted yet: descriptor -> the SQ index of its close.
     private readonly Dictionary<int, uint> _closing = new();
@@ -73,6 +78,54 @@ internal sealed unsafe partial class OffloadEngine
         return (long)count;
     }
 
+    /// <summary>
+    /// Before a sendfile too large for the ring's read: the bytes queued ahead (a reply's headers)
+    /// go now with one non-blocking send, so the file can follow by the kernel's sendfile. Only
+    /// when no send of ours is in flight or being filled (the bytes keep their order); whatever
+    /// the socket does not take stays queued, and the file then goes by copy behind it.
+    /// </summary>
+    private static void SendQueuedNow(OffloadConnection c)
+    {
+        if (c.SendInFlight || c.Output.Filling || c.SendError != 0 || c.ShutWrite) return;
+        while (c.Output.Queued > 0)
+        {
+            var (address, length) = c.Output.Next();
+            if (length == 0) return;
+            nint r = Sys.Send(c.IoFd, (void*)address, (nuint)length, Abi.MSG_DONTWAIT | Abi.MSG_NOSIGNAL);
+            if (r < 0)
+            {
+                int e = Libc.Errno;
+                if (e is Errno.EAGAIN or Errno.EINTR) return;
+                c.SendError = e; // reported by the next call, as a failed send in the ring is
+                c.Output.Dispose();
+                c.Seq++;
+                return;
+            }
+            c.Output.Sent((int)r);
+            if (r < length) return;
+        }
+    }
+
+    /// <summary>The kernel socket's send buffer is full (a short sendfile): not writable until a poll in the ring says it drained.</summary>
+    private void ArmWritePoll(OffloadConnection c)
+    {
+        if (!c.KernelFull) { c.KernelFull = true; c.Seq++; }
+        if (c.WritePollArmed) return;
+        var sqe = _ring.NextSqe();
+        UringRing.PrepPollAdd(sqe, c.IoFd, (uint)Abi.POLLOUT);
+        sqe->UserData = UringTag.Make(WritePoll, c.Slot, c.Generation);
+        c.WritePollArmed = true;
+    }
+
+    private int WritePollDone(in Cqe cqe)
+    {
+        if (Resolve(cqe.UserData) is not OffloadConnection c) return 0;
+        c.WritePollArmed = false;
+        c.KernelFull = false;
+        c.Seq++;
+        return 1;
+    }
+
     /// <summary>A read in the ring ended: its range may be sent, or, short or failed, the connection is aborted.</summary>
     private int FileReadDone(in Cqe cqe)
     {
@@ -87,7 +140,7 @@ internal sealed unsafe partial class OffloadEngine
             // The file was shorter than the program said (or unreadable): the reply cannot be
             // completed, so nothing after it may follow; the peer sees the connection end.
             c.SendError = cqe.Res < 0 ? -cqe.Res : Errno.EIO;
-            c.Output.Dispose();
+            if (!c.SendInFlight) c.Output.Dispose(); // else the send's completion sees the error; close frees the rest
             Sys.Shutdown(c.IoFd, Abi.SHUT_RDWR);
         }
         c.Seq++;
@@ -95,7 +148,7 @@ internal sealed unsafe partial class OffloadEngine
         return 1;
     }
 
-    /// <summary>close of a file a read in the ring named: queued behind that read. Kernel otherwise.</summary>
+    /// <summary>close of a file the program gave sendfile on an offloaded socket: queued in the ring (behind any read of it there). Kernel otherwise.</summary>
     public long CloseFile(int fd)
     {
         lock (_lock)

@@ -182,6 +182,33 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
         _sendsInFlight++;
     }
 
+    /// <summary>
+    /// A write queued bytes: the connection's send is prepared just before the ring is next
+    /// submitted (<see cref="KickPendingSends"/>), not now. Writes between two submits become one
+    /// send, and a sendfile after a write still finds the write's bytes only queued, free to go
+    /// ahead of the file by one send of their own (<see cref="SendQueuedNow"/>).
+    /// </summary>
+    private void KickLater(OffloadConnection c)
+    {
+        if (c.KickPending || c.SendInFlight) return;
+        c.KickPending = true;
+        _kicks.Add(c);
+    }
+
+    /// <summary>Prepares the sends that writes since the last submit asked for (before every submit and wait).</summary>
+    private void KickPendingSends()
+    {
+        if (_kicks.Count == 0) return;
+        foreach (var c in _kicks)
+        {
+            c.KickPending = false;
+            KickSend(c);
+        }
+        _kicks.Clear();
+    }
+
+    private readonly List<OffloadConnection> _kicks = new();
+
     private void Cancel(ulong tag)
     {
         var sqe = _ring.NextSqe();
@@ -287,6 +314,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
             }
         }
         if (kind == FileRead) return FileReadDone(cqe);
+        if (kind == WritePoll) return WritePollDone(cqe);
         return 0; // wake-ups, cancels, closes
     }
 
@@ -309,6 +337,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     /// <summary>Publishes and submits what is prepared (no wait).</summary>
     private void Flush()
     {
+        KickPendingSends();
         if (_ring.Unsubmitted > 0) _ring.Submit();
     }
 
@@ -342,6 +371,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     private uint PrepareWait()
     {
         Interlocked.Increment(ref _ringWaiters);
+        KickPendingSends();
         return _ring.Publish();
     }
 
@@ -364,7 +394,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
                 _flusherSawReaps = _programReaps;
                 if (!driven) Reap(byProgram: false);
                 Flush();
-                busy = _ring.Unsubmitted > 0 || _sendsInFlight > 0 || _readsInFlight > 0 || _closing.Count > 0;
+                busy = _ring.Unsubmitted > 0 || _kicks.Count > 0 || _sendsInFlight > 0 || _readsInFlight > 0 || _closing.Count > 0;
                 if (_closing.Count > 0 && _ring.Unsubmitted == 0) PruneClosing();
             }
             Thread.Sleep(busy ? 1 : 20);
@@ -378,5 +408,5 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     private int _sendsInFlight;
 
     /// <summary>Bytes are queued or in flight on some connection (every queued byte has a send in flight, or its connection failed).</summary>
-    private bool HasOutstandingSends() => _sendsInFlight > 0 || _readsInFlight > 0;
+    private bool HasOutstandingSends() => _sendsInFlight > 0 || _readsInFlight > 0 || _kicks.Count > 0;
 }

@@ -185,10 +185,14 @@ internal sealed class OffloadConnection(int fd) : OffloadSocket(fd)
     // Sending.
     public readonly SendQueue Output = new();
     public bool SendInFlight;
+    /// <summary>Waits in the engine's list for its send to be prepared before the next submit.</summary>
+    public bool KickPending;
     /// <summary>A send failed (EPIPE, ECONNRESET): reported by the next call, as a socket's pending error is.</summary>
     public int SendError;
     public bool SendErrorReported;
     public bool ShutWrite, ShutWritePending;
+    /// <summary>A sendfile by the kernel found its send buffer full: not writable until the poll armed for POLLOUT completes.</summary>
+    public bool KernelFull, WritePollArmed;
 
     /// <summary>The program closed it; the engine keeps <see cref="OffloadSocket.IoFd"/> (a dup) until the queue drains.</summary>
     public bool Closed;
@@ -209,7 +213,7 @@ internal sealed class OffloadConnection(int fd) : OffloadSocket(fd)
         if (Eof) r |= Abi.POLLRDHUP;
         if (RecvError != 0 || SendError != 0) r |= Abi.POLLERR | Abi.POLLHUP;
         if (Eof && ShutWrite) r |= Abi.POLLHUP;
-        if (!ShutWrite && Writable) r |= Abi.POLLOUT;
+        if (!ShutWrite && Writable && !KernelFull) r |= Abi.POLLOUT;
         if (SendError != 0) r |= Abi.POLLOUT;
         return r;
     }
