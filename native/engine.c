@@ -121,6 +121,14 @@ long nl_child_refuses(int fd)
 
 /* Only a child of a process whose engine runs is cut off: a program that forks before its first
  * socket (daemon(3), a shell starting a command) loads the engine in the child as usual. */
+/* Closes the offload engine queued (files after a read in its ring) go in before a fork, so the
+ * child does not inherit descriptors the program already closed. */
+static void settle_before_fork(void)
+{
+    const struct nl_engine *e = __atomic_load_n(&nl_engine, __ATOMIC_ACQUIRE);
+    if (e && e->settle && !nl_in_child) e->settle(-1);
+}
+
 static void child_after_fork(void)
 {
     if (__atomic_load_n(&nl_engine, __ATOMIC_ACQUIRE)) nl_in_child = 1;
@@ -134,5 +142,5 @@ __attribute__((constructor)) static void nl_init(void)
 {
     nl_real_init();
     nl_tables_init();
-    pthread_atfork(NULL, NULL, child_after_fork);
+    pthread_atfork(settle_before_fork, NULL, child_after_fork);
 }

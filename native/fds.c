@@ -17,12 +17,21 @@ int close(int fd)
             long r = nl_engine->close(fd); /* unmarks fd before libc frees the number */
             if (r < 0 && r != NL_KERNEL) { REAL(close)(fd); return (int)nl_result(r); }
         }
+    } else if (nl_engine && nl_engine->close_file && !nl_in_child && fd >= 0 && nl_engine->close_file(fd) == 0) {
+        return 0; /* queued in the offload engine's ring, behind the read that names the file */
     }
     return REAL(close)(fd);
 }
 
+/* The offload engine may hold closes of these numbers queued: they go in before the program reuses them. */
+static void settle(int fd)
+{
+    if (nl_engine && nl_engine->settle && !nl_in_child) nl_engine->settle(fd);
+}
+
 int close_range(unsigned first, unsigned last, int flags)
 {
+    settle(-1);
     if (!(flags & CLOSE_RANGE_CLOEXEC) && nl_fd_ours) {
         unsigned end = last < NL_MAX_FD ? last : NL_MAX_FD - 1;
         for (unsigned fd = first; fd <= end && fd < NL_MAX_FD; fd++)
@@ -57,6 +66,8 @@ static int dup_onto(int oldfd, int newfd, int flags, int three)
         nl_mark(newfd, 0);
     } else if (new_ours) {
         nl_engine->close(newfd);
+    } else if (oldfd != newfd) {
+        settle(newfd);
     }
     int r = three ? REAL(dup3)(oldfd, newfd, flags) : REAL(dup2)(oldfd, newfd);
     if (old_ours && !nl_in_child && r >= 0 && oldfd != newfd) return aliased(oldfd, r);

@@ -58,6 +58,12 @@ struct nl_engine {
     long (*sendfile)(int out, int in, off_t *offset, size_t count);
     /* The process is exiting (atexit): close the sockets, let them drain, release the port. */
     void (*at_exit)(void);
+    /* Offload engine only (NULL otherwise): close of a descriptor that is not a socket of the
+     * engine's; 0 when the engine queued it (a file a read in its ring named), NL_KERNEL if not. */
+    long (*close_file)(int fd);
+    /* Offload engine only: the program is about to reuse descriptor numbers itself (dup2/dup3 onto
+     * fd, close_range, fork; fd -1 for all): submit the closes queued for them first. */
+    long (*settle)(int fd);
 };
 
 /* What the engine may call back. */

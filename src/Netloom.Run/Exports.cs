@@ -56,6 +56,11 @@ internal static unsafe class Exports
             t->EpollClose = &EpollClose;
             t->SendFile = &SendFile;
             t->AtExit = &AtExit;
+            if (engine is OffloadEngine)
+            {
+                t->CloseFile = &CloseFile;
+                t->Settle = &Settle;
+            }
             return _table = t;
         }
         catch (Exception e)
@@ -101,6 +106,8 @@ internal static unsafe class Exports
     [UnmanagedCallersOnly] private static long Select(int n, ulong* r, ulong* w, ulong* x, long t, void* m) { try { return _engine.Select(n, r, w, x, t, m); } catch (Exception e) { return Failed(e, "select"); } }
     [UnmanagedCallersOnly] private static long EpollCtl(int ep, int op, int fd, EpollEvent* ev) { try { return _engine.EpollCtl(ep, op, fd, ev); } catch (Exception e) { return Failed(e, "epoll_ctl"); } }
     [UnmanagedCallersOnly] private static long EpollWait(int ep, EpollEvent* ev, int max, long t, void* m) { try { return _engine.EpollWait(ep, ev, max, t, m); } catch (Exception e) { return Failed(e, "epoll_wait"); } }
+    [UnmanagedCallersOnly] private static long CloseFile(int fd) { try { return ((OffloadEngine)_engine).CloseFile(fd); } catch (Exception e) { return Failed(e, "close"); } }
+    [UnmanagedCallersOnly] private static long Settle(int fd) { try { return ((OffloadEngine)_engine).Settle(fd); } catch (Exception e) { return Failed(e, "dup2"); } }
     [UnmanagedCallersOnly] private static long EpollClose(int ep) { try { return _engine.EpollClose(ep); } catch (Exception e) { return Failed(e, "close"); } }
     [UnmanagedCallersOnly] private static long SendFile(int o, int i, long* off, nuint n) { try { return _engine.SendFile(o, i, off, n); } catch (Exception e) { return Failed(e, "sendfile"); } }
     [UnmanagedCallersOnly] private static void AtExit() { try { _engine.Exit(); } catch (Exception e) { Failed(e, "exit"); } }

@@ -34,6 +34,8 @@ internal unsafe struct EngineTable
     public delegate* unmanaged<int, long> EpollClose;
     public delegate* unmanaged<int, int, long*, nuint, long> SendFile;
     public delegate* unmanaged<void> AtExit;
+    public delegate* unmanaged<int, long> CloseFile;
+    public delegate* unmanaged<int, long> Settle;
 }
 
 /// <summary>What the interposer lends the engine: <c>struct nl_host</c>.</summary>

@@ -40,6 +40,9 @@ internal static unsafe partial class Sys
     [LibraryImport("libc", EntryPoint = "sendfile", SetLastError = true)]
     public static partial nint SendFile(int outFd, int inFd, long* offset, nuint count);
 
+    [LibraryImport("libc", EntryPoint = "send", SetLastError = true)]
+    public static partial nint Send(int fd, void* buffer, nuint length, int flags);
+
     [LibraryImport("libc", EntryPoint = "raise")]
     public static partial int Raise(int signal);
 

@@ -268,7 +268,7 @@ internal sealed unsafe partial class OffloadEngine
                     sent += n;
                     if (n < src.Length) break;
                 }
-                KickSend(c);
+                KickLater(c);
                 if (_ring.Unsubmitted >= _ring.SqEntries / 2) Flush();
                 long total = IoVecs.TotalLength(msg);
                 if (sent >= total) return sent;
@@ -289,6 +289,13 @@ internal sealed unsafe partial class OffloadEngine
         {
             if (Get(outFd) is not OffloadConnection c) return Abi.Kernel;
             Reap();
+            long queued = SendFileByRing(c, inFd, offset, count);
+            if (queued != -1) return queued;
+            if (count > MaxRingFileRead)
+            {
+                SendQueuedNow(c);
+                KickSend(c); // what the socket did not take goes on in the ring
+            }
             if (c.Output.Queued == 0 && !c.SendInFlight && c.SendError == 0 && !c.ShutWrite && count > 0)
             {
                 // Nothing of ours is queued ahead: the kernel's sendfile (no copy) sends what the
@@ -300,9 +307,18 @@ internal sealed unsafe partial class OffloadEngine
                 if (r < 0 && Libc.Errno is not Errno.EAGAIN) return -Libc.Errno;
                 if (r == 0) return 0; // the file ends here
                 first = Math.Max(0, (long)r);
+                if (offset is not null) _files.Add(inFd); // a file: its close may be queued in the ring too
                 if (offset is not null) *offset = pos + first;
                 else Sys.LSeek(inFd, pos + first, Sys.SEEK_SET);
                 if ((ulong)first == count) return first;
+                if (c.NonBlocking)
+                {
+                    // The socket took what it could. As the kernel's sendfile on a non-blocking
+                    // socket: a short count (or EAGAIN), and EPOLLOUT once it drains (a poll in
+                    // the ring), so the rest goes by sendfile too instead of by copy.
+                    ArmWritePoll(c);
+                    return first > 0 ? first : -Errno.EAGAIN;
+                }
                 count -= (nuint)first;
             }
         }
@@ -344,6 +360,8 @@ internal sealed unsafe partial class OffloadEngine
                     break;
                 case OffloadConnection c:
                     if (c.RecvArmed) Cancel(UringTag.Make(UringTag.Recv, c.Slot, c.Generation));
+                    if (c.WritePollArmed) Cancel(UringTag.Make(WritePoll, c.Slot, c.Generation)); // it holds the socket open
+                    c.WritePollArmed = false;
                     c.RecvArmed = false;
                     while (c.Input.Count > 0) Recycle(c.Input.Dequeue().Id);
                     c.Available = 0;

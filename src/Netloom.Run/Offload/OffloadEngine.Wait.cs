@@ -28,7 +28,8 @@ internal sealed unsafe partial class OffloadEngine
     public long EpollWait(int epfd, EpollEvent* events, int max, long timeoutNs, void* sigmask)
     {
         if (max <= 0 || events is null) return -Errno.EINVAL;
-        long deadline = timeoutNs < 0 ? long.MaxValue : Clock.NowNs() + timeoutNs;
+        // The clock is read only when the call must wait (a busy server's calls find events at once).
+        long deadline = timeoutNs < 0 ? long.MaxValue : 0;
         while (true)
         {
             uint published;
@@ -46,7 +47,9 @@ internal sealed unsafe partial class OffloadEngine
                     if (k > 0) n += k;
                     _watches[epfd] = (watch.Armed, k == max - n && k > 0);
                 }
-                if (n > 0 || timeoutNs == 0 || Clock.NowNs() >= deadline) { Flush(); return n; }
+                if (n > 0 || timeoutNs == 0) { Flush(); return n; }
+                if (deadline == 0) deadline = Clock.NowNs() + timeoutNs;
+                else if (deadline != long.MaxValue && Clock.NowNs() >= deadline) { Flush(); return n; }
                 if (kernel && !_watches.GetValueOrDefault(epfd).Armed)
                 {
                     var sqe = _ring.NextSqe();

@@ -21,6 +21,11 @@ namespace Netloom.Run;
 internal sealed unsafe partial class OffloadEngine : ISocketEngine
 {
     private const ushort BufferGroup = 1;
+    // The kernel takes provided buffers in ring order and they come back at the tail, so every
+    // buffer is written in turn: their count is the receive path's working set (and the memory a
+    // fresh process first touches while serving). 1,024 of 16 KiB (16 MiB), not 4,096 (64 MiB):
+    // a connection whose receive finds none left stops until some come back (ENOBUFS, _starved).
+    private const int RecvBuffers = 1024;
     // Tag kinds beyond UringTag's.
     private const byte EpollWatch = 8;
 
@@ -78,7 +83,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
             catch (UringUnavailableException ex) when (ex.Errno == Errno.EINVAL) { ring = new UringRing((uint)entries, 0, (uint)entries * 4); }
             if (!ring.Supports(OpAccept) || !ring.Supports(OpRecv) || !ring.Supports(OpPollAdd))
                 throw new UringUnavailableException("this kernel's io_uring lacks accept, recv or poll", 0);
-            var buffers = new ProvidedBuffers(ring, BufferGroup, 4096, 16 << 10);
+            var buffers = new ProvidedBuffers(ring, BufferGroup, RecvBuffers, 16 << 10);
             return new OffloadEngine(ring, buffers, busy);
         }
         catch (Exception ex)
@@ -169,12 +174,40 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
             return;
         }
         var (address, length) = c.Output.Next();
+        if (length == 0) return; // a read in the ring still fills what comes next (sendfile)
         var sqe = _ring.NextSqe();
         UringRing.PrepSend(sqe, c.IoFd, (void*)address, (uint)length, Abi.MSG_NOSIGNAL);
         sqe->UserData = UringTag.Make(UringTag.Send, c.Slot, c.Generation);
         c.SendInFlight = true;
         _sendsInFlight++;
     }
+
+    /// <summary>
+    /// A write queued bytes: the connection's send is prepared just before the ring is next
+    /// submitted (<see cref="KickPendingSends"/>), not now. Writes between two submits become one
+    /// send, and a sendfile after a write still finds the write's bytes only queued, free to go
+    /// ahead of the file by one send of their own (<see cref="SendQueuedNow"/>).
+    /// </summary>
+    private void KickLater(OffloadConnection c)
+    {
+        if (c.KickPending || c.SendInFlight) return;
+        c.KickPending = true;
+        _kicks.Add(c);
+    }
+
+    /// <summary>Prepares the sends that writes since the last submit asked for (before every submit and wait).</summary>
+    private void KickPendingSends()
+    {
+        if (_kicks.Count == 0) return;
+        foreach (var c in _kicks)
+        {
+            c.KickPending = false;
+            KickSend(c);
+        }
+        _kicks.Clear();
+    }
+
+    private readonly List<OffloadConnection> _kicks = new();
 
     private void Cancel(ulong tag)
     {
@@ -186,7 +219,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     /// <summary>Takes every completion the kernel posted; returns how many concerned sockets.</summary>
     private int Reap(bool byProgram = true)
     {
-        if (byProgram) _lastReapNs = Clock.NowNs();
+        if (byProgram) _programReaps++; // a count, not a clock read: this runs on every call
         // Completions the kernel holds back as task work (COOP_TASKRUN) run at an entry.
         if (_ring.CqReady == 0 && _ring.TaskWorkPending) _ring.Submit(getEvents: true);
         int events = 0;
@@ -281,6 +314,8 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
                 return 1;
             }
         }
+        if (kind == FileRead) return FileReadDone(cqe);
+        if (kind == WritePoll) return WritePollDone(cqe);
         return 0; // wake-ups, cancels, closes
     }
 
@@ -297,13 +332,14 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     private void Report()
     {
         if (!Engine.PrintStats) return;
-        Engine.Warn($"offload: {_accepts} accepted, {_receives} receives, {_sends} sends, {_completions} completions in {_ring.Enters} io_uring_enter calls");
+        Engine.Warn($"offload: {_accepts} accepted, {_receives} receives, {_sends} sends, {_completions} completions in {_ring.Enters} io_uring_enter calls; {_fileReads} file reads, {_fileCloses} closes in the ring");
         ReportZeroCopy();
     }
 
     /// <summary>Publishes and submits what is prepared (no wait).</summary>
     private void Flush()
     {
+        KickPendingSends();
         if (_ring.Unsubmitted > 0) _ring.Submit();
     }
 
@@ -337,6 +373,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     private uint PrepareWait()
     {
         Interlocked.Increment(ref _ringWaiters);
+        KickPendingSends();
         return _ring.Publish();
     }
 
@@ -355,19 +392,23 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
             {
                 // A program thread that drove the ring within the last millisecond, or waits in it
                 // now, takes its own completions: taking them here would only cost it a wake-up.
-                bool driven = Volatile.Read(ref _ringWaiters) > 0 || Clock.NowNs() - _lastReapNs < 1_000_000;
+                bool driven = Volatile.Read(ref _ringWaiters) > 0 || _programReaps != _flusherSawReaps;
+                _flusherSawReaps = _programReaps;
                 if (!driven) Reap(byProgram: false);
                 Flush();
-                busy = _ring.Unsubmitted > 0 || _sendsInFlight > 0;
+                busy = _ring.Unsubmitted > 0 || _kicks.Count > 0 || _sendsInFlight > 0 || _readsInFlight > 0 || _closing.Count > 0;
+                if (_closing.Count > 0 && _ring.Unsubmitted == 0) PruneClosing();
             }
             Thread.Sleep(busy ? 1 : 20);
         }
     }
 
-    // When a program thread last took completions; sends in flight (for the flusher and exit).
-    private long _lastReapNs;
+    // How many times program threads took completions, and that count at the flusher's last turn
+    // (so "driven since the last turn" costs no clock read per call); sends in flight (for the
+    // flusher and exit).
+    private long _programReaps, _flusherSawReaps;
     private int _sendsInFlight;
 
     /// <summary>Bytes are queued or in flight on some connection (every queued byte has a send in flight, or its connection failed).</summary>
-    private bool HasOutstandingSends() => _sendsInFlight > 0;
+    private bool HasOutstandingSends() => _sendsInFlight > 0 || _readsInFlight > 0 || _kicks.Count > 0;
 }

@@ -59,6 +59,54 @@ internal sealed unsafe class SendQueue : IDisposable
     private int _tailFilled;     // bytes of the last chunk filled
     public long Queued { get; private set; }
 
+    // Reserved ranges a file read in the ring is still filling (sendfile), oldest first, by their
+    // place in the stream of bytes ever queued: nothing at or past the first one may be sent yet,
+    // and no chunk may go back to the pool while a read still writes into it.
+    private readonly Queue<FileFill> _fills = new();
+    private long _appended, _sentTotal;
+    private bool _disposed;
+
+    /// <summary>A range of the queue that a read in the ring fills; <see cref="Done"/> once it did.</summary>
+    public sealed class FileFill(long start, int length)
+    {
+        public readonly long Start = start;
+        public readonly int Length = length;
+        public bool Done;
+    }
+
+    /// <summary>Ranges are still being filled.</summary>
+    public bool Filling => _fills.Count > 0;
+
+    /// <summary>
+    /// Reserves up to <paramref name="want"/> contiguous bytes at the tail (fewer at a chunk's end)
+    /// for a read in the ring to fill; they count as queued, and are sent once <see cref="Filled"/>.
+    /// </summary>
+    public FileFill Reserve(int want, out nint address)
+    {
+        if (_tail == 0 || _tailFilled == ChunkSize)
+        {
+            _tail = Rent();
+            _chunks.Enqueue(_tail);
+            _tailFilled = 0;
+        }
+        int n = Math.Min(want, ChunkSize - _tailFilled);
+        address = _tail + _tailFilled;
+        var fill = new FileFill(_appended, n);
+        _fills.Enqueue(fill);
+        _tailFilled += n;
+        _appended += n;
+        Queued += n;
+        return fill;
+    }
+
+    /// <summary>A read finished its range; the ranges done at the front stop holding the sends back.</summary>
+    public void Filled(FileFill fill)
+    {
+        fill.Done = true;
+        while (_fills.Count > 0 && _fills.Peek().Done) _fills.Dequeue();
+        if (_disposed && _fills.Count == 0) Dispose();
+    }
+
     /// <summary>Appends up to <paramref name="room"/> bytes of <paramref name="data"/>; returns how many it took.</summary>
     public int Append(ReadOnlySpan<byte> data, long room)
     {
@@ -78,6 +126,7 @@ internal sealed unsafe class SendQueue : IDisposable
             done += n;
         }
         Queued += done;
+        _appended += done;
         return done;
     }
 
@@ -87,13 +136,16 @@ internal sealed unsafe class SendQueue : IDisposable
         if (Queued == 0) return (0, 0);
         nint head = _chunks.Peek();
         int end = head == _tail ? _tailFilled : ChunkSize;
-        return (head + _headSent, end - _headSent);
+        int length = end - _headSent;
+        if (_fills.Count > 0) length = (int)Math.Min(length, _fills.Peek().Start - _sentTotal); // not past a range still being read
+        return (head + _headSent, length);
     }
 
     /// <summary>The kernel took <paramref name="n"/> bytes of <see cref="Next"/>.</summary>
     public void Sent(int n)
     {
         Queued -= n;
+        _sentTotal += n;
         _headSent += n;
         nint head = _chunks.Peek();
         int end = head == _tail ? _tailFilled : ChunkSize;
@@ -106,6 +158,11 @@ internal sealed unsafe class SendQueue : IDisposable
 
     public void Dispose()
     {
+        Queued = 0;
+        // A read in the ring still writes into a chunk: the chunks go back when the last one ends.
+        if (_fills.Count > 0) { _disposed = true; return; }
+        _disposed = false;
+        _appended = _sentTotal = 0;
         while (_chunks.Count > 0) Return(_chunks.Dequeue());
         _tail = 0;
         _tailFilled = _headSent = 0;
@@ -128,10 +185,14 @@ internal sealed class OffloadConnection(int fd) : OffloadSocket(fd)
     // Sending.
     public readonly SendQueue Output = new();
     public bool SendInFlight;
+    /// <summary>Waits in the engine's list for its send to be prepared before the next submit.</summary>
+    public bool KickPending;
     /// <summary>A send failed (EPIPE, ECONNRESET): reported by the next call, as a socket's pending error is.</summary>
     public int SendError;
     public bool SendErrorReported;
     public bool ShutWrite, ShutWritePending;
+    /// <summary>A sendfile by the kernel found its send buffer full: not writable until the poll armed for POLLOUT completes.</summary>
+    public bool KernelFull, WritePollArmed;
 
     /// <summary>The program closed it; the engine keeps <see cref="OffloadSocket.IoFd"/> (a dup) until the queue drains.</summary>
     public bool Closed;
@@ -155,7 +216,7 @@ internal sealed class OffloadConnection(int fd) : OffloadSocket(fd)
         if (Eof) r |= Abi.POLLRDHUP;
         if (RecvError != 0 || SendError != 0) r |= Abi.POLLERR | Abi.POLLHUP;
         if (Eof && ShutWrite) r |= Abi.POLLHUP;
-        if (!ShutWrite && Writable) r |= Abi.POLLOUT;
+        if (!ShutWrite && Writable && !KernelFull) r |= Abi.POLLOUT;
         if (SendError != 0) r |= Abi.POLLOUT;
         return r;
     }

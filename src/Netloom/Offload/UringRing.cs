@@ -214,6 +214,33 @@ internal sealed unsafe partial class UringRing : IDisposable
         throw new IOException($"io_uring_enter: {Libc.Describe(e)} (errno {e})");
     }
 
+    /// <summary>The submission-queue index of <paramref name="sqe"/> (a prepared entry), for <see cref="Consumed"/>.</summary>
+    public uint SqIndexOf(Sqe* sqe)
+    {
+        uint slot = (uint)(sqe - _sqes);
+        return _sqLocalTail - 1 - ((_sqLocalTail - 1 - slot) & _sqMask);
+    }
+
+    /// <summary>The kernel has taken the entry at <paramref name="index"/> from the submission queue (submitted it).</summary>
+    public bool Consumed(uint index) => (int)(Volatile.Read(ref *_sqHead) - index) > 0;
+
+    /// <summary>
+    /// Publishes every prepared entry and enters once to submit everything the submission queue
+    /// holds, including entries another thread published and has not entered for yet: when it
+    /// returns, every entry published before the call has been taken by the kernel (unless the
+    /// completion queue was full: check <see cref="Consumed"/>).
+    /// </summary>
+    public void SubmitAll()
+    {
+        Volatile.Write(ref *_sqTail, _sqLocalTail);
+        while (true)
+        {
+            int r = Enter(_fd, SqEntries, 0, 0);
+            Enters++;
+            if (r >= 0 || Libc.Errno != Errno.EINTR) return;
+        }
+    }
+
     /// <summary>Entries prepared and not yet submitted.</summary>
     public uint Unsubmitted => _sqLocalTail - *_sqTail;
 

@@ -118,7 +118,7 @@ internal static class RunLab
     }
 
     /// <summary>An nginx.conf for one process in the foreground (master_process off), serving <paramref name="dir"/> on <paramref name="listen"/>.</summary>
-    public static string NginxConf(TempDir dir, string listen, int connections = 256)
+    public static string NginxConf(TempDir dir, string listen, int connections = 256, string http = "")
     {
         string conf = dir.File("nginx.conf");
         File.WriteAllText(conf, $$"""
@@ -131,6 +131,7 @@ internal static class RunLab
             http {
               access_log off;
               sendfile on;
+              {{http}}
               client_body_temp_path {{dir.Path}}/body;
               proxy_temp_path {{dir.Path}}/proxy;
               fastcgi_temp_path {{dir.Path}}/fastcgi;
