@@ -74,7 +74,12 @@ public sealed class PipeConnectionHandler : IConnectionHandler, IDescriptorUser
     {
         var state = (PipeConnection)connection.State!;
         state.In.Writer.Write(data);
-        var flush = state.In.Writer.FlushAsync();
+        // An inline application answers inside this flush; the Pull below takes its output, so
+        // its flushes need not queue a wake-up of this loop.
+        state.InData = true;
+        ValueTask<FlushResult> flush;
+        try { flush = state.In.Writer.FlushAsync(); }
+        finally { state.InData = false; }
         if (!flush.IsCompleted) connection.Close(); // the application left 64 MiB unread: stop holding more
         Pull(connection, state);
         return data.Length;
@@ -199,6 +204,8 @@ internal sealed unsafe class PipeConnection : IDuplexPipe, IThreadPoolWorkItem
     public readonly Action OutputReady;
     public ValueTask<ReadResult>? PendingRead;
     public bool OutputDone;
+    /// <summary>The loop is in OnData's flush of the input (on its own thread): it pulls the output right after.</summary>
+    public bool InData;
     /// <summary>The ring holds output of this connection (in its send buffer, or in flight): no direct send may overtake it.</summary>
     public volatile bool RingBusy;
     /// <summary>A direct send read a cancelled result: the loop treats the output as ended.</summary>
@@ -262,7 +269,11 @@ internal sealed unsafe class PipeConnection : IDuplexPipe, IThreadPoolWorkItem
     /// </summary>
     private void SendOrWake()
     {
-        if (_fd < 0 || _abort || RingBusy || Environment.CurrentManagedThreadId == _ringThread) Wake();
+        if (Environment.CurrentManagedThreadId == _ringThread)
+        {
+            if (!InData) Wake();
+        }
+        else if (_fd < 0 || _abort || RingBusy) Wake();
         else ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
     }
 
