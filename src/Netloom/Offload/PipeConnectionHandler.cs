@@ -97,9 +97,10 @@ public sealed class PipeConnectionHandler : IConnectionHandler, IDescriptorUser
     public void OnSendCompleted(Connection connection)
     {
         var s = (PipeConnection)connection.State!;
-        Pull(connection, s);
-        // Nothing queued or in flight on the ring any more: another thread may send directly again.
+        // Nothing queued or in flight on the ring any more: another thread may send directly again
+        // (cleared before the pull: a flush that saw the flag still set relies on this pull).
         if (connection.Output.Length == 0) s.RingBusy = false;
+        Pull(connection, s);
     }
 
     /// <summary>The loop is about to close the descriptor: no direct send may use it from now on.</summary>
@@ -273,8 +274,14 @@ internal sealed unsafe class PipeConnection : IDuplexPipe, IThreadPoolWorkItem
         {
             if (!InData) Wake();
         }
-        else if (_fd < 0 || _abort || RingBusy) Wake();
-        else ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        else if (_fd < 0 || _abort) Wake();
+        else
+        {
+            // The ring still sends this connection's earlier output: its completion pulls this too
+            // (the loop clears RingBusy before that pull; the fence orders the pipe's completion before the read).
+            Interlocked.MemoryBarrier();
+            if (!RingBusy) ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        }
     }
 
     void IThreadPoolWorkItem.Execute() => SendNow();
@@ -291,7 +298,8 @@ internal sealed unsafe class PipeConnection : IDuplexPipe, IThreadPoolWorkItem
         {
             if (PendingRead is { IsCompleted: true } pending)
             {
-                if (_descriptorReleased || RingBusy || _abort) handBack = true;
+                if (_descriptorReleased || _abort) handBack = true;
+                else if (RingBusy) { } // the ring's send completion pulls it (see SendOrWake)
                 else
                 {
                     PendingRead = null;
