@@ -151,6 +151,19 @@ public sealed class PipeConnectionHandler : IConnectionHandler, IDescriptorUser
             c.Close();
             return;
         }
+        if (s.OutputEnded && !s.OutputDone)
+        {
+            // A direct send read a cancelled result: what it could not send still goes, then the end.
+            if (s.Out.Reader.TryRead(out var rest))
+            {
+                foreach (var segment in rest.Buffer) c.Output.Write(segment.Span);
+                s.Out.Reader.AdvanceTo(rest.Buffer.End);
+            }
+            s.OutputDone = true;
+            s.Out.Reader.Complete();
+            c.Close();
+            return;
+        }
         while (!s.OutputDone && c.Output.Length < OutputHigh)
         {
             ReadResult r;
