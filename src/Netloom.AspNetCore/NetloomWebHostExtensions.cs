@@ -61,7 +61,7 @@ public sealed class NetloomIoUringOptions
 
     /// <summary>
     /// Run Kestrel's code for a connection on the ring's own thread when bytes arrive (true), or
-    /// on the thread pool (false). Default on: it was the faster in `netloom bench kestrel` (see
+    /// on the thread pool (false). Default on: it cost less CPU per request in `netloom bench kestrel` (see
     /// docs/BENCHMARKS.md). Turn it off for applications that block a thread inside a request
     /// (synchronous I/O, locks, long computations): inline, that stalls every connection of the ring.
     /// </summary>

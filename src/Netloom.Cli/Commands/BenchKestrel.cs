@@ -190,7 +190,7 @@ internal static partial class BenchKestrel
         switch (transport)
         {
             case "sockets": break;
-            case "iouring": builder.WebHost.UseNetloomIoUring(); break;
+            case "iouring": builder.WebHost.UseNetloomIoUring(o => o.ApplicationInline = false); break;
             case "iouring-inline": builder.WebHost.UseNetloomIoUring(o => o.ApplicationInline = true); break;
             case "stack":
                 if (portSpec is null || ip is null) return CliErrors.Report("--transport stack needs --port-spec and --ip", CliErrors.BadInput);

@@ -128,7 +128,11 @@ internal static unsafe partial class Affinity
 
 internal static partial class SocketCalls
 {
-    public const int SHUT_RDWR = 2, MSG_NOSIGNAL = 0x4000;
+    public const int SHUT_RDWR = 2, MSG_NOSIGNAL = 0x4000, MSG_DONTWAIT = 0x40;
+
+    /// <summary>sendmsg(2): a gathered send from several buffers in one call.</summary>
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "sendmsg", SetLastError = true)]
+    public static unsafe partial nint SendMsg(int fd, Libc.MsgHdr* message, int flags);
 
     [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "shutdown", SetLastError = true)]
     public static partial int Shutdown(int fd, int how);

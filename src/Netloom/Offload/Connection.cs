@@ -30,6 +30,16 @@ public interface IConnectionHandler
 }
 
 /// <summary>
+/// A handler that uses a connection's kernel descriptor from threads other than the engine's (a
+/// direct send): the engine calls <see cref="ReleaseDescriptor"/> on its own thread just before it
+/// closes the descriptor, and the handler returns only once no other thread can touch it any more.
+/// </summary>
+internal interface IDescriptorUser
+{
+    void ReleaseDescriptor(Connection connection);
+}
+
+/// <summary>
 /// One connection of a server engine. Replies are appended to <see cref="Output"/> and sent
 /// after the handler returns. A connection object and its buffers are reused for later
 /// connections, so steady-state traffic allocates nothing.

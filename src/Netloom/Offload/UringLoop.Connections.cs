@@ -81,6 +81,7 @@ internal sealed unsafe partial class UringLoop
             else SocketCalls.Shutdown(slot.Fd, SocketCalls.SHUT_RDWR);
         }
         if (slot.OperationsPending) return; // wait for the last completions
+        (_handler as IDescriptorUser)?.ReleaseDescriptor(slot.Connection);
         CloseDescriptor(slot.Fd);
         slot.Fd = -1;
         _handler.OnClosed(slot.Connection);

@@ -171,6 +171,7 @@ internal sealed unsafe partial class UringLoop
         {
             var slot = _table[i];
             if (slot.Fd < 0) continue;
+            (_handler as IDescriptorUser)?.ReleaseDescriptor(slot.Connection);
             if (!_fixed) Libc.Close(slot.Fd);
             slot.Fd = -1;
             _handler.OnClosed(slot.Connection);

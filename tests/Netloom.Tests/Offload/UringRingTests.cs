@@ -472,4 +472,37 @@ public class UringPipeServerTests
         await pc.Closed.WaitAsync(TimeSpan.FromSeconds(5)); // abort closes the connection
         Assert.Equal("flushed first", System.Text.Encoding.ASCII.GetString(ReadAll(c, 100))); // what was flushed, then the end
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Many_small_flushes_from_the_thread_pool_arrive_whole_and_in_order(bool registeredFiles)
+    {
+        // Thousands of separately flushed lines, interleaved with the client's input: with plain
+        // descriptors they go out by direct sendmsg from the thread pool when the ring holds
+        // nothing of the connection, and through the ring otherwise; in a registered file table
+        // (no descriptor to send on) always through the ring. Either way every byte, in order.
+        const int Lines = 3000;
+        var handler = new PipeConnectionHandler(async pipe =>
+        {
+            var r = await pipe.Input.ReadAsync(); // the client's first bytes: then answer
+            pipe.Input.AdvanceTo(r.Buffer.End);
+            for (int i = 0; i < Lines; i++)
+            {
+                await pipe.Output.WriteAsync(System.Text.Encoding.ASCII.GetBytes($"line {i}\n"));
+                if (i % 7 == 0) await Task.Yield();
+            }
+        });
+        using var server = new UringServer(new IPEndPoint(IPAddress.Loopback, 0), handler, 1, new UringServerOptions { RegisteredFiles = registeredFiles });
+        server.Start();
+        using var c = new System.Net.Sockets.Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        c.Connect(server.LocalEndPoint);
+        c.Send("go\n"u8);
+        var expected = string.Concat(Enumerable.Range(0, Lines).Select(i => $"line {i}\n"));
+        var got = System.Text.Encoding.ASCII.GetString(ReadAll(c, expected.Length + 1)); // the app's end closes the connection
+        Assert.Equal(expected, got);
+        Assert.Equal(0, handler.Faults);
+        if (registeredFiles) Assert.Equal(0, handler.DirectSends);
+        else Assert.True(handler.DirectSends > 0, "no flush went out by a direct send");
+    }
 }
