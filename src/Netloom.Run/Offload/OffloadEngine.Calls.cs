@@ -381,6 +381,17 @@ internal sealed unsafe partial class OffloadEngine
                             break;
                         }
                     }
+                    if (c.SendInFlight)
+                    {
+                        // Aborted (linger 0, or an error) while the kernel still reads the queue's
+                        // memory in a send: the memory and the slot are freed when the send
+                        // completes (KickSend -> FinishClose), not now. (A file read in the ring
+                        // writing into it is waited for by Output.Dispose itself.)
+                        if (c.SendError == 0) c.SendError = Errno.ECONNABORTED;
+                        c.IoFd = -1; // the program's descriptor: libc closes it next
+                        c.Closed = true;
+                        break;
+                    }
                     c.Output.Dispose();
                     FreeSlot(c);
                     break;
@@ -398,7 +409,9 @@ internal sealed unsafe partial class OffloadEngine
     private void FinishClose(OffloadConnection c)
     {
         if (c.Slot < 0) return;
-        Libc.Close(c.IoFd);
+        if (c.IoFd >= 0) Libc.Close(c.IoFd);
+        c.IoFd = -1;
+        if (c.SendInFlight) return; // the kernel still reads the queue's memory: the send's completion finishes
         c.Output.Dispose();
         FreeSlot(c);
     }
@@ -414,7 +427,7 @@ internal sealed unsafe partial class OffloadEngine
             {
                 Reap();
                 if (c.Slot < 0) return;
-                if (Clock.NowNs() >= deadline) { c.Output.Dispose(); c.SendError = Errno.ETIMEDOUT; FinishClose(c); return; }
+                if (Clock.NowNs() >= deadline) { c.SendError = Errno.ETIMEDOUT; FinishClose(c); return; }
                 published = PrepareWait();
             }
             if (WaitRing(published, deadline, null) < 0) return;
