@@ -64,9 +64,9 @@ internal static class BenchCommand
             double s = r.GetValue(seconds);
             if (s <= 0 || s > 600) return CliErrors.Report("--duration must be between 0 and 600 seconds", CliErrors.BadInput);
             return Print(BenchOffload.Run(s), r.GetValue(json),
-                "servers on 127.0.0.1, plain / under netloom run --offload / --offload with --busy-poll 50; 3 interleaved rounds, medians; redis-benchmark -t get (-c 50; -c 100 -P 16; and --threads 2), wrk -t 1 --latency against nginx (one process, sendfile) for a 1 KiB and a 64 KiB file at -c 50 and -c 256; cpu: the server's utime+stime per request (io_uring's work in the task included); syscalls: perf's raw_syscalls:sys_enter on the server per request");
+                "servers on 127.0.0.1, plain / under netloom run --offload / --offload with --busy-poll 50; 3 interleaved rounds, medians; redis-benchmark -t get (-c 50; -c 100 -P 16; and --threads 2), wrk -t 1 --latency against nginx (one process, sendfile) for a 1 KiB and a 64 KiB file at -c 50 and -c 256; cpu: the server's utime+stime per request (io_uring's work in the task included); syscalls: perf's raw_syscalls:sys_enter on the server per request; others_cpu: the whole machine's busy CPU (/proc/stat) less the server's, per request (the load generator, mostly); machine_busy: the share of all cores busy during the load");
         });
-        var kestrel = new Command("kestrel", "TechEmpower plaintext on Kestrel: the sockets transport beside Netloom's io_uring transport (thread-pool and inline) and the user-level stack over shm (wrk under netloom run); wrk pipelined and plain, h2load; interleaved rounds") { seconds, json };
+        var kestrel = new Command("kestrel", "TechEmpower plaintext on Kestrel: the sockets transport beside Netloom's io_uring transport (thread-pool and inline) and the user-level stack over shm (wrk under netloom run); wrk pipelined and plain, h2load; interleaved rounds; per request: the server's CPU, and others_cpu (the whole machine's busy CPU less the server's: the load generator, mostly); machine_busy: the share of all cores busy") { seconds, json };
         kestrel.SetAction(r =>
         {
             double s = r.GetValue(seconds);

@@ -59,16 +59,19 @@ internal static partial class BenchKestrel
             // A warm-up run of each load on each server (JIT tiers, pools, connection set-up), not counted.
             foreach (var (load, measure) in loads)
                 foreach (var server in running) measure(server);
-            var results = new Dictionary<(string, string), List<(Load Load, double CpuUs)>>();
+            var results = new Dictionary<(string, string), List<(Load Load, double CpuUs, double OthersUs, double Busy)>>();
             for (int round = 0; round < Rounds; round++)
                 foreach (var (load, measure) in loads)
                     foreach (var server in running)
                     {
-                        double cpu0 = BenchKv.CpuSeconds(server.Process.Id);
+                        double cpu0 = BenchKv.CpuSeconds(server.Process.Id), busy0 = BenchKv.MachineBusySeconds();
+                        long start = Stopwatch.GetTimestamp();
                         if (measure(server) is not { } l) continue;
-                        double cpu = BenchKv.CpuSeconds(server.Process.Id) - cpu0;
+                        double cpu = BenchKv.CpuSeconds(server.Process.Id) - cpu0, busy = BenchKv.MachineBusySeconds() - busy0;
+                        double elapsed = Stopwatch.GetElapsedTime(start).TotalSeconds;
                         if (!results.TryGetValue((server.Name, load), out var list)) results[(server.Name, load)] = list = [];
-                        list.Add((l, l.Requests > 0 ? cpu * 1e6 / l.Requests : double.NaN));
+                        double perRequest = l.Requests > 0 ? 1e6 / l.Requests : double.NaN;
+                        list.Add((l, cpu * perRequest, (busy - cpu) * perRequest, busy / (elapsed * Environment.ProcessorCount)));
                     }
             foreach (var (load, _) in loads)
                 foreach (var server in running)
@@ -78,6 +81,8 @@ internal static partial class BenchKestrel
                     figures.Add(($"{name}_{load}_rps", Math.Round(BenchKv.Median(list.Select(x => x.Load.Rps)))));
                     figures.Add(($"{name}_{load}_p99_ms", Math.Round(BenchKv.Median(list.Select(x => x.Load.P99Ms).Where(double.IsFinite)), 2)));
                     figures.Add(($"{name}_{load}_cpu_us_per_request", Math.Round(BenchKv.Median(list.Select(x => x.CpuUs)), 2)));
+                    figures.Add(($"{name}_{load}_others_cpu_us_per_request", Math.Round(BenchKv.Median(list.Select(x => x.OthersUs)), 2)));
+                    figures.Add(($"{name}_{load}_machine_busy", Math.Round(BenchKv.Median(list.Select(x => x.Busy)), 2)));
                     figures.Add(($"{name}_{load}_runs", string.Join(" ", list.Select(x => $"{x.Load.Rps / 1000:0.0}k"))));
                     if (list.Sum(x => x.Load.Errors) is var errors and > 0) figures.Add(($"{name}_{load}_errors", (double)errors));
                 }

@@ -110,6 +110,25 @@ internal static partial class BenchKv
         catch (Exception e) when (e is IOException or FormatException or IndexOutOfRangeException) { return double.NaN; }
     }
 
+    /// <summary>
+    /// CPU seconds the whole machine has spent busy, all cores together (/proc/stat's first line:
+    /// user, nice, system, irq and softirq; not idle, iowait or steal); NaN when unreadable. A
+    /// bench takes it around a measurement to say what everything but the server cost (the load
+    /// generator, mostly) and whether the cores were saturated.
+    /// </summary>
+    internal static double MachineBusySeconds()
+    {
+        try
+        {
+            string first = File.ReadLines("/proc/stat").First();
+            var f = first.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            long busy = 0;
+            foreach (int i in new[] { 1, 2, 3, 6, 7 }) busy += long.Parse(f[i], CultureInfo.InvariantCulture);
+            return busy / 100.0; // USER_HZ
+        }
+        catch (Exception e) when (e is IOException or FormatException or IndexOutOfRangeException or InvalidOperationException) { return double.NaN; }
+    }
+
     [GeneratedRegex(@"(SET|GET): ([0-9.]+) requests per second")]
     private static partial Regex Rps();
 
