@@ -14,7 +14,7 @@ namespace Netloom.Cli.Commands;
 internal static partial class BenchOffload
 {
     private const int Rounds = 3;
-    private static readonly string[] Modes = ["plain", "offload", "offload_busy"];
+    private static readonly string[] Modes = ["plain", "offload", "offload_busy", "offload_coalesce"];
     private static int s_port = 16000 + Environment.ProcessId % 2000;
 
     public static List<(string Key, object Value)> Run(double seconds)
@@ -97,6 +97,7 @@ internal static partial class BenchOffload
             psi.Environment["NETLOOM_ENGINE"] = engine;
             psi.Environment["NETLOOM_MODE"] = "offload";
             psi.Environment["NETLOOM_BUSY_POLL"] = mode == "offload_busy" ? "50" : "0";
+            psi.Environment["NETLOOM_COALESCE"] = mode == "offload_coalesce" ? "50" : "0";
         }
         var p = Process.Start(psi)!;
         p.OutputDataReceived += (_, _) => { };

@@ -150,7 +150,9 @@ internal sealed unsafe partial class OffloadEngine
             lock (_lock)
             {
                 if (Get(fd) is not OffloadConnection c) return got > 0 ? got : Abi.Kernel;
-                Reap();
+                // Bytes already here are served without an entry to run completions the kernel
+                // holds as task work (they can only add bytes behind these).
+                Reap(runTaskWork: c.Available == 0);
                 if (msg->Name is not null) msg->NameLength = 0;
                 msg->Flags = 0;
                 if (c.Available > 0)
@@ -237,7 +239,9 @@ internal sealed unsafe partial class OffloadEngine
             lock (_lock)
             {
                 if (Get(fd) is not OffloadConnection c) return Abi.Kernel;
-                Reap();
+                // Coalescing leaves completions the kernel holds as task work to the next entry: an
+                // error of an earlier send then surfaces a call later than without it.
+                Reap(runTaskWork: _coalesceUs == 0);
                 if (c.SendError != 0)
                 {
                     if (sent > 0) return sent;

@@ -35,7 +35,9 @@ internal sealed unsafe partial class OffloadEngine
             uint published;
             lock (_lock)
             {
-                Reap();
+                // With coalescing, completions still held as task work are left to the wait below,
+                // whose one entry runs them, submits and collects more: not an entry for each.
+                Reap(runTaskWork: _coalesceUs == 0 || timeoutNs == 0);
                 int n = _epolls.TryGetValue(epfd, out var set) ? set.Collect(events, max) : 0;
                 bool kernel = Engine.Host->EpollKernel(epfd) != 0;
                 var watch = _watches.GetValueOrDefault(epfd);
@@ -47,6 +49,7 @@ internal sealed unsafe partial class OffloadEngine
                     if (k > 0) n += k;
                     _watches[epfd] = (watch.Armed, k == max - n && k > 0);
                 }
+                if (n > 0 && DeferSubmission()) return n;
                 if (n > 0 || timeoutNs == 0) { Flush(); return n; }
                 if (deadline == 0) deadline = Clock.NowNs() + timeoutNs;
                 else if (deadline != long.MaxValue && Clock.NowNs() >= deadline) { Flush(); return n; }
@@ -62,6 +65,21 @@ internal sealed unsafe partial class OffloadEngine
             if (WaitRing(published, deadline, sigmask) < 0) return -Errno.EINTR;
         }
     }
+
+    /// <summary>
+    /// With coalescing, an epoll_wait that finds events at once leaves the sends queued since the
+    /// last one for the next call (which submits them, waiting or not), unless they fill a batch:
+    /// one entry into the kernel then carries two loop turns' sends. Never twice in a row, so a
+    /// reply waits at most one turn of the program's loop (and the flusher's millisecond).
+    /// </summary>
+    private bool DeferSubmission()
+    {
+        if (_coalesceUs == 0 || _deferredTurn || _kicks.Count + _ring.Unsubmitted >= CoalesceBatch) { _deferredTurn = false; return false; }
+        _deferredTurn = true;
+        return true;
+    }
+
+    private bool _deferredTurn;
 
     public long EpollClose(int epfd)
     {

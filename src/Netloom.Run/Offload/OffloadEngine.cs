@@ -33,6 +33,10 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     private readonly UringRing _ring;
     private readonly ProvidedBuffers _buffers;
     private readonly int _busyPollUs;
+    // Coalescing (NETLOOM_COALESCE, `netloom run --coalesce USEC`): a wait collects completions for
+    // up to this long from its start, or until CoalesceBatch have come (0: off, or the kernel lacks it).
+    private readonly uint _coalesceUs;
+    private const uint CoalesceBatch = 32;
     private readonly DescriptorTable<OffloadSocket> _fds = new();
     private readonly List<OffloadSocket?> _slots = new();
     private readonly List<uint> _generations = new();
@@ -46,13 +50,14 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     private volatile bool _exiting;
 
     // What NETLOOM_STATS=1 prints at exit: completions by kind.
-    private long _completions, _accepts, _receives, _sends;
+    private long _completions, _accepts, _receives, _sends, _waits, _taskRunEnters;
 
-    private OffloadEngine(UringRing ring, ProvidedBuffers buffers, int busyPollUs)
+    private OffloadEngine(UringRing ring, ProvidedBuffers buffers, int busyPollUs, int coalesceUs)
     {
         _ring = ring;
         _buffers = buffers;
         _busyPollUs = busyPollUs;
+        _coalesceUs = ring.SupportsMinWait ? (uint)coalesceUs : 0;
         _flusher = new Thread(Flusher) { IsBackground = true, Name = "netloom offload" };
         _flusher.Start();
     }
@@ -61,7 +66,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     {
         Engine.SetHost(host);
         _ = Engine.PrintStats; // the environment as it is now (static fields read it once, here)
-        int entries = 1024, busy = 0;
+        int entries = 1024, busy = 0, coalesce = 0;
         if (Environment.GetEnvironmentVariable("NETLOOM_RING_ENTRIES") is { Length: > 0 } e
             && (!int.TryParse(e, out entries) || entries is < 64 or > 32768 || (entries & (entries - 1)) != 0))
         {
@@ -71,6 +76,11 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
         if (Environment.GetEnvironmentVariable("NETLOOM_BUSY_POLL") is { Length: > 0 } b && (!int.TryParse(b, out busy) || busy is < 0 or > 10_000_000))
         {
             Engine.Warn($"NETLOOM_BUSY_POLL '{b}' must be microseconds from 0 to 10000000; this program's sockets stay on the kernel");
+            return null;
+        }
+        if (Environment.GetEnvironmentVariable("NETLOOM_COALESCE") is { Length: > 0 } c && (!int.TryParse(c, out coalesce) || coalesce is < 0 or > 10_000))
+        {
+            Engine.Warn($"NETLOOM_COALESCE '{c}' must be microseconds from 0 to 10000; this program's sockets stay on the kernel");
             return null;
         }
         UringRing? ring = null;
@@ -84,7 +94,8 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
             if (!ring.Supports(OpAccept) || !ring.Supports(OpRecv) || !ring.Supports(OpPollAdd))
                 throw new UringUnavailableException("this kernel's io_uring lacks accept, recv or poll", 0);
             var buffers = new ProvidedBuffers(ring, BufferGroup, RecvBuffers, 16 << 10);
-            return new OffloadEngine(ring, buffers, busy);
+            if (coalesce > 0 && !ring.SupportsMinWait) Engine.Warn("this kernel's io_uring has no minimum wait (6.12 and later); --coalesce is off");
+            return new OffloadEngine(ring, buffers, busy, coalesce);
         }
         catch (Exception ex)
         {
@@ -216,12 +227,16 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
         sqe->UserData = UringTag.Make(UringTag.Close, 0, 0);
     }
 
-    /// <summary>Takes every completion the kernel posted; returns how many concerned sockets.</summary>
-    private int Reap(bool byProgram = true)
+    /// <summary>
+    /// Takes every completion the kernel posted; returns how many concerned sockets. Completions
+    /// the kernel still holds as task work are run first by an entry, unless
+    /// <paramref name="runTaskWork"/> is false (the caller is about to wait in the ring, which runs them).
+    /// </summary>
+    private int Reap(bool byProgram = true, bool runTaskWork = true)
     {
         if (byProgram) _programReaps++; // a count, not a clock read: this runs on every call
         // Completions the kernel holds back as task work (COOP_TASKRUN) run at an entry.
-        if (_ring.CqReady == 0 && _ring.TaskWorkPending) _ring.Submit(getEvents: true);
+        if (runTaskWork && _ring.CqReady == 0 && _ring.TaskWorkPending) { _ring.Submit(getEvents: true); _taskRunEnters++; }
         int events = 0;
         while (_ring.TryPeek(out var cqe))
         {
@@ -332,7 +347,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     private void Report()
     {
         if (!Engine.PrintStats) return;
-        Engine.Warn($"offload: {_accepts} accepted, {_receives} receives, {_sends} sends, {_completions} completions in {_ring.Enters} io_uring_enter calls; {_fileReads} file reads, {_fileCloses} closes in the ring");
+        Engine.Warn($"offload: {_accepts} accepted, {_receives} receives, {_sends} sends, {_completions} completions in {_ring.Enters} io_uring_enter calls ({_waits} waits, {_taskRunEnters} to run task work, the rest submitting); {_fileReads} file reads, {_fileCloses} closes in the ring{(_coalesceUs > 0 ? $"; coalescing {_coalesceUs} us" : "")}");
         ReportZeroCopy();
     }
 
@@ -363,7 +378,8 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
                 }
             }
             long left = deadlineNs == long.MaxValue ? -1 : Math.Max(0, deadlineNs - Clock.NowNs());
-            int r = _ring.EnterAndWait(published, left, sigmask);
+            Interlocked.Increment(ref _waits);
+            int r = _ring.EnterAndWait(published, left, sigmask, _coalesceUs, CoalesceBatch);
             return r == -Errno.EINTR ? -Errno.EINTR : 0;
         }
         finally { Interlocked.Decrement(ref _ringWaiters); }

@@ -17,6 +17,8 @@ internal static unsafe partial class IoUring
     public const uint FeatSingleMmap = 0x1, FeatNoDrop = 0x2;
     /// <summary>IORING_FEAT_RECVSEND_BUNDLE and IORING_RECVSEND_BUNDLE (6.10): newer than this machine's headers, so checked by behaviour (UringRingTests' bundle test) rather than by gcc.</summary>
     public const uint FeatRecvSendBundle = 0x4000;
+    /// <summary>IORING_FEAT_MIN_TIMEOUT (6.12): io_uring_getevents_arg.min_wait_usec is honoured (newer than this machine's headers).</summary>
+    public const uint FeatMinTimeout = 0x8000;
     public const uint SqNeedWakeup = 1, SqTaskrun = 4;
     public const uint RegisterFiles = 2, RegisterProbe = 8, RegisterPbufRing = 22, UnregisterPbufRing = 23;
 

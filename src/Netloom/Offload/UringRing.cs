@@ -189,23 +189,34 @@ internal sealed unsafe partial class UringRing : IDisposable
         return n;
     }
 
+    /// <summary>The kernel honours a minimum wait (<see cref="EnterAndWait"/>'s coalescing; 6.12 and later).</summary>
+    public bool SupportsMinWait => (Features & FeatMinTimeout) != 0;
+
     /// <summary>
     /// One io_uring_enter: submits <paramref name="toSubmit"/> published entries and waits for a
     /// completion, at most <paramref name="timeoutNs"/> (negative: no limit), with
     /// <paramref name="sigmask"/> (a kernel sigset, or null) in force while it waits. Returns 0,
     /// -ETIME, or -EINTR when a signal handler ran.
+    /// With <paramref name="coalesceUs"/> (needs <see cref="SupportsMinWait"/>) it waits for
+    /// <paramref name="batch"/> completions for up to that long from the start of the wait, and
+    /// after that returns at the first completion, or at once if any came meanwhile: a wait that
+    /// starts while completions arrive often collects several, and one that outlasts the minimum
+    /// (an idle program) returns at the first, as without it. May return early (0) when there is no
+    /// limit: the kernel's minimum wait needs an overall timeout, so it is one second.
     /// </summary>
-    public int EnterAndWait(uint toSubmit, long timeoutNs, void* sigmask)
+    public int EnterAndWait(uint toSubmit, long timeoutNs, void* sigmask, uint coalesceUs = 0, uint batch = 1)
     {
+        if (coalesceUs > 0 && timeoutNs < 0) timeoutNs = 1_000_000_000;
         KernelTimespec ts = new() { Seconds = timeoutNs / 1_000_000_000, Nanoseconds = timeoutNs % 1_000_000_000 };
         GeteventsArg arg = new()
         {
             Sigmask = (ulong)sigmask, SigmaskSize = sigmask is null ? 0u : 8u,
             Timespec = timeoutNs < 0 ? 0 : (ulong)&ts,
+            MinWaitUsec = coalesceUs,
         };
         // The kernel submits what the SQ holds, at most the count given: everything published so far.
         if (toSubmit > 0 || _publishedOnly) { toSubmit = SqEntries; _publishedOnly = false; }
-        int r = EnterExt(_fd, toSubmit, 1, EnterGetEvents, &arg);
+        int r = EnterExt(_fd, toSubmit, coalesceUs > 0 ? Math.Max(1u, batch) : 1u, EnterGetEvents, &arg);
         Enters++;
         if (r >= 0) return 0;
         int e = Libc.Errno;

@@ -18,6 +18,7 @@ public partial class OffloadTests
     [InlineData("0", false)]
     [InlineData("50", false)]
     [InlineData("0", true)]
+    [InlineData("coalesce", true)]
     public void Nginx_small_files_through_the_ring_stay_byte_exact_when_files_change_between_requests(string busyPoll, bool openFileCache)
     {
         using var dir = new TempDir();
@@ -33,7 +34,7 @@ public partial class OffloadTests
         }
         for (int i = 0; i < sizes.Length; i++) Write(i, sizes[i], false);
         string conf = RunLab.NginxConf(dir, $"127.0.0.1:{port}", 1024, openFileCache ? "open_file_cache max=100 inactive=60s; open_file_cache_valid 1s;" : "");
-        var argv = RunLab.OffloadCommand(["nginx", "-c", conf], "--busy-poll", busyPoll);
+        var argv = RunLab.OffloadCommand(["nginx", "-c", conf], OffloadTests.VariantFlags(busyPoll));
         using var nginx = new Background(null, argv[0], argv[1..]);
         for (int i = 0; i < 100 && Sh.Run(Minute, "bash", "-c", $"exec 3<>/dev/tcp/127.0.0.1/{port}").Code != 0; i++) Thread.Sleep(200);
 

@@ -17,6 +17,9 @@ public partial class OffloadTests
 
     private static int FreePort() => Interlocked.Add(ref s_port, 7);
 
+    /// <summary>The flags of a test's variant: busy polling for that many microseconds ("0", "50"), or "coalesce" (50 µs of minimum wait).</summary>
+    internal static string[] VariantFlags(string variant) => variant == "coalesce" ? ["--coalesce", "50"] : ["--busy-poll", variant];
+
     [GeneratedRegex(@"offload: (\d+) accepted, (\d+) receives, (\d+) sends, (\d+) completions in (\d+) io_uring_enter calls")]
     private static partial Regex Stats();
 
@@ -31,10 +34,11 @@ public partial class OffloadTests
     [ToolTheory("gcc")]
     [InlineData("0")]
     [InlineData("50")]
+    [InlineData("coalesce")]
     public void An_epoll_server_in_c_keeps_its_semantics(string busyPoll)
     {
         string exe = RunLab.Compile("offload.c", "offload");
-        var argv = RunLab.OffloadCommand([exe, FreePort().ToString()], "--busy-poll", busyPoll);
+        var argv = RunLab.OffloadCommand([exe, FreePort().ToString()], VariantFlags(busyPoll));
         var r = Sh.Run(2 * Minute, argv[0], argv[1..]);
         Assert.True(r.Code == 0, $"exit {r.Code}\n{r.Out}\n{r.Err}");
         foreach (var name in new[] { "epoll-mixed-with-timerfd-eventfd-pipe", "slow-reader-bounded-then-drained", "peer-reset-surfaces-on-a-later-write", "sendfile-behind-queued-bytes-close-and-dup2",
@@ -48,12 +52,13 @@ public partial class OffloadTests
     [ToolTheory("redis-server", "redis-cli", "redis-benchmark")]
     [InlineData("0")]
     [InlineData("50")]
+    [InlineData("coalesce")]
     public void Redis_serves_every_command_family_big_values_many_clients_bgsave_and_shutdown(string busyPoll)
     {
         using var dir = new TempDir();
         int port = FreePort();
         var argv = RunLab.OffloadCommand(["redis-server", "--bind", "127.0.0.1", "--port", port.ToString(), "--save", "", "--appendonly", "no",
-            "--dir", dir.Path, "--maxclients", "2000"], "--busy-poll", busyPoll);
+            "--dir", dir.Path, "--maxclients", "2000"], VariantFlags(busyPoll));
         using var redis = new Background("Ready to accept connections", argv[0], argv[1..]);
         redis.WaitReady(60);
         string Cli(params string[] args)
@@ -92,16 +97,18 @@ public partial class OffloadTests
         redis.Stop();
         var (accepted, _) = CountsIn(redis.Log);
         Assert.True(accepted > 1000, redis.Log);
+        if (busyPoll == "coalesce") Assert.Contains("coalescing 50 us", redis.Log); // on, not refused by the kernel
     }
 
     [ToolTheory("redis-server", "redis-cli")]
     [InlineData("0")]
     [InlineData("50")]
+    [InlineData("coalesce")]
     public void A_client_that_never_reads_leaves_the_server_bounded_and_serving_others(string busyPoll)
     {
         int port = FreePort();
         var argv = RunLab.OffloadCommand(["redis-server", "--bind", "127.0.0.1", "--port", port.ToString(), "--save", "", "--appendonly", "no",
-            "--client-output-buffer-limit", "normal 0 0 0"], "--busy-poll", busyPoll);
+            "--client-output-buffer-limit", "normal 0 0 0"], VariantFlags(busyPoll));
         using var redis = new Background("Ready to accept connections", argv[0], argv[1..]);
         redis.WaitReady(60);
         using var dir = new TempDir();
@@ -125,6 +132,7 @@ public partial class OffloadTests
     [ToolTheory("nginx", "curl")]
     [InlineData("0")]
     [InlineData("50")]
+    [InlineData("coalesce")]
     public void Nginx_in_one_process_serves_64_MiB_and_keeps_connections_alive(string busyPoll)
     {
         using var dir = new TempDir();
@@ -132,7 +140,7 @@ public partial class OffloadTests
         string file = dir.File("big.bin");
         File.WriteAllBytes(file, System.Security.Cryptography.RandomNumberGenerator.GetBytes(64 << 20));
         string conf = RunLab.NginxConf(dir, $"127.0.0.1:{port}", 1024);
-        var argv = RunLab.OffloadCommand(["nginx", "-c", conf], "--busy-poll", busyPoll);
+        var argv = RunLab.OffloadCommand(["nginx", "-c", conf], VariantFlags(busyPoll));
         using var nginx = new Background(null, argv[0], argv[1..]);
         for (int i = 0; i < 100 && Sh.Run(Minute, "bash", "-c", $"exec 3<>/dev/tcp/127.0.0.1/{port}").Code != 0; i++) Thread.Sleep(200);
         string got = dir.File("got.bin");
@@ -155,6 +163,7 @@ public partial class OffloadTests
     [ToolTheory("python3")]
     [InlineData("0")]
     [InlineData("50")]
+    [InlineData("coalesce")]
     public void A_python_asyncio_echo_server_serves_many_connections_byte_exact(string busyPoll)
     {
         int port = FreePort();
@@ -186,7 +195,7 @@ public partial class OffloadTests
                 print('exact', sum(ok))
             asyncio.run(main())
             """;
-        var argv = RunLab.OffloadCommand(["python3", "-c", server, port.ToString(), "20"], "--busy-poll", busyPoll);
+        var argv = RunLab.OffloadCommand(["python3", "-c", server, port.ToString(), "20"], VariantFlags(busyPoll));
         using var srv = new Background("serving", argv[0], argv[1..]);
         srv.WaitReady(60);
         var r = Sh.Run(2 * Minute, "python3", "-c", client, port.ToString());
@@ -205,5 +214,9 @@ public partial class OffloadTests
         r = Sh.Run(Minute, a[0], a[1..]);
         Assert.NotEqual(0, r.Code);
         Assert.Contains("--ring-entries 100: a power of two", r.Err);
+        a = RunLab.OffloadCommand(["true"], "--coalesce", "20000");
+        r = Sh.Run(Minute, a[0], a[1..]);
+        Assert.NotEqual(0, r.Code);
+        Assert.Contains("--coalesce 20000: microseconds from 0 to 10000", r.Err);
     }
 }
