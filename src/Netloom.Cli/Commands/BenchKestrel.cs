@@ -208,7 +208,9 @@ internal static partial class BenchKestrel
             k.Listen(endpoint);
             if (h2Port > 0) k.Listen(endpoint.Address, h2Port, l => l.Protocols = HttpProtocols.Http2);
         });
-        var app = builder.Build();
+        // Disposed at the end: the host's services with it, so a stack transport closes its port
+        // (a shm port's file is removed) when the bench stops the app.
+        using var app = builder.Build();
         app.MapGet("/plaintext", () => Results.Text("Hello, World!", "text/plain"));
         app.Start();
         Console.WriteLine("ready");
