@@ -73,8 +73,13 @@ internal sealed class Background : IDisposable
             throw new TimeoutException($"'{_p.StartInfo.FileName} {string.Join(' ', _p.StartInfo.ArgumentList)}' never printed '{_readyText}'. Output:\n{Log}");
     }
 
-    /// <summary>Waits for the program to end by itself.</summary>
-    public bool WaitForExit(int milliseconds) => _p.WaitForExit(milliseconds);
+    /// <summary>Waits for the program to end by itself, and then for the last of its output to reach <see cref="Log"/>.</summary>
+    public bool WaitForExit(int milliseconds)
+    {
+        if (!_p.WaitForExit(milliseconds)) return false;
+        _p.WaitForExit(); // a timed wait returns before the redirected output is drained
+        return true;
+    }
 
     /// <summary>SIGINT and wait, so a capture writes its last packets.</summary>
     public void Stop()
