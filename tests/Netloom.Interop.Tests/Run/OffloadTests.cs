@@ -218,5 +218,9 @@ public partial class OffloadTests
         r = Sh.Run(Minute, a[0], a[1..]);
         Assert.NotEqual(0, r.Code);
         Assert.Contains("--coalesce 20000: microseconds from 0 to 10000", r.Err);
+        a = RunLab.Command(null, "shm:nlcoalesce", "10.9.9.2/24", ["true"], "--coalesce", "50");
+        r = Sh.Run(Minute, a[0], a[1..]);
+        Assert.NotEqual(0, r.Code);
+        Assert.Contains("--coalesce applies to --offload", r.Err);
     }
 }
