@@ -74,11 +74,12 @@ internal sealed unsafe partial class OffloadEngine
     /// </summary>
     private bool DeferSubmission()
     {
-        if (_coalesceUs == 0 || _deferredTurn || _kicks.Count + _ring.Unsubmitted >= CoalesceBatch) { _deferredTurn = false; return false; }
+        if (_coalesceUs == 0 || _deferredTurn || _kicks.Count + _ring.Unsubmitted >= CoalesceBatch) return false;
         _deferredTurn = true;
         return true;
     }
 
+    // The last epoll_wait left its turn's sends queued; cleared by every submit (Flush, a wait).
     private bool _deferredTurn;
 
     public long EpollClose(int epfd)

@@ -354,6 +354,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     /// <summary>Publishes and submits what is prepared (no wait).</summary>
     private void Flush()
     {
+        _deferredTurn = false;
         KickPendingSends();
         if (_ring.Unsubmitted > 0) _ring.Submit();
     }
@@ -389,6 +390,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     private uint PrepareWait()
     {
         Interlocked.Increment(ref _ringWaiters);
+        _deferredTurn = false;
         KickPendingSends();
         return _ring.Publish();
     }
