@@ -101,6 +101,66 @@ public unsafe class UringRingTests
     }
 
     [Fact]
+    public void A_coalescing_wait_collects_a_batch_and_returns_with_less_once_its_minimum_is_over()
+    {
+        using var ring = new UringRing(16);
+        Assert.True(ring.SupportsMinWait, "this kernel's io_uring has no minimum wait (6.12 and later)");
+        // Three receives on three loopback connections whose peers write 2, 4 and 6 ms apart, and a
+        // wait for a batch of three with a long minimum: it returns when the third has come, with
+        // all three (a plain wait returns at the first). (Timeouts would not do: a fired timeout
+        // ends any wait.) A minimum of 200 ms, so only a stall that long could end it earlier.
+        var pairs = Enumerable.Range(0, 3).Select(_ => ConnectedPair()).ToArray();
+        var buffer = new byte[3 * 64];
+        try
+        {
+            fixed (byte* b = buffer)
+            {
+                for (int i = 0; i < 3; i++)
+                {
+                    Assert.True(ring.TryGetSqe(out var recv));
+                    UringRing.PrepRecv(recv, (int)pairs[i].Server.SafeHandle.DangerousGetHandle(), b + i * 64, 64, 0);
+                    recv->UserData = (ulong)i;
+                }
+                var writer = new Thread(() =>
+                {
+                    for (int i = 0; i < 3; i++) { Thread.Sleep(2); pairs[i].Client.Send(new byte[] { (byte)i }); }
+                });
+                ring.Submit(); // alone, so the wait's result below is the wait's own (an entry that submits reports the count)
+                writer.Start();
+                Assert.Equal(0, WaitPastSignals(ring, 5_000_000_000, 200_000, 3));
+                Assert.Equal(3u, ring.CqReady);
+                writer.Join();
+            }
+            Assert.All(Reap(ring, 3), c => Assert.Equal(1, c.Res));
+        }
+        finally
+        {
+            foreach (var (client, server) in pairs) { client.Dispose(); server.Dispose(); }
+        }
+        // Two NOPs complete as they are submitted; a batch of eight never comes, so the wait
+        // returns once its minimum (2 ms) is over, with the two: not at the overall timeout (-ETIME).
+        for (int i = 0; i < 2; i++)
+        {
+            Assert.True(ring.TryGetSqe(out var nop));
+            UringRing.PrepNop(nop);
+        }
+        ring.Submit();
+        Assert.Equal(0, WaitPastSignals(ring, -1, 2_000, 8));
+        Assert.Equal(2u, ring.CqReady);
+        Reap(ring, 2);
+        // Nothing to come: the wait ends at its overall timeout.
+        Assert.Equal(-Errno.ETIME, WaitPastSignals(ring, 50_000_000, 2_000, 8));
+    }
+
+    /// <summary>A coalescing wait, again when a signal (the runtime sends some) cut it short.</summary>
+    private static int WaitPastSignals(UringRing ring, long timeoutNs, uint coalesceUs, uint batch)
+    {
+        int r;
+        while ((r = ring.EnterAndWait(0, timeoutNs, null, coalesceUs, batch)) == -Errno.EINTR) { }
+        return r;
+    }
+
+    [Fact]
     public void The_probe_lists_the_operations_the_engine_needs()
     {
         using var ring = new UringRing(4);
