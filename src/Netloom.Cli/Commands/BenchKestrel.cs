@@ -64,14 +64,12 @@ internal static partial class BenchKestrel
                 foreach (var (load, measure) in loads)
                     foreach (var server in running)
                     {
-                        double cpu0 = BenchKv.CpuSeconds(server.Process.Id), busy0 = BenchKv.MachineBusySeconds();
-                        long start = Stopwatch.GetTimestamp();
+                        var meter = new BenchKv.LoadMeter(server.Process.Id);
                         if (measure(server) is not { } l) continue;
-                        double cpu = BenchKv.CpuSeconds(server.Process.Id) - cpu0, busy = BenchKv.MachineBusySeconds() - busy0;
-                        double elapsed = Stopwatch.GetElapsedTime(start).TotalSeconds;
+                        var (cpu, others, busy) = meter.Stop();
                         if (!results.TryGetValue((server.Name, load), out var list)) results[(server.Name, load)] = list = [];
                         double perRequest = l.Requests > 0 ? 1e6 / l.Requests : double.NaN;
-                        list.Add((l, cpu * perRequest, (busy - cpu) * perRequest, busy / (elapsed * Environment.ProcessorCount)));
+                        list.Add((l, cpu * perRequest, others * perRequest, busy));
                     }
             foreach (var (load, _) in loads)
                 foreach (var server in running)

@@ -129,6 +129,23 @@ internal static partial class BenchKv
         catch (Exception e) when (e is IOException or FormatException or IndexOutOfRangeException or InvalidOperationException) { return double.NaN; }
     }
 
+    /// <summary>
+    /// CPU around one measurement: the server's, the rest of the machine's (busy CPU less the
+    /// server's: the load generator, mostly), and the share of all cores busy. Start before the
+    /// load, <see cref="Stop"/> after it.
+    /// </summary>
+    internal readonly struct LoadMeter(int serverPid)
+    {
+        private readonly double _server0 = CpuSeconds(serverPid), _busy0 = MachineBusySeconds();
+        private readonly long _start = Stopwatch.GetTimestamp();
+
+        public (double ServerSeconds, double OthersSeconds, double BusyShare) Stop()
+        {
+            double server = CpuSeconds(serverPid) - _server0, busy = MachineBusySeconds() - _busy0;
+            return (server, busy - server, busy / (Stopwatch.GetElapsedTime(_start).TotalSeconds * Environment.ProcessorCount));
+        }
+    }
+
     [GeneratedRegex(@"(SET|GET): ([0-9.]+) requests per second")]
     private static partial Regex Rps();
 

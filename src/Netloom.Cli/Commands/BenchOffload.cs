@@ -131,11 +131,9 @@ internal static partial class BenchOffload
             counter = Process.Start(psi);
             Thread.Sleep(300);
         }
-        double t0 = BenchKv.CpuSeconds(pid), busy0 = BenchKv.MachineBusySeconds();
-        long start = Stopwatch.GetTimestamp();
+        var meter = new BenchKv.LoadMeter(pid);
         string output = load();
-        double t1 = BenchKv.CpuSeconds(pid), busy1 = BenchKv.MachineBusySeconds();
-        double elapsed = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        var (server, others, busy) = meter.Stop();
         double syscalls = double.NaN;
         if (counter is not null)
         {
@@ -145,8 +143,7 @@ internal static partial class BenchOffload
             var m = Regex.Match(err, @"^(\d+),", RegexOptions.Multiline);
             if (m.Success) syscalls = double.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture);
         }
-        double server = t1 - t0, busy = busy1 - busy0;
-        return new Measured(server * 1e6, syscalls, (busy - server) * 1e6, busy / (elapsed * Environment.ProcessorCount), output);
+        return new Measured(server * 1e6, syscalls, others * 1e6, busy, output);
     }
 
     private static Sample Redis(string mode, string[] args, double seconds, string preload, string engine, bool perf)
