@@ -23,6 +23,7 @@ internal static class RunCommand
         var ip = new Option<string?>("--ip") { Description = "The stack's address and prefix, such as 10.0.0.2/24 (with the stack; not with --offload)" };
         var offload = new Option<bool>("--offload") { Description = "Keep the program's TCP sockets on the kernel and batch their calls through io_uring (multishot accept and receive, queued sends, epoll_wait as one io_uring_enter), as ESCA does without the kernel patch" };
         var coalesce = new Option<int>("--coalesce") { Description = "With --offload: microseconds a wait in the ring may collect completions before it returns (io_uring's minimum wait; 0: off). Fewer system calls and more requests per wake-up under load, up to that much more latency; an idle program is not delayed", DefaultValueFactory = _ => 0 };
+        var singleIssuer = new Option<bool>("--single-issuer") { Description = "With --offload: the ring is entered only by the thread that opened the first socket (SINGLE_ISSUER, DEFER_TASKRUN), which wakes only once per batch of completions: less CPU for a server whose sockets one event loop serves; its other threads are served only as often as that thread calls" };
         var ringEntries = new Option<int>("--ring-entries") { Description = "With --offload: io_uring submission entries (a power of two, 64 to 32768)", DefaultValueFactory = _ => 1024 };
         var gateway = new Option<string?>("--gateway") { Description = "Default gateway (without one, destinations off the subnet stay on the kernel)" };
         var ip6 = new Option<string?>("--ip6") { Description = "A static IPv6 address and prefix for the stack, such as fd00::2/64 (IPv6 is on without it: a link-local address, and SLAAC when a router advertises a prefix)" };
@@ -35,11 +36,12 @@ internal static class RunCommand
         var tapPeer = new Option<string?>("--tap-peer") { Description = "For a tap: port, the kernel side's address and prefix (such as 10.0.0.1/24): the TAP is made, addressed and removed by this command" };
         var program = new Argument<string[]>("program") { Description = "-- PROGRAM ARGS...", Arity = ArgumentArity.OneOrMore };
         var cmd = new Command("run", "Run an unmodified program with its TCP and UDP sockets on a Netloom user-level stack (LD_PRELOAD), as Onload does")
-            { port, ip, gateway, ip6, gateway6, noIp6, mtu, busyPoll, pcap, tapPeer, tapPeer6, offload, ringEntries, coalesce, program };
+            { port, ip, gateway, ip6, gateway6, noIp6, mtu, busyPoll, pcap, tapPeer, tapPeer6, offload, ringEntries, coalesce, singleIssuer, program };
         cmd.SetAction(r => r.GetValue(offload)
-            ? RunOffload(r.GetValue(busyPoll), r.GetValue(ringEntries), r.GetValue(coalesce), r.GetValue(port) ?? r.GetValue(ip) ?? r.GetValue(gateway) ?? r.GetValue(pcap) ?? r.GetValue(tapPeer)
+            ? RunOffload(r.GetValue(busyPoll), r.GetValue(ringEntries), r.GetValue(coalesce), r.GetValue(singleIssuer), r.GetValue(port) ?? r.GetValue(ip) ?? r.GetValue(gateway) ?? r.GetValue(pcap) ?? r.GetValue(tapPeer)
                 ?? r.GetValue(ip6) ?? r.GetValue(gateway6) ?? r.GetValue(tapPeer6) ?? (r.GetValue(noIp6) ? "--no-ip6" : null), r.GetValue(program)!)
             : r.GetValue(coalesce) != 0 ? CliErrors.Report("--coalesce applies to --offload (io_uring's waits); the user-level stack has none", CliErrors.BadInput)
+            : r.GetValue(singleIssuer) ? CliErrors.Report("--single-issuer applies to --offload (who enters its io_uring); the user-level stack has no ring", CliErrors.BadInput)
             : r.GetValue(noIp6) && (r.GetValue(ip6) ?? r.GetValue(gateway6)) is not null
                 ? CliErrors.Report($"--no-ip6 and {(r.GetValue(ip6) is not null ? "--ip6" : "--gateway6")} contradict each other", CliErrors.BadInput)
             : Run(new Dictionary<string, string?>
@@ -57,7 +59,7 @@ internal static class RunCommand
     }
 
     /// <summary>`run --offload`: no stack, so none of its flags; the program's TCP sockets stay the kernel's.</summary>
-    private static int RunOffload(int busyPoll, int ringEntries, int coalesce, string? stackFlag, string[] program)
+    private static int RunOffload(int busyPoll, int ringEntries, int coalesce, bool singleIssuer, string? stackFlag, string[] program)
     {
         if (stackFlag is not null)
             return CliErrors.Report("--offload keeps the program's sockets on the kernel: --port, --ip, --gateway, --ip6, --gateway6, --no-ip6, --pcap, --tap-peer and --tap-peer6 do not apply", CliErrors.BadInput);
@@ -71,6 +73,7 @@ internal static class RunCommand
             ["NETLOOM_RING_ENTRIES"] = ringEntries.ToString(),
             ["NETLOOM_BUSY_POLL"] = busyPoll.ToString(),
             ["NETLOOM_COALESCE"] = coalesce.ToString(),
+            ["NETLOOM_SINGLE_ISSUER"] = singleIssuer ? "1" : "0",
         }, program);
     }
 

@@ -350,11 +350,14 @@ internal sealed unsafe partial class OffloadEngine
     public long Close(int fd)
     {
         OffloadConnection? lingering = null;
+        if (!MayEnter) WaitOwnerEntry();
         lock (_lock)
         {
+            if (!MayEnter && !_ring.AllPublishedConsumed) goto Again; // the owner published more meanwhile
             Reap();
             var s = Forget(fd);
             if (s is null || s.Names > 0) return 0;
+            if (!MayEnter && s.Names == 0) ForgetPreparedOn(fd);
             switch (s)
             {
                 case OffloadListener l:
@@ -407,6 +410,8 @@ internal sealed unsafe partial class OffloadEngine
         }
         if (lingering is not null) Linger(lingering);
         return 0;
+    Again:
+        return Close(fd);
     }
 
     /// <summary>The last queued byte of a closed connection left (or failed): close the engine's descriptor (the FIN) and free the slot.</summary>
@@ -532,7 +537,8 @@ internal sealed unsafe partial class OffloadEngine
     {
         int lingerMs = Engine.ExitLingerMs;
         long deadline = Clock.NowNs() + lingerMs * 1_000_000L;
-        while (Clock.NowNs() < deadline)
+        if (!MayEnter) ExitForOther(deadline);
+        while (MayEnter && Clock.NowNs() < deadline)
         {
             uint published;
             lock (_lock)

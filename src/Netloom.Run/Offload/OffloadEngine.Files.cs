@@ -84,9 +84,9 @@ internal sealed unsafe partial class OffloadEngine
     /// when no send of ours is in flight or being filled (the bytes keep their order); whatever
     /// the socket does not take stays queued, and the file then goes by copy behind it.
     /// </summary>
-    private static void SendQueuedNow(OffloadConnection c)
+    private static void SendQueuedNow(OffloadConnection c, bool aheadOfFills = false)
     {
-        if (c.SendInFlight || c.Output.Filling || c.SendError != 0 || c.ShutWrite) return;
+        if (c.SendInFlight || (c.Output.Filling && !aheadOfFills) || c.SendError != 0 || (c.ShutWrite && !aheadOfFills)) return;
         while (c.Output.Queued > 0)
         {
             var (address, length) = c.Output.Next();
@@ -107,9 +107,9 @@ internal sealed unsafe partial class OffloadEngine
     }
 
     /// <summary>The kernel socket's send buffer is full (a short sendfile): not writable until a poll in the ring says it drained.</summary>
-    private void ArmWritePoll(OffloadConnection c)
+    private void ArmWritePoll(OffloadConnection c, bool full = true)
     {
-        if (!c.KernelFull) { c.KernelFull = true; c.Seq++; }
+        if (full && !c.KernelFull) { c.KernelFull = true; c.Seq++; }
         if (c.WritePollArmed) return;
         var sqe = _ring.NextSqe();
         UringRing.PrepPollAdd(sqe, c.IoFd, (uint)Abi.POLLOUT);
@@ -123,6 +123,7 @@ internal sealed unsafe partial class OffloadEngine
         c.WritePollArmed = false;
         c.KernelFull = false;
         c.Seq++;
+        if (_singleIssuer && _roomWaits.Remove(c)) KickSend(c); // a send that met a full socket (owner mode) goes again
         return 1;
     }
 
@@ -160,6 +161,7 @@ internal sealed unsafe partial class OffloadEngine
             _closing[fd] = _ring.SqIndexOf(sqe);
             _fileCloses++;
             if (_closing.Count > 256) PruneClosing();
+            if (!MayEnter) WakeOwner();
             return 0;
         }
     }
@@ -175,6 +177,7 @@ internal sealed unsafe partial class OffloadEngine
         {
             if (fd >= 0) _files.Remove(fd); // the program's own call closes it now
             if (_closing.Count == 0) return 0;
+            if (!MayEnter) { SettleForOther(); return 0; }
             PruneClosing();
             if (fd >= 0 ? !_closing.ContainsKey(fd) : _closing.Count == 0) return 0;
             for (int i = 0; i < 1000 && _closing.Count > 0; i++)

@@ -132,14 +132,33 @@ internal sealed unsafe partial class OffloadEngine
                 }
                 bool sleep = ready == 0 && timeoutNs != 0 && Clock.NowNs() < deadline;
                 int slots = k;
-                if (sleep && k > 0) kernel[slots++] = new PollFd { Fd = _ring.Fd, Events = Abi.POLLIN };
+                // What wakes this sleep for the ring: its descriptor, readable when completions wait;
+                // in the owner mode the eventfd the ring signals (completions the owner must run
+                // first do not make the descriptor readable), and for the owner's other threads
+                // nothing (they look again every 10 ms, after the owner's turns).
+                bool ownerSleeps = sleep && k > 0 && _singleIssuer && MayEnter;
+                if (ownerSleeps)
+                {
+                    _ring.EventFdEnabled = true;
+                    if (_ring.CqReady > 0 || _ring.TaskWorkPending) sleep = false;
+                }
+                if (sleep && k > 0 && !_singleIssuer) kernel[slots++] = new PollFd { Fd = _ring.Fd, Events = Abi.POLLIN };
+                else if (sleep && ownerSleeps) kernel[slots++] = new PollFd { Fd = _readyFd, Events = Abi.POLLIN };
                 int kernelReady = 0;
                 if (k > 0)
                 {
                     long left = !sleep ? 0 : deadline == long.MaxValue ? -1 : Math.Max(0, deadline - Clock.NowNs());
+                    if (sleep && !MayEnter && (left < 0 || left > 10_000_000)) left = 10_000_000;
                     TimeSpec ts = TimeSpec.FromNanoseconds(Math.Max(0, left));
                     int r = Sys.PPoll(kernel, (ulong)slots, left < 0 ? null : &ts, sleep ? sigmask : null);
-                    if (r < 0) return -Libc.Errno;
+                    int pollErrno = Libc.Errno;
+                    if (ownerSleeps)
+                    {
+                        _ring.EventFdEnabled = false;
+                        ulong signalled;
+                        _ = Libc.Read(_readyFd, &signalled, sizeof(ulong));
+                    }
+                    if (r < 0) return -pollErrno;
                     for (int i = 0, j = 0; i < n; i++)
                     {
                         lock (_lock) if (Get(fds[i].Fd) is not null) continue;

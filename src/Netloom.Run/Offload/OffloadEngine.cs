@@ -52,9 +52,11 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     // What NETLOOM_STATS=1 prints at exit: completions by kind.
     private long _completions, _accepts, _receives, _sends, _waits, _taskRunEnters;
 
-    private OffloadEngine(UringRing ring, ProvidedBuffers buffers, int busyPollUs, int coalesceUs)
+    private OffloadEngine(UringRing ring, ProvidedBuffers buffers, int busyPollUs, int coalesceUs, bool singleIssuer)
     {
         _ring = ring;
+        _singleIssuer = singleIssuer;
+        if (singleIssuer) (_wakeFd, _readyFd) = OwnerDescriptors(ring);
         _buffers = buffers;
         _busyPollUs = busyPollUs;
         _coalesceUs = ring.SupportsMinWait ? (uint)coalesceUs : 0;
@@ -83,19 +85,24 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
             Engine.Warn($"NETLOOM_COALESCE '{c}' must be microseconds from 0 to 10000; this program's sockets stay on the kernel");
             return null;
         }
+        bool singleIssuer = Environment.GetEnvironmentVariable("NETLOOM_SINGLE_ISSUER") is { Length: > 0 } si && si != "0";
         UringRing? ring = null;
         try
         {
+            if (singleIssuer && (ring = OwnerRing((uint)entries)) is null) singleIssuer = false;
             // COOP_TASKRUN: completions wait for the program's next entry into the kernel instead of
             // interrupting it (an IPI each, costly in a VM); TASKRUN_FLAG says when some wait, so a
             // wait that finds the completion queue empty enters to run them first.
-            try { ring = new UringRing((uint)entries, SetupCoopTaskrun | SetupTaskrunFlag, (uint)entries * 4); }
-            catch (UringUnavailableException ex) when (ex.Errno == Errno.EINVAL) { ring = new UringRing((uint)entries, 0, (uint)entries * 4); }
+            if (ring is null)
+            {
+                try { ring = new UringRing((uint)entries, SetupCoopTaskrun | SetupTaskrunFlag, (uint)entries * 4); }
+                catch (UringUnavailableException ex) when (ex.Errno == Errno.EINVAL) { ring = new UringRing((uint)entries, 0, (uint)entries * 4); }
+            }
             if (!ring.Supports(OpAccept) || !ring.Supports(OpRecv) || !ring.Supports(OpPollAdd))
                 throw new UringUnavailableException("this kernel's io_uring lacks accept, recv or poll", 0);
             var buffers = new ProvidedBuffers(ring, BufferGroup, RecvBuffers, 16 << 10);
             if (coalesce > 0 && !ring.SupportsMinWait) Engine.Warn("this kernel's io_uring has no minimum wait (6.12 and later); --coalesce is off");
-            return new OffloadEngine(ring, buffers, busy, coalesce);
+            return new OffloadEngine(ring, buffers, busy, coalesce, singleIssuer);
         }
         catch (Exception ex)
         {
@@ -140,6 +147,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     private void FreeSlot(OffloadSocket s)
     {
         if (s.Slot < 0 || _slots[s.Slot] != s) return;
+        if (s is OffloadConnection c) _roomWaits.Remove(c);
         _slots[s.Slot] = null;
         _freeSlots.Push(s.Slot);
         s.Slot = -1;
@@ -178,6 +186,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     private void KickSend(OffloadConnection c)
     {
         if (c.SendInFlight) return;
+        if (!MayEnter) { KickLater(c); return; } // the owner prepares it, or the flusher sends it meanwhile
         if (c.SendError != 0 || c.Output.Queued == 0)
         {
             if (c.ShutWritePending && c.SendError == 0) { c.ShutWritePending = false; Sys.Shutdown(c.IoFd, Abi.SHUT_WR); }
@@ -187,7 +196,10 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
         var (address, length) = c.Output.Next();
         if (length == 0) return; // a read in the ring still fills what comes next (sendfile)
         var sqe = _ring.NextSqe();
-        UringRing.PrepSend(sqe, c.IoFd, (void*)address, (uint)length, Abi.MSG_NOSIGNAL);
+        // In the owner mode a send the socket cannot take at once ends with EAGAIN (MSG_DONTWAIT)
+        // rather than wait in the ring for room: that retry would be completion work only the owner
+        // runs, and an owner gone elsewhere would leave the bytes stuck, where the flusher can send them.
+        UringRing.PrepSend(sqe, c.IoFd, (void*)address, (uint)length, Abi.MSG_NOSIGNAL | (_singleIssuer ? Abi.MSG_DONTWAIT : 0));
         sqe->UserData = UringTag.Make(UringTag.Send, c.Slot, c.Generation);
         c.SendInFlight = true;
         _sendsInFlight++;
@@ -235,6 +247,14 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     private int Reap(bool byProgram = true, bool runTaskWork = true)
     {
         if (byProgram) _programReaps++; // a count, not a clock read: this runs on every call
+        if (_singleIssuer)
+        {
+            // Only the owner runs completions. The flusher takes those already posted while the
+            // owner is away (OwnerAbsentTurn); the program's other threads leave them to the owner.
+            if (IsOwner) _ownerCalls++;
+            else if (byProgram) return 0;
+            else runTaskWork = false;
+        }
         // Completions the kernel holds back as task work (COOP_TASKRUN) run at an entry.
         if (runTaskWork && _ring.CqReady == 0 && _ring.TaskWorkPending) { _ring.Submit(getEvents: true); _taskRunEnters++; }
         int events = 0;
@@ -245,7 +265,8 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
             events += Dispatch(cqe);
         }
         // A wait by another thread may have missed these events (its wake-up was reaped here).
-        if (events > 0 && Volatile.Read(ref _ringWaiters) > 0) PostWake();
+        if (events > 0 && _singleIssuer) { if (Volatile.Read(ref _othersWaiting) > 0) TellOthers(); }
+        else if (events > 0 && Volatile.Read(ref _ringWaiters) > 0) PostWake();
         return events;
     }
 
@@ -264,6 +285,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
         switch (kind)
         {
             case SendZcTag: return OnSendZeroCopy(cqe);
+            case OwnerWake: return OwnerWoken();
             case EpollWatch:
             {
                 int epfd = UringTag.Slot(cqe.UserData);
@@ -319,6 +341,13 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
                 c.SendInFlight = false;
                 _sends++;
                 if (cqe.Res > 0) c.Output.Sent(cqe.Res);
+                else if (cqe.Res == -Errno.EAGAIN && _singleIssuer)
+                {
+                    ArmWritePoll(c, full: false); // the send is made again when there is room
+                    _roomWaits.Add(c); // or by the flusher, if the owner is away when it comes
+                    c.Seq++;
+                    return 1;
+                }
                 else if (cqe.Res < 0)
                 {
                     c.SendError = -cqe.Res;
@@ -347,13 +376,18 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     private void Report()
     {
         if (!Engine.PrintStats) return;
-        Engine.Warn($"offload: {_accepts} accepted, {_receives} receives, {_sends} sends, {_completions} completions in {_ring.Enters} io_uring_enter calls ({_waits} waits, {_taskRunEnters} to run task work, the rest submitting); {_fileReads} file reads, {_fileCloses} closes in the ring{(_coalesceUs > 0 ? $"; coalescing {_coalesceUs} us" : "")}");
+        Engine.Warn($"offload: {_accepts} accepted, {_receives} receives, {_sends} sends, {_completions} completions in {_ring.Enters} io_uring_enter calls ({_waits} waits, {_taskRunEnters} to run task work, the rest submitting); {_fileReads} file reads, {_fileCloses} closes in the ring{(_coalesceUs > 0 ? $"; coalescing {_coalesceUs} us" : "")}{(_singleIssuer ? $"; single issuer, {_flusherSends} sends by the flusher for an absent owner" : "")}");
         ReportZeroCopy();
     }
 
     /// <summary>Publishes and submits what is prepared (no wait).</summary>
     private void Flush()
     {
+        if (!MayEnter)
+        {
+            if (_kicks.Count > 0 || _ring.Unsubmitted > 0) WakeOwner();
+            return;
+        }
         _deferredTurn = false;
         KickPendingSends();
         if (_ring.Unsubmitted > 0) _ring.Submit();
@@ -366,6 +400,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     /// </summary>
     private long WaitRing(uint published, long deadlineNs, void* sigmask)
     {
+        if (!MayEnter) { WaitForOwner(deadlineNs); return 0; }
         try
         {
             if (_busyPollUs > 0)
@@ -383,12 +418,18 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
             int r = _ring.EnterAndWait(published, left, sigmask, _coalesceUs, CoalesceBatch);
             return r == -Errno.EINTR ? -Errno.EINTR : 0;
         }
-        finally { Interlocked.Decrement(ref _ringWaiters); }
+        finally
+        {
+            _ownerInRing = false;
+            Interlocked.Decrement(ref _ringWaiters);
+        }
     }
 
     /// <summary>Under the lock, before leaving it to wait: counts this thread as a waiter and publishes the prepared entries.</summary>
     private uint PrepareWait()
     {
+        if (!MayEnter) { PrepareOtherWait(); return 0; }
+        if (_singleIssuer) { ArmOwnerWake(); _ownerInRing = true; }
         Interlocked.Increment(ref _ringWaiters);
         _deferredTurn = false;
         KickPendingSends();
@@ -406,19 +447,23 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
         while (!_exiting)
         {
             bool busy;
-            lock (_lock)
-            {
-                // A program thread that drove the ring within the last millisecond, or waits in it
-                // now, takes its own completions: taking them here would only cost it a wake-up.
-                bool driven = Volatile.Read(ref _ringWaiters) > 0 || _programReaps != _flusherSawReaps;
-                _flusherSawReaps = _programReaps;
-                if (!driven) Reap(byProgram: false);
-                Flush();
-                busy = _ring.Unsubmitted > 0 || _kicks.Count > 0 || _sendsInFlight > 0 || _readsInFlight > 0 || _closing.Count > 0;
-                if (_closing.Count > 0 && _ring.Unsubmitted == 0) PruneClosing();
-            }
+            lock (_lock) busy = _singleIssuer ? OwnerModeTurn() : FlusherTurn();
             Thread.Sleep(busy ? 1 : 20);
         }
+    }
+
+    /// <summary>One turn of the flusher (lock held); true while operations are queued or in flight.</summary>
+    private bool FlusherTurn()
+    {
+        // A program thread that drove the ring within the last millisecond, or waits in it
+        // now, takes its own completions: taking them here would only cost it a wake-up.
+        bool driven = Volatile.Read(ref _ringWaiters) > 0 || _programReaps != _flusherSawReaps;
+        _flusherSawReaps = _programReaps;
+        if (!driven) Reap(byProgram: false);
+        Flush();
+        bool busy = _ring.Unsubmitted > 0 || _kicks.Count > 0 || _sendsInFlight > 0 || _readsInFlight > 0 || _closing.Count > 0;
+        if (_closing.Count > 0 && _ring.Unsubmitted == 0) PruneClosing();
+        return busy;
     }
 
     // How many times program threads took completions, and that count at the flusher's last turn

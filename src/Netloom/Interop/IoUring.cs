@@ -20,7 +20,7 @@ internal static unsafe partial class IoUring
     /// <summary>IORING_FEAT_MIN_TIMEOUT (6.12): io_uring_getevents_arg.min_wait_usec is honoured (newer than this machine's headers).</summary>
     public const uint FeatMinTimeout = 0x8000;
     public const uint SqNeedWakeup = 1, SqTaskrun = 4;
-    public const uint RegisterFiles = 2, RegisterProbe = 8, RegisterPbufRing = 22, UnregisterPbufRing = 23;
+    public const uint RegisterFiles = 2, RegisterEventFd = 4, RegisterProbe = 8, RegisterPbufRing = 22, UnregisterPbufRing = 23;
 
     public const byte OpNop = 0, OpPollAdd = 6, OpTimeout = 11, OpAccept = 13, OpAsyncCancel = 14, OpClose = 19, OpRead = 22, OpSend = 26, OpRecv = 27, OpShutdown = 34, OpSendZc = 47;
     /// <summary>sqe.file_index for accept: let the kernel pick a free registered-file slot (5.19+).</summary>

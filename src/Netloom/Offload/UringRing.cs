@@ -22,7 +22,7 @@ internal sealed unsafe partial class UringRing : IDisposable
     private readonly void* _sqRing, _cqRing;
     private readonly nuint _sqRingSize, _cqRingSize, _sqesSize;
     private readonly bool _singleMmap;
-    private readonly uint* _sqHead, _sqTail, _sqFlags, _sqArray, _cqHead, _cqTail;
+    private readonly uint* _sqHead, _sqTail, _sqFlags, _sqArray, _cqHead, _cqTail, _cqFlags;
     private readonly uint _sqMask, _cqMask;
     private readonly Sqe* _sqes;
     private readonly Cqe* _cqes;
@@ -56,6 +56,7 @@ internal sealed unsafe partial class UringRing : IDisposable
         _sqMask = *(uint*)(sq + p.SqOff.RingMask);
         _cqHead = (uint*)(cq + p.CqOff.Head);
         _cqTail = (uint*)(cq + p.CqOff.Tail);
+        _cqFlags = (uint*)(cq + p.CqOff.Flags);
         _cqMask = *(uint*)(cq + p.CqOff.RingMask);
         _cqes = (Cqe*)(cq + p.CqOff.Cqes);
         _sqLocalTail = *_sqTail;
@@ -81,6 +82,51 @@ internal sealed unsafe partial class UringRing : IDisposable
         var fds = new int[count];
         Array.Fill(fds, -1);
         fixed (int* f = fds) return IoUring.Register(_fd, RegisterFiles, f, (uint)count) >= 0;
+    }
+
+    /// <summary>
+    /// Registers <paramref name="eventFd"/> to be signalled when completions are posted or, on a
+    /// DEFER_TASKRUN ring, when completions wait for the owner to run them: a thread sleeping in
+    /// poll on other descriptors can include it. Starts disabled (<see cref="EventFdEnabled"/>).
+    /// </summary>
+    public bool RegisterEventFd(int eventFd)
+    {
+        EventFdEnabled = false;
+        return IoUring.Register(_fd, IoUring.RegisterEventFd, &eventFd, 1) >= 0;
+    }
+
+    /// <summary>The registered eventfd is signalled (IORING_CQ_EVENTFD_DISABLED clear): only while a poll waits on it, so a busy ring pays nothing.</summary>
+    public bool EventFdEnabled
+    {
+        get => (Volatile.Read(ref *_cqFlags) & 1) == 0;
+        set
+        {
+            uint f = Volatile.Read(ref *_cqFlags);
+            Volatile.Write(ref *_cqFlags, value ? f & ~1u : f | 1u);
+            Interlocked.MemoryBarrier(); // the flag before the caller reads the queues
+        }
+    }
+
+    /// <summary>The entries prepared and not yet published are those from <see cref="PublishedTail"/> up to <see cref="PreparedTail"/> (<see cref="EntryAt"/>).</summary>
+    public uint PublishedTail => Volatile.Read(ref *_sqTail);
+    public uint PreparedTail => _sqLocalTail;
+    /// <summary>Every published entry has been taken by the kernel.</summary>
+    public bool AllPublishedConsumed => Volatile.Read(ref *_sqHead) == PublishedTail;
+    public Sqe* EntryAt(uint index) => &_sqes[index & _sqMask];
+
+    /// <summary>
+    /// Turns a prepared entry that is not yet published into a no-op with
+    /// <paramref name="userData"/>: what it would have done will not happen (the caller does it
+    /// another way). False when it is published already (the kernel takes it at the next entry).
+    /// </summary>
+    public bool TryNeutralize(uint index, ulong userData)
+    {
+        if ((int)(index - PublishedTail) < 0 || (int)(_sqLocalTail - index) <= 0) return false;
+        Sqe* sqe = EntryAt(index);
+        *sqe = default;
+        sqe->Opcode = OpNop;
+        sqe->UserData = userData;
+        return true;
     }
 
     private void* Map(nuint size, ulong offset)
@@ -169,6 +215,7 @@ internal sealed unsafe partial class UringRing : IDisposable
             int e = Libc.Errno;
             if (e == Errno.EINTR) continue;
             if (e is Errno.EAGAIN or Errno.EBUSY /* the CQ is full: reap first */) return 0;
+            if (e == Errno.EEXIST) throw new IOException("io_uring_enter: only the thread that owns this SINGLE_ISSUER ring may enter it");
             throw new IOException($"io_uring_enter: {Libc.Describe(e)} (errno {e})");
         }
     }

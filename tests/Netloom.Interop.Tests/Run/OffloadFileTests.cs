@@ -19,6 +19,7 @@ public partial class OffloadTests
     [InlineData("50", false)]
     [InlineData("0", true)]
     [InlineData("coalesce", true)]
+    [InlineData("single-issuer", true)]
     public void Nginx_small_files_through_the_ring_stay_byte_exact_when_files_change_between_requests(string busyPoll, bool openFileCache)
     {
         using var dir = new TempDir();

@@ -17,8 +17,16 @@ public partial class OffloadTests
 
     private static int FreePort() => Interlocked.Add(ref s_port, 7);
 
-    /// <summary>The flags of a test's variant: busy polling for that many microseconds ("0", "50"), or "coalesce" (50 µs of minimum wait).</summary>
-    internal static string[] VariantFlags(string variant) => variant == "coalesce" ? ["--coalesce", "50"] : ["--busy-poll", variant];
+    /// <summary>
+    /// The flags of a test's variant: busy polling for that many microseconds ("0", "50"),
+    /// "coalesce" (50 µs of minimum wait), or "single-issuer" (the owner mode, coalescing too).
+    /// </summary>
+    internal static string[] VariantFlags(string variant) => variant switch
+    {
+        "coalesce" => ["--coalesce", "50"],
+        "single-issuer" => ["--single-issuer", "--coalesce", "50"],
+        _ => ["--busy-poll", variant],
+    };
 
     [GeneratedRegex(@"offload: (\d+) accepted, (\d+) receives, (\d+) sends, (\d+) completions in (\d+) io_uring_enter calls")]
     private static partial Regex Stats();
@@ -35,6 +43,7 @@ public partial class OffloadTests
     [InlineData("0")]
     [InlineData("50")]
     [InlineData("coalesce")]
+    [InlineData("single-issuer")]
     public void An_epoll_server_in_c_keeps_its_semantics(string busyPoll)
     {
         string exe = RunLab.Compile("offload.c", "offload");
@@ -53,6 +62,7 @@ public partial class OffloadTests
     [InlineData("0")]
     [InlineData("50")]
     [InlineData("coalesce")]
+    [InlineData("single-issuer")]
     public void Redis_serves_every_command_family_big_values_many_clients_bgsave_and_shutdown(string busyPoll)
     {
         using var dir = new TempDir();
@@ -97,13 +107,15 @@ public partial class OffloadTests
         redis.Stop();
         var (accepted, _) = CountsIn(redis.Log);
         Assert.True(accepted > 1000, redis.Log);
-        if (busyPoll == "coalesce") Assert.Contains("coalescing 50 us", redis.Log); // on, not refused by the kernel
+        if (busyPoll is "coalesce" or "single-issuer") Assert.Contains("coalescing 50 us", redis.Log); // on, not refused by the kernel
+        if (busyPoll == "single-issuer") Assert.Contains("; single issuer", redis.Log);
     }
 
     [ToolTheory("redis-server", "redis-cli")]
     [InlineData("0")]
     [InlineData("50")]
     [InlineData("coalesce")]
+    [InlineData("single-issuer")]
     public void A_client_that_never_reads_leaves_the_server_bounded_and_serving_others(string busyPoll)
     {
         int port = FreePort();
@@ -133,6 +145,7 @@ public partial class OffloadTests
     [InlineData("0")]
     [InlineData("50")]
     [InlineData("coalesce")]
+    [InlineData("single-issuer")]
     public void Nginx_in_one_process_serves_64_MiB_and_keeps_connections_alive(string busyPoll)
     {
         using var dir = new TempDir();
@@ -164,6 +177,7 @@ public partial class OffloadTests
     [InlineData("0")]
     [InlineData("50")]
     [InlineData("coalesce")]
+    [InlineData("single-issuer")]
     public void A_python_asyncio_echo_server_serves_many_connections_byte_exact(string busyPoll)
     {
         int port = FreePort();
