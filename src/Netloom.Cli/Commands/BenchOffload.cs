@@ -6,7 +6,7 @@ namespace Netloom.Cli.Commands;
 
 /// <summary>
 /// `netloom bench offload`: unmodified redis-server and nginx (one process), plain, under
-/// `netloom run --offload`, and under it with busy polling, driven by redis-benchmark and wrk over
+/// `netloom run --offload`, and under it with busy polling, with coalescing, and in the owner mode, driven by redis-benchmark and wrk over
 /// loopback in interleaved rounds. For each: throughput, server CPU time per request (utime and
 /// stime of the server's whole thread group, io_uring's in-task work and io-wq workers included),
 /// system calls per request (perf's raw_syscalls counter on the server), and p99 latency.
@@ -14,7 +14,8 @@ namespace Netloom.Cli.Commands;
 internal static partial class BenchOffload
 {
     private const int Rounds = 3;
-    private static readonly string[] Modes = ["plain", "offload", "offload_busy", "offload_coalesce"];
+    // offload_single_issuer: the owner mode (--single-issuer) with --coalesce 50, as the issue's CPU goal needs it.
+    private static readonly string[] Modes = ["plain", "offload", "offload_busy", "offload_coalesce", "offload_single_issuer"];
     private static int s_port = 16000 + Environment.ProcessId % 2000;
 
     public static List<(string Key, object Value)> Run(double seconds)
@@ -97,7 +98,8 @@ internal static partial class BenchOffload
             psi.Environment["NETLOOM_ENGINE"] = engine;
             psi.Environment["NETLOOM_MODE"] = "offload";
             psi.Environment["NETLOOM_BUSY_POLL"] = mode == "offload_busy" ? "50" : "0";
-            psi.Environment["NETLOOM_COALESCE"] = mode == "offload_coalesce" ? "50" : "0";
+            psi.Environment["NETLOOM_COALESCE"] = mode is "offload_coalesce" or "offload_single_issuer" ? "50" : "0";
+            psi.Environment["NETLOOM_SINGLE_ISSUER"] = mode == "offload_single_issuer" ? "1" : "0";
         }
         var p = Process.Start(psi)!;
         p.OutputDataReceived += (_, _) => { };

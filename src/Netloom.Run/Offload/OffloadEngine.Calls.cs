@@ -151,8 +151,10 @@ internal sealed unsafe partial class OffloadEngine
             {
                 if (Get(fd) is not OffloadConnection c) return got > 0 ? got : Abi.Kernel;
                 // Bytes already here are served without an entry to run completions the kernel
-                // holds as task work (they can only add bytes behind these).
-                Reap(runTaskWork: c.Available == 0);
+                // holds as task work (they can only add bytes behind these); so, when coalescing
+                // or in the owner mode, is a read that finds none, four times in a row (EAGAIN, as
+                // if the bytes were still on their way: the wait that follows runs them).
+                Reap(runTaskWork: c.Available == 0 && (!LazyTaskWork || ++_emptyReadsWithoutRun > 4));
                 if (msg->Name is not null) msg->NameLength = 0;
                 msg->Flags = 0;
                 if (c.Available > 0)
@@ -241,7 +243,7 @@ internal sealed unsafe partial class OffloadEngine
                 if (Get(fd) is not OffloadConnection c) return Abi.Kernel;
                 // Coalescing leaves completions the kernel holds as task work to the next entry: an
                 // error of an earlier send then surfaces a call later than without it.
-                Reap(runTaskWork: _coalesceUs == 0);
+                Reap(runTaskWork: !LazyTaskWork);
                 if (c.SendError != 0)
                 {
                     if (sent > 0) return sent;
@@ -292,7 +294,7 @@ internal sealed unsafe partial class OffloadEngine
         lock (_lock)
         {
             if (Get(outFd) is not OffloadConnection c) return Abi.Kernel;
-            Reap();
+            Reap(runTaskWork: !LazyTaskWork); // as send
             long queued = SendFileByRing(c, inFd, offset, count);
             if (queued != -1) return queued;
             if (count > MaxRingFileRead)

@@ -37,7 +37,7 @@ internal sealed unsafe partial class OffloadEngine
             {
                 // With coalescing, completions still held as task work are left to the wait below,
                 // whose one entry runs them, submits and collects more: not an entry for each.
-                Reap(runTaskWork: _coalesceUs == 0 || timeoutNs == 0);
+                Reap(runTaskWork: !LazyTaskWork || timeoutNs == 0);
                 int n = _epolls.TryGetValue(epfd, out var set) ? set.Collect(events, max) : 0;
                 bool kernel = Engine.Host->EpollKernel(epfd) != 0;
                 var watch = _watches.GetValueOrDefault(epfd);

@@ -256,7 +256,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
             else runTaskWork = false;
         }
         // Completions the kernel holds back as task work (COOP_TASKRUN) run at an entry.
-        if (runTaskWork && _ring.CqReady == 0 && _ring.TaskWorkPending) { _ring.Submit(getEvents: true); _taskRunEnters++; }
+        if (runTaskWork && _ring.CqReady == 0 && _ring.TaskWorkPending) { _ring.Submit(getEvents: true); _taskRunEnters++; _emptyReadsWithoutRun = 0; }
         int events = 0;
         while (_ring.TryPeek(out var cqe))
         {
@@ -381,6 +381,16 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     }
 
     /// <summary>Publishes and submits what is prepared (no wait).</summary>
+    /// <summary>
+    /// Calls other than waits leave completions the kernel holds as task work to the next wait
+    /// (coalescing, and the owner mode, where they are pending almost always under load: only the
+    /// owner's entries run them, not any system call's return as with COOP_TASKRUN).
+    /// </summary>
+    private bool LazyTaskWork => _coalesceUs > 0 || _singleIssuer;
+
+    // Reads that found nothing and left task work pending since the last entry (LazyTaskWork).
+    private int _emptyReadsWithoutRun;
+
     private void Flush()
     {
         if (!MayEnter)
@@ -415,6 +425,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
             }
             long left = deadlineNs == long.MaxValue ? -1 : Math.Max(0, deadlineNs - Clock.NowNs());
             Interlocked.Increment(ref _waits);
+            _emptyReadsWithoutRun = 0;
             int r = _ring.EnterAndWait(published, left, sigmask, _coalesceUs, CoalesceBatch);
             return r == -Errno.EINTR ? -Errno.EINTR : 0;
         }

@@ -58,6 +58,32 @@ public partial class OffloadTests
         Assert.True(completions > 10, r.Err);
     }
 
+    [GeneratedRegex(@"single issuer, (\d+) sends by the flusher for an absent owner")]
+    private static partial Regex OwnerStats();
+
+    /// <summary>
+    /// The owner mode with threads: other threads write whole replies on blocking sockets and close
+    /// them (their work handed to the owner), a reply the owner wrote leaves while it computes (sent
+    /// by the flusher), and a thread that waits while the owner is away elsewhere gets a message on
+    /// stderr saying why, and nothing it waited for is lost.
+    /// </summary>
+    [ToolFact("gcc")]
+    public void The_owner_mode_serves_other_threads_and_says_when_its_owner_is_away()
+    {
+        string exe = RunLab.Compile("owner.c", "owner");
+        var argv = RunLab.OffloadCommand([exe, FreePort().ToString()], ["--single-issuer"]);
+        var r = Sh.Run(2 * Minute, argv[0], argv[1..]);
+        Assert.True(r.Code == 0, $"exit {r.Code}\n{r.Out}\n{r.Err}");
+        foreach (var name in new[] { "other-threads-write-whole-replies-and-close", "a-reply-leaves-while-the-owner-computes", "an-absent-owner-loses-nothing" })
+            Assert.Contains($"ok {name}\n", r.Out);
+        Assert.Contains("--single-issuer: a thread waits on sockets whose completions only the ring's owner thread", r.Err);
+        var m = OwnerStats().Match(r.Err);
+        Assert.True(m.Success && long.Parse(m.Groups[1].Value) >= 1, r.Err);
+        Assert.Equal(Clients + 2, CountsIn(r.Err).Accepted);
+    }
+
+    private const int Clients = 4; // owner.c's writing threads
+
     [ToolTheory("redis-server", "redis-cli", "redis-benchmark")]
     [InlineData("0")]
     [InlineData("50")]
@@ -236,5 +262,9 @@ public partial class OffloadTests
         r = Sh.Run(Minute, a[0], a[1..]);
         Assert.NotEqual(0, r.Code);
         Assert.Contains("--coalesce applies to --offload", r.Err);
+        a = RunLab.Command(null, "shm:nlsingle", "10.9.9.2/24", ["true"], "--single-issuer");
+        r = Sh.Run(Minute, a[0], a[1..]);
+        Assert.NotEqual(0, r.Code);
+        Assert.Contains("--single-issuer applies to --offload", r.Err);
     }
 }

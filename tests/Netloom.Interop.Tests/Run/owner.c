@@ -1,0 +1,190 @@
+/* What `netloom run --offload --single-issuer` (the owner mode) keeps, and what it says, checked
+ * the way a threaded C server sees it. The main thread opens the first socket, so it owns the ring.
+ *
+ *   owner PORT      prints "ok NAME" or "FAIL NAME: why"; exits 1 if any failed
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct sockaddr_in addr;
+static int failures;
+
+#define CHECK(name, cond, ...) do { if (cond) printf("ok %s\n", name); else { printf("FAIL %s: ", name); printf(__VA_ARGS__); printf("\n"); failures++; } fflush(stdout); } while (0)
+
+static long long now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
+}
+
+static unsigned char pattern(long long i) { return (unsigned char)(i * 7 + (i >> 11)); }
+
+static int client(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) { perror("connect"); exit(2); }
+    return fd;
+}
+
+/* The next connection from the listener, waiting with epoll_wait as an event loop does (main thread). */
+static int accept_one(int ep, int lfd)
+{
+    long long end = now_ms() + 10000;
+    while (now_ms() < end) {
+        struct epoll_event ev;
+        epoll_wait(ep, &ev, 1, 100);
+        int c = accept4(lfd, NULL, NULL, 0);
+        if (c >= 0) return c;
+    }
+    fprintf(stderr, "no connection\n");
+    exit(2);
+}
+
+/* ---- 1: threads other than the owner write whole replies and close ---- */
+
+enum { Clients = 4, Reply = 1 << 20 };
+static int done_clients, bad_clients;
+
+static void *reading_client(void *arg)
+{
+    (void)arg;
+    int fd = client();
+    static __thread unsigned char buf[1 << 16];
+    long long got = 0, bad = 0;
+    for (;;) {
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        for (ssize_t i = 0; i < n; i++) if (buf[i] != pattern(got + i)) bad++;
+        got += n;
+    }
+    close(fd);
+    if (got != Reply || bad) __atomic_add_fetch(&bad_clients, 1, __ATOMIC_SEQ_CST);
+    __atomic_add_fetch(&done_clients, 1, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+static void *writing_worker(void *arg)
+{
+    int c = (int)(long)arg;
+    static __thread unsigned char chunk[1 << 15];
+    for (long long sent = 0; sent < Reply;) {
+        int n = sizeof chunk;
+        for (int i = 0; i < n; i++) chunk[i] = pattern(sent + i);
+        ssize_t w = send(c, chunk, (size_t)n, MSG_NOSIGNAL); /* blocking: waits when the queue is full */
+        if (w <= 0) { perror("worker send"); break; }
+        sent += w;
+    }
+    close(c); /* by this thread, with bytes still queued: the FIN follows them */
+    return NULL;
+}
+
+static void check_other_threads_write_and_close(int ep, int lfd)
+{
+    pthread_t clients[Clients], workers[Clients];
+    for (int i = 0; i < Clients; i++) pthread_create(&clients[i], NULL, reading_client, NULL);
+    for (int i = 0; i < Clients; i++) pthread_create(&workers[i], NULL, writing_worker, (void *)(long)accept_one(ep, lfd));
+    /* The owner goes on with its loop meanwhile, as a server's event loop does. */
+    long long end = now_ms() + 60000;
+    while (__atomic_load_n(&done_clients, __ATOMIC_SEQ_CST) < Clients && now_ms() < end) {
+        struct epoll_event ev;
+        epoll_wait(ep, &ev, 1, 50);
+    }
+    for (int i = 0; i < Clients; i++) pthread_join(workers[i], NULL);
+    for (int i = 0; i < Clients; i++) pthread_join(clients[i], NULL);
+    CHECK("other-threads-write-whole-replies-and-close", done_clients == Clients && bad_clients == 0,
+          "%d of %d clients done, %d got a wrong or short reply", done_clients, Clients, bad_clients);
+}
+
+/* ---- 2: a reply the owner wrote leaves while it computes ---- */
+
+static volatile int got_pong;
+static void *pong_client(void *arg)
+{
+    int fd = *(int *)arg;
+    char b[4];
+    if (send(fd, "ping", 4, 0) == 4 && recv(fd, b, 4, MSG_WAITALL) == 4 && memcmp(b, "pong", 4) == 0) got_pong = 1;
+    return NULL;
+}
+
+static void check_reply_leaves_while_owner_computes(int ep, int lfd)
+{
+    int cl = client();
+    int c = accept_one(ep, lfd);
+    pthread_t t;
+    pthread_create(&t, NULL, pong_client, &cl);
+    char b[4];
+    ssize_t n = recv(c, b, 4, MSG_WAITALL);
+    ssize_t w = send(c, "pong", 4, 0);
+    /* No call into the interposer from here until the client has its reply (or 10 s passed). */
+    long long end = now_ms() + 10000;
+    while (!got_pong && now_ms() < end) { }
+    int seen = got_pong;
+    pthread_join(t, NULL);
+    CHECK("a-reply-leaves-while-the-owner-computes", n == 4 && w == 4 && seen, "recv %zd, send %zd, client got pong while the owner computed: %d", n, w, seen);
+    close(c); close(cl);
+}
+
+/* ---- 3: a thread that waits on an owner gone elsewhere: said on stderr, and nothing lost ---- */
+
+static int waiter_fd, waiter_result = -2;
+static void *waiting_worker(void *arg)
+{
+    (void)arg;
+    int ep = epoll_create1(0);
+    struct epoll_event ev = { .events = EPOLLIN, .data.fd = waiter_fd };
+    epoll_ctl(ep, EPOLL_CTL_ADD, waiter_fd, &ev);
+    waiter_result = epoll_wait(ep, &ev, 1, 2500);
+    close(ep);
+    return NULL;
+}
+
+static void check_absent_owner(int ep, int lfd)
+{
+    int cl = client();
+    waiter_fd = accept_one(ep, lfd);
+    struct epoll_event ev;
+    epoll_wait(ep, &ev, 1, 0); /* the connection's receive goes into the ring */
+    if (send(cl, "late", 4, 0) != 4) perror("send");
+    pthread_t t;
+    pthread_create(&t, NULL, waiting_worker, NULL);
+    pthread_join(t, NULL); /* the owner waits here, away from the ring */
+    /* Back in the engine: the bytes the absent owner could not take are all there. */
+    char b[4] = { 0 };
+    ssize_t n = recv(waiter_fd, b, 4, MSG_WAITALL);
+    CHECK("an-absent-owner-loses-nothing", (waiter_result == 0 || waiter_result == 1) && n == 4 && memcmp(b, "late", 4) == 0,
+          "the waiting thread's epoll_wait gave %d, then the owner's recv %zd '%.4s'", waiter_result, n, b);
+    printf("waiter saw %d\n", waiter_result);
+    close(waiter_fd); close(cl);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) { fprintf(stderr, "usage: owner PORT\n"); return 2; }
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((unsigned short)atoi(argv[1]));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0); /* the first socket: this thread owns the ring */
+    int one = 1;
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(lfd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(lfd, 64) != 0) { perror("listen"); return 2; }
+    int ep = epoll_create1(0);
+    struct epoll_event ev = { .events = EPOLLIN, .data.fd = lfd };
+    epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
+    check_other_threads_write_and_close(ep, lfd);
+    check_reply_leaves_while_owner_computes(ep, lfd);
+    check_absent_owner(ep, lfd);
+    close(ep); close(lfd);
+    printf("%d failed\n", failures);
+    return failures ? 1 : 0;
+}
