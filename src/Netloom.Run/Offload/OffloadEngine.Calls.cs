@@ -154,7 +154,9 @@ internal sealed unsafe partial class OffloadEngine
                 // holds as task work (they can only add bytes behind these); so, when coalescing
                 // or in the owner mode, is a read that finds none, four times in a row (EAGAIN, as
                 // if the bytes were still on their way: the wait that follows runs them).
-                Reap(runTaskWork: c.Available == 0 && (!LazyTaskWork || ++_emptyReadsWithoutRun > 4));
+                bool run = c.Available == 0 && (!LazyTaskWork || ++_emptyReadsWithoutRun > 4);
+                if (run) _emptyReadsWithoutRun = 0;
+                Reap(runTaskWork: run);
                 if (msg->Name is not null) msg->NameLength = 0;
                 msg->Flags = 0;
                 if (c.Available > 0)
@@ -349,17 +351,19 @@ internal sealed unsafe partial class OffloadEngine
         }
     }
 
-    public long Close(int fd)
+    public long Close(int fd) => Close(fd, 0);
+
+    private long Close(int fd, int tries)
     {
         OffloadConnection? lingering = null;
         if (!MayEnter) WaitOwnerEntry();
         lock (_lock)
         {
-            if (!MayEnter && !_ring.AllPublishedConsumed) goto Again; // the owner published more meanwhile
+            // The owner published more meanwhile (its entry follows at once): wait for it again.
+            if (!MayEnter && !_ring.AllPublishedConsumed && tries < 100) goto Again;
             Reap();
             var s = Forget(fd);
             if (s is null || s.Names > 0) return 0;
-            if (!MayEnter && s.Names == 0) ForgetPreparedOn(fd);
             switch (s)
             {
                 case OffloadListener l:
@@ -408,12 +412,13 @@ internal sealed unsafe partial class OffloadEngine
                     FreeSlot(s);
                     break;
             }
+            if (!MayEnter) OtherClosed(fd, s);
             Flush();
         }
         if (lingering is not null) Linger(lingering);
         return 0;
     Again:
-        return Close(fd);
+        return Close(fd, tries + 1);
     }
 
     /// <summary>The last queued byte of a closed connection left (or failed): close the engine's descriptor (the FIN) and free the slot.</summary>

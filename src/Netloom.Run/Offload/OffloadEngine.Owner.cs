@@ -54,6 +54,7 @@ internal sealed unsafe partial class OffloadEngine
         try
         {
             var ring = new UringRing(entries, SetupSingleIssuer | SetupDeferTaskrun | SetupTaskrunFlag, entries * 4);
+            ring.MarkOwnerThread();
             t_owner = true;
             return ring;
         }
@@ -157,18 +158,45 @@ internal sealed unsafe partial class OffloadEngine
             _warnedSilent = true;
             Engine.Warn("--single-issuer: a thread waits on sockets whose completions only the ring's owner thread (the one that opened the first socket) can take, and that thread has not called in for a second; run this program without --single-issuer");
         }
-        // Completions already posted (sends the owner submitted end at once, MSG_DONTWAIT) free
-        // their connections for plain sends; any that wait to be run stay the owner's.
+        WorkForAbsentOwner();
+    }
+
+    /// <summary>
+    /// What the engine's other threads do for an owner that is not there (lock held): take the
+    /// completions already posted (sends the owner submitted end at once, MSG_DONTWAIT), take back
+    /// the sends it prepared and did not submit, then send what connections queued by plain
+    /// non-blocking sends, do its prepared file reads and closes, and send the FINs behind.
+    /// </summary>
+    private void WorkForAbsentOwner()
+    {
         Reap(byProgram: false);
         if (_roomWaits.Count > 0)
         {
             foreach (var c in _roomWaits) KickLater(c); // the owner's poll for room may never run meanwhile
             _roomWaits.Clear();
         }
-        if (_kicks.Count == 0 && _readsInFlight == 0 && _closing.Count == 0) return;
+        if (_kicks.Count == 0 && _readsInFlight == 0 && _closing.Count == 0 && _sendsInFlight == 0) return;
+        TakeBackPreparedSends();
         SendForAbsentOwner(); // the bytes ahead of a file's first: a file read that fails must not take them with it
         DoFileWorkOfAbsentOwner();
         SendForAbsentOwner();
+    }
+
+    /// <summary>Sends the owner prepared and has not published become no-ops, their connections queued for plain sends.</summary>
+    private void TakeBackPreparedSends()
+    {
+        if (_sendsInFlight == 0) return;
+        for (uint i = _ring.PublishedTail; i != _ring.PreparedTail; i++)
+        {
+            Sqe* sqe = _ring.EntryAt(i);
+            if (sqe->Opcode != OpSend || UringTag.Kind(sqe->UserData) != UringTag.Send) continue;
+            var c = Resolve(sqe->UserData) as OffloadConnection;
+            _ring.TryNeutralize(i, Ignored);
+            _sendsInFlight--;
+            if (c is null) continue;
+            c.SendInFlight = false;
+            KickLater(c);
+        }
     }
 
     /// <summary>Plain sends of what connections queued, in order, and the FIN or close that waits behind the last byte.</summary>
@@ -177,6 +205,7 @@ internal sealed unsafe partial class OffloadEngine
         for (int i = _kicks.Count - 1; i >= 0; i--)
         {
             var c = _kicks[i];
+            if (c.Slot < 0 || c.IoFd < 0) { c.KickPending = false; _kicks.RemoveAt(i); continue; } // freed, or aborted
             if (c.SendInFlight) continue;
             long before = c.Output.Queued;
             if (before > 0) SendQueuedNow(c, aheadOfFills: true);
@@ -187,8 +216,10 @@ internal sealed unsafe partial class OffloadEngine
             if (c.Closed)
             {
                 // The FIN goes now: the ring's receive, whose cancel waits for the owner, still
-                // holds the socket open after the close.
+                // holds the socket open after the close. Entries prepared on the descriptor this
+                // closes (a poll for room) become no-ops first.
                 if (c.SendError == 0) Sys.Shutdown(c.IoFd, Abi.SHUT_WR);
+                ForgetPreparedOn(c.IoFd, -1);
                 FinishClose(c);
             }
             c.KickPending = false;
@@ -240,21 +271,37 @@ internal sealed unsafe partial class OffloadEngine
     }
 
     /// <summary>
-    /// Under the lock, on a thread other than the owner closing <paramref name="fd"/>: entries the
-    /// owner prepared on that number and has not published become no-ops, so none reaches a file
-    /// that later takes the number. Those whose completion the connection counts on keep their
-    /// user data (a send's no-op completes it with nothing sent; a receive's ends it); an accept's
-    /// is dropped.
+    /// Under the lock, on a thread other than the owner closing <paramref name="fd"/> (or the
+    /// flusher closing a connection's own descriptor): entries prepared on that number and not
+    /// published must not reach a file that later takes it. With <paramref name="keep"/> (the
+    /// descriptor that keeps a closed connection's socket while its bytes leave) sends, zero-copy
+    /// sends and polls for room move to it; otherwise they become no-ops that keep their user data
+    /// (a send's completes it with nothing sent, a receive's ends it), and an accept's is dropped.
     /// </summary>
-    private void ForgetPreparedOn(int fd)
+    private void ForgetPreparedOn(int fd, int keep)
     {
         for (uint i = _ring.PublishedTail; i != _ring.PreparedTail; i++)
         {
             Sqe* sqe = _ring.EntryAt(i);
             if (sqe->Fd != fd || sqe->Opcode == OpNop || sqe->Opcode == OpRead || sqe->Opcode == OpClose) continue; // reads and closes name files
             byte kind = UringTag.Kind(sqe->UserData);
-            _ring.TryNeutralize(i, kind is UringTag.Send or UringTag.Recv or WritePoll ? sqe->UserData : Ignored);
+            bool completes = kind is UringTag.Send or UringTag.Recv or WritePoll or SendZcTag;
+            if (keep >= 0 && kind is UringTag.Send or WritePoll or SendZcTag) sqe->Fd = keep;
+            else _ring.TryNeutralize(i, completes ? sqe->UserData : Ignored);
         }
+    }
+
+    /// <summary>
+    /// A thread other than the owner closed <paramref name="fd"/> (lock held, before libc closes
+    /// the number): entries prepared on it follow the socket to the descriptor that keeps it, or
+    /// become no-ops; a connection closed with nothing left to send gets its FIN now, since the
+    /// receive whose cancel waits for the owner holds the socket open.
+    /// </summary>
+    private void OtherClosed(int fd, OffloadSocket s)
+    {
+        int keep = s is OffloadConnection { Closed: true } k && k.IoFd >= 0 && k.IoFd != fd ? k.IoFd : -1;
+        ForgetPreparedOn(fd, keep);
+        if (keep < 0 && s is OffloadConnection c && !(c.LingerOn != 0 && c.LingerSeconds == 0)) Sys.Shutdown(fd, Abi.SHUT_WR);
     }
 
     /// <summary>
@@ -264,6 +311,7 @@ internal sealed unsafe partial class OffloadEngine
     /// </summary>
     private void SettleForOther()
     {
+        DoFileWorkOfAbsentOwner(); // reads of those files first, and the closes in order
         foreach (var (fd, index) in _closing.ToArray())
         {
             if (_ring.Consumed(index)) { _closing.Remove(fd); continue; }
@@ -273,22 +321,16 @@ internal sealed unsafe partial class OffloadEngine
         }
     }
 
-    /// <summary>At exit on a thread other than the owner: queued bytes go by plain sends until they are out or the linger time is over.</summary>
+    /// <summary>At exit on a thread other than the owner: the absent owner's work is done here, until the bytes are out or the linger time is over.</summary>
     private void ExitForOther(long deadlineNs)
     {
         while (Clock.NowNs() < deadlineNs)
         {
-            bool left = false;
             lock (_lock)
             {
-                foreach (var s in _slots)
-                {
-                    if (s is not OffloadConnection c || c.SendInFlight || c.Output.Queued == 0) continue;
-                    SendQueuedNow(c);
-                    left |= c.Output.Queued > 0 && c.SendError == 0;
-                }
+                WorkForAbsentOwner();
+                if (_kicks.Count == 0 && _readsInFlight == 0) return;
             }
-            if (!left) return;
             Thread.Sleep(1);
         }
     }

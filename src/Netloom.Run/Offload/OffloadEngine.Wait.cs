@@ -109,7 +109,7 @@ internal sealed unsafe partial class OffloadEngine
         long deadline = timeoutNs < 0 ? long.MaxValue : Clock.NowNs() + timeoutNs;
         int kernelCount = 0;
         lock (_lock) for (int i = 0; i < n; i++) if (Get(fds[i].Fd) is null) kernelCount++;
-        PollFd* kernel = (PollFd*)System.Runtime.InteropServices.NativeMemory.Alloc((nuint)(kernelCount + 1), (nuint)sizeof(PollFd));
+        PollFd* kernel = (PollFd*)System.Runtime.InteropServices.NativeMemory.Alloc((nuint)(kernelCount + 2), (nuint)sizeof(PollFd)); // and the ring's descriptor, or the owner's two eventfds
         try
         {
             while (true)
@@ -136,27 +136,35 @@ internal sealed unsafe partial class OffloadEngine
                 // in the owner mode the eventfd the ring signals (completions the owner must run
                 // first do not make the descriptor readable), and for the owner's other threads
                 // nothing (they look again every 10 ms, after the owner's turns).
-                bool ownerSleeps = sleep && k > 0 && _singleIssuer && MayEnter;
+                // The owner also sleeps on the eventfd other threads write when they leave it work.
+                bool ownerSleeps = sleep && k > 0 && _singleIssuer && MayEnter, runFirst = false;
                 if (ownerSleeps)
                 {
-                    _ring.EventFdEnabled = true;
-                    if (_ring.CqReady > 0 || _ring.TaskWorkPending) sleep = false;
+                    lock (_lock)
+                    {
+                        _ring.EventFdEnabled = true;
+                        runFirst = _ring.CqReady > 0 || _ring.TaskWorkPending || _kicks.Count > 0 || _ring.Unsubmitted > 0;
+                        _ownerInRing = !runFirst;
+                    }
+                    kernel[slots++] = new PollFd { Fd = _readyFd, Events = Abi.POLLIN };
+                    kernel[slots++] = new PollFd { Fd = _wakeFd, Events = Abi.POLLIN };
                 }
-                if (sleep && k > 0 && !_singleIssuer) kernel[slots++] = new PollFd { Fd = _ring.Fd, Events = Abi.POLLIN };
-                else if (sleep && ownerSleeps) kernel[slots++] = new PollFd { Fd = _readyFd, Events = Abi.POLLIN };
+                else if (sleep && k > 0 && !_singleIssuer) kernel[slots++] = new PollFd { Fd = _ring.Fd, Events = Abi.POLLIN };
                 int kernelReady = 0;
                 if (k > 0)
                 {
-                    long left = !sleep ? 0 : deadline == long.MaxValue ? -1 : Math.Max(0, deadline - Clock.NowNs());
+                    long left = !sleep || runFirst ? 0 : deadline == long.MaxValue ? -1 : Math.Max(0, deadline - Clock.NowNs());
                     if (sleep && !MayEnter && (left < 0 || left > 10_000_000)) left = 10_000_000;
                     TimeSpec ts = TimeSpec.FromNanoseconds(Math.Max(0, left));
                     int r = Sys.PPoll(kernel, (ulong)slots, left < 0 ? null : &ts, sleep ? sigmask : null);
                     int pollErrno = Libc.Errno;
                     if (ownerSleeps)
                     {
+                        _ownerInRing = false;
                         _ring.EventFdEnabled = false;
                         ulong signalled;
                         _ = Libc.Read(_readyFd, &signalled, sizeof(ulong));
+                        if (kernel[slots - 1].Revents != 0) _ = Libc.Read(_wakeFd, &signalled, sizeof(ulong));
                     }
                     if (r < 0) return -pollErrno;
                     for (int i = 0, j = 0; i < n; i++)

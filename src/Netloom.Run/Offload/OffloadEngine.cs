@@ -216,6 +216,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
         if (c.KickPending || c.SendInFlight) return;
         c.KickPending = true;
         _kicks.Add(c);
+        if (!MayEnter) WakeOwner(); // an owner asleep submits it (one away: the flusher sends it)
     }
 
     /// <summary>Prepares the sends that writes since the last submit asked for (before every submit and wait).</summary>
@@ -457,13 +458,23 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     {
         while (!_exiting)
         {
-            bool busy;
-            lock (_lock) busy = _singleIssuer ? OwnerModeTurn() : FlusherTurn();
+            bool busy = true;
+            try
+            {
+                lock (_lock) busy = _singleIssuer ? OwnerModeTurn() : FlusherTurn();
+            }
+            catch (Exception e)
+            {
+                // This thread must not end the program (an exception here would): say it, go on.
+                if (Interlocked.Increment(ref _flusherFailures) <= 3) Engine.Warn($"the offload engine's flusher: {e.GetType().Name}: {e.Message}");
+            }
             Thread.Sleep(busy ? 1 : 20);
         }
     }
 
     /// <summary>One turn of the flusher (lock held); true while operations are queued or in flight.</summary>
+    private int _flusherFailures;
+
     private bool FlusherTurn()
     {
         // A program thread that drove the ring within the last millisecond, or waits in it

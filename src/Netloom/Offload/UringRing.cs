@@ -181,8 +181,22 @@ internal sealed unsafe partial class UringRing : IDisposable
     public Sqe* NextSqe()
     {
         Sqe* sqe;
-        while (!TryGetSqe(out sqe)) Submit();
+        while (!TryGetSqe(out sqe))
+        {
+            if (OwnerOnly && !t_owner) throw new IOException("the io_uring submission queue is full and only its owner thread may submit (--single-issuer); that thread has not called in meanwhile");
+            Submit();
+        }
         return sqe;
+    }
+
+    /// <summary>A SINGLE_ISSUER ring: only the thread that called <see cref="MarkOwnerThread"/> may enter it; another thread's <see cref="NextSqe"/> on a full queue throws instead.</summary>
+    public bool OwnerOnly { get; private set; }
+    [ThreadStatic] private static bool t_owner;
+
+    public void MarkOwnerThread()
+    {
+        OwnerOnly = true;
+        t_owner = true;
     }
 
     /// <summary>
@@ -206,6 +220,7 @@ internal sealed unsafe partial class UringRing : IDisposable
         else if (toSubmit == 0 && !_publishedOnly && waitFor == 0 && !getEvents) return 0;
         // Entries published earlier without entering (Publish) go in too: the kernel submits what
         // the SQ holds, at most the count it is given.
+        bool hadPublished = _publishedOnly;
         if (_publishedOnly) { toSubmit = SqEntries; _publishedOnly = false; }
         while (true)
         {
@@ -213,6 +228,7 @@ internal sealed unsafe partial class UringRing : IDisposable
             Enters++;
             if (r >= 0) return r;
             int e = Libc.Errno;
+            if (e != Errno.EINTR && (hadPublished || toSubmit > 0)) _publishedOnly = true; // still to be submitted
             if (e == Errno.EINTR) continue;
             if (e is Errno.EAGAIN or Errno.EBUSY /* the CQ is full: reap first */) return 0;
             if (e == Errno.EEXIST) throw new IOException("io_uring_enter: only the thread that owns this SINGLE_ISSUER ring may enter it");

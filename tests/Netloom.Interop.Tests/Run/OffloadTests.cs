@@ -65,7 +65,8 @@ public partial class OffloadTests
     /// The owner mode with threads: other threads write whole replies on blocking sockets and close
     /// them (their work handed to the owner), a reply the owner wrote leaves while it computes (sent
     /// by the flusher), and a thread that waits while the owner is away elsewhere gets a message on
-    /// stderr saying why, and nothing it waited for is lost.
+    /// stderr saying why, and nothing it waited for is lost; an owner asleep in poll() beside a pipe
+    /// is woken to submit another thread's send.
     /// </summary>
     [ToolFact("gcc")]
     public void The_owner_mode_serves_other_threads_and_says_when_its_owner_is_away()
@@ -74,12 +75,13 @@ public partial class OffloadTests
         var argv = RunLab.OffloadCommand([exe, FreePort().ToString()], ["--single-issuer"]);
         var r = Sh.Run(2 * Minute, argv[0], argv[1..]);
         Assert.True(r.Code == 0, $"exit {r.Code}\n{r.Out}\n{r.Err}");
-        foreach (var name in new[] { "other-threads-write-whole-replies-and-close", "a-reply-leaves-while-the-owner-computes", "an-absent-owner-loses-nothing" })
+        foreach (var name in new[] { "other-threads-write-whole-replies-and-close", "a-reply-leaves-while-the-owner-computes", "an-absent-owner-loses-nothing",
+                     "an-owner-asleep-in-poll-is-woken-for-another-threads-send" })
             Assert.Contains($"ok {name}\n", r.Out);
         Assert.Contains("--single-issuer: a thread waits on sockets whose completions only the ring's owner thread", r.Err);
         var m = OwnerStats().Match(r.Err);
         Assert.True(m.Success && long.Parse(m.Groups[1].Value) >= 1, r.Err);
-        Assert.Equal(Clients + 2, CountsIn(r.Err).Accepted);
+        Assert.Equal(Clients + 3, CountsIn(r.Err).Accepted);
     }
 
     private const int Clients = 4; // owner.c's writing threads

@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,6 +169,45 @@ static void check_absent_owner(int ep, int lfd)
     close(waiter_fd); close(cl);
 }
 
+/* ---- 4: an owner asleep in poll() (a pipe beside an offloaded socket) is woken for another thread's send ---- */
+
+static int hello_conn;
+static void *hello_worker(void *arg)
+{
+    (void)arg;
+    usleep(100000); /* the owner is asleep in poll by now */
+    if (send(hello_conn, "hi", 2, 0) != 2) perror("worker send");
+    return NULL;
+}
+
+static void *echo_client(void *arg)
+{
+    int fd = *(int *)arg;
+    char b[2];
+    if (recv(fd, b, 2, MSG_WAITALL) == 2 && memcmp(b, "hi", 2) == 0) send(fd, "ok", 2, 0);
+    return NULL;
+}
+
+static void check_owner_in_poll(int ep, int lfd)
+{
+    int cl = client();
+    hello_conn = accept_one(ep, lfd);
+    int p[2];
+    if (pipe(p) != 0) perror("pipe");
+    pthread_t w, e;
+    pthread_create(&e, NULL, echo_client, &cl);
+    pthread_create(&w, NULL, hello_worker, NULL);
+    struct pollfd fds[2] = { { .fd = p[0], .events = POLLIN }, { .fd = hello_conn, .events = POLLIN } };
+    int n = poll(fds, 2, 10000); /* the reply "ok" can only come once the worker's "hi" went out */
+    char b[2] = { 0 };
+    ssize_t r = n == 1 && (fds[1].revents & POLLIN) ? recv(hello_conn, b, 2, MSG_WAITALL) : -1;
+    pthread_join(w, NULL);
+    pthread_join(e, NULL);
+    CHECK("an-owner-asleep-in-poll-is-woken-for-another-threads-send", n == 1 && r == 2 && memcmp(b, "ok", 2) == 0,
+          "poll gave %d (socket revents 0x%x), recv %zd", n, fds[1].revents, r);
+    close(p[0]); close(p[1]); close(hello_conn); close(cl);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) { fprintf(stderr, "usage: owner PORT\n"); return 2; }
@@ -184,6 +224,7 @@ int main(int argc, char **argv)
     check_other_threads_write_and_close(ep, lfd);
     check_reply_leaves_while_owner_computes(ep, lfd);
     check_absent_owner(ep, lfd);
+    check_owner_in_poll(ep, lfd);
     close(ep); close(lfd);
     printf("%d failed\n", failures);
     return failures ? 1 : 0;
