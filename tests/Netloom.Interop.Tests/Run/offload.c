@@ -3,44 +3,14 @@
  *   offload PORT    server sockets on 127.0.0.1:PORT (offloaded when run under --offload), with
  *                   client threads on plain kernel sockets; prints "ok NAME" or "FAIL NAME: why"
  */
-#define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
+#include "checks.h"
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/epoll.h>
 #include <sys/sendfile.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/timerfd.h>
-#include <time.h>
-#include <unistd.h>
-
-static struct sockaddr_in addr;
-static int failures;
-
-#define CHECK(name, cond, ...) do { if (cond) printf("ok %s\n", name); else { printf("FAIL %s: ", name); printf(__VA_ARGS__); printf("\n"); failures++; } fflush(stdout); } while (0)
-
-static long long now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
-}
-
-static int client(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) { perror("connect"); exit(2); }
-    return fd;
-}
 
 /* Accepts one connection from the non-blocking listener, waiting in epoll. */
 static int accept_one(int ep, int lfd)

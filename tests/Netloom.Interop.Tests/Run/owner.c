@@ -3,40 +3,10 @@
  *
  *   owner PORT      prints "ok NAME" or "FAIL NAME: why"; exits 1 if any failed
  */
-#define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
+#include "checks.h"
 #include <poll.h>
-#include <pthread.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
-
-static struct sockaddr_in addr;
-static int failures;
-
-#define CHECK(name, cond, ...) do { if (cond) printf("ok %s\n", name); else { printf("FAIL %s: ", name); printf(__VA_ARGS__); printf("\n"); failures++; } fflush(stdout); } while (0)
-
-static long long now_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec * 1000LL + t.tv_nsec / 1000000;
-}
 
 static unsigned char pattern(long long i) { return (unsigned char)(i * 7 + (i >> 11)); }
-
-static int client(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) { perror("connect"); exit(2); }
-    return fd;
-}
 
 /* The next connection from the listener, waiting with epoll_wait as an event loop does (main thread). */
 static int accept_one(int ep, int lfd)
