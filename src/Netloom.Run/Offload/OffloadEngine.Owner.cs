@@ -294,14 +294,18 @@ internal sealed unsafe partial class OffloadEngine
     /// <summary>
     /// A thread other than the owner closed <paramref name="fd"/> (lock held, before libc closes
     /// the number): entries prepared on it follow the socket to the descriptor that keeps it, or
-    /// become no-ops; a connection closed with nothing left to send gets its FIN now, since the
-    /// receive whose cancel waits for the owner holds the socket open.
+    /// become no-ops; a connection closed with nothing left to send gets its FIN now, and a
+    /// listener stops listening, since the receive or accept whose cancel waits for the owner
+    /// holds the socket open.
     /// </summary>
     private void OtherClosed(int fd, OffloadSocket s)
     {
         int keep = s is OffloadConnection { Closed: true } k && k.IoFd >= 0 && k.IoFd != fd ? k.IoFd : -1;
         ForgetPreparedOn(fd, keep);
         if (keep < 0 && s is OffloadConnection c && !(c.LingerOn != 0 && c.LingerSeconds == 0)) Sys.Shutdown(fd, Abi.SHUT_WR);
+        // A listener likewise stops listening now (shutdown SHUT_RD on a listening TCP socket), as
+        // its close would make it, though the accept in the ring still holds it.
+        if (s is OffloadListener) Sys.Shutdown(fd, Abi.SHUT_RD);
     }
 
     /// <summary>

@@ -178,6 +178,36 @@ static void check_owner_in_poll(int ep, int lfd)
     close(p[0]); close(p[1]); close(hello_conn); close(cl);
 }
 
+/* ---- 5: a listener another thread closes stops listening, though the owner is away ---- */
+
+static int closing_listener, connect_errno = -1;
+static struct sockaddr_in second;
+static void *closing_worker(void *arg)
+{
+    (void)arg;
+    close(closing_listener);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    connect_errno = connect(fd, (struct sockaddr *)&second, sizeof second) == 0 ? 0 : errno;
+    close(fd);
+    return NULL;
+}
+
+static void check_listener_closed_by_another_thread(int ep)
+{
+    second = addr;
+    second.sin_port = htons((unsigned short)(ntohs(addr.sin_port) + 1));
+    closing_listener = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    int one = 1;
+    setsockopt(closing_listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(closing_listener, (struct sockaddr *)&second, sizeof second) != 0 || listen(closing_listener, 8) != 0) { perror("second listener"); exit(2); }
+    struct epoll_event ev;
+    epoll_wait(ep, &ev, 1, 0); /* its accept goes into the ring */
+    pthread_t t;
+    pthread_create(&t, NULL, closing_worker, NULL);
+    pthread_join(t, NULL); /* the owner is away meanwhile */
+    CHECK("a-listener-another-thread-closes-stops-listening", connect_errno == ECONNREFUSED, "connect after the close: %s", connect_errno ? strerror(connect_errno) : "connected");
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) { fprintf(stderr, "usage: owner PORT\n"); return 2; }
@@ -195,6 +225,7 @@ int main(int argc, char **argv)
     check_reply_leaves_while_owner_computes(ep, lfd);
     check_absent_owner(ep, lfd);
     check_owner_in_poll(ep, lfd);
+    check_listener_closed_by_another_thread(ep);
     close(ep); close(lfd);
     printf("%d failed\n", failures);
     return failures ? 1 : 0;
