@@ -16,11 +16,13 @@ namespace Netloom.Run;
 /// - prepares entries but never submits them: the owner does at its next call, and an owner
 ///   asleep in the ring is woken for them by an eventfd whose poll is armed there;
 /// - never takes completions: it reads what the owner's completions left in the sockets, and a
-///   wait sleeps until the owner has taken some (so it is served only as often as the owner calls);
+///   wait sleeps (in ppoll, with the program's signal mask) until the owner has taken some, so it
+///   is served only as often as the owner calls;
 /// - closes files itself, and before a dup2 or fork turns the owner's queued closes that are not
 ///   yet published into no-ops and closes their files itself.
-/// The flusher, which cannot enter, sends by a plain non-blocking send what a connection queued
-/// while its owner is away (computing, or blocked elsewhere), so a reply still leaves.
+/// The flusher, which cannot enter, does by plain system calls what the owner left while it is away
+/// (computing, or blocked elsewhere): the sends connections queued, the file reads and closes it
+/// prepared, the FINs behind closed connections; so a reply still leaves.
 /// </summary>
 internal sealed unsafe partial class OffloadEngine
 {
@@ -32,10 +34,11 @@ internal sealed unsafe partial class OffloadEngine
     private volatile bool _ownerInRing;
     // An eventfd the ring signals when completions wait (registered; enabled only while the owner sleeps in ppoll).
     private readonly int _readyFd = -1;
-    // Others waiting for the owner's completions, the count of the owner's takes they wait on, and the object they sleep on.
+    // Others waiting for the owner's completions, the count of the owner's takes they wait on, and
+    // the eventfd the owner writes when it took some while others wait.
     private int _othersWaiting;
     private long _ownerTakes;
-    private readonly object _progress = new();
+    private readonly int _progressFd = -1;
     [ThreadStatic] private static long t_sawTakes;
     // The owner's calls (for the flusher: has it called since the last turn?), and what the flusher sent for it.
     private long _ownerCalls, _flusherSawOwner, _flusherSends, _othersSilentTurns;
@@ -65,13 +68,14 @@ internal sealed unsafe partial class OffloadEngine
         }
     }
 
-    private static (int Wake, int Ready) OwnerDescriptors(UringRing ring)
+    private static (int Wake, int Ready, int Progress) OwnerDescriptors(UringRing ring)
     {
         int wake = Libc.EventFd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK);
         int ready = Libc.EventFd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK);
-        if (wake < 0 || ready < 0 || !ring.RegisterEventFd(ready))
+        int progress = Libc.EventFd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK);
+        if (wake < 0 || ready < 0 || progress < 0 || !ring.RegisterEventFd(ready))
             throw new UringUnavailableException($"the owner mode's eventfds ({Libc.Describe(Libc.Errno)})", Libc.Errno);
-        return (wake, ready);
+        return (wake, ready, progress);
     }
 
     /// <summary>Under the lock, before the owner sleeps in the ring: the others can wake it.</summary>
@@ -103,35 +107,42 @@ internal sealed unsafe partial class OffloadEngine
     /// <summary>The owner took completions that concerned sockets: threads waiting on it look again.</summary>
     private void TellOthers()
     {
-        lock (_progress)
-        {
-            _ownerTakes++;
-            Monitor.PulseAll(_progress);
-        }
+        Interlocked.Increment(ref _ownerTakes);
+        ulong one = 1;
+        _ = Libc.Write(_progressFd, &one, sizeof(ulong));
     }
 
     /// <summary>Under the lock, for a thread other than the owner about to wait: counts it, and notes what it has seen.</summary>
     private void PrepareOtherWait()
     {
         Interlocked.Increment(ref _othersWaiting);
-        lock (_progress) t_sawTakes = _ownerTakes;
+        t_sawTakes = Volatile.Read(ref _ownerTakes);
         if (_kicks.Count > 0 || _ring.Unsubmitted > 0) WakeOwner();
     }
 
     /// <summary>
-    /// A thread other than the owner waits until the owner takes completions again, at most until
-    /// <paramref name="deadlineNs"/> and 10 ms at a time (its caller then looks again). Signals do
-    /// not end it early: the caller sees them 10 ms late at most.
+    /// A thread other than the owner waits until the owner takes completions again (a ppoll on an
+    /// eventfd the owner writes then), at most until <paramref name="deadlineNs"/> and 10 ms at a
+    /// time (its caller then looks again), with the program's <paramref name="sigmask"/>: a signal
+    /// whose handler runs ends it with -EINTR, as the call it stands for would end.
     /// </summary>
-    private void WaitForOwner(long deadlineNs)
+    private long WaitForOwner(long deadlineNs, void* sigmask)
     {
         try
         {
-            long left = deadlineNs == long.MaxValue ? 10 : Math.Min(10, Math.Max(0, (deadlineNs - Clock.NowNs()) / 1_000_000));
-            lock (_progress)
+            if (Volatile.Read(ref _ownerTakes) != t_sawTakes) return 0;
+            long left = deadlineNs == long.MaxValue ? 10_000_000 : Math.Min(10_000_000, deadlineNs - Clock.NowNs());
+            if (left <= 0) return 0;
+            var fd = new PollFd { Fd = _progressFd, Events = Abi.POLLIN };
+            TimeSpec ts = TimeSpec.FromNanoseconds(left);
+            int r = Sys.PPoll(&fd, 1, &ts, sigmask);
+            if (r < 0) return Libc.Errno == Errno.EINTR ? -Errno.EINTR : 0;
+            if (r > 0)
             {
-                if (_ownerTakes == t_sawTakes && left > 0) Monitor.Wait(_progress, (int)left);
+                ulong count;
+                _ = Libc.Read(_progressFd, &count, sizeof(ulong)); // another waiter may have cleared it first: then EAGAIN
             }
+            return 0;
         }
         finally { Interlocked.Decrement(ref _othersWaiting); }
     }

@@ -56,7 +56,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     {
         _ring = ring;
         _singleIssuer = singleIssuer;
-        if (singleIssuer) (_wakeFd, _readyFd) = OwnerDescriptors(ring);
+        if (singleIssuer) (_wakeFd, _readyFd, _progressFd) = OwnerDescriptors(ring);
         _buffers = buffers;
         _busyPollUs = busyPollUs;
         _coalesceUs = ring.SupportsMinWait ? (uint)coalesceUs : 0;
@@ -411,7 +411,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     /// </summary>
     private long WaitRing(uint published, long deadlineNs, void* sigmask)
     {
-        if (!MayEnter) { WaitForOwner(deadlineNs); return 0; }
+        if (!MayEnter) return WaitForOwner(deadlineNs, sigmask);
         try
         {
             if (_busyPollUs > 0)

@@ -66,7 +66,8 @@ public partial class OffloadTests
     /// them (their work handed to the owner), a reply the owner wrote leaves while it computes (sent
     /// by the flusher), and a thread that waits while the owner is away elsewhere gets a message on
     /// stderr saying why, and nothing it waited for is lost; an owner asleep in poll() beside a pipe
-    /// is woken to submit another thread's send; a listener another thread closes stops listening.
+    /// is woken to submit another thread's send; a listener another thread closes stops listening;
+    /// a signal ends another thread's epoll_wait with EINTR.
     /// </summary>
     [ToolFact("gcc")]
     public void The_owner_mode_serves_other_threads_and_says_when_its_owner_is_away()
@@ -76,12 +77,13 @@ public partial class OffloadTests
         var r = Sh.Run(2 * Minute, argv[0], argv[1..]);
         Assert.True(r.Code == 0, $"exit {r.Code}\n{r.Out}\n{r.Err}");
         foreach (var name in new[] { "other-threads-write-whole-replies-and-close", "a-reply-leaves-while-the-owner-computes", "an-absent-owner-loses-nothing",
-                     "an-owner-asleep-in-poll-is-woken-for-another-threads-send", "a-listener-another-thread-closes-stops-listening" })
+                     "an-owner-asleep-in-poll-is-woken-for-another-threads-send", "a-listener-another-thread-closes-stops-listening",
+                     "a-signal-ends-another-threads-epoll-wait-with-eintr" })
             Assert.Contains($"ok {name}\n", r.Out);
         Assert.Contains("--single-issuer: a thread waits on sockets whose completions only the ring's owner thread", r.Err);
         var m = OwnerStats().Match(r.Err);
         Assert.True(m.Success && long.Parse(m.Groups[1].Value) >= 1, r.Err);
-        Assert.Equal(Clients + 3, CountsIn(r.Err).Accepted);
+        Assert.Equal(Clients + 4, CountsIn(r.Err).Accepted);
     }
 
     private const int Clients = 4; // owner.c's writing threads

@@ -5,6 +5,7 @@
  */
 #include "checks.h"
 #include <poll.h>
+#include <signal.h>
 
 static unsigned char pattern(long long i) { return (unsigned char)(i * 7 + (i >> 11)); }
 
@@ -208,6 +209,42 @@ static void check_listener_closed_by_another_thread(int ep)
     CHECK("a-listener-another-thread-closes-stops-listening", connect_errno == ECONNREFUSED, "connect after the close: %s", connect_errno ? strerror(connect_errno) : "connected");
 }
 
+/* ---- 6: a thread other than the owner, asleep in epoll_wait, is interrupted by a signal (EINTR) ---- */
+
+static void on_usr1(int s) { (void)s; }
+static int intr_conn, intr_result = -2, intr_errno;
+static void *interrupted_waiter(void *arg)
+{
+    (void)arg;
+    int ep = epoll_create1(0);
+    struct epoll_event ev = { .events = EPOLLIN, .data.fd = intr_conn };
+    epoll_ctl(ep, EPOLL_CTL_ADD, intr_conn, &ev);
+    intr_result = epoll_wait(ep, &ev, 1, 5000); /* nothing arrives: only the signal ends it early */
+    intr_errno = errno;
+    close(ep);
+    return NULL;
+}
+
+static void check_signal_interrupts_another_threads_wait(int ep, int lfd)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sigaction(SIGUSR1, &sa, NULL);
+    int cl = client();
+    intr_conn = accept_one(ep, lfd);
+    pthread_t t;
+    pthread_create(&t, NULL, interrupted_waiter, NULL);
+    usleep(300000);
+    long long t0 = now_ms();
+    pthread_kill(t, SIGUSR1);
+    pthread_join(t, NULL);
+    long long after = now_ms() - t0;
+    CHECK("a-signal-ends-another-threads-epoll-wait-with-eintr", intr_result == -1 && intr_errno == EINTR,
+          "epoll_wait gave %d (%s) %lld ms after the signal", intr_result, strerror(intr_errno), after);
+    close(intr_conn); close(cl);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) { fprintf(stderr, "usage: owner PORT\n"); return 2; }
@@ -226,6 +263,7 @@ int main(int argc, char **argv)
     check_absent_owner(ep, lfd);
     check_owner_in_poll(ep, lfd);
     check_listener_closed_by_another_thread(ep);
+    check_signal_interrupts_another_threads_wait(ep, lfd);
     close(ep); close(lfd);
     printf("%d failed\n", failures);
     return failures ? 1 : 0;
