@@ -351,74 +351,74 @@ internal sealed unsafe partial class OffloadEngine
         }
     }
 
-    public long Close(int fd) => Close(fd, 0);
-
-    private long Close(int fd, int tries)
+    public long Close(int fd)
     {
         OffloadConnection? lingering = null;
-        if (!MayEnter) WaitOwnerEntry();
-        lock (_lock)
+        for (int tries = 0; ; tries++)
         {
-            // The owner published more meanwhile (its entry follows at once): wait for it again.
-            if (!MayEnter && !_ring.AllPublishedConsumed && tries < 100) goto Again;
-            Reap();
-            var s = Forget(fd);
-            if (s is null || s.Names > 0) return 0;
-            switch (s)
+            if (!MayEnter) WaitOwnerEntry();
+            lock (_lock)
             {
-                case OffloadListener l:
-                    if (l.Armed) Cancel(UringTag.Make(UringTag.Accept, l.Slot, l.Generation));
-                    while (l.Accepted.Count > 0) Libc.Close(l.Accepted.Dequeue());
-                    FreeSlot(l);
-                    break;
-                case OffloadConnection c:
-                    if (c.RecvArmed) Cancel(UringTag.Make(UringTag.Recv, c.Slot, c.Generation));
-                    if (c.WritePollArmed) Cancel(UringTag.Make(WritePoll, c.Slot, c.Generation)); // it holds the socket open
-                    c.WritePollArmed = false;
-                    c.RecvArmed = false;
-                    while (c.Input.Count > 0) Recycle(c.Input.Dequeue().Id);
-                    c.Available = 0;
-                    c.HeadConsumed = 0;
-                    bool abort = c.LingerOn != 0 && c.LingerSeconds == 0;
-                    if ((c.Output.Queued > 0 || c.SendInFlight) && !abort && c.SendError == 0)
-                    {
-                        // The program is done with it; the bytes it wrote are not. Keep the socket
-                        // open under a descriptor of the engine's until they have left, then FIN.
-                        int keep = Sys.Dup(fd);
-                        if (keep >= 0)
+                // The owner published more meanwhile (its entry follows at once): wait for it again.
+                if (!MayEnter && !_ring.AllPublishedConsumed && tries < 100) continue;
+                Reap();
+                var s = Forget(fd);
+                if (s is null || s.Names > 0) return 0;
+                switch (s)
+                {
+                    case OffloadListener l:
+                        if (l.Armed) Cancel(UringTag.Make(UringTag.Accept, l.Slot, l.Generation));
+                        while (l.Accepted.Count > 0) Libc.Close(l.Accepted.Dequeue());
+                        FreeSlot(l);
+                        break;
+                    case OffloadConnection c:
+                        if (c.RecvArmed) Cancel(UringTag.Make(UringTag.Recv, c.Slot, c.Generation));
+                        if (c.WritePollArmed) Cancel(UringTag.Make(WritePoll, c.Slot, c.Generation)); // it holds the socket open
+                        c.WritePollArmed = false;
+                        c.RecvArmed = false;
+                        while (c.Input.Count > 0) Recycle(c.Input.Dequeue().Id);
+                        c.Available = 0;
+                        c.HeadConsumed = 0;
+                        bool abort = c.LingerOn != 0 && c.LingerSeconds == 0;
+                        if ((c.Output.Queued > 0 || c.SendInFlight) && !abort && c.SendError == 0)
                         {
-                            Flush(); // what names the program's descriptor goes in before libc closes it
-                            c.IoFd = keep;
+                            // The program is done with it; the bytes it wrote are not. Keep the socket
+                            // open under a descriptor of the engine's until they have left, then FIN.
+                            int keep = Sys.Dup(fd);
+                            if (keep >= 0)
+                            {
+                                Flush(); // what names the program's descriptor goes in before libc closes it
+                                c.IoFd = keep;
+                                c.Closed = true;
+                                if (c.LingerOn != 0) lingering = c;
+                                break;
+                            }
+                        }
+                        if (c.SendInFlight)
+                        {
+                            // Aborted (linger 0, or an error) while the kernel still reads the queue's
+                            // memory in a send: the memory and the slot are freed when the send
+                            // completes (KickSend -> FinishClose), not now. (A file read in the ring
+                            // writing into it is waited for by Output.Dispose itself.)
+                            if (c.SendError == 0) c.SendError = Errno.ECONNABORTED;
+                            c.IoFd = -1; // the program's descriptor: libc closes it next
                             c.Closed = true;
-                            if (c.LingerOn != 0) lingering = c;
                             break;
                         }
-                    }
-                    if (c.SendInFlight)
-                    {
-                        // Aborted (linger 0, or an error) while the kernel still reads the queue's
-                        // memory in a send: the memory and the slot are freed when the send
-                        // completes (KickSend -> FinishClose), not now. (A file read in the ring
-                        // writing into it is waited for by Output.Dispose itself.)
-                        if (c.SendError == 0) c.SendError = Errno.ECONNABORTED;
-                        c.IoFd = -1; // the program's descriptor: libc closes it next
-                        c.Closed = true;
+                        c.Output.Dispose();
+                        FreeSlot(c);
                         break;
-                    }
-                    c.Output.Dispose();
-                    FreeSlot(c);
-                    break;
-                default:
-                    FreeSlot(s);
-                    break;
+                    default:
+                        FreeSlot(s);
+                        break;
+                }
+                if (!MayEnter) OtherClosed(fd, s);
+                Flush();
             }
-            if (!MayEnter) OtherClosed(fd, s);
-            Flush();
+            break;
         }
         if (lingering is not null) Linger(lingering);
         return 0;
-    Again:
-        return Close(fd, tries + 1);
     }
 
     /// <summary>The last queued byte of a closed connection left (or failed): close the engine's descriptor (the FIN) and free the slot.</summary>

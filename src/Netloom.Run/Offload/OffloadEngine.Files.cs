@@ -123,7 +123,7 @@ internal sealed unsafe partial class OffloadEngine
         c.WritePollArmed = false;
         c.KernelFull = false;
         c.Seq++;
-        if (_singleIssuer && _roomWaits.Remove(c)) KickSend(c); // a send that met a full socket (owner mode) goes again
+        if (SingleIssuer && _roomWaits.Remove(c)) KickSend(c); // a send that met a full socket (owner mode) goes again
         return 1;
     }
 

@@ -18,20 +18,21 @@ namespace Netloom.Run;
 /// - never takes completions: it reads what the owner's completions left in the sockets, and a
 ///   wait sleeps (in ppoll, with the program's signal mask) until the owner has taken some, so it
 ///   is served only as often as the owner calls;
-/// - closes files itself, and before a dup2 or fork turns the owner's queued closes that are not
-///   yet published into no-ops and closes their files itself.
+/// - before a dup2 or fork does the owner's prepared file reads and closes itself (their entries
+///   become no-ops), so no queued close reaches a number the program reuses.
 /// The flusher, which cannot enter, does by plain system calls what the owner left while it is away
 /// (computing, or blocked elsewhere): the sends connections queued, the file reads and closes it
 /// prepared, the FINs behind closed connections; so a reply still leaves.
 /// </summary>
 internal sealed unsafe partial class OffloadEngine
 {
-    private readonly bool _singleIssuer;
-    [ThreadStatic] private static bool t_owner;
+    /// <summary>The owner mode is on: the ring is SINGLE_ISSUER (<see cref="UringRing.OwnerOnly"/>).</summary>
+    private bool SingleIssuer => _ring.OwnerOnly;
     // An eventfd the others write to wake an owner asleep in the ring (its poll is armed there while it waits).
     private readonly int _wakeFd = -1;
     private bool _wakeArmed;
-    private volatile bool _ownerInRing;
+    // The owner sleeps where the wake eventfd reaches it (in the ring, or in poll's ppoll).
+    private volatile bool _ownerAsleep;
     // An eventfd the ring signals when completions wait (registered; enabled only while the owner sleeps in ppoll).
     private readonly int _readyFd = -1;
     // Others waiting for the owner's completions, the count of the owner's takes they wait on, and
@@ -48,8 +49,7 @@ internal sealed unsafe partial class OffloadEngine
     private const byte OwnerWake = 12;
 
     /// <summary>This thread may enter the ring: every thread, or in the owner mode only the owner.</summary>
-    private static bool IsOwner => t_owner;
-    private bool MayEnter => !_singleIssuer || t_owner;
+    private bool MayEnter => _ring.MayEnter;
 
     /// <summary>Makes the owner mode's ring, or null when the kernel refuses it (the caller makes a plain one).</summary>
     private static UringRing? OwnerRing(uint entries)
@@ -58,7 +58,6 @@ internal sealed unsafe partial class OffloadEngine
         {
             var ring = new UringRing(entries, SetupSingleIssuer | SetupDeferTaskrun | SetupTaskrunFlag, entries * 4);
             ring.MarkOwnerThread();
-            t_owner = true;
             return ring;
         }
         catch (UringUnavailableException ex) when (ex.Errno == Errno.EINVAL)
@@ -99,7 +98,7 @@ internal sealed unsafe partial class OffloadEngine
     /// <summary>Another thread prepared work (or queued sends): an owner asleep in the ring is woken to submit it.</summary>
     private void WakeOwner()
     {
-        if (!_ownerInRing) return; // it submits at its next call, and the flusher sends meanwhile
+        if (!_ownerAsleep) return; // it submits at its next call, and the flusher sends meanwhile
         ulong one = 1;
         _ = Libc.Write(_wakeFd, &one, sizeof(ulong));
     }
@@ -148,10 +147,10 @@ internal sealed unsafe partial class OffloadEngine
     }
 
     /// <summary>
-    /// The flusher's turn in the owner mode (lock held; true while it has work): when the owner has not called since the
-    /// last turn and is not asleep in the ring, what connections queued goes by a plain
-    /// non-blocking send, for each connection with no send of the ring in flight (bytes keep their
-    /// order). Warns once when others wait on an owner that stays away for a second.
+    /// The flusher's turn in the owner mode (lock held; true while it has work): when the owner has
+    /// not called since the last turn and is not asleep, it does the owner's work by plain calls
+    /// (<see cref="WorkForAbsentOwner"/>). Warns once when others wait on an owner that stays away
+    /// for a second.
     /// </summary>
     private bool OwnerModeTurn()
     {
@@ -161,7 +160,7 @@ internal sealed unsafe partial class OffloadEngine
 
     private void OwnerAbsentTurn()
     {
-        bool away = !_ownerInRing && _ownerCalls == _flusherSawOwner;
+        bool away = !_ownerAsleep && _ownerCalls == _flusherSawOwner;
         _flusherSawOwner = _ownerCalls;
         if (!away) { _othersSilentTurns = 0; return; }
         if (Volatile.Read(ref _othersWaiting) > 0 && ++_othersSilentTurns >= 1000 && !_warnedSilent)

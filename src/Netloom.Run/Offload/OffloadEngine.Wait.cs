@@ -137,19 +137,19 @@ internal sealed unsafe partial class OffloadEngine
                 // first do not make the descriptor readable), and for the owner's other threads
                 // nothing (they look again every 10 ms, after the owner's turns).
                 // The owner also sleeps on the eventfd other threads write when they leave it work.
-                bool ownerSleeps = sleep && k > 0 && _singleIssuer && MayEnter, runFirst = false;
+                bool ownerSleeps = sleep && k > 0 && SingleIssuer && MayEnter, runFirst = false;
                 if (ownerSleeps)
                 {
                     lock (_lock)
                     {
                         _ring.EventFdEnabled = true;
                         runFirst = _ring.CqReady > 0 || _ring.TaskWorkPending || _kicks.Count > 0 || _ring.Unsubmitted > 0;
-                        _ownerInRing = !runFirst;
+                        _ownerAsleep = !runFirst;
                     }
                     kernel[slots++] = new PollFd { Fd = _readyFd, Events = Abi.POLLIN };
                     kernel[slots++] = new PollFd { Fd = _wakeFd, Events = Abi.POLLIN };
                 }
-                else if (sleep && k > 0 && !_singleIssuer) kernel[slots++] = new PollFd { Fd = _ring.Fd, Events = Abi.POLLIN };
+                else if (sleep && k > 0 && !SingleIssuer) kernel[slots++] = new PollFd { Fd = _ring.Fd, Events = Abi.POLLIN };
                 int kernelReady = 0;
                 if (k > 0)
                 {
@@ -160,7 +160,7 @@ internal sealed unsafe partial class OffloadEngine
                     int pollErrno = Libc.Errno;
                     if (ownerSleeps)
                     {
-                        _ownerInRing = false;
+                        _ownerAsleep = false;
                         _ring.EventFdEnabled = false;
                         ulong signalled;
                         _ = Libc.Read(_readyFd, &signalled, sizeof(ulong));

@@ -52,11 +52,10 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     // What NETLOOM_STATS=1 prints at exit: completions by kind.
     private long _completions, _accepts, _receives, _sends, _waits, _taskRunEnters;
 
-    private OffloadEngine(UringRing ring, ProvidedBuffers buffers, int busyPollUs, int coalesceUs, bool singleIssuer)
+    private OffloadEngine(UringRing ring, ProvidedBuffers buffers, int busyPollUs, int coalesceUs)
     {
         _ring = ring;
-        _singleIssuer = singleIssuer;
-        if (singleIssuer) (_wakeFd, _readyFd, _progressFd) = OwnerDescriptors(ring);
+        if (ring.OwnerOnly) (_wakeFd, _readyFd, _progressFd) = OwnerDescriptors(ring);
         _buffers = buffers;
         _busyPollUs = busyPollUs;
         _coalesceUs = ring.SupportsMinWait ? (uint)coalesceUs : 0;
@@ -89,7 +88,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
         UringRing? ring = null;
         try
         {
-            if (singleIssuer && (ring = OwnerRing((uint)entries)) is null) singleIssuer = false;
+            if (singleIssuer) ring = OwnerRing((uint)entries); // null: refused, so the plain ring below
             // COOP_TASKRUN: completions wait for the program's next entry into the kernel instead of
             // interrupting it (an IPI each, costly in a VM); TASKRUN_FLAG says when some wait, so a
             // wait that finds the completion queue empty enters to run them first.
@@ -102,7 +101,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
                 throw new UringUnavailableException("this kernel's io_uring lacks accept, recv or poll", 0);
             var buffers = new ProvidedBuffers(ring, BufferGroup, RecvBuffers, 16 << 10);
             if (coalesce > 0 && !ring.SupportsMinWait) Engine.Warn("this kernel's io_uring has no minimum wait (6.12 and later); --coalesce is off");
-            return new OffloadEngine(ring, buffers, busy, coalesce, singleIssuer);
+            return new OffloadEngine(ring, buffers, busy, coalesce);
         }
         catch (Exception ex)
         {
@@ -199,7 +198,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
         // In the owner mode a send the socket cannot take at once ends with EAGAIN (MSG_DONTWAIT)
         // rather than wait in the ring for room: that retry would be completion work only the owner
         // runs, and an owner gone elsewhere would leave the bytes stuck, where the flusher can send them.
-        UringRing.PrepSend(sqe, c.IoFd, (void*)address, (uint)length, Abi.MSG_NOSIGNAL | (_singleIssuer ? Abi.MSG_DONTWAIT : 0));
+        UringRing.PrepSend(sqe, c.IoFd, (void*)address, (uint)length, Abi.MSG_NOSIGNAL | (SingleIssuer ? Abi.MSG_DONTWAIT : 0));
         sqe->UserData = UringTag.Make(UringTag.Send, c.Slot, c.Generation);
         c.SendInFlight = true;
         _sendsInFlight++;
@@ -248,11 +247,11 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     private int Reap(bool byProgram = true, bool runTaskWork = true)
     {
         if (byProgram) _programReaps++; // a count, not a clock read: this runs on every call
-        if (_singleIssuer)
+        if (SingleIssuer)
         {
             // Only the owner runs completions. The flusher takes those already posted while the
             // owner is away (OwnerAbsentTurn); the program's other threads leave them to the owner.
-            if (IsOwner) _ownerCalls++;
+            if (MayEnter) _ownerCalls++;
             else if (byProgram) return 0;
             else runTaskWork = false;
         }
@@ -266,7 +265,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
             events += Dispatch(cqe);
         }
         // A wait by another thread may have missed these events (its wake-up was reaped here).
-        if (events > 0 && _singleIssuer) { if (Volatile.Read(ref _othersWaiting) > 0) TellOthers(); }
+        if (events > 0 && SingleIssuer) { if (Volatile.Read(ref _othersWaiting) > 0) TellOthers(); }
         else if (events > 0 && Volatile.Read(ref _ringWaiters) > 0) PostWake();
         return events;
     }
@@ -342,7 +341,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
                 c.SendInFlight = false;
                 _sends++;
                 if (cqe.Res > 0) c.Output.Sent(cqe.Res);
-                else if (cqe.Res == -Errno.EAGAIN && _singleIssuer)
+                else if (cqe.Res == -Errno.EAGAIN && SingleIssuer)
                 {
                     ArmWritePoll(c, full: false); // the send is made again when there is room
                     _roomWaits.Add(c); // or by the flusher, if the owner is away when it comes
@@ -377,7 +376,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     private void Report()
     {
         if (!Engine.PrintStats) return;
-        Engine.Warn($"offload: {_accepts} accepted, {_receives} receives, {_sends} sends, {_completions} completions in {_ring.Enters} io_uring_enter calls ({_waits} waits, {_taskRunEnters} to run task work, the rest submitting); {_fileReads} file reads, {_fileCloses} closes in the ring{(_coalesceUs > 0 ? $"; coalescing {_coalesceUs} us" : "")}{(_singleIssuer ? $"; single issuer, {_flusherSends} sends by the flusher for an absent owner" : "")}");
+        Engine.Warn($"offload: {_accepts} accepted, {_receives} receives, {_sends} sends, {_completions} completions in {_ring.Enters} io_uring_enter calls ({_waits} waits, {_taskRunEnters} to run task work, the rest submitting); {_fileReads} file reads, {_fileCloses} closes in the ring{(_coalesceUs > 0 ? $"; coalescing {_coalesceUs} us" : "")}{(SingleIssuer ? $"; single issuer, {_flusherSends} sends by the flusher for an absent owner" : "")}");
         ReportZeroCopy();
     }
 
@@ -387,7 +386,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     /// (coalescing, and the owner mode, where they are pending almost always under load: only the
     /// owner's entries run them, not any system call's return as with COOP_TASKRUN).
     /// </summary>
-    private bool LazyTaskWork => _coalesceUs > 0 || _singleIssuer;
+    private bool LazyTaskWork => _coalesceUs > 0 || SingleIssuer;
 
     // Reads that found nothing and left task work pending since the last entry (LazyTaskWork).
     private int _emptyReadsWithoutRun;
@@ -432,7 +431,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
         }
         finally
         {
-            _ownerInRing = false;
+            _ownerAsleep = false;
             Interlocked.Decrement(ref _ringWaiters);
         }
     }
@@ -441,7 +440,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     private uint PrepareWait()
     {
         if (!MayEnter) { PrepareOtherWait(); return 0; }
-        if (_singleIssuer) { ArmOwnerWake(); _ownerInRing = true; }
+        if (SingleIssuer) { ArmOwnerWake(); _ownerAsleep = true; }
         Interlocked.Increment(ref _ringWaiters);
         _deferredTurn = false;
         KickPendingSends();
@@ -461,7 +460,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
             bool busy = true;
             try
             {
-                lock (_lock) busy = _singleIssuer ? OwnerModeTurn() : FlusherTurn();
+                lock (_lock) busy = SingleIssuer ? OwnerModeTurn() : FlusherTurn();
             }
             catch (Exception e)
             {

@@ -183,7 +183,7 @@ internal sealed unsafe partial class UringRing : IDisposable
         Sqe* sqe;
         while (!TryGetSqe(out sqe))
         {
-            if (OwnerOnly && !t_owner) throw new IOException("the io_uring submission queue is full and only its owner thread may submit (--single-issuer); that thread has not called in meanwhile");
+            if (!MayEnter) throw new IOException("the io_uring submission queue is full and only its owner thread may submit (--single-issuer); that thread has not called in meanwhile");
             Submit();
         }
         return sqe;
@@ -192,6 +192,9 @@ internal sealed unsafe partial class UringRing : IDisposable
     /// <summary>A SINGLE_ISSUER ring: only the thread that called <see cref="MarkOwnerThread"/> may enter it; another thread's <see cref="NextSqe"/> on a full queue throws instead.</summary>
     public bool OwnerOnly { get; private set; }
     [ThreadStatic] private static bool t_owner;
+
+    /// <summary>The calling thread may enter the ring: any thread, or on an <see cref="OwnerOnly"/> ring only its owner.</summary>
+    public bool MayEnter => !OwnerOnly || t_owner;
 
     public void MarkOwnerThread()
     {
