@@ -41,6 +41,7 @@ static const struct nl_host host = {
     .mark_epoll = nl_mark_epoll,
     .warn = host_warn,
     .epoll_kernel = nl_epoll_kernel,
+    .handled = nl_handled,
 };
 
 /* At exit the engine closes what the program left open and releases its port (a shm port's

@@ -78,6 +78,10 @@ struct nl_host {
     void (*warn)(const char *line);
     /* 1 when kernel descriptors were ever added to epfd (the engine may skip asking the kernel). */
     int (*epoll_kernel)(int epfd);
+    /* How many of the program's signal handlers ran on this thread so far (signals.c; offload
+     * engine only, 0 otherwise): all of them (all = 1), or those without SA_RESTART (all = 0).
+     * A wait whose count moved was interrupted. */
+    unsigned long (*handled)(int all);
 };
 
 /* fdtable.c: the "is it ours" tables, written by the engine through nl_host. */
@@ -94,6 +98,9 @@ void nl_mark_epoll(int epfd, int ours);
 void nl_mark_epoll_kernel(int epfd);
 int nl_epoll_kernel(int epfd);
 void nl_forget_epoll(int epfd);
+
+/* signals.c: the program's signal handlers, counted per thread. */
+unsigned long nl_handled(int all);
 
 /* engine.c: loading the engine and turning its results into errno. */
 extern const struct nl_engine *nl_engine;

@@ -47,6 +47,11 @@ internal unsafe struct HostTable
     public delegate* unmanaged<int, int, void> MarkEpoll;
     public delegate* unmanaged<byte*, void> Warn;
     public delegate* unmanaged<int, int> EpollKernel;
+    /// <summary>
+    /// How many of the program's signal handlers ran on the calling thread so far (the offload
+    /// engine's; 0 otherwise): all of them (1), or only those without SA_RESTART (0).
+    /// </summary>
+    public delegate* unmanaged[SuppressGCTransition]<int, nuint> Handled;
 }
 
 /// <summary>struct epoll_event: packed on x86-64 (12 bytes).</summary>

@@ -76,6 +76,7 @@ internal sealed unsafe partial class OffloadEngine
     {
         if ((flags & ~(Abi.SOCK_NONBLOCK | Abi.SOCK_CLOEXEC)) != 0) return -Errno.EINVAL;
         long deadline = long.MaxValue;
+        var since = SignalMark.Now;
         while (true)
         {
             uint published;
@@ -102,7 +103,7 @@ internal sealed unsafe partial class OffloadEngine
                 if (Clock.NowNs() >= deadline) { Flush(); return -Errno.EAGAIN; }
                 published = PrepareWait();
             }
-            if (WaitRing(published, deadline, null) < 0) return -Errno.EINTR;
+            if (WaitRing(published, deadline, null, since, restartable: deadline == long.MaxValue) < 0) return -Errno.EINTR;
         }
     }
 
@@ -132,7 +133,7 @@ internal sealed unsafe partial class OffloadEngine
         }
         try
         {
-            return RecvLoop(fd, msg, flags, waitAll, ref got, ref deadline);
+            return RecvLoop(fd, msg, flags, waitAll, ref got, ref deadline, SignalMark.Now);
         }
         finally
         {
@@ -141,7 +142,7 @@ internal sealed unsafe partial class OffloadEngine
         }
     }
 
-    private long RecvLoop(int fd, MsgHdr* msg, int flags, bool waitAll, ref long got, ref long deadline)
+    private long RecvLoop(int fd, MsgHdr* msg, int flags, bool waitAll, ref long got, ref long deadline, SignalMark since)
     {
         long want = waitAll ? IoVecs.TotalLength(msg) : 0;
         while (true)
@@ -176,7 +177,7 @@ internal sealed unsafe partial class OffloadEngine
                 if (Clock.NowNs() >= deadline) { Flush(); return got > 0 ? got : -Errno.EAGAIN; }
                 published = PrepareWait();
             }
-            if (WaitRing(published, deadline, null) < 0) return got > 0 ? got : -Errno.EINTR;
+            if (WaitRing(published, deadline, null, since, restartable: deadline == long.MaxValue) < 0) return got > 0 ? got : -Errno.EINTR;
         }
     }
 
@@ -237,6 +238,7 @@ internal sealed unsafe partial class OffloadEngine
     private long SendLoop(int fd, MsgHdr* msg, int flags, ref long sent, ref bool zeroCopy)
     {
         long deadline = long.MaxValue;
+        var since = SignalMark.Now;
         while (true)
         {
             uint published;
@@ -286,7 +288,7 @@ internal sealed unsafe partial class OffloadEngine
                 published = PrepareWait();
             }
         Wait:
-            if (WaitRing(published, deadline, null) < 0) return sent > 0 ? sent : -Errno.EINTR;
+            if (WaitRing(published, deadline, null, since, restartable: deadline == long.MaxValue) < 0) return sent > 0 ? sent : -Errno.EINTR;
         }
     }
 
@@ -436,6 +438,7 @@ internal sealed unsafe partial class OffloadEngine
     private void Linger(OffloadConnection c)
     {
         long deadline = Engine.Deadline(c.LingerSeconds * 1_000_000_000L);
+        var since = SignalMark.Now;
         while (true)
         {
             uint published;
@@ -446,7 +449,7 @@ internal sealed unsafe partial class OffloadEngine
                 if (Clock.NowNs() >= deadline) { c.SendError = Errno.ETIMEDOUT; FinishClose(c); return; }
                 published = PrepareWait();
             }
-            if (WaitRing(published, deadline, null) < 0) return;
+            if (WaitRing(published, deadline, null, since) < 0) return;
         }
     }
 
@@ -554,7 +557,7 @@ internal sealed unsafe partial class OffloadEngine
                 if (!HasOutstandingSends()) break;
                 published = PrepareWait();
             }
-            WaitRing(published, Math.Min(deadline, Clock.NowNs() + 10_000_000), null);
+            WaitRing(published, Math.Min(deadline, Clock.NowNs() + 10_000_000), null, SignalMark.Now);
         }
         _exiting = true;
         lock (_lock) Report();

@@ -125,17 +125,18 @@ internal sealed unsafe partial class OffloadEngine
     /// time (its caller then looks again), with the program's <paramref name="sigmask"/>: a signal
     /// whose handler runs ends it with -EINTR, as the call it stands for would end.
     /// </summary>
-    private long WaitForOwner(long deadlineNs, void* sigmask)
+    private long WaitForOwner(long deadlineNs, void* sigmask, SignalMark since, bool restartable)
     {
         try
         {
             if (Volatile.Read(ref _ownerTakes) != t_sawTakes) return 0;
+            if (since.Interrupted(restartable)) return -Errno.EINTR; // a handler ran before the wait
             long left = deadlineNs == long.MaxValue ? 10_000_000 : Math.Min(10_000_000, deadlineNs - Clock.NowNs());
             if (left <= 0) return 0;
             var fd = new PollFd { Fd = _progressFd, Events = Abi.POLLIN };
             TimeSpec ts = TimeSpec.FromNanoseconds(left);
             int r = Sys.PPoll(&fd, 1, &ts, sigmask);
-            if (r < 0) return Libc.Errno == Errno.EINTR ? -Errno.EINTR : 0;
+            if (r < 0) return Libc.Errno == Errno.EINTR && (!restartable || since.Interrupted(true)) ? -Errno.EINTR : 0;
             if (r > 0)
             {
                 ulong count;

@@ -30,6 +30,7 @@ internal sealed unsafe partial class OffloadEngine
         if (max <= 0 || events is null) return -Errno.EINVAL;
         // The clock is read only when the call must wait (a busy server's calls find events at once).
         long deadline = timeoutNs < 0 ? long.MaxValue : 0;
+        var since = SignalMark.Now;
         while (true)
         {
             uint published;
@@ -62,7 +63,7 @@ internal sealed unsafe partial class OffloadEngine
                 }
                 published = PrepareWait();
             }
-            if (WaitRing(published, deadline, sigmask) < 0) return -Errno.EINTR;
+            if (WaitRing(published, deadline, sigmask, since) < 0) return -Errno.EINTR;
         }
     }
 
@@ -107,6 +108,7 @@ internal sealed unsafe partial class OffloadEngine
         if (count > 1 << 20) return -Errno.EINVAL;
         int n = (int)count;
         long deadline = timeoutNs < 0 ? long.MaxValue : Clock.NowNs() + timeoutNs;
+        var since = SignalMark.Now;
         int kernelCount = 0;
         lock (_lock) for (int i = 0; i < n; i++) if (Get(fds[i].Fd) is null) kernelCount++;
         PollFd* kernel = (PollFd*)System.Runtime.InteropServices.NativeMemory.Alloc((nuint)(kernelCount + 2), (nuint)sizeof(PollFd)); // and the ring's descriptor, or the owner's two eventfds
@@ -177,7 +179,7 @@ internal sealed unsafe partial class OffloadEngine
                 else if (sleep)
                 {
                     lock (_lock) published = PrepareWait();
-                    if (WaitRing(published, deadline, sigmask) < 0) return -Errno.EINTR;
+                    if (WaitRing(published, deadline, sigmask, since) < 0) return -Errno.EINTR;
                 }
                 if (ready + kernelReady > 0 || !sleep) return ready + kernelReady;
                 if (Clock.NowNs() >= deadline) return 0;

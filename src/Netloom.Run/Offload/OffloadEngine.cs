@@ -406,11 +406,16 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     /// <summary>
     /// After the lock: submits what it published and waits in the ring for a completion, until
     /// <paramref name="deadlineNs"/> (monotonic; long.MaxValue for none). With a busy-poll budget it
-    /// spins on the completion queue first. Returns 0, or -EINTR when a signal handler ran.
+    /// spins on the completion queue first. Returns 0, or -EINTR when a signal handler ran since
+    /// the program's call began (<paramref name="since"/>): an io_uring_enter that submitted
+    /// entries returns their count even when a handler cut its wait short, so the interposer's
+    /// count of the handlers run on this thread says it instead. For a call the kernel restarts
+    /// after an SA_RESTART handler (<paramref name="restartable"/>: recv, send, accept without a
+    /// timeout), only a handler without SA_RESTART ends it; after the others it waits again.
     /// </summary>
-    private long WaitRing(uint published, long deadlineNs, void* sigmask)
+    private long WaitRing(uint published, long deadlineNs, void* sigmask, SignalMark since, bool restartable = false)
     {
-        if (!MayEnter) return WaitForOwner(deadlineNs, sigmask);
+        if (!MayEnter) return WaitForOwner(deadlineNs, sigmask, since, restartable);
         try
         {
             if (_busyPollUs > 0)
@@ -420,20 +425,40 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
                 while (Clock.NowNs() < spinEnd)
                 {
                     if (_ring.CqReady > 0) return 0;
+                    if (since.Interrupted(restartable)) return -Errno.EINTR;
                     Thread.SpinWait(20);
                 }
             }
+            // A handler that ran before the wait (while the call collected, or spun) ends it now,
+            // as the kernel's wait ends at a pending signal; what this call published goes in with
+            // the next entry (the program's next call, or the flusher's).
+            if (since.Interrupted(restartable)) return -Errno.EINTR;
             long left = deadlineNs == long.MaxValue ? -1 : Math.Max(0, deadlineNs - Clock.NowNs());
             Interlocked.Increment(ref _waits);
             _emptyReadsWithoutRun = 0;
             int r = _ring.EnterAndWait(published, left, sigmask, _coalesceUs, CoalesceBatch);
-            return r == -Errno.EINTR ? -Errno.EINTR : 0;
+            return since.Interrupted(restartable) || (r == -Errno.EINTR && !restartable) ? -Errno.EINTR : 0;
         }
         finally
         {
             _ownerAsleep = false;
             Interlocked.Decrement(ref _ringWaiters);
         }
+    }
+
+    /// <summary>
+    /// The interposer's counts of the program's signal handlers run on this thread (signals.c),
+    /// read when a call begins: all of them, and those without SA_RESTART.
+    /// </summary>
+    internal readonly struct SignalMark
+    {
+        private readonly nuint _all, _interrupting;
+        private SignalMark(nuint all, nuint interrupting) { _all = all; _interrupting = interrupting; }
+
+        public static SignalMark Now => new(Engine.Host->Handled(1), Engine.Host->Handled(0));
+
+        /// <summary>A handler ran since the mark: any, or for a <paramref name="restartable"/> call one without SA_RESTART.</summary>
+        public bool Interrupted(bool restartable) => restartable ? Engine.Host->Handled(0) != _interrupting : Engine.Host->Handled(1) != _all;
     }
 
     /// <summary>Under the lock, before leaving it to wait: counts this thread as a waiter and publishes the prepared entries.</summary>

@@ -258,6 +258,103 @@ static void check_sendfile_then_close(int ep, int lfd)
     unlink(path);
 }
 
+/* Signals. Handlers count the alarms; the siginfo one checks what it was given. */
+static volatile sig_atomic_t alarms, alarm_info_ok;
+static void on_alarm_info(int sig, siginfo_t *info, void *context)
+{
+    (void)context;
+    alarms++;
+    if (sig == SIGALRM && info && info->si_signo == SIGALRM) alarm_info_ok = 1;
+}
+static void on_alarm(int sig) { (void)sig; alarms++; }
+static void alarm_in_ms(int ms)
+{
+    struct itimerval it = { .it_value = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 } };
+    setitimer(ITIMER_REAL, &it, NULL);
+}
+
+/* A handler that runs while epoll_wait sleeps ends it with EINTR (epoll_wait is never restarted,
+ * SA_RESTART or not), with the siginfo the kernel gave, and sigaction and signal report the
+ * program's own handlers back (under --offload the interposer runs them through a trampoline
+ * that counts them, so that a wait whose io_uring_enter also submitted, which returns the count
+ * it submitted rather than EINTR, still ends with EINTR). Each round waits on a connection just
+ * accepted, whose client sends nothing. */
+static void check_signal_ends_epoll_wait(int ep, int lfd)
+{
+    struct sigaction sa, seen;
+    memset(&sa, 0, sizeof sa);
+    memset(&seen, 0, sizeof seen);
+    sa.sa_sigaction = on_alarm_info;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    sigaction(SIGALRM, NULL, &seen);
+    int reported = seen.sa_sigaction == on_alarm_info && (seen.sa_flags & SA_SIGINFO) != 0;
+    int rc[2], err[2];
+    alarms = 0;
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) reported &= signal(SIGALRM, on_alarm) == (sighandler_t)(void *)on_alarm_info; /* BSD signal: SA_RESTART */
+        int cl = client();
+        alarm_in_ms(200);
+        int c = accept_one(ep, lfd);
+        int ep2 = epoll_create1(0);
+        struct epoll_event ev = { .events = EPOLLIN }, out;
+        epoll_ctl(ep2, EPOLL_CTL_ADD, c, &ev);
+        rc[round] = epoll_wait(ep2, &out, 1, 5000);
+        err[round] = errno;
+        close(ep2); close(c); close(cl);
+    }
+    reported &= signal(SIGALRM, SIG_DFL) == on_alarm;
+    CHECK("a-signal-ends-epoll-wait-and-handlers-read-back-as-set",
+          rc[0] == -1 && err[0] == EINTR && rc[1] == -1 && err[1] == EINTR && alarms == 2 && alarm_info_ok && reported,
+          "epoll_wait %d (%s) then %d (%s), %d alarms, siginfo %s, handlers reported back %s",
+          rc[0], strerror(err[0]), rc[1], strerror(err[1]), (int)alarms, alarm_info_ok ? "right" : "wrong", reported ? "right" : "wrong");
+}
+
+/* Sends "later" 300 ms on, with SIGALRM blocked: the alarm goes to the thread in recv. */
+static void *send_later(void *arg)
+{
+    sigset_t alrm;
+    sigemptyset(&alrm);
+    sigaddset(&alrm, SIGALRM);
+    pthread_sigmask(SIG_BLOCK, &alrm, NULL);
+    usleep(300000);
+    if (send(*(int *)arg, "later", 5, 0) != 5) perror("send");
+    return NULL;
+}
+
+/* A blocking recv (no SO_RCVTIMEO) goes on waiting after a handler installed with SA_RESTART,
+ * as the kernel restarts it, and ends with EINTR after one installed without. */
+static void check_restart(int blfd)
+{
+    int cl = client();
+    int c = -1;
+    for (int i = 0; i < 500 && c < 0; i++) { c = accept(blfd, NULL, NULL); if (c < 0) usleep(10000); }
+    alarms = 0;
+    signal(SIGALRM, on_alarm); /* SA_RESTART */
+    pthread_t t;
+    pthread_create(&t, NULL, send_later, &cl);
+    alarm_in_ms(100);
+    char buf[8] = { 0 };
+    ssize_t n = recv(c, buf, 5, MSG_WAITALL);
+    pthread_join(t, NULL);
+    int after_restart = (int)alarms;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm; /* no SA_RESTART */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, NULL);
+    alarm_in_ms(100);
+    char more;
+    ssize_t m = recv(c, &more, 1, 0);
+    int e = errno;
+    signal(SIGALRM, SIG_DFL);
+    CHECK("a-blocking-recv-restarts-after-an-sa-restart-handler-only",
+          n == 5 && memcmp(buf, "later", 5) == 0 && after_restart == 1 && m == -1 && e == EINTR && alarms == 2,
+          "recv %zd '%s' after %d alarm(s); then recv %zd (%s) after %d", n, buf, after_restart, m, strerror(e), (int)alarms);
+    close(c); close(cl);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) { fprintf(stderr, "usage: %s PORT\n", argv[0]); return 2; }
@@ -277,12 +374,14 @@ int main(int argc, char **argv)
     check_slow_reader(ep, lfd);
     check_reset_mid_reply(ep, lfd);
     check_sendfile_then_close(ep, lfd);
+    check_signal_ends_epoll_wait(ep, lfd);
     /* The blocking check uses a blocking listener. */
     int blfd = socket(AF_INET, SOCK_STREAM, 0);
     setsockopt(blfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     addr.sin_port = htons((unsigned short)(atoi(argv[1]) + 1));
     if (bind(blfd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(blfd, 8) != 0) { perror("listen"); return 2; }
     check_blocking(blfd);
+    check_restart(blfd);
     printf("%d failed\n", failures);
     return failures ? 1 : 0;
 }
