@@ -78,9 +78,9 @@ struct nl_host {
     void (*warn)(const char *line);
     /* 1 when kernel descriptors were ever added to epfd (the engine may skip asking the kernel). */
     int (*epoll_kernel)(int epfd);
-    /* How many of the program's signal handlers ran on this thread so far (signals.c; offload
-     * engine only, 0 otherwise): all of them (all = 1), or those without SA_RESTART (all = 0).
-     * A wait whose count moved was interrupted. */
+    /* How many of the program's signal handlers ran on this thread so far (signals.c): all of
+     * them (all = 1), or those without SA_RESTART (all = 0). A wait whose count moved was
+     * interrupted. */
     unsigned long (*handled)(int all);
 };
 

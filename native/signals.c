@@ -1,14 +1,15 @@
-/* Signal handlers, counted per thread (the offload engine only: NETLOOM_MODE=offload).
+/* Signal handlers, counted per thread (under netloom run: NETLOOM_ENGINE set).
  *
- * The offload engine's epoll_wait is often one io_uring_enter that both submits the queued sends
- * and waits. When a signal handler runs during that wait, io_uring_enter returns the number of
- * entries it submitted, not EINTR, where the kernel's epoll_wait would return EINTR at once; a
- * program that checks a flag its handler set only after EINTR (nginx's single process, a select
- * loop) would sleep on until an event or its timeout. So each handler the program installs runs
- * through a trampoline that first counts it on the thread it runs on. The engine reads that count
- * before and after its wait (nl_host.handled) and returns EINTR when it moved. A second count
- * leaves out the handlers installed with SA_RESTART, after which the kernel restarts a blocking
- * recv, send or accept (one without a timeout) instead of returning EINTR: the engine does too.
+ * An engine's wait does not always learn that a signal handler ran during it: the offload
+ * engine's epoll_wait is often one io_uring_enter that both submits and waits, which returns the
+ * number of entries it submitted rather than EINTR, and the stack engine's sleep on a port can
+ * time out as the signal comes. A program that checks a flag its handler set only after EINTR
+ * (nginx's single process, a select loop) would sleep on until an event or its timeout. So each
+ * handler the program installs runs through a trampoline that first counts it on the thread it
+ * runs on; an engine reads the count when a call begins and after its waits (nl_host.handled),
+ * and returns EINTR when it moved. A second count leaves out the handlers installed with
+ * SA_RESTART, after which the kernel restarts a blocking recv, send, accept or connect (one
+ * without a timeout) instead of returning EINTR: the engines do too.
  *
  * What the program sees is unchanged: sigaction and signal report its own handler and flags back,
  * SIG_DFL and SIG_IGN pass untouched, and SA_RESETHAND, SA_NODEFER, SA_RESTART and the handler's
@@ -33,8 +34,8 @@ static int wrapping(void)
 {
     static int on = -1;
     if (on < 0) {
-        const char *mode = getenv("NETLOOM_MODE");
-        on = mode && strcmp(mode, "offload") == 0;
+        const char *engine = getenv("NETLOOM_ENGINE");
+        on = engine && *engine;
     }
     return on;
 }
@@ -98,7 +99,7 @@ static sighandler_t install(int sig, sighandler_t h, int flags, int block_self)
     return old.sa_handler;
 }
 
-/* Without the offload engine, libc's own. */
+/* Outside netloom run (no engine named), libc's own. */
 #define WRAP_SIGNAL(name, flags, block_self)                                                  \
     sighandler_t name(int sig, sighandler_t h)                                                \
     {                                                                                         \

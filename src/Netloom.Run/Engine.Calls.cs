@@ -132,6 +132,7 @@ internal sealed unsafe partial class Engine
         if ((flags & ~(Abi.SOCK_NONBLOCK | Abi.SOCK_CLOEXEC)) != 0) return -Errno.EINVAL;
         var w = Waiter.Current;
         long deadline = long.MaxValue;
+        var since = SignalMark.Now;
         while (true)
         {
             lock (Lock)
@@ -144,8 +145,7 @@ internal sealed unsafe partial class Engine
                 if (Clock.NowNs() >= deadline) return -Errno.EAGAIN;
                 Register(w);
             }
-            long slept = Sleep(w, deadline, null);
-            if (slept < 0) return slept;
+            if (since.EndsCall(Sleep(w, deadline, null), restartable: deadline == long.MaxValue)) return -Errno.EINTR;
         }
     }
 
@@ -153,6 +153,7 @@ internal sealed unsafe partial class Engine
     {
         SettleIpv6(fd);
         var w = Waiter.Current;
+        var since = SignalMark.Now;
         long deadline;
         lock (Lock)
         {
@@ -174,8 +175,8 @@ internal sealed unsafe partial class Engine
                 if (Clock.NowNs() >= deadline) return -Errno.EINPROGRESS;
                 Register(w);
             }
-            long slept = Sleep(w, deadline, null);
-            if (slept < 0) return slept;
+            // Interrupted, the handshake goes on, as the kernel's (a later connect says EALREADY).
+            if (since.EndsCall(Sleep(w, deadline, null), restartable: deadline == long.MaxValue)) return -Errno.EINTR;
         }
     }
 
@@ -211,6 +212,7 @@ internal sealed unsafe partial class Engine
         }
         var w = Waiter.Current;
         long deadline = long.MaxValue;
+        var since = SignalMark.Now;
         bool waitAll = (flags & Abi.MSG_WAITALL) != 0 && (flags & (Abi.MSG_PEEK | Abi.MSG_DONTWAIT)) == 0;
         long got = 0, want = 0;
         // MSG_WAITALL reads into what is left of the iovecs, so it works on a private copy of them.
@@ -248,8 +250,7 @@ internal sealed unsafe partial class Engine
                     if (Clock.NowNs() >= deadline) return got > 0 ? got : -Errno.EAGAIN;
                     Register(w);
                 }
-                long slept = Sleep(w, deadline, null);
-                if (slept < 0) return got > 0 ? got : slept;
+                if (since.EndsCall(Sleep(w, deadline, null), restartable: deadline == long.MaxValue && got == 0)) return got > 0 ? got : -Errno.EINTR;
             }
         }
         finally
@@ -265,6 +266,7 @@ internal sealed unsafe partial class Engine
         SettleIpv6(fd);
         var w = Waiter.Current;
         long deadline = long.MaxValue, sent = 0;
+        var since = SignalMark.Now;
         RunSocket? target = null;
         try
         {
@@ -291,8 +293,7 @@ internal sealed unsafe partial class Engine
                     if (Clock.NowNs() >= deadline) return sent > 0 ? sent : -Errno.EAGAIN;
                     Register(w);
                 }
-                long slept = Sleep(w, deadline, null);
-                if (slept < 0) return sent > 0 ? sent : slept;
+                if (since.EndsCall(Sleep(w, deadline, null), restartable: deadline == long.MaxValue && sent == 0)) return sent > 0 ? sent : -Errno.EINTR;
             }
         }
         finally

@@ -27,6 +27,7 @@ internal sealed unsafe partial class Engine
             for (int i = 0; i < n; i++) if (!IsOurs(fds[i].Fd)) kernel[k++] = fds[i];
             var w = Waiter.Current;
             long deadline = timeoutNs < 0 ? long.MaxValue : Clock.NowNs() + timeoutNs;
+            var since = SignalMark.Now;
             while (true)
             {
                 int ready;
@@ -41,13 +42,14 @@ internal sealed unsafe partial class Engine
                 {
                     // Only Netloom sockets: the thread slept on the port itself.
                     Unregister(w!);
-                    if (slept < 0) return slept;
+                    if (slept < 0 || since.Interrupted(false)) return -Errno.EINTR; // a handler ran, maybe as the sleep timed out
                     if (Clock.NowNs() >= deadline) { lock (Lock) { Advance(); return CheckOurs(fds, n); } }
                     continue;
                 }
                 // With something ready (or nothing to wait for) the kernel's descriptors are only looked at.
                 long waitNs = sleeping ? (deadline == long.MaxValue ? -1 : Math.Max(0, deadline - Clock.NowNs())) : 0;
                 int slots = k;
+                if (sleeping && since.Interrupted(false)) { Unregister(w!); return -Errno.EINTR; } // a handler ran during the call
                 if (sleeping) { kernel[slots++] = new PollFd { Fd = w!.Fd, Events = Abi.POLLIN }; BeginEventfdSleep(); }
                 int r = KernelPoll(kernel, slots, waitNs, sleeping ? sigmask : null);
                 if (sleeping) { EndEventfdSleep(); Unregister(w!); }
@@ -121,6 +123,7 @@ internal sealed unsafe partial class Engine
         if (max <= 0 || events is null) return -Errno.EINVAL;
         var w = Waiter.Current;
         long deadline = timeoutNs < 0 ? long.MaxValue : Clock.NowNs() + timeoutNs;
+        var since = SignalMark.Now;
         PollFd* p = stackalloc PollFd[2];
         while (true)
         {
@@ -151,10 +154,11 @@ internal sealed unsafe partial class Engine
             {
                 // The thread slept on the port itself; the owner thread watched the kernel members.
                 Unregister(w);
-                if (slept < 0) return slept;
+                if (slept < 0 || since.Interrupted(false)) return -Errno.EINTR; // a handler ran, maybe as the sleep timed out
                 if (Clock.NowNs() >= deadline) timeoutNs = 0; // one last look, then return
                 continue;
             }
+            if (since.Interrupted(false)) { Unregister(w); return -Errno.EINTR; } // a handler ran during the call
             long left = deadline == long.MaxValue ? -1 : Math.Max(0, deadline - Clock.NowNs());
             p[0] = new PollFd { Fd = epfd, Events = Abi.POLLIN };
             p[1] = new PollFd { Fd = w.Fd, Events = Abi.POLLIN };

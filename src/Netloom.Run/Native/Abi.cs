@@ -48,8 +48,8 @@ internal unsafe struct HostTable
     public delegate* unmanaged<byte*, void> Warn;
     public delegate* unmanaged<int, int> EpollKernel;
     /// <summary>
-    /// How many of the program's signal handlers ran on the calling thread so far (the offload
-    /// engine's; 0 otherwise): all of them (1), or only those without SA_RESTART (0).
+    /// How many of the program's signal handlers ran on the calling thread so far (native/signals.c):
+    /// all of them (1), or only those without SA_RESTART (0).
     /// </summary>
     public delegate* unmanaged[SuppressGCTransition]<int, nuint> Handled;
 }

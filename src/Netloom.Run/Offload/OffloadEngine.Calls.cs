@@ -177,7 +177,7 @@ internal sealed unsafe partial class OffloadEngine
                 if (Clock.NowNs() >= deadline) { Flush(); return got > 0 ? got : -Errno.EAGAIN; }
                 published = PrepareWait();
             }
-            if (WaitRing(published, deadline, null, since, restartable: deadline == long.MaxValue) < 0) return got > 0 ? got : -Errno.EINTR;
+            if (WaitRing(published, deadline, null, since, restartable: deadline == long.MaxValue && got == 0) < 0) return got > 0 ? got : -Errno.EINTR;
         }
     }
 
@@ -288,7 +288,7 @@ internal sealed unsafe partial class OffloadEngine
                 published = PrepareWait();
             }
         Wait:
-            if (WaitRing(published, deadline, null, since, restartable: deadline == long.MaxValue) < 0) return sent > 0 ? sent : -Errno.EINTR;
+            if (WaitRing(published, deadline, null, since, restartable: deadline == long.MaxValue && sent == 0) < 0) return sent > 0 ? sent : -Errno.EINTR;
         }
     }
 

@@ -446,21 +446,6 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
         }
     }
 
-    /// <summary>
-    /// The interposer's counts of the program's signal handlers run on this thread (signals.c),
-    /// read when a call begins: all of them, and those without SA_RESTART.
-    /// </summary>
-    internal readonly struct SignalMark
-    {
-        private readonly nuint _all, _interrupting;
-        private SignalMark(nuint all, nuint interrupting) { _all = all; _interrupting = interrupting; }
-
-        public static SignalMark Now => new(Engine.Host->Handled(1), Engine.Host->Handled(0));
-
-        /// <summary>A handler ran since the mark: any, or for a <paramref name="restartable"/> call one without SA_RESTART.</summary>
-        public bool Interrupted(bool restartable) => restartable ? Engine.Host->Handled(0) != _interrupting : Engine.Host->Handled(1) != _all;
-    }
-
     /// <summary>Under the lock, before leaving it to wait: counts this thread as a waiter and publishes the prepared entries.</summary>
     private uint PrepareWait()
     {

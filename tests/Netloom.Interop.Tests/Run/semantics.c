@@ -285,6 +285,42 @@ static void check_eintr(void)
     close(fd);
 }
 
+static volatile sig_atomic_t restart_alarms;
+static void on_restart_alarm(int sig) { (void)sig; restart_alarms++; }
+
+/* Sends "ping" 300 ms on, with SIGALRM blocked: the alarm goes to the thread in recv. */
+static void *ping_later(void *arg)
+{
+    sigset_t alrm;
+    sigemptyset(&alrm);
+    sigaddset(&alrm, SIGALRM);
+    pthread_sigmask(SIG_BLOCK, &alrm, NULL);
+    usleep(300000);
+    if (send(*(int *)arg, "ping", 4, 0) != 4) perror("send");
+    return NULL;
+}
+
+/* A handler installed with SA_RESTART (BSD signal) does not end a blocking recv without a
+ * timeout: the kernel restarts it, so the engine goes on waiting, and the echo arrives. */
+static void check_sa_restart(void)
+{
+    int fd = connect_to(peer_addr, 'E');
+    restart_alarms = 0;
+    signal(SIGALRM, on_restart_alarm);
+    pthread_t t;
+    pthread_create(&t, NULL, ping_later, &fd);
+    struct itimerval tv = { .it_value = { .tv_usec = 100000 } };
+    setitimer(ITIMER_REAL, &tv, NULL);
+    char buf[8] = { 0 };
+    ssize_t r = recv(fd, buf, 4, MSG_WAITALL);
+    int e = errno;
+    pthread_join(t, NULL);
+    signal(SIGALRM, SIG_DFL);
+    CHECK("sa-restart-resumes-a-blocking-recv", r == 4 && memcmp(buf, "ping", 4) == 0 && restart_alarms == 1,
+          "recv %zd '%s' (%s) after %d alarm(s)", r, buf, r < 0 ? strerror(e) : "ok", (int)restart_alarms);
+    close(fd);
+}
+
 static void check_half_close(void)
 {
     int fd = connect_to(peer_addr, 'H');
@@ -515,6 +551,7 @@ int main(int argc, char **argv)
     check_epoll_mixed();
     check_epoll_mixed_wakes();
     check_eintr();
+    check_sa_restart();
     check_half_close();
     check_peek();
     check_linger_rst();

@@ -1,0 +1,29 @@
+namespace Netloom.Run;
+
+/// <summary>
+/// The interposer's counts of the program's signal handlers run on this thread (native/signals.c
+/// runs each through a trampoline that counts it), read when a call begins. With them a call
+/// knows a handler ran during it even when its wait did not say so (an io_uring_enter that also
+/// submitted, a sleep on the port that timed out as the signal came), and whether that handler
+/// was installed with SA_RESTART, after which the kernel restarts a blocking recv, send, accept
+/// or connect without a timeout instead of returning EINTR.
+/// </summary>
+internal readonly unsafe struct SignalMark
+{
+    private readonly nuint _all, _interrupting;
+    private SignalMark(nuint all, nuint interrupting) { _all = all; _interrupting = interrupting; }
+
+    public static SignalMark Now => new(Engine.Host->Handled(1), Engine.Host->Handled(0));
+
+    /// <summary>A handler ran since the mark: any, or for a <paramref name="restartable"/> call one without SA_RESTART.</summary>
+    public bool Interrupted(bool restartable) => restartable ? Engine.Host->Handled(0) != _interrupting : Engine.Host->Handled(1) != _all;
+
+    /// <summary>
+    /// Whether a call whose wait returned <paramref name="slept"/> (0, or -EINTR when its sleep saw
+    /// a signal) ends now: a <paramref name="restartable"/> call only when a handler without
+    /// SA_RESTART ran; any other when a signal cut the sleep or any handler ran. A restartable
+    /// call that already moved bytes is not restartable (as the kernel's recv and send, it returns
+    /// their count at any signal).
+    /// </summary>
+    public bool EndsCall(long slept, bool restartable) => restartable ? Interrupted(true) : slept < 0 || Interrupted(false);
+}
