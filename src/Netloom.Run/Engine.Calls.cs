@@ -160,7 +160,8 @@ internal sealed unsafe partial class Engine
             Advance();
             if (Get(fd) is not { } s) return -Errno.EBADF;
             long r = s.Connect(addr, len, fd);
-            if (r != -Errno.EINPROGRESS) return r;
+            // EALREADY: an earlier connect was interrupted; a blocking one waits for the same handshake, as the kernel's.
+            if (r != -Errno.EINPROGRESS && (r != -Errno.EALREADY || s.NonBlocking)) return r;
             if (s.NonBlocking || w is null) return r;
             deadline = Deadline(s.SendTimeoutNs);
         }
@@ -175,7 +176,7 @@ internal sealed unsafe partial class Engine
                 if (Clock.NowNs() >= deadline) return -Errno.EINPROGRESS;
                 Register(w);
             }
-            // Interrupted, the handshake goes on, as the kernel's (a later connect says EALREADY).
+            // Interrupted, the handshake goes on, as the kernel's: a later connect waits for it or reports it.
             if (since.EndsCall(Sleep(w, deadline, null), restartable: deadline == long.MaxValue)) return -Errno.EINTR;
         }
     }

@@ -18,6 +18,9 @@ internal sealed unsafe class TcpRunSocket(Engine engine, int family) : RunSocket
     // The bound address: 0.0.0.0 (IPv4-mapped) for AF_INET, :: for AF_INET6 until bind says otherwise.
     private IpAddr _bindAddress = family == Abi.AF_INET ? IpAddr.FromIpv4(Ipv4Address.Any) : default;
     private bool _shutRead, _shutWrite, _refusedReported;
+    // A connect returned EINPROGRESS (or a blocking one EINTR) and no connect has reported the
+    // handshake's end since: the next connect does, once (0 or the error), as the kernel's does.
+    private bool _connecting;
     // The connection's error was reported once (by a call or SO_ERROR); later calls see EOF or EPIPE.
     private bool _errorDelivered;
     private int _pendingError;
@@ -126,7 +129,9 @@ internal sealed unsafe class TcpRunSocket(Engine engine, int family) : RunSocket
         if (_listener is not null) return -Errno.EINVAL;
         if (_conn is { } c)
         {
-            if (c.State is TcpState.SynSent or TcpState.SynReceived) return -Errno.EALREADY;
+            if (c.State is TcpState.SynSent or TcpState.SynReceived) return -Errno.EALREADY; // a blocking socket then waits (Engine.Connect)
+            if (_connecting && c.Error != TcpError.None && _refusedReported) { _connecting = false; return -Errno.ECONNABORTED; } // SO_ERROR took the error first
+            if (_connecting) return ConnectOutcome();
             if (c.Error == TcpError.Refused && !_refusedReported) { _refusedReported = true; return -Errno.ECONNREFUSED; }
             return -Errno.EISCONN;
         }
@@ -156,6 +161,7 @@ internal sealed unsafe class TcpRunSocket(Engine engine, int family) : RunSocket
         _conn.NoDelay = _noDelay;
         _conn.Observer = this;
         _port = _conn.LocalPort;
+        _connecting = true;
         return -Errno.EINPROGRESS; // the engine waits for the handshake when the socket blocks
     }
 
@@ -164,6 +170,7 @@ internal sealed unsafe class TcpRunSocket(Engine engine, int family) : RunSocket
     {
         if (_conn is not { } c) return -Errno.ENOTCONN;
         if (c.State is TcpState.SynSent or TcpState.SynReceived) return -Errno.EINPROGRESS;
+        _connecting = false;
         if (c.Error != TcpError.None) { _refusedReported = true; return -ErrorOf(c.Error); }
         return 0;
     }

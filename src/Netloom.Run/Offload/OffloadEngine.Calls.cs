@@ -103,7 +103,7 @@ internal sealed unsafe partial class OffloadEngine
                 if (Clock.NowNs() >= deadline) { Flush(); return -Errno.EAGAIN; }
                 published = PrepareWait();
             }
-            if (WaitRing(published, deadline, null, since, restartable: deadline == long.MaxValue) < 0) return -Errno.EINTR;
+            if (WaitRing(published, deadline, null, ref since, restartable: deadline == long.MaxValue) < 0) return -Errno.EINTR;
         }
     }
 
@@ -133,7 +133,8 @@ internal sealed unsafe partial class OffloadEngine
         }
         try
         {
-            return RecvLoop(fd, msg, flags, waitAll, ref got, ref deadline, SignalMark.Now);
+            var since = SignalMark.Now;
+            return RecvLoop(fd, msg, flags, waitAll, ref got, ref deadline, ref since);
         }
         finally
         {
@@ -142,7 +143,7 @@ internal sealed unsafe partial class OffloadEngine
         }
     }
 
-    private long RecvLoop(int fd, MsgHdr* msg, int flags, bool waitAll, ref long got, ref long deadline, SignalMark since)
+    private long RecvLoop(int fd, MsgHdr* msg, int flags, bool waitAll, ref long got, ref long deadline, ref SignalMark since)
     {
         long want = waitAll ? IoVecs.TotalLength(msg) : 0;
         while (true)
@@ -177,7 +178,7 @@ internal sealed unsafe partial class OffloadEngine
                 if (Clock.NowNs() >= deadline) { Flush(); return got > 0 ? got : -Errno.EAGAIN; }
                 published = PrepareWait();
             }
-            if (WaitRing(published, deadline, null, since, restartable: deadline == long.MaxValue && got == 0) < 0) return got > 0 ? got : -Errno.EINTR;
+            if (WaitRing(published, deadline, null, ref since, restartable: deadline == long.MaxValue && got == 0) < 0) return got > 0 ? got : -Errno.EINTR;
         }
     }
 
@@ -288,7 +289,7 @@ internal sealed unsafe partial class OffloadEngine
                 published = PrepareWait();
             }
         Wait:
-            if (WaitRing(published, deadline, null, since, restartable: deadline == long.MaxValue && sent == 0) < 0) return sent > 0 ? sent : -Errno.EINTR;
+            if (WaitRing(published, deadline, null, ref since, restartable: deadline == long.MaxValue && sent == 0) < 0) return sent > 0 ? sent : -Errno.EINTR;
         }
     }
 
@@ -449,7 +450,7 @@ internal sealed unsafe partial class OffloadEngine
                 if (Clock.NowNs() >= deadline) { c.SendError = Errno.ETIMEDOUT; FinishClose(c); return; }
                 published = PrepareWait();
             }
-            if (WaitRing(published, deadline, null, since) < 0) return;
+            if (WaitRing(published, deadline, null, ref since) < 0) return;
         }
     }
 
@@ -557,7 +558,8 @@ internal sealed unsafe partial class OffloadEngine
                 if (!HasOutstandingSends()) break;
                 published = PrepareWait();
             }
-            WaitRing(published, Math.Min(deadline, Clock.NowNs() + 10_000_000), null, SignalMark.Now);
+            var mark = SignalMark.Now;
+            WaitRing(published, Math.Min(deadline, Clock.NowNs() + 10_000_000), null, ref mark);
         }
         _exiting = true;
         lock (_lock) Report();

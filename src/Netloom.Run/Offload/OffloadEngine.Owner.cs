@@ -125,7 +125,7 @@ internal sealed unsafe partial class OffloadEngine
     /// time (its caller then looks again), with the program's <paramref name="sigmask"/>: a signal
     /// whose handler runs ends it with -EINTR, as the call it stands for would end.
     /// </summary>
-    private long WaitForOwner(long deadlineNs, void* sigmask, SignalMark since, bool restartable)
+    private long WaitForOwner(long deadlineNs, void* sigmask, ref SignalMark since, bool restartable)
     {
         try
         {
@@ -136,13 +136,13 @@ internal sealed unsafe partial class OffloadEngine
             var fd = new PollFd { Fd = _progressFd, Events = Abi.POLLIN };
             TimeSpec ts = TimeSpec.FromNanoseconds(left);
             int r = Sys.PPoll(&fd, 1, &ts, sigmask);
-            if (r < 0) return Libc.Errno == Errno.EINTR && (!restartable || since.Interrupted(true)) ? -Errno.EINTR : 0;
+            if (r < 0) return since.EndsCall(Libc.Errno == Errno.EINTR ? -Errno.EINTR : 0, restartable) ? -Errno.EINTR : 0;
             if (r > 0)
             {
                 ulong count;
                 _ = Libc.Read(_progressFd, &count, sizeof(ulong)); // another waiter may have cleared it first: then EAGAIN
             }
-            return 0;
+            return since.EndsCall(0, restartable) ? -Errno.EINTR : 0;
         }
         finally { Interlocked.Decrement(ref _othersWaiting); }
     }

@@ -63,7 +63,7 @@ internal sealed unsafe partial class OffloadEngine
                 }
                 published = PrepareWait();
             }
-            if (WaitRing(published, deadline, sigmask, since) < 0) return -Errno.EINTR;
+            if (WaitRing(published, deadline, sigmask, ref since) < 0) return -Errno.EINTR;
         }
     }
 
@@ -133,6 +133,7 @@ internal sealed unsafe partial class OffloadEngine
                     Flush();
                 }
                 bool sleep = ready == 0 && timeoutNs != 0 && Clock.NowNs() < deadline;
+                if (sleep && since.Interrupted(false)) return -Errno.EINTR; // a handler ran during the call (another thread's 10 ms slices included)
                 int slots = k;
                 // What wakes this sleep for the ring: its descriptor, readable when completions wait;
                 // in the owner mode the eventfd the ring signals (completions the owner must run
@@ -179,7 +180,7 @@ internal sealed unsafe partial class OffloadEngine
                 else if (sleep)
                 {
                     lock (_lock) published = PrepareWait();
-                    if (WaitRing(published, deadline, sigmask, since) < 0) return -Errno.EINTR;
+                    if (WaitRing(published, deadline, sigmask, ref since) < 0) return -Errno.EINTR;
                 }
                 if (ready + kernelReady > 0 || !sleep) return ready + kernelReady;
                 if (Clock.NowNs() >= deadline) return 0;

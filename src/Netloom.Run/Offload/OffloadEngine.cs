@@ -413,9 +413,9 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     /// after an SA_RESTART handler (<paramref name="restartable"/>: recv, send, accept without a
     /// timeout), only a handler without SA_RESTART ends it; after the others it waits again.
     /// </summary>
-    private long WaitRing(uint published, long deadlineNs, void* sigmask, SignalMark since, bool restartable = false)
+    private long WaitRing(uint published, long deadlineNs, void* sigmask, ref SignalMark since, bool restartable = false)
     {
-        if (!MayEnter) return WaitForOwner(deadlineNs, sigmask, since, restartable);
+        if (!MayEnter) return WaitForOwner(deadlineNs, sigmask, ref since, restartable);
         try
         {
             if (_busyPollUs > 0)
@@ -430,14 +430,17 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
                 }
             }
             // A handler that ran before the wait (while the call collected, or spun) ends it now,
-            // as the kernel's wait ends at a pending signal; what this call published goes in with
-            // the next entry (the program's next call, or the flusher's).
-            if (since.Interrupted(restartable)) return -Errno.EINTR;
+            // as the kernel's wait ends at a pending signal; what this call published goes in first.
+            if (since.Interrupted(restartable))
+            {
+                if (published > 0) lock (_lock) _ring.Submit();
+                return -Errno.EINTR;
+            }
             long left = deadlineNs == long.MaxValue ? -1 : Math.Max(0, deadlineNs - Clock.NowNs());
             Interlocked.Increment(ref _waits);
             _emptyReadsWithoutRun = 0;
             int r = _ring.EnterAndWait(published, left, sigmask, _coalesceUs, CoalesceBatch);
-            return since.Interrupted(restartable) || (r == -Errno.EINTR && !restartable) ? -Errno.EINTR : 0;
+            return since.EndsCall(r == -Errno.EINTR ? -Errno.EINTR : 0, restartable) ? -Errno.EINTR : 0;
         }
         finally
         {

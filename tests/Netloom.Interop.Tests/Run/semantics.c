@@ -321,6 +321,63 @@ static void check_sa_restart(void)
     close(fd);
 }
 
+static volatile sig_atomic_t rearm_runs;
+static void on_rearm(int sig)
+{
+    rearm_runs++;
+    struct sigaction now;
+    sigaction(sig, NULL, &now); /* read inside a socket call: this handler, as installed */
+    sigaction(sig, &now, NULL); /* and put back as read */
+    sysv_signal(sig, on_rearm); /* System V style: the handler re-arms itself */
+}
+
+/* A handler that reads its own action back and re-arms itself while the thread waits in a socket
+ * call keeps working: each alarm ends the wait with EINTR (System V signals have no SA_RESTART)
+ * and runs the handler once. */
+static void check_rearming_handler(void)
+{
+    int fd = connect_to(peer_addr, 'W');
+    rearm_runs = 0;
+    sysv_signal(SIGALRM, on_rearm);
+    struct itimerval tv = { .it_value = { .tv_usec = 100000 } };
+    int rc[3], err[3];
+    char c;
+    for (int i = 0; i < 3; i++) {
+        setitimer(ITIMER_REAL, &tv, NULL);
+        rc[i] = (int)recv(fd, &c, 1, 0);
+        err[i] = errno;
+    }
+    signal(SIGALRM, SIG_DFL);
+    CHECK("a-handler-that-rearms-itself-inside-a-call",
+          rc[0] == -1 && err[0] == EINTR && rc[1] == -1 && err[1] == EINTR && rc[2] == -1 && err[2] == EINTR && rearm_runs == 3,
+          "recv %d (%s), %d (%s), %d (%s); handler ran %d times", rc[0], strerror(err[0]), rc[1], strerror(err[1]), rc[2], strerror(err[2]), (int)rearm_runs);
+    close(fd);
+}
+
+/* connect again on a socket whose connect is under way: a blocking call waits for the handshake
+ * and returns 0, as the kernel's does after an EINPROGRESS (or after a blocking connect's EINTR),
+ * and the next says EISCONN; the same after a non-blocking connect that poll saw complete. */
+static void check_connect_again(void)
+{
+    socklen_t al = sizeof peer_addr;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    int r1 = connect(fd, (struct sockaddr *)&peer_addr, al), e1 = errno;
+    fcntl(fd, F_SETFL, 0);
+    int r2 = connect(fd, (struct sockaddr *)&peer_addr, al), e2 = errno;
+    int r3 = connect(fd, (struct sockaddr *)&peer_addr, al), e3 = errno;
+    int fd2 = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    connect(fd2, (struct sockaddr *)&peer_addr, al);
+    struct pollfd p = { fd2, POLLOUT, 0 };
+    poll(&p, 1, 5000);
+    int r4 = connect(fd2, (struct sockaddr *)&peer_addr, al), e4 = errno;
+    int r5 = connect(fd2, (struct sockaddr *)&peer_addr, al), e5 = errno;
+    CHECK("connect-again-reports-the-handshake-once",
+          r1 == -1 && e1 == EINPROGRESS && r2 == 0 && r3 == -1 && e3 == EISCONN && r4 == 0 && r5 == -1 && e5 == EISCONN,
+          "blocking: %d (%s), %d (%s), %d (%s); non-blocking after poll: %d (%s), %d (%s)", r1, strerror(e1), r2, r2 ? strerror(e2) : "ok",
+          r3, strerror(e3), r4, r4 ? strerror(e4) : "ok", r5, strerror(e5));
+    close(fd); close(fd2);
+}
+
 static void check_half_close(void)
 {
     int fd = connect_to(peer_addr, 'H');
@@ -552,6 +609,8 @@ int main(int argc, char **argv)
     check_epoll_mixed_wakes();
     check_eintr();
     check_sa_restart();
+    check_connect_again();
+    check_rearming_handler();
     check_half_close();
     check_peek();
     check_linger_rst();
