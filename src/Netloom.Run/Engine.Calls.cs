@@ -80,8 +80,32 @@ internal sealed unsafe partial class Engine
             if (!draining) break;
             Thread.Sleep(1);
         }
+        if (PrintStats) lock (Lock) Warn(StatsLine());
         Stack.Dispose();
         _capture?.Dispose();
+    }
+
+    /// <summary>
+    /// NETLOOM_STATS=1: what the stack and its port did, one line at exit: frames, TCP segments and
+    /// retransmissions, the stack's drops by reason, the port's ring counters, and for an xdp port
+    /// the kernel's own (frames it dropped with the fill ring empty or the RX ring full). Call with
+    /// the lock held.
+    /// </summary>
+    private string StatsLine()
+    {
+        var c = Interface.Counters;
+        var line = new System.Text.StringBuilder($"stack: {c.FramesIn} frames in, {c.FramesOut} out; tcp {c.TcpIn} segments in, {c.TcpOut} out, {c.TcpRetransmits} retransmitted");
+        foreach (var (reason, count) in c.NonZeroDrops()) line.Append($"; dropped {count} {reason}");
+        var rx = _port.Rx.GetCounters();
+        var tx = _port.Tx.GetCounters();
+        line.Append($"; port rx {rx.Packets} ({rx.Drops} dropped, {rx.Invalid} invalid), tx {tx.Packets} ({tx.Drops} dropped, {tx.Invalid} invalid)");
+        if (_port is Netloom.Rings.XdpPort x)
+        {
+            x.ReadKernelStatistics();
+            var k = x.KernelStatistics;
+            line.Append($"; xdp {x.Mode}: kernel dropped {k.RxDropped}, rx ring full {k.RxRingFull}, fill ring empty {k.RxFillRingEmptyDescs}, tx ring empty {k.TxRingEmptyDescs}, invalid rx {k.RxInvalidDescs} tx {k.TxInvalidDescs}");
+        }
+        return line.ToString();
     }
 
     /// <summary>SO_LINGER with a timeout: close waits for the peer to acknowledge the data, then resets if it did not.</summary>

@@ -31,12 +31,14 @@ internal sealed unsafe partial class Engine : ISocketEngine
     // TAP's wait sleeps in poll(2), so there threads sleep on their eventfds and the owner thread
     // watches the port).
     private readonly PortBase? _wakeablePort;
+    private readonly IPort _port;
 
     private Engine(EngineConfig config, NetStack stack, ICaptureWriter? capture, IPort port)
     {
         Config = config;
         Stack = stack;
         _capture = capture;
+        _port = port;
         _wakeablePort = port is PortBase { RxWaitInterruptible: true } p ? p : null;
         _ownerKick = _wakeablePort is null ? -1 : Libc.EventFd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK);
         _ipv6Settled = !config.Ipv6;
@@ -94,7 +96,7 @@ internal sealed unsafe partial class Engine : ISocketEngine
     public static readonly int ExitLingerMs =
         int.TryParse(Environment.GetEnvironmentVariable("NETLOOM_EXIT_LINGER_MS"), out int ms) ? Math.Clamp(ms, 0, 60_000) : 2000;
 
-    /// <summary>NETLOOM_STATS=1 (read at start, as <see cref="ExitLingerMs"/>): the offload engine prints its counts at exit.</summary>
+    /// <summary>NETLOOM_STATS=1 (read at start, as <see cref="ExitLingerMs"/>): the engine prints its counts at exit (<see cref="StatsLine"/>, the offload engine's Report).</summary>
     public static readonly bool PrintStats = Environment.GetEnvironmentVariable("NETLOOM_STATS") == "1";
 
     /// <summary>Keeps the interposer's table for <see cref="Warn"/> and the descriptor marks (either engine).</summary>

@@ -267,9 +267,12 @@ public class XdpPortTests
         server.WaitReady();
         string got = www.File("got.bin");
         var r = Netloom.Interop.Tests.Run.RunLab.Run(TimeSpan.FromMinutes(3), net.NsA, $"xdp:{net.IfA}", $"{net.IpA}/24",
-            ["curl", "-sS", "--max-time", "60", "-o", got, $"http://{net.IpB}:8000/data.bin"]);
+            ["env", "NETLOOM_STATS=1", "curl", "-sS", "--max-time", "60", "-o", got, $"http://{net.IpB}:8000/data.bin"]);
+        // On failure the message carries the engine's counts (NETLOOM_STATS): drops, retransmissions, the kernel's XDP statistics.
         Assert.True(r.Code == 0, r.Out + r.Err);
         Assert.Equal(Netloom.Interop.Tests.Run.RunLab.Sha256(file), Netloom.Interop.Tests.Run.RunLab.Sha256(got));
+        Assert.Contains("netloom: stack: ", r.Err);
+        Assert.Contains("; xdp ", r.Err);
         Assert.False(HasXdpProgram(net.NsA, net.IfA), "the XDP program outlived netloom run");
     }
 }
