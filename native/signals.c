@@ -131,7 +131,7 @@ static sighandler_t install(int sig, sighandler_t h, int flags, int block_self)
     memset(&act, 0, sizeof act);
     act.sa_handler = h;
     sigemptyset(&act.sa_mask);
-    if (block_self && sig > 0 && sig < NL_NSIG) sigaddset(&act.sa_mask, sig);
+    if (block_self) sigaddset(&act.sa_mask, sig);
     act.sa_flags = flags;
     if (sigaction(sig, &act, &old) < 0) return SIG_ERR;
     return old.sa_handler;

@@ -28,8 +28,7 @@ internal unsafe struct SignalMark
     /// </summary>
     public bool EndsCall(long slept, bool restartable)
     {
-        bool uncounted = slept < 0 && !Interrupted(false);
-        bool ends = uncounted || (restartable ? Interrupted(true) : slept < 0 || Interrupted(false));
+        bool ends = restartable ? Interrupted(true) || (slept < 0 && !Interrupted(false)) : slept < 0 || Interrupted(false);
         if (!ends) this = Now;
         return ends;
     }

@@ -130,8 +130,12 @@ internal sealed unsafe class TcpRunSocket(Engine engine, int family) : RunSocket
         if (_conn is { } c)
         {
             if (c.State is TcpState.SynSent or TcpState.SynReceived) return -Errno.EALREADY; // a blocking socket then waits (Engine.Connect)
-            if (_connecting && c.Error != TcpError.None && _refusedReported) { _connecting = false; return -Errno.ECONNABORTED; } // SO_ERROR took the error first
-            if (_connecting) return ConnectOutcome();
+            if (_connecting)
+            {
+                if (c.Error == TcpError.None || !_refusedReported) return ConnectOutcome();
+                _connecting = false;
+                return -Errno.ECONNABORTED; // SO_ERROR took the error first
+            }
             if (c.Error == TcpError.Refused && !_refusedReported) { _refusedReported = true; return -Errno.ECONNREFUSED; }
             return -Errno.EISCONN;
         }
