@@ -135,7 +135,7 @@ internal sealed unsafe partial class Engine : ISocketEngine
         var s = _fds.Forget(fd);
         if (s is null) return null;
         s.Names--;
-        foreach (var set in _epolls.Values) set.Remove(fd);
+        EpollSet.Closed(s.Watchers, fd);
         return s;
     }
 
@@ -167,7 +167,10 @@ internal sealed unsafe partial class Engine : ISocketEngine
         return set;
     }
 
-    public void RemoveEpoll(int epfd) => _epolls.Remove(epfd);
+    public void RemoveEpoll(int epfd)
+    {
+        if (_epolls.Remove(epfd, out var set)) set.Clear();
+    }
 
     // ---- waiting ----
 

@@ -2,86 +2,142 @@ using Netloom.Run.Native;
 
 namespace Netloom.Run;
 
-/// <summary>A member of an engine's epoll set: its poll bits now, and a count bumped by every event.</summary>
+/// <summary>A member of an engine's epoll sets: its poll bits now, a count bumped by every event, and the entries watching it.</summary>
 internal interface IEpollMember
 {
     short Readiness();
     /// <summary>Bumped by every event: edge-triggered epoll reports a member again only after it moved.</summary>
     uint Seq { get; }
+    /// <summary>The epoll entries that watch this member (none or one, as a rule): <see cref="EpollSet.Moved"/> tells them.</summary>
+    List<EpollSet.Entry> Watchers { get; }
 }
 
 /// <summary>
-/// The Netloom members of one epoll set (its kernel members stay in the kernel's set). Level
-/// triggered members are reported while ready; edge-triggered ones when they moved since the
-/// last report (<see cref="IEpollMember.Seq"/>); EPOLLONESHOT members until reported once.
+/// The Netloom members of one epoll set (its kernel members stay in the kernel's set), kept as the
+/// kernel keeps them: a table by descriptor, and a ready list of the entries that may be ready,
+/// so a wait costs what is ready, not what is registered. An entry joins the list when it is
+/// added or modified, and when its member moves (<see cref="Moved"/>, which every event that
+/// can make a member ready must call); a wait looks only at the list. Level-triggered entries
+/// stay on it while ready, at its tail once reported (so a wait with a small maxevents serves
+/// every ready member in turn); edge-triggered ones leave it once reported, until they move;
+/// EPOLLONESHOT ones are disarmed until modified.
 /// </summary>
 internal sealed class EpollSet(int epfd)
 {
-    private struct Member
+    /// <summary>One registration: a descriptor of a member, the events asked for, and the program's data.</summary>
+    public sealed class Entry(EpollSet set, int fd, IEpollMember member)
     {
-        public int Fd;
-        public IEpollMember Socket;
+        public readonly EpollSet Set = set;
+        public readonly int Fd = fd;
+        public readonly IEpollMember Member = member;
         public uint Events;
         public ulong Data;
         public uint ReportedSeq;
-        public bool Reported, Disarmed;
+        public bool Reported, Disarmed, OnList, Removed;
     }
 
     public readonly int Fd = epfd;
-    private readonly List<Member> _members = new();
+    private readonly Dictionary<int, Entry> _entries = new();
+    private readonly Queue<Entry> _ready = new();
 
-    public int Count => _members.Count;
+    public int Count => _entries.Count;
+    /// <summary>Entries on the ready list now (removed ones included until a wait reaches them).</summary>
+    internal int Listed => _ready.Count;
 
-    private int IndexOf(int fd)
+    /// <summary>A member moved (an event that may have made it ready): every entry watching it joins its set's ready list.</summary>
+    public static void Moved(List<Entry> watchers)
     {
-        for (int i = 0; i < _members.Count; i++) if (_members[i].Fd == fd) return i;
-        return -1;
+        foreach (var e in watchers) e.Set.Enlist(e);
+    }
+
+    private void Enlist(Entry e)
+    {
+        if (e.OnList || e.Removed) return;
+        e.OnList = true;
+        _ready.Enqueue(e);
     }
 
     public long Control(int op, int fd, IEpollMember s, uint events, ulong data)
     {
-        int i = IndexOf(fd);
+        _entries.TryGetValue(fd, out var e);
         switch (op)
         {
             case Abi.EPOLL_CTL_ADD:
-                if (i >= 0) return -Errno.EEXIST;
-                _members.Add(new Member { Fd = fd, Socket = s, Events = events, Data = data });
+                if (e is not null) return -Errno.EEXIST;
+                e = new Entry(this, fd, s) { Events = events, Data = data };
+                _entries[fd] = e;
+                s.Watchers.Add(e);
+                Enlist(e);
                 return 0;
             case Abi.EPOLL_CTL_MOD:
-                if (i < 0) return -Errno.ENOENT;
-                _members[i] = new Member { Fd = fd, Socket = s, Events = events, Data = data };
+                if (e is null) return -Errno.ENOENT;
+                e.Events = events;
+                e.Data = data;
+                e.Reported = e.Disarmed = false;
+                e.ReportedSeq = 0;
+                Enlist(e);
                 return 0;
             case Abi.EPOLL_CTL_DEL:
-                if (i < 0) return -Errno.ENOENT;
-                _members.RemoveAt(i);
+                if (e is null) return -Errno.ENOENT;
+                Drop(e);
                 return 0;
         }
         return -Errno.EINVAL;
     }
 
-    public void Remove(int fd)
+    /// <summary><paramref name="fd"/>, one of a member's descriptors, was closed: its registrations go, in every set.</summary>
+    public static void Closed(List<Entry> watchers, int fd)
     {
-        int i = IndexOf(fd);
-        if (i >= 0) _members.RemoveAt(i);
+        for (int i = watchers.Count - 1; i >= 0; i--)
+            if (watchers[i].Fd == fd) watchers[i].Set.Drop(watchers[i]);
+    }
+
+    /// <summary>The epoll descriptor was closed: its members stop telling it.</summary>
+    public void Clear()
+    {
+        foreach (var e in _entries.Values) { e.Member.Watchers.Remove(e); e.Removed = true; }
+        _entries.Clear();
+        _ready.Clear();
+    }
+
+    private void Drop(Entry e)
+    {
+        _entries.Remove(e.Fd);
+        e.Member.Watchers.Remove(e);
+        e.Removed = true; // leaves the ready list when a wait reaches it
+        // A program that adds and deletes without ever waiting must not grow the list without bound.
+        if (e.OnList && _ready.Count > 2 * _entries.Count + 64)
+        {
+            for (int i = _ready.Count; i > 0; i--)
+            {
+                var r = _ready.Dequeue();
+                if (r.Removed) r.OnList = false;
+                else _ready.Enqueue(r);
+            }
+        }
     }
 
     /// <summary>Writes the ready members into events (up to max); call with the stack lock held.</summary>
     public unsafe int Collect(EpollEvent* events, int max)
     {
         int n = 0;
-        var span = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_members);
-        for (int i = 0; i < span.Length && n < max; i++)
+        // Each entry on the list now is looked at once: the level-triggered ones reported go back
+        // to the tail, behind the rest, for the next wait.
+        for (int look = _ready.Count; look > 0 && n < max; look--)
         {
-            ref var m = ref span[i];
-            if (m.Disarmed) continue;
-            uint ready = (uint)(ushort)m.Socket.Readiness() & (m.Events | (uint)(Abi.POLLERR | Abi.POLLHUP));
-            if (ready == 0) continue;
-            if ((m.Events & Abi.EPOLLET) != 0 && m.Reported && m.ReportedSeq == m.Socket.Seq) continue;
-            m.Reported = true;
-            m.ReportedSeq = m.Socket.Seq;
-            if ((m.Events & Abi.EPOLLONESHOT) != 0) m.Disarmed = true;
+            var e = _ready.Dequeue();
+            e.OnList = false;
+            if (e.Removed || e.Disarmed) continue;
+            uint ready = (uint)(ushort)e.Member.Readiness() & (e.Events | (uint)(Abi.POLLERR | Abi.POLLHUP));
+            if (ready == 0) continue; // off the list until it moves
+            bool edge = (e.Events & Abi.EPOLLET) != 0;
+            if (edge && e.Reported && e.ReportedSeq == e.Member.Seq) continue;
+            e.Reported = true;
+            e.ReportedSeq = e.Member.Seq;
+            if ((e.Events & Abi.EPOLLONESHOT) != 0) e.Disarmed = true;
+            else if (!edge) Enlist(e);
             events[n].Events = ready;
-            events[n].Data = m.Data;
+            events[n].Data = e.Data;
             n++;
         }
         return n;

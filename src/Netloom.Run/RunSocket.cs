@@ -73,16 +73,15 @@ internal abstract unsafe class RunSocket(Engine engine, int type, int family) : 
     public virtual long GetProtocolOption(int level, int name, byte* value, uint* length) => -Errno.ENOPROTOOPT;
     public virtual long SetProtocolOption(int level, int name, int value) => -Errno.ENOPROTOOPT;
 
-    void ISocketObserver.OnSocketEvents(object socket, SocketEvents events)
-    {
-        EventSeq++;
-        Engine.WakeSleepers();
-    }
+    public List<EpollSet.Entry> Watchers { get; } = new();
 
-    /// <summary>Marks a change the stack did not announce (a shutdown, a close): epoll and sleepers look again.</summary>
+    void ISocketObserver.OnSocketEvents(object socket, SocketEvents events) => Changed();
+
+    /// <summary>An event, or a change the stack did not announce (a shutdown, a close): epoll sets watching the socket and sleepers look again.</summary>
     protected void Changed()
     {
         EventSeq++;
+        if (Watchers.Count > 0) EpollSet.Moved(Watchers);
         Engine.WakeSleepers();
     }
 

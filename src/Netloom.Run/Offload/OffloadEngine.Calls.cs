@@ -345,7 +345,7 @@ internal sealed unsafe partial class OffloadEngine
             if (how is < Abi.SHUT_RD or > Abi.SHUT_RDWR) return -Errno.EINVAL;
             if (how == Abi.SHUT_RD) return Abi.Kernel;
             c.ShutWrite = true;
-            c.Seq++;
+            c.Moved();
             if (!c.SendInFlight && c.Output.Queued == 0) return Abi.Kernel; // nothing queued: the FIN goes now
             // The FIN follows the last queued byte.
             c.ShutWritePending = true;

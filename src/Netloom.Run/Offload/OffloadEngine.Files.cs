@@ -98,10 +98,11 @@ internal sealed unsafe partial class OffloadEngine
                 if (e is Errno.EAGAIN or Errno.EINTR) return;
                 c.SendError = e; // reported by the next call, as a failed send in the ring is
                 c.Output.Dispose();
-                c.Seq++;
+                c.Moved();
                 return;
             }
             c.Output.Sent((int)r);
+            c.Moved(); // room in the queue: writable again for a program that filled it
             if (r < length) return;
         }
     }
@@ -109,7 +110,7 @@ internal sealed unsafe partial class OffloadEngine
     /// <summary>The kernel socket's send buffer is full (a short sendfile): not writable until a poll in the ring says it drained.</summary>
     private void ArmWritePoll(OffloadConnection c, bool full = true)
     {
-        if (full && !c.KernelFull) { c.KernelFull = true; c.Seq++; }
+        if (full && !c.KernelFull) { c.KernelFull = true; c.Moved(); }
         if (c.WritePollArmed) return;
         var sqe = _ring.NextSqe();
         UringRing.PrepPollAdd(sqe, c.IoFd, (uint)Abi.POLLOUT);
@@ -122,7 +123,7 @@ internal sealed unsafe partial class OffloadEngine
         if (Resolve(cqe.UserData) is not OffloadConnection c) return 0;
         c.WritePollArmed = false;
         c.KernelFull = false;
-        c.Seq++;
+        c.Moved();
         if (SingleIssuer && _roomWaits.Remove(c)) KickSend(c); // a send that met a full socket (owner mode) goes again
         return 1;
     }
@@ -144,7 +145,7 @@ internal sealed unsafe partial class OffloadEngine
             if (!c.SendInFlight) c.Output.Dispose(); // else the send's completion sees the error; close frees the rest
             Sys.Shutdown(c.IoFd, Abi.SHUT_RDWR);
         }
-        c.Seq++;
+        c.Moved();
         KickSend(c);
         return 1;
     }

@@ -220,7 +220,7 @@ internal sealed unsafe partial class OffloadEngine
             if (c.SendInFlight) continue;
             long before = c.Output.Queued;
             if (before > 0) SendQueuedNow(c, aheadOfFills: true);
-            if (c.Output.Queued < before) { _flusherSends++; c.Seq++; }
+            if (c.Output.Queued < before) _flusherSends++;
             if ((c.Output.Queued > 0 && c.SendError == 0) || c.Output.Filling) continue; // the socket is full, or a file read still fills: next turn
             if (c.ShutWritePending && c.SendError == 0) Sys.Shutdown(c.IoFd, Abi.SHUT_WR);
             c.ShutWritePending = false;

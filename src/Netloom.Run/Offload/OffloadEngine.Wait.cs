@@ -87,7 +87,7 @@ internal sealed unsafe partial class OffloadEngine
     {
         lock (_lock)
         {
-            _epolls.Remove(epfd);
+            if (_epolls.Remove(epfd, out var set)) set.Clear();
             if (_watches.Remove(epfd, out var w) && w.Armed) Cancel(UringTag.Make(EpollWatch, epfd, 0));
             Engine.Host->MarkEpoll(epfd, 0);
             Flush();

@@ -120,7 +120,7 @@ internal sealed unsafe partial class OffloadEngine
         uint number = c.ZeroCopyNext++;
         if (c.Zc is { Order.Count: > 0 } z) z.Order.Enqueue(new Pending(number) { Copied = true, Sent = true });
         else c.Completions.Complete(number, copied: true);
-        c.Seq++;
+        c.Moved();
     }
 
     /// <summary>The two completions of a zero-copy send: the bytes, then the notification.</summary>
@@ -161,7 +161,7 @@ internal sealed unsafe partial class OffloadEngine
         _sendsInFlight--;
         _sends++;
         ReportDone(c, z);
-        c.Seq++;
+        c.Moved();
         KickSend(c);
         return 1;
     }
@@ -176,7 +176,7 @@ internal sealed unsafe partial class OffloadEngine
             c.Completions.Complete(p.Number, p.Copied);
             any = true;
         }
-        if (any) c.Seq++;
+        if (any) c.Moved();
     }
 
     private void ReportZeroCopy()

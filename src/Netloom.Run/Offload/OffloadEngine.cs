@@ -127,7 +127,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
         var s = _fds.Forget(fd);
         if (s is null) return null;
         s.Names--;
-        foreach (var set in _epolls.Values) set.Remove(fd);
+        EpollSet.Closed(s.Watchers, fd);
         return s;
     }
 
@@ -302,7 +302,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
                 if (!more) l.Armed = false;
                 if (cqe.Res >= 0) { l.Accepted.Enqueue(cqe.Res); _accepts++; }
                 else if (cqe.Res != -Errno.ECANCELED && cqe.Res != -Errno.EMFILE && cqe.Res != -Errno.ENFILE) l.Error = -cqe.Res;
-                l.Seq++;
+                l.Moved();
                 // Re-armed here unless descriptors ran out (then the next accept call re-arms).
                 if (!l.Armed && cqe.Res >= 0) ArmAccept(l);
                 return 1;
@@ -330,7 +330,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
                     else if (cqe.Res == -Errno.ENOBUFS) { c.Starved = true; _starved.Add(c); }
                     else if (cqe.Res != -Errno.ECANCELED) c.RecvError = -cqe.Res;
                 }
-                c.Seq++;
+                c.Moved();
                 if (!c.RecvArmed && cqe.Res > 0) ArmRecv(c);
                 return 1;
             }
@@ -345,7 +345,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
                 {
                     ArmWritePoll(c, full: false); // the send is made again when there is room
                     _roomWaits.Add(c); // or by the flusher, if the owner is away when it comes
-                    c.Seq++;
+                    c.Moved();
                     return 1;
                 }
                 else if (cqe.Res < 0)
@@ -353,7 +353,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
                     c.SendError = -cqe.Res;
                     c.Output.Dispose();
                 }
-                c.Seq++;
+                c.Moved();
                 KickSend(c);
                 return 1;
             }

@@ -24,6 +24,15 @@ internal abstract class OffloadSocket(int fd) : IEpollMember
 
     uint IEpollMember.Seq => Seq;
     public abstract short Readiness();
+
+    public List<EpollSet.Entry> Watchers { get; } = new();
+
+    /// <summary>An event that may change what the socket is ready for: edge-triggered epoll reports it again, and every epoll set watching it looks.</summary>
+    public void Moved()
+    {
+        Seq++;
+        if (Watchers.Count > 0) EpollSet.Moved(Watchers);
+    }
 }
 
 internal sealed class OffloadListener(int fd) : OffloadSocket(fd)
