@@ -135,7 +135,7 @@ internal sealed unsafe partial class Engine : ISocketEngine
         var s = _fds.Forget(fd);
         if (s is null) return null;
         s.Names--;
-        EpollSet.Closed(s.Watchers, fd);
+        s.Epoll.Closed(fd);
         return s;
     }
 

@@ -2,25 +2,46 @@ using Netloom.Run.Native;
 
 namespace Netloom.Run;
 
-/// <summary>A member of an engine's epoll sets: its poll bits now, a count bumped by every event, and the entries watching it.</summary>
+/// <summary>A member of an engine's epoll sets: its poll bits now, and what the sets know of it.</summary>
 internal interface IEpollMember
 {
     short Readiness();
-    /// <summary>Bumped by every event: edge-triggered epoll reports a member again only after it moved.</summary>
-    uint Seq { get; }
-    /// <summary>The epoll entries that watch this member (none or one, as a rule): <see cref="EpollSet.Moved"/> tells them.</summary>
-    List<EpollSet.Entry> Watchers { get; }
+    EpollWatchers Epoll { get; }
+}
+
+/// <summary>
+/// The epoll entries watching one member (none or one, as a rule), and a count bumped by every
+/// event: edge-triggered epoll reports a member again only after it moved.
+/// </summary>
+internal sealed class EpollWatchers
+{
+    public uint Seq { get; private set; }
+    public readonly List<EpollSet.Entry> Entries = new();
+
+    /// <summary>An event that may have made the member ready: every entry watching it joins its set's ready list.</summary>
+    public void Moved()
+    {
+        Seq++;
+        foreach (var e in Entries) e.Set.Enlist(e);
+    }
+
+    /// <summary><paramref name="fd"/>, one of the member's descriptors, was closed: its registrations go, in every set.</summary>
+    public void Closed(int fd)
+    {
+        for (int i = Entries.Count - 1; i >= 0; i--)
+            if (Entries[i].Fd == fd) Entries[i].Set.Drop(Entries[i]);
+    }
 }
 
 /// <summary>
 /// The Netloom members of one epoll set (its kernel members stay in the kernel's set), kept as the
 /// kernel keeps them: a table by descriptor, and a ready list of the entries that may be ready,
 /// so a wait costs what is ready, not what is registered. An entry joins the list when it is
-/// added or modified, and when its member moves (<see cref="Moved"/>, which every event that
-/// can make a member ready must call); a wait looks only at the list. Level-triggered entries
-/// stay on it while ready, at its tail once reported (so a wait with a small maxevents serves
-/// every ready member in turn); edge-triggered ones leave it once reported, until they move;
-/// EPOLLONESHOT ones are disarmed until modified.
+/// added or modified, and when its member moves (<see cref="EpollWatchers.Moved"/>, which every
+/// event that can make a member ready must call); a wait looks only at the list.
+/// Level-triggered entries stay on it while ready, at its tail once reported (so a wait with a
+/// small maxevents serves every ready member in turn); edge-triggered ones leave it once
+/// reported, until they move; EPOLLONESHOT ones are disarmed until modified.
 /// </summary>
 internal sealed class EpollSet(int epfd)
 {
@@ -44,13 +65,7 @@ internal sealed class EpollSet(int epfd)
     /// <summary>Entries on the ready list now (removed ones included until a wait reaches them).</summary>
     internal int Listed => _ready.Count;
 
-    /// <summary>A member moved (an event that may have made it ready): every entry watching it joins its set's ready list.</summary>
-    public static void Moved(List<Entry> watchers)
-    {
-        foreach (var e in watchers) e.Set.Enlist(e);
-    }
-
-    private void Enlist(Entry e)
+    internal void Enlist(Entry e)
     {
         if (e.OnList || e.Removed) return;
         e.OnList = true;
@@ -66,7 +81,7 @@ internal sealed class EpollSet(int epfd)
                 if (e is not null) return -Errno.EEXIST;
                 e = new Entry(this, fd, s) { Events = events, Data = data };
                 _entries[fd] = e;
-                s.Watchers.Add(e);
+                s.Epoll.Entries.Add(e);
                 Enlist(e);
                 return 0;
             case Abi.EPOLL_CTL_MOD:
@@ -85,25 +100,18 @@ internal sealed class EpollSet(int epfd)
         return -Errno.EINVAL;
     }
 
-    /// <summary><paramref name="fd"/>, one of a member's descriptors, was closed: its registrations go, in every set.</summary>
-    public static void Closed(List<Entry> watchers, int fd)
-    {
-        for (int i = watchers.Count - 1; i >= 0; i--)
-            if (watchers[i].Fd == fd) watchers[i].Set.Drop(watchers[i]);
-    }
-
     /// <summary>The epoll descriptor was closed: its members stop telling it.</summary>
     public void Clear()
     {
-        foreach (var e in _entries.Values) { e.Member.Watchers.Remove(e); e.Removed = true; }
+        foreach (var e in _entries.Values) { e.Member.Epoll.Entries.Remove(e); e.Removed = true; }
         _entries.Clear();
         _ready.Clear();
     }
 
-    private void Drop(Entry e)
+    internal void Drop(Entry e)
     {
         _entries.Remove(e.Fd);
-        e.Member.Watchers.Remove(e);
+        e.Member.Epoll.Entries.Remove(e);
         e.Removed = true; // leaves the ready list when a wait reaches it
         // A program that adds and deletes without ever waiting must not grow the list without bound.
         if (e.OnList && _ready.Count > 2 * _entries.Count + 64)
@@ -131,9 +139,9 @@ internal sealed class EpollSet(int epfd)
             uint ready = (uint)(ushort)e.Member.Readiness() & (e.Events | (uint)(Abi.POLLERR | Abi.POLLHUP));
             if (ready == 0) continue; // off the list until it moves
             bool edge = (e.Events & Abi.EPOLLET) != 0;
-            if (edge && e.Reported && e.ReportedSeq == e.Member.Seq) continue;
+            if (edge && e.Reported && e.ReportedSeq == e.Member.Epoll.Seq) continue;
             e.Reported = true;
-            e.ReportedSeq = e.Member.Seq;
+            e.ReportedSeq = e.Member.Epoll.Seq;
             if ((e.Events & Abi.EPOLLONESHOT) != 0) e.Disarmed = true;
             else if (!edge) Enlist(e);
             events[n].Events = ready;

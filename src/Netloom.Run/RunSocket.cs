@@ -24,8 +24,6 @@ internal abstract unsafe class RunSocket(Engine engine, int type, int family) : 
     /// <summary>O_NONBLOCK (kept per socket: dup'ed descriptors share it, as they share an open file).</summary>
     public bool NonBlocking;
     public long ReceiveTimeoutNs, SendTimeoutNs;
-    /// <summary>Bumped by every event: edge-triggered epoll reports a socket again only after it moved.</summary>
-    public uint EventSeq;
     /// <summary>Options recorded for getsockopt (SO_REUSEADDR and the like that change nothing here).</summary>
     public bool ReuseAddress, ReusePort, KeepAlive;
     public int ReceiveBuffer = 256 << 10, SendBuffer = 256 << 10, Tos;
@@ -40,8 +38,6 @@ internal abstract unsafe class RunSocket(Engine engine, int type, int family) : 
     public int LingerOn, LingerSeconds;
     /// <summary>SO_ZEROCOPY: sends with MSG_ZEROCOPY lend their memory and report completions on the error queue.</summary>
     public bool ZeroCopy;
-
-    uint IEpollMember.Seq => EventSeq;
 
     /// <summary>poll bits that hold now (POLLIN, POLLOUT, POLLERR, POLLHUP, POLLRDHUP).</summary>
     public abstract short Readiness();
@@ -73,15 +69,14 @@ internal abstract unsafe class RunSocket(Engine engine, int type, int family) : 
     public virtual long GetProtocolOption(int level, int name, byte* value, uint* length) => -Errno.ENOPROTOOPT;
     public virtual long SetProtocolOption(int level, int name, int value) => -Errno.ENOPROTOOPT;
 
-    public List<EpollSet.Entry> Watchers { get; } = new();
+    public EpollWatchers Epoll { get; } = new();
 
     void ISocketObserver.OnSocketEvents(object socket, SocketEvents events) => Changed();
 
     /// <summary>An event, or a change the stack did not announce (a shutdown, a close): epoll sets watching the socket and sleepers look again.</summary>
     protected void Changed()
     {
-        EventSeq++;
-        if (Watchers.Count > 0) EpollSet.Moved(Watchers);
+        Epoll.Moved();
         Engine.WakeSleepers();
     }
 

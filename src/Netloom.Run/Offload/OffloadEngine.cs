@@ -127,7 +127,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
         var s = _fds.Forget(fd);
         if (s is null) return null;
         s.Names--;
-        EpollSet.Closed(s.Watchers, fd);
+        s.Epoll.Closed(fd);
         return s;
     }
 

@@ -14,7 +14,6 @@ internal abstract class OffloadSocket(int fd) : IEpollMember
     public int IoFd = fd;
     public int Names;
     public bool NonBlocking;
-    public uint Seq;
     public int Slot;
     public uint Generation;
     public int LingerOn, LingerSeconds;
@@ -22,17 +21,11 @@ internal abstract class OffloadSocket(int fd) : IEpollMember
     /// <summary>SO_ZEROCOPY as the program set it (the kernel socket has it too: an accepted connection reads it from there).</summary>
     public bool ZeroCopy;
 
-    uint IEpollMember.Seq => Seq;
     public abstract short Readiness();
-
-    public List<EpollSet.Entry> Watchers { get; } = new();
+    public EpollWatchers Epoll { get; } = new();
 
     /// <summary>An event that may change what the socket is ready for: edge-triggered epoll reports it again, and every epoll set watching it looks.</summary>
-    public void Moved()
-    {
-        Seq++;
-        if (Watchers.Count > 0) EpollSet.Moved(Watchers);
-    }
+    public void Moved() => Epoll.Moved();
 }
 
 internal sealed class OffloadListener(int fd) : OffloadSocket(fd)

@@ -13,12 +13,10 @@ public unsafe class EpollSetTests
     private sealed class Member : IEpollMember
     {
         public short Bits;
-        public uint Seq;
         public int Looks;
-        public List<EpollSet.Entry> Watchers { get; } = new();
-        uint IEpollMember.Seq => Seq;
+        public EpollWatchers Epoll { get; } = new();
         public short Readiness() { Looks++; return Bits; }
-        public void Become(short bits) { Bits = bits; Seq++; EpollSet.Moved(Watchers); }
+        public void Become(short bits) { Bits = bits; Epoll.Moved(); }
     }
 
     private const uint In = (uint)Abi.POLLIN, Out = (uint)Abi.POLLOUT;
@@ -104,12 +102,12 @@ public unsafe class EpollSetTests
         Assert.Equal(0, set.Control(Abi.EPOLL_CTL_DEL, 1, a, 0, 0));
         Assert.Equal(-Errno.ENOENT, set.Control(Abi.EPOLL_CTL_DEL, 1, a, 0, 0));
         Assert.Equal(-Errno.ENOENT, set.Control(Abi.EPOLL_CTL_MOD, 1, a, In, 1));
-        EpollSet.Closed(b.Watchers, 2);
+        b.Epoll.Closed(2);
         a.Become(Abi.POLLIN);
         b.Become(Abi.POLLIN);
         Assert.Empty(Wait(set));
-        Assert.Empty(a.Watchers);
-        Assert.Empty(b.Watchers);
+        Assert.Empty(a.Epoll.Entries);
+        Assert.Empty(b.Epoll.Entries);
         Assert.Equal(0, set.Count);
 
         // Two sets watch one member; closing one set leaves the other.
@@ -117,7 +115,7 @@ public unsafe class EpollSetTests
         set.Control(Abi.EPOLL_CTL_ADD, 1, a, In, 1);
         other.Control(Abi.EPOLL_CTL_ADD, 1, a, In, 11);
         set.Clear();
-        Assert.Single(a.Watchers);
+        Assert.Single(a.Epoll.Entries);
         Assert.Equal([11ul], Wait(other));
     }
 
