@@ -62,12 +62,16 @@ internal abstract unsafe class PortBase : IPort
     {
         long deadline = Stopwatch.GetTimestamp() + (long)(timeoutNs * (Stopwatch.Frequency / 1e9));
         int spins = 0;
+        // A port that failed during the wait ends it at once (its user notices). One already failed
+        // when the wait began (a shm server between peers) sleeps like a quiet port, one slice at
+        // most: a caller that waits in a loop must not spin until a new peer comes.
+        bool failedBefore = Failure is not null;
         while (true)
         {
             if (rx) { RxSync(); if (!Rx.IsEmpty) return WaitOutcome.Ready; }
             else { TxSync(); if (!Tx.IsEmpty) return WaitOutcome.Ready; }
-            if (Failure is not null) return WaitOutcome.TimedOut;
             if (rx && Interlocked.Exchange(ref _rxInterrupted, 0) != 0) return WaitOutcome.Interrupted;
+            if (Failure is not null && !failedBefore) return WaitOutcome.TimedOut;
             if (WaitMode == WaitMode.BusyPoll)
             {
                 if ((++spins & 255) == 0 && Stopwatch.GetTimestamp() >= deadline) return WaitOutcome.TimedOut;
@@ -77,6 +81,7 @@ internal abstract unsafe class PortBase : IPort
             long left = (long)((deadline - Stopwatch.GetTimestamp()) * (1e9 / Stopwatch.Frequency));
             if (left <= 0) return WaitOutcome.TimedOut;
             if (!Block(rx, Math.Min(left, MaxSleepNs))) return WaitOutcome.Signal;
+            failedBefore = false; // after one slice, a failed port ends the wait as above
         }
     }
 

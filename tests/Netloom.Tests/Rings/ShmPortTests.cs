@@ -58,6 +58,11 @@ public class ShmPortTests
             Assert.Contains($"peer pid {child.Id} is gone", port.Failure);
             Drain(port, 100); // what the child sent before it died is still delivered
             Assert.False(port.WaitRx(Duration.FromMilliseconds(10))); // then a wait reports the loss instead of hanging
+            // A wait on the port while it has no peer sleeps like a quiet port's, so a loop of
+            // waits (a stack's, a program's under netloom run) does not spin until the next peer.
+            var slept = Stopwatch.StartNew();
+            for (int i = 0; i < 5; i++) Assert.False(port.WaitRx(Duration.FromMilliseconds(20)));
+            Assert.True(slept.ElapsedMilliseconds >= 80, $"5 waits of 20 ms on the failed port took {slept.ElapsedMilliseconds} ms");
         }
 
         // The survivor takes a new peer, and the rings start clean.
