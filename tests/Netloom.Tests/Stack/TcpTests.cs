@@ -495,6 +495,24 @@ public class TcpStateTests
     }
 
     [Fact]
+    public void The_short_tail_of_a_write_follows_its_full_segments_at_once_as_in_minshalls_nagle()
+    {
+        // A request longer than one segment (memcached's set of a 2 KB value): classic Nagle held
+        // its short tail until the full segment's ACK, which the peer delays up to its timer.
+        var lab = new TcpLab { Record = true };
+        var (c, _, _) = lab.Connect();
+        lab.Frames.Clear();
+        c.Send(new byte[c.MaxSegmentSize + 100]);
+        var sent = lab.Frames.Where(f => f.From == 'A').Select(f => TcpLab.Tcp(f.Frame)!.Value.Len).ToList();
+        Assert.Equal([c.MaxSegmentSize, 100], sent);
+        // The 100-byte segment is now a short one in flight: a further short write waits for its ACK.
+        c.Send(new byte[10]);
+        Assert.Equal(2, lab.Frames.Count(f => f.From == 'A'));
+        lab.Run(Ms(50));
+        Assert.Equal(10, TcpLab.Tcp(lab.Frames.Last(f => f.From == 'A' && TcpLab.Tcp(f.Frame)!.Value.Len > 0).Frame)!.Value.Len);
+    }
+
+    [Fact]
     public void Closing_with_unread_data_resets_the_connection()
     {
         var lab = new TcpLab();

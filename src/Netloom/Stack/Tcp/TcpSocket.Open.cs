@@ -10,7 +10,7 @@ internal sealed partial class TcpSocket
         Iss = iss;
         SndUna = iss;
         SndNxt = SndMax = iss + 1;
-        _sndBufSeq = iss + 1;
+        _sndBufSeq = _sndSml = iss + 1;
         _tsOffset = iss ^ 0x5bd1e995; // per-connection timestamp offset (RFC 7323 §7.1)
         State = TcpState.SynSent;
         _unackedSince = Now.Nanoseconds;
@@ -30,7 +30,7 @@ internal sealed partial class TcpSocket
         Irs = p.Irs;
         SndUna = p.Iss;
         SndNxt = SndMax = p.Iss + 1;
-        _sndBufSeq = p.Iss + 1;
+        _sndBufSeq = _sndSml = p.Iss + 1;
         RcvNxt = p.Irs + 1;
         _tsOffset = p.TsOffset;
         NegotiateOptions(p.PeerMss, p.PeerWindowScale, p.SackPermitted, p.Timestamps);

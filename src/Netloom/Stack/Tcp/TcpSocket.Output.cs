@@ -101,13 +101,17 @@ internal sealed partial class TcpSocket
             return false;
         }
         // Nagle (RFC 896, RFC 9293 §3.7.4) and sender-side SWS avoidance (§3.8.6.2.1): a short
-        // segment goes only when it carries everything queued and nothing is outstanding (or
-        // NoDelay), or when it fills half the largest window the peer has offered.
+        // segment goes only when it carries everything queued and no short segment is
+        // unacknowledged (or NoDelay), or when it fills half the largest window the peer has
+        // offered. "No short segment" is Minshall's variant, as Linux has it: the tail of a
+        // write longer than a segment follows the full ones at once instead of waiting for
+        // their ACK, which a peer that delays its ACKs would hold back for its timer.
         if (!retransmit && !fin && len < limit && !_swsOverride)
         {
             bool allQueued = len == avail;
             bool idle = SndMax == SndUna;
-            if (!(allQueued && (NoDelay || idle)) && len < (int)(MaxSndWnd / 2))
+            bool shortOutstanding = Seq.Gt(_sndSml, SndUna) && Seq.Le(_sndSml, SndNxt);
+            if (!(allQueued && (NoDelay || !shortOutstanding)) && len < (int)(MaxSndWnd / 2))
             {
                 if (idle) ArmPersist(); // nothing will come back to clock us: the persist timer overrides
                 return false;
@@ -115,6 +119,7 @@ internal sealed partial class TcpSocket
         }
         if (!SendSegment(seq, len, fin)) return false;
         uint end = seq + (uint)len + (fin ? 1u : 0);
+        if (len < limit && !retransmit) _sndSml = end;
         SndNxt = end;
         if (Seq.Gt(end, SndMax)) SndMax = end;
         if (fin) { _finSent = true; _finSeq = seq + (uint)len; }

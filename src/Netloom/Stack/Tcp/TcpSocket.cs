@@ -30,6 +30,7 @@ internal sealed partial class TcpSocket
     internal uint Iss, SndUna, SndNxt, SndMax, SndWl1, SndWl2;
     internal uint SndWnd, MaxSndWnd;
     private uint _sndBufSeq;         // sequence number of the send buffer's first byte
+    private uint _sndSml;            // end of the last short segment sent (Nagle, Minshall's variant)
     private byte _sndShift, _rcvShift;
     private int _mss = 536;          // payload bytes per segment, options excluded
     private int _peerMss = 536;
