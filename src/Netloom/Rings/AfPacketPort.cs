@@ -193,7 +193,7 @@ internal sealed unsafe class AfPacketPort : DescriptorPort
         }
     }
 
-    protected override bool Block(bool rx, long timeoutNs) => PollDescriptor(_fd, rx, timeoutNs);
+    protected override bool Block(bool rx, long timeoutNs, bool interruptible) => PollDescriptor(_fd, rx, timeoutNs);
 
     public override void Dispose()
     {

@@ -46,7 +46,7 @@ internal abstract unsafe class PortBase : IPort
         }
     }
 
-    private bool Wait(bool rx, Duration timeout) => Wait(rx, timeout.Nanoseconds) == WaitOutcome.Ready;
+    private bool Wait(bool rx, Duration timeout) => Wait(rx, timeout.Nanoseconds, interruptible: false) == WaitOutcome.Ready;
 
     /// <summary>How a wait ended.</summary>
     internal enum WaitOutcome { Ready, TimedOut, Interrupted, Signal }
@@ -56,9 +56,14 @@ internal abstract unsafe class PortBase : IPort
     /// <see cref="InterruptRxWait"/>, or a signal handler that ran on this thread (which a
     /// program's blocking call must see as EINTR).
     /// </summary>
-    internal WaitOutcome WaitRxOrInterrupt(long timeoutNs) => Wait(rx: true, timeoutNs);
+    internal WaitOutcome WaitRxOrInterrupt(long timeoutNs) => Wait(rx: true, timeoutNs, interruptible: true);
 
-    private WaitOutcome Wait(bool rx, long timeoutNs)
+    /// <param name="interruptible">
+    /// Whether <see cref="InterruptRxWait"/> ends this wait. Only the waits it is meant for take
+    /// its flag: a plain <see cref="WaitRx"/> (a stack's owner thread) that sleeps on the same
+    /// port at the same moment must not take the interrupt from the thread it was for.
+    /// </param>
+    private WaitOutcome Wait(bool rx, long timeoutNs, bool interruptible)
     {
         long deadline = Stopwatch.GetTimestamp() + (long)(timeoutNs * (Stopwatch.Frequency / 1e9));
         int spins = 0;
@@ -70,7 +75,7 @@ internal abstract unsafe class PortBase : IPort
         {
             if (rx) { RxSync(); if (!Rx.IsEmpty) return WaitOutcome.Ready; }
             else { TxSync(); if (!Tx.IsEmpty) return WaitOutcome.Ready; }
-            if (rx && Interlocked.Exchange(ref _rxInterrupted, 0) != 0) return WaitOutcome.Interrupted;
+            if (interruptible && Interlocked.Exchange(ref _rxInterrupted, 0) != 0) return WaitOutcome.Interrupted;
             if (Failure is not null && !failedBefore) return WaitOutcome.TimedOut;
             if (WaitMode == WaitMode.BusyPoll)
             {
@@ -80,12 +85,12 @@ internal abstract unsafe class PortBase : IPort
             }
             long left = (long)((deadline - Stopwatch.GetTimestamp()) * (1e9 / Stopwatch.Frequency));
             if (left <= 0) return WaitOutcome.TimedOut;
-            if (!Block(rx, Math.Min(left, MaxSleepNs))) return WaitOutcome.Signal;
+            if (!Block(rx, Math.Min(left, MaxSleepNs), interruptible)) return WaitOutcome.Signal;
             failedBefore = false; // after one slice, a failed port ends the wait as above
         }
     }
 
-    // Set by InterruptRxWait, taken by the RX wait it ends (or the next one, which then returns at once).
+    // Set by InterruptRxWait, taken by the interruptible RX wait it ends (or the next one, which then returns at once).
     private int _rxInterrupted;
 
     /// <summary>Whether <see cref="InterruptRxWait"/> can end a sleeping <see cref="WaitRx"/> (futex-backed ports; descriptor ports sleep in poll).</summary>
@@ -109,13 +114,13 @@ internal abstract unsafe class PortBase : IPort
     /// publishes, or by <see cref="InterruptRxWait"/>. Descriptor-backed ports poll(2) instead.
     /// </summary>
     /// <returns>False when a signal handler ran while it slept.</returns>
-    protected virtual bool Block(bool rx, long timeoutNs)
+    protected virtual bool Block(bool rx, long timeoutNs, bool interruptible)
     {
         var (word, flag) = rx ? RxWaitWord : TxWaitWord;
         uint* w = (uint*)word, f = (uint*)flag;
         uint seen = Volatile.Read(ref *w);
         Interlocked.Exchange(ref *f, 1); // full fence: the peer's publish either sees the flag or we see its value
-        bool interrupted = rx && Volatile.Read(ref _rxInterrupted) != 0;
+        bool interrupted = interruptible && Volatile.Read(ref _rxInterrupted) != 0;
         bool quiet = interrupted || ReadyWithoutSync(rx, seen) || Futex.Wait(f, 1, timeoutNs);
         Volatile.Write(ref *f, 0);
         return quiet;

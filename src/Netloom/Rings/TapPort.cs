@@ -100,7 +100,7 @@ internal sealed unsafe class TapPort : DescriptorPort
         rx.Counters.Record(got, bytes, invalid: invalid);
     }
 
-    protected override bool Block(bool rx, long timeoutNs) => PollDescriptor(_fd, rx, timeoutNs);
+    protected override bool Block(bool rx, long timeoutNs, bool interruptible) => PollDescriptor(_fd, rx, timeoutNs);
 
     public override void Dispose()
     {

@@ -155,7 +155,7 @@ internal sealed unsafe partial class XdpPort
     /// completion ring, for which poll has no event, so the wait kicks the kernel and sleeps a
     /// millisecond instead.
     /// </summary>
-    protected override bool Block(bool rx, long timeoutNs)
+    protected override bool Block(bool rx, long timeoutNs, bool interruptible)
     {
         if (rx) return PollDescriptor(_fd, rx: true, timeoutNs);
         if (_txq.Pending() != 0) SendTo(_fd, null, 0, MSG_DONTWAIT, null, 0);
