@@ -61,7 +61,7 @@ internal sealed unsafe partial class OffloadEngine
                     sqe->UserData = UringTag.Make(EpollWatch, epfd, 0);
                     _watches[epfd] = (true, false);
                 }
-                published = PrepareWait();
+                published = PrepareWait(epfd);
             }
             if (WaitRing(published, deadline, sigmask, ref since) < 0) return -Errno.EINTR;
         }

@@ -46,6 +46,34 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     private readonly Dictionary<int, (bool Armed, bool Ready)> _watches = new();
     private readonly List<OffloadConnection> _starved = new();
     private int _ringWaiters;
+    // How a thread waiting in the ring is woken when another takes completions for it. With one
+    // program thread, it waits in io_uring_enter and the other posts a NOP (PostWake). That NOP's
+    // completion is nobody's in particular: when other threads call too, one of them can reap it
+    // before the waiter's wait has begun in the kernel, which then waits for a later completion
+    // (memcached's worker threads served connections up to a second late, at its main thread's
+    // timer). So once a second program thread calls, waits are "shared" for good (WaitShared):
+    // each sleeps in ppoll on the ring's descriptor and on an eventfd of its own (WaitTicket),
+    // and a thread that took completions writes the eventfd of each waiter they concern
+    // (WakeWaiters). An eventfd keeps its count until read, so no wake-up is lost; the price is a
+    // second system call for a wait that submits (io_uring_enter, then ppoll).
+    private sealed class WaitTicket
+    {
+        public readonly int Fd = Libc.EventFd(0, Libc.EFD_CLOEXEC | Libc.EFD_NONBLOCK);
+        public int SeenGen;       // _wakeGen when it last looked
+        public int EpollFd = -1;  // the epoll set it waits on; -1: any socket
+        public volatile bool Waiting, Woken;
+        public bool Listed;
+        ~WaitTicket() { if (Fd >= 0) Libc.Close(Fd); }
+    }
+    [ThreadStatic] private static WaitTicket? t_ticket;
+    private readonly List<WaitTicket> _tickets = new(); // threads that wait or waited (under the lock)
+    private bool _sharedWaits;
+    private int _soleThread; // the one program thread seen so far (managed id), until a second comes
+    private int _ringSleepers; // threads inside io_uring_enter's wait, which only a NOP reaches
+    // Bumped by every wake-up. A thread that counted itself a waiter and has not yet entered the
+    // kernel (it spins, or is on its way) does not go to sleep when it moved meanwhile.
+    private int _wakeGen;
+    private static bool WokenSincePrepare(int wakeGen) => t_ticket is { } t && (t.Woken || wakeGen != t.SeenGen);
     private readonly Thread _flusher;
     private volatile bool _exiting;
 
@@ -246,7 +274,11 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     /// </summary>
     private int Reap(bool byProgram = true, bool runTaskWork = true)
     {
-        if (byProgram) _programReaps++; // a count, not a clock read: this runs on every call
+        if (byProgram)
+        {
+            _programReaps++; // a count, not a clock read: this runs on every call
+            if (!_sharedWaits) NoteThread();
+        }
         if (SingleIssuer)
         {
             // Only the owner runs completions. The flusher takes those already posted while the
@@ -266,12 +298,18 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
         }
         // A wait by another thread may have missed these events (its wake-up was reaped here).
         if (events > 0 && SingleIssuer) { if (Volatile.Read(ref _othersWaiting) > 0) TellOthers(); }
-        else if (events > 0 && Volatile.Read(ref _ringWaiters) > 0) PostWake();
+        else if (events > 0)
+        {
+            if (_sharedWaits) WakeWaiters();
+            // Threads in io_uring_enter's wait (all of them until waits are shared) see a NOP.
+            if (Volatile.Read(ref _sharedWaits ? ref _ringSleepers : ref _ringWaiters) > 0) PostWake();
+        }
         return events;
     }
 
     private void PostWake()
     {
+        _wakeGen++; // (under the lock) a waiter that has not entered yet sees this instead of the NOP, which another thread may reap first
         var sqe = _ring.NextSqe();
         UringRing.PrepNop(sqe);
         sqe->UserData = UringTag.Make(UringTag.Wake, 0, 0);
@@ -416,15 +454,17 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     private long WaitRing(uint published, long deadlineNs, void* sigmask, ref SignalMark since, bool restartable = false)
     {
         if (!MayEnter) return WaitForOwner(deadlineNs, sigmask, ref since, restartable);
+        if (_sharedWaits && !SingleIssuer) return WaitShared(published, deadlineNs, sigmask, ref since, restartable);
         try
         {
+            int r;
             if (_busyPollUs > 0)
             {
                 if (published > 0) { lock (_lock) _ring.Submit(); published = 0; } // submits what PrepareWait published
                 long spinEnd = Math.Min(deadlineNs, Clock.NowNs() + _busyPollUs * 1000L);
                 while (Clock.NowNs() < spinEnd)
                 {
-                    if (_ring.CqReady > 0) return 0;
+                    if (_ring.CqReady > 0 || WokenSincePrepare(Volatile.Read(ref _wakeGen))) return 0;
                     if (since.Interrupted(restartable)) return -Errno.EINTR;
                     Thread.SpinWait(20);
                 }
@@ -436,24 +476,134 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
                 if (published > 0) lock (_lock) _ring.Submit();
                 return -Errno.EINTR;
             }
-            long left = deadlineNs == long.MaxValue ? -1 : Math.Max(0, deadlineNs - Clock.NowNs());
-            Interlocked.Increment(ref _waits);
-            _emptyReadsWithoutRun = 0;
-            int r = _ring.EnterAndWait(published, left, sigmask, _coalesceUs, CoalesceBatch);
+            Interlocked.Increment(ref _ringSleepers); // before the check: a waker reads it after marking the ticket
+            try
+            {
+                if (WokenSincePrepare(Volatile.Read(ref _wakeGen)))
+                {
+                    if (published > 0) lock (_lock) _ring.Submit();
+                    return 0;
+                }
+                long left = deadlineNs == long.MaxValue ? -1 : Math.Max(0, deadlineNs - Clock.NowNs());
+                Interlocked.Increment(ref _waits);
+                _emptyReadsWithoutRun = 0;
+                r = _ring.EnterAndWait(published, left, sigmask, _coalesceUs, CoalesceBatch);
+            }
+            finally { Interlocked.Decrement(ref _ringSleepers); }
             return since.EndsCall(r == -Errno.EINTR ? -Errno.EINTR : 0, restartable) ? -Errno.EINTR : 0;
         }
         finally
         {
             _ownerAsleep = false;
+            if (t_ticket is { } t) t.Waiting = false;
             Interlocked.Decrement(ref _ringWaiters);
         }
     }
 
+    /// <summary>
+    /// <see cref="WaitRing"/> once several program threads call (see <see cref="WaitTicket"/>):
+    /// submits what this call published, then sleeps in ppoll on the ring's descriptor (readable
+    /// while completions wait) and this thread's eventfd, which <see cref="WakeWaiters"/> writes.
+    /// </summary>
+    private long WaitShared(uint published, long deadlineNs, void* sigmask, ref SignalMark since, bool restartable)
+    {
+        var t = t_ticket!;
+        try
+        {
+            if (published > 0) lock (_lock) _ring.SubmitAll();
+            if (_busyPollUs > 0)
+            {
+                long spinEnd = Math.Min(deadlineNs, Clock.NowNs() + _busyPollUs * 1000L);
+                while (Clock.NowNs() < spinEnd)
+                {
+                    if (_ring.CqReady > 0 || t.Woken) return 0;
+                    if (since.Interrupted(restartable)) return -Errno.EINTR;
+                    Thread.SpinWait(20);
+                }
+            }
+            if (since.Interrupted(restartable)) return -Errno.EINTR;
+            if (t.Woken) return 0;
+            long left = deadlineNs == long.MaxValue ? -1 : Math.Max(0, deadlineNs - Clock.NowNs());
+            // Without an eventfd (none could be had) it looks again every 10 ms.
+            if (t.Fd < 0 && (left < 0 || left > 10_000_000)) left = 10_000_000;
+            Interlocked.Increment(ref _waits);
+            _emptyReadsWithoutRun = 0;
+            PollFd* p = stackalloc PollFd[2];
+            p[0] = new PollFd { Fd = _ring.Fd, Events = Abi.POLLIN };
+            p[1] = new PollFd { Fd = t.Fd, Events = Abi.POLLIN };
+            TimeSpec ts = TimeSpec.FromNanoseconds(Math.Max(0, left));
+            int r = Sys.PPoll(p, t.Fd >= 0 ? 2ul : 1ul, left < 0 ? null : &ts, sigmask);
+            int err = Libc.Errno;
+            if (t.Fd >= 0 && p[1].Revents != 0)
+            {
+                ulong count;
+                _ = Libc.Read(t.Fd, &count, sizeof(ulong));
+            }
+            if (r < 0) return since.EndsCall(err == Errno.EINTR ? -Errno.EINTR : 0, restartable) ? -Errno.EINTR : 0;
+            return since.EndsCall(0, restartable) ? -Errno.EINTR : 0;
+        }
+        finally
+        {
+            t.Waiting = false;
+            Interlocked.Decrement(ref _ringWaiters);
+        }
+    }
+
+    /// <summary>
+    /// (Lock held, shared waits.) Completions taken here concerned sockets: writes the eventfd of
+    /// each other waiting thread whose epoll set they made ready, or that waits on any socket.
+    /// </summary>
+    private void WakeWaiters()
+    {
+        _wakeGen++;
+        var mine = t_ticket;
+        foreach (var t in _tickets)
+        {
+            if (t == mine || !t.Waiting || t.Woken || !Concerns(t)) continue;
+            t.Woken = true;
+            ulong one = 1;
+            if (t.Fd >= 0) _ = Libc.Write(t.Fd, &one, sizeof(ulong));
+        }
+    }
+
+    private bool Concerns(WaitTicket t) =>
+        t.EpollFd < 0 ||
+        (_epolls.TryGetValue(t.EpollFd, out var set) && set.Listed > 0) ||
+        (_watches.TryGetValue(t.EpollFd, out var w) && w.Ready);
+
+    /// <summary>(Lock held.) Lists this thread's ticket, dropping those of threads not waiting once there are many (threads come and go).</summary>
+    private WaitTicket Ticket()
+    {
+        var t = t_ticket ??= new WaitTicket();
+        if (t.Listed) return t;
+        if (_tickets.Count >= 64)
+        {
+            foreach (var old in _tickets) if (!old.Waiting) old.Listed = false;
+            _tickets.RemoveAll(old => !old.Listed);
+        }
+        _tickets.Add(t);
+        t.Listed = true;
+        return t;
+    }
+
+    /// <summary>(Lock held.) Notes the calling program thread; a second one makes every wait from now on shared.</summary>
+    private void NoteThread()
+    {
+        int id = Environment.CurrentManagedThreadId;
+        if (_soleThread == 0) _soleThread = id;
+        else if (id != _soleThread) _sharedWaits = true;
+    }
+
     /// <summary>Under the lock, before leaving it to wait: counts this thread as a waiter and publishes the prepared entries.</summary>
-    private uint PrepareWait()
+    private uint PrepareWait(int epfd = -1)
     {
         if (!MayEnter) { PrepareOtherWait(); return 0; }
         if (SingleIssuer) { ArmOwnerWake(); _ownerAsleep = true; }
+        var t = Ticket();
+        t.SeenGen = _wakeGen;
+        t.EpollFd = epfd;
+        t.Woken = false;
+        t.Waiting = true;
         Interlocked.Increment(ref _ringWaiters);
         _deferredTurn = false;
         KickPendingSends();

@@ -6,7 +6,7 @@ namespace Netloom.Interop.Tests.Run;
 /// Unmodified programs under `netloom run`, as users run them: against the Linux kernel through a
 /// TAP in a namespace the test makes, and between two `netloom run` programs joined by a shm port.
 /// </summary>
-public class RunInteropTests
+public partial class RunInteropTests
 {
     private static readonly TimeSpan Minute = TimeSpan.FromSeconds(60);
 
