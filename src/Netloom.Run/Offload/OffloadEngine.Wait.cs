@@ -21,6 +21,9 @@ internal sealed unsafe partial class OffloadEngine
             if (!_epolls.TryGetValue(epfd, out var set)) _epolls[epfd] = set = new EpollSet(epfd);
             long r = set.Control(op, fd, s, ev is null ? 0 : ev->Events, ev is null ? 0 : ev->Data);
             if (r == 0 && op == Abi.EPOLL_CTL_ADD) Engine.Host->MarkEpoll(epfd, 1);
+            // Another thread may be asleep on this set (a dispatcher adding a connection that already
+            // has bytes to a worker's set): an entry made ready here wakes it, as the kernel's would.
+            if (r == 0 && op != Abi.EPOLL_CTL_DEL && _sharedWaits && set.Listed > 0) WakeWaiters();
             return r;
         }
     }

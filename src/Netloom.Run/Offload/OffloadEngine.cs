@@ -70,8 +70,9 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     private bool _sharedWaits;
     private int _soleThread; // the one program thread seen so far (managed id), until a second comes
     private int _ringSleepers; // threads inside io_uring_enter's wait, which only a NOP reaches
-    // Bumped by every wake-up. A thread that counted itself a waiter and has not yet entered the
-    // kernel (it spins, or is on its way) does not go to sleep when it moved meanwhile.
+    // Bumped by every NOP wake-up (PostWake). A thread that counted itself a waiter and has not
+    // yet entered the kernel (it spins, or is on its way) does not go to sleep when it moved
+    // meanwhile, nor when its ticket was woken (shared waits).
     private int _wakeGen;
     private static bool WokenSincePrepare(int wakeGen) => t_ticket is { } t && (t.Woken || wakeGen != t.SeenGen);
     private readonly Thread _flusher;
@@ -461,13 +462,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
             if (_busyPollUs > 0)
             {
                 if (published > 0) { lock (_lock) _ring.Submit(); published = 0; } // submits what PrepareWait published
-                long spinEnd = Math.Min(deadlineNs, Clock.NowNs() + _busyPollUs * 1000L);
-                while (Clock.NowNs() < spinEnd)
-                {
-                    if (_ring.CqReady > 0 || WokenSincePrepare(Volatile.Read(ref _wakeGen))) return 0;
-                    if (since.Interrupted(restartable)) return -Errno.EINTR;
-                    Thread.SpinWait(20);
-                }
+                if (BusyPoll(deadlineNs, ref since, restartable) is <= 0 and var spun) return spun;
             }
             // A handler that ran before the wait (while the call collected, or spun) ends it now,
             // as the kernel's wait ends at a pending signal; what this call published goes in first.
@@ -501,6 +496,22 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     }
 
     /// <summary>
+    /// Spins for the busy-poll budget (at most until <paramref name="deadlineNs"/>): 0 when
+    /// completions came or this thread was woken, -EINTR when a handler ran, 1 when the budget ran out.
+    /// </summary>
+    private int BusyPoll(long deadlineNs, ref SignalMark since, bool restartable)
+    {
+        long spinEnd = Math.Min(deadlineNs, Clock.NowNs() + _busyPollUs * 1000L);
+        while (Clock.NowNs() < spinEnd)
+        {
+            if (_ring.CqReady > 0 || WokenSincePrepare(Volatile.Read(ref _wakeGen))) return 0;
+            if (since.Interrupted(restartable)) return -Errno.EINTR;
+            Thread.SpinWait(20);
+        }
+        return 1;
+    }
+
+    /// <summary>
     /// <see cref="WaitRing"/> once several program threads call (see <see cref="WaitTicket"/>):
     /// submits what this call published, then sleeps in ppoll on the ring's descriptor (readable
     /// while completions wait) and this thread's eventfd, which <see cref="WakeWaiters"/> writes.
@@ -511,16 +522,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
         try
         {
             if (published > 0) lock (_lock) _ring.SubmitAll();
-            if (_busyPollUs > 0)
-            {
-                long spinEnd = Math.Min(deadlineNs, Clock.NowNs() + _busyPollUs * 1000L);
-                while (Clock.NowNs() < spinEnd)
-                {
-                    if (_ring.CqReady > 0 || t.Woken) return 0;
-                    if (since.Interrupted(restartable)) return -Errno.EINTR;
-                    Thread.SpinWait(20);
-                }
-            }
+            if (_busyPollUs > 0 && BusyPoll(deadlineNs, ref since, restartable) is <= 0 and var spun) return spun;
             if (since.Interrupted(restartable)) return -Errno.EINTR;
             if (t.Woken) return 0;
             long left = deadlineNs == long.MaxValue ? -1 : Math.Max(0, deadlineNs - Clock.NowNs());
@@ -555,7 +557,6 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     /// </summary>
     private void WakeWaiters()
     {
-        _wakeGen++;
         var mine = t_ticket;
         foreach (var t in _tickets)
         {

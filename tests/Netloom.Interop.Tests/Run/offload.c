@@ -355,6 +355,47 @@ static void check_restart(int blfd)
     close(c); close(cl);
 }
 
+/* A dispatcher adds a connection that already has bytes to the epoll set a worker thread sleeps
+ * on (a thread-pool server's pattern): the worker wakes, as the kernel's epoll wakes it, and does
+ * not wait for some unrelated completion (it used to sleep out its whole timeout). The worker's
+ * set already holds an idle offloaded connection, so its wait is the engine's. */
+struct worker { int ep; int got; };
+static void *worker_wait(void *arg)
+{
+    struct worker *w = arg;
+    struct epoll_event ev;
+    w->got = epoll_wait(w->ep, &ev, 1, 30000);
+    return NULL;
+}
+
+static void check_dispatch_to_a_sleeping_worker(int ep, int lfd)
+{
+    int idle_client = client();
+    int idle = accept_one(ep, lfd);
+    int cl = client();
+    if (write(cl, "hello", 5) != 5) perror("write");
+    int c = accept_one(ep, lfd);
+    struct worker w = { .ep = epoll_create1(0), .got = -2 };
+    struct epoll_event iev = { .events = EPOLLIN, .data.fd = idle };
+    epoll_ctl(w.ep, EPOLL_CTL_ADD, idle, &iev);
+    pthread_t t;
+    pthread_create(&t, NULL, worker_wait, &w);
+    usleep(200 * 1000); /* the worker is asleep, the bytes have come */
+    struct epoll_event ev = { .events = EPOLLIN, .data.fd = c };
+    epoll_ctl(w.ep, EPOLL_CTL_ADD, c, &ev);
+    /* Woken by the add, not by its 30 s timeout (which would also find the bytes): 5 s is a hang. */
+    struct timespec limit;
+    clock_gettime(CLOCK_REALTIME, &limit);
+    limit.tv_sec += 5;
+    int woken = pthread_timedjoin_np(t, NULL, &limit) == 0;
+    if (!woken) pthread_join(t, NULL);
+    char b[8];
+    ssize_t n = read(c, b, sizeof b);
+    CHECK("a-connection-added-to-a-sleeping-workers-set-wakes-it", woken && w.got == 1 && n == 5,
+          "%s; epoll_wait returned %d, read %zd", woken ? "woken" : "still asleep 5 s after the add", w.got, n);
+    close(w.ep); close(c); close(cl); close(idle); close(idle_client);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) { fprintf(stderr, "usage: %s PORT\n", argv[0]); return 2; }
@@ -375,6 +416,10 @@ int main(int argc, char **argv)
     check_reset_mid_reply(ep, lfd);
     check_sendfile_then_close(ep, lfd);
     check_signal_ends_epoll_wait(ep, lfd);
+    /* In the owner mode only the thread that opened the first socket runs completions: another
+     * thread's wait is served when it calls (owner.c checks that mode's own promises). */
+    const char *owner_mode = getenv("NETLOOM_SINGLE_ISSUER");
+    if (!owner_mode || strcmp(owner_mode, "1") != 0) check_dispatch_to_a_sleeping_worker(ep, lfd);
     /* The blocking check uses a blocking listener. */
     int blfd = socket(AF_INET, SOCK_STREAM, 0);
     setsockopt(blfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
