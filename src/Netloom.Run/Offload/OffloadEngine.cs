@@ -301,7 +301,13 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
         if (events > 0 && SingleIssuer) { if (Volatile.Read(ref _othersWaiting) > 0) TellOthers(); }
         else if (events > 0)
         {
-            if (_sharedWaits) WakeWaiters();
+            if (_sharedWaits)
+            {
+                WakeWaiters();
+                // The tickets marked before the sleepers are read: a thread still on its way into
+                // io_uring_enter counts itself a sleeper first, then looks at its ticket.
+                Interlocked.MemoryBarrier();
+            }
             // Threads in io_uring_enter's wait (all of them until waits are shared) see a NOP.
             if (Volatile.Read(ref _sharedWaits ? ref _ringSleepers : ref _ringWaiters) > 0) PostWake();
         }
