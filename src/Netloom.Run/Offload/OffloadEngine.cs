@@ -79,7 +79,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     private volatile bool _exiting;
 
     // What NETLOOM_STATS=1 prints at exit: completions by kind.
-    private long _completions, _accepts, _receives, _sends, _waits, _taskRunEnters;
+    private long _completions, _accepts, _receives, _sends, _waits, _taskRunEnters, _sharedWaitCalls;
 
     private OffloadEngine(UringRing ring, ProvidedBuffers buffers, int busyPollUs, int coalesceUs)
     {
@@ -421,7 +421,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     private void Report()
     {
         if (!Engine.PrintStats) return;
-        Engine.Warn($"offload: {_accepts} accepted, {_receives} receives, {_sends} sends, {_completions} completions in {_ring.Enters} io_uring_enter calls ({_waits} waits, {_taskRunEnters} to run task work, the rest submitting); {_fileReads} file reads, {_fileCloses} closes in the ring{(_coalesceUs > 0 ? $"; coalescing {_coalesceUs} us" : "")}{(SingleIssuer ? $"; single issuer, {_flusherSends} sends by the flusher for an absent owner" : "")}");
+        Engine.Warn($"offload: {_accepts} accepted, {_receives} receives, {_sends} sends, {_completions} completions in {_ring.Enters} io_uring_enter calls ({_waits} waits, {_taskRunEnters} to run task work, the rest submitting); {_fileReads} file reads, {_fileCloses} closes in the ring{(_sharedWaits ? $"; shared waits: {_sharedWaitCalls} in ppoll" : "")}{(_coalesceUs > 0 ? $"; coalescing {_coalesceUs} us" : "")}{(SingleIssuer ? $"; single issuer, {_flusherSends} sends by the flusher for an absent owner" : "")}");
         ReportZeroCopy();
     }
 
@@ -534,7 +534,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
             long left = deadlineNs == long.MaxValue ? -1 : Math.Max(0, deadlineNs - Clock.NowNs());
             // Without an eventfd (none could be had) it looks again every 10 ms.
             if (t.Fd < 0 && (left < 0 || left > 10_000_000)) left = 10_000_000;
-            Interlocked.Increment(ref _waits);
+            Interlocked.Increment(ref _sharedWaitCalls);
             _emptyReadsWithoutRun = 0;
             PollFd* p = stackalloc PollFd[2];
             p[0] = new PollFd { Fd = _ring.Fd, Events = Abi.POLLIN };
