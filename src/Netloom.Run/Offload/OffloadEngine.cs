@@ -70,9 +70,9 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     private bool _sharedWaits;
     private int _soleThread; // the one program thread seen so far (managed id), until a second comes
     private int _ringSleepers; // threads inside io_uring_enter's wait, which only a NOP reaches
-    // Bumped by every NOP wake-up (PostWake). A thread that counted itself a waiter and has not
-    // yet entered the kernel (it spins, or is on its way) does not go to sleep when it moved
-    // meanwhile, nor when its ticket was woken (shared waits).
+    // Bumped by every wake-up (Reap). A thread that counted itself a waiter and has not yet gone
+    // to sleep (it spins, or is on its way) does not, when it moved meanwhile, nor when its ticket
+    // was woken (shared waits): a NOP could be reaped by another thread before its wait began.
     private int _wakeGen;
     private static bool WokenSincePrepare(int wakeGen) => t_ticket is { } t && (t.Woken || wakeGen != t.SeenGen);
     private readonly Thread _flusher;
@@ -301,22 +301,20 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
         if (events > 0 && SingleIssuer) { if (Volatile.Read(ref _othersWaiting) > 0) TellOthers(); }
         else if (events > 0)
         {
-            if (_sharedWaits)
-            {
-                WakeWaiters();
-                // The tickets marked before the sleepers are read: a thread still on its way into
-                // io_uring_enter counts itself a sleeper first, then looks at its ticket.
-                Interlocked.MemoryBarrier();
-            }
-            // Threads in io_uring_enter's wait (all of them until waits are shared) see a NOP.
-            if (Volatile.Read(ref _sharedWaits ? ref _ringSleepers : ref _ringWaiters) > 0) PostWake();
+            // Threads that have not gone to sleep yet see the count; those asleep on their eventfd
+            // (shared waits) have it written; those inside io_uring_enter's wait get a NOP.
+            _wakeGen++;
+            if (_sharedWaits) WakeWaiters();
+            // The count and the tickets before the sleepers are read: a thread on its way into
+            // io_uring_enter counts itself a sleeper first, then looks at them.
+            Interlocked.MemoryBarrier();
+            if (Volatile.Read(ref _ringSleepers) > 0) PostWake();
         }
         return events;
     }
 
     private void PostWake()
     {
-        _wakeGen++; // (under the lock) a waiter that has not entered yet sees this instead of the NOP, which another thread may reap first
         var sqe = _ring.NextSqe();
         UringRing.PrepNop(sqe);
         sqe->UserData = UringTag.Make(UringTag.Wake, 0, 0);
@@ -477,7 +475,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
                 if (published > 0) lock (_lock) _ring.Submit();
                 return -Errno.EINTR;
             }
-            Interlocked.Increment(ref _ringSleepers); // before the check: a waker reads it after marking the ticket
+            Interlocked.Increment(ref _ringSleepers); // before the check: a waker reads it after bumping the count and marking the tickets
             try
             {
                 if (WokenSincePrepare(Volatile.Read(ref _wakeGen)))
