@@ -66,7 +66,7 @@ internal sealed unsafe partial class Engine
             if (w.SetMode(Waiter.OnPort)) return 0; // already woken
             long left = deadlineNs == long.MaxValue ? PortSleepCapNs : Math.Clamp(deadlineNs - Clock.NowNs(), 0, PortSleepCapNs);
             if (left == 0) return 0;
-            return port.WaitRxOrInterrupt(left) == PortBase.WaitOutcome.Signal ? -Errno.EINTR : 0;
+            return port.WaitRxOrInterrupt(left, Lock) == PortBase.WaitOutcome.Signal ? -Errno.EINTR : 0;
         }
         finally
         {

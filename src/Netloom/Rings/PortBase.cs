@@ -33,6 +33,15 @@ internal abstract unsafe class PortBase : IPort
     public bool WaitRx(Duration timeout) => Wait(rx: true, timeout);
     public bool WaitTx(Duration timeout) => Wait(rx: false, timeout);
 
+    /// <summary>
+    /// <see cref="WaitRx"/> for a thread that shares the port with others: its syncs hold
+    /// <paramref name="ringLock"/>, the lock the ring's other users sync and read under (a
+    /// stack's lock). A ring has one user at a time: a sync on this thread while another reads
+    /// the slots would refill slots under that reader (a TAP's read(2) into a buffer being
+    /// parsed), or move indexes a second sync is moving.
+    /// </summary>
+    internal bool WaitRx(Duration timeout, Lock? ringLock) => Wait(rx: true, timeout.Nanoseconds, interruptible: false, ringLock) == WaitOutcome.Ready;
+
     public bool Flush(Duration timeout)
     {
         long deadline = Stopwatch.GetTimestamp() + (long)(timeout.Nanoseconds * (Stopwatch.Frequency / 1e9));
@@ -46,7 +55,7 @@ internal abstract unsafe class PortBase : IPort
         }
     }
 
-    private bool Wait(bool rx, Duration timeout) => Wait(rx, timeout.Nanoseconds, interruptible: false) == WaitOutcome.Ready;
+    private bool Wait(bool rx, Duration timeout) => Wait(rx, timeout.Nanoseconds, interruptible: false, ringLock: null) == WaitOutcome.Ready;
 
     /// <summary>How a wait ended.</summary>
     internal enum WaitOutcome { Ready, TimedOut, Interrupted, Signal }
@@ -54,16 +63,18 @@ internal abstract unsafe class PortBase : IPort
     /// <summary>
     /// Waits for RX frames like <see cref="WaitRx"/>, and tells how it ended: frames, the timeout,
     /// <see cref="InterruptRxWait"/>, or a signal handler that ran on this thread (which a
-    /// program's blocking call must see as EINTR).
+    /// program's blocking call must see as EINTR). Its syncs hold <paramref name="ringLock"/>, as
+    /// in <see cref="WaitRx(Duration, Lock?)"/>.
     /// </summary>
-    internal WaitOutcome WaitRxOrInterrupt(long timeoutNs) => Wait(rx: true, timeoutNs, interruptible: true);
+    internal WaitOutcome WaitRxOrInterrupt(long timeoutNs, Lock? ringLock) => Wait(rx: true, timeoutNs, interruptible: true, ringLock);
 
     /// <param name="interruptible">
     /// Whether <see cref="InterruptRxWait"/> ends this wait. Only the waits it is meant for take
     /// its flag: a plain <see cref="WaitRx"/> (a stack's owner thread) that sleeps on the same
     /// port at the same moment must not take the interrupt from the thread it was for.
     /// </param>
-    private WaitOutcome Wait(bool rx, long timeoutNs, bool interruptible)
+    /// <param name="ringLock">Held around each sync, when others use the ring too (null: only this thread does).</param>
+    private WaitOutcome Wait(bool rx, long timeoutNs, bool interruptible, Lock? ringLock)
     {
         long deadline = Stopwatch.GetTimestamp() + (long)(timeoutNs * (Stopwatch.Frequency / 1e9));
         int spins = 0;
@@ -73,8 +84,7 @@ internal abstract unsafe class PortBase : IPort
         bool failedBefore = Failure is not null;
         while (true)
         {
-            if (rx) { RxSync(); if (!Rx.IsEmpty) return WaitOutcome.Ready; }
-            else { TxSync(); if (!Tx.IsEmpty) return WaitOutcome.Ready; }
+            if (SyncReady(rx, ringLock)) return WaitOutcome.Ready;
             if (interruptible && Interlocked.Exchange(ref _rxInterrupted, 0) != 0) return WaitOutcome.Interrupted;
             if (Failure is not null && !failedBefore) return WaitOutcome.TimedOut;
             if (WaitMode == WaitMode.BusyPoll)
@@ -88,6 +98,20 @@ internal abstract unsafe class PortBase : IPort
             if (!Block(rx, Math.Min(left, MaxSleepNs), interruptible)) return WaitOutcome.Signal;
             failedBefore = false; // after one slice, a failed port ends the wait as above
         }
+    }
+
+    /// <summary>Syncs the ring (holding <paramref name="ringLock"/> if any) and tells whether it is ready.</summary>
+    private bool SyncReady(bool rx, Lock? ringLock)
+    {
+        if (ringLock is null) return SyncReady(rx);
+        using (ringLock.EnterScope()) return SyncReady(rx);
+    }
+
+    private bool SyncReady(bool rx)
+    {
+        if (rx) { RxSync(); return !Rx.IsEmpty; }
+        TxSync();
+        return !Tx.IsEmpty;
     }
 
     // Set by InterruptRxWait, taken by the interruptible RX wait it ends (or the next one, which then returns at once).

@@ -62,8 +62,19 @@ internal sealed class OwnerLoop
             if (mode == WaitMode.BusyPoll) { Thread.SpinWait(10); continue; }
             long waitNs = next is { } n ? Math.Clamp(n.Nanoseconds - _clock.Now.Nanoseconds, 0, MaxSleep.Nanoseconds) : MaxSleep.Nanoseconds;
             if (waitNs <= 0) continue;
-            if (_standBack?.Invoke(waitNs) != true) _port.WaitRx(Duration.FromNanoseconds(waitNs));
+            if (_standBack?.Invoke(waitNs) != true) Sleep(Duration.FromNanoseconds(waitNs));
         }
+    }
+
+    /// <summary>
+    /// Sleeps on the port until frames come. The wait syncs the ring to see them, and other
+    /// threads may be reading it under the stack lock meanwhile (netloom run's program threads
+    /// poll the stack themselves), so its syncs take the lock too.
+    /// </summary>
+    private void Sleep(Duration timeout)
+    {
+        if (_port is PortBase port) port.WaitRx(timeout, _lock);
+        else _port.WaitRx(timeout);
     }
 
     private int Step(Action<Instant>? work, out Instant? next)

@@ -113,4 +113,83 @@ public class TapPortTests
             Sh.Run("ip", "netns", "del", ns);
         }
     }
+
+    [RootFact("ip", "/usr/bin/python3")]
+    public void A_thread_sleeping_on_the_port_leaves_the_frames_another_thread_reads_whole()
+    {
+        // netloom run's shape: program threads read the ring under the stack lock while the
+        // owner thread sleeps on the port, and a port's wait syncs the ring. Unlocked, the
+        // sleeper's sync read(2)s new frames into slots the reader was parsing.
+        string ns = $"nlTw{Environment.ProcessId}";
+        string dev = $"nltaw{Environment.ProcessId % 10000}";
+        int subnet = (Environment.ProcessId + 13) % 250 + 1;
+        string kernelIp = $"10.217.{subnet}.1", ourIp = $"10.217.{subnet}.2";
+        const int Port = 9000, Payload = 1204;
+        Sh.Ok("ip", "netns", "add", ns);
+        try
+        {
+            using var tap = InNamespace.Run(ns, () => Ports.Open($"tap:{dev}"));
+            var port = (PortBase)tap;
+            port.WaitMode = WaitMode.Block;
+            Sh.Ok("ip", "-n", ns, "addr", "add", $"{kernelIp}/24", "dev", dev);
+            Sh.Ok("ip", "-n", ns, "neigh", "replace", ourIp, "lladdr", OurMac.ToString(), "dev", dev, "nud", "permanent");
+            // Datagrams whose bytes follow from their first four (a sequence number).
+            string sender = $$"""
+                import socket, struct, time
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                bodies = [bytes((k + i) & 255 for i in range({{Payload - 4}})) for k in range(256)]
+                seq, end = 0, time.time() + 4
+                while time.time() < end:
+                    for _ in range(64):
+                        try: s.sendto(struct.pack('>I', seq) + bodies[seq & 255], ('{{ourIp}}', {{Port}}))
+                        except OSError: pass
+                        seq += 1
+                """;
+            var ringLock = new Lock();
+            bool stop = false;
+            var sleeper = new Thread(() => { while (!Volatile.Read(ref stop)) port.WaitRx(Duration.FromMilliseconds(1), ringLock); });
+            long whole = 0, broken = 0;
+            using (var send = new Background(null, "ip", "netns", "exec", ns, "/usr/bin/python3", "-c", sender))
+            {
+                sleeper.Start();
+                var end = DateTime.UtcNow.AddSeconds(5); // the sender sends for 4
+                var rx = port.Rx;
+                while (DateTime.UtcNow < end)
+                {
+                    using (ringLock.EnterScope())
+                    {
+                        port.RxSync();
+                        for (uint h = rx.Head; h != rx.Tail; h = rx.Next(h))
+                        {
+                            var f = rx.Packet(h);
+                            if (f.Length < 14 + 20 + 8 + 4 || f[12] != 0x08 || f[13] != 0x00 || f[23] != 17 || (f[36] << 8 | f[37]) != Port) continue;
+                            // Read it twice, a moment apart, as a stack parses and then copies a segment.
+                            bool ok = f.Length == 14 + 20 + 8 + Payload && Follows(f[42..]);
+                            Thread.SpinWait(200);
+                            if (ok && Follows(f[42..])) whole++; else broken++;
+                        }
+                        rx.Release(rx.Space);
+                        port.RxSync();
+                    }
+                    Thread.Yield();
+                }
+            }
+            Volatile.Write(ref stop, true);
+            sleeper.Join();
+            Assert.True(whole > 1000, $"only {whole} datagrams arrived");
+            Assert.True(broken == 0, $"{broken} of {whole + broken} datagrams changed under the reader");
+        }
+        finally
+        {
+            Sh.Run("ip", "netns", "del", ns);
+        }
+
+        static bool Follows(ReadOnlySpan<byte> p)
+        {
+            uint k = (uint)(p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3]) & 255;
+            for (int i = 4; i < p.Length; i++)
+                if (p[i] != (byte)(k + (uint)(i - 4))) return false;
+            return true;
+        }
+    }
 }

@@ -99,7 +99,6 @@ public class Ipv6RunTests
         using var www = new TempDir();
         string file = www.File("data.bin");
         File.WriteAllBytes(file, System.Security.Cryptography.RandomNumberGenerator.GetBytes(4 << 20));
-        string want = RunLab.Sha256(file);
 
         // Everything on the TAP, as the kernel sees it.
         string pcap = www.File("tap.pcapng");
@@ -114,7 +113,7 @@ public class Ipv6RunTests
             string got = www.File("got1.bin");
             var r = RunLab.Run(2 * Minute, lab.Ns, lab.Port, lab.Ip4Flag, ["curl", "-6", "-sS", "-o", got, $"http://[{lab.Kernel6}]:8000/data.bin"], lab.Ip6Flags);
             Assert.True(r.Code == 0, r.Out + r.Err);
-            Assert.Equal(want, RunLab.Sha256(got));
+            TempDir.AssertSameFile(file, got, capture.Stop, pcap);
             // The kernel's server logged the stack's IPv6 address as the client.
             Assert.Contains(lab.Netloom6, kernelServer.Log);
         }
@@ -126,10 +125,10 @@ public class Ipv6RunTests
         string got6 = www.File("got6.bin"), got4 = www.File("got4.bin");
         var k6 = lab.Kernel(120, "curl", "-6", "-sS", "-o", got6, $"http://[{lab.Netloom6}]:8001/data.bin");
         Assert.True(k6.Code == 0, k6.Out + k6.Err + server.Log);
-        Assert.Equal(want, RunLab.Sha256(got6));
+        TempDir.AssertSameFile(file, got6, capture.Stop, pcap);
         var k4 = lab.Kernel(120, "curl", "-4", "-sS", "-o", got4, $"http://{lab.Netloom4}:8001/data.bin");
         Assert.True(k4.Code == 0, k4.Out + k4.Err + server.Log);
-        Assert.Equal(want, RunLab.Sha256(got4));
+        TempDir.AssertSameFile(file, got4, capture.Stop, pcap);
         // The server saw the IPv4 client IPv4-mapped, as on Linux's dual-stack sockets.
         Assert.Contains($"::ffff:{lab.Kernel4}", server.Log);
         Assert.Contains(lab.Kernel6, server.Log);
@@ -162,7 +161,7 @@ public class Ipv6RunTests
         var r = RunLab.Run(2 * Minute, null, shm, $"10.231.{net}.2/24",
             ["curl", "-6", "-sS", "--retry", "5", "--retry-connrefused", "-o", got, $"http://[{server6}]:8003/data.bin"], "--ip6", $"{client6}/64");
         Assert.True(r.Code == 0, r.Out + r.Err + server.Log);
-        Assert.Equal(RunLab.Sha256(file), RunLab.Sha256(got));
+        TempDir.AssertSameFile(file, got);
         Assert.Contains(client6, server.Log); // the server saw the client's stack address
     }
 
@@ -270,7 +269,7 @@ public class Ipv6RunTests
         for (int i = 0; i < 60; i++, Thread.Sleep(250)) // nginx under netloom run starts in its own time
             if ((r = lab.Kernel(60, "curl", "-6", "-sS", "-o", got, $"http://[{lab.Netloom6}]:8080/data.bin")).Code == 0) break;
         Assert.True(r.Code == 0, r.Out + r.Err + nginx.Log);
-        Assert.Equal(RunLab.Sha256(file), RunLab.Sha256(got));
+        TempDir.AssertSameFile(file, got);
         // nginx sets IPV6_V6ONLY on [::] listeners by default (ipv6only=on): IPv4 is refused.
         var v4 = lab.Kernel(20, "curl", "-4", "-sS", "-o", "/dev/null", $"http://{lab.Netloom4}:8080/data.bin");
         Assert.Equal(7, v4.Code); // curl: "Failed to connect"

@@ -134,7 +134,7 @@ public class PipePortTests
         b.WaitMode = WaitMode.Block;
         var port = (PortBase)b;
         PortBase.WaitOutcome outcome = PortBase.WaitOutcome.Ready;
-        var t = new Thread(() => outcome = port.WaitRxOrInterrupt(20_000_000_000));
+        var t = new Thread(() => outcome = port.WaitRxOrInterrupt(20_000_000_000, null));
         t.Start();
         Thread.Sleep(200); // let it fall asleep on the futex
         port.InterruptRxWait();
@@ -142,19 +142,19 @@ public class PipePortTests
         Assert.Equal(PortBase.WaitOutcome.Interrupted, outcome);
         // An interrupt with nobody waiting ends the next wait at once, and only that one.
         port.InterruptRxWait();
-        Assert.Equal(PortBase.WaitOutcome.Interrupted, port.WaitRxOrInterrupt(20_000_000_000));
-        Assert.Equal(PortBase.WaitOutcome.TimedOut, port.WaitRxOrInterrupt(20_000_000));
+        Assert.Equal(PortBase.WaitOutcome.Interrupted, port.WaitRxOrInterrupt(20_000_000_000, null));
+        Assert.Equal(PortBase.WaitOutcome.TimedOut, port.WaitRxOrInterrupt(20_000_000, null));
         // A plain WaitRx (a stack's owner thread on the same port) does not take an interrupt meant
         // for the program thread's sleep: it lost that thread's wake-up, which then slept up to a
         // second (memcached under netloom run answered some requests 0.1-0.8 s late).
         port.InterruptRxWait();
         Assert.False(b.WaitRx(Duration.FromMilliseconds(20)));
-        Assert.Equal(PortBase.WaitOutcome.Interrupted, port.WaitRxOrInterrupt(5_000_000_000));
+        Assert.Equal(PortBase.WaitOutcome.Interrupted, port.WaitRxOrInterrupt(5_000_000_000, null));
         // Frames still win over the timeout.
         uint seq = 0;
         Send(a, ref seq, 1);
         a.TxSync();
-        Assert.Equal(PortBase.WaitOutcome.Ready, port.WaitRxOrInterrupt(5_000_000_000));
+        Assert.Equal(PortBase.WaitOutcome.Ready, port.WaitRxOrInterrupt(5_000_000_000, null));
     }
 
     [Theory]
