@@ -9,6 +9,7 @@
 
 int close(int fd)
 {
+    nl_wake_forget(fd, fd);
     if (nl_epoll_has_ours(fd) && !nl_in_child) nl_engine->epoll_close(fd);
     nl_forget_epoll(fd);
     if (nl_ours(fd)) {
@@ -32,6 +33,7 @@ static void settle(int fd)
 int close_range(unsigned first, unsigned last, int flags)
 {
     settle(-1);
+    if (!(flags & CLOSE_RANGE_CLOEXEC)) nl_wake_forget((int)(first > INT32_MAX ? INT32_MAX : first), (int)(last > INT32_MAX ? INT32_MAX : last));
     if (!(flags & CLOSE_RANGE_CLOEXEC) && nl_fd_ours) {
         unsigned end = last < NL_MAX_FD ? last : NL_MAX_FD - 1;
         for (unsigned fd = first; fd <= end && fd < NL_MAX_FD; fd++)
@@ -69,6 +71,7 @@ static int dup_onto(int oldfd, int newfd, int flags, int three)
     } else if (oldfd != newfd) {
         settle(newfd);
     }
+    if (oldfd != newfd) nl_wake_forget(newfd, newfd);
     int r = three ? REAL(dup3)(oldfd, newfd, flags) : REAL(dup2)(oldfd, newfd);
     if (old_ours && !nl_in_child && r >= 0 && oldfd != newfd) return aliased(oldfd, r);
     return r;

@@ -4,12 +4,15 @@
 #include <sys/mman.h>
 
 volatile uint8_t *nl_fd_ours, *nl_epoll_ours;
+int32_t *nl_epoll_sleepers;
 
 void nl_tables_init(void)
 {
     void *fds = mmap(NULL, NL_MAX_FD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     void *eps = mmap(NULL, NL_MAX_FD, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (fds == MAP_FAILED || eps == MAP_FAILED) return; /* no tables: every call goes to libc */
+    void *sleepers = mmap(NULL, NL_MAX_FD * sizeof(int32_t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (fds == MAP_FAILED || eps == MAP_FAILED || sleepers == MAP_FAILED) return; /* no tables: every call goes to libc */
+    nl_epoll_sleepers = sleepers;
     nl_epoll_ours = eps;
     nl_fd_ours = fds;
 }
@@ -24,6 +27,7 @@ void nl_mark_epoll(int epfd, int ours)
     if (epfd < 0 || epfd >= NL_MAX_FD || !nl_epoll_ours) return;
     uint8_t v = nl_epoll_ours[epfd];
     nl_epoll_ours[epfd] = (uint8_t)(ours ? v | NL_EPOLL_OURS : v & ~NL_EPOLL_OURS);
+    if (ours && !(v & NL_EPOLL_OURS)) nl_epoll_gained(epfd);
 }
 
 void nl_mark_epoll_kernel(int epfd)

@@ -86,15 +86,26 @@ struct nl_host {
 
 /* fdtable.c: the "is it ours" tables, written by the engine through nl_host. */
 extern volatile uint8_t *nl_fd_ours, *nl_epoll_ours;
+/* Per epoll descriptor: how many threads sleep in the kernel's epoll_wait on it now (wait.c). */
+extern int32_t *nl_epoll_sleepers;
 static inline int nl_ours(int fd) { return fd >= 0 && fd < NL_MAX_FD && nl_fd_ours && nl_fd_ours[fd]; }
 /* Per epoll descriptor: NL_EPOLL_OURS when it has Netloom members (the engine says so),
  * NL_EPOLL_KERNEL once a kernel descriptor was added to it (epoll_ctl here says so). */
 #define NL_EPOLL_OURS 1
 #define NL_EPOLL_KERNEL 2
 static inline int nl_epoll_has_ours(int epfd) { return epfd >= 0 && epfd < NL_MAX_FD && nl_epoll_ours && (nl_epoll_ours[epfd] & NL_EPOLL_OURS); }
+/* The data of the interposer's own event in a program's epoll set (the wake-up below), which no
+ * call returns to the program: not a canonical address, nor a descriptor number. */
+#define NL_WAKE_MARK 0x4e4c574b4d41524bULL
+/* nl_epoll_kernel_wait's answer when the set gained a Netloom member during the wait and nothing
+ * else came: the wait goes on in the engine. */
+#define NL_EPOLL_MOVED (-1000)
 void nl_tables_init(void);
 void nl_mark(int fd, int ours);
 void nl_mark_epoll(int epfd, int ours);
+int nl_epoll_kernel_wait(int epfd, struct epoll_event *events, int max, int timeout_ms, const sigset_t *mask);
+void nl_wake_forget(int first, int last);
+void nl_epoll_gained(int epfd);
 void nl_mark_epoll_kernel(int epfd);
 int nl_epoll_kernel(int epfd);
 void nl_forget_epoll(int epfd);

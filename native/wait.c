@@ -3,6 +3,7 @@
  * in the kernel on the rest together with its own wake-up descriptor. */
 #include "netloom.h"
 #include <errno.h>
+#include <sys/eventfd.h>
 
 static long to_ns_ms(int timeout_ms) { return timeout_ms < 0 ? -1 : (long)timeout_ms * 1000000L; }
 static long to_ns_ts(const struct timespec *t) { return t ? (long)t->tv_sec * 1000000000L + t->tv_nsec : -1; }
@@ -66,14 +67,91 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
     return (int)nl_result(nl_engine->epoll_ctl(epfd, op, fd, ev));
 }
 
+/* A set without Netloom members is waited on in the kernel. Another thread may add a Netloom
+ * socket to it meanwhile (a dispatcher handing a connection to a sleeping worker), which the
+ * kernel would not see: the engine then marks the set (nl_mark_epoll), and when a thread sleeps
+ * in it, the interposer puts its own wake-up in the set, an eventfd kept readable and added
+ * one-shot with NL_WAKE_MARK as its data. The sleeper returns, drops that event, and goes on
+ * waiting in the engine, which now knows the member. The engines drop the event too if another
+ * wait takes it first. */
+static int wake_fd = -1;
+
+static long now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long)t.tv_sec * 1000L + t.tv_nsec / 1000000L;
+}
+
+void nl_epoll_gained(int epfd)
+{
+    __atomic_thread_fence(__ATOMIC_SEQ_CST); /* the mark before the count: pairs with nl_epoll_kernel_wait */
+    if (!nl_epoll_sleepers || __atomic_load_n(&nl_epoll_sleepers[epfd], __ATOMIC_SEQ_CST) == 0) return;
+    int e = errno;
+    int fd = __atomic_load_n(&wake_fd, __ATOMIC_ACQUIRE);
+    if (fd < 0) {
+        int made = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK); /* readable for good: it is never read */
+        if (made < 0) { errno = e; return; }
+        int none = -1;
+        if (__atomic_compare_exchange_n(&wake_fd, &none, made, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) fd = made;
+        else { REAL(close)(made); fd = none; }
+    }
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.u64 = NL_WAKE_MARK };
+    if (REAL(epoll_ctl)(epfd, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT) REAL(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, &ev);
+    nl_mark_epoll_kernel(epfd); /* the engines' waits ask the kernel about this set from now on, and drop the event */
+    errno = e;
+}
+
+/* The program closes the wake-up's number (close_range over everything, say): forget it, so a
+ * later wake-up makes a new one instead of adding whatever the number becomes. */
+void nl_wake_forget(int first, int last)
+{
+    int fd = __atomic_load_n(&wake_fd, __ATOMIC_ACQUIRE);
+    if (fd >= first && fd <= last) __atomic_compare_exchange_n(&wake_fd, &fd, -1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+int nl_epoll_kernel_wait(int epfd, struct epoll_event *events, int max, int timeout_ms, const sigset_t *mask)
+{
+    if (!nl_epoll_sleepers || epfd < 0 || epfd >= NL_MAX_FD) return REAL(epoll_pwait)(epfd, events, max, timeout_ms, mask);
+    __atomic_add_fetch(&nl_epoll_sleepers[epfd], 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&nl_epoll_ours[epfd], __ATOMIC_SEQ_CST) & NL_EPOLL_OURS) {
+        __atomic_sub_fetch(&nl_epoll_sleepers[epfd], 1, __ATOMIC_SEQ_CST);
+        return NL_EPOLL_MOVED; /* a member came between the caller's look and the count */
+    }
+    int r = REAL(epoll_pwait)(epfd, events, max, timeout_ms, mask);
+    int e = errno;
+    __atomic_sub_fetch(&nl_epoll_sleepers[epfd], 1, __ATOMIC_SEQ_CST);
+    if (r > 0) {
+        int k = 0, woken = 0;
+        for (int i = 0; i < r; i++) {
+            if (events[i].data.u64 == NL_WAKE_MARK) woken = 1;
+            else events[k++] = events[i];
+        }
+        if (k == 0 && woken) return NL_EPOLL_MOVED;
+        r = k;
+    }
+    errno = e;
+    return r;
+}
+
+static int epoll_wait_any(int epfd, struct epoll_event *events, int max, int timeout_ms, const sigset_t *mask)
+{
+    if (nl_in_child) return REAL(epoll_pwait)(epfd, events, max, timeout_ms, mask);
+    if (!nl_epoll_has_ours(epfd)) {
+        long deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+        int r = nl_epoll_kernel_wait(epfd, events, max, timeout_ms, mask);
+        if (r != NL_EPOLL_MOVED) return r;
+        if (timeout_ms > 0) { long left = deadline - now_ms(); timeout_ms = left > 0 ? (int)left : 0; }
+    }
+    return (int)nl_result(nl_engine->epoll_wait(epfd, events, max, to_ns_ms(timeout_ms), mask));
+}
+
 int epoll_wait(int epfd, struct epoll_event *events, int max, int timeout_ms)
 {
-    if (nl_in_child || !nl_epoll_has_ours(epfd)) return REAL(epoll_wait)(epfd, events, max, timeout_ms);
-    return (int)nl_result(nl_engine->epoll_wait(epfd, events, max, to_ns_ms(timeout_ms), NULL));
+    return epoll_wait_any(epfd, events, max, timeout_ms, NULL);
 }
 
 int epoll_pwait(int epfd, struct epoll_event *events, int max, int timeout_ms, const sigset_t *mask)
 {
-    if (nl_in_child || !nl_epoll_has_ours(epfd)) return REAL(epoll_pwait)(epfd, events, max, timeout_ms, mask);
-    return (int)nl_result(nl_engine->epoll_wait(epfd, events, max, to_ns_ms(timeout_ms), mask));
+    return epoll_wait_any(epfd, events, max, timeout_ms, mask);
 }

@@ -136,7 +136,7 @@ internal sealed unsafe partial class Engine
             }
             if (n < max && EpollHasKernelMembers(epfd))
             {
-                int k = Sys.EpollWait(epfd, events + n, max - n, 0);
+                int k = EpollSet.AskKernel(epfd, events + n, max - n);
                 if (k > 0) n += k;
                 else if (k < 0 && n == 0) return -Libc.Errno;
             }

@@ -59,6 +59,21 @@ internal sealed class EpollSet(int epfd)
 
     public readonly int Fd = epfd;
     private readonly Dictionary<int, Entry> _entries = new();
+
+    /// <summary>
+    /// The kernel members of <paramref name="epfd"/> that are ready, without waiting. The
+    /// interposer's own wake-up event (<see cref="Abi.WakeMark"/>), which a set may hold after
+    /// another thread's wait began in the kernel, is dropped: the program never sees it.
+    /// </summary>
+    public static unsafe int AskKernel(int epfd, EpollEvent* events, int max)
+    {
+        int k = Sys.EpollWait(epfd, events, max, 0);
+        if (k <= 0) return k;
+        int kept = 0;
+        for (int i = 0; i < k; i++)
+            if (events[i].Data != Abi.WakeMark) events[kept++] = events[i];
+        return kept;
+    }
     private readonly Queue<Entry> _ready = new();
 
     public int Count => _entries.Count;

@@ -68,6 +68,11 @@ internal static class Abi
     public const int Version = 1;
     /// <summary>"Let the kernel do this call" (NL_KERNEL).</summary>
     public const long Kernel = -0x10000;
+    /// <summary>
+    /// The data of the interposer's own wake-up event in a program's epoll set (NL_WAKE_MARK,
+    /// native/wait.c): a kernel wait of the engine's may find it there, and drops it.
+    /// </summary>
+    public const ulong WakeMark = 0x4e4c574b4d41524bUL;
 
     public const int AF_INET = 2, AF_INET6 = 10;
     public const int SOCK_STREAM = 1, SOCK_DGRAM = 2, SOCK_NONBLOCK = 0x800, SOCK_CLOEXEC = 0x80000;

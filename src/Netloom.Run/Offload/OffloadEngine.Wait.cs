@@ -48,7 +48,7 @@ internal sealed unsafe partial class OffloadEngine
                 if (kernel && n < max && (watch.Ready || !watch.Armed))
                 {
                     // Ask the kernel only when its poll said so, or when no poll is armed to say it.
-                    int k = Sys.EpollWait(epfd, events + n, max - n, 0);
+                    int k = EpollSet.AskKernel(epfd, events + n, max - n);
                     if (k < 0 && n == 0) { Flush(); return -Libc.Errno; }
                     if (k > 0) n += k;
                     _watches[epfd] = (watch.Armed, k == max - n && k > 0);

@@ -47,7 +47,7 @@ public class RunLayoutTests
             ["FIONREAD"] = (long)Abi.FIONREAD, ["FIONBIO"] = (long)Abi.FIONBIO,
             ["POLLIN"] = Abi.POLLIN, ["POLLPRI"] = Abi.POLLPRI, ["POLLOUT"] = Abi.POLLOUT, ["POLLERR"] = Abi.POLLERR, ["POLLHUP"] = Abi.POLLHUP,
             ["POLLNVAL"] = Abi.POLLNVAL, ["POLLRDNORM"] = Abi.POLLRDNORM, ["POLLWRNORM"] = Abi.POLLWRNORM, ["POLLRDHUP"] = Abi.POLLRDHUP,
-            ["EPOLL_CTL_ADD"] = Abi.EPOLL_CTL_ADD, ["EPOLL_CTL_DEL"] = Abi.EPOLL_CTL_DEL, ["EPOLL_CTL_MOD"] = Abi.EPOLL_CTL_MOD,
+            ["NL_WAKE_MARK"] = (long)Abi.WakeMark, ["EPOLL_CTL_ADD"] = Abi.EPOLL_CTL_ADD, ["EPOLL_CTL_DEL"] = Abi.EPOLL_CTL_DEL, ["EPOLL_CTL_MOD"] = Abi.EPOLL_CTL_MOD,
             ["EPOLLET"] = Abi.EPOLLET, ["EPOLLONESHOT"] = Abi.EPOLLONESHOT, ["EPOLLEXCLUSIVE"] = Abi.EPOLLEXCLUSIVE, ["SIGPIPE"] = Abi.SIGPIPE,
             ["EFD_CLOEXEC"] = Netloom.Interop.Libc.EFD_CLOEXEC, ["EFD_NONBLOCK"] = Netloom.Interop.Libc.EFD_NONBLOCK, ["SEEK_SET"] = Sys.SEEK_SET, ["SEEK_CUR"] = Sys.SEEK_CUR,
             ["tcp_info.state"] = TcpInfo.State, ["tcp_info.options"] = TcpInfo.Options, ["tcp_info.rto"] = TcpInfo.Rto,
@@ -111,7 +111,7 @@ public class RunLayoutTests
               P("FIONREAD", FIONREAD); P("FIONBIO", FIONBIO);
               P("POLLIN", POLLIN); P("POLLPRI", POLLPRI); P("POLLOUT", POLLOUT); P("POLLERR", POLLERR); P("POLLHUP", POLLHUP);
               P("POLLNVAL", POLLNVAL); P("POLLRDNORM", POLLRDNORM); P("POLLWRNORM", POLLWRNORM); P("POLLRDHUP", POLLRDHUP);
-              P("EPOLL_CTL_ADD", EPOLL_CTL_ADD); P("EPOLL_CTL_DEL", EPOLL_CTL_DEL); P("EPOLL_CTL_MOD", EPOLL_CTL_MOD);
+              P("NL_WAKE_MARK", (long)NL_WAKE_MARK); P("EPOLL_CTL_ADD", EPOLL_CTL_ADD); P("EPOLL_CTL_DEL", EPOLL_CTL_DEL); P("EPOLL_CTL_MOD", EPOLL_CTL_MOD);
               P("EPOLLET", (unsigned)EPOLLET); P("EPOLLONESHOT", EPOLLONESHOT); P("EPOLLEXCLUSIVE", EPOLLEXCLUSIVE); P("SIGPIPE", SIGPIPE);
               P("EFD_CLOEXEC", EFD_CLOEXEC); P("EFD_NONBLOCK", EFD_NONBLOCK); P("SEEK_SET", SEEK_SET); P("SEEK_CUR", SEEK_CUR);
               T(state); T(options); T(rto); T(snd_mss); T(rcv_mss); T(unacked); T(rtt); T(rttvar); T(snd_ssthresh); T(snd_cwnd);

@@ -257,6 +257,48 @@ static void check_epoll_mixed_wakes(void)
     close(ep); close(p[0]); close(p[1]); close(fd);
 }
 
+/* Another thread adds a Netloom socket that has bytes to the epoll set a thread sleeps on, and
+ * the sleeper wakes for it, as the kernel's epoll wakes it. The set held no Netloom socket when
+ * the wait began (empty, or only a kernel pipe), so that wait began in the kernel. */
+struct sleeper { int ep; int got; uint64_t data; };
+static void *sleep_in_epoll(void *arg)
+{
+    struct sleeper *s = arg;
+    struct epoll_event ev;
+    s->got = epoll_wait(s->ep, &ev, 1, 30000);
+    s->data = s->got > 0 ? ev.data.u64 : 0;
+    return NULL;
+}
+
+static void check_epoll_add_wakes(const char *name, int with_pipe)
+{
+    int p[2] = { -1, -1 };
+    struct sleeper s = { .ep = epoll_create1(0), .got = -2 };
+    if (with_pipe) {
+        if (pipe(p) != 0) { CHECK(name, 0, "pipe failed"); return; }
+        struct epoll_event pe = { .events = EPOLLIN, .data.u64 = 1 };
+        epoll_ctl(s.ep, EPOLL_CTL_ADD, p[0], &pe);
+    }
+    int fd = connect_to(peer_addr, 'S'); /* the peer sends "hello" at once */
+    char c;
+    ssize_t peeked = recv(fd, &c, 1, MSG_PEEK);
+    pthread_t t;
+    pthread_create(&t, NULL, sleep_in_epoll, &s);
+    usleep(200 * 1000); /* the thread sleeps, the bytes are there */
+    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 2 };
+    epoll_ctl(s.ep, EPOLL_CTL_ADD, fd, &ev);
+    /* Woken by the add, not by its 30 s timeout: 5 s is a hang. */
+    struct timespec limit;
+    clock_gettime(CLOCK_REALTIME, &limit);
+    limit.tv_sec += 5;
+    int woken = pthread_timedjoin_np(t, NULL, &limit) == 0;
+    if (!woken) pthread_join(t, NULL);
+    CHECK(name, peeked == 1 && woken && s.got == 1 && s.data == 2, "%s; epoll_wait returned %d (data %llu)",
+          woken ? "woken" : "still asleep 5 s after the add", s.got, (unsigned long long)s.data);
+    close(s.ep); close(fd);
+    if (with_pipe) { close(p[0]); close(p[1]); }
+}
+
 static void on_alarm(int sig) { (void)sig; }
 
 /* A signal whose handler lacks SA_RESTART ends a blocking recv and an epoll_wait with EINTR. */
@@ -609,6 +651,8 @@ int main(int argc, char **argv)
     check_epollet();
     check_epoll_mixed();
     check_epoll_mixed_wakes();
+    check_epoll_add_wakes("epoll-add-to-an-empty-set-wakes-its-sleeper", 0);
+    check_epoll_add_wakes("epoll-add-to-a-kernel-only-set-wakes-its-sleeper", 1);
     check_eintr();
     check_sa_restart();
     check_connect_again();
