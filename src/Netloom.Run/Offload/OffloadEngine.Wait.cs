@@ -70,6 +70,15 @@ internal sealed unsafe partial class OffloadEngine
         }
     }
 
+    /// <summary>A poll's sleep beside the ring ended: its ticket stops waiting, and a wake-up written to it is read.</summary>
+    private static void EndTicketWait(WaitTicket? ticket)
+    {
+        if (ticket is null) return;
+        ticket.Waiting = false;
+        ulong drained;
+        if (ticket.Woken && ticket.Fd >= 0) _ = Libc.Read(ticket.Fd, &drained, sizeof(ulong));
+    }
+
     /// <summary>
     /// With coalescing, an epoll_wait that finds events at once leaves the sends queued since the
     /// last one for the next call (which submits them, waiting or not), unless they fill a batch:
@@ -121,6 +130,7 @@ internal sealed unsafe partial class OffloadEngine
             {
                 int ready = 0, k = 0;
                 uint published = 0;
+                WaitTicket? ticket = null;
                 lock (_lock)
                 {
                     Reap();
@@ -133,10 +143,22 @@ internal sealed unsafe partial class OffloadEngine
                         fds[i].Revents = (short)(now & (fds[i].Events | Abi.POLLERR | Abi.POLLHUP));
                         if (fds[i].Revents != 0) ready++;
                     }
+                    // A sleep over kernel descriptors beside the ring's: once other threads take
+                    // completions too, one may take this poll's before the sleep begins, and the
+                    // ring's descriptor is then quiet. Waiting is marked before the lock is left,
+                    // so such a thread writes this thread's eventfd, which the sleep also watches.
+                    if (ready == 0 && k > 0 && timeoutNs != 0 && _sharedWaits && !SingleIssuer)
+                    {
+                        ticket = Ticket();
+                        ticket.SeenGen = _wakeGen;
+                        ticket.EpollFd = -1;
+                        ticket.Woken = false;
+                        ticket.Waiting = true;
+                    }
                     Flush();
                 }
                 bool sleep = ready == 0 && timeoutNs != 0 && Clock.NowNs() < deadline;
-                if (sleep && since.Interrupted(false)) return -Errno.EINTR; // a handler ran during the call (another thread's 10 ms slices included)
+                if (sleep && since.Interrupted(false)) { EndTicketWait(ticket); return -Errno.EINTR; } // a handler ran during the call (another thread's 10 ms slices included)
                 int slots = k;
                 // What wakes this sleep for the ring: its descriptor, readable when completions wait;
                 // in the owner mode the eventfd the ring signals (completions the owner must run
@@ -155,7 +177,11 @@ internal sealed unsafe partial class OffloadEngine
                     kernel[slots++] = new PollFd { Fd = _readyFd, Events = Abi.POLLIN };
                     kernel[slots++] = new PollFd { Fd = _wakeFd, Events = Abi.POLLIN };
                 }
-                else if (sleep && k > 0 && !SingleIssuer) kernel[slots++] = new PollFd { Fd = _ring.Fd, Events = Abi.POLLIN };
+                else if (sleep && k > 0 && !SingleIssuer)
+                {
+                    kernel[slots++] = new PollFd { Fd = _ring.Fd, Events = Abi.POLLIN };
+                    if (ticket is { Fd: >= 0 }) kernel[slots++] = new PollFd { Fd = ticket.Fd, Events = Abi.POLLIN };
+                }
                 int kernelReady = 0;
                 if (k > 0)
                 {
@@ -164,6 +190,7 @@ internal sealed unsafe partial class OffloadEngine
                     TimeSpec ts = TimeSpec.FromNanoseconds(Math.Max(0, left));
                     int r = Sys.PPoll(kernel, (ulong)slots, left < 0 ? null : &ts, sleep ? sigmask : null);
                     int pollErrno = Libc.Errno;
+                    EndTicketWait(ticket);
                     if (ownerSleeps)
                     {
                         _ownerAsleep = false;
