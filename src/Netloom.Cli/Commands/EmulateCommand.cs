@@ -58,9 +58,8 @@ internal static class EmulateCommand
             Console.Error.WriteLine($"linux node {l.Name}: run commands in it with: ip netns exec {l.Namespace} COMMAND");
         var wall = Stopwatch.StartNew();
         var stop = new CancellationTokenSource();
-        Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
-        // SIGTERM too ends the run early with its report, and process nodes' programs are stopped.
-        using var term = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
+        // Ctrl-C or SIGTERM ends the run early with its report, and process nodes' programs are stopped.
+        using var signals = Signals.OnStop(stop.Cancel);
         var title = $"{sc.Spec.Name ?? Path.GetFileNameWithoutExtension(file)}: {sc.Network.Nodes.Count} nodes, {sc.Network.Links.Count} links, {sc.Duration} {(realtime ? "real" : "virtual")} time, seed {sc.Spec.Seed}";
         if (!Console.IsErrorRedirected && AnsiConsole.Profile.Capabilities.Interactive)
         {

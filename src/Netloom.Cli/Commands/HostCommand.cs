@@ -30,7 +30,7 @@ internal static class HostCommand
         using (setup)
         {
             using var cts = new CancellationTokenSource();
-            Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
+            using var signals = Signals.OnStop(cts.Cancel);
             if (seconds > 0) cts.CancelAfter(TimeSpan.FromSeconds(seconds));
             // Each app binds before its first await, so calling them here means the line below is
             // printed only once every listener is in place (a client that waits for it is not refused).

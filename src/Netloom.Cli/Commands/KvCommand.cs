@@ -72,7 +72,7 @@ internal static class KvCommand
         {
             Console.Error.WriteLine($"netloom kv ({engine.ToString().ToLowerInvariant()}{(server is UringServer u2 ? $", {threads} thread{(threads == 1 ? "" : "s")}, {u2.Features}" : "")}) listening on {bound}; Ctrl-C to stop");
             using var stop = new ManualResetEventSlim();
-            Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Set(); };
+            using var signals = Signals.OnStop(stop.Set);
             if (seconds > 0) stop.Wait(TimeSpan.FromSeconds(seconds)); else stop.Wait();
             if (server is UringServer us && us.Failure is { } f) return CliErrors.Report($"an io_uring loop failed: {f.Message}");
             Console.Error.WriteLine($"netloom kv: {handler.Commands:N0} commands, {handler.Keys:N0} keys{(server is UringServer u3 ? $", {u3.Counters.Enters:N0} io_uring_enter calls, {u3.Counters.ZeroCopySends:N0} zero-copy sends" : "")}");

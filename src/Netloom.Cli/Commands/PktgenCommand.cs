@@ -42,7 +42,7 @@ internal static class PktgenCommand
         if (size < 60 || size > options.BufferSize) return CliErrors.Report($"--size must be from 60 to {options.BufferSize}", CliErrors.BadInput);
 
         using var cts = new CancellationTokenSource();
-        Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
+        using var signals = Signals.OnStop(cts.Cancel);
         var duration = Duration.FromNanoseconds((long)(seconds * 1e9));
         IPort port, peer;
         PktgenMode peerMode = mode switch { PktgenMode.Tx => PktgenMode.Rx, PktgenMode.Rx => PktgenMode.Tx, PktgenMode.Ping => PktgenMode.Pong, _ => PktgenMode.Ping };

@@ -72,8 +72,7 @@ internal static class SwitchCommand
 
         using var taps = SwitchTaps.Start(sw); // its ports, live, for `netloom extcap`
         using var cts = new CancellationTokenSource();
-        Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
-        using var term = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; cts.Cancel(); });
+        using var signals = Signals.OnStop(cts.Cancel);
         if (seconds > 0) cts.CancelAfter(TimeSpan.FromSeconds(seconds));
         var forwarder = new Thread(() => sw.Run(cts.Token, wait)) { Name = "switch forwarding" };
         forwarder.Start();
