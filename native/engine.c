@@ -42,6 +42,7 @@ static const struct nl_host host = {
     .warn = host_warn,
     .epoll_kernel = nl_epoll_kernel,
     .handled = nl_handled,
+    .wake_consumed = nl_wake_consumed,
 };
 
 /* At exit the engine closes what the program left open and releases its port (a shm port's

@@ -42,6 +42,14 @@ int close_range(unsigned first, unsigned last, int flags)
     return REAL(close_range)(first, last, flags);
 }
 
+/* glibc's closefrom closes through the system call itself, past close_range's wrapper: routed
+ * here, Netloom sockets and the interposer's own descriptor are let go as close_range does. */
+void closefrom(int lowfd)
+{
+    if (close_range((unsigned)(lowfd < 0 ? 0 : lowfd), ~0U, 0) == 0) return;
+    if (REAL(closefrom)) REAL(closefrom)(lowfd); /* a kernel without close_range: libc's own way */
+}
+
 /* After libc made newfd a copy of oldfd: tell the engine newfd is another name for the socket. */
 static int aliased(int oldfd, int newfd)
 {

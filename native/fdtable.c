@@ -25,19 +25,30 @@ void nl_mark(int fd, int ours)
 void nl_mark_epoll(int epfd, int ours)
 {
     if (epfd < 0 || epfd >= NL_MAX_FD || !nl_epoll_ours) return;
-    uint8_t v = nl_epoll_ours[epfd];
-    nl_epoll_ours[epfd] = (uint8_t)(ours ? v | NL_EPOLL_OURS : v & ~NL_EPOLL_OURS);
+    /* Atomic: the program's epoll_ctl on another thread sets the kernel bit of the same byte. */
+    uint8_t *b = (uint8_t *)&nl_epoll_ours[epfd];
+    uint8_t v = ours ? __atomic_fetch_or(b, NL_EPOLL_OURS, __ATOMIC_SEQ_CST) : __atomic_fetch_and(b, (uint8_t)~NL_EPOLL_OURS, __ATOMIC_SEQ_CST);
     if (ours && !(v & NL_EPOLL_OURS)) nl_epoll_gained(epfd);
 }
 
 void nl_mark_epoll_kernel(int epfd)
 {
-    if (epfd >= 0 && epfd < NL_MAX_FD && nl_epoll_ours) nl_epoll_ours[epfd] |= NL_EPOLL_KERNEL;
+    if (epfd >= 0 && epfd < NL_MAX_FD && nl_epoll_ours) __atomic_fetch_or((uint8_t *)&nl_epoll_ours[epfd], NL_EPOLL_KERNEL, __ATOMIC_SEQ_CST);
 }
 
+void nl_mark_epoll_wake(int epfd, int armed)
+{
+    if (epfd < 0 || epfd >= NL_MAX_FD || !nl_epoll_ours) return;
+    uint8_t *b = (uint8_t *)&nl_epoll_ours[epfd];
+    if (armed) __atomic_fetch_or(b, NL_EPOLL_WAKE, __ATOMIC_SEQ_CST);
+    else __atomic_fetch_and(b, (uint8_t)~NL_EPOLL_WAKE, __ATOMIC_SEQ_CST);
+}
+
+/* 1 when the engine must ask the kernel about epfd: kernel descriptors were ever added to it, or
+ * the interposer's wake-up is in it. */
 int nl_epoll_kernel(int epfd)
 {
-    return epfd >= 0 && epfd < NL_MAX_FD && nl_epoll_ours && (nl_epoll_ours[epfd] & NL_EPOLL_KERNEL) != 0;
+    return epfd >= 0 && epfd < NL_MAX_FD && nl_epoll_ours && (nl_epoll_ours[epfd] & (NL_EPOLL_KERNEL | NL_EPOLL_WAKE)) != 0;
 }
 
 void nl_forget_epoll(int epfd)

@@ -82,6 +82,9 @@ struct nl_host {
      * them (all = 1), or those without SA_RESTART (all = 0). A wait whose count moved was
      * interrupted. */
     unsigned long (*handled)(int all);
+    /* The engine found the interposer's wake-up event (NL_WAKE_MARK) among a kernel answer for
+     * epfd and dropped it: re-armed while threads still sleep there, else taken out of the set. */
+    void (*wake_consumed)(int epfd);
 };
 
 /* fdtable.c: the "is it ours" tables, written by the engine through nl_host. */
@@ -93,6 +96,8 @@ static inline int nl_ours(int fd) { return fd >= 0 && fd < NL_MAX_FD && nl_fd_ou
  * NL_EPOLL_KERNEL once a kernel descriptor was added to it (epoll_ctl here says so). */
 #define NL_EPOLL_OURS 1
 #define NL_EPOLL_KERNEL 2
+/* The interposer's wake-up is in the set (wait.c): the engines ask the kernel about it too. */
+#define NL_EPOLL_WAKE 4
 static inline int nl_epoll_has_ours(int epfd) { return epfd >= 0 && epfd < NL_MAX_FD && nl_epoll_ours && (nl_epoll_ours[epfd] & NL_EPOLL_OURS); }
 /* The data of the interposer's own event in a program's epoll set (the wake-up below), which no
  * call returns to the program: not a canonical address, nor a descriptor number. */
@@ -106,6 +111,8 @@ void nl_mark_epoll(int epfd, int ours);
 int nl_epoll_kernel_wait(int epfd, struct epoll_event *events, int max, int timeout_ms, const sigset_t *mask);
 void nl_wake_forget(int first, int last);
 void nl_epoll_gained(int epfd);
+void nl_wake_consumed(int epfd);
+void nl_mark_epoll_wake(int epfd, int armed);
 void nl_mark_epoll_kernel(int epfd);
 int nl_epoll_kernel(int epfd);
 void nl_forget_epoll(int epfd);
@@ -129,6 +136,7 @@ struct nl_real {
     int (*socket)(int, int, int);
     int (*close)(int);
     int (*close_range)(unsigned, unsigned, int);
+    void (*closefrom)(int);
     int (*dup)(int);
     int (*dup2)(int, int);
     int (*dup3)(int, int, int);

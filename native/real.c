@@ -9,7 +9,7 @@ struct nl_real nl_real;
 
 void nl_real_init(void)
 {
-    RESOLVE(socket); RESOLVE(close); RESOLVE(close_range); RESOLVE(dup); RESOLVE(dup2); RESOLVE(dup3);
+    RESOLVE(socket); RESOLVE(close); RESOLVE(close_range); RESOLVE(closefrom); RESOLVE(dup); RESOLVE(dup2); RESOLVE(dup3);
     RESOLVE(fcntl); RESOLVE(fcntl64); RESOLVE(ioctl);
     RESOLVE(bind); RESOLVE(listen); RESOLVE(accept); RESOLVE(accept4); RESOLVE(connect); RESOLVE(shutdown);
     RESOLVE(getsockopt); RESOLVE(setsockopt); RESOLVE(getsockname); RESOLVE(getpeername);

@@ -3,7 +3,9 @@
  * in the kernel on the rest together with its own wake-up descriptor. */
 #include "netloom.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 
 static long to_ns_ms(int timeout_ms) { return timeout_ms < 0 ? -1 : (long)timeout_ms * 1000000L; }
 static long to_ns_ts(const struct timespec *t) { return t ? (long)t->tv_sec * 1000000000L + t->tv_nsec : -1; }
@@ -69,11 +71,12 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 
 /* A set without Netloom members is waited on in the kernel. Another thread may add a Netloom
  * socket to it meanwhile (a dispatcher handing a connection to a sleeping worker), which the
- * kernel would not see: the engine then marks the set (nl_mark_epoll), and when a thread sleeps
- * in it, the interposer puts its own wake-up in the set, an eventfd kept readable and added
- * one-shot with NL_WAKE_MARK as its data. The sleeper returns, drops that event, and goes on
- * waiting in the engine, which now knows the member. The engines drop the event too if another
- * wait takes it first. */
+ * kernel would not see: the engine then marks the set (nl_mark_epoll), and when threads sleep in
+ * it, the interposer puts its own wake-up in the set: an eventfd kept readable, added one-shot
+ * with NL_WAKE_MARK as its data. One sleeper takes the event, drops it and goes on waiting in the
+ * engine, which now knows the member; whoever drops the event (that sleeper, or an engine's own
+ * kernel ask) re-arms it while threads still sleep there, so each wakes in turn, and takes it out
+ * of the set after the last. */
 static int wake_fd = -1;
 
 static long now_ms(void)
@@ -83,22 +86,56 @@ static long now_ms(void)
     return (long)t.tv_sec * 1000L + t.tv_nsec / 1000000L;
 }
 
+/* The wake-up descriptor, made on first use above the numbers a program usually reuses, so a
+ * close that bypasses the wrappers (closefrom inside libc) is unlikely to free a number the
+ * program then gets back. */
+static int wake_descriptor(void)
+{
+    int fd = __atomic_load_n(&wake_fd, __ATOMIC_ACQUIRE);
+    if (fd >= 0) return fd;
+    int made = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK); /* readable for good: it is never read */
+    if (made < 0) return -1;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 512) {
+        int high = REAL(fcntl)(made, F_DUPFD_CLOEXEC, (int)(rl.rlim_cur - 32 < 4000 ? rl.rlim_cur - 32 : 4000));
+        if (high >= 0) { REAL(close)(made); made = high; }
+    }
+    int none = -1;
+    if (__atomic_compare_exchange_n(&wake_fd, &none, made, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return made;
+    REAL(close)(made);
+    return none;
+}
+
+static void wake_arm(int epfd, int add)
+{
+    int fd = wake_descriptor();
+    if (fd < 0) return;
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.u64 = NL_WAKE_MARK };
+    if (REAL(epoll_ctl)(epfd, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT && add) REAL(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
 void nl_epoll_gained(int epfd)
 {
     __atomic_thread_fence(__ATOMIC_SEQ_CST); /* the mark before the count: pairs with nl_epoll_kernel_wait */
     if (!nl_epoll_sleepers || __atomic_load_n(&nl_epoll_sleepers[epfd], __ATOMIC_SEQ_CST) == 0) return;
     int e = errno;
-    int fd = __atomic_load_n(&wake_fd, __ATOMIC_ACQUIRE);
-    if (fd < 0) {
-        int made = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK); /* readable for good: it is never read */
-        if (made < 0) { errno = e; return; }
-        int none = -1;
-        if (__atomic_compare_exchange_n(&wake_fd, &none, made, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) fd = made;
-        else { REAL(close)(made); fd = none; }
+    nl_mark_epoll_wake(epfd, 1); /* first: from now on the engines ask the kernel about this set, and drop the event */
+    wake_arm(epfd, 1);
+    errno = e;
+}
+
+/* The wake-up's event was taken and dropped: the next sleeper's turn, or none left. Only re-armed
+ * here, never added: once taken out it stays out. */
+void nl_wake_consumed(int epfd)
+{
+    if (epfd < 0 || epfd >= NL_MAX_FD || !nl_epoll_sleepers) return;
+    int e = errno;
+    if (__atomic_load_n(&nl_epoll_sleepers[epfd], __ATOMIC_SEQ_CST) > 0) wake_arm(epfd, 0);
+    else {
+        int fd = __atomic_load_n(&wake_fd, __ATOMIC_ACQUIRE);
+        if (fd >= 0) REAL(epoll_ctl)(epfd, EPOLL_CTL_DEL, fd, NULL);
+        nl_mark_epoll_wake(epfd, 0);
     }
-    struct epoll_event ev = { .events = EPOLLIN | EPOLLONESHOT, .data.u64 = NL_WAKE_MARK };
-    if (REAL(epoll_ctl)(epfd, EPOLL_CTL_MOD, fd, &ev) != 0 && errno == ENOENT) REAL(epoll_ctl)(epfd, EPOLL_CTL_ADD, fd, &ev);
-    nl_mark_epoll_kernel(epfd); /* the engines' waits ask the kernel about this set from now on, and drop the event */
     errno = e;
 }
 
@@ -108,6 +145,18 @@ void nl_wake_forget(int first, int last)
 {
     int fd = __atomic_load_n(&wake_fd, __ATOMIC_ACQUIRE);
     if (fd >= first && fd <= last) __atomic_compare_exchange_n(&wake_fd, &fd, -1, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+
+/* Drops the wake-up's events from a kernel answer; returns how many are left, *woken = 1 if any went. */
+static int drop_marks(struct epoll_event *events, int r, int *woken)
+{
+    int k = 0;
+    *woken = 0;
+    for (int i = 0; i < r; i++) {
+        if (events[i].data.u64 == NL_WAKE_MARK) *woken = 1;
+        else events[k++] = events[i];
+    }
+    return k;
 }
 
 int nl_epoll_kernel_wait(int epfd, struct epoll_event *events, int max, int timeout_ms, const sigset_t *mask)
@@ -122,21 +171,31 @@ int nl_epoll_kernel_wait(int epfd, struct epoll_event *events, int max, int time
     int e = errno;
     __atomic_sub_fetch(&nl_epoll_sleepers[epfd], 1, __ATOMIC_SEQ_CST);
     if (r > 0) {
-        int k = 0, woken = 0;
-        for (int i = 0; i < r; i++) {
-            if (events[i].data.u64 == NL_WAKE_MARK) woken = 1;
-            else events[k++] = events[i];
-        }
-        if (k == 0 && woken) return NL_EPOLL_MOVED;
-        r = k;
+        int woken;
+        r = drop_marks(events, r, &woken);
+        if (woken) nl_wake_consumed(epfd);
+        if (r == 0 && woken) return NL_EPOLL_MOVED;
     }
     errno = e;
     return r;
 }
 
+/* A forked child waits in the kernel (the engine is its parent's), without the wake-up's events. */
+static int child_epoll_wait(int epfd, struct epoll_event *events, int max, int timeout_ms, const sigset_t *mask)
+{
+    long deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+    while (1) {
+        int woken, r = REAL(epoll_pwait)(epfd, events, max, timeout_ms, mask);
+        if (r <= 0) return r;
+        r = drop_marks(events, r, &woken);
+        if (r > 0 || timeout_ms == 0) return r;
+        if (timeout_ms > 0) { long left = deadline - now_ms(); if (left <= 0) return 0; timeout_ms = (int)left; }
+    }
+}
+
 static int epoll_wait_any(int epfd, struct epoll_event *events, int max, int timeout_ms, const sigset_t *mask)
 {
-    if (nl_in_child) return REAL(epoll_pwait)(epfd, events, max, timeout_ms, mask);
+    if (nl_in_child) return child_epoll_wait(epfd, events, max, timeout_ms, mask);
     if (!nl_epoll_has_ours(epfd)) {
         long deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
         int r = nl_epoll_kernel_wait(epfd, events, max, timeout_ms, mask);

@@ -120,7 +120,7 @@ internal sealed unsafe partial class Engine
                 Advance();
                 if (!s.LingerWaiting) return;
                 if (Clock.NowNs() >= deadline) { s.LingerExpired(); return; }
-                Register(w);
+                Register(w, s);
             }
             if (Sleep(w, deadline, null) < 0) return; // a signal ends the wait; the connection goes on closing
         }
@@ -167,7 +167,7 @@ internal sealed unsafe partial class Engine
                 if (r != -Errno.EAGAIN || s.NonBlocking || w is null) return r;
                 if (deadline == long.MaxValue) deadline = Deadline(s.ReceiveTimeoutNs);
                 if (Clock.NowNs() >= deadline) return -Errno.EAGAIN;
-                Register(w);
+                Register(w, s);
             }
             if (since.EndsCall(Sleep(w, deadline, null), restartable: deadline == long.MaxValue)) return -Errno.EINTR;
         }
@@ -198,7 +198,7 @@ internal sealed unsafe partial class Engine
                 long outcome = t.ConnectOutcome();
                 if (outcome != -Errno.EINPROGRESS) return outcome;
                 if (Clock.NowNs() >= deadline) return -Errno.EINPROGRESS;
-                Register(w);
+                Register(w, t);
             }
             // Interrupted, the handshake goes on, as the kernel's: a later connect waits for it or reports it.
             if (since.EndsCall(Sleep(w, deadline, null), restartable: deadline == long.MaxValue)) return -Errno.EINTR;
@@ -273,7 +273,7 @@ internal sealed unsafe partial class Engine
                     if (s.NonBlocking || (flags & Abi.MSG_DONTWAIT) != 0 || w is null) return got > 0 ? got : r;
                     if (deadline == long.MaxValue) deadline = Deadline(s.ReceiveTimeoutNs);
                     if (Clock.NowNs() >= deadline) return got > 0 ? got : -Errno.EAGAIN;
-                    Register(w);
+                    Register(w, s);
                 }
                 if (since.EndsCall(Sleep(w, deadline, null), restartable: deadline == long.MaxValue && got == 0)) return got > 0 ? got : -Errno.EINTR;
             }
@@ -316,7 +316,7 @@ internal sealed unsafe partial class Engine
                     if (s.NonBlocking || (flags & Abi.MSG_DONTWAIT) != 0 || w is null) return sent > 0 ? sent : r;
                     if (deadline == long.MaxValue) deadline = Deadline(s.SendTimeoutNs);
                     if (Clock.NowNs() >= deadline) return sent > 0 ? sent : -Errno.EAGAIN;
-                    Register(w);
+                    Register(w, s);
                 }
                 if (since.EndsCall(Sleep(w, deadline, null), restartable: deadline == long.MaxValue && sent == 0)) return sent > 0 ? sent : -Errno.EINTR;
             }

@@ -35,7 +35,7 @@ internal sealed unsafe partial class Engine
                 {
                     Advance();
                     ready = CheckOurs(fds, n);
-                    if (ready == 0 && timeoutNs != 0 && w is not null && Clock.NowNs() < deadline) Register(w);
+                    if (ready == 0 && timeoutNs != 0 && w is not null && Clock.NowNs() < deadline) Register(w, SoleSocket(fds, n));
                 }
                 bool sleeping = w is { Registered: true };
                 if (sleeping && k == 0 && SleepOnPort(w!, deadline, sigmask, -1) is { } slept)
@@ -92,6 +92,22 @@ internal sealed unsafe partial class Engine
         return ready;
     }
 
+    /// <summary>
+    /// The one Netloom socket a poll waits on, when there is exactly one (a client's poll before
+    /// its recv): only that socket's events need wake it. Null for several (any event wakes it).
+    /// </summary>
+    private RunSocket? SoleSocket(PollFd* fds, int n)
+    {
+        RunSocket? sole = null;
+        for (int i = 0; i < n; i++)
+        {
+            if (Get(fds[i].Fd) is not { } s || s == sole) continue;
+            if (sole is not null) return null;
+            sole = s;
+        }
+        return sole;
+    }
+
     /// <summary>ppoll on kernel descriptors; -EINTR when a signal came.</summary>
     private static int KernelPoll(PollFd* fds, int n, long timeoutNs, void* sigmask)
     {
@@ -114,6 +130,8 @@ internal sealed unsafe partial class Engine
             var set = GetOrAddEpoll(epfd);
             long r = set.Control(op, fd, s, ev is null ? 0 : ev->Events, ev is null ? 0 : ev->Data);
             if (r == 0 && op == Abi.EPOLL_CTL_ADD) MarkEpoll(epfd, true);
+            // Another thread may sleep on the set: an entry made ready here wakes it, as the kernel's would.
+            if (r == 0 && op != Abi.EPOLL_CTL_DEL && set.Listed > 0) WakeSleepers(set);
             return r;
         }
     }
@@ -145,9 +163,10 @@ internal sealed unsafe partial class Engine
             {
                 // Nothing was ready: register, then look at the Netloom members once more so an
                 // event between the first look and the registration is not lost.
-                Register(w);
+                var waitedOn = GetEpoll(epfd);
+                Register(w, waitedOn); // no Netloom member yet: any socket's event wakes it
                 sleeping = true;
-                if (GetEpoll(epfd) is { } set) n = set.Collect(events, max);
+                if (waitedOn is not null) n = waitedOn.Collect(events, max);
             }
             if (n > 0) { Unregister(w); return n; }
             if (SleepOnPort(w, deadline, sigmask, EpollHasKernelMembers(epfd) ? epfd : -1) is { } slept)

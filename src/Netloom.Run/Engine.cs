@@ -190,11 +190,15 @@ internal sealed unsafe partial class Engine : ISocketEngine
     /// <summary>A deadline in monotonic nanoseconds for a timeout (0 or less: none).</summary>
     public static long Deadline(long timeoutNs) => timeoutNs <= 0 ? long.MaxValue : Clock.NowNs() + timeoutNs;
 
-    /// <summary>Registers this thread to be woken by the next socket event. Call with the lock held.</summary>
-    public void Register(Waiter w)
+    /// <summary>
+    /// Registers this thread to be woken by the next event of <paramref name="interest"/> (a
+    /// socket, an epoll set; null: of any socket). Call with the lock held.
+    /// </summary>
+    public void Register(Waiter w, object? interest = null)
     {
         if (w.Registered) return;
         w.Registered = true;
+        w.Interest = interest;
         w.Reset();
         _sleepers.Add(w);
     }
@@ -236,11 +240,29 @@ internal sealed unsafe partial class Engine : ISocketEngine
         finally { Unregister(w); }
     }
 
-    /// <summary>Something changed on a socket: wake every sleeping thread to look again. Called with the lock held.</summary>
-    public void WakeSleepers()
+    /// <summary>
+    /// Something changed on <paramref name="changed"/>: wakes the sleeping threads it concerns
+    /// (those waiting on it, on an epoll set watching it, or on any socket) to look again. Waking
+    /// every sleeper instead made each reply to one of memcslap's 50 threads wake all 50.
+    /// Called with the lock held.
+    /// </summary>
+    public void WakeSleepers(RunSocket changed)
     {
         var list = _sleepers;
-        for (int i = 0; i < list.Count; i++) list[i].Wake(_wakeablePort);
+        for (int i = 0; i < list.Count; i++)
+        {
+            var w = list[i];
+            if (w.Interest is null || w.Interest == changed || (w.Interest is EpollSet set && changed.Epoll.Watches(set)))
+                w.Wake(_wakeablePort);
+        }
+    }
+
+    /// <summary>An epoll_ctl made an entry of <paramref name="set"/> ready: wakes the threads waiting on it. Called with the lock held.</summary>
+    public void WakeSleepers(EpollSet set)
+    {
+        var list = _sleepers;
+        for (int i = 0; i < list.Count; i++)
+            if (list[i].Interest is null || list[i].Interest == set) list[i].Wake(_wakeablePort);
     }
 
     /// <summary>Raises SIGPIPE on the calling thread, as the kernel does for a send on a broken connection without MSG_NOSIGNAL.</summary>

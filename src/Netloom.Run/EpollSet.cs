@@ -25,6 +25,13 @@ internal sealed class EpollWatchers
         foreach (var e in Entries) e.Set.Enlist(e);
     }
 
+    /// <summary>Whether an entry of <paramref name="set"/> watches the member.</summary>
+    public bool Watches(EpollSet set)
+    {
+        foreach (var e in Entries) if (e.Set == set) return true;
+        return false;
+    }
+
     /// <summary><paramref name="fd"/>, one of the member's descriptors, was closed: its registrations go, in every set.</summary>
     public void Closed(int fd)
     {
@@ -62,16 +69,22 @@ internal sealed class EpollSet(int epfd)
 
     /// <summary>
     /// The kernel members of <paramref name="epfd"/> that are ready, without waiting. The
-    /// interposer's own wake-up event (<see cref="Abi.WakeMark"/>), which a set may hold after
-    /// another thread's wait began in the kernel, is dropped: the program never sees it.
+    /// interposer's own wake-up event (<see cref="Abi.WakeMark"/>), which a set holds while
+    /// threads that began waiting in the kernel are being woken, is dropped (the program never
+    /// sees it) and handed back to the interposer for the next sleeper.
     /// </summary>
     public static unsafe int AskKernel(int epfd, EpollEvent* events, int max)
     {
         int k = Sys.EpollWait(epfd, events, max, 0);
         if (k <= 0) return k;
         int kept = 0;
+        bool woken = false;
         for (int i = 0; i < k; i++)
+        {
             if (events[i].Data != Abi.WakeMark) events[kept++] = events[i];
+            else woken = true;
+        }
+        if (woken) Engine.Host->WakeConsumed(epfd);
         return kept;
     }
     private readonly Queue<Entry> _ready = new();

@@ -77,7 +77,7 @@ internal abstract unsafe class RunSocket(Engine engine, int type, int family) : 
     protected void Changed()
     {
         Epoll.Moved();
-        Engine.WakeSleepers();
+        Engine.WakeSleepers(this);
     }
 
     /// <summary>An address as this socket's family reports it (sockaddr_in, or sockaddr_in6 with IPv4 IPv4-mapped).</summary>

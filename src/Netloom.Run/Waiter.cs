@@ -16,6 +16,12 @@ internal sealed unsafe class Waiter
     public readonly int Fd;
     /// <summary>True while registered with the engine (under the stack lock).</summary>
     public bool Registered;
+    /// <summary>
+    /// What the registered wait is for: a socket (recv, send, accept, connect), an epoll set, or
+    /// null for anything (poll and select over several sockets). Only events that concern it
+    /// wake the thread (<see cref="Engine.WakeSleepers"/>).
+    /// </summary>
+    public object? Interest;
     // How the thread waits now, which decides how a wake-up reaches it.
     public const int OnEventFd = 0, OnPort = 1, Spinning = 2;
     private int _signalled, _mode;

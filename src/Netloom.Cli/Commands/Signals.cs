@@ -59,14 +59,15 @@ internal static class Signals
     }
 
     /// <summary>
-    /// Runs <paramref name="stop"/> on Ctrl-C (SIGINT) and on SIGTERM instead of dying at once, so
+    /// Runs <paramref name="stop"/> on Ctrl-C (SIGINT), Ctrl-\ (SIGQUIT, as Console.CancelKeyPress
+    /// did) and SIGTERM instead of dying at once, so
     /// a long-running command leaves through its own ending (its counters printed, a shm server's
     /// file removed) whether a terminal, kill, systemd or docker stop asked it to.
     /// </summary>
     public static IDisposable OnStop(Action stop)
     {
         var registrations = new List<PosixSignalRegistration>();
-        foreach (var signal in new[] { PosixSignal.SIGINT, PosixSignal.SIGTERM })
+        foreach (var signal in new[] { PosixSignal.SIGINT, PosixSignal.SIGQUIT, PosixSignal.SIGTERM })
             registrations.Add(PosixSignalRegistration.Create(signal, c => { c.Cancel = true; stop(); }));
         return new Registrations(registrations);
     }

@@ -52,6 +52,8 @@ internal unsafe struct HostTable
     /// all of them (1), or only those without SA_RESTART (0).
     /// </summary>
     public delegate* unmanaged[SuppressGCTransition]<int, nuint> Handled;
+    /// <summary>The engine dropped the interposer's wake-up event (<see cref="Abi.WakeMark"/>) from epfd's answer: the next sleeper's turn.</summary>
+    public delegate* unmanaged<int, void> WakeConsumed;
 }
 
 /// <summary>struct epoll_event: packed on x86-64 (12 bytes).</summary>

@@ -70,13 +70,18 @@ internal sealed unsafe partial class OffloadEngine
         }
     }
 
-    /// <summary>A poll's sleep beside the ring ended: its ticket stops waiting, and a wake-up written to it is read.</summary>
-    private static void EndTicketWait(WaitTicket? ticket)
+    /// <summary>
+    /// A poll's sleep beside the ring ended: its ticket stops waiting, and a wake-up the sleep saw
+    /// written to its eventfd is read. A write that lands after the sleep is read by the next sleep
+    /// that sees it: going by <see cref="WaitTicket.Woken"/> instead, read without the lock, a
+    /// late write stayed unread and every later sleep returned at once.
+    /// </summary>
+    private static void EndTicketWait(WaitTicket? ticket, bool written)
     {
         if (ticket is null) return;
         ticket.Waiting = false;
         ulong drained;
-        if (ticket.Woken && ticket.Fd >= 0) _ = Libc.Read(ticket.Fd, &drained, sizeof(ulong));
+        if (written) _ = Libc.Read(ticket.Fd, &drained, sizeof(ulong));
     }
 
     /// <summary>
@@ -158,8 +163,8 @@ internal sealed unsafe partial class OffloadEngine
                     Flush();
                 }
                 bool sleep = ready == 0 && timeoutNs != 0 && Clock.NowNs() < deadline;
-                if (sleep && since.Interrupted(false)) { EndTicketWait(ticket); return -Errno.EINTR; } // a handler ran during the call (another thread's 10 ms slices included)
-                int slots = k;
+                if (sleep && since.Interrupted(false)) { EndTicketWait(ticket, false); return -Errno.EINTR; } // a handler ran during the call (another thread's 10 ms slices included)
+                int slots = k, ticketSlot = -1;
                 // What wakes this sleep for the ring: its descriptor, readable when completions wait;
                 // in the owner mode the eventfd the ring signals (completions the owner must run
                 // first do not make the descriptor readable), and for the owner's other threads
@@ -180,7 +185,7 @@ internal sealed unsafe partial class OffloadEngine
                 else if (sleep && k > 0 && !SingleIssuer)
                 {
                     kernel[slots++] = new PollFd { Fd = _ring.Fd, Events = Abi.POLLIN };
-                    if (ticket is { Fd: >= 0 }) kernel[slots++] = new PollFd { Fd = ticket.Fd, Events = Abi.POLLIN };
+                    if (ticket is { Fd: >= 0 }) { ticketSlot = slots; kernel[slots++] = new PollFd { Fd = ticket.Fd, Events = Abi.POLLIN }; }
                 }
                 int kernelReady = 0;
                 if (k > 0)
@@ -190,7 +195,7 @@ internal sealed unsafe partial class OffloadEngine
                     TimeSpec ts = TimeSpec.FromNanoseconds(Math.Max(0, left));
                     int r = Sys.PPoll(kernel, (ulong)slots, left < 0 ? null : &ts, sleep ? sigmask : null);
                     int pollErrno = Libc.Errno;
-                    EndTicketWait(ticket);
+                    EndTicketWait(ticket, ticketSlot >= 0 && kernel[ticketSlot].Revents != 0);
                     if (ownerSleeps)
                     {
                         _ownerAsleep = false;

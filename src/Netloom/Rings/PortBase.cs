@@ -100,10 +100,20 @@ internal abstract unsafe class PortBase : IPort
         }
     }
 
-    /// <summary>Syncs the ring (holding <paramref name="ringLock"/> if any) and tells whether it is ready.</summary>
+    /// <summary>
+    /// Syncs the ring (holding <paramref name="ringLock"/> if any) and tells whether it is ready.
+    /// A busy-polling wait only tries the lock: whoever holds it is taking the frames already,
+    /// and a spinner taking it on every turn would keep the program's own threads out.
+    /// </summary>
     private bool SyncReady(bool rx, Lock? ringLock)
     {
         if (ringLock is null) return SyncReady(rx);
+        if (WaitMode == WaitMode.BusyPoll)
+        {
+            if (!ringLock.TryEnter()) return false;
+            try { return SyncReady(rx); }
+            finally { ringLock.Exit(); }
+        }
         using (ringLock.EnterScope()) return SyncReady(rx);
     }
 

@@ -30,6 +30,7 @@ public class RunLayoutTests
             ["nl_host.mark_epoll"] = (long)Marshal.OffsetOf<HostTable>(nameof(HostTable.MarkEpoll)), ["nl_host.warn"] = (long)Marshal.OffsetOf<HostTable>(nameof(HostTable.Warn)),
             ["nl_host.epoll_kernel"] = (long)Marshal.OffsetOf<HostTable>(nameof(HostTable.EpollKernel)),
             ["nl_host.handled"] = (long)Marshal.OffsetOf<HostTable>(nameof(HostTable.Handled)),
+            ["nl_host.wake_consumed"] = (long)Marshal.OffsetOf<HostTable>(nameof(HostTable.WakeConsumed)),
             ["NL_MAX_FD"] = Engine.MaxFd,
             ["epoll_event"] = sizeof(EpollEvent), ["epoll_event.data"] = (long)Marshal.OffsetOf<EpollEvent>(nameof(EpollEvent.Data)),
             ["msghdr"] = sizeof(MsgHdr), ["msghdr.flags"] = (long)Marshal.OffsetOf<MsgHdr>(nameof(MsgHdr.Flags)),
@@ -93,7 +94,7 @@ public class RunLayoutTests
             int main(void) {
               P("nl_engine", sizeof(struct nl_engine)); P("NL_ENGINE_VERSION", NL_ENGINE_VERSION); P("NL_KERNEL", NL_KERNEL);
               P("nl_host", sizeof(struct nl_host)); P("nl_host.mark", offsetof(struct nl_host, mark));
-              P("nl_host.mark_epoll", offsetof(struct nl_host, mark_epoll)); P("nl_host.warn", offsetof(struct nl_host, warn)); P("nl_host.epoll_kernel", offsetof(struct nl_host, epoll_kernel)); P("nl_host.handled", offsetof(struct nl_host, handled)); P("NL_MAX_FD", NL_MAX_FD);
+              P("nl_host.mark_epoll", offsetof(struct nl_host, mark_epoll)); P("nl_host.warn", offsetof(struct nl_host, warn)); P("nl_host.epoll_kernel", offsetof(struct nl_host, epoll_kernel)); P("nl_host.handled", offsetof(struct nl_host, handled)); P("nl_host.wake_consumed", offsetof(struct nl_host, wake_consumed)); P("NL_MAX_FD", NL_MAX_FD);
               {{string.Join(" ", entries.Select(e => $"E({e});"))}}
               P("epoll_event", sizeof(struct epoll_event)); P("epoll_event.data", offsetof(struct epoll_event, data));
               P("msghdr", sizeof(struct msghdr)); P("msghdr.flags", offsetof(struct msghdr, msg_flags));

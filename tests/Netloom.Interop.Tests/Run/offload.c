@@ -432,7 +432,7 @@ static void check_poll_beside_a_reaping_thread(int ep, int lfd)
     epoll_ctl(r.ep, EPOLL_CTL_ADD, idle, &iev);
     pthread_t rt, st;
     pthread_create(&rt, NULL, reap_busily, &r);
-    int woken = 0, rounds = 5;
+    int woken = 0, rounds = 20;
     for (int i = 0; i < rounds; i++) {
         struct sender s = { .fd = cl, .ms = 100 };
         pthread_create(&st, NULL, send_after, &s);
