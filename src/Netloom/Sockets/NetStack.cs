@@ -102,6 +102,10 @@ public sealed class NetStack : SocketStack, IDisposable
         }
     }
 
+    /// <summary>
+    /// Stops the owner thread and releases the port. Not from a thread holding <see cref="SocketStack.Lock"/>:
+    /// the owner's port waits take that lock to sync the ring, and this waits for the owner to end.
+    /// </summary>
     public void Dispose()
     {
         if (_stopping) return;
