@@ -81,6 +81,7 @@ internal sealed unsafe partial class Engine
             Thread.Sleep(1);
         }
         if (PrintStats) lock (Lock) Warn(StatsLine());
+        ClearPortSleeper();
         Stack.Dispose();
         _capture?.Dispose();
     }

@@ -57,6 +57,7 @@ internal sealed unsafe partial class Engine
         if (_wakeablePort is not { } port || sigmask is not null) return null;
         if (watchFd >= 0 && _ownerKick < 0) return null;
         if (Interlocked.CompareExchange(ref _portSleeper, 1, 0) != 0) return null;
+        if (Volatile.Read(ref _portClosing)) { Volatile.Write(ref _portSleeper, 0); return null; } // after the exchange: pairs with ClearPortSleeper
         try
         {
             Volatile.Write(ref _watchFd, watchFd);
@@ -73,6 +74,25 @@ internal sealed unsafe partial class Engine
             w.SetMode(Waiter.OnEventFd);
             Volatile.Write(ref _watchFd, -1);
             Volatile.Write(ref _portSleeper, 0);
+        }
+    }
+
+    private bool _portClosing;
+
+    /// <summary>
+    /// Before the port is released at exit: no program thread may sleep on it any longer (its wait
+    /// syncs the ring, which would then be gone). New port sleeps are refused, and one under way is
+    /// interrupted and waited for (its thread goes on sleeping on its eventfd).
+    /// </summary>
+    private void ClearPortSleeper()
+    {
+        if (_wakeablePort is not { } port) return;
+        Volatile.Write(ref _portClosing, true);
+        Interlocked.MemoryBarrier(); // the flag before the look: a sleeper exchanges, then reads the flag
+        for (int i = 0; i < 2000 && Volatile.Read(ref _portSleeper) != 0; i++)
+        {
+            port.InterruptRxWait();
+            Thread.Sleep(1);
         }
     }
 
