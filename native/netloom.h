@@ -108,7 +108,7 @@ static inline int nl_epoll_has_ours(int epfd) { return epfd >= 0 && epfd < NL_MA
 void nl_tables_init(void);
 void nl_mark(int fd, int ours);
 void nl_mark_epoll(int epfd, int ours);
-int nl_epoll_kernel_wait(int epfd, struct epoll_event *events, int max, int timeout_ms, const sigset_t *mask);
+int nl_epoll_kernel_wait(int epfd, struct epoll_event *events, int max, long timeout_ns, const sigset_t *mask, int precise);
 void nl_wake_forget(int first, int last);
 void nl_epoll_gained(int epfd);
 void nl_wake_consumed(int epfd);
@@ -176,6 +176,7 @@ struct nl_real {
     int (*epoll_ctl)(int, int, int, struct epoll_event *);
     int (*epoll_wait)(int, struct epoll_event *, int, int);
     int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
+    int (*epoll_pwait2)(int, struct epoll_event *, int, const struct timespec *, const sigset_t *);
     pid_t (*fork)(void);
 };
 extern struct nl_real nl_real;

@@ -17,7 +17,7 @@ void nl_real_init(void)
     RESOLVE(recv); RESOLVE(recvfrom); RESOLVE(recvmsg); RESOLVE(recvmmsg);
     RESOLVE(send); RESOLVE(sendto); RESOLVE(sendmsg); RESOLVE(sendmmsg); RESOLVE(sendfile); RESOLVE(sendfile64);
     RESOLVE(poll); RESOLVE(ppoll); RESOLVE(select); RESOLVE(pselect);
-    RESOLVE(epoll_create); RESOLVE(epoll_create1); RESOLVE(epoll_ctl); RESOLVE(epoll_wait); RESOLVE(epoll_pwait);
+    RESOLVE(epoll_create); RESOLVE(epoll_create1); RESOLVE(epoll_ctl); RESOLVE(epoll_wait); RESOLVE(epoll_pwait); RESOLVE(epoll_pwait2);
     RESOLVE(fork);
     if (!nl_real.fcntl64) nl_real.fcntl64 = nl_real.fcntl;
     if (!nl_real.sendfile64) nl_real.sendfile64 = nl_real.sendfile;

@@ -79,11 +79,11 @@ int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
  * of the set after the last. */
 static int wake_fd = -1;
 
-static long now_ms(void)
+static long now_ns(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    return (long)t.tv_sec * 1000L + t.tv_nsec / 1000000L;
+    return (long)t.tv_sec * 1000000000L + t.tv_nsec;
 }
 
 /* The wake-up descriptor, made on first use above the numbers a program usually reuses, so a
@@ -159,15 +159,24 @@ static int drop_marks(struct epoll_event *events, int r, int *woken)
     return k;
 }
 
-int nl_epoll_kernel_wait(int epfd, struct epoll_event *events, int max, int timeout_ms, const sigset_t *mask)
+/* The kernel's epoll_pwait, or epoll_pwait2 (precise: a timespec to the nanosecond), with a
+ * timeout in nanoseconds (-1: none). */
+static int kernel_epoll(int epfd, struct epoll_event *events, int max, long timeout_ns, const sigset_t *mask, int precise)
 {
-    if (!nl_epoll_sleepers || epfd < 0 || epfd >= NL_MAX_FD) return REAL(epoll_pwait)(epfd, events, max, timeout_ms, mask);
+    if (!precise) return REAL(epoll_pwait)(epfd, events, max, timeout_ns < 0 ? -1 : (int)(timeout_ns / 1000000L), mask);
+    struct timespec ts = { .tv_sec = timeout_ns / 1000000000L, .tv_nsec = timeout_ns % 1000000000L };
+    return REAL(epoll_pwait2)(epfd, events, max, timeout_ns < 0 ? NULL : &ts, mask);
+}
+
+int nl_epoll_kernel_wait(int epfd, struct epoll_event *events, int max, long timeout_ns, const sigset_t *mask, int precise)
+{
+    if (!nl_epoll_sleepers || epfd < 0 || epfd >= NL_MAX_FD) return kernel_epoll(epfd, events, max, timeout_ns, mask, precise);
     __atomic_add_fetch(&nl_epoll_sleepers[epfd], 1, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&nl_epoll_ours[epfd], __ATOMIC_SEQ_CST) & NL_EPOLL_OURS) {
         __atomic_sub_fetch(&nl_epoll_sleepers[epfd], 1, __ATOMIC_SEQ_CST);
         return NL_EPOLL_MOVED; /* a member came between the caller's look and the count */
     }
-    int r = REAL(epoll_pwait)(epfd, events, max, timeout_ms, mask);
+    int r = kernel_epoll(epfd, events, max, timeout_ns, mask, precise);
     int e = errno;
     __atomic_sub_fetch(&nl_epoll_sleepers[epfd], 1, __ATOMIC_SEQ_CST);
     if (r > 0) {
@@ -181,36 +190,43 @@ int nl_epoll_kernel_wait(int epfd, struct epoll_event *events, int max, int time
 }
 
 /* A forked child waits in the kernel (the engine is its parent's), without the wake-up's events. */
-static int child_epoll_wait(int epfd, struct epoll_event *events, int max, int timeout_ms, const sigset_t *mask)
+static int child_epoll_wait(int epfd, struct epoll_event *events, int max, long timeout_ns, const sigset_t *mask, int precise)
 {
-    long deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+    long deadline = timeout_ns > 0 ? now_ns() + timeout_ns : 0;
     while (1) {
-        int woken, r = REAL(epoll_pwait)(epfd, events, max, timeout_ms, mask);
+        int woken, r = kernel_epoll(epfd, events, max, timeout_ns, mask, precise);
         if (r <= 0) return r;
         r = drop_marks(events, r, &woken);
-        if (r > 0 || timeout_ms == 0) return r;
-        if (timeout_ms > 0) { long left = deadline - now_ms(); if (left <= 0) return 0; timeout_ms = (int)left; }
+        if (r > 0 || timeout_ns == 0) return r;
+        if (timeout_ns > 0) { timeout_ns = deadline - now_ns(); if (timeout_ns <= 0) return 0; }
     }
 }
 
-static int epoll_wait_any(int epfd, struct epoll_event *events, int max, int timeout_ms, const sigset_t *mask)
+static int epoll_wait_any(int epfd, struct epoll_event *events, int max, long timeout_ns, const sigset_t *mask, int precise)
 {
-    if (nl_in_child) return child_epoll_wait(epfd, events, max, timeout_ms, mask);
+    if (nl_in_child) return child_epoll_wait(epfd, events, max, timeout_ns, mask, precise);
     if (!nl_epoll_has_ours(epfd)) {
-        long deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
-        int r = nl_epoll_kernel_wait(epfd, events, max, timeout_ms, mask);
+        long deadline = timeout_ns > 0 ? now_ns() + timeout_ns : 0;
+        int r = nl_epoll_kernel_wait(epfd, events, max, timeout_ns, mask, precise);
         if (r != NL_EPOLL_MOVED) return r;
-        if (timeout_ms > 0) { long left = deadline - now_ms(); timeout_ms = left > 0 ? (int)left : 0; }
+        if (timeout_ns > 0) { timeout_ns = deadline - now_ns(); if (timeout_ns < 0) timeout_ns = 0; }
     }
-    return (int)nl_result(nl_engine->epoll_wait(epfd, events, max, to_ns_ms(timeout_ms), mask));
+    return (int)nl_result(nl_engine->epoll_wait(epfd, events, max, timeout_ns, mask));
 }
 
 int epoll_wait(int epfd, struct epoll_event *events, int max, int timeout_ms)
 {
-    return epoll_wait_any(epfd, events, max, timeout_ms, NULL);
+    return epoll_wait_any(epfd, events, max, to_ns_ms(timeout_ms), NULL, 0);
 }
 
 int epoll_pwait(int epfd, struct epoll_event *events, int max, int timeout_ms, const sigset_t *mask)
 {
-    return epoll_wait_any(epfd, events, max, timeout_ms, mask);
+    return epoll_wait_any(epfd, events, max, to_ns_ms(timeout_ms), mask, 0);
+}
+
+/* glibc 2.35 and later; the engine takes its timeout to the nanosecond as it is. */
+int epoll_pwait2(int epfd, struct epoll_event *events, int max, const struct timespec *timeout, const sigset_t *mask)
+{
+    if (timeout && (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000L)) { errno = EINVAL; return -1; }
+    return epoll_wait_any(epfd, events, max, to_ns_ts(timeout), mask, 1);
 }

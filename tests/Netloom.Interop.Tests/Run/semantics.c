@@ -305,6 +305,29 @@ static void check_epoll_add_wakes(const char *name, int with_pipe, int nsleepers
     if (with_pipe) { close(p[0]); close(p[1]); }
 }
 
+/* epoll_pwait2 (glibc 2.35: a timespec timeout, to the nanosecond) reports Netloom sockets as
+ * epoll_wait does, and times out as asked when none is ready. */
+static void check_epoll_pwait2(void)
+{
+    int fd = connect_to(peer_addr, 'S'); /* the peer sends "hello" at once */
+    char buf[8];
+    ssize_t peeked = recv(fd, buf, 1, MSG_PEEK);
+    int ep = epoll_create1(0);
+    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = 7 }, out[2];
+    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    struct timespec two = { .tv_sec = 2 }, brief = { .tv_nsec = 50 * 1000 * 1000 }, t0, t1;
+    int ready = epoll_pwait2(ep, out, 2, &two, NULL);
+    uint64_t data = ready > 0 ? out[0].data.u64 : 0;
+    ssize_t got = read_full(fd, buf, 5);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int idle = epoll_pwait2(ep, out, 2, &brief, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    CHECK("epoll-pwait2", peeked == 1 && ready == 1 && data == 7 && got == 5 && idle == 0 && ms >= 40,
+          "ready %d (data %llu), read %zd, then %d after %ld ms", ready, (unsigned long long)data, got, idle, ms);
+    close(ep); close(fd);
+}
+
 static void on_alarm(int sig) { (void)sig; }
 
 /* A signal whose handler lacks SA_RESTART ends a blocking recv and an epoll_wait with EINTR. */
@@ -660,6 +683,7 @@ int main(int argc, char **argv)
     check_epoll_add_wakes("epoll-add-to-an-empty-set-wakes-its-sleeper", 0, 1);
     check_epoll_add_wakes("epoll-add-to-a-kernel-only-set-wakes-its-sleeper", 1, 1);
     check_epoll_add_wakes("epoll-add-to-an-empty-set-wakes-both-its-sleepers", 0, 2);
+    check_epoll_pwait2();
     check_eintr();
     check_sa_restart();
     check_connect_again();
