@@ -8,8 +8,9 @@
 #include <sys/resource.h>
 
 static long to_ns_ms(int timeout_ms) { return timeout_ms < 0 ? -1 : (long)timeout_ms * 1000000L; }
-static long to_ns_ts(const struct timespec *t) { return t ? (long)t->tv_sec * 1000000000L + t->tv_nsec : -1; }
-static long to_ns_tv(const struct timeval *t) { return t ? (long)t->tv_sec * 1000000000L + (long)t->tv_usec * 1000L : -1; }
+/* A timeout past 2^62 ns (about 146 years) is as good as none, and would overflow a deadline. */
+static long to_ns_ts(const struct timespec *t) { return !t || t->tv_sec >= 4611686018L ? -1 : (long)t->tv_sec * 1000000000L + t->tv_nsec; }
+static long to_ns_tv(const struct timeval *t) { return !t || t->tv_sec >= 4611686018L ? -1 : (long)t->tv_sec * 1000000000L + (long)t->tv_usec * 1000L; }
 
 static int any_ours(const struct pollfd *fds, nfds_t n)
 {
@@ -227,6 +228,7 @@ int epoll_pwait(int epfd, struct epoll_event *events, int max, int timeout_ms, c
 /* glibc 2.35 and later; the engine takes its timeout to the nanosecond as it is. */
 int epoll_pwait2(int epfd, struct epoll_event *events, int max, const struct timespec *timeout, const sigset_t *mask)
 {
+    if (!REAL(epoll_pwait2)) { errno = ENOSYS; return -1; } /* a libc without it: as that libc would answer */
     if (timeout && (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000L)) { errno = EINVAL; return -1; }
     return epoll_wait_any(epfd, events, max, to_ns_ts(timeout), mask, 1);
 }

@@ -32,7 +32,7 @@ internal sealed unsafe partial class Engine
     // 1 while a program thread sleeps on the port (one at a time: the port has one waiting flag),
     // the kernel descriptor that thread also waits for (an epoll set's, or -1), and a count of
     // such sleeps, so the owner knows a new one from one whose descriptor it already reported.
-    private int _portSleeper, _watchFd = -1, _sleepGeneration, _firedGeneration = -1;
+    private int _portSleeper /* the sleeping thread's managed id, or 0 */, _watchFd = -1, _sleepGeneration, _firedGeneration = -1;
     // Program threads sleeping on their eventfds: the owner must watch the port for them.
     private int _eventfdSleepers;
     // The owner thread's side: 1 while it stands back in ppoll, the descriptor it watches there,
@@ -56,7 +56,7 @@ internal sealed unsafe partial class Engine
     {
         if (_wakeablePort is not { } port || sigmask is not null) return null;
         if (watchFd >= 0 && _ownerKick < 0) return null;
-        if (Interlocked.CompareExchange(ref _portSleeper, 1, 0) != 0) return null;
+        if (Interlocked.CompareExchange(ref _portSleeper, Environment.CurrentManagedThreadId, 0) != 0) return null;
         if (Volatile.Read(ref _portClosing)) { Volatile.Write(ref _portSleeper, 0); return null; } // after the exchange: pairs with ClearPortSleeper
         try
         {
@@ -89,7 +89,10 @@ internal sealed unsafe partial class Engine
         if (_wakeablePort is not { } port) return;
         Volatile.Write(ref _portClosing, true);
         Interlocked.MemoryBarrier(); // the flag before the look: a sleeper exchanges, then reads the flag
-        for (int i = 0; i < 2000 && Volatile.Read(ref _portSleeper) != 0; i++)
+        // Not when the sleeper is this very thread (a signal handler that called exit while its
+        // thread slept on the port): that sleep never resumes, and waiting for it would only stall.
+        int me = Environment.CurrentManagedThreadId;
+        for (int i = 0; i < 2000 && Volatile.Read(ref _portSleeper) is not 0 and var sleeper && sleeper != me; i++)
         {
             port.InterruptRxWait();
             Thread.Sleep(1);

@@ -146,7 +146,8 @@ internal sealed unsafe partial class Engine : ISocketEngine
     /// </summary>
     public long HandOver(int fd)
     {
-        Forget(fd);
+        // A thread waiting on the socket under this descriptor looks again (and finds it the kernel's).
+        if (Forget(fd) is { } s) WakeSleepers(s);
         return Abi.Kernel;
     }
 
@@ -196,7 +197,7 @@ internal sealed unsafe partial class Engine : ISocketEngine
     /// </summary>
     public void Register(Waiter w, object? interest = null)
     {
-        if (w.Registered) return;
+        if (w.Registered) { w.Interest = null; return; } // a wait inside a wait (a handler's call): any event wakes it
         w.Registered = true;
         w.Interest = interest;
         w.Reset();
@@ -209,6 +210,7 @@ internal sealed unsafe partial class Engine : ISocketEngine
         {
             if (!w.Registered) return;
             w.Registered = false;
+            w.Interest = null; // holds no socket or set alive past the wait
             _sleepers.Remove(w);
         }
     }

@@ -265,7 +265,11 @@ internal sealed unsafe class UdpRunSocket(Engine engine, int family) : RunSocket
         if (to.IsIpv4) _binding!.SendTo(buffer.AsSpan(0, at), to.Ipv4, port);
         else _binding!.SendTo(buffer.AsSpan(0, at), to.Ipv6, port);
         Engine.Interface.FlushOutput(); // out now, not at the owner thread's next poll
-        if (ZeroCopy && (flags & Abi.MSG_ZEROCOPY) != 0 && at > 0) _completions.Complete(_zeroCopyNext++, copied: true);
+        if (ZeroCopy && (flags & Abi.MSG_ZEROCOPY) != 0 && at > 0)
+        {
+            _completions.Complete(_zeroCopyNext++, copied: true);
+            Changed(); // its completion makes the socket POLLERR: pollers and epoll sets look again
+        }
         return at;
     }
 
