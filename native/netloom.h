@@ -102,13 +102,9 @@ static inline int nl_epoll_has_ours(int epfd) { return epfd >= 0 && epfd < NL_MA
 /* The data of the interposer's own event in a program's epoll set (the wake-up below), which no
  * call returns to the program: not a canonical address, nor a descriptor number. */
 #define NL_WAKE_MARK 0x4e4c574b4d41524bULL
-/* nl_epoll_kernel_wait's answer when the set gained a Netloom member during the wait and nothing
- * else came: the wait goes on in the engine. */
-#define NL_EPOLL_MOVED (-1000)
 void nl_tables_init(void);
 void nl_mark(int fd, int ours);
 void nl_mark_epoll(int epfd, int ours);
-int nl_epoll_kernel_wait(int epfd, struct epoll_event *events, int max, long timeout_ns, const sigset_t *mask, int precise);
 void nl_wake_forget(int first, int last);
 void nl_epoll_gained(int epfd);
 void nl_wake_consumed(int epfd);

@@ -117,7 +117,7 @@ static void wake_arm(int epfd, int add)
 
 void nl_epoll_gained(int epfd)
 {
-    __atomic_thread_fence(__ATOMIC_SEQ_CST); /* the mark before the count: pairs with nl_epoll_kernel_wait */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST); /* the mark before the count: pairs with kernel_epoll_counted */
     if (!nl_epoll_sleepers || __atomic_load_n(&nl_epoll_sleepers[epfd], __ATOMIC_SEQ_CST) == 0) return;
     int e = errno;
     nl_mark_epoll_wake(epfd, 1); /* first: from now on the engines ask the kernel about this set, and drop the event */
@@ -169,7 +169,11 @@ static int kernel_epoll(int epfd, struct epoll_event *events, int max, long time
     return REAL(epoll_pwait2)(epfd, events, max, timeout_ns < 0 ? NULL : &ts, mask);
 }
 
-int nl_epoll_kernel_wait(int epfd, struct epoll_event *events, int max, long timeout_ns, const sigset_t *mask, int precise)
+/* kernel_epoll_counted's answer when the set gained a Netloom member during the wait and nothing
+ * else came: the wait goes on in the engine. */
+#define NL_EPOLL_MOVED (-1000)
+
+static int kernel_epoll_counted(int epfd, struct epoll_event *events, int max, long timeout_ns, const sigset_t *mask, int precise)
 {
     if (!nl_epoll_sleepers || epfd < 0 || epfd >= NL_MAX_FD) return kernel_epoll(epfd, events, max, timeout_ns, mask, precise);
     __atomic_add_fetch(&nl_epoll_sleepers[epfd], 1, __ATOMIC_SEQ_CST);
@@ -208,7 +212,7 @@ static int epoll_wait_any(int epfd, struct epoll_event *events, int max, long ti
     if (nl_in_child) return child_epoll_wait(epfd, events, max, timeout_ns, mask, precise);
     if (!nl_epoll_has_ours(epfd)) {
         long deadline = timeout_ns > 0 ? now_ns() + timeout_ns : 0;
-        int r = nl_epoll_kernel_wait(epfd, events, max, timeout_ns, mask, precise);
+        int r = kernel_epoll_counted(epfd, events, max, timeout_ns, mask, precise);
         if (r != NL_EPOLL_MOVED) return r;
         if (timeout_ns > 0) { timeout_ns = deadline - now_ns(); if (timeout_ns < 0) timeout_ns = 0; }
     }

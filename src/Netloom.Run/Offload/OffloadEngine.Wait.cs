@@ -71,20 +71,6 @@ internal sealed unsafe partial class OffloadEngine
     }
 
     /// <summary>
-    /// A poll's sleep beside the ring ended: its ticket stops waiting, and a wake-up the sleep saw
-    /// written to its eventfd is read. A write that lands after the sleep is read by the next sleep
-    /// that sees it: going by <see cref="WaitTicket.Woken"/> instead, read without the lock, a
-    /// late write stayed unread and every later sleep returned at once.
-    /// </summary>
-    private static void EndTicketWait(WaitTicket? ticket, bool written)
-    {
-        if (ticket is null) return;
-        ticket.Waiting = false;
-        ulong drained;
-        if (written) _ = Libc.Read(ticket.Fd, &drained, sizeof(ulong));
-    }
-
-    /// <summary>
     /// With coalescing, an epoll_wait that finds events at once leaves the sends queued since the
     /// last one for the next call (which submits them, waiting or not), unless they fill a batch:
     /// one entry into the kernel then carries two loop turns' sends. Never twice in a row, so a
@@ -154,11 +140,7 @@ internal sealed unsafe partial class OffloadEngine
                     // so such a thread writes this thread's eventfd, which the sleep also watches.
                     if (ready == 0 && k > 0 && timeoutNs != 0 && _sharedWaits && !SingleIssuer)
                     {
-                        ticket = Ticket();
-                        ticket.SeenGen = _wakeGen;
-                        ticket.EpollFd = -1;
-                        ticket.Woken = false;
-                        ticket.Waiting = true;
+                        ticket = ArmTicket(-1);
                     }
                     Flush();
                 }

@@ -523,6 +523,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     private long WaitShared(uint published, long deadlineNs, void* sigmask, ref SignalMark since, bool restartable)
     {
         var t = t_ticket!;
+        bool written = false;
         try
         {
             if (published > 0) lock (_lock) _ring.SubmitAll();
@@ -540,19 +541,29 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
             TimeSpec ts = TimeSpec.FromNanoseconds(Math.Max(0, left));
             int r = Sys.PPoll(p, t.Fd >= 0 ? 2ul : 1ul, left < 0 ? null : &ts, sigmask);
             int err = Libc.Errno;
-            if (t.Fd >= 0 && p[1].Revents != 0)
-            {
-                ulong count;
-                _ = Libc.Read(t.Fd, &count, sizeof(ulong));
-            }
+            written = t.Fd >= 0 && p[1].Revents != 0;
             if (r < 0) return since.EndsCall(err == Errno.EINTR ? -Errno.EINTR : 0, restartable) ? -Errno.EINTR : 0;
             return since.EndsCall(0, restartable) ? -Errno.EINTR : 0;
         }
         finally
         {
-            t.Waiting = false;
+            EndTicketWait(t, written);
             Interlocked.Decrement(ref _ringWaiters);
         }
+    }
+
+    /// <summary>
+    /// A sleep beside the ring (a shared wait, a poll's) ended: its ticket stops waiting, and a
+    /// wake-up the sleep saw written to its eventfd is read. A write that lands after the sleep is read by the next sleep
+    /// that sees it: going by <see cref="WaitTicket.Woken"/> instead, read without the lock, a
+    /// late write stayed unread and every later sleep returned at once.
+    /// </summary>
+    private static void EndTicketWait(WaitTicket? ticket, bool written)
+    {
+        if (ticket is null) return;
+        ticket.Waiting = false;
+        ulong drained;
+        if (written) _ = Libc.Read(ticket.Fd, &drained, sizeof(ulong));
     }
 
     /// <summary>
@@ -591,6 +602,17 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
         return t;
     }
 
+    /// <summary>(Lock held.) This thread waits from now on, on <paramref name="epfd"/>'s set (-1: on any socket): wake-ups may find it.</summary>
+    private WaitTicket ArmTicket(int epfd)
+    {
+        var t = Ticket();
+        t.SeenGen = _wakeGen;
+        t.EpollFd = epfd;
+        t.Woken = false;
+        t.Waiting = true;
+        return t;
+    }
+
     /// <summary>(Lock held.) Notes the calling program thread; a second one makes every wait from now on shared.</summary>
     private void NoteThread()
     {
@@ -604,11 +626,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     {
         if (!MayEnter) { PrepareOtherWait(); return 0; }
         if (SingleIssuer) { ArmOwnerWake(); _ownerAsleep = true; }
-        var t = Ticket();
-        t.SeenGen = _wakeGen;
-        t.EpollFd = epfd;
-        t.Woken = false;
-        t.Waiting = true;
+        ArmTicket(epfd);
         Interlocked.Increment(ref _ringWaiters);
         _deferredTurn = false;
         KickPendingSends();

@@ -40,6 +40,7 @@ internal sealed class TempDir : IDisposable
     public static void AssertSameFile(string expected, string actual, Action? beforeKeep = null, params string[] evidence)
     {
         byte[] want = System.IO.File.ReadAllBytes(expected), got = System.IO.File.ReadAllBytes(actual);
+        if (want.AsSpan().SequenceEqual(got)) return;
         int n = Math.Min(want.Length, got.Length), first = -1, last = -1, differ = 0;
         for (int i = 0; i < n; i++)
         {
