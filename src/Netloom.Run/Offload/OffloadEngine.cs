@@ -21,10 +21,11 @@ namespace Netloom.Run;
 internal sealed unsafe partial class OffloadEngine : ISocketEngine
 {
     private const ushort BufferGroup = 1;
-    // The kernel takes provided buffers in ring order and they come back at the tail, so every
-    // buffer is written in turn: their count is the receive path's working set (and the memory a
-    // fresh process first touches while serving). 1,024 of 16 KiB (16 MiB), not 4,096 (64 MiB):
-    // a connection whose receive finds none left stops until some come back (ENOBUFS, _starved).
+    // Receive buffers: 1,024 of 16 KiB (16 MiB of address space) at most, of which the ring holds
+    // only what the load needs, the most recently used first (ProvidedBuffers): the receive path's
+    // working set, and the memory a process touches, stay near 64 buffers unless many connections
+    // hold unread data. A connection whose receive finds none left stops until some come back
+    // (ENOBUFS, _starved).
     private const int RecvBuffers = 1024;
     // Tag kinds beyond UringTag's.
     private const byte EpollWatch = 8;
@@ -354,6 +355,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
             {
                 bool hasBuffer = (cqe.Flags & CqeFBuffer) != 0;
                 ushort id = (ushort)(cqe.Flags >> CqeBufferShift);
+                if (hasBuffer) _buffers.Took(id);
                 if (Resolve(cqe.UserData) is not OffloadConnection c || c.Closed)
                 {
                     if (hasBuffer) Recycle(id);
@@ -370,7 +372,12 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
                 {
                     if (hasBuffer) Recycle(id);
                     if (cqe.Res == 0) c.Eof = true;
-                    else if (cqe.Res == -Errno.ENOBUFS) { c.Starved = true; _starved.Add(c); }
+                    else if (cqe.Res == -Errno.ENOBUFS)
+                    {
+                        c.Starved = true;
+                        _starved.Add(c);
+                        if (_buffers.RanDry()) ArmStarved(); // more buffers in the ring now
+                    }
                     else if (cqe.Res != -Errno.ECANCELED) c.RecvError = -cqe.Res;
                 }
                 c.Moved();
@@ -409,8 +416,13 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     private void Recycle(ushort id)
     {
         _buffers.Recycle(id);
+        ArmStarved();
+    }
+
+    /// <summary>Buffers came back (or the ring holds more now): connections whose receive stopped for want of them start again.</summary>
+    private void ArmStarved()
+    {
         if (_starved.Count == 0) return;
-        // Buffers came back: connections whose receive stopped for want of them start again.
         foreach (var c in _starved) if (c.Starved) ArmRecv(c);
         _starved.Clear();
     }
@@ -419,7 +431,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     private void Report()
     {
         if (!Engine.PrintStats) return;
-        Engine.Warn($"offload: {_accepts} accepted, {_receives} receives, {_sends} sends, {_completions} completions in {_ring.Enters} io_uring_enter calls ({_waits} waits, {_taskRunEnters} to run task work, the rest submitting); {_fileReads} file reads, {_fileCloses} closes in the ring{(_sharedWaits ? $"; shared waits: {_sharedWaitCalls} in ppoll" : "")}{(_coalesceUs > 0 ? $"; coalescing {_coalesceUs} us" : "")}{(SingleIssuer ? $"; single issuer, {_flusherSends} sends by the flusher for an absent owner" : "")}");
+        Engine.Warn($"offload: {_accepts} accepted, {_receives} receives, {_sends} sends, {_completions} completions in {_ring.Enters} io_uring_enter calls ({_waits} waits, {_taskRunEnters} to run task work, the rest submitting); {_fileReads} file reads, {_fileCloses} closes in the ring; {_buffers.Published} receive buffers in the ring, {_buffers.DryCount} times empty{(_sharedWaits ? $"; shared waits: {_sharedWaitCalls} in ppoll" : "")}{(_coalesceUs > 0 ? $"; coalescing {_coalesceUs} us" : "")}{(SingleIssuer ? $"; single issuer, {_flusherSends} sends by the flusher for an absent owner" : "")}");
         ReportZeroCopy();
     }
 

@@ -21,7 +21,7 @@ internal sealed unsafe partial class UringLoop
         if (cqe.Res <= 0)
         {
             // End of stream or an error. ENOBUFS re-arms: the receive buffer ring ran dry for a moment.
-            if (cqe.Res == -Errno.ENOBUFS && !slot.Closing) { ArmRecv(slot); return; }
+            if (cqe.Res == -Errno.ENOBUFS && !slot.Closing) { _buffers.RanDry(); ArmRecv(slot); return; }
             if (cqe.Res == 0 && !slot.Closing && !more && _handler.OnEndOfInput(slot.Connection))
             {
                 AfterHandler(slot); // half-closed: output goes on until the handler closes
