@@ -11,7 +11,7 @@ declare -A wanted=(
   [curl]=curl [/usr/bin/python3]=python3 [scapy]=python3-scapy [gcc]=gcc
   [iperf3]=iperf3 [ethtool]=ethtool [redis-cli]=redis-tools [hping3]=hping3 [sockperf]=sockperf [nft]=nftables
   [redis-server]=redis-server [nginx]=nginx [h2load]=nghttp2-client [wrk]=wrk [chromium]=chromium [traceroute]=traceroute
-  [pgrep]=procps [sysctl]=procps [memcached]=memcached [memccapable]=libmemcached-tools
+  [pgrep]=procps [sysctl]=procps [memcached]=memcached [memccapable]=libmemcached-tools [node]=nodejs
 )
 
 missing=()

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <fcntl.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 
 int close(int fd)
 {
@@ -132,4 +133,29 @@ int ioctl(int fd, unsigned long request, ...)
     void *arg = va_arg(ap, void *);
     va_end(ap);
     ROUTE(fd, ioctl(fd, request, arg), REAL(ioctl)(fd, request, arg));
+}
+
+/* Some libraries close descriptors with syscall(SYS_close, fd) rather than close (libuv, so
+ * Node.js, does it for every socket). Without this the engine would never hear of the close: the
+ * socket stays open in it, its number stays marked, and a file opened later under that number
+ * would have its reads answered by the engine. The descriptor calls the interposer keeps in step
+ * go through their wrappers here; every other number goes to libc's syscall untouched (reading
+ * six arguments, as libc's own does, whatever the caller passed). */
+long syscall(long number, ...)
+{
+    va_list ap;
+    va_start(ap, number);
+    long a = va_arg(ap, long), b = va_arg(ap, long), c = va_arg(ap, long);
+    long d = va_arg(ap, long), e = va_arg(ap, long), f = va_arg(ap, long);
+    va_end(ap);
+    switch (number) {
+    case SYS_close: return close((int)a);
+#ifdef SYS_close_range
+    case SYS_close_range: return close_range((unsigned)a, (unsigned)b, (int)c);
+#endif
+    case SYS_dup: return dup((int)a);
+    case SYS_dup2: return dup2((int)a, (int)b);
+    case SYS_dup3: return dup3((int)a, (int)b, (int)c);
+    }
+    return REAL(syscall)(number, a, b, c, d, e, f);
 }

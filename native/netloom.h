@@ -174,6 +174,7 @@ struct nl_real {
     int (*epoll_pwait)(int, struct epoll_event *, int, int, const sigset_t *);
     int (*epoll_pwait2)(int, struct epoll_event *, int, const struct timespec *, const sigset_t *);
     pid_t (*fork)(void);
+    long (*syscall)(long, ...);
 };
 extern struct nl_real nl_real;
 void nl_real_init(void);

@@ -18,7 +18,7 @@ void nl_real_init(void)
     RESOLVE(send); RESOLVE(sendto); RESOLVE(sendmsg); RESOLVE(sendmmsg); RESOLVE(sendfile); RESOLVE(sendfile64);
     RESOLVE(poll); RESOLVE(ppoll); RESOLVE(select); RESOLVE(pselect);
     RESOLVE(epoll_create); RESOLVE(epoll_create1); RESOLVE(epoll_ctl); RESOLVE(epoll_wait); RESOLVE(epoll_pwait); RESOLVE(epoll_pwait2);
-    RESOLVE(fork);
+    RESOLVE(fork); RESOLVE(syscall);
     if (!nl_real.fcntl64) nl_real.fcntl64 = nl_real.fcntl;
     if (!nl_real.sendfile64) nl_real.sendfile64 = nl_real.sendfile;
 }

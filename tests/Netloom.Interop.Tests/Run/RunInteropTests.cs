@@ -14,7 +14,7 @@ public partial class RunInteropTests
     {
         Assert.True(r.Code == 0, $"exit {r.Code}\n{r.Out}\n{r.Err}");
         foreach (var name in new[] { "connect-refused-blocking", "connect-refused-nonblocking", "eagain", "epoll-edge-triggered", "epoll-mixed-kernel-and-netloom", "epoll-mixed-wakes-while-asleep", "eintr-without-sa-restart", "sa-restart-resumes-a-blocking-recv", "connect-again-reports-the-handshake-once", "a-handler-that-rearms-itself-inside-a-call",
-            "shutdown-half-close", "msg-peek", "so-linger-zero-sends-rst", "select-fd-above-64", "dup2-onto-socket", "fork-then-exec",
+            "shutdown-half-close", "msg-peek", "so-linger-zero-sends-rst", "select-fd-above-64", "dup2-onto-socket", "close-by-syscall", "fork-then-exec",
             "forked-child-gets-ebadf", "close-while-another-thread-blocks", "peer-resets-mid-transfer", "emfile", "udp-echo", "socket-options" })
             Assert.Contains($"ok {name}\n", r.Out);
         Assert.Contains("0 failed", r.Out);

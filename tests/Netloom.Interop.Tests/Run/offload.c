@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/sendfile.h>
+#include <sys/syscall.h>
 #include <sys/eventfd.h>
 #include <sys/time.h>
 #include <sys/timerfd.h>
@@ -202,6 +203,31 @@ static void check_blocking(int lfd)
  * ring (a read into the send queue, a queued close). The peer gets the bytes in order; a dup2
  * onto the file's number right after the close keeps the new descriptor (the queued close goes in
  * first); a file shorter than the count asked for never lets a wrong byte follow. */
+/* A connection closed with syscall(SYS_close), as libuv (Node.js) closes every socket: its queued
+ * bytes and FIN still reach the peer, and the number, free again, names whatever the program
+ * opens next (here a pipe's read end), whose reads the engine must leave to the kernel. */
+static void check_close_by_syscall(int ep, int lfd)
+{
+    int cl = client();
+    int c = accept_one(ep, lfd);
+    struct timeval tv = { 5, 0 };
+    setsockopt(cl, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ssize_t s = send(c, "queued", 6, 0);
+    long closed = syscall(SYS_close, c);
+    char got[8] = { 0 };
+    ssize_t g = recv(cl, got, 6, MSG_WAITALL), eof = recv(cl, got + 6, 1, 0);
+    int p[2];
+    if (pipe(p) != 0) { CHECK("a-socket-closed-by-syscall-sends-its-bytes-and-frees-its-number", 0, "pipe"); return; }
+    int again = p[0]; /* the lowest free number: c's */
+    ssize_t pw = write(p[1], "x", 1);
+    char x = 0;
+    ssize_t pr = read(again, &x, 1);
+    CHECK("a-socket-closed-by-syscall-sends-its-bytes-and-frees-its-number",
+          s == 6 && closed == 0 && g == 6 && memcmp(got, "queued", 6) == 0 && eof == 0 && again == c && pw == 1 && pr == 1 && x == 'x',
+          "send %zd, syscall close %ld, peer got %zd then %zd, the number again %d (was %d), pipe read %zd '%c'", s, closed, g, eof, again, c, pr, x);
+    close(p[0]); close(p[1]); close(cl);
+}
+
 static void check_sendfile_then_close(int ep, int lfd)
 {
     char path[] = "/tmp/netloom-offload-XXXXXX";
@@ -474,6 +500,7 @@ int main(int argc, char **argv)
     check_slow_reader(ep, lfd);
     check_reset_mid_reply(ep, lfd);
     check_sendfile_then_close(ep, lfd);
+    check_close_by_syscall(ep, lfd);
     check_signal_ends_epoll_wait(ep, lfd);
     /* In the owner mode only the thread that opened the first socket runs completions: another
      * thread's wait is served when it calls (owner.c checks that mode's own promises). */

@@ -26,6 +26,7 @@
 #include <sys/select.h>
 #include <sys/time.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -523,6 +524,28 @@ static void check_dup2_onto_socket(void)
     close(a);
 }
 
+/* A socket closed with syscall(SYS_close), as libuv (Node.js) closes every socket: the peer sees
+ * the bytes and a FIN, and the number, free again, names what the program opens next. */
+static void check_close_by_syscall(void)
+{
+    int fd = connect_to(peer_addr, 'L');
+    send(fd, "x", 1, 0);
+    long closed = syscall(SYS_close, fd);
+    int p[2];
+    if (pipe(p) != 0) { CHECK("close-by-syscall", 0, "pipe"); return; }
+    int again = p[0]; /* the lowest free number: fd's */
+    ssize_t pw = write(p[1], "y", 1);
+    char y = 0;
+    ssize_t pr = read(again, &y, 1);
+    usleep(200000);
+    int q = connect_to(peer_addr, 'Q');
+    char buf[8] = { 0 };
+    read_full(q, buf, 3);
+    CHECK("close-by-syscall", closed == 0 && strcmp(buf, "EOF") == 0 && again == fd && pw == 1 && pr == 1 && y == 'y',
+          "syscall close %ld, the peer saw %s, the number again %d (was %d), pipe read %zd '%c'", closed, buf, again, fd, pr, y);
+    close(q); close(p[0]); close(p[1]);
+}
+
 /* Checks of behaviour Netloom defines where the kernel's differs (docs/RUN.md). */
 static int netloom(void) { return getenv("NETLOOM_ENGINE") != NULL; }
 
@@ -693,6 +716,7 @@ int main(int argc, char **argv)
     check_linger_rst();
     check_select_high_fd();
     check_dup2_onto_socket();
+    check_close_by_syscall();
     check_fork_exec();
     check_close_while_blocked();
     check_reset_mid_transfer();
