@@ -136,7 +136,7 @@ int ioctl(int fd, unsigned long request, ...)
 }
 
 /* Some libraries close descriptors with syscall(SYS_close, fd) rather than close (libuv, so
- * Node.js, does it for every socket). Without this the engine would never hear of the close: the
+ * Node.js, does it for every socket), or set up an io_uring of their own with it. Without this the engine would never hear of the close: the
  * socket stays open in it, its number stays marked, and a file opened later under that number
  * would have its reads answered by the engine. The descriptor calls the interposer keeps in step
  * go through their wrappers here; every other number goes to libc's syscall untouched (reading
@@ -156,6 +156,15 @@ long syscall(long number, ...)
     case SYS_dup: return dup((int)a);
     case SYS_dup2: return dup2((int)a, (int)b);
     case SYS_dup3: return dup3((int)a, (int)b, (int)c);
+#ifdef SYS_io_uring_setup
+    case SYS_io_uring_setup:
+        /* A ring of the program's own would carry its socket calls past the interposer (libuv
+         * with UV_USE_IO_URING=1 adds sockets to its epoll set through one): refused as a kernel
+         * without io_uring would, so the program takes its epoll path. The engine's own ring is
+         * made through libc's syscall, not this one. */
+        if (!nl_depth) { errno = ENOSYS; return -1; }
+        break;
+#endif
     }
     return REAL(syscall)(number, a, b, c, d, e, f);
 }
