@@ -158,7 +158,7 @@ public class LiveEmulationToolTests
     {
         using var dir = new TempDir();
         using var s = new ServedEmulation(RepoFile("examples/troubleshoot-linux.yaml"), dir.File("run"), "--realtime");
-        var ns = System.Text.RegularExpressions.Regex.Match(s.Output, @"linux node h1: run commands in it with: ip netns exec (\S+) COMMAND");
+        var ns = s.WaitForOutput(new System.Text.RegularExpressions.Regex(@"linux node h1: run commands in it with: ip netns exec (\S+) COMMAND"));
         Assert.True(ns.Success, s.Output);
         List<string> Hops(string to, int max)
         {
@@ -221,7 +221,7 @@ public class LiveEmulationRealTimeTests
         string ns;
         using (var s = new ServedEmulation(example, dir.File("run"), "--realtime"))
         {
-            var m = Regex.Match(s.Output, @"ip netns exec (\S+) COMMAND");
+            var m = s.WaitForOutput(new Regex(@"ip netns exec (\S+) COMMAND"));
             Assert.True(m.Success, s.Output);
             ns = m.Groups[1].Value;
             Assert.Equal("realtime", s.Get("api/state").GetProperty("mode").GetString());

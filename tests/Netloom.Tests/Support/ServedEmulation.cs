@@ -45,6 +45,21 @@ internal sealed partial class ServedEmulation : IDisposable
     public int Pid => _p.Id;
     public string Output { get { lock (_out) return _out.ToString(); } }
 
+    /// <summary>
+    /// Waits up to <paramref name="seconds"/> for a line matching <paramref name="pattern"/>: stdout
+    /// and stderr are read apart, so a line written before "serving" may be read after it.
+    /// </summary>
+    public Match WaitForOutput(Regex pattern, int seconds = 10)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        while (true)
+        {
+            var m = pattern.Match(Output);
+            if (m.Success || DateTime.UtcNow > deadline) return m;
+            Thread.Sleep(20);
+        }
+    }
+
     [GeneratedRegex(@"serving .* on (http://127\.0\.0\.1:\d+/)")]
     private static partial Regex UrlPattern();
 
