@@ -154,7 +154,9 @@ long syscall(long number, ...)
     case SYS_close_range: return close_range((unsigned)a, (unsigned)b, (int)c);
 #endif
     case SYS_dup: return dup((int)a);
+#ifdef SYS_dup2
     case SYS_dup2: return dup2((int)a, (int)b);
+#endif
     case SYS_dup3: return dup3((int)a, (int)b, (int)c);
 #ifdef SYS_io_uring_setup
     case SYS_io_uring_setup:

@@ -31,6 +31,7 @@ internal sealed unsafe partial class UringLoop
             return;
         }
         ushort id = (ushort)(cqe.Flags >> CqeBufferShift);
+        _buffers.Took(id);
         if (!slot.Closing)
         {
             _counters.Requests++;
