@@ -13,7 +13,8 @@ namespace Netloom.Offload;
 /// <see cref="MinPublished"/>) sit in the ring; the other free ones wait in a stack, and the one
 /// given back last goes in next. Running dry (the receive's ENOBUFS: <see cref="RanDry"/>)
 /// doubles that level, up to every buffer; a long stretch without running dry (256 takes per
-/// buffer of the level) halves it again.
+/// buffer of the level, twice as long each time halving led to running dry again, up to 64
+/// times) halves it again.
 /// Pages of buffers never used are never touched.
 /// </summary>
 internal sealed unsafe class ProvidedBuffers : IDisposable
@@ -21,7 +22,7 @@ internal sealed unsafe class ProvidedBuffers : IDisposable
     /// <summary>The fewest buffers kept in the ring (fewer if there are fewer buffers).</summary>
     public const int MinPublished = 64;
     // Takes without running dry, per buffer of the level, before the level halves.
-    private const int TakesPerLevelBeforeShrinking = 256;
+    private const long TakesPerLevelBeforeShrinking = 256, MaxShrinkStretch = 256 * 64;
     private const byte Spare = 0, InRing = 1, Taken = 2;
 
     private readonly BufferRing _ring;
@@ -30,7 +31,8 @@ internal sealed unsafe class ProvidedBuffers : IDisposable
     private readonly ushort[] _spare;   // free buffers not in the ring; the top is the one given back last
     private readonly byte[] _state;     // per buffer: Spare, InRing or Taken
     private int _spareCount, _inRing, _level;
-    private long _takesSinceDry;
+    private long _takesSinceDry, _shrinkStretch = TakesPerLevelBeforeShrinking;
+    private bool _shrunk;
     private bool _disposed;
 
     public ProvidedBuffers(UringRing ring, ushort groupId, int count, int bufferSize, NativeAllocator? memory = null)
@@ -60,6 +62,9 @@ internal sealed unsafe class ProvidedBuffers : IDisposable
     /// <summary>How many times a receive found the ring empty.</summary>
     public long DryCount { get; private set; }
 
+    /// <summary>Free buffers waiting outside the ring.</summary>
+    public int SpareCount => _spareCount;
+
     /// <summary>Buffers in the ring as far as the owner knows (some may be taken by completions not yet reaped).</summary>
     public int InRingCount => _inRing;
 
@@ -72,23 +77,24 @@ internal sealed unsafe class ProvidedBuffers : IDisposable
         if (id >= Count || _state[id] != InRing) return;
         _state[id] = Taken;
         _inRing--;
-        if (++_takesSinceDry >= (long)TakesPerLevelBeforeShrinking * _level && _level > Math.Min(MinPublished, Count))
+        if (++_takesSinceDry >= _shrinkStretch * _level && _level > Math.Min(MinPublished, Count))
         {
             _level /= 2;
             _takesSinceDry = 0;
+            _shrunk = true;
         }
         TopUp();
     }
 
     /// <summary>
-    /// Gives a buffer back once its data has been consumed (a buffer never reported with
-    /// <see cref="Took"/> counts as taken now). A buffer given back twice, or a number that names
-    /// no buffer, is ignored: putting one buffer in the ring twice would let two receives fill it.
+    /// Gives a buffer back once its data has been consumed; the owner reported it with
+    /// <see cref="Took"/> first. Any other buffer (given back twice, so spare or in the ring again,
+    /// or never reported taken), or a number that names no buffer, is ignored: putting one buffer
+    /// in the ring twice would let two receives fill it.
     /// </summary>
     public void Recycle(ushort id)
     {
-        if (id >= Count || _state[id] == Spare) return;
-        if (_state[id] == InRing) _inRing--;
+        if (id >= Count || _state[id] != Taken) return;
         _state[id] = Spare;
         _spare[_spareCount++] = id;
         TopUp();
@@ -103,7 +109,13 @@ internal sealed unsafe class ProvidedBuffers : IDisposable
     {
         // Several receives find the ring empty in one batch: one doubling answers them all, and
         // the level doubles again only once half the doubled level has been taken.
-        if (_takesSinceDry >= _level / 2) _level = Math.Min(_level * 2, Count);
+        if (_takesSinceDry >= _level / 2)
+        {
+            _level = Math.Min(_level * 2, Count);
+            // Dry again after halving: the load needs this level, so wait twice as long before the next halving.
+            if (_shrunk) _shrinkStretch = Math.Min(_shrinkStretch * 2, MaxShrinkStretch);
+            _shrunk = false;
+        }
         _takesSinceDry = 0;
         DryCount++;
         TopUp();

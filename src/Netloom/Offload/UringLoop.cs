@@ -128,7 +128,12 @@ internal sealed unsafe partial class UringLoop
         if (slot.Generation != UringTag.Generation(cqe.UserData) || slot.Fd < 0)
         {
             // A late completion for a connection already gone: give back its buffer.
-            if ((cqe.Flags & CqeFBuffer) != 0) _buffers.Recycle((ushort)(cqe.Flags >> CqeBufferShift));
+            if ((cqe.Flags & CqeFBuffer) != 0)
+            {
+                ushort id = (ushort)(cqe.Flags >> CqeBufferShift);
+                _buffers.Took(id);
+                _buffers.Recycle(id);
+            }
             return;
         }
         switch (kind)
