@@ -136,11 +136,12 @@ int ioctl(int fd, unsigned long request, ...)
 }
 
 /* Some libraries close descriptors with syscall(SYS_close, fd) rather than close (libuv, so
- * Node.js, does it for every socket), or set up an io_uring of their own with it. Without this the engine would never hear of the close: the
- * socket stays open in it, its number stays marked, and a file opened later under that number
- * would have its reads answered by the engine. The descriptor calls the interposer keeps in step
- * go through their wrappers here; every other number goes to libc's syscall untouched (reading
- * six arguments, as libc's own does, whatever the caller passed). */
+ * Node.js, does it for every socket), or set up an io_uring of their own with it. Without this
+ * the engine would never hear of the close: the socket stays open in it, its number stays
+ * marked, and a file opened later under that number would have its reads answered by the
+ * engine. The descriptor calls the interposer keeps in step (close, close_range, dup, dup2,
+ * dup3, fcntl) go through their wrappers here; every other number goes to libc's syscall
+ * untouched (reading six arguments, as libc's own does, whatever the caller passed). */
 long syscall(long number, ...)
 {
     va_list ap;
@@ -158,6 +159,7 @@ long syscall(long number, ...)
     case SYS_dup2: return dup2((int)a, (int)b);
 #endif
     case SYS_dup3: return dup3((int)a, (int)b, (int)c);
+    case SYS_fcntl: return fcntl((int)a, (int)b, c);
 #ifdef SYS_io_uring_setup
     case SYS_io_uring_setup:
         /* A ring of the program's own would carry its socket calls past the interposer (libuv
