@@ -33,6 +33,14 @@ internal sealed unsafe class DescriptorTable<T> where T : class
         return s;
     }
 
+    /// <summary>Some descriptor that names <paramref name="socket"/>, or -1.</summary>
+    public int NameOf(T socket)
+    {
+        for (int fd = 0; fd < _fds.Length; fd++)
+            if (_fds[fd] == socket) return fd;
+        return -1;
+    }
+
     /// <summary>Makes every descriptor that names <paramref name="old"/> name <paramref name="now"/>; how many did.</summary>
     public int Rename(T old, T now)
     {

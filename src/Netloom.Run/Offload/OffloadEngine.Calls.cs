@@ -366,7 +366,20 @@ internal sealed unsafe partial class OffloadEngine
                 if (!MayEnter && !_ring.AllPublishedConsumed && tries < 100) continue;
                 Reap();
                 var s = Forget(fd);
-                if (s is null || s.Names > 0) return 0;
+                if (s is null) return 0;
+                if (s.Names > 0)
+                {
+                    // Another name (a dup) lives on. If the engine's operations went through this
+                    // one, what is prepared on it goes in before libc closes it, and the rest go
+                    // through the other name (else a send made after would meet a closed number).
+                    if (s.IoFd == fd)
+                    {
+                        Flush();
+                        int other = _fds.NameOf(s);
+                        if (other >= 0) s.IoFd = other;
+                    }
+                    return 0;
+                }
                 switch (s)
                 {
                     case OffloadListener l:

@@ -54,14 +54,16 @@ public partial class OffloadTests
                      "sendfile-past-the-end-of-a-file-never-sends-a-wrong-byte", "blocking-recv-waits-then-write-and-fin",
                      "a-signal-ends-epoll-wait-and-handlers-read-back-as-set", "a-blocking-recv-restarts-after-an-sa-restart-handler-only",
                      "a-connection-added-to-a-sleeping-workers-set-wakes-it", "a-connection-added-to-a-workers-empty-set-wakes-it",
-                     "a-poll-wakes-for-bytes-another-thread-reaped", "a-socket-closed-by-syscall-sends-its-bytes-and-frees-its-number" })
+                     "a-poll-wakes-for-bytes-another-thread-reaped", "a-socket-closed-by-syscall-sends-its-bytes-and-frees-its-number", "a-dup-outlives-the-name-it-was-accepted-under" })
         {
             // The owner mode serves another thread's wait only when its owner calls: not checked there.
-            if (busyPoll == "single-issuer" && name is "a-connection-added-to-a-sleeping-workers-set-wakes-it" or "a-connection-added-to-a-workers-empty-set-wakes-it" or "a-poll-wakes-for-bytes-another-thread-reaped") continue;
+            // Nor is the FIN of a close followed by a blocking call in the kernel: the owner's
+            // multishot receive holds the socket until the owner next enters the ring (docs/RUN.md).
+            if (busyPoll == "single-issuer" && name is "a-connection-added-to-a-sleeping-workers-set-wakes-it" or "a-connection-added-to-a-workers-empty-set-wakes-it" or "a-poll-wakes-for-bytes-another-thread-reaped" or "a-dup-outlives-the-name-it-was-accepted-under") continue;
             Assert.Contains($"ok {name}\n", r.Out);
         }
         var (accepted, completions) = CountsIn(r.Err);
-        Assert.Equal(busyPoll == "single-issuer" ? 10 : 15, accepted);
+        Assert.Equal(busyPoll == "single-issuer" ? 10 : 16, accepted);
         Assert.True(completions > 10, r.Err);
     }
 

@@ -228,6 +228,27 @@ static void check_close_by_syscall(int ep, int lfd)
     close(p[0]); close(p[1]); close(cl);
 }
 
+/* A connection's duplicate outlives the name it was accepted under (dup, then close the
+ * original, as a daemon hands a socket to stdin/stdout): what is sent through the duplicate
+ * reaches the peer, and closing it sends the FIN. */
+static void check_dup_outlives_original(int ep, int lfd)
+{
+    int cl = client();
+    int c = accept_one(ep, lfd);
+    struct timeval tv = { 5, 0 };
+    setsockopt(cl, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    int d = dup(c);
+    close(c);
+    ssize_t s = send(d, "after", 5, 0);
+    char got[8] = { 0 };
+    ssize_t g = recv(cl, got, 5, MSG_WAITALL);
+    close(d);
+    ssize_t eof = recv(cl, got + 5, 1, 0);
+    CHECK("a-dup-outlives-the-name-it-was-accepted-under", d >= 0 && s == 5 && g == 5 && memcmp(got, "after", 5) == 0 && eof == 0,
+          "dup %d, send %zd, peer got %zd '%s' then %zd", d, s, g, got, eof);
+    close(cl);
+}
+
 static void check_sendfile_then_close(int ep, int lfd)
 {
     char path[] = "/tmp/netloom-offload-XXXXXX";
@@ -510,6 +531,9 @@ int main(int argc, char **argv)
         /* The worker's set is empty when its wait begins, so that wait is the kernel's. */
         check_dispatch_to_a_sleeping_worker(ep, lfd, "a-connection-added-to-a-workers-empty-set-wakes-it", 0);
         check_poll_beside_a_reaping_thread(ep, lfd);
+        /* In the owner mode a close's FIN waits for the owner's next entry into the ring (its
+         * multishot receive holds the socket), and this check's owner blocks in the kernel. */
+        check_dup_outlives_original(ep, lfd);
     }
     /* The blocking check uses a blocking listener. */
     int blfd = socket(AF_INET, SOCK_STREAM, 0);
