@@ -36,15 +36,26 @@ internal sealed unsafe partial class XdpPort
             program = XdpProgram.Attach(who, ifindex, spec.Name, queue + 1, ForcedMode());
             var fillBuffers = owned.AsSpan(2 * n); // the RX population: RxDepth(n) buffers
             // Zero-copy where the driver has it; veth and generic mode have only copy.
-            if (!TryCreateSocket(who, spec.Name, pool, ifindex, queue, n, fillBuffers, XDP_ZEROCOPY | XDP_USE_NEED_WAKEUP, out var s, out int bindErrno, out _))
+            // A socket closed a moment ago (ours or another process's) still holds the queue: the kernel
+            // lets go of its buffer pool in deferred work after the close returns, and a bind until then
+            // fails with EBUSY. Such a bind is tried again for up to a second.
+            var busyUntil = Environment.TickCount64 + 1000;
+            while (true)
             {
-                if (!TryCreateSocket(who, spec.Name, pool, ifindex, queue, n, fillBuffers, XDP_COPY | XDP_USE_NEED_WAKEUP, out s, out bindErrno, out string why))
+                if (TryCreateSocket(who, spec.Name, pool, ifindex, queue, n, fillBuffers, XDP_ZEROCOPY | XDP_USE_NEED_WAKEUP, out var s, out int bindErrno, out _))
+                {
+                    program.Insert(who, queue, s.Fd);
+                    return new XdpPort(who, o, pool, shared is null, owned, program, s, zeroCopy: true, ifindex, queue);
+                }
+                if (TryCreateSocket(who, spec.Name, pool, ifindex, queue, n, fillBuffers, XDP_COPY | XDP_USE_NEED_WAKEUP, out s, out bindErrno, out string why))
+                {
+                    program.Insert(who, queue, s.Fd);
+                    return new XdpPort(who, o, pool, shared is null, owned, program, s, zeroCopy: false, ifindex, queue);
+                }
+                if (bindErrno != Errno.EBUSY || why != "bind" || Environment.TickCount64 > busyUntil)
                     throw BindError(who, spec.Name, queue, bindErrno, why);
-                program.Insert(who, queue, s.Fd);
-                return new XdpPort(who, o, pool, shared is null, owned, program, s, zeroCopy: false, ifindex, queue);
+                Thread.Sleep(10);
             }
-            program.Insert(who, queue, s.Fd);
-            return new XdpPort(who, o, pool, shared is null, owned, program, s, zeroCopy: true, ifindex, queue);
         }
         catch
         {
@@ -58,6 +69,7 @@ internal sealed unsafe partial class XdpPort
     private static Exception BindError(string who, string ifname, uint queue, int errno, string what) => errno switch
     {
         Errno.EINVAL when what == "bind" => new IOException($"{who}: binding to queue {queue} of {ifname} failed: {Libc.Describe(errno)} (does {ifname} have a queue {queue}? `ethtool -l {ifname}`)"),
+        Errno.EBUSY when what == "bind" => new IOException($"{who}: queue {queue} of {ifname} is held by another AF_XDP socket (another port on it, or a program of another loader); close that one or use another queue"),
         Errno.EPERM or Errno.EACCES => new IOException($"{who}: {what}: {Libc.Describe(errno)} (AF_XDP needs root, or CAP_NET_ADMIN and CAP_NET_RAW)"),
         Errno.EAFNOSUPPORT => new IOException($"{who}: this kernel has no AF_XDP sockets (CONFIG_XDP_SOCKETS)"),
         _ => Netdevice.Error($"{who}: {what}", errno),

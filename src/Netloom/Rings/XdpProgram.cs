@@ -127,6 +127,23 @@ internal sealed unsafe class XdpProgram : IDisposable
 
     private void Link(string who, int ifindex, string ifname, XdpAttachMode? only)
     {
+        // A link whose holder closed it a moment ago can outlive the close briefly: a process forked
+        // by another thread at that moment holds a copy of it until its exec. So a busy interface is
+        // tried again for up to a second before it is reported.
+        var busyUntil = Environment.TickCount64 + 1000;
+        int e;
+        while ((e = TryLink(ifindex, only)) is Errno.EBUSY or Errno.EEXIST && Environment.TickCount64 <= busyUntil)
+            Thread.Sleep(10);
+        if (e == 0) return;
+        // EBUSY: a program or link is there already (in this mode); EEXIST: one in the other mode.
+        if (e is Errno.EBUSY or Errno.EEXIST)
+            throw new IOException($"{who}: {ifname} already has an XDP program attached (another AF_XDP port, or `ip link set dev {ifname} xdp ...`); remove it first or use another interface");
+        throw Failure(who, $"attaching the XDP program to {ifname} (bpf BPF_LINK_CREATE)", e);
+    }
+
+    /// <summary>One try at the link, native mode first; 0, or the errno that ended the try.</summary>
+    private int TryLink(int ifindex, XdpAttachMode? only)
+    {
         int e = 0;
         foreach (var mode in only is { } m ? [m] : new[] { XdpAttachMode.Native, XdpAttachMode.Generic })
         {
@@ -138,15 +155,12 @@ internal sealed unsafe class XdpProgram : IDisposable
                 Flags = mode == XdpAttachMode.Native ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE,
             };
             _linkFd = Call(BPF_LINK_CREATE, ref attr);
-            if (_linkFd >= 0) { Mode = mode; return; }
+            if (_linkFd >= 0) { Mode = mode; return 0; }
             e = Libc.Errno;
-            // EBUSY: a program or link is there already (in this mode); EEXIST: one in the other mode.
-            if (e is Errno.EBUSY or Errno.EEXIST)
-                throw new IOException($"{who}: {ifname} already has an XDP program attached (another AF_XDP port, or `ip link set dev {ifname} xdp ...`); remove it first or use another interface");
-            if (e is Errno.EPERM or Errno.EACCES) break;
+            if (e is Errno.EBUSY or Errno.EEXIST or Errno.EPERM or Errno.EACCES) return e;
             // Anything else (EOPNOTSUPP, EINVAL: the driver has no native XDP): try generic mode.
         }
-        throw Failure(who, $"attaching the XDP program to {ifname} (bpf BPF_LINK_CREATE)", e);
+        return e;
     }
 
     /// <summary>Puts the AF_XDP socket in the map at <paramref name="queue"/>: from now on that queue's frames go to it.</summary>
