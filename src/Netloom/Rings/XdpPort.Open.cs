@@ -38,9 +38,8 @@ internal sealed unsafe partial class XdpPort
             // Zero-copy where the driver has it; veth and generic mode have only copy.
             // A socket closed a moment ago (ours or another process's) still holds the queue: the kernel
             // lets go of its buffer pool in deferred work after the close returns, and a bind until then
-            // fails with EBUSY. Such a bind is tried again for up to a second.
-            var busyUntil = Environment.TickCount64 + 1000;
-            while (true)
+            // fails with EBUSY. Such a bind is tried again for up to a second (100 tries 10 ms apart).
+            for (int tries = 1; ; tries++)
             {
                 if (TryCreateSocket(who, spec.Name, pool, ifindex, queue, n, fillBuffers, XDP_ZEROCOPY | XDP_USE_NEED_WAKEUP, out var s, out int bindErrno, out _))
                 {
@@ -52,7 +51,7 @@ internal sealed unsafe partial class XdpPort
                     program.Insert(who, queue, s.Fd);
                     return new XdpPort(who, o, pool, shared is null, owned, program, s, zeroCopy: false, ifindex, queue);
                 }
-                if (bindErrno != Errno.EBUSY || why != "bind" || Environment.TickCount64 > busyUntil)
+                if (bindErrno != Errno.EBUSY || why != "bind" || tries == 100)
                     throw BindError(who, spec.Name, queue, bindErrno, why);
                 Thread.Sleep(10);
             }

@@ -129,10 +129,9 @@ internal sealed unsafe class XdpProgram : IDisposable
     {
         // A link whose holder closed it a moment ago can outlive the close briefly: a process forked
         // by another thread at that moment holds a copy of it until its exec. So a busy interface is
-        // tried again for up to a second before it is reported.
-        var busyUntil = Environment.TickCount64 + 1000;
+        // tried again for up to a second (100 tries 10 ms apart) before it is reported.
         int e;
-        while ((e = TryLink(ifindex, only)) is Errno.EBUSY or Errno.EEXIST && Environment.TickCount64 <= busyUntil)
+        for (int tries = 1; (e = TryLink(ifindex, only)) is Errno.EBUSY or Errno.EEXIST && tries < 100; tries++)
             Thread.Sleep(10);
         if (e == 0) return;
         // EBUSY: a program or link is there already (in this mode); EEXIST: one in the other mode.
