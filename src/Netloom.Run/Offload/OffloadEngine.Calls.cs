@@ -429,7 +429,7 @@ internal sealed unsafe partial class OffloadEngine
                         break;
                 }
                 if (!MayEnter) OtherClosed(fd, s);
-                Flush();
+                Flush(runTaskWork: true); // the cancelled operations let go of the socket before libc's close
             }
             break;
         }

@@ -435,7 +435,6 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
         ReportZeroCopy();
     }
 
-    /// <summary>Publishes and submits what is prepared (no wait).</summary>
     /// <summary>
     /// Calls other than waits leave completions the kernel holds as task work to the next wait
     /// (coalescing, and the owner mode, where they are pending almost always under load: only the
@@ -446,7 +445,13 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
     // Reads that found nothing and left task work pending since the last entry (LazyTaskWork).
     private int _emptyReadsWithoutRun;
 
-    private void Flush()
+    /// <summary>
+    /// Publishes and submits what is prepared (no wait). With <paramref name="runTaskWork"/> the
+    /// owner mode's entry also runs the task work its kernel holds for the owner (DEFER_TASKRUN),
+    /// so a cancelled multishot operation lets go of its socket now, not at the owner's next wait:
+    /// a close's FIN must not wait for that (the owner may block in the kernel elsewhere first).
+    /// </summary>
+    private void Flush(bool runTaskWork = false)
     {
         if (!MayEnter)
         {
@@ -455,7 +460,7 @@ internal sealed unsafe partial class OffloadEngine : ISocketEngine
         }
         _deferredTurn = false;
         KickPendingSends();
-        if (_ring.Unsubmitted > 0) _ring.Submit();
+        if (_ring.Unsubmitted > 0) _ring.Submit(getEvents: runTaskWork && SingleIssuer);
     }
 
     /// <summary>
