@@ -37,9 +37,9 @@ public sealed class LinuxNode : Node, IDisposable, IAttachedNode
     {
         if (!OperatingSystem.IsLinux() || !Environment.IsPrivilegedProcess)
             throw new InvalidOperationException($"linux node {name}: needs Linux and root");
-        int pid = Environment.ProcessId % 100000;
-        string ns = $"nl{pid}-{name}", tapName = $"nlt{pid}x{id}";
-        if (tapName.Length > 15) tapName = tapName[..15];
+        int pid = Environment.ProcessId % 100000, ordinal = network.RealTimeOrdinal;
+        string ns = ordinal == 0 ? $"nl{pid}-{name}" : $"nl{pid}n{ordinal}-{name}";
+        string tapName = $"nlt{pid}x{Network.NextKernelObject()}"; // at most 15 characters below a million
         Ip($"netns add {ns}");
         IPort? tap = null;
         try

@@ -7,6 +7,26 @@ public sealed partial class Network : IDisposable
 {
     private readonly List<IAttachedNode> _attached = [];
 
+    // The kernel objects real-time nodes make (namespaces, TAP devices, shm files) are named after
+    // the process id. A process that builds several networks at once (tests do) tells its
+    // networks' namespaces apart by this ordinal, 0 for its first (so the CLI's are nlPID-NAME),
+    // and its devices and files by a count over all of them.
+    private static int s_realTimeNetworks, s_kernelObjects;
+    private int _realTimeOrdinal = -1;
+
+    /// <summary>This network's place among the process's networks with real-time nodes.</summary>
+    internal int RealTimeOrdinal
+    {
+        get
+        {
+            if (_realTimeOrdinal < 0) _realTimeOrdinal = Interlocked.Increment(ref s_realTimeNetworks) - 1;
+            return _realTimeOrdinal;
+        }
+    }
+
+    /// <summary>A number no other TAP device or shm file of this process's nodes has.</summary>
+    internal static int NextKernelObject() => Interlocked.Increment(ref s_kernelObjects) - 1;
+
     /// <summary>True when the network must run in real time (it has a <see cref="LinuxNode"/> or a process node).</summary>
     public bool NeedsRealTime => _attached.Count > 0;
 

@@ -78,7 +78,7 @@ internal sealed class ProcessNode : Node, IAttachedNode
         if (Launcher is null)
             throw new InvalidOperationException($"process node {name}: process nodes run their program under `netloom run`; run the topology with the netloom CLI");
         if (argv.Length == 0) throw new ArgumentException($"process node {name}: no program to run", nameof(argv));
-        string spec = $"shm:nlp{Environment.ProcessId % 100000}x{id}";
+        string spec = $"shm:nlp{Environment.ProcessId % 100000}x{Network.NextKernelObject()}";
         int buffer = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(2048, mtu + 14));
         var port = Rings.Ports.Open(spec, new PortOptions { RingSize = 1024, BufferSize = buffer });
         return new ProcessNode(network, id, name, port, spec, argv, address, prefixLength, gateway, mtu, startAfterNs, workingDirectory);

@@ -15,6 +15,27 @@ public class LinuxNodeTests
 {
     private static Ipv4Address Ip(string s) => Ipv4Address.Parse(s);
 
+    [RootFact("ip")]
+    public void Two_networks_in_one_process_with_linux_nodes_of_the_same_name_get_their_own_namespaces()
+    {
+        // Tests build networks side by side in one process (two test classes each had a "client":
+        // the second failed with "ip netns add ...: File exists").
+        using var first = new Network();
+        using var second = new Network();
+        var a = first.AddLinux("client", Ip("10.77.1.2"));
+        var b = second.AddLinux("client", Ip("10.77.1.2"));
+        Assert.NotEqual(a.Namespace, b.Namespace);
+        string list = Sh.Ok("ip", "netns", "list");
+        Assert.Contains(a.Namespace, list);
+        Assert.Contains(b.Namespace, list);
+        Assert.Contains("10.77.1.2/24", Sh.Ok("ip", "-n", b.Namespace, "addr"));
+        first.Dispose();
+        second.Dispose();
+        list = Sh.Ok("ip", "netns", "list");
+        Assert.DoesNotContain(a.Namespace, list);
+        Assert.DoesNotContain(b.Namespace, list);
+    }
+
     [RootFact("curl", "ping")]
     public void Curl_in_a_namespace_downloads_through_an_emulated_wan_from_a_user_level_host()
     {
