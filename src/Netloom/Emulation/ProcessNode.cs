@@ -31,7 +31,7 @@ internal sealed class ProcessNode : Node, IAttachedNode
 
     private readonly PortAttachment _shm;
     private readonly Queue<string> _lines = new();
-    private Process? _process;
+    private Launched? _process;
     private Task _stopping = Task.CompletedTask;
     private bool _disposed;
 
@@ -67,7 +67,7 @@ internal sealed class ProcessNode : Node, IAttachedNode
     public int? Pid { get; private set; }
     /// <summary>The exit status of the last run that ended (128 + N when a signal N ended it).</summary>
     public int? ExitCode { get; private set; }
-    public bool Running => _process is { } p && !HasExited(p);
+    public bool Running => _process is { } l && !HasExited(l.Process);
 
     /// <summary>The last lines the program printed (stdout and stderr together).</summary>
     public IReadOnlyList<string> RecentOutput { get { lock (_lines) return [.. _lines]; } }
@@ -125,13 +125,10 @@ internal sealed class ProcessNode : Node, IAttachedNode
         psi.RedirectStandardError = true;
         psi.RedirectStandardInput = true;
         var p = new Process { StartInfo = psi, EnableRaisingEvents = true };
+        var launched = new Launched(p);
         p.OutputDataReceived += (_, e) => Line(e.Data);
         p.ErrorDataReceived += (_, e) => Line(e.Data);
-        p.Exited += (_, _) =>
-        {
-            ExitCode = p.ExitCode;
-            Line($"(exited with status {p.ExitCode})");
-        };
+        p.Exited += (_, _) => ReportEnd(launched); // an end of its own (a stop reports it too)
         try { p.Start(); }
         catch (System.ComponentModel.Win32Exception e)
         {
@@ -142,7 +139,7 @@ internal sealed class ProcessNode : Node, IAttachedNode
         p.StandardInput.Close();
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
-        _process = p;
+        _process = launched;
         Pid = p.Id;
         Starts++;
     }
@@ -164,10 +161,41 @@ internal sealed class ProcessNode : Node, IAttachedNode
         catch (InvalidOperationException) { return true; }
     }
 
-    /// <summary>SIGTERM (netloom run passes it to the program), then SIGKILL to the tree if it lingers.</summary>
-    private static void Stop(Process? p)
+    /// <summary>One start of the program, and whether its end is reported.</summary>
+    private sealed class Launched(Process process)
     {
-        if (p is null) return;
+        public Process Process { get; } = process;
+        public bool Reported;
+    }
+
+    /// <summary>
+    /// The program's last lines, then "(exited with status N)", once per start, whichever of the
+    /// exit event and a stop comes first; the other waits until it is written. (The exit event runs
+    /// on a pool thread, and Process.WaitForExit returns without waiting for a handler another
+    /// thread is running: a stop followed at once by the emulator's exit could lose the line.)
+    /// </summary>
+    private void ReportEnd(Launched l)
+    {
+        lock (l)
+        {
+            if (l.Reported) return;
+            l.Reported = true;
+            // Output the program wrote before it ended may still be on its way through the pipes:
+            // up to 2 s for it (a child it left behind may hold them open).
+            using var drained = new CancellationTokenSource(2000);
+            try { l.Process.WaitForExitAsync(drained.Token).Wait(); }
+            catch (AggregateException) { }
+            try { ExitCode = l.Process.ExitCode; }
+            catch (InvalidOperationException) { ExitCode = null; }
+            Line(ExitCode is { } code ? $"(exited with status {code})" : "(exited)");
+        }
+    }
+
+    /// <summary>SIGTERM (netloom run passes it to the program), then SIGKILL to the tree if it lingers.</summary>
+    private void Stop(Launched? l)
+    {
+        if (l is null) return;
+        var p = l.Process;
         if (!HasExited(p))
         {
             try
@@ -178,6 +206,7 @@ internal sealed class ProcessNode : Node, IAttachedNode
             }
             catch (Exception e) when (e is InvalidOperationException or System.ComponentModel.Win32Exception) { }
         }
+        if (HasExited(p)) ReportEnd(l);
         p.Dispose();
     }
 

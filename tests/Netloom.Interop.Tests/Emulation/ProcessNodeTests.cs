@@ -146,6 +146,11 @@ public class ProcessNodeTests
         WaitFor(() => Replies().Split('\n').Skip(before).Any(l => l.EndsWith("reply :1", StringComparison.Ordinal)), "the restarted server never answered");
         Assert.True(s.Stop(), "SIGTERM ends the server");
         Assert.True(s.Output.Contains("db| (exited with status 0)"), s.Output); // redis leaves cleanly on the SIGTERM passed on
+        // The restarted server's last words come before its exit line, and both before the emulator's end.
+        string output = s.Output;
+        int end = output.LastIndexOf("db| (exited with status 0)", StringComparison.Ordinal);
+        int restarted = output.LastIndexOf("db| (exited with status", end - 1, StringComparison.Ordinal); // the crash's
+        Assert.True(output[restarted..end].Contains("ready to exit", StringComparison.Ordinal), output);
     }
 
     [Fact]
