@@ -128,7 +128,10 @@ internal sealed class ProcessNode : Node, IAttachedNode
         var launched = new Launched(p);
         p.OutputDataReceived += (_, e) => Line(e.Data);
         p.ErrorDataReceived += (_, e) => Line(e.Data);
-        p.Exited += (_, _) => ReportEnd(launched); // an end of its own (a stop reports it too)
+        // An end of its own (a stop reports it too). Off the thread that raised the event: that can
+        // be any thread reading HasExited first (Running, on the emulator's thread), and the report
+        // may wait for the program's output.
+        p.Exited += (_, _) => Task.Run(() => ReportEnd(launched));
         try { p.Start(); }
         catch (System.ComponentModel.Win32Exception e)
         {

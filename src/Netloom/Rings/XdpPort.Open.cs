@@ -39,22 +39,24 @@ internal sealed unsafe partial class XdpPort
             // A socket closed a moment ago (ours or another process's) still holds the queue: the kernel
             // lets go of its buffer pool in deferred work after the close returns, and a bind until then
             // fails with EBUSY. Such a bind is tried again for up to a second (100 tries 10 ms apart).
+            Setup s;
+            bool zeroCopy;
             for (int tries = 1; ; tries++)
             {
-                if (TryCreateSocket(who, spec.Name, pool, ifindex, queue, n, fillBuffers, XDP_ZEROCOPY | XDP_USE_NEED_WAKEUP, out var s, out int bindErrno, out _))
-                {
-                    program.Insert(who, queue, s.Fd);
-                    return new XdpPort(who, o, pool, shared is null, owned, program, s, zeroCopy: true, ifindex, queue);
-                }
-                if (TryCreateSocket(who, spec.Name, pool, ifindex, queue, n, fillBuffers, XDP_COPY | XDP_USE_NEED_WAKEUP, out s, out bindErrno, out string why))
-                {
-                    program.Insert(who, queue, s.Fd);
-                    return new XdpPort(who, o, pool, shared is null, owned, program, s, zeroCopy: false, ifindex, queue);
-                }
+                zeroCopy = TryCreateSocket(who, spec.Name, pool, ifindex, queue, n, fillBuffers, XDP_ZEROCOPY | XDP_USE_NEED_WAKEUP, out s, out _, out _);
+                if (zeroCopy || TryCreateSocket(who, spec.Name, pool, ifindex, queue, n, fillBuffers, XDP_COPY | XDP_USE_NEED_WAKEUP, out s, out int bindErrno, out string why))
+                    break;
                 if (bindErrno != Errno.EBUSY || why != "bind" || tries == 100)
                     throw BindError(who, spec.Name, queue, bindErrno, why);
                 Thread.Sleep(10);
             }
+            try { program.Insert(who, queue, s.Fd); }
+            catch
+            {
+                s.Close();
+                throw;
+            }
+            return new XdpPort(who, o, pool, shared is null, owned, program, s, zeroCopy, ifindex, queue);
         }
         catch
         {

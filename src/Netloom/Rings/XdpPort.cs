@@ -78,6 +78,16 @@ internal sealed unsafe partial class XdpPort : PortBase
         public readonly int Fd;
         public readonly XskRing Fill, Completion, Rx, Tx;
         public Setup(int fd, XskRing fill, XskRing completion, XskRing rx, XskRing tx) => (Fd, Fill, Completion, Rx, Tx) = (fd, fill, completion, rx, tx);
+
+        /// <summary>Undoes a setup no port took over: the rings' mappings, then the socket.</summary>
+        public void Close()
+        {
+            Fill.Unmap();
+            Completion.Unmap();
+            Rx.Unmap();
+            Tx.Unmap();
+            Libc.Close(Fd);
+        }
     }
 
     private XdpPort(string name, PortOptions o, PacketPool pool, bool ownsPool, ReadOnlySpan<uint> owned, XdpProgram program, Setup s, bool zeroCopy, int ifindex, uint queue) : base(name)

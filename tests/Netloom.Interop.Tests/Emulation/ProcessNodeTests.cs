@@ -150,7 +150,7 @@ public class ProcessNodeTests
         string output = s.Output;
         int end = output.LastIndexOf("db| (exited with status 0)", StringComparison.Ordinal);
         int restarted = output.LastIndexOf("db| (exited with status", end - 1, StringComparison.Ordinal); // the crash's
-        Assert.True(output[restarted..end].Contains("ready to exit", StringComparison.Ordinal), output);
+        Assert.True(restarted >= 0 && output[restarted..end].Contains("ready to exit", StringComparison.Ordinal), output);
     }
 
     [Fact]

@@ -502,6 +502,34 @@ static void check_poll_beside_a_reaping_thread(int ep, int lfd)
     close(r.ep); close(c); close(cl); close(idle); close(idle_client); close(p[0]); close(p[1]);
 }
 
+/* A close behind many receive completions waiting for the owner: in the owner mode they are
+ * task work, run a bounded batch per entry into the ring, and the close's cancellation queues
+ * behind them; the FIN must not wait for the owner's next wait however many come first. */
+#define BEHIND 100
+static void check_close_behind_many_completions(int ep, int lfd)
+{
+    int cl[BEHIND], sv[BEHIND], n = 0;
+    for (; n < BEHIND; n++) {
+        cl[n] = client();
+        sv[n] = accept_one(ep, lfd);
+        if (sv[n] < 0) { close(cl[n]); break; }
+    }
+    struct epoll_event ev;
+    epoll_wait(ep, &ev, 1, 0); /* the receives are armed */
+    usleep(100000);
+    epoll_wait(ep, &ev, 1, 0);
+    for (int i = 1; i < n; i++) (void)!write(cl[i], "x", 1); /* each one a completion for the owner */
+    usleep(100000);
+    struct timeval tv = { 5, 0 };
+    setsockopt(cl[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    close(sv[0]);
+    char b;
+    ssize_t eof = recv(cl[0], &b, 1, 0); /* the owner blocks in the kernel */
+    CHECK("a-close-behind-many-waiting-completions-sends-its-fin", n == BEHIND && eof == 0,
+          "%d of %d connections, the peer's read after the close %zd", n, BEHIND, eof);
+    for (int i = 0; i < n; i++) { if (i > 0) close(sv[i]); close(cl[i]); }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) { fprintf(stderr, "usage: %s PORT\n", argv[0]); return 2; }
@@ -535,6 +563,7 @@ int main(int argc, char **argv)
     /* In the owner mode too: there the close's entry into the ring runs the cancelled receive's
      * task work, so its hold on the socket goes before this owner blocks in the kernel. */
     check_dup_outlives_original(ep, lfd);
+    check_close_behind_many_completions(ep, lfd);
     /* The blocking check uses a blocking listener. */
     int blfd = socket(AF_INET, SOCK_STREAM, 0);
     setsockopt(blfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
