@@ -236,6 +236,7 @@ internal sealed partial class LiveEmulation : IDisposable
             _ => new List<string>(),
         },
         kind = n switch { HostNode => "host", SwitchNode => "switch", RouterNode => "router", LinuxNode => "linux", ProcessNode => "process", _ => "node" },
+        @namespace = n is LinuxNode ln ? ln.Namespace : null, // where `ip netns exec` runs commands in a linux node
         process = n is ProcessNode pn ? new
         {
             program = pn.Program,

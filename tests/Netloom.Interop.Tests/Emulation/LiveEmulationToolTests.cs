@@ -160,6 +160,9 @@ public class LiveEmulationToolTests
         using var s = new ServedEmulation(RepoFile("examples/troubleshoot-linux.yaml"), dir.File("run"), "--realtime");
         var ns = s.WaitForOutput(new System.Text.RegularExpressions.Regex(@"linux node h1: run commands in it with: ip netns exec (\S+) COMMAND"));
         Assert.True(ns.Success, s.Output);
+        // The API names the same namespace.
+        var h1 = s.Get("api/nodes").EnumerateArray().Single(n => n.GetProperty("name").GetString() == "h1");
+        Assert.Equal(ns.Groups[1].Value, h1.GetProperty("namespace").GetString());
         List<string> Hops(string to, int max)
         {
             var (code, o, e) = Sh.Run(TimeSpan.FromSeconds(120), "ip", "netns", "exec", ns.Groups[1].Value, "traceroute", "-n", "-q", "1", "-w", "2", "-m", max.ToString(), to);
