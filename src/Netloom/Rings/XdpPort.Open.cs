@@ -38,7 +38,7 @@ internal sealed unsafe partial class XdpPort
             // Zero-copy where the driver has it; veth and generic mode have only copy.
             // A socket closed a moment ago (ours or another process's) still holds the queue: the kernel
             // lets go of its buffer pool in deferred work after the close returns, and a bind until then
-            // fails with EBUSY. Such a bind is tried again for up to a second (100 tries 10 ms apart).
+            // fails with EBUSY. Such a bind is tried again for up to a second, as a busy attach is.
             Setup s;
             bool zeroCopy;
             for (int tries = 1; ; tries++)
@@ -46,9 +46,9 @@ internal sealed unsafe partial class XdpPort
                 zeroCopy = TryCreateSocket(who, spec.Name, pool, ifindex, queue, n, fillBuffers, XDP_ZEROCOPY | XDP_USE_NEED_WAKEUP, out s, out _, out _);
                 if (zeroCopy || TryCreateSocket(who, spec.Name, pool, ifindex, queue, n, fillBuffers, XDP_COPY | XDP_USE_NEED_WAKEUP, out s, out int bindErrno, out string why))
                     break;
-                if (bindErrno != Errno.EBUSY || why != "bind" || tries == 100)
+                if (bindErrno != Errno.EBUSY || why != "bind" || tries == XdpProgram.BusyTries)
                     throw BindError(who, spec.Name, queue, bindErrno, why);
-                Thread.Sleep(10);
+                Thread.Sleep(XdpProgram.BusyPauseMs);
             }
             try { program.Insert(who, queue, s.Fd); }
             catch
@@ -138,8 +138,7 @@ internal sealed unsafe partial class XdpPort
 
         bool Fail()
         {
-            fill.Unmap(); comp.Unmap(); rx.Unmap(); tx.Unmap();
-            Libc.Close(fd);
+            new Setup(fd, fill, comp, rx, tx).Close();
             return false;
         }
     }

@@ -125,14 +125,17 @@ internal sealed unsafe class XdpProgram : IDisposable
         return fd;
     }
 
+    /// <summary>How often, and how far apart, an open tries a busy attach or bind again: a second in all.</summary>
+    internal const int BusyTries = 100, BusyPauseMs = 10;
+
     private void Link(string who, int ifindex, string ifname, XdpAttachMode? only)
     {
         // A link whose holder closed it a moment ago can outlive the close briefly: a process forked
         // by another thread at that moment holds a copy of it until its exec. So a busy interface is
-        // tried again for up to a second (100 tries 10 ms apart) before it is reported.
+        // tried again for up to a second (BusyTries) before it is reported.
         int e;
-        for (int tries = 1; (e = TryLink(ifindex, only)) is Errno.EBUSY or Errno.EEXIST && tries < 100; tries++)
-            Thread.Sleep(10);
+        for (int tries = 1; (e = TryLink(ifindex, only)) is Errno.EBUSY or Errno.EEXIST && tries < BusyTries; tries++)
+            Thread.Sleep(BusyPauseMs);
         if (e == 0) return;
         // EBUSY: a program or link is there already (in this mode); EEXIST: one in the other mode.
         if (e is Errno.EBUSY or Errno.EEXIST)
